@@ -1,0 +1,201 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import envSchema from 'env-schema';
+import { ConfigSchema, type Env } from './schema';
+
+export { ConfigSchema };
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export interface ProviderEndpoint {
+  /** true when no real credentials are configured and the SDK talks to the sandbox */
+  sandbox: boolean;
+}
+
+export interface Config {
+  dataDir: string;
+  toolsDir: string;
+  host: string;
+  ports: { public: number; admin: number; metrics: number; sandbox: number };
+  publicBaseUrl: string;
+  adminToken: string;
+  trustedProxies: string[];
+  logLevel: Env['LOG_LEVEL'];
+  database: {
+    url?: string;
+    poolMax: number;
+    connMaxLifetimeS: number;
+    statementTimeoutMs: number;
+    embeddedPort: number;
+  };
+  temporal: {
+    address: string;
+    namespace: string;
+    uiPort: number;
+    taskQueue: string;
+    cli?: string;
+    testServer?: string;
+  };
+  keys: { keyringFile?: string; keyring?: string; payloadKeys?: string; payloadKeysFile?: string };
+  providers: {
+    sandboxUrl: string;
+    timeoutMs: number;
+    statusUrlTemplate: string;
+    twilio: ProviderEndpoint & { accountSid: string; authToken: string; from: string };
+    plivo: ProviderEndpoint & { authId: string; authToken: string; from: string };
+    sendgrid: ProviderEndpoint & { apiKey: string };
+    ses: ProviderEndpoint & { region: string; accessKeyId: string; secretAccessKey: string };
+    emailFrom: string;
+    slack: ProviderEndpoint & { botToken: string; signingSecret?: string; channel: string };
+    hcaptcha: ProviderEndpoint & { secret: string; siteKey: string };
+  };
+}
+
+type Credentials = Record<string, string | undefined>;
+
+/** The seed's `credentials_file`: a JSON object whose keys are the env names without prefix. */
+function readCredentialsFile(file: string | undefined): Credentials {
+  if (!file) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    // never echo the file's contents: it holds secrets
+    throw new ConfigError(`cannot read credentials file ${file}: ${(err as Error).name}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null) {
+    throw new ConfigError(`credentials file ${file} must hold a JSON object`);
+  }
+  return parsed as Credentials;
+}
+
+function list(value: string): string[] {
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/**
+ * Reads and validates the environment. Throws ConfigError naming the offending variables,
+ * never their values.
+ */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+  let env: Env;
+  try {
+    env = envSchema<Env>({ schema: ConfigSchema, data: { ...source }, dotenv: false });
+  } catch (err) {
+    throw new ConfigError(`invalid configuration: ${(err as Error).message}`);
+  }
+
+  const twilioFile = readCredentialsFile(env.TWILIO_CREDENTIALS_FILE);
+  const plivoFile = readCredentialsFile(env.PLIVO_CREDENTIALS_FILE);
+  const sendgridFile = readCredentialsFile(env.SENDGRID_CREDENTIALS_FILE);
+  const sesFile = readCredentialsFile(env.SES_CREDENTIALS_FILE);
+  const slackFile = readCredentialsFile(env.SLACK_CREDENTIALS_FILE);
+
+  const twilioSid = env.TWILIO_ACCOUNT_SID ?? twilioFile.account_sid;
+  const twilioToken = env.TWILIO_AUTH_TOKEN ?? twilioFile.auth_token;
+  const plivoId = env.PLIVO_AUTH_ID ?? plivoFile.auth_id;
+  const plivoToken = env.PLIVO_AUTH_TOKEN ?? plivoFile.auth_token;
+  const sendgridKey = env.SENDGRID_API_KEY ?? sendgridFile.api_key;
+  const sesKeyId = env.SES_ACCESS_KEY_ID ?? sesFile.access_key_id;
+  const sesSecret = env.SES_SECRET_ACCESS_KEY ?? sesFile.secret_access_key;
+  const slackToken = env.SLACK_BOT_TOKEN ?? slackFile.bot_token;
+  const slackSigning = env.SLACK_SIGNING_SECRET ?? slackFile.signing_secret;
+
+  const sandboxUrl = env.WARDEN_SANDBOX_URL.replace(/\/+$/, '');
+  const dataDir = path.resolve(env.WARDEN_DATA_DIR);
+
+  return Object.freeze({
+    dataDir,
+    toolsDir: path.resolve(env.WARDEN_TOOLS_DIR),
+    host: env.WARDEN_HOST,
+    ports: {
+      public: env.WARDEN_PUBLIC_PORT,
+      admin: env.WARDEN_ADMIN_PORT,
+      metrics: env.WARDEN_METRICS_PORT,
+      sandbox: env.WARDEN_SANDBOX_PORT,
+    },
+    publicBaseUrl: env.WARDEN_PUBLIC_BASE_URL.replace(/\/+$/, ''),
+    adminToken: env.WARDEN_ADMIN_TOKEN,
+    trustedProxies: list(env.WARDEN_TRUSTED_PROXIES),
+    logLevel: env.LOG_LEVEL,
+    database: {
+      url: env.DATABASE_URL,
+      poolMax: env.WARDEN_DB_POOL_MAX,
+      connMaxLifetimeS: env.WARDEN_DB_CONN_MAX_LIFETIME_S,
+      statementTimeoutMs: env.WARDEN_DB_STATEMENT_TIMEOUT_MS,
+      embeddedPort: env.WARDEN_EMBEDDED_PG_PORT,
+    },
+    temporal: {
+      address: env.TEMPORAL_ADDRESS,
+      namespace: env.TEMPORAL_NAMESPACE,
+      uiPort: env.TEMPORAL_UI_PORT,
+      taskQueue: env.WARDEN_TASK_QUEUE,
+      cli: env.TEMPORAL_CLI,
+      testServer: env.TEMPORAL_TEST_SERVER,
+    },
+    keys: {
+      keyringFile: env.WARDEN_KEYRING_FILE,
+      keyring: env.WARDEN_KEYRING,
+      payloadKeys: env.WARDEN_PAYLOAD_KEYS,
+      payloadKeysFile: env.WARDEN_PAYLOAD_KEYS_FILE,
+    },
+    providers: {
+      sandboxUrl,
+      timeoutMs: env.WARDEN_PROVIDER_TIMEOUT_MS,
+      statusUrlTemplate: env.WARDEN_STATUS_URL_TEMPLATE ?? `${sandboxUrl}/status/%s/api/v2/status.json`,
+      twilio: {
+        sandbox: !(twilioSid && twilioToken),
+        // the SDK insists on an AC-prefixed SID even when it talks to the sandbox
+        accountSid: twilioSid ?? 'AC00000000000000000000000000000000',
+        authToken: twilioToken ?? 'sandbox',
+        from: env.TWILIO_FROM,
+      },
+      plivo: {
+        sandbox: !(plivoId && plivoToken),
+        authId: plivoId ?? 'MA0000000000000000SANDBOX',
+        authToken: plivoToken ?? 'sandbox',
+        from: env.PLIVO_FROM,
+      },
+      sendgrid: { sandbox: !sendgridKey, apiKey: sendgridKey ?? 'SG.sandbox' },
+      ses: {
+        sandbox: !(sesKeyId && sesSecret),
+        region: env.SES_REGION,
+        accessKeyId: sesKeyId ?? 'AKIASANDBOX',
+        secretAccessKey: sesSecret ?? 'sandbox',
+      },
+      emailFrom: env.EMAIL_FROM,
+      slack: {
+        sandbox: !slackToken,
+        botToken: slackToken ?? 'xoxb-sandbox',
+        signingSecret: slackSigning,
+        channel: env.SLACK_CHANNEL,
+      },
+      hcaptcha: {
+        sandbox: !env.HCAPTCHA_SECRET,
+        secret: env.HCAPTCHA_SECRET ?? '0x0000000000000000000000000000000000000000',
+        siteKey: env.HCAPTCHA_SITE_KEY ?? '10000000-ffff-ffff-ffff-000000000001',
+      },
+    },
+  });
+}
+
+/** What is safe to print at startup: no tokens, no credentials, no connection strings. */
+export function describeConfig(config: Config): Record<string, unknown> {
+  const p = config.providers;
+  return {
+    ports: config.ports,
+    temporal: { address: config.temporal.address, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue },
+    database: config.database.url ? 'DATABASE_URL' : `embedded (port ${config.database.embeddedPort})`,
+    providers: Object.fromEntries(
+      (['twilio', 'plivo', 'sendgrid', 'ses', 'slack', 'hcaptcha'] as const).map((name) => [
+        name,
+        p[name].sandbox ? `sandbox ${p.sandboxUrl}` : 'live',
+      ]),
+    ),
+  };
+}

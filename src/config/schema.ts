@@ -1,0 +1,82 @@
+import { Type, type Static } from '@sinclair/typebox';
+
+/**
+ * Every setting Warden reads from the environment, with its default written once.
+ * Values that responders change during an incident (rate limits, delivery routes, channel
+ * switches) live in Postgres instead, so they change at runtime without a restart.
+ */
+const port = (defaultPort: number) => Type.Integer({ minimum: 0, maximum: 65535, default: defaultPort });
+const optionalString = Type.Optional(Type.String({ minLength: 1 }));
+
+export const ConfigSchema = Type.Object({
+  // where the dev stack keeps its embedded Postgres cluster, Temporal SQLite file and keys
+  WARDEN_DATA_DIR: Type.String({ default: '.data' }),
+  WARDEN_TOOLS_DIR: Type.String({ default: '.tools' }),
+  WARDEN_HOST: Type.String({ default: '127.0.0.1' }),
+  WARDEN_PUBLIC_PORT: port(8080),
+  WARDEN_ADMIN_PORT: port(9090),
+  WARDEN_METRICS_PORT: port(8888),
+  WARDEN_SANDBOX_PORT: port(8099),
+  // links in emails point here
+  WARDEN_PUBLIC_BASE_URL: Type.String({ default: 'http://127.0.0.1:8080' }),
+  // Bearer token for everything under /admin/api/; no default on purpose
+  WARDEN_ADMIN_TOKEN: Type.String({ minLength: 16 }),
+  // comma-separated IPs or CIDRs whose X-Forwarded-For is believed
+  WARDEN_TRUSTED_PROXIES: Type.String({ default: '' }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' },
+  ),
+
+  DATABASE_URL: optionalString,
+  // the seed's pool defaults: max_open_conns 25, conn_max_lifetime 5m
+  WARDEN_DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 25 }),
+  WARDEN_DB_CONN_MAX_LIFETIME_S: Type.Integer({ minimum: 0, default: 300 }),
+  WARDEN_DB_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 0, default: 5000 }),
+  WARDEN_EMBEDDED_PG_PORT: port(5433),
+
+  TEMPORAL_ADDRESS: Type.String({ default: '127.0.0.1:7233' }),
+  TEMPORAL_NAMESPACE: Type.String({ default: 'default' }),
+  TEMPORAL_UI_PORT: port(8233),
+  WARDEN_TASK_QUEUE: Type.String({ default: 'warden' }),
+  // path to an existing `temporal` binary; otherwise PATH, then the tools folder
+  TEMPORAL_CLI: optionalString,
+  TEMPORAL_TEST_SERVER: optionalString,
+
+  // Keys. The keyring file holds the key-encryption keys (versioned); data keys (OTP
+  // peppers, seal keys) live wrapped in Postgres so a rotation reaches every process.
+  WARDEN_KEYRING_FILE: optionalString,
+  WARDEN_KEYRING: optionalString,
+  // key for the Temporal payload codec (base64, 32 bytes, or a JSON keyring)
+  WARDEN_PAYLOAD_KEYS: optionalString,
+  WARDEN_PAYLOAD_KEYS_FILE: optionalString,
+
+  // Providers. When real credentials are absent, the SDK is pointed at the sandbox.
+  WARDEN_SANDBOX_URL: Type.String({ default: 'http://127.0.0.1:8099' }),
+  WARDEN_PROVIDER_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5000 }),
+  TWILIO_ACCOUNT_SID: optionalString,
+  TWILIO_AUTH_TOKEN: optionalString,
+  TWILIO_CREDENTIALS_FILE: optionalString,
+  TWILIO_FROM: Type.String({ default: '+15005550006' }),
+  PLIVO_AUTH_ID: optionalString,
+  PLIVO_AUTH_TOKEN: optionalString,
+  PLIVO_CREDENTIALS_FILE: optionalString,
+  PLIVO_FROM: Type.String({ default: '+15005550007' }),
+  SENDGRID_API_KEY: optionalString,
+  SENDGRID_CREDENTIALS_FILE: optionalString,
+  SES_REGION: Type.String({ default: 'us-east-1' }),
+  SES_ACCESS_KEY_ID: optionalString,
+  SES_SECRET_ACCESS_KEY: optionalString,
+  SES_CREDENTIALS_FILE: optionalString,
+  EMAIL_FROM: Type.String({ default: 'Warden <no-reply@warden.example>' }),
+  SLACK_BOT_TOKEN: optionalString,
+  SLACK_SIGNING_SECRET: optionalString,
+  SLACK_CREDENTIALS_FILE: optionalString,
+  SLACK_CHANNEL: Type.String({ default: '#incidents' }),
+  HCAPTCHA_SECRET: optionalString,
+  HCAPTCHA_SITE_KEY: optionalString,
+  // status pages polled by the provider-outage runbook; %s is the provider name
+  WARDEN_STATUS_URL_TEMPLATE: optionalString,
+});
+
+export type Env = Static<typeof ConfigSchema>;
