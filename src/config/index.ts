@@ -71,6 +71,25 @@ function readCredentialsFile(file: string | undefined): Credentials {
   return parsed as Credentials;
 }
 
+/**
+ * Docker-secrets convention: `X_FILE=/run/secrets/x` supplies `X` from a file, so secrets
+ * never have to sit in the environment. An explicit `X` wins.
+ */
+function withFileSecrets(source: NodeJS.ProcessEnv): Record<string, string | undefined> {
+  const data: Record<string, string | undefined> = { ...source };
+  for (const key of Object.keys(ConfigSchema.properties)) {
+    const file = source[`${key}_FILE`];
+    if (data[key] === undefined && file) {
+      try {
+        data[key] = readFileSync(file, 'utf8').trim();
+      } catch (err) {
+        throw new ConfigError(`cannot read ${key}_FILE (${file}): ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+      }
+    }
+  }
+  return data;
+}
+
 function list(value: string): string[] {
   return value
     .split(',')
@@ -85,7 +104,7 @@ function list(value: string): string[] {
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   let env: Env;
   try {
-    env = envSchema<Env>({ schema: ConfigSchema, data: { ...source }, dotenv: false });
+    env = envSchema<Env>({ schema: ConfigSchema, data: withFileSecrets(source), dotenv: false });
   } catch (err) {
     throw new ConfigError(`invalid configuration: ${(err as Error).message}`);
   }
