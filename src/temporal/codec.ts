@@ -1,0 +1,91 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { METADATA_ENCODING_KEY, type Payload, type PayloadCodec } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
+
+const ENCODING = 'binary/encrypted';
+const KEY_ID = 'encryption-key-id';
+const CIPHER = 'aes-256-gcm';
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+
+export interface PayloadKeyring {
+  activeKeyId: string;
+  keys: Map<string, Buffer>;
+}
+
+function decodeKey(id: string, base64: string): Buffer {
+  const key = Buffer.from(base64, 'base64');
+  if (key.length !== 32) throw new Error(`payload key ${id} must be 32 bytes of base64`);
+  return key;
+}
+
+/**
+ * Accepts a bare base64 key (id "k1") or `{"active":"k2","keys":{"k1":"...","k2":"..."}}`.
+ * Rotation: add a key, make it active; old keys stay to decode old histories.
+ */
+export function parsePayloadKeyring(text: string): PayloadKeyring {
+  const trimmed = text.trim();
+  if (!trimmed.startsWith('{')) return { activeKeyId: 'k1', keys: new Map([['k1', decodeKey('k1', trimmed)]]) };
+  const parsed = JSON.parse(trimmed) as { active?: string; keys?: Record<string, string> };
+  if (!parsed.active || !parsed.keys || !parsed.keys[parsed.active]) {
+    throw new Error('payload keyring needs "active" naming one of "keys"');
+  }
+  const keys = new Map(Object.entries(parsed.keys).map(([id, b64]) => [id, decodeKey(id, b64)]));
+  return { activeKeyId: parsed.active, keys };
+}
+
+export function loadPayloadKeyring(source: { payloadKeys?: string; payloadKeysFile?: string }): PayloadKeyring {
+  if (source.payloadKeys) return parsePayloadKeyring(source.payloadKeys);
+  if (source.payloadKeysFile) return parsePayloadKeyring(readFileSync(source.payloadKeysFile, 'utf8'));
+  throw new Error('WARDEN_PAYLOAD_KEYS or WARDEN_PAYLOAD_KEYS_FILE is required: Temporal payloads carry PII');
+}
+
+/** A fresh `{"active","keys"}` keyring with one random 256-bit key (dev stack and tests). */
+export function generatePayloadKeyring(): string {
+  return JSON.stringify({ active: 'k1', keys: { k1: randomBytes(32).toString('base64') } });
+}
+
+/**
+ * Encrypts every payload with AES-256-GCM so phone numbers, emails and the like are not
+ * readable in Temporal's database or UI without the key. The key id travels in metadata.
+ */
+export class EncryptionCodec implements PayloadCodec {
+  constructor(private readonly keyring: PayloadKeyring) {}
+
+  async encode(payloads: Payload[]): Promise<Payload[]> {
+    const keyId = this.keyring.activeKeyId;
+    const key = this.keyring.keys.get(keyId)!;
+    return payloads.map((payload) => {
+      const plain = temporal.api.common.v1.Payload.encode(payload).finish();
+      const iv = randomBytes(IV_BYTES);
+      const cipher = createCipheriv(CIPHER, key, iv);
+      const data = Buffer.concat([iv, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+      return {
+        metadata: {
+          [METADATA_ENCODING_KEY]: Buffer.from(ENCODING),
+          [KEY_ID]: Buffer.from(keyId),
+        },
+        data,
+      };
+    });
+  }
+
+  async decode(payloads: Payload[]): Promise<Payload[]> {
+    return payloads.map((payload) => {
+      const encoding = payload.metadata?.[METADATA_ENCODING_KEY];
+      if (!encoding || Buffer.from(encoding).toString() !== ENCODING) return payload;
+      const keyIdBytes = payload.metadata?.[KEY_ID];
+      const keyId = keyIdBytes ? Buffer.from(keyIdBytes).toString() : '';
+      const key = this.keyring.keys.get(keyId);
+      if (!key) throw new Error(`no payload key with id ${keyId}`);
+      const data = Buffer.from(payload.data ?? new Uint8Array());
+      const iv = data.subarray(0, IV_BYTES);
+      const tag = data.subarray(data.length - TAG_BYTES);
+      const decipher = createDecipheriv(CIPHER, key, iv);
+      decipher.setAuthTag(tag);
+      const plain = Buffer.concat([decipher.update(data.subarray(IV_BYTES, data.length - TAG_BYTES)), decipher.final()]);
+      return temporal.api.common.v1.Payload.decode(plain);
+    });
+  }
+}

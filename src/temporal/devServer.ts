@@ -1,0 +1,74 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+import { searchAttributeFlags } from '../shared/searchAttributes';
+import { spawnManaged, waitFor, type ManagedProcess } from '../dev/process';
+
+export interface DevServerOptions {
+  cli: string;
+  host?: string;
+  port: number;
+  /** omit for a headless server (tests) */
+  uiPort?: number;
+  /** SQLite file that keeps workflows across restarts; omit for in-memory */
+  dbFile?: string;
+  codecEndpoint?: string;
+  namespace?: string;
+  onOutput?: (line: string) => void;
+}
+
+export interface DevServer {
+  address: string;
+  uiUrl?: string;
+  process: ManagedProcess;
+  stop(): Promise<void>;
+}
+
+/** Starts `temporal server start-dev` with the project's search attributes and waits until it answers. */
+export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
+  const host = options.host ?? '127.0.0.1';
+  const args = ['server', 'start-dev', '--ip', host, '--port', String(options.port), '--log-level', 'warn'];
+  if (options.uiPort !== undefined) {
+    args.push('--ui-port', String(options.uiPort), '--ui-disable-news-fetch');
+    if (options.codecEndpoint) args.push('--ui-codec-endpoint', options.codecEndpoint);
+  } else {
+    args.push('--headless');
+  }
+  if (options.dbFile) {
+    mkdirSync(path.dirname(options.dbFile), { recursive: true });
+    args.push('--db-filename', options.dbFile);
+  }
+  if (options.namespace && options.namespace !== 'default') args.push('--namespace', options.namespace);
+  args.push(...searchAttributeFlags());
+
+  const proc = spawnManaged(options.cli, args, { onOutput: options.onOutput });
+  const address = `${host}:${options.port}`;
+  const exitedEarly = new Promise<never>((_, reject) =>
+    proc.child.once('exit', (code, signal) =>
+      reject(new Error(`temporal server exited during start (code ${code}, signal ${signal})`)),
+    ),
+  );
+  try {
+    await Promise.race([
+      exitedEarly,
+      waitFor('the Temporal dev server', async () => {
+        const connection = await Connection.connect({ address, connectTimeout: 1000 });
+        try {
+          await connection.workflowService.getSystemInfo({});
+        } finally {
+          await connection.close();
+        }
+      }),
+    ]);
+  } catch (err) {
+    await proc.stop(2000);
+    throw err;
+  }
+  exitedEarly.catch(() => {});
+  return {
+    address,
+    uiUrl: options.uiPort !== undefined ? `http://${host}:${options.uiPort}` : undefined,
+    process: proc,
+    stop: () => proc.stop(),
+  };
+}
