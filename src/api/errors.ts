@@ -1,0 +1,75 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { DatabaseReadOnlyError } from '../db/database';
+
+/**
+ * An error the API answers with on purpose: a status, a stable machine-readable `error`
+ * code and a human sentence. Anything else that escapes a handler is logged and answered as
+ * a 500 without detail; bad input never gets there because every route validates first.
+ */
+export class ApiError extends Error {
+  override name = 'ApiError';
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+    readonly extra: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+export const ErrorBody = {
+  type: 'object',
+  required: ['error', 'message'],
+  properties: { error: { type: 'string' }, message: { type: 'string' } },
+  additionalProperties: true,
+} as const;
+
+function send(reply: FastifyReply, status: number, code: string, message: string, extra: Record<string, unknown> = {}) {
+  return reply.status(status).type('application/json').send({ error: code, message, ...extra });
+}
+
+/** Connection-level failures from pg or Temporal: the dependency is down, not the request. */
+function isUnavailable(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P03', '08006', '08001', '08003'].includes(code)) {
+    return true;
+  }
+  const message = err instanceof Error ? err.message : '';
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|UNAVAILABLE|DEADLINE_EXCEEDED/i.test(message);
+}
+
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setNotFoundHandler((request, reply) =>
+    send(reply, 404, 'not_found', `no route for ${request.method} ${request.routeOptions.url ?? 'this path'}`),
+  );
+
+  app.setErrorHandler((err: FastifyError | ApiError | Error, request: FastifyRequest, reply: FastifyReply) => {
+    if (err instanceof ApiError) {
+      for (const [name, value] of Object.entries(err.headers)) reply.header(name, value);
+      return send(reply, err.statusCode, err.code, err.message, err.extra);
+    }
+    if (err instanceof DatabaseReadOnlyError) {
+      reply.header('Retry-After', '30');
+      return send(reply, 503, 'read_only', err.message);
+    }
+    const fastifyError = err as FastifyError;
+    if (fastifyError.validation) {
+      return send(reply, 400, 'invalid_request', `${fastifyError.validationContext ?? 'request'} ${fastifyError.validation[0]?.message ?? 'is invalid'}`.replace(/\s+/g, ' '));
+    }
+    const status = fastifyError.statusCode;
+    if (status && status >= 400 && status < 500) {
+      // Fastify's own client errors: bad JSON, wrong content type, body too large...
+      const code = status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : 'invalid_request';
+      return send(reply, status, code, fastifyError.message.replace(/^FST_\w+: /, ''));
+    }
+    if (isUnavailable(err)) {
+      request.log.warn({ err: { name: err.name, code: (err as { code?: string }).code } }, 'dependency unavailable');
+      reply.header('Retry-After', '5');
+      return send(reply, 503, 'unavailable', 'a dependency is unavailable; try again shortly');
+    }
+    request.log.error({ err: { name: err.name, message: err.message, stack: err.stack } }, 'unhandled error');
+    return send(reply, 500, 'internal', 'internal error');
+  });
+}

@@ -1,0 +1,49 @@
+import { buildMetricsApp } from '../api/app';
+import { loadConfig } from '../config';
+import { migrate } from '../db/migrate';
+import { createRuntime } from '../runtime';
+import { installTemporalLogging } from '../temporal/logging';
+import { ensureSearchAttributes } from '../temporal/searchAttributes';
+import { createLogger } from '../telemetry/logger';
+import { startWorker } from './worker';
+
+/**
+ * Production worker entry: `node dist/src/worker/main.js` (or tsx). Needs DATABASE_URL and a
+ * running Temporal; the dev stack (`npm start`) runs the worker in-process instead.
+ */
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger({ level: config.logLevel, name: 'warden-worker' });
+  if (!config.database.url) throw new Error('DATABASE_URL is required for a standalone worker');
+  installTemporalLogging(logger);
+  // every process applies pending migrations at start, under node-pg-migrate's advisory lock
+  await migrate(config.database.url, (line) => logger.warn(line));
+  const runtime = await createRuntime(config, { databaseUrl: config.database.url, logger, applicationName: 'warden-worker' });
+  const added = await ensureSearchAttributes(runtime.temporal.connection, config.temporal.namespace);
+  if (added.length) logger.info({ added }, 'search attributes registered');
+  const handle = await startWorker(runtime, { workflowBundlePath: process.env.WARDEN_WORKFLOW_BUNDLE });
+  // the worker's own metrics (deliveries, activities) on the metrics port
+  const metrics = await buildMetricsApp(runtime);
+  await metrics.listen({ host: config.host, port: config.ports.metrics });
+  logger.info({ taskQueue: config.temporal.taskQueue }, 'worker started');
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'worker shutting down');
+    await handle.shutdown();
+    await metrics.close();
+    await runtime.close();
+    logger.flush();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  await handle.running;
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});

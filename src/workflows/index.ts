@@ -1,0 +1,2 @@
+// Every workflow the worker registers. Deterministic code only below this folder.
+export { healthCheckWorkflow } from './ops/healthCheck';
