@@ -1,0 +1,124 @@
+import path from 'node:path';
+import { startApiServers, type ApiServers } from '../api/server';
+import { describeConfig, loadConfig } from '../config';
+import { startEmbeddedPostgres, type EmbeddedServer } from '../db/embedded';
+import { migrate } from '../db/migrate';
+import { seedUsers } from '../db/seed';
+import { createRuntime, type Runtime } from '../runtime';
+import { startSandbox } from '../sandbox/server';
+import { createLogger } from '../telemetry/logger';
+import { startDevServer, type DevServer } from '../temporal/devServer';
+import { installTemporalLogging } from '../temporal/logging';
+import { ensureTool } from '../temporal/tools';
+import { startWorker, type WorkerHandle } from '../worker/worker';
+import { devSecretsEnv } from './secrets';
+
+/**
+ * `npm start`: the whole embedded stack in one command. Temporal dev server (SQLite file
+ * under the data folder, Web UI), Postgres (DATABASE_URL or embedded), the provider sandbox,
+ * the worker and the API. Ctrl-C or SIGTERM stops all of it, in reverse order.
+ */
+async function main(): Promise<void> {
+  const dataDir = path.resolve(process.env.WARDEN_DATA_DIR ?? '.data');
+  Object.assign(process.env, devSecretsEnv(dataDir, process.env));
+  const config = loadConfig();
+  const logger = createLogger({ level: config.logLevel, name: 'warden' });
+  installTemporalLogging(logger);
+  const say = (line: string) => logger.info(line);
+
+  const stops: Array<{ name: string; stop: () => Promise<void> }> = [];
+  let stopping = false;
+  const shutdown = async (reason: string, code: number) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ reason }, 'stopping the stack');
+    for (const { name, stop } of stops.reverse()) {
+      try {
+        await stop();
+      } catch (err) {
+        logger.warn({ component: name, err: (err as Error).message }, 'stop failed');
+      }
+    }
+    logger.flush();
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT', 0));
+  process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
+
+  try {
+    const cli = await ensureTool('cli', config.toolsDir, say);
+    const [host, port] = splitAddress(config.temporal.address);
+    const temporal: DevServer = await startDevServer({
+      cli,
+      host,
+      port,
+      uiPort: config.temporal.uiPort,
+      dbFile: path.join(config.dataDir, 'temporal', 'temporal.db'),
+      namespace: config.temporal.namespace,
+      onOutput: (line) => logger.debug({ component: 'temporal' }, line),
+    });
+    stops.push({ name: 'temporal', stop: () => temporal.stop() });
+
+    let databaseUrl = config.database.url;
+    if (!databaseUrl) {
+      const embedded: EmbeddedServer = await startEmbeddedPostgres({
+        dir: path.join(config.dataDir, 'postgres'),
+        port: config.database.embeddedPort,
+        onLog: (line) => logger.debug({ component: 'postgres' }, line),
+      });
+      stops.push({ name: 'postgres', stop: () => embedded.stop() });
+      databaseUrl = embedded.url;
+    }
+    const applied = await migrate(databaseUrl, (line) => logger.warn(line));
+    if (applied.length) logger.info({ migrations: applied }, 'migrations applied');
+
+    const anySandbox = Object.values(config.providers).some((p) => typeof p === 'object' && p !== null && 'sandbox' in p && p.sandbox);
+    let sandboxUrl: string | undefined;
+    if (anySandbox) {
+      const sandbox = await startSandbox({ host: config.host, port: config.ports.sandbox, logger: logger.child({ component: 'sandbox' }) });
+      stops.push({ name: 'sandbox', stop: () => sandbox.close() });
+      sandboxUrl = sandbox.url;
+    }
+
+    const runtime: Runtime = await createRuntime(config, { databaseUrl, logger });
+    stops.push({ name: 'runtime', stop: () => runtime.close() });
+    await seedUsers(runtime.db);
+
+    const worker: WorkerHandle = await startWorker(runtime);
+    stops.push({ name: 'worker', stop: () => worker.shutdown() });
+    worker.running.catch((err: unknown) => {
+      logger.error({ err: (err as Error).message }, 'worker stopped unexpectedly');
+      void shutdown('worker failure', 1);
+    });
+
+    const api: ApiServers = await startApiServers(runtime);
+    stops.push({ name: 'api', stop: () => api.close() });
+
+    logger.info({ config: describeConfig(config) }, 'configuration');
+    const lines = [
+      '',
+      'Warden is running:',
+      `  public API      ${api.urls.public}/browser/api/v1/identity/auth/...`,
+      `  admin API       ${api.urls.admin}/admin/api/v1  (bearer token: ${path.join(path.relative(process.cwd(), config.dataDir) || '.', 'secrets', 'admin-token')})`,
+      `  readiness       ${api.urls.admin}/readyz`,
+      `  metrics         ${api.urls.metrics}/metrics`,
+      `  Temporal UI     ${temporal.uiUrl}`,
+      `  Temporal gRPC   ${temporal.address}`,
+      ...(sandboxUrl ? [`  sandbox outbox  ${sandboxUrl}/sandbox/messages`] : []),
+      `  Postgres        ${config.database.url ? 'DATABASE_URL' : `embedded on 127.0.0.1:${config.database.embeddedPort} (${path.join(config.dataDir, 'postgres')})`}`,
+      'Press Ctrl-C to stop everything.',
+      '',
+    ];
+    process.stdout.write(lines.join('\n') + '\n');
+  } catch (err) {
+    logger.error({ err: (err as Error).message }, 'the stack failed to start');
+    await shutdown('start failure', 1);
+  }
+}
+
+function splitAddress(address: string): [string, number] {
+  const index = address.lastIndexOf(':');
+  return [address.slice(0, index), Number(address.slice(index + 1))];
+}
+
+void main();
