@@ -1,0 +1,149 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { inject } from 'vitest';
+import { buildAdminApp, buildPublicApp, type WardenApp } from '../../src/api/app';
+import { startApiServers, type ApiServers } from '../../src/api/server';
+import { loadConfig, type Config } from '../../src/config';
+import { migrate } from '../../src/db/migrate';
+import { seedUsers } from '../../src/db/seed';
+import { createRuntime, type Runtime } from '../../src/runtime';
+import { startSandbox } from '../../src/sandbox/server';
+import { createLogger } from '../../src/telemetry/logger';
+import { generatePayloadKeyring } from '../../src/temporal/codec';
+import { installTemporalLogging } from '../../src/temporal/logging';
+import { startWorker, type WorkerHandle } from '../../src/worker/worker';
+import { LogCollector } from './logs';
+
+export interface HarnessOptions {
+  /** extra environment for loadConfig (overrides the harness defaults) */
+  env?: Record<string, string>;
+  /** start an in-process worker (default true); false when a test spawns its own worker process */
+  worker?: boolean;
+  /** also listen on real ports (port 0) for HTTP clients; apps are always injectable */
+  listen?: boolean;
+}
+
+export interface Harness {
+  config: Config;
+  /** the environment the config was loaded from: pass it to a spawned worker process */
+  env: Record<string, string>;
+  databaseUrl: string;
+  runtime: Runtime;
+  logs: LogCollector;
+  sandbox: Awaited<ReturnType<typeof startSandbox>>;
+  worker?: WorkerHandle;
+  public: WardenApp;
+  admin: WardenApp;
+  servers?: ApiServers;
+  adminHeaders: { authorization: string };
+  /** a fresh client to the harness's own database */
+  sql<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<R[]>;
+  close(): Promise<void>;
+}
+
+function randomName(prefix: string): string {
+  return `${prefix}${randomBytes(6).toString('hex')}`;
+}
+
+/** Creates an empty database on the test server, migrated and seeded. */
+export async function createTestDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const adminUrl = inject('pgAdminUrl');
+  const name = randomName('warden_t_');
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
+  await admin.end();
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  await migrate(url.toString());
+  return {
+    url: url.toString(),
+    async drop() {
+      const c = new pg.Client({ connectionString: adminUrl });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+/**
+ * One Warden, fully wired, per test file: its own database, sandbox, task queue and worker,
+ * on the run's shared Temporal dev server. Nothing of Warden's own is mocked.
+ */
+export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
+  const cleanups: Array<() => Promise<void>> = [];
+  const close = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+  };
+  try {
+    const logs = new LogCollector();
+    const logger = createLogger({ level: 'info', destination: logs });
+    installTemporalLogging(logger);
+
+    const database = await createTestDatabase();
+    cleanups.push(() => database.drop());
+    const sandbox = await startSandbox({ port: 0, logger: logger.child({ component: 'sandbox' }) });
+    cleanups.push(() => sandbox.close());
+
+    const env: Record<string, string> = {
+      DATABASE_URL: database.url,
+      TEMPORAL_ADDRESS: inject('temporalAddress'),
+      TEMPORAL_CLI: inject('temporalCli'),
+      WARDEN_TASK_QUEUE: randomName('test-'),
+      WARDEN_SANDBOX_URL: sandbox.url,
+      WARDEN_ADMIN_TOKEN: randomBytes(24).toString('base64url'),
+      WARDEN_PAYLOAD_KEYS: generatePayloadKeyring(),
+      WARDEN_KEYRING: generatePayloadKeyring(),
+      SLACK_SIGNING_SECRET: randomBytes(16).toString('hex'),
+      WARDEN_PUBLIC_PORT: '0',
+      WARDEN_ADMIN_PORT: '0',
+      WARDEN_METRICS_PORT: '0',
+      LOG_LEVEL: 'info',
+      ...options.env,
+    };
+    const config = loadConfig(env);
+    const runtime = await createRuntime(config, { databaseUrl: database.url, logger, applicationName: 'warden-test' });
+    cleanups.push(() => runtime.close());
+    await seedUsers(runtime.db);
+
+    let worker: WorkerHandle | undefined;
+    if (options.worker ?? true) {
+      const handle = await startWorker(runtime, { workflowBundlePath: inject('workflowBundlePath') });
+      worker = handle;
+      cleanups.push(() => handle.shutdown());
+    }
+
+    const publicApp = await buildPublicApp(runtime);
+    cleanups.push(() => publicApp.close());
+    const adminApp = await buildAdminApp(runtime);
+    cleanups.push(() => adminApp.close());
+    let servers: ApiServers | undefined;
+    if (options.listen) {
+      const started = await startApiServers(runtime);
+      servers = started;
+      cleanups.push(() => started.close());
+    }
+
+    return {
+      config,
+      env,
+      databaseUrl: database.url,
+      runtime,
+      logs,
+      sandbox,
+      worker,
+      public: publicApp,
+      admin: adminApp,
+      servers,
+      adminHeaders: { authorization: `Bearer ${config.adminToken}` },
+      async sql<R extends pg.QueryResultRow>(text: string, values?: unknown[]) {
+        return (await runtime.db.query<R>(text, values)).rows;
+      },
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
