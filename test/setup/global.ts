@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
@@ -29,13 +29,16 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const toolsDir = path.resolve(process.env.WARDEN_TOOLS_DIR ?? path.join(root, '.tools'));
   const log = (line: string) => process.stderr.write(`[test setup] ${line}\n`);
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'warden-test-'));
+  // as root, initdb runs as the postgres user, which must be able to enter the folder
+  chmodSync(scratch, 0o755);
   const cleanups: Array<() => Promise<void>> = [async () => rmSync(scratch, { recursive: true, force: true })];
   const teardown = async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch((err: unknown) => log(String(err)));
   };
 
   try {
-    const [cli, testServer] = await Promise.all([ensureTool('cli', toolsDir, log), ensureTool('testServer', toolsDir, log)]);
+    const cli = await ensureTool('cli', toolsDir, log);
+    const testServer = await ensureTool('testServer', toolsDir, log);
     const temporal = await startDevServer({ cli, port: await freePort() });
     cleanups.push(() => temporal.stop());
 
