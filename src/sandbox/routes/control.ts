@@ -1,0 +1,145 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { SandboxContext } from '../context';
+import { FAULTABLE, INDICATORS } from '../state';
+
+const ProviderName = Type.Union(FAULTABLE.map((p) => Type.Literal(p)));
+const IndicatorName = Type.Union(INDICATORS.map((i) => Type.Literal(i)));
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
+
+const ErrorBody = Type.Object({ error: Type.String(), message: Type.String() });
+
+const OutboxMessage = Type.Object({
+  id: Type.String(),
+  provider: Type.String(),
+  channel: Type.Union([Type.Literal('sms'), Type.Literal('email')]),
+  to: Type.String(),
+  subject: Nullable(Type.String()),
+  body: Type.String(),
+  idempotency_key: Nullable(Type.String()),
+  created_at: Type.String(),
+});
+
+const SlackCall = Type.Object({
+  method: Type.String(),
+  channel: Nullable(Type.String()),
+  text: Nullable(Type.String()),
+  blocks: Type.Unknown(),
+  thread_ts: Nullable(Type.String()),
+  ts: Type.String(),
+  created_at: Type.String(),
+});
+
+const RequestRecord = Type.Object({
+  seq: Type.Integer(),
+  provider: Type.String(),
+  method: Type.String(),
+  path: Type.String(),
+  outcome: Type.String(),
+  status: Type.Integer(),
+  fault: Nullable(Type.String()),
+  idempotency_key: Nullable(Type.String()),
+  created_at: Type.String(),
+});
+
+const FaultBody = Type.Object(
+  {
+    provider: ProviderName,
+    mode: Type.Union([Type.Literal('error'), Type.Literal('timeout'), Type.Literal('permanent')]),
+    status: Type.Optional(Type.Integer({ minimum: 400, maximum: 599 })),
+    count: Type.Optional(Type.Integer({ minimum: 1 })),
+    retry_after: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+
+const FaultView = Type.Object({
+  provider: Type.String(),
+  mode: Type.String(),
+  status: Type.Integer(),
+  count: Nullable(Type.Integer()),
+  retry_after: Nullable(Type.Integer()),
+});
+
+/**
+ * The sandbox's control API, used by black-box tests. Its shape is a contract: the response
+ * schemas below both document it and make sure nothing else leaks into it.
+ */
+export const controlRoutes: FastifyPluginAsyncTypebox<SandboxContext> = async (app, { state }) => {
+  const faultsView = () =>
+    state.listFaults().map((f) => ({ provider: f.provider, mode: f.mode, status: f.status, count: f.remaining ?? null, retry_after: f.retryAfter ?? null }));
+
+  app.get(
+    '/sandbox/messages',
+    {
+      schema: {
+        querystring: Type.Object({ to: Type.Optional(Type.String({ minLength: 1 })) }),
+        response: { 200: Type.Object({ messages: Type.Array(OutboxMessage) }) },
+      },
+    },
+    async (request) => ({ messages: state.messages(request.query.to) }),
+  );
+
+  app.delete('/sandbox/messages', { schema: { response: { 200: Type.Object({ messages: Type.Array(OutboxMessage) }) } } }, async () => {
+    state.clearMessages();
+    return { messages: [] };
+  });
+
+  app.post(
+    '/sandbox/faults',
+    { schema: { body: FaultBody, response: { 200: Type.Object({ faults: Type.Array(FaultView) }), 400: ErrorBody } } },
+    async (request) => {
+      const { provider, mode, status, count, retry_after: retryAfter } = request.body;
+      state.setFault({ provider, mode, status: status ?? 503, remaining: count, retryAfter });
+      return { faults: faultsView() };
+    },
+  );
+
+  app.get('/sandbox/faults', { schema: { response: { 200: Type.Object({ faults: Type.Array(FaultView) }) } } }, async () => ({
+    faults: faultsView(),
+  }));
+
+  app.delete(
+    '/sandbox/faults',
+    {
+      schema: {
+        querystring: Type.Object({ provider: Type.Optional(ProviderName) }),
+        response: { 200: Type.Object({ faults: Type.Array(FaultView) }), 400: ErrorBody },
+      },
+    },
+    async (request) => {
+      state.clearFaults(request.query.provider);
+      return { faults: faultsView() };
+    },
+  );
+
+  app.post(
+    '/sandbox/status',
+    {
+      schema: {
+        body: Type.Object({ provider: ProviderName, indicator: IndicatorName }, { additionalProperties: false }),
+        response: {
+          200: Type.Object({ provider: Type.String(), status: Type.Object({ indicator: Type.String(), description: Type.String() }) }),
+          400: ErrorBody,
+        },
+      },
+    },
+    async (request) => {
+      state.setIndicator(request.body.provider, request.body.indicator);
+      return { provider: request.body.provider, status: state.status(request.body.provider) };
+    },
+  );
+
+  app.get('/sandbox/slack', { schema: { response: { 200: Type.Object({ messages: Type.Array(SlackCall) }) } } }, async () => ({
+    messages: state.slackCalls(),
+  }));
+
+  app.get('/sandbox/requests', { schema: { response: { 200: Type.Object({ requests: Type.Array(RequestRecord) }) } } }, async () => ({
+    requests: state.requestLog(),
+  }));
+
+  // A harmless default target for delivery callbacks when the caller configured none (see
+  // providers/plivo.ts): the key still travels on the URL and nobody has to listen for it.
+  app.post('/sandbox/callbacks/:provider', async (_request, reply) => reply.code(204).send());
+
+  app.get('/sandbox/health', async () => ({ ok: true }));
+};

@@ -1,0 +1,249 @@
+import { randomBytes } from 'node:crypto';
+
+/** Services whose requests the sandbox can fault. Status pages are read-only and never fault. */
+export const FAULTABLE = ['twilio', 'plivo', 'sendgrid', 'ses', 'slack', 'hcaptcha'] as const;
+export type SandboxProvider = (typeof FAULTABLE)[number];
+
+export const INDICATORS = ['none', 'minor', 'major', 'critical'] as const;
+export type Indicator = (typeof INDICATORS)[number];
+
+export type FaultMode = 'error' | 'timeout' | 'permanent';
+
+export interface Fault {
+  provider: SandboxProvider;
+  mode: FaultMode;
+  /** HTTP status answered in `error` mode */
+  status: number;
+  /** seconds, sent as Retry-After when status is 429 */
+  retryAfter?: number;
+  /** calls left before the fault clears itself; undefined means until cleared */
+  remaining?: number;
+}
+
+/** One outbox entry, in exactly the shape `GET /sandbox/messages` promises. */
+export interface OutboxMessage {
+  id: string;
+  provider: 'twilio' | 'plivo' | 'sendgrid' | 'ses';
+  channel: 'sms' | 'email';
+  to: string;
+  subject: string | null;
+  body: string;
+  idempotency_key: string | null;
+  created_at: string;
+}
+
+export interface SlackCall {
+  method: string;
+  channel: string | null;
+  text: string | null;
+  blocks: unknown;
+  thread_ts: string | null;
+  ts: string;
+  created_at: string;
+}
+
+export type RequestOutcome = 'accepted' | 'deduplicated' | 'faulted' | 'rejected';
+
+/** What `GET /sandbox/requests` shows: who called what and what happened, never a body. */
+export interface RequestRecord {
+  seq: number;
+  provider: SandboxProvider | 'statuspage';
+  method: string;
+  path: string;
+  outcome: RequestOutcome;
+  status: number;
+  fault: FaultMode | null;
+  idempotency_key: string | null;
+  created_at: string;
+}
+
+interface Remembered {
+  ids: string[];
+  response: unknown;
+}
+
+const STATUS_DESCRIPTIONS: Record<Indicator, string> = {
+  none: 'All Systems Operational',
+  minor: 'Minor Service Outage',
+  major: 'Partial System Outage',
+  critical: 'Major Service Outage',
+};
+
+/** Drops the oldest entries of an insertion-ordered map beyond `max`. */
+function trimMap<K, V>(map: Map<K, V>, max: number): void {
+  for (const key of map.keys()) {
+    if (map.size <= max) break;
+    map.delete(key);
+  }
+}
+
+export interface SandboxStateOptions {
+  /** newest entries kept in the outbox, the Slack log, the request log and the idempotency index */
+  maxEntries?: number;
+  /** upper bound on how long a `timeout` fault holds a request, so nothing waits forever */
+  holdCapMs?: number;
+  /** send Twilio/Plivo delivery callbacks after accepting a message */
+  callbacks?: boolean;
+}
+
+/**
+ * Everything the sandbox remembers. One instance per sandbox server, so parallel tests that
+ * each start their own sandbox never see each other's messages or faults.
+ */
+export class SandboxState {
+  readonly maxEntries: number;
+  readonly holdCapMs: number;
+  callbacksEnabled: boolean;
+
+  private outbox: OutboxMessage[] = [];
+  private slack: SlackCall[] = [];
+  private requests: RequestRecord[] = [];
+  private seq = 0;
+  private faults = new Map<SandboxProvider, Fault>();
+  private indicators = new Map<string, Indicator>();
+  private idempotency = new Map<string, Remembered>();
+  private holds = new Set<() => void>();
+  private slackCounter = 0;
+  private closed = false;
+
+  constructor(options: SandboxStateOptions = {}) {
+    this.maxEntries = options.maxEntries ?? 10_000;
+    this.holdCapMs = options.holdCapMs ?? 60_000;
+    this.callbacksEnabled = options.callbacks ?? true;
+  }
+
+  // ---- outbox -------------------------------------------------------------------------------
+
+  addMessage(message: Omit<OutboxMessage, 'created_at'>): OutboxMessage {
+    const entry: OutboxMessage = { ...message, created_at: new Date().toISOString() };
+    this.outbox.push(entry);
+    if (this.outbox.length > this.maxEntries) this.outbox.splice(0, this.outbox.length - this.maxEntries);
+    return entry;
+  }
+
+  /** Newest first; `to` matches exactly (phone numbers) or case-insensitively (emails). */
+  messages(to?: string): OutboxMessage[] {
+    const wanted = to?.toLowerCase();
+    return this.outbox.filter((m) => wanted === undefined || m.to.toLowerCase() === wanted).reverse();
+  }
+
+  clearMessages(): void {
+    this.outbox = [];
+    this.idempotency.clear();
+  }
+
+  // ---- idempotency --------------------------------------------------------------------------
+
+  /** The answer given the first time this provider saw this key, if it still remembers it. */
+  recall(provider: SandboxProvider, key: string | null): Remembered | undefined {
+    return key ? this.idempotency.get(`${provider}\u0000${key}`) : undefined;
+  }
+
+  remember(provider: SandboxProvider, key: string | null, ids: string[], response: unknown): void {
+    if (!key) return;
+    this.idempotency.set(`${provider}\u0000${key}`, { ids, response });
+    trimMap(this.idempotency, this.maxEntries);
+  }
+
+  // ---- request log --------------------------------------------------------------------------
+
+  recordRequest(entry: Omit<RequestRecord, 'seq' | 'created_at'>): void {
+    this.seq += 1;
+    this.requests.push({ seq: this.seq, ...entry, created_at: new Date().toISOString() });
+    if (this.requests.length > this.maxEntries) this.requests.splice(0, this.requests.length - this.maxEntries);
+  }
+
+  requestLog(): RequestRecord[] {
+    return [...this.requests].reverse();
+  }
+
+  // ---- faults -------------------------------------------------------------------------------
+
+  /** A new fault for a provider replaces the previous one. */
+  setFault(fault: Fault): void {
+    this.faults.set(fault.provider, { ...fault });
+  }
+
+  clearFaults(provider?: SandboxProvider): void {
+    if (provider) this.faults.delete(provider);
+    else this.faults.clear();
+  }
+
+  listFaults(): Fault[] {
+    return [...this.faults.values()].map((f) => ({ ...f }));
+  }
+
+  /** The fault that fires for this call, counting it down; undefined when the call goes through. */
+  takeFault(provider: SandboxProvider): Fault | undefined {
+    const fault = this.faults.get(provider);
+    if (!fault) return undefined;
+    if (fault.remaining !== undefined) {
+      fault.remaining -= 1;
+      if (fault.remaining <= 0) this.faults.delete(provider);
+    }
+    return { ...fault };
+  }
+
+  // ---- status pages -------------------------------------------------------------------------
+
+  setIndicator(provider: string, indicator: Indicator): void {
+    this.indicators.set(provider, indicator);
+  }
+
+  status(provider: string): { indicator: Indicator; description: string } {
+    const indicator = this.indicators.get(provider) ?? 'none';
+    return { indicator, description: STATUS_DESCRIPTIONS[indicator] };
+  }
+
+  // ---- slack --------------------------------------------------------------------------------
+
+  /** Slack timestamps are "seconds.micros" and unique per channel; a counter keeps them unique. */
+  nextSlackTs(): string {
+    this.slackCounter = (this.slackCounter + 1) % 1_000_000;
+    return `${Math.floor(Date.now() / 1000)}.${String(this.slackCounter).padStart(6, '0')}`;
+  }
+
+  addSlackCall(call: Omit<SlackCall, 'created_at'>): void {
+    this.slack.push({ ...call, created_at: new Date().toISOString() });
+    if (this.slack.length > this.maxEntries) this.slack.splice(0, this.slack.length - this.maxEntries);
+  }
+
+  slackCalls(): SlackCall[] {
+    return [...this.slack].reverse();
+  }
+
+  // ---- held requests (timeout faults) -------------------------------------------------------
+
+  /**
+   * Resolves when the request should stop being held: the client went away, the cap passed,
+   * or the sandbox is closing. Held requests must never keep a server (or a test run) alive.
+   */
+  hold(clientGone: Promise<void>): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const release = () => {
+        clearTimeout(timer);
+        this.holds.delete(release);
+        resolve();
+      };
+      const timer = setTimeout(release, this.holdCapMs);
+      timer.unref();
+      this.holds.add(release);
+      void clientGone.then(release);
+    });
+  }
+
+  releaseHolds(): void {
+    this.closed = true;
+    for (const release of [...this.holds]) release();
+  }
+
+  get heldCount(): number {
+    return this.holds.size;
+  }
+}
+
+/** Provider-looking ids: an uppercase prefix and hex, like Twilio's SM + 32 hex digits. */
+export function hexId(prefix: string, bytes = 16): string {
+  return `${prefix}${randomBytes(bytes).toString('hex')}`;
+}
