@@ -9,11 +9,17 @@ function twilioError(status: number, code: number, message: string): ProviderFai
   return { status, body: { code, message, more_info: `https://www.twilio.com/docs/errors/${code}`, status } };
 }
 
+/** Twilio's codes for the HTTP-level failures a fault can simulate. */
+function twilioHttpFailure(status: number): ProviderFailure {
+  if (status === 429) return twilioError(429, 20429, 'Too Many Requests');
+  if (status >= 500) return twilioError(status, 20500, 'An internal server error has occurred');
+  if (status === 401 || status === 403) return twilioError(status, 20003, 'Authenticate');
+  if (status === 404) return twilioError(status, 20404, 'The requested resource was not found');
+  return twilioError(status, 20001, 'Bad request');
+}
+
 const shapes: FaultShapes = {
-  error: (status) =>
-    status === 429
-      ? twilioError(429, 20429, 'Too Many Requests')
-      : twilioError(status, status >= 500 ? 20500 : 20001, status >= 500 ? 'Internal Server Error' : 'Bad Request'),
+  error: twilioHttpFailure,
   permanent: () => twilioError(400, 21211, "The 'To' number is not a valid phone number."),
 };
 
