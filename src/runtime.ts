@@ -3,7 +3,7 @@ import type { Config } from './config';
 import { Database } from './db/database';
 import { createProviders, type Providers } from './providers';
 import { createLogger, type Logger } from './telemetry/logger';
-import { createRegistry } from './telemetry/metrics';
+import { createMetrics, createRegistry, registerPoolMetrics, type Metrics } from './telemetry/metrics';
 import { connectTemporal, type TemporalClient } from './temporal/client';
 
 /**
@@ -14,6 +14,7 @@ export interface Runtime {
   config: Config;
   logger: Logger;
   registry: Registry;
+  metrics: Metrics;
   db: Database;
   temporal: TemporalClient;
   providers: Providers;
@@ -31,7 +32,9 @@ export interface RuntimeOptions {
 export async function createRuntime(config: Config, options: RuntimeOptions): Promise<Runtime> {
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const registry = options.registry ?? createRegistry();
+  const metrics = createMetrics(registry);
   const db = Database.fromConfig(options.databaseUrl, config, options.applicationName);
+  registerPoolMetrics(registry, () => db.stats());
   let temporal: TemporalClient;
   try {
     temporal = await connectTemporal(config);
@@ -44,10 +47,12 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     config,
     logger,
     registry,
+    metrics,
     db,
     temporal,
     providers,
     async close() {
+      await providers.close().catch(() => {});
       await temporal.close().catch(() => {});
       await db.close().catch(() => {});
     },

@@ -125,7 +125,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const slackToken = env.SLACK_BOT_TOKEN ?? slackFile.bot_token;
   const slackSigning = env.SLACK_SIGNING_SECRET ?? slackFile.signing_secret;
 
-  const sandboxUrl = env.WARDEN_SANDBOX_URL.replace(/\/+$/, '');
+  const sandboxUrl = (env.WARDEN_SANDBOX_URL ?? `http://127.0.0.1:${env.WARDEN_SANDBOX_PORT}`).replace(/\/+$/, '');
+  const publicHost = env.WARDEN_HOST === '0.0.0.0' || env.WARDEN_HOST === '::' ? '127.0.0.1' : env.WARDEN_HOST;
   const dataDir = path.resolve(env.WARDEN_DATA_DIR);
 
   return Object.freeze({
@@ -138,7 +139,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       metrics: env.WARDEN_METRICS_PORT,
       sandbox: env.WARDEN_SANDBOX_PORT,
     },
-    publicBaseUrl: env.WARDEN_PUBLIC_BASE_URL.replace(/\/+$/, ''),
+    publicBaseUrl: (env.WARDEN_PUBLIC_BASE_URL ?? `http://${publicHost}:${env.WARDEN_PUBLIC_PORT}`).replace(/\/+$/, ''),
     adminToken: env.WARDEN_ADMIN_TOKEN,
     trustedProxies: list(env.WARDEN_TRUSTED_PROXIES),
     logLevel: env.LOG_LEVEL,

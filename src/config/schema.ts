@@ -17,8 +17,8 @@ export const ConfigSchema = Type.Object({
   WARDEN_ADMIN_PORT: port(9090),
   WARDEN_METRICS_PORT: port(8888),
   WARDEN_SANDBOX_PORT: port(8099),
-  // links in emails point here
-  WARDEN_PUBLIC_BASE_URL: Type.String({ default: 'http://127.0.0.1:8080' }),
+  // links in emails point here; default http://<host>:<public port>
+  WARDEN_PUBLIC_BASE_URL: optionalString,
   // Bearer token for everything under /admin/api/; no default on purpose
   WARDEN_ADMIN_TOKEN: Type.String({ minLength: 16 }),
   // comma-separated IPs or CIDRs whose X-Forwarded-For is believed
@@ -52,7 +52,8 @@ export const ConfigSchema = Type.Object({
   WARDEN_PAYLOAD_KEYS_FILE: optionalString,
 
   // Providers. When real credentials are absent, the SDK is pointed at the sandbox.
-  WARDEN_SANDBOX_URL: Type.String({ default: 'http://127.0.0.1:8099' }),
+  // default http://127.0.0.1:<sandbox port>
+  WARDEN_SANDBOX_URL: optionalString,
   WARDEN_PROVIDER_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5000 }),
   TWILIO_ACCOUNT_SID: optionalString,
   TWILIO_AUTH_TOKEN: optionalString,

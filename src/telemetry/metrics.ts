@@ -1,4 +1,4 @@
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
  * One registry per process (tests make one per harness). Every metric Warden defines is
@@ -10,4 +10,145 @@ export function createRegistry(options: { defaultMetrics?: boolean } = {}): Regi
   registry.setDefaultLabels({ service: 'warden' });
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
   return registry;
+}
+
+const LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2, 5];
+
+/**
+ * The metric catalog: every name the alert rules and dashboards refer to is defined here, once.
+ * The seed's event names map to: identity.auth.token_generated -> tokens_generated,
+ * identity.auth.validation_attempt -> validation_attempts, identity.auth.token_invalidated ->
+ * tokens_invalidated, identity.ratelimit.exceeded -> ratelimit_exceeded.
+ */
+export function createMetrics(registry: Registry) {
+  const registers = [registry];
+  return {
+    tokensGenerated: new Counter({
+      name: 'warden_auth_tokens_generated_total',
+      help: 'Challenges issued (identity.auth.token_generated)',
+      labelNames: ['method'] as const,
+      registers,
+    }),
+    validationAttempts: new Counter({
+      name: 'warden_auth_validation_attempts_total',
+      help: 'Verification attempts by outcome (identity.auth.validation_attempt)',
+      labelNames: ['method', 'outcome'] as const,
+      registers,
+    }),
+    tokensInvalidated: new Counter({
+      name: 'warden_auth_tokens_invalidated_total',
+      help: 'Challenges ended without success, by reason (identity.auth.token_invalidated)',
+      labelNames: ['method', 'reason'] as const,
+      registers,
+    }),
+    generationDuration: new Histogram({
+      name: 'warden_auth_generation_duration_seconds',
+      help: 'Token generation latency: initiate request until the challenge is issued',
+      labelNames: ['method'] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    validationDuration: new Histogram({
+      name: 'warden_auth_validation_duration_seconds',
+      help: 'Token validation latency: verify request until its answer',
+      labelNames: ['method'] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    rateLimitExceeded: new Counter({
+      name: 'warden_ratelimit_exceeded_total',
+      help: 'Requests refused by a rate limit (identity.ratelimit.exceeded)',
+      labelNames: ['scope', 'action'] as const,
+      registers,
+    }),
+    blockedRequests: new Counter({
+      name: 'warden_blocklist_rejections_total',
+      help: 'Requests refused because the client IP is blocklisted',
+      labelNames: ['action'] as const,
+      registers,
+    }),
+    deliveryAttempts: new Counter({
+      name: 'warden_delivery_attempts_total',
+      help: 'Provider send attempts',
+      labelNames: ['channel', 'provider'] as const,
+      registers,
+    }),
+    deliveryFailures: new Counter({
+      name: 'warden_delivery_failures_total',
+      help: 'Provider send failures by error class (transient, permanent)',
+      labelNames: ['channel', 'provider', 'error_class'] as const,
+      registers,
+    }),
+    deliveryFailovers: new Counter({
+      name: 'warden_delivery_failovers_total',
+      help: 'Switches from one provider to another',
+      labelNames: ['channel', 'from', 'to'] as const,
+      registers,
+    }),
+    deliveryDuration: new Histogram({
+      name: 'warden_delivery_send_duration_seconds',
+      help: 'Provider send latency',
+      labelNames: ['channel', 'provider'] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    providerCircuitOpen: new Gauge({
+      name: 'warden_provider_circuit_open',
+      help: '1 while the provider circuit breaker is open (traffic goes to the backup), 0.5 half-open, 0 closed',
+      labelNames: ['channel', 'provider'] as const,
+      registers,
+    }),
+    incidentsStarted: new Counter({
+      name: 'warden_incidents_started_total',
+      help: 'Incidents opened',
+      labelNames: ['type', 'severity'] as const,
+      registers,
+    }),
+    incidentEscalations: new Counter({
+      name: 'warden_incident_escalations_total',
+      help: 'Escalations sent',
+      labelNames: ['severity', 'role'] as const,
+      registers,
+    }),
+    incidentTimeToAcknowledge: new Histogram({
+      name: 'warden_incident_time_to_acknowledge_seconds',
+      help: 'Detection until acknowledgement',
+      labelNames: ['severity'] as const,
+      buckets: [60, 300, 900, 1800, 3600, 14_400, 86_400],
+      registers,
+    }),
+    incidentTimeToResolve: new Histogram({
+      name: 'warden_incident_time_to_resolve_seconds',
+      help: 'Detection until resolution',
+      labelNames: ['severity'] as const,
+      buckets: [900, 3600, 14_400, 28_800, 86_400, 259_200],
+      registers,
+    }),
+    runbookSteps: new Counter({
+      name: 'warden_runbook_steps_total',
+      help: 'Runbook steps by outcome',
+      labelNames: ['runbook', 'step', 'outcome'] as const,
+      registers,
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+/** The runbook greps /metrics for `db_connections`: the pool's state, read at scrape time. */
+export function registerPoolMetrics(registry: Registry, stats: () => { total: number; idle: number; waiting: number; max: number }) {
+  return new Gauge({
+    name: 'warden_db_connections',
+    help: 'Postgres pool connections by state (total, idle, in_use, waiting, max)',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect() {
+      const s = stats();
+      this.set({ state: 'total' }, s.total);
+      this.set({ state: 'idle' }, s.idle);
+      this.set({ state: 'in_use' }, s.total - s.idle);
+      this.set({ state: 'waiting' }, s.waiting);
+      this.set({ state: 'max' }, s.max);
+    },
+  });
 }

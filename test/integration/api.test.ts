@@ -43,8 +43,9 @@ describe('API skeleton', () => {
     const res = await fetch(`${h.servers!.urls.metrics}/metrics`);
     expect(res.status).toBe(200);
     const body = await res.text();
-    expect(body).toContain('warden_http_request_duration_seconds_count{server="admin",method="GET",route="/livez",status="200"');
+    expect(body).toMatch(/warden_http_request_duration_seconds_count\{[^}]*server="admin",method="GET",route="\/livez",status="200"\} [1-9]/);
     expect(body).toContain('process_cpu_user_seconds_total');
+    expect(body).toMatch(/warden_db_connections\{(?=[^}]*state="max")[^}]*\} 25/);
   });
 
   it('logs requests with the magic-link token redacted from the URL', async () => {

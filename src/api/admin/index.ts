@@ -12,7 +12,12 @@ const adminRoutes: FastifyPluginAsync = async (app) => {
 
   await app.register(
     async (admin) => {
-      admin.addHook('onRequest', requireBearer(() => app.warden.config.adminToken));
+      const auth = requireBearer(() => app.warden.config.adminToken);
+      admin.addHook('onRequest', auth);
+      // unknown admin paths answer 401 too without a token: no probing which routes exist
+      admin.setNotFoundHandler({ preHandler: auth }, async (request, reply) =>
+        reply.status(404).send({ error: 'not_found', message: `no route for ${request.method} ${request.url.split('?')[0]}` }),
+      );
       // admin feature route plugins are registered here
     },
     { prefix: '/admin/api/v1' },
