@@ -1,5 +1,5 @@
 import formbody from '@fastify/formbody';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
 import type { Runtime } from '../runtime';
 import adminRoutes from './admin';
 import { installErrorHandling } from './errors';
@@ -22,7 +22,7 @@ function baseOptions(runtime: Runtime, name: string): FastifyServerOptions & { l
     keepAliveTimeout: 5_000,
     // Fastify's own request lines would log the raw URL, and a magic link carries its token
     // in the query string: the onResponse hook below logs a redacted one instead
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     requestIdHeader: false,
   };
@@ -62,7 +62,7 @@ export function buildAdminApp(runtime: Runtime): Promise<WardenApp> {
 export async function buildMetricsApp(runtime: Runtime): Promise<WardenApp> {
   const app: WardenApp = Fastify({
     loggerInstance: runtime.logger.child({ server: 'metrics' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
   });
   installErrorHandling(app);
   app.get('/metrics', async (_request, reply) => {
