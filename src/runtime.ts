@@ -3,7 +3,15 @@ import type { Config } from './config';
 import { Database } from './db/database';
 import { createProviders, type Providers } from './providers';
 import { createLogger, type Logger } from './telemetry/logger';
-import { createMetrics, createRegistry, registerPoolMetrics, type Metrics } from './telemetry/metrics';
+import { openIncidentsProbe, taskQueueProbe } from './telemetry/collectors';
+import {
+  createMetrics,
+  createRegistry,
+  registerIncidentMetrics,
+  registerPoolMetrics,
+  registerTaskQueueMetrics,
+  type Metrics,
+} from './telemetry/metrics';
 import { connectTemporal, type TemporalClient } from './temporal/client';
 
 /**
@@ -42,6 +50,9 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     await db.close();
     throw err;
   }
+  // read at scrape time: the task-queue backlog from Temporal, open incidents from Postgres
+  registerTaskQueueMetrics(registry, taskQueueProbe(temporal.connection, config));
+  registerIncidentMetrics(registry, openIncidentsProbe(db));
   const providers = createProviders(config, logger);
   return {
     config,

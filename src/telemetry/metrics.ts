@@ -152,3 +152,78 @@ export function registerPoolMetrics(registry: Registry, stats: () => { total: nu
     },
   });
 }
+
+/** Memoises an async probe for `ttlMs`, so several gauges fed by one probe cost one call per scrape. */
+function memo<T>(probe: () => Promise<T>, ttlMs = 1000): () => Promise<T> {
+  let last: { at: number; value: Promise<T> } | undefined;
+  return () => {
+    if (!last || Date.now() - last.at > ttlMs) {
+      const value = probe();
+      last = { at: Date.now(), value };
+      // a failed probe is not cached: the next scrape tries again
+      value.catch(() => {
+        last = undefined;
+      });
+    }
+    return last.value;
+  };
+}
+
+export interface TaskQueueSample {
+  taskQueue: string;
+  taskType: 'workflow' | 'activity';
+  /** tasks waiting for a worker (Temporal's approximate backlog count) */
+  backlog: number;
+  /** age of the oldest waiting task */
+  backlogAgeSeconds: number;
+  /** workers that polled the queue recently */
+  pollers: number;
+}
+
+/**
+ * The Temporal task-queue backlog, read from the server at scrape time (DescribeTaskQueue with
+ * stats): workers that cannot keep up delay every auth flow, and no pollers means no worker at all.
+ * A failed probe drops the series for that scrape instead of reporting stale numbers.
+ */
+export function registerTaskQueueMetrics(registry: Registry, probe: () => Promise<TaskQueueSample[]>) {
+  const sample = memo(probe);
+  const gauge = (name: string, help: string, pick: (s: TaskQueueSample) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['task_queue', 'task_type'] as const,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const samples = await sample().catch(() => []);
+        for (const s of samples) this.set({ task_queue: s.taskQueue, task_type: s.taskType }, pick(s));
+      },
+    });
+  return {
+    backlog: gauge('warden_temporal_task_queue_backlog', 'Approximate tasks waiting in the Temporal task queue', (s) => s.backlog),
+    backlogAge: gauge(
+      'warden_temporal_task_queue_backlog_age_seconds',
+      'Age of the oldest task waiting in the Temporal task queue',
+      (s) => s.backlogAgeSeconds,
+    ),
+    pollers: gauge('warden_temporal_task_queue_pollers', 'Workers polling the Temporal task queue', (s) => s.pollers),
+  };
+}
+
+/** Open incidents by severity, read from the `incidents` projection at scrape time. */
+export function registerIncidentMetrics(registry: Registry, probe: () => Promise<Array<{ severity: string; count: number }>>) {
+  return new Gauge({
+    name: 'warden_incidents_open',
+    help: 'Incidents not yet resolved, by severity',
+    labelNames: ['severity'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const rows = await probe().catch(() => undefined);
+      if (!rows) return;
+      // every severity is reported, zeros included, so a dashboard shows 0 rather than "no data"
+      for (const severity of ['P0', 'P1', 'P2', 'P3']) this.set({ severity }, 0);
+      for (const row of rows) this.set({ severity: row.severity }, row.count);
+    },
+  });
+}

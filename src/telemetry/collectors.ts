@@ -1,0 +1,67 @@
+import type { Connection } from '@temporalio/client';
+import { type google, temporal } from '@temporalio/proto';
+import type { Config } from '../config';
+import type { Database } from '../db/database';
+import type { TaskQueueSample } from './metrics';
+
+// a scrape must never hang on a slow dependency: Prometheus' own scrape timeout is 10 s
+const PROBE_TIMEOUT_MS = 2000;
+
+function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} timed out`)), PROBE_TIMEOUT_MS);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+const TYPES = [
+  ['workflow', temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW],
+  ['activity', temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY],
+] as const;
+
+function seconds(duration: google.protobuf.IDuration | null | undefined): number {
+  if (!duration) return 0;
+  return Number(duration.seconds ?? 0) + (duration.nanos ?? 0) / 1e9;
+}
+
+/** Backlog and pollers of Warden's task queue, from the Temporal server's own statistics. */
+export function taskQueueProbe(connection: Connection, config: Pick<Config, 'temporal'>): () => Promise<TaskQueueSample[]> {
+  const { namespace, taskQueue } = config.temporal;
+  return () =>
+    withTimeout(
+      Promise.all(
+        TYPES.map(async ([taskType, type]) => {
+          const response = await connection.workflowService.describeTaskQueue({
+            namespace,
+            taskQueue: { name: taskQueue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+            taskQueueType: type,
+            reportStats: true,
+          });
+          return {
+            taskQueue,
+            taskType,
+            backlog: Number(response.stats?.approximateBacklogCount ?? 0),
+            backlogAgeSeconds: seconds(response.stats?.approximateBacklogAge),
+            pollers: response.pollers?.length ?? 0,
+          } satisfies TaskQueueSample;
+        }),
+      ),
+      'DescribeTaskQueue',
+    );
+}
+
+/** Open incidents per severity from the `incidents` projection the incident workflows keep. */
+export function openIncidentsProbe(db: Database): () => Promise<Array<{ severity: string; count: number }>> {
+  return async () => {
+    const result = await withTimeout(
+      db.query<{ severity: string; count: string }>(
+        "SELECT severity, count(*) AS count FROM incidents WHERE status <> 'resolved' GROUP BY severity",
+      ),
+      'open incidents query',
+    );
+    return result.rows.map((row) => ({ severity: row.severity, count: Number(row.count) }));
+  };
+}
