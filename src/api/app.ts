@@ -2,6 +2,7 @@ import formbody from '@fastify/formbody';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
 import type { Runtime } from '../runtime';
 import adminRoutes from './admin';
+import codecRoutes from './codec';
 import { installErrorHandling } from './errors';
 import httpMetrics from './plugins/httpMetrics';
 import runtimePlugin from './plugins/runtime';
@@ -55,7 +56,11 @@ export function buildPublicApp(runtime: Runtime): Promise<WardenApp> {
 }
 
 export function buildAdminApp(runtime: Runtime): Promise<WardenApp> {
-  return build(runtime, 'admin', adminRoutes);
+  return build(runtime, 'admin', async (app) => {
+    await app.register(adminRoutes);
+    // the codec server has its own token and CORS, beside the admin scope
+    await app.register(codecRoutes);
+  });
 }
 
 /** /metrics on its own port so it can be scraped without exposing the admin API. */

@@ -39,6 +39,8 @@ export interface Config {
     testServer?: string;
   };
   keys: { keyringFile?: string; keyring?: string; payloadKeys?: string; payloadKeysFile?: string };
+  codec: { auth: 'token' | 'none'; token?: string; corsOrigins: string[] };
+  tracing: { otlpEndpoint?: string; serviceName: string };
   providers: {
     sandboxUrl: string;
     timeoutMs: number;
@@ -90,6 +92,11 @@ function withFileSecrets(source: NodeJS.ProcessEnv): Record<string, string | und
   return data;
 }
 
+/** 127.0.0.0/8, ::1 and localhost: reachable from this machine only. */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
 function list(value: string): string[] {
   return value
     .split(',')
@@ -128,6 +135,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const sandboxUrl = (env.WARDEN_SANDBOX_URL ?? `http://127.0.0.1:${env.WARDEN_SANDBOX_PORT}`).replace(/\/+$/, '');
   const publicHost = env.WARDEN_HOST === '0.0.0.0' || env.WARDEN_HOST === '::' ? '127.0.0.1' : env.WARDEN_HOST;
   const dataDir = path.resolve(env.WARDEN_DATA_DIR);
+  if (env.WARDEN_CODEC_AUTH === 'none' && !isLoopback(env.WARDEN_HOST)) {
+    throw new ConfigError('WARDEN_CODEC_AUTH=none is only allowed while WARDEN_HOST is a loopback address');
+  }
 
   return Object.freeze({
     dataDir,
@@ -164,6 +174,14 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       payloadKeys: env.WARDEN_PAYLOAD_KEYS,
       payloadKeysFile: env.WARDEN_PAYLOAD_KEYS_FILE,
     },
+    codec: {
+      auth: env.WARDEN_CODEC_AUTH,
+      token: env.WARDEN_CODEC_TOKEN,
+      corsOrigins: env.WARDEN_CODEC_CORS_ORIGINS
+        ? list(env.WARDEN_CODEC_CORS_ORIGINS)
+        : [`http://127.0.0.1:${env.TEMPORAL_UI_PORT}`, `http://localhost:${env.TEMPORAL_UI_PORT}`],
+    },
+    tracing: { otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: env.OTEL_SERVICE_NAME },
     providers: {
       sandboxUrl,
       timeoutMs: env.WARDEN_PROVIDER_TIMEOUT_MS,

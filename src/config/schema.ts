@@ -78,6 +78,17 @@ export const ConfigSchema = Type.Object({
   HCAPTCHA_SITE_KEY: optionalString,
   // status pages polled by the provider-outage runbook; %s is the provider name
   WARDEN_STATUS_URL_TEMPLATE: optionalString,
+
+  // Codec server (/codec/decode, /codec/encode on the admin port) for the Temporal UI and CLI.
+  // "token": Bearer WARDEN_CODEC_TOKEN, a token that can only decode (not the admin token).
+  // "none": no authentication, accepted only while WARDEN_HOST is a loopback address (dev stack).
+  WARDEN_CODEC_AUTH: Type.Union([Type.Literal('token'), Type.Literal('none')], { default: 'token' }),
+  WARDEN_CODEC_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
+  // browser origins of the Temporal UI allowed to call the codec; default the dev server's UI
+  WARDEN_CODEC_CORS_ORIGINS: optionalString,
+  // OpenTelemetry traces over OTLP/HTTP (e.g. http://jaeger:4318); unset = tracing off, no cost
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalString,
+  OTEL_SERVICE_NAME: Type.String({ default: 'warden' }),
 });
 
 export type Env = Static<typeof ConfigSchema>;

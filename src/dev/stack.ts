@@ -21,6 +21,12 @@ import { devSecretsEnv } from './secrets';
 async function main(): Promise<void> {
   const dataDir = path.resolve(process.env.WARDEN_DATA_DIR ?? '.data');
   Object.assign(process.env, devSecretsEnv(dataDir, process.env));
+  // The dev UI has no login, so it has no token to send to the codec: on a loopback-only stack
+  // the codec runs without one (anyone here can read .data/secrets anyway). loadConfig refuses
+  // this on any other bind address.
+  if (!process.env.WARDEN_CODEC_AUTH && !process.env.WARDEN_CODEC_TOKEN && /^(127\.|localhost$|::1$)/.test(process.env.WARDEN_HOST ?? '127.0.0.1')) {
+    process.env.WARDEN_CODEC_AUTH = 'none';
+  }
   const config = loadConfig();
   const logger = createLogger({ level: config.logLevel, name: 'warden' });
   installTemporalLogging(logger);
@@ -55,6 +61,8 @@ async function main(): Promise<void> {
       uiPort: config.temporal.uiPort,
       dbFile: path.join(config.dataDir, 'temporal', 'temporal.db'),
       namespace: config.temporal.namespace,
+      // the UI decodes payloads through Warden's codec server on the admin port
+      codecEndpoint: `${new URL(config.publicBaseUrl).protocol}//${new URL(config.publicBaseUrl).hostname}:${config.ports.admin}/codec`,
       onOutput: (line) => logger.debug({ component: 'temporal' }, line),
     });
     stops.push({ name: 'temporal', stop: () => temporal.stop() });

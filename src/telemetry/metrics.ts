@@ -124,6 +124,12 @@ export function createMetrics(registry: Registry) {
       buckets: [900, 3600, 14_400, 28_800, 86_400, 259_200],
       registers,
     }),
+    codecRequests: new Counter({
+      name: 'warden_codec_requests_total',
+      help: 'Codec server requests (who reads decrypted payloads is worth watching), by operation and outcome',
+      labelNames: ['operation', 'outcome'] as const,
+      registers,
+    }),
     runbookSteps: new Counter({
       name: 'warden_runbook_steps_total',
       help: 'Runbook steps by outcome',

@@ -62,7 +62,7 @@ describe('docker-compose.yml', () => {
 
   it('wires the Temporal UI to the codec server and exports traces over OTLP', () => {
     const ui = compose.services['temporal-ui']!.environment!;
-    expect(ui.TEMPORAL_CODEC_ENDPOINT).toMatch(/:9090\}?$/);
+    expect(ui.TEMPORAL_CODEC_ENDPOINT).toMatch(/:9090\/codec\}?$/);
     const api = compose.services['warden-api']!.environment!;
     expect(api.WARDEN_CODEC_TOKEN_FILE).toBe('/run/secrets/codec-token');
     expect(api.OTEL_EXPORTER_OTLP_ENDPOINT).toBe('http://jaeger:4318');

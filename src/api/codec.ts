@@ -1,0 +1,128 @@
+import type { Payload } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { EncryptionCodec, loadPayloadKeyring } from '../temporal/codec';
+import { ApiError } from './errors';
+import { requireBearer } from './plugins/bearerAuth';
+
+/**
+ * Temporal's remote codec protocol, so authorised responders see decoded payloads in the
+ * Temporal UI (`TEMPORAL_CODEC_ENDPOINT=<admin URL>/codec`) and CLI (`--codec-endpoint`):
+ * POST {payloads: [{metadata: {k: base64}, data: base64}]} -> the same shape, decoded or
+ * encoded with the process's payload keyring. Decoding accepts every key in the ring, so
+ * histories written before a rotation stay readable.
+ *
+ * The Temporal UI calls the codec from the browser, hence CORS for its origin(s). Auth is a
+ * dedicated bearer token (WARDEN_CODEC_TOKEN) that can decode and nothing else: the admin
+ * token would also let whoever holds the browser's copy revoke challenges or resolve incidents.
+ */
+const MAX_PAYLOADS = 1000;
+const BODY_LIMIT = 4 * 1024 * 1024;
+const ALLOWED_HEADERS = 'Content-Type, X-Namespace, Authorization';
+
+const PayloadsBody = {
+  type: 'object',
+  required: ['payloads'],
+  properties: {
+    payloads: {
+      type: 'array',
+      maxItems: MAX_PAYLOADS,
+      items: {
+        type: 'object',
+        properties: {
+          metadata: { type: 'object', additionalProperties: { type: 'string' } },
+          data: { type: 'string' },
+        },
+      },
+    },
+  },
+} as const;
+
+interface JsonPayload {
+  metadata?: Record<string, string>;
+  data?: string;
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+function fromJson(payloads: JsonPayload[]): Payload[] {
+  return payloads.map((p, index) => {
+    for (const value of [p.data ?? '', ...Object.values(p.metadata ?? {})]) {
+      if (!BASE64.test(value)) throw new ApiError(400, 'invalid_request', `payload ${index} is not base64 (proto3 JSON)`);
+    }
+    return temporal.api.common.v1.Payload.fromObject(p);
+  });
+}
+
+function toJson(payloads: Payload[]): JsonPayload[] {
+  return payloads.map((p) => temporal.api.common.v1.Payload.toObject(temporal.api.common.v1.Payload.create(p), { bytes: String }) as JsonPayload);
+}
+
+const codecRoutes: FastifyPluginAsync = async (app) => {
+  const { config, metrics } = app.warden;
+  const codec = new EncryptionCodec(loadPayloadKeyring(config.keys));
+  const origins = new Set(config.codec.corsOrigins);
+  const bearer = requireBearer(() => config.codec.token, 'warden-codec');
+
+  // CORS headers go on every answer to an allowed origin, errors included, so the UI sees a
+  // 401 as a 401 rather than as an opaque CORS failure
+  app.addHook('onRequest', async (request, reply) => {
+    const origin = request.headers.origin;
+    if (origin && origins.has(origin)) {
+      reply.header('Access-Control-Allow-Origin', origin);
+      reply.header('Access-Control-Allow-Credentials', 'true');
+      reply.header('Vary', 'Origin');
+    }
+  });
+
+  const authorise = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (config.codec.auth === 'none') return;
+    if (!config.codec.token) throw new ApiError(503, 'codec_not_configured', 'the codec server needs WARDEN_CODEC_TOKEN');
+    await bearer(request, reply);
+  };
+
+  const checkNamespace = (request: FastifyRequest) => {
+    const namespace = request.headers['x-namespace'];
+    if (namespace !== undefined && namespace !== config.temporal.namespace) {
+      throw new ApiError(400, 'unknown_namespace', `this codec serves namespace ${config.temporal.namespace}`);
+    }
+  };
+
+  for (const operation of ['decode', 'encode'] as const) {
+    const url = `/codec/${operation}`;
+
+    app.options(url, async (request, reply) => {
+      const origin = request.headers.origin;
+      if (!origin || !origins.has(origin)) throw new ApiError(403, 'origin_not_allowed', 'this origin may not call the codec (WARDEN_CODEC_CORS_ORIGINS)');
+      return reply
+        .header('Access-Control-Allow-Methods', 'POST, OPTIONS')
+        .header('Access-Control-Allow-Headers', ALLOWED_HEADERS)
+        .header('Access-Control-Max-Age', '600')
+        .status(204)
+        .send();
+    });
+
+    app.post<{ Body: { payloads: JsonPayload[] } }>(
+      url,
+      { bodyLimit: BODY_LIMIT, schema: { body: PayloadsBody }, onRequest: authorise },
+      async (request) => {
+        checkNamespace(request);
+        const payloads = fromJson(request.body.payloads);
+        let result: Payload[];
+        try {
+          result = operation === 'decode' ? await codec.decode(payloads) : await codec.encode(payloads);
+        } catch (err) {
+          metrics.codecRequests.inc({ operation, outcome: 'failed' });
+          // the reason (unknown key id, failed authentication tag) without any payload content
+          const reason = err instanceof Error && /no payload key/.test(err.message) ? 'a key id not in the keyring' : 'data that does not authenticate';
+          throw new ApiError(400, `${operation}_failed`, `a payload could not be ${operation}d: ${reason}`);
+        }
+        metrics.codecRequests.inc({ operation, outcome: 'ok' });
+        request.log.info({ operation, payloads: payloads.length, namespace: config.temporal.namespace }, 'codec request');
+        return { payloads: toJson(result) };
+      },
+    );
+  }
+};
+
+export default codecRoutes;

@@ -1,0 +1,140 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Payload } from '@temporalio/common';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildAdminApp } from '../../src/api/app';
+import { loadConfig } from '../../src/config';
+import { EncryptionCodec, parsePayloadKeyring } from '../../src/temporal/codec';
+import { healthCheckWorkflow } from '../../src/workflows';
+import { startHarness, type Harness } from '../helpers/harness';
+
+const UI_ORIGIN = 'http://localhost:8233';
+const k1 = randomBytes(32).toString('base64');
+const k2 = randomBytes(32).toString('base64');
+// the process runs on k2 after a rotation; k1 stays in the ring for older histories
+const KEYRING = JSON.stringify({ active: 'k2', keys: { k1, k2 } });
+const CODEC_TOKEN = randomBytes(24).toString('base64url');
+
+type JsonPayload = { metadata: Record<string, string>; data: string };
+const b64 = (bytes: Uint8Array | null | undefined) => Buffer.from(bytes ?? new Uint8Array()).toString('base64');
+const toJson = (p: Payload): JsonPayload => ({
+  metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, b64(v)])),
+  data: b64(p.data),
+});
+const text = (value: string | undefined) => Buffer.from(value ?? '', 'base64').toString('utf8');
+
+describe('codec server (Temporal remote codec protocol on the admin port)', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ env: { WARDEN_PAYLOAD_KEYS: KEYRING, WARDEN_CODEC_TOKEN: CODEC_TOKEN, WARDEN_CODEC_CORS_ORIGINS: UI_ORIGIN } });
+  });
+  afterAll(async () => h?.close());
+
+  const uiHeaders = { origin: UI_ORIGIN, 'content-type': 'application/json', 'x-namespace': 'default', authorization: `Bearer ${CODEC_TOKEN}` };
+  const post = (operation: string, payloads: unknown[], headers: Record<string, string> = uiHeaders) =>
+    h.admin.inject({ method: 'POST', url: `/codec/${operation}`, headers, payload: JSON.stringify({ payloads }) });
+
+  it("decodes a real workflow's history payloads for a UI-style request", async () => {
+    const workflowId = `health-${randomUUID()}`;
+    await h.runtime.temporal.client.workflow.execute(healthCheckWorkflow, { taskQueue: h.config.temporal.taskQueue, workflowId });
+    const history = await h.runtime.temporal.client.workflow.getHandle(workflowId).fetchHistory();
+    const encoded = (history.events ?? []).flatMap((e) => [
+      ...(e.activityTaskCompletedEventAttributes?.result?.payloads ?? []),
+      ...(e.workflowExecutionCompletedEventAttributes?.result?.payloads ?? []),
+    ]);
+    expect(encoded.length).toBe(2);
+    for (const p of encoded) expect(Buffer.from(p.metadata!.encoding!).toString()).toBe('binary/encrypted');
+
+    const res = await post('decode', encoded.map((p) => toJson(p as Payload)));
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['access-control-allow-origin']).toBe(UI_ORIGIN);
+    const decoded = res.json<{ payloads: JsonPayload[] }>().payloads;
+    expect(decoded).toHaveLength(2);
+    for (const p of decoded) {
+      expect(text(p.metadata.encoding)).toBe('json/plain');
+      expect(JSON.parse(text(p.data))).toMatchObject({ ok: true, pool: { max: 25 } });
+    }
+  });
+
+  it('encodes with the active key and decodes its own output', async () => {
+    const plain = { metadata: { encoding: b64(Buffer.from('json/plain')) }, data: b64(Buffer.from('{"note":"from the UI"}')) };
+    const encoded = (await post('encode', [plain])).json<{ payloads: JsonPayload[] }>().payloads[0]!;
+    expect(text(encoded.metadata.encoding)).toBe('binary/encrypted');
+    expect(text(encoded.metadata['encryption-key-id'])).toBe('k2');
+    expect(text(encoded.data)).not.toContain('from the UI');
+    const decoded = (await post('decode', [encoded])).json<{ payloads: JsonPayload[] }>().payloads[0]!;
+    expect(text(decoded.data)).toBe('{"note":"from the UI"}');
+  });
+
+  it('decodes payloads written under an older key of the ring, and refuses a key it does not hold', async () => {
+    const plain: Payload = { metadata: { encoding: Buffer.from('json/plain') }, data: Buffer.from('"before the rotation"') };
+    const [old] = await new EncryptionCodec(parsePayloadKeyring(JSON.stringify({ active: 'k1', keys: { k1 } }))).encode([plain]);
+    const res = await post('decode', [toJson(old!)]);
+    expect(res.statusCode).toBe(200);
+    expect(text(res.json<{ payloads: JsonPayload[] }>().payloads[0]!.data)).toBe('"before the rotation"');
+
+    const [foreign] = await new EncryptionCodec(parsePayloadKeyring(JSON.stringify({ active: 'k9', keys: { k9: randomBytes(32).toString('base64') } }))).encode([plain]);
+    const refused = await post('decode', [toJson(foreign!)]);
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json()).toMatchObject({ error: 'decode_failed' });
+
+    const tampered = toJson(old!);
+    tampered.data = b64(Buffer.from(tampered.data, 'base64').map((byte, i) => (i === 20 ? byte ^ 1 : byte)));
+    expect((await post('decode', [tampered])).json()).toMatchObject({ error: 'decode_failed' });
+  });
+
+  it('answers 401 without the codec token, with a forged one, and with the admin token', async () => {
+    const payloads = [{ metadata: {}, data: '' }];
+    const { authorization: _drop, ...anonymous } = uiHeaders;
+    const missing = await post('decode', payloads, anonymous);
+    expect(missing.statusCode).toBe(401);
+    expect(missing.json()).toMatchObject({ error: 'unauthorized' });
+    expect(missing.headers['www-authenticate']).toContain('warden-codec');
+    // the browser must see the 401, not a CORS failure
+    expect(missing.headers['access-control-allow-origin']).toBe(UI_ORIGIN);
+    expect((await post('decode', payloads, { ...uiHeaders, authorization: 'Bearer forged-token-forged-token' })).statusCode).toBe(401);
+    expect((await post('encode', payloads, { ...uiHeaders, authorization: h.adminHeaders.authorization })).statusCode).toBe(401);
+  });
+
+  it('answers the CORS preflight for the UI origin only', async () => {
+    const preflight = (origin: string) =>
+      h.admin.inject({
+        method: 'OPTIONS',
+        url: '/codec/decode',
+        headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-namespace,authorization' },
+      });
+    const ok = await preflight(UI_ORIGIN);
+    expect(ok.statusCode).toBe(204);
+    expect(ok.headers['access-control-allow-origin']).toBe(UI_ORIGIN);
+    expect(String(ok.headers['access-control-allow-methods'])).toContain('POST');
+    expect(String(ok.headers['access-control-allow-headers']).toLowerCase()).toContain('x-namespace');
+    expect(String(ok.headers['access-control-allow-headers']).toLowerCase()).toContain('authorization');
+    const evil = await preflight('https://evil.example');
+    expect(evil.statusCode).toBe(403);
+    expect(evil.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
+  it('rejects malformed requests with a 400 and a stable code', async () => {
+    const wrongNamespace = await post('decode', [], { ...uiHeaders, 'x-namespace': 'someone-else' });
+    expect(wrongNamespace.json()).toMatchObject({ error: 'unknown_namespace' });
+    const notBase64 = await post('decode', [{ metadata: { encoding: 'not base64!' }, data: '' }]);
+    expect(notBase64.statusCode).toBe(400);
+    expect(notBase64.json()).toMatchObject({ error: 'invalid_request' });
+    const noPayloads = await h.admin.inject({ method: 'POST', url: '/codec/decode', headers: uiHeaders, payload: '{"nope":1}' });
+    expect(noPayloads.statusCode).toBe(400);
+    expect(noPayloads.json()).toMatchObject({ error: 'invalid_request' });
+  });
+
+  it('runs without a token only on a loopback host (the dev stack), never on a public bind', async () => {
+    expect(() => loadConfig({ ...h.env, WARDEN_CODEC_AUTH: 'none', WARDEN_HOST: '0.0.0.0' })).toThrow(/loopback/);
+    const config = loadConfig({ ...h.env, WARDEN_CODEC_AUTH: 'none', WARDEN_HOST: '127.0.0.1' });
+    const app = await buildAdminApp({ ...h.runtime, config });
+    try {
+      const { authorization: _drop, ...anonymous } = uiHeaders;
+      const plain = { metadata: { encoding: b64(Buffer.from('json/plain')) }, data: b64(Buffer.from('1')) };
+      const res = await app.inject({ method: 'POST', url: '/codec/encode', headers: anonymous, payload: JSON.stringify({ payloads: [plain] }) });
+      expect(res.statusCode).toBe(200);
+    } finally {
+      await app.close();
+    }
+  });
+});
