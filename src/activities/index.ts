@@ -1,5 +1,8 @@
 import type { Runtime } from '../runtime';
+import { createAuthActivities } from './auth';
+import { createAuthAdminActivities } from './authAdmin';
 import { createDbOpsActivities } from './dbOps';
+import { createDeliveryActivities } from './delivery';
 
 /**
  * Every activity the worker registers, built from the process's runtime. Workflows import
@@ -8,6 +11,9 @@ import { createDbOpsActivities } from './dbOps';
 export function createActivities(runtime: Runtime) {
   return {
     ...createDbOpsActivities(runtime),
+    ...createAuthActivities(runtime),
+    ...createAuthAdminActivities(runtime),
+    ...createDeliveryActivities(runtime),
   };
 }
 

@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { METADATA_ENCODING_KEY, type Payload, type PayloadCodec } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
+import { generateKeyring, loadKeyring, parseKeyring, type Keyring } from '../crypto/keyring';
 
 const ENCODING = 'binary/encrypted';
 const KEY_ID = 'encryption-key-id';
@@ -9,42 +9,27 @@ const CIPHER = 'aes-256-gcm';
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 
-export interface PayloadKeyring {
-  activeKeyId: string;
-  keys: Map<string, Buffer>;
-}
-
-function decodeKey(id: string, base64: string): Buffer {
-  const key = Buffer.from(base64, 'base64');
-  if (key.length !== 32) throw new Error(`payload key ${id} must be 32 bytes of base64`);
-  return key;
-}
+/** The payload keyring: the shared `{"active","keys"}` format (src/crypto/keyring.ts). */
+export type PayloadKeyring = Keyring;
 
 /**
  * Accepts a bare base64 key (id "k1") or `{"active":"k2","keys":{"k1":"...","k2":"..."}}`.
  * Rotation: add a key, make it active; old keys stay to decode old histories.
  */
 export function parsePayloadKeyring(text: string): PayloadKeyring {
-  const trimmed = text.trim();
-  if (!trimmed.startsWith('{')) return { activeKeyId: 'k1', keys: new Map([['k1', decodeKey('k1', trimmed)]]) };
-  const parsed = JSON.parse(trimmed) as { active?: string; keys?: Record<string, string> };
-  if (!parsed.active || !parsed.keys || !parsed.keys[parsed.active]) {
-    throw new Error('payload keyring needs "active" naming one of "keys"');
-  }
-  const keys = new Map(Object.entries(parsed.keys).map(([id, b64]) => [id, decodeKey(id, b64)]));
-  return { activeKeyId: parsed.active, keys };
+  return parseKeyring(text, 'payload keyring');
 }
 
 export function loadPayloadKeyring(source: { payloadKeys?: string; payloadKeysFile?: string }): PayloadKeyring {
-  if (source.payloadKeys) return parsePayloadKeyring(source.payloadKeys);
-  if (source.payloadKeysFile) return parsePayloadKeyring(readFileSync(source.payloadKeysFile, 'utf8'));
-  throw new Error('WARDEN_PAYLOAD_KEYS or WARDEN_PAYLOAD_KEYS_FILE is required: Temporal payloads carry PII');
+  return loadKeyring(
+    { inline: source.payloadKeys, file: source.payloadKeysFile },
+    'payload keyring',
+    'WARDEN_PAYLOAD_KEYS or WARDEN_PAYLOAD_KEYS_FILE is required: Temporal payloads carry PII',
+  );
 }
 
 /** A fresh `{"active","keys"}` keyring with one random 256-bit key (dev stack and tests). */
-export function generatePayloadKeyring(): string {
-  return JSON.stringify({ active: 'k1', keys: { k1: randomBytes(32).toString('base64') } });
-}
+export const generatePayloadKeyring = generateKeyring;
 
 /**
  * Encrypts every payload with AES-256-GCM so phone numbers, emails and the like are not

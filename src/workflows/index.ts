@@ -1,2 +1,3 @@
 // Every workflow the worker registers. Deterministic code only below this folder.
 export { healthCheckWorkflow } from './ops/healthCheck';
+export { challengeWorkflow } from './auth/challenge';

@@ -1,6 +1,11 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { requireBearer } from '../plugins/bearerAuth';
+import audit from './audit';
+import blocklist from './blocklist';
 import health from './health';
+import keys from './keys';
+import ratelimits from './ratelimits';
+import users from './users';
 
 /**
  * The admin server (port 9090): probes, then everything under /admin/api/v1 behind the
@@ -19,6 +24,11 @@ const adminRoutes: FastifyPluginAsync = async (app) => {
         reply.status(404).send({ error: 'not_found', message: `no route for ${request.method} ${request.url.split('?')[0]}` }),
       );
       // admin feature route plugins are registered here
+      await admin.register(keys);
+      await admin.register(blocklist);
+      await admin.register(ratelimits);
+      await admin.register(audit);
+      await admin.register(users);
     },
     { prefix: '/admin/api/v1' },
   );

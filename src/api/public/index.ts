@@ -1,11 +1,15 @@
 import type { FastifyPluginAsync } from 'fastify';
+import authMagicLink from './authMagicLink';
+import authOtp from './authOtp';
 
 /**
  * The public API (browser-facing, port 8080). Each feature registers its routes here, one
  * plugin per file, under /browser/api/v1.
  */
-const publicRoutes: FastifyPluginAsync = async (_app) => {
+const publicRoutes: FastifyPluginAsync = async (app) => {
   // feature route plugins are registered here
+  await app.register(authOtp);
+  await app.register(authMagicLink);
 };
 
 export default publicRoutes;

@@ -1,0 +1,180 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { AuditEventType, insertAudit, logAudit, type AuditRow } from '../auth/audit';
+import { aad, compareSecret, generateSecret, hashSecret, seal, unseal, UnsealError } from '../auth/crypto';
+import { DataKeyUnavailableError } from '../auth/keys';
+import { authServices } from '../auth/services';
+import type { Runtime } from '../runtime';
+import { challengeWorkflowId, type AuthMethod, type ChallengeEnd, type InvalidationReason, type SealedCandidate } from '../shared/auth';
+
+/**
+ * The challenge workflow's side effects on Postgres. Each activity does one thing, is
+ * idempotent (a retry after a lost reply changes nothing twice), and neither takes nor
+ * returns a secret: the secret is born, hashed and sealed inside `issueChallenge`, and the
+ * candidate arrives sealed and is opened only inside `checkChallengeSecret`.
+ */
+export const CHALLENGE_NOT_FOUND = 'ChallengeNotFoundError';
+
+function notFound(challengeId: string): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(`challenge ${challengeId} has no row`, CHALLENGE_NOT_FOUND);
+}
+
+export interface IssueChallengeInput {
+  challengeId: string;
+  userId: string;
+  method: AuthMethod;
+  ipMasked: string;
+  expiresAt: string;
+  maxAttempts: number;
+}
+
+export interface EndChallengeInput {
+  challengeId: string;
+  status: ChallengeEnd;
+  reason: InvalidationReason;
+  attempts: number;
+  incidentId?: string;
+}
+
+const ACTIVE = `status IN ('pending', 'delivered', 'failed')`;
+/** a data key retired between reading it and inserting is retried this many times */
+const ISSUE_KEY_RACES = 3;
+
+export function createAuthActivities(runtime: Runtime) {
+  const { db, logger, metrics } = runtime;
+  const auditLog = logger.child({ component: 'audit' });
+
+  async function existingExpiry(challengeId: string): Promise<string | undefined> {
+    const { rows } = await db.query<{ expires_at: Date }>('SELECT expires_at FROM auth_challenges WHERE id = $1', [challengeId]);
+    return rows[0]?.expires_at.toISOString();
+  }
+
+  return {
+    /**
+     * Generates the secret, stores bcrypt(HMAC(pepper, secret)) and the sealed copy, and
+     * records identity.auth.token_generated, in one transaction. The insert takes a share lock
+     * on the data key's row and requires it to be active, so a key rotation either waits for
+     * this insert (and then sees it when revoking) or makes it retry under the new key.
+     */
+    async issueChallenge(input: IssueChallengeInput): Promise<{ expiresAt: string }> {
+      const { challengeId, userId, method, ipMasked } = input;
+      const already = await existingExpiry(challengeId);
+      if (already) return { expiresAt: already };
+      const { keys } = authServices(runtime);
+      for (let attempt = 0; attempt < ISSUE_KEY_RACES; attempt += 1) {
+        const key = await keys.active();
+        const secret = generateSecret(method);
+        // bcrypt runs on libuv's pool, outside any transaction
+        const secretHash = await hashSecret(key.pepper, secret);
+        const sealed = seal(key.seal, secret, aad.storedSecret(challengeId));
+        const audit = await db.transaction(async (tx): Promise<AuditRow | undefined | false> => {
+          const inserted = await tx.query(
+            `INSERT INTO auth_challenges (id, user_id, method, status, secret_hash, key_id, sealed_secret,
+                                          max_attempts, client_ip_masked, expires_at)
+             SELECT $1, $2, $3, 'pending', $4, k.id, $6, $7, $8, $9
+               FROM signing_keys k WHERE k.id = $5 AND k.status = 'active' FOR SHARE OF k
+             ON CONFLICT (id) DO NOTHING`,
+            [challengeId, userId, method, secretHash, key.id, sealed, input.maxAttempts, ipMasked, input.expiresAt],
+          );
+          if (inserted.rowCount !== 1) return false;
+          return insertAudit(tx, {
+            type: AuditEventType.tokenGenerated,
+            outcome: 'issued',
+            challengeId,
+            userId,
+            method,
+            ipMasked,
+            details: { key_id: key.id, expires_at: input.expiresAt },
+            dedupeKey: `${challengeWorkflowId(challengeId)}/generated`,
+          });
+        });
+        if (audit !== false) {
+          logAudit(auditLog, audit);
+          metrics.tokensGenerated.inc({ method });
+          return { expiresAt: input.expiresAt };
+        }
+        const raced = await existingExpiry(challengeId);
+        if (raced) return { expiresAt: raced };
+        keys.invalidate();
+      }
+      throw new DataKeyUnavailableError('the active data key kept changing while issuing');
+    },
+
+    /**
+     * Opens the sealed candidate and compares it with the stored hash. Read-only: the workflow
+     * counts the attempt. A candidate that does not authenticate is simply wrong.
+     */
+    async checkChallengeSecret(input: { challengeId: string; candidate: SealedCandidate }): Promise<{ match: boolean }> {
+      const { rows } = await db.query<{ secret_hash: string | null; key_id: string | null }>(
+        'SELECT secret_hash, key_id FROM auth_challenges WHERE id = $1',
+        [input.challengeId],
+      );
+      const row = rows[0];
+      if (!row?.secret_hash || !row.key_id) throw notFound(input.challengeId);
+      const { keys } = authServices(runtime);
+      const transport = await keys.get(input.candidate.keyId);
+      let candidate: string;
+      try {
+        candidate = unseal(transport.seal, Buffer.from(input.candidate.blob, 'base64'), aad.candidate(input.challengeId)).toString('utf8');
+      } catch (err) {
+        if (err instanceof UnsealError) return { match: false };
+        throw err;
+      }
+      const stored = await keys.get(row.key_id);
+      return { match: await compareSecret(stored.pepper, candidate, row.secret_hash) };
+    },
+
+    /** The failed-attempt count on the row (the workflow holds the authoritative one). */
+    async recordChallengeAttempt(input: { challengeId: string; attempts: number }): Promise<void> {
+      await db.write(
+        'UPDATE auth_challenges SET attempts = GREATEST(attempts, $2), last_attempt_at = now() WHERE id = $1',
+        [input.challengeId, input.attempts],
+      );
+    },
+
+    /**
+     * Every end of a challenge: the row says how it ended, the sealed copy is wiped, and
+     * identity.auth.token_invalidated is recorded. A second call finds the row already ended.
+     */
+    async endChallenge(input: EndChallengeInput): Promise<void> {
+      const { challengeId, status, reason } = input;
+      const attempted = status === 'verified' || status === 'locked';
+      const result = await db.transaction(async (tx) => {
+        const { rows } = await tx.query<{ user_id: string; method: AuthMethod; client_ip_masked: string | null }>(
+          `UPDATE auth_challenges
+              SET status = $2, end_reason = $3, ended_at = now(), sealed_secret = NULL,
+                  attempts = GREATEST(attempts, $4),
+                  last_attempt_at = CASE WHEN $5 THEN now() ELSE last_attempt_at END
+            WHERE id = $1 AND ${ACTIVE}
+            RETURNING user_id, method, client_ip_masked`,
+          [challengeId, status, reason, input.attempts, attempted],
+        );
+        const row = rows[0];
+        if (!row) return undefined;
+        if (status === 'expired') {
+          await tx.query('UPDATE challenge_validation_attempts SET challenge_expired = true WHERE challenge_id = $1', [challengeId]);
+        }
+        const audit = await insertAudit(tx, {
+          type: AuditEventType.tokenInvalidated,
+          outcome: status,
+          reason,
+          challengeId,
+          userId: row.user_id,
+          method: row.method,
+          ipMasked: row.client_ip_masked ?? undefined,
+          incidentId: input.incidentId,
+          details: { attempts: input.attempts },
+          dedupeKey: `${challengeWorkflowId(challengeId)}/end`,
+        });
+        return { audit, method: row.method };
+      });
+      if (!result) {
+        const { rows } = await db.query('SELECT 1 FROM auth_challenges WHERE id = $1', [challengeId]);
+        if (!rows[0]) throw notFound(challengeId);
+        return;
+      }
+      logAudit(auditLog, result.audit);
+      // the catalog counts challenges that ended without success
+      if (reason !== 'used') metrics.tokensInvalidated.inc({ method: result.method, reason });
+    },
+  };
+}

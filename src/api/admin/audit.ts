@@ -1,0 +1,69 @@
+import { Readable } from 'node:stream';
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { auditRecord, type AuditRow } from '../../auth/audit';
+import type { Database } from '../../db/database';
+import { ApiError } from '../errors';
+
+/**
+ * `GET /admin/api/v1/audit/export?since=24h` streams audit events as NDJSON, oldest first,
+ * one line per event in the same shape as the audit log lines (the seed's forensic export,
+ * without grepping container logs). `since`/`until` take a duration back from now (`90m`,
+ * `24h`, `7d`) or an ISO timestamp; the window is capped at 31 days.
+ */
+const MAX_WINDOW_MS = 31 * 24 * 3600 * 1000;
+const PAGE = 1000;
+const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+function instant(name: string, value: string | undefined, fallback: Date): Date {
+  if (value === undefined) return fallback;
+  const duration = /^(\d{1,6})([smhd])$/.exec(value);
+  if (duration) return new Date(Date.now() - Number(duration[1]) * UNIT_MS[duration[2] as keyof typeof UNIT_MS]);
+  const at = /^\d{4}-\d{2}-\d{2}(T|$)/.test(value) ? new Date(value) : new Date(NaN);
+  if (Number.isNaN(at.getTime())) throw new ApiError(400, 'invalid_request', `\`${name}\` must be a duration like 24h or an ISO 8601 timestamp`);
+  return at;
+}
+
+async function* exportLines(db: Database, since: Date, until: Date, type: string | undefined): AsyncGenerator<string> {
+  let after = '0';
+  for (;;) {
+    const { rows } = await db.query<AuditRow>(
+      `SELECT id, occurred_at, event_type, outcome, reason, challenge_id, user_id, method, ip_masked,
+              phone_last4, email_domain, incident_id, details
+         FROM audit_events
+        WHERE occurred_at >= $1 AND occurred_at < $2 AND ($3::text IS NULL OR event_type = $3) AND id > $4
+        ORDER BY id LIMIT ${PAGE}`,
+      [since, until, type ?? null, after],
+    );
+    for (const row of rows) yield `${JSON.stringify(auditRecord(row))}\n`;
+    if (rows.length < PAGE) return;
+    after = rows[rows.length - 1]!.id;
+  }
+}
+
+const audit: FastifyPluginAsyncTypebox = async (app) => {
+  app.get(
+    '/audit/export',
+    {
+      schema: {
+        querystring: Type.Object({
+          since: Type.Optional(Type.String({ minLength: 1, maxLength: 40 })),
+          until: Type.Optional(Type.String({ minLength: 1, maxLength: 40 })),
+          type: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+        }),
+      },
+    },
+    async (request, reply) => {
+      const now = new Date();
+      const until = instant('until', request.query.until, now);
+      const since = instant('since', request.query.since, new Date(until.getTime() - 24 * 3_600_000));
+      if (since.getTime() >= until.getTime()) throw new ApiError(400, 'invalid_request', '`since` must be before `until`');
+      if (until.getTime() - since.getTime() > MAX_WINDOW_MS) throw new ApiError(400, 'invalid_request', 'the export window is at most 31 days');
+      return reply
+        .type('application/x-ndjson')
+        .header('Cache-Control', 'no-store')
+        .send(Readable.from(exportLines(app.warden.db, since, until, request.query.type)));
+    },
+  );
+};
+
+export default audit;

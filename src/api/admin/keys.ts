@@ -1,0 +1,85 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { rotateKeys } from '../../auth/admin';
+import { authServices } from '../../auth/services';
+import { ErrorBody } from '../errors';
+
+/**
+ * Data-key rotation (the seed's emergency key rotation). The same `rotateKeys` function backs
+ * the compromised-token runbook's activity. Key material never leaves the process: these
+ * routes show ids, statuses and dates only.
+ */
+const RotateBody = Type.Object({
+  reason: Type.String({ minLength: 1, maxLength: 500 }),
+  revoke_outstanding: Type.Optional(Type.Boolean()),
+  incident_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+});
+
+const Rotated = Type.Object({
+  key_id: Type.String(),
+  previous_key_id: Type.Union([Type.String(), Type.Null()]),
+  rotation_id: Type.Integer(),
+  rotated_at: Type.String(),
+  revoked_challenges: Type.Integer(),
+});
+
+const KeyView = Type.Object({
+  id: Type.String(),
+  kek_id: Type.String(),
+  status: Type.String(),
+  created_at: Type.String(),
+  retired_at: Type.Union([Type.String(), Type.Null()]),
+});
+
+const RotationView = Type.Object({
+  id: Type.Integer(),
+  from_key_id: Type.Union([Type.String(), Type.Null()]),
+  to_key_id: Type.String(),
+  reason: Type.String(),
+  incident_id: Type.Union([Type.String(), Type.Null()]),
+  revoked_challenges: Type.Integer(),
+  rotated_by: Type.String(),
+  rotated_at: Type.String(),
+});
+
+const iso = (d: Date | null) => d?.toISOString() ?? null;
+
+const keys: FastifyPluginAsyncTypebox = async (app) => {
+  app.get('/keys', { schema: { response: { 200: Type.Object({ keys: Type.Array(KeyView), rotations: Type.Array(RotationView) }) } } }, async () => {
+    // make sure a fresh deployment shows its first key rather than an empty list
+    await authServices(app.warden).keys.active();
+    const { db } = app.warden;
+    const keyRows = await db.query<{ id: string; kek_id: string; status: string; created_at: Date; retired_at: Date | null }>(
+      'SELECT id, kek_id, status, created_at, retired_at FROM signing_keys ORDER BY created_at DESC',
+    );
+    const rotationRows = await db.query<{
+      id: number; from_key_id: string | null; to_key_id: string; reason: string; incident_id: string | null;
+      revoked_challenges: number; rotated_by: string; rotated_at: Date;
+    }>('SELECT id::int AS id, from_key_id, to_key_id, reason, incident_id, revoked_challenges, rotated_by, rotated_at FROM key_rotations ORDER BY id DESC LIMIT 50');
+    return {
+      keys: keyRows.rows.map((k) => ({ ...k, created_at: k.created_at.toISOString(), retired_at: iso(k.retired_at) })),
+      rotations: rotationRows.rows.map((r) => ({ ...r, rotated_at: r.rotated_at.toISOString() })),
+    };
+  });
+
+  app.post('/keys/rotate', { schema: { body: RotateBody, response: { 200: Rotated, 400: ErrorBody } } }, async (request) => {
+    const { warden } = app;
+    const result = await rotateKeys(
+      { db: warden.db, logger: warden.logger.child({ component: 'audit' }), client: warden.temporal.client, keys: authServices(warden).keys },
+      {
+        reason: request.body.reason,
+        revokeOutstanding: request.body.revoke_outstanding ?? false,
+        incidentId: request.body.incident_id,
+        actor: 'admin-api',
+      },
+    );
+    return {
+      key_id: result.keyId,
+      previous_key_id: result.previousKeyId,
+      rotation_id: result.rotationId,
+      rotated_at: result.rotatedAt,
+      revoked_challenges: result.revokedChallenges,
+    };
+  });
+};
+
+export default keys;

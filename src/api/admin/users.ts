@@ -1,0 +1,54 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { clearRateLimits, forcePasswordReset, revokeUserChallenges, type AdminDeps } from '../../auth/admin';
+import { authServices } from '../../auth/services';
+import { ErrorBody } from '../errors';
+
+/**
+ * The seed's per-user containment and recovery steps: revoke active challenges (through their
+ * workflows), force a password reset, clear rate-limit state. The runbooks call the same
+ * functions through activities.
+ */
+const UserIds = Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { minItems: 1, maxItems: 1000 });
+const IncidentId = Type.Optional(Type.String({ minLength: 1, maxLength: 64 }));
+
+const RevokeBody = Type.Object({
+  user_ids: UserIds,
+  reason: Type.Optional(Type.Union([Type.Literal('manual_revoke'), Type.Literal('security_incident')])),
+  incident_id: IncidentId,
+});
+const UsersBody = Type.Object({ user_ids: UserIds, incident_id: IncidentId });
+
+const users: FastifyPluginAsyncTypebox = async (app) => {
+  const deps = (): AdminDeps => ({
+    db: app.warden.db,
+    logger: app.warden.logger.child({ component: 'audit' }),
+    client: app.warden.temporal.client,
+    keys: authServices(app.warden).keys,
+  });
+
+  app.post(
+    '/users/revoke-challenges',
+    { schema: { body: RevokeBody, response: { 200: Type.Object({ signalled: Type.Integer(), revoked: Type.Integer() }), 400: ErrorBody } } },
+    async (request) =>
+      revokeUserChallenges(deps(), {
+        userIds: request.body.user_ids,
+        reason: request.body.reason ?? 'manual_revoke',
+        incidentId: request.body.incident_id,
+        actor: 'admin-api',
+      }),
+  );
+
+  app.post(
+    '/users/force-password-reset',
+    { schema: { body: UsersBody, response: { 200: Type.Object({ updated: Type.Array(Type.String()) }), 400: ErrorBody } } },
+    async (request) => forcePasswordReset(deps(), { userIds: request.body.user_ids, incidentId: request.body.incident_id, actor: 'admin-api' }),
+  );
+
+  app.post(
+    '/users/clear-rate-limits',
+    { schema: { body: UsersBody, response: { 200: Type.Object({ deleted: Type.Integer() }), 400: ErrorBody } } },
+    async (request) => clearRateLimits(deps(), { userIds: request.body.user_ids, incidentId: request.body.incident_id, actor: 'admin-api' }),
+  );
+};
+
+export default users;

@@ -1,0 +1,182 @@
+import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/common';
+import type { Database } from '../db/database';
+import { challengeWorkflowId, revokeSignal, type RevokeReason } from '../shared/auth';
+import type { Logger } from '../telemetry/logger';
+import { AuditEventType, insertAudit, logAudit, recordAudit } from './audit';
+import { createDataKey, type DataKeyStore } from './keys';
+import { clearUserRateLimits } from './rateLimit';
+
+/**
+ * Responder actions from the seed, as plain functions: the admin API calls them, and the
+ * runbook workflows call them through activities. Challenge state is changed only through the
+ * challenge workflows (revokeSignal), never by writing auth_challenges directly.
+ */
+export interface AdminDeps {
+  db: Database;
+  logger: Logger;
+  client: Client;
+  keys: DataKeyStore;
+}
+
+export interface ActorContext {
+  /** who did it: `admin-api`, a runbook workflow id... */
+  actor: string;
+  incidentId?: string;
+}
+
+const ACTIVE = `status IN ('pending', 'delivered', 'failed')`;
+const SIGNAL_BATCH = 25;
+const SETTLE_TIMEOUT_MS = 5000;
+const SETTLE_POLL_MS = 100;
+
+export interface RevokeOutcome {
+  /** challenges whose workflow took the signal */
+  signalled: number;
+  /** of those, how many rows say `revoked` (some may have ended otherwise meanwhile) */
+  revoked: number;
+}
+
+/**
+ * Signals each challenge's workflow to revoke itself, then waits (bounded) until the rows
+ * say how they ended, so the caller's answer reflects what happened. A challenge whose
+ * workflow is already gone has ended already and is not counted.
+ */
+export async function revokeChallenges(deps: AdminDeps, challengeIds: readonly string[], reason: RevokeReason, incidentId?: string): Promise<RevokeOutcome> {
+  const signalled: string[] = [];
+  for (let i = 0; i < challengeIds.length; i += SIGNAL_BATCH) {
+    const batch = challengeIds.slice(i, i + SIGNAL_BATCH);
+    const results = await Promise.all(
+      batch.map(async (id) => {
+        try {
+          await deps.client.workflow.getHandle(challengeWorkflowId(id)).signal(revokeSignal, { reason, ...(incidentId ? { incidentId } : {}) });
+          return id;
+        } catch (err) {
+          if (err instanceof WorkflowNotFoundError) return undefined;
+          throw err;
+        }
+      }),
+    );
+    for (const id of results) if (id) signalled.push(id);
+  }
+  if (signalled.length === 0) return { signalled: 0, revoked: 0 };
+  const deadline = Date.now() + SETTLE_TIMEOUT_MS;
+  for (;;) {
+    const { rows } = await deps.db.query<{ pending: number; revoked: number }>(
+      `SELECT count(*) FILTER (WHERE ${ACTIVE})::int AS pending, count(*) FILTER (WHERE status = 'revoked')::int AS revoked
+         FROM auth_challenges WHERE id = ANY($1::uuid[])`,
+      [signalled],
+    );
+    const counts = rows[0]!;
+    if (counts.pending === 0 || Date.now() >= deadline) return { signalled: signalled.length, revoked: counts.revoked };
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_POLL_MS));
+  }
+}
+
+/** The seed's "revoke all active challenges for compromised users". */
+export async function revokeUserChallenges(
+  deps: AdminDeps,
+  input: ActorContext & { userIds: readonly string[]; reason: Extract<RevokeReason, 'manual_revoke' | 'security_incident'> },
+): Promise<RevokeOutcome> {
+  const { rows } = await deps.db.query<{ id: string }>(
+    `SELECT id FROM auth_challenges WHERE user_id = ANY($1::text[]) AND ${ACTIVE} ORDER BY created_at`,
+    [input.userIds],
+  );
+  const outcome = await revokeChallenges(deps, rows.map((r) => r.id), input.reason, input.incidentId);
+  await auditUsers(deps, input, 'revoke_challenges', { reason: input.reason, revoked: outcome.revoked });
+  return outcome;
+}
+
+/** The seed's `UPDATE users SET force_password_reset = true WHERE sub IN (...)`. */
+export async function forcePasswordReset(deps: AdminDeps, input: ActorContext & { userIds: readonly string[] }): Promise<{ updated: string[] }> {
+  const { rows } = await deps.db.write<{ sub: string }>(
+    `UPDATE users SET force_password_reset = true, updated_at = now() WHERE sub = ANY($1::text[]) RETURNING sub`,
+    [input.userIds],
+  );
+  await auditUsers(deps, input, 'force_password_reset', {});
+  return { updated: rows.map((r) => r.sub).sort() };
+}
+
+/** The seed's `DELETE FROM rate_limit_attempts WHERE user_id IN (...)`. */
+export async function clearRateLimits(deps: AdminDeps, input: ActorContext & { userIds: readonly string[] }): Promise<{ deleted: number }> {
+  const deleted = await clearUserRateLimits(deps.db, input.userIds);
+  await auditUsers(deps, input, 'clear_rate_limits', {});
+  return { deleted };
+}
+
+async function auditUsers(deps: AdminDeps, input: ActorContext & { userIds: readonly string[] }, action: string, details: Record<string, unknown>) {
+  for (const userId of new Set(input.userIds)) {
+    await recordAudit(deps.db, deps.logger, {
+      type: AuditEventType.userAction,
+      outcome: action,
+      userId,
+      incidentId: input.incidentId,
+      details: { actor: input.actor, ...details },
+    });
+  }
+}
+
+export interface RotationResult {
+  keyId: string;
+  previousKeyId: string | null;
+  rotationId: number;
+  rotatedAt: string;
+  revokedChallenges: number;
+}
+
+/**
+ * Makes a new data key active and retires the old one (kept: it still verifies the challenges
+ * issued under it unless they are revoked). With `revokeOutstanding`, every challenge still
+ * open under an older key is revoked through its workflow (reason key_rotation). Issues in
+ * flight hold a share lock on the active key's row, so the retiring UPDATE waits for them and
+ * the revocation sweep that follows sees them.
+ */
+export async function rotateKeys(
+  deps: AdminDeps,
+  input: ActorContext & { reason: string; revokeOutstanding: boolean },
+): Promise<RotationResult> {
+  const next = createDataKey(deps.keys.keyring);
+  const rotation = await deps.db.transaction(async (tx) => {
+    const retired = await tx.query<{ id: string }>(
+      `UPDATE signing_keys SET status = 'retired', retired_at = now() WHERE status = 'active' RETURNING id`,
+    );
+    const previousKeyId = retired.rows[0]?.id ?? null;
+    await tx.query(
+      `INSERT INTO signing_keys (id, kek_id, wrapped_pepper, wrapped_seal, status) VALUES ($1, $2, $3, $4, 'active')`,
+      [next.id, next.kekId, next.wrappedPepper, next.wrappedSeal],
+    );
+    const { rows } = await tx.query<{ id: number; rotated_at: Date }>(
+      `INSERT INTO key_rotations (from_key_id, to_key_id, reason, incident_id, rotated_by)
+       VALUES ($1, $2, $3, $4, $5) RETURNING id::int AS id, rotated_at`,
+      [previousKeyId, next.id, input.reason, input.incidentId ?? null, input.actor],
+    );
+    const audit = await insertAudit(tx, {
+      type: AuditEventType.keyRotated,
+      outcome: 'rotated',
+      reason: input.reason,
+      incidentId: input.incidentId,
+      details: { from_key_id: previousKeyId, to_key_id: next.id, kek_id: next.kekId, revoke_outstanding: input.revokeOutstanding, actor: input.actor },
+    });
+    return { previousKeyId, id: rows[0]!.id, rotatedAt: rows[0]!.rotated_at, audit };
+  });
+  logAudit(deps.logger, rotation.audit);
+  deps.keys.invalidate();
+
+  let revokedChallenges = 0;
+  if (input.revokeOutstanding) {
+    const { rows } = await deps.db.query<{ id: string }>(
+      `SELECT id FROM auth_challenges WHERE key_id IS DISTINCT FROM $1 AND ${ACTIVE} ORDER BY created_at`,
+      [next.id],
+    );
+    const outcome = await revokeChallenges(deps, rows.map((r) => r.id), 'key_rotation', input.incidentId);
+    revokedChallenges = outcome.revoked;
+    await deps.db.write('UPDATE key_rotations SET revoked_challenges = $2 WHERE id = $1', [rotation.id, revokedChallenges]);
+  }
+  return {
+    keyId: next.id,
+    previousKeyId: rotation.previousKeyId,
+    rotationId: rotation.id,
+    rotatedAt: rotation.rotatedAt.toISOString(),
+    revokedChallenges,
+  };
+}

@@ -1,0 +1,111 @@
+import type { Queryable } from '../db/database';
+import type { Logger } from '../telemetry/logger';
+
+/**
+ * The audit trail: an append-only `audit_events` row plus one JSON log line per event (what
+ * the seed's log greps read). Events carry ids and masked facts only: the user id, the masked
+ * client IP, the phone's last four digits or the email's domain. Never a secret, never a
+ * full phone number or address.
+ */
+export const AuditEventType = {
+  tokenGenerated: 'identity.auth.token_generated',
+  validationAttempt: 'identity.auth.validation_attempt',
+  tokenInvalidated: 'identity.auth.token_invalidated',
+  rateLimitExceeded: 'identity.ratelimit.exceeded',
+  requestBlocked: 'identity.blocklist.rejected',
+  resendRequested: 'identity.auth.resend_requested',
+  keyRotated: 'identity.keys.rotated',
+  blocklistChanged: 'identity.blocklist.changed',
+  settingsChanged: 'identity.settings.changed',
+  userAction: 'identity.admin.user_action',
+} as const;
+
+export interface AuditEvent {
+  type: string;
+  outcome?: string;
+  reason?: string;
+  challengeId?: string;
+  userId?: string;
+  method?: 'sms_otp' | 'magic_link';
+  ipMasked?: string;
+  incidentId?: string;
+  details?: Record<string, unknown>;
+  /** makes the insert idempotent (activity retries): a second insert with the key is dropped */
+  dedupeKey?: string;
+}
+
+export interface AuditRow {
+  id: string;
+  occurred_at: Date;
+  event_type: string;
+  outcome: string | null;
+  reason: string | null;
+  challenge_id: string | null;
+  user_id: string | null;
+  method: string | null;
+  ip_masked: string | null;
+  phone_last4: string | null;
+  email_domain: string | null;
+  incident_id: string | null;
+  details: Record<string, unknown>;
+}
+
+/**
+ * Inserts the row (inside the caller's transaction if `q` is one). The phone's last four or
+ * the email domain come from `users` in the same statement: the caller never handles them.
+ * Returns undefined when the dedupe key was already used.
+ */
+export async function insertAudit(q: Queryable, event: AuditEvent): Promise<AuditRow | undefined> {
+  const { rows } = await q.query<AuditRow>(
+    `INSERT INTO audit_events (event_type, outcome, reason, challenge_id, user_id, method, ip_masked,
+                               phone_last4, email_domain, incident_id, details, dedupe_key)
+     SELECT $1, $2, $3, $4::uuid, $5::text, $6::text, $7,
+            CASE WHEN $6::text IS DISTINCT FROM 'magic_link' THEN right(u.phone, 4) END,
+            CASE WHEN $6::text IS DISTINCT FROM 'sms_otp' THEN lower(split_part(u.email, '@', 2)) END,
+            $8, $9::jsonb, $10
+     FROM (SELECT 1) AS one LEFT JOIN users u ON u.sub = $5::text
+     ON CONFLICT (dedupe_key) DO NOTHING
+     RETURNING id, occurred_at, event_type, outcome, reason, challenge_id, user_id, method, ip_masked,
+               phone_last4, email_domain, incident_id, details`,
+    [
+      event.type,
+      event.outcome ?? null,
+      event.reason ?? null,
+      event.challengeId ?? null,
+      event.userId ?? null,
+      event.method ?? null,
+      event.ipMasked ?? null,
+      event.incidentId ?? null,
+      JSON.stringify(event.details ?? {}),
+      event.dedupeKey ?? null,
+    ],
+  );
+  return rows[0];
+}
+
+/** The row as one JSON line: `event` is the seed's event name, fields are snake_case like the row. */
+export function auditRecord(row: AuditRow): Record<string, unknown> {
+  const record: Record<string, unknown> = {
+    id: Number(row.id),
+    occurred_at: row.occurred_at.toISOString(),
+    event: row.event_type,
+  };
+  for (const key of ['outcome', 'reason', 'challenge_id', 'user_id', 'method', 'ip_masked', 'phone_last4', 'email_domain', 'incident_id'] as const) {
+    if (row[key] !== null) record[key] = row[key];
+  }
+  if (Object.keys(row.details).length > 0) record.details = row.details;
+  return record;
+}
+
+export function logAudit(logger: Logger, row: AuditRow | undefined): void {
+  if (!row) return;
+  const { event, ...fields } = auditRecord(row);
+  logger.info({ audit: true, event, ...fields }, String(event));
+}
+
+/** Insert and log: for callers outside a transaction. */
+export async function recordAudit(db: Queryable, logger: Logger, event: AuditEvent): Promise<AuditRow | undefined> {
+  const row = await insertAudit(db, event);
+  logAudit(logger, row);
+  return row;
+}

@@ -1,0 +1,106 @@
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+
+/**
+ * The challenge workflow's contract, imported by the workflow, the API and the runbooks.
+ * Nothing here carries a secret: inputs hold ids and non-secret settings, the verify update
+ * carries the candidate only sealed (AES-256-GCM under a data key), results hold outcomes.
+ */
+export type AuthMethod = 'sms_otp' | 'magic_link';
+export const AUTH_METHODS: readonly AuthMethod[] = ['sms_otp', 'magic_link'];
+
+export const CHALLENGE_WORKFLOW_PREFIX = 'challenge-';
+export const CHALLENGE_WORKFLOW_TYPE = 'challengeWorkflow';
+export const challengeWorkflowId = (challengeId: string) => `${CHALLENGE_WORKFLOW_PREFIX}${challengeId}`;
+
+/** How a challenge ended, as written to auth_challenges.status. */
+export type ChallengeEnd = 'verified' | 'expired' | 'revoked' | 'locked';
+export const TERMINAL_STATUSES: readonly ChallengeEnd[] = ['verified', 'expired', 'revoked', 'locked'];
+
+/** identity.auth.token_invalidated reasons (`locked`: the attempt budget ran out). */
+export type RevokeReason = 'manual_revoke' | 'security_incident' | 'key_rotation';
+export const REVOKE_REASONS: readonly RevokeReason[] = ['manual_revoke', 'security_incident', 'key_rotation'];
+export type InvalidationReason = 'used' | 'expired' | 'locked' | RevokeReason;
+
+/** Snapshot of the runtime settings at initiate: a later change never alters a live challenge. */
+export interface ChallengeLimits {
+  maxAttempts: number;
+  resendCooldownSeconds: number;
+  maxSends: number;
+}
+
+export interface ChallengeInput {
+  challengeId: string;
+  /** as the client typed it; may name no user (the challenge is then a decoy nobody receives) */
+  userId: string;
+  method: AuthMethod;
+  ipMasked: string;
+  /** ISO timestamp, fixed by the API from the TTL setting */
+  expiresAt: string;
+  limits: ChallengeLimits;
+}
+
+export interface ChallengeResult {
+  status: ChallengeEnd;
+  reason: InvalidationReason;
+  attempts: number;
+  sends: number;
+}
+
+/** The candidate code or token, sealed by the API: `blob` is base64 of iv || ciphertext || tag. */
+export interface SealedCandidate {
+  keyId: string;
+  blob: string;
+}
+
+export interface VerifyInput {
+  candidate: SealedCandidate;
+}
+
+export type VerifyResult =
+  | { outcome: 'verified'; userId: string }
+  | { outcome: 'invalid'; remainingAttempts: number }
+  /** lockedByThisAttempt: this wrong guess used the last attempt */
+  | { outcome: 'locked'; lockedByThisAttempt?: boolean }
+  | { outcome: 'expired' }
+  | { outcome: 'already_used' }
+  | { outcome: 'revoked' };
+
+export type ResendInput = Record<string, never>;
+
+export type ResendResult =
+  | { outcome: 'queued'; sends: number; sendsRemaining: number; expiresAt: string }
+  | { outcome: 'cooldown'; retryAfterSeconds: number }
+  | { outcome: 'limit_reached'; sends: number }
+  | { outcome: 'expired' }
+  | { outcome: 'already_used' }
+  | { outcome: 'revoked' }
+  | { outcome: 'locked' };
+
+export interface IssuedResult {
+  expiresAt: string;
+}
+
+export interface RevokeInput {
+  reason: RevokeReason;
+  incidentId?: string;
+}
+
+export interface ChallengeState {
+  issued: boolean;
+  status: 'pending' | ChallengeEnd;
+  attempts: number;
+  maxAttempts: number;
+  sends: number;
+  expiresAt: string;
+}
+
+/** The API waits on this (update-with-start) so the row exists when initiate answers. */
+export const awaitIssueUpdate = defineUpdate<IssuedResult, [Record<string, never>]>('awaitIssue');
+export const verifyUpdate = defineUpdate<VerifyResult, [VerifyInput]>('verify');
+export const resendUpdate = defineUpdate<ResendResult, [ResendInput]>('resend');
+export const revokeSignal = defineSignal<[RevokeInput]>('revoke');
+export const challengeStateQuery = defineQuery<ChallengeState>('challengeState');
+
+/** The activity-level idempotency key of the n-th send (1-based) of a challenge. */
+export const sendIdempotencyKey = (challengeId: string, sendNumber: number) =>
+  `${challengeWorkflowId(challengeId)}/send-${sendNumber}`;

@@ -1,0 +1,235 @@
+import {
+  allHandlersFinished,
+  ApplicationFailure,
+  condition,
+  log,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  type ActivityOptions,
+  type LocalActivityOptions,
+} from '@temporalio/workflow';
+import type { Activities } from '../../activities';
+import {
+  awaitIssueUpdate,
+  challengeStateQuery,
+  resendUpdate,
+  revokeSignal,
+  verifyUpdate,
+  REVOKE_REASONS,
+  type ChallengeEnd,
+  type ChallengeInput,
+  type ChallengeResult,
+  type ChallengeState,
+  type InvalidationReason,
+  type ResendResult,
+  type RevokeInput,
+  type VerifyInput,
+  type VerifyResult,
+} from '../../shared/auth';
+
+// Issuing answers the waiting initiate request: retry briefly, then fail it (the API says 503).
+const issueOptions: ActivityOptions = {
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '200 ms', backoffCoefficient: 2, maximumInterval: '2 seconds', maximumAttempts: 5, nonRetryableErrorTypes: ['DataKeyUnavailableError'] },
+};
+// The verify path runs as local activities: no server round trip per step (p95 < 200 ms).
+// A missing row cannot appear by retrying.
+const checkOptions: LocalActivityOptions = {
+  startToCloseTimeout: '5 seconds',
+  retry: { initialInterval: '100 ms', maximumAttempts: 3, nonRetryableErrorTypes: ['ChallengeNotFoundError'] },
+};
+// An end must land (it wipes the sealed secret): retry until it does.
+const endOptions: ActivityOptions & LocalActivityOptions = {
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds', nonRetryableErrorTypes: ['ChallengeNotFoundError'] },
+};
+// One send tries the primary and the backup itself; a few retries cover a database blip.
+const deliverOptions: ActivityOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 3, nonRetryableErrorTypes: ['ChallengeNotFoundError', 'DeliveryRouteError'] },
+};
+
+const { issueChallenge } = proxyActivities<Activities>(issueOptions);
+const { deliverChallenge } = proxyActivities<Activities>(deliverOptions);
+const { endChallenge } = proxyActivities<Activities>(endOptions);
+const local = proxyLocalActivities<Activities>(checkOptions);
+const localEnd = proxyLocalActivities<Activities>(endOptions);
+
+const KEY_ID = /^[A-Za-z0-9._-]{1,64}$/;
+const BLOB = /^[A-Za-z0-9+/]{40,512}={0,2}$/;
+
+/** Rejected updates never reach history: malformed input costs nothing. */
+function validateVerify(input: VerifyInput): void {
+  const candidate = input?.candidate;
+  if (!candidate || typeof candidate.keyId !== 'string' || !KEY_ID.test(candidate.keyId) || typeof candidate.blob !== 'string' || !BLOB.test(candidate.blob)) {
+    throw new Error('verify needs a sealed candidate');
+  }
+}
+
+/**
+ * One challenge's life: issue, deliver, then verify / resend / revoke until it ends by
+ * success, lockout, revocation or expiry. Checks and ends are serialised by a small lock, so
+ * two concurrent correct guesses cannot both succeed and an expiry cannot interleave a check.
+ */
+export class ChallengeMachine {
+  private issued = false;
+  private issueFailed = false;
+  private status: 'pending' | ChallengeEnd = 'pending';
+  private reason: InvalidationReason = 'expired';
+  private attempts = 0;
+  private sends = 0;
+  private lastSendAt = 0;
+  private readonly sendQueue: number[] = [];
+  private locked = false;
+  private readonly expiresAtMs: number;
+
+  constructor(private readonly input: ChallengeInput) {
+    this.expiresAtMs = Date.parse(input.expiresAt);
+    setHandler(awaitIssueUpdate, async () => {
+      await this.untilIssued();
+      return { expiresAt: input.expiresAt };
+    });
+    setHandler(verifyUpdate, (update) => this.verify(update), { validator: validateVerify });
+    setHandler(resendUpdate, () => this.resend());
+    setHandler(revokeSignal, (signal) => this.revoke(signal));
+    setHandler(challengeStateQuery, () => this.state());
+  }
+
+  async run(): Promise<ChallengeResult> {
+    const { challengeId, userId, method, ipMasked, expiresAt, limits } = this.input;
+    try {
+      await issueChallenge({ challengeId, userId, method, ipMasked, expiresAt, maxAttempts: limits.maxAttempts });
+      this.issued = true;
+    } catch (err) {
+      this.issueFailed = true;
+      await condition(allHandlersFinished);
+      throw err;
+    }
+    this.queueSend();
+    await Promise.all([this.expiry(), this.deliveries()]);
+    await condition(allHandlersFinished);
+    return { status: this.status as ChallengeEnd, reason: this.reason, attempts: this.attempts, sends: this.sends };
+  }
+
+  private get ended(): boolean {
+    return this.status !== 'pending';
+  }
+
+  private async untilIssued(): Promise<void> {
+    await condition(() => this.issued || this.issueFailed);
+    if (!this.issued) throw ApplicationFailure.nonRetryable('the challenge could not be issued', 'ChallengeNotIssued');
+  }
+
+  /** `condition` may wake several waiters at once: each re-checks before taking the lock. */
+  private async withLock<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.locked) await condition(() => !this.locked);
+    this.locked = true;
+    try {
+      return await fn();
+    } finally {
+      this.locked = false;
+    }
+  }
+
+  private async end(status: ChallengeEnd, reason: InvalidationReason, fast: boolean, incidentId?: string): Promise<void> {
+    this.status = status;
+    this.reason = reason;
+    const args = { challengeId: this.input.challengeId, status, reason, attempts: this.attempts, ...(incidentId ? { incidentId } : {}) };
+    await (fast ? localEnd.endChallenge(args) : endChallenge(args));
+  }
+
+  private endedOutcome(): { outcome: 'expired' } | { outcome: 'already_used' } | { outcome: 'revoked' } | { outcome: 'locked' } {
+    if (this.status === 'verified') return { outcome: 'already_used' };
+    if (this.status === 'locked') return { outcome: 'locked' };
+    if (this.status === 'revoked') return { outcome: 'revoked' };
+    return { outcome: 'expired' };
+  }
+
+  private async expiry(): Promise<void> {
+    const remaining = this.expiresAtMs - Date.now();
+    const endedFirst = remaining > 0 && (await condition(() => this.ended, remaining));
+    if (endedFirst) return;
+    await this.withLock(async () => {
+      if (!this.ended) await this.end('expired', 'expired', false);
+    });
+  }
+
+  private queueSend(): void {
+    this.sends += 1;
+    this.lastSendAt = Date.now();
+    this.sendQueue.push(this.sends);
+  }
+
+  private async deliveries(): Promise<void> {
+    for (;;) {
+      await condition(() => this.ended || this.sendQueue.length > 0);
+      const sendNumber = this.sendQueue.shift();
+      if (this.ended || sendNumber === undefined) return;
+      try {
+        await deliverChallenge({ challengeId: this.input.challengeId, sendNumber });
+      } catch (err) {
+        // the outcome is on the row; the user can ask for a resend
+        log.warn('challenge delivery failed', { sendNumber, failure: err instanceof Error ? err.name : 'unknown' });
+      }
+    }
+  }
+
+  private async verify({ candidate }: VerifyInput): Promise<VerifyResult> {
+    await this.untilIssued();
+    return this.withLock(async (): Promise<VerifyResult> => {
+      if (this.ended) return this.endedOutcome();
+      if (Date.now() >= this.expiresAtMs) {
+        await this.end('expired', 'expired', true);
+        return { outcome: 'expired' };
+      }
+      const { challengeId, userId, limits } = this.input;
+      const { match } = await local.checkChallengeSecret({ challengeId, candidate });
+      this.attempts += 1;
+      if (match) {
+        await this.end('verified', 'used', true);
+        return { outcome: 'verified', userId };
+      }
+      const remainingAttempts = Math.max(0, limits.maxAttempts - this.attempts);
+      if (remainingAttempts === 0) {
+        await this.end('locked', 'locked', true);
+        return { outcome: 'locked', lockedByThisAttempt: true };
+      }
+      await local.recordChallengeAttempt({ challengeId, attempts: this.attempts });
+      return { outcome: 'invalid', remainingAttempts };
+    });
+  }
+
+  private async resend(): Promise<ResendResult> {
+    await this.untilIssued();
+    if (this.ended) return this.endedOutcome();
+    if (Date.now() >= this.expiresAtMs) return { outcome: 'expired' };
+    const { maxSends, resendCooldownSeconds } = this.input.limits;
+    if (this.sends >= maxSends) return { outcome: 'limit_reached', sends: this.sends };
+    const waitMs = this.lastSendAt + resendCooldownSeconds * 1000 - Date.now();
+    if (waitMs > 0) return { outcome: 'cooldown', retryAfterSeconds: Math.ceil(waitMs / 1000) };
+    this.queueSend();
+    return { outcome: 'queued', sends: this.sends, sendsRemaining: maxSends - this.sends, expiresAt: this.input.expiresAt };
+  }
+
+  private async revoke({ reason, incidentId }: RevokeInput): Promise<void> {
+    await condition(() => this.issued || this.issueFailed);
+    if (!this.issued) return;
+    // a signal has no validator: an unknown reason is recorded as a manual revoke
+    const why = REVOKE_REASONS.includes(reason) ? reason : 'manual_revoke';
+    await this.withLock(async () => {
+      if (!this.ended) await this.end('revoked', why, false, typeof incidentId === 'string' ? incidentId : undefined);
+    });
+  }
+
+  private state(): ChallengeState {
+    return {
+      issued: this.issued,
+      status: this.status,
+      attempts: this.attempts,
+      maxAttempts: this.input.limits.maxAttempts,
+      sends: this.sends,
+      expiresAt: this.input.expiresAt,
+    };
+  }
+}
