@@ -1,0 +1,179 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SettingsCache } from '../../src/auth/settings';
+import { initiate, post, putRateLimits } from '../helpers/authClient';
+import { startHarness, type Harness } from '../helpers/harness';
+
+const UNKNOWN = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+
+/** Per-user and per-IP rate limits (changed at runtime) and the IP blocklist. */
+describe('rate limits and blocklist', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    // 127.0.0.1 is a trusted proxy here: its X-Forwarded-For names the client
+    h = await startHarness({ env: { WARDEN_TRUSTED_PROXIES: '127.0.0.1,::1' } });
+  });
+  afterAll(async () => h?.close());
+
+  const block = (payload: Record<string, unknown>) => h.admin.inject({ method: 'POST', url: '/admin/api/v1/blocklist/ip', headers: h.adminHeaders, payload });
+
+  it('limits initiates per user, answers 429 with Retry-After, audits it, counts it, and follows a runtime change', async () => {
+    await putRateLimits(h, { per_user: { window: '5m', max_attempts: 3 }, per_ip: { max_attempts: 1000 } });
+    for (let i = 0; i < 3; i += 1) expect((await initiate(h, 'otp', 'test-user', { ip: `192.0.2.${i + 1}` })).statusCode).toBe(202);
+    const refused = await initiate(h, 'otp', 'test-user', { ip: '192.0.2.50' });
+    expect(refused.statusCode).toBe(429);
+    expect(refused.json()).toMatchObject({ error: 'rate_limited', retry_after_seconds: expect.any(Number) });
+    const retryAfter = Number(refused.headers['retry-after']);
+    expect(retryAfter).toBeGreaterThan(0);
+    expect(retryAfter).toBeLessThanOrEqual(300);
+    // another user is not affected
+    expect((await initiate(h, 'otp', 'alice', { ip: '192.0.2.51' })).statusCode).toBe(202);
+
+    const audit = await h.sql<{ outcome: string; user_id: string; ip_masked: string; phone_last4: string }>(
+      `SELECT outcome, user_id, ip_masked, phone_last4 FROM audit_events WHERE event_type = 'identity.ratelimit.exceeded'`,
+    );
+    expect(audit).toEqual([{ outcome: 'user', user_id: 'test-user', ip_masked: '192.0.2.0/24', phone_last4: '0100' }]);
+    expect(h.logs.records('identity.ratelimit.exceeded')).toHaveLength(1);
+    expect(await h.runtime.registry.metrics()).toMatch(/warden_ratelimit_exceeded_total\{[^}]*scope="user"[^}]*action="initiate"[^}]*\} 1/);
+
+    // the responder raises the limit: in force at once, without a restart
+    const raised = await putRateLimits(h, { per_user: { max_attempts: 4 } });
+    expect(raised).toEqual({ per_user: { window_seconds: 300, max_attempts: 4 }, per_ip: { window_seconds: 300, max_attempts: 1000 } });
+    expect((await initiate(h, 'otp', 'test-user', { ip: '192.0.2.52' })).statusCode).toBe(202);
+    expect((await initiate(h, 'otp', 'test-user', { ip: '192.0.2.53' })).statusCode).toBe(429);
+
+    // the seed's recovery step clears the user's state
+    const cleared = await h.admin.inject({ method: 'POST', url: '/admin/api/v1/users/clear-rate-limits', headers: h.adminHeaders, payload: { user_ids: ['test-user'] } });
+    expect(cleared.statusCode).toBe(200);
+    expect(cleared.json<{ deleted: number }>().deleted).toBeGreaterThanOrEqual(4);
+    expect((await h.sql(`SELECT 1 FROM rate_limit_attempts WHERE user_id = 'test-user'`))).toHaveLength(0);
+    expect((await initiate(h, 'otp', 'test-user', { ip: '192.0.2.54' })).statusCode).toBe(202);
+  });
+
+  it('other processes see a rate-limit change through Postgres within their staleness bound', async () => {
+    const other = new SettingsCache(h.runtime.db, 200);
+    const before = await other.rateLimits();
+    await putRateLimits(h, { per_ip: { max_attempts: before.per_ip.max_attempts + 7 } });
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    expect((await other.rateLimits()).per_ip.max_attempts).toBe(before.per_ip.max_attempts + 7);
+  });
+
+  it('limits per IP, counting verify attempts on unknown challenges (enumeration)', async () => {
+    await putRateLimits(h, { per_user: { max_attempts: 1000 }, per_ip: { window_seconds: 300, max_attempts: 4 } });
+    const ip = '198.18.0.7';
+    for (let i = 0; i < 4; i += 1) {
+      const res = await post(h, '/otp/verify', { challenge_id: UNKNOWN(i), otp: '123456' }, { ip });
+      expect(res.statusCode).toBe(404);
+    }
+    const refused = await post(h, '/otp/verify', { challenge_id: UNKNOWN(9), otp: '123456' }, { ip });
+    expect(refused.statusCode).toBe(429);
+    expect(refused.headers['retry-after']).toBeDefined();
+    // other addresses, and initiates from this one (another action), still pass
+    expect((await post(h, '/otp/verify', { challenge_id: UNKNOWN(10), otp: '123456' }, { ip: '198.18.0.8' })).statusCode).toBe(404);
+    expect((await initiate(h, 'otp', 'bob', { ip })).statusCode).toBe(202);
+    const outcomes = await h.sql<{ outcome: string; n: number }>(
+      `SELECT outcome, count(*)::int AS n FROM audit_events WHERE event_type = 'identity.auth.validation_attempt' AND ip_masked = '198.18.0.0/24' GROUP BY outcome ORDER BY outcome`,
+    );
+    expect(outcomes).toEqual([{ outcome: 'not_found', n: 5 }, { outcome: 'rate_limited', n: 1 }]);
+    const exceeded = await h.sql(`SELECT 1 FROM rate_limit_attempts WHERE ip = '198.18.0.7' AND exceeded AND action = 'verify'`);
+    expect(exceeded).toHaveLength(1);
+  });
+
+  it('does not let a concurrent burst overshoot a limit', async () => {
+    await putRateLimits(h, { per_ip: { max_attempts: 5 } });
+    const ip = '198.18.1.1';
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => post(h, '/otp/verify', { challenge_id: UNKNOWN(100 + i), otp: '123456' }, { ip })));
+    expect(results.filter((r) => r.statusCode === 404)).toHaveLength(5);
+    expect(results.filter((r) => r.statusCode === 429)).toHaveLength(15);
+    await putRateLimits(h, { per_ip: { max_attempts: 1000 } });
+  });
+
+  it('blocks single IPs and CIDR blocks, IPv4 and IPv6, with 403 before anything else', async () => {
+    // the seed's own request body
+    const seed = await block({ ip: '192.168.1.100', reason: 'Mass token validation attempts' });
+    expect(seed.statusCode).toBe(201);
+    expect(seed.json()).toMatchObject({ entry: { cidr: '192.168.1.100/32', reason: 'Mass token validation attempts', active: true, expires_at: null } });
+    expect((await block({ ip: '198.51.100.0/24', reason: 'botnet range' })).statusCode).toBe(201);
+    expect((await block({ ip: '2001:db8:abcd::/48', reason: 'v6 range' })).statusCode).toBe(201);
+
+    const cases: Array<[string, number]> = [
+      ['192.168.1.100', 403],
+      ['192.168.1.101', 202],
+      ['198.51.100.77', 403],
+      ['198.51.101.1', 202],
+      ['2001:db8:abcd:12::5', 403],
+      ['2001:db8:abce::5', 202],
+      ['::ffff:198.51.100.9', 403],
+    ];
+    for (const [ip, status] of cases) {
+      const res = await initiate(h, 'otp', 'test-user-2', { ip });
+      expect(res.statusCode, ip).toBe(status);
+      if (status === 403) expect(res.json()).toMatchObject({ error: 'blocked' });
+    }
+    // verify and the magic-link page are refused too, before any lookup
+    const verify = await post(h, '/otp/verify', { challenge_id: UNKNOWN(1), otp: '123456' }, { ip: '198.51.100.3' });
+    expect(verify.statusCode).toBe(403);
+    const page = await h.public.inject({
+      method: 'GET',
+      url: `/browser/api/v1/identity/auth/magic-link/verify?challenge=${UNKNOWN(1)}&token=${'A'.repeat(43)}`,
+      remoteAddress: '198.51.100.3',
+    });
+    expect(page.statusCode).toBe(403);
+    const blockedRows = await h.sql(`SELECT 1 FROM rate_limit_attempts WHERE ip <<= '198.51.100.0/24'`);
+    expect(blockedRows).toHaveLength(0);
+
+    // X-Forwarded-For is believed from the trusted proxy only
+    const viaProxy = await initiate(h, 'otp', 'test-user-2', { ip: '127.0.0.1', headers: { 'x-forwarded-for': '198.51.100.20' } });
+    expect(viaProxy.statusCode).toBe(403);
+    const spoofed = await initiate(h, 'otp', 'test-user-2', { ip: '192.0.2.200', headers: { 'x-forwarded-for': '198.51.100.20' } });
+    expect(spoofed.statusCode).toBe(202);
+
+    const list = await h.admin.inject({ url: '/admin/api/v1/blocklist/ip', headers: h.adminHeaders });
+    expect(list.json<{ entries: Array<{ cidr: string }> }>().entries.map((e) => e.cidr).sort()).toEqual(['192.168.1.100/32', '198.51.100.0/24', '2001:db8:abcd::/48']);
+
+    const removed = await h.admin.inject({ method: 'DELETE', url: '/admin/api/v1/blocklist/ip?ip=198.51.100.0/24', headers: h.adminHeaders });
+    expect(removed.statusCode).toBe(200);
+    expect((await initiate(h, 'otp', 'test-user-2', { ip: '198.51.100.77' })).statusCode).toBe(202);
+    const gone = await h.admin.inject({ method: 'DELETE', url: '/admin/api/v1/blocklist/ip?ip=198.51.100.0/24', headers: h.adminHeaders });
+    expect(gone.statusCode).toBe(404);
+    const history = await h.admin.inject({ url: '/admin/api/v1/blocklist/ip?all=true', headers: h.adminHeaders });
+    expect(history.json<{ entries: unknown[] }>().entries).toHaveLength(3);
+    const audit = await h.sql(`SELECT outcome FROM audit_events WHERE event_type = 'identity.blocklist.changed' ORDER BY id`);
+    expect(audit.map((r) => r.outcome)).toEqual(['added', 'added', 'added', 'removed']);
+  });
+
+  it('lets a block expire on its own', async () => {
+    const expiresAt = new Date(Date.now() + 1500).toISOString();
+    const res = await block({ ip: '203.0.113.0/25', reason: 'cool-off', expires_at: expiresAt });
+    expect(res.statusCode).toBe(201);
+    expect((await initiate(h, 'otp', 'test-user-3', { ip: '203.0.113.9' })).statusCode).toBe(403);
+    await new Promise((resolve) => setTimeout(resolve, 1700));
+    expect((await initiate(h, 'otp', 'test-user-3', { ip: '203.0.113.9' })).statusCode).toBe(202);
+    const list = await h.admin.inject({ url: '/admin/api/v1/blocklist/ip', headers: h.adminHeaders });
+    expect(list.json<{ entries: Array<{ cidr: string }> }>().entries.map((e) => e.cidr)).not.toContain('203.0.113.0/25');
+  });
+
+  it('answers malformed blocklist and rate-limit requests with 400', async () => {
+    const bodies: Array<Record<string, unknown>> = [
+      { ip: '999.1.1.1', reason: 'x' },
+      { ip: '10.0.0.0/33', reason: 'x' },
+      { ip: '2001:db8::/129', reason: 'x' },
+      { ip: 'example.com', reason: 'x' },
+      { ip: '10.0.0.1' },
+      { ip: '10.0.0.1', reason: '' },
+      { ip: '10.0.0.1', reason: 'x', expires_at: 'tomorrow' },
+      { ip: '10.0.0.1', reason: 'x', expires_at: '2001-01-01T00:00:00Z' },
+    ];
+    for (const body of bodies) {
+      const res = await block(body);
+      expect(res.statusCode, JSON.stringify(body)).toBe(400);
+      expect(res.json()).toMatchObject({ error: 'invalid_request' });
+    }
+    const badDelete = await h.admin.inject({ method: 'DELETE', url: '/admin/api/v1/blocklist/ip?ip=nope', headers: h.adminHeaders });
+    expect(badDelete.statusCode).toBe(400);
+    for (const body of [{}, { per_user: { max_attempts: 0 } }, { per_ip: { window: '5 minutes' } }, { per_user: { window: '5m', window_seconds: 300 } }, { burst: 1 }]) {
+      const res = await h.admin.inject({ method: 'PUT', url: '/admin/api/v1/ratelimits', headers: h.adminHeaders, payload: body });
+      expect(res.statusCode, JSON.stringify(body)).toBe(400);
+      expect(res.json()).toMatchObject({ error: 'invalid_request' });
+    }
+  });
+});
