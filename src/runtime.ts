@@ -3,6 +3,7 @@ import type { Config } from './config';
 import { Database } from './db/database';
 import { createProviders, type Providers } from './providers';
 import { createLogger, type Logger } from './telemetry/logger';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { openIncidentsProbe, taskQueueProbe } from './telemetry/collectors';
 import {
   createMetrics,
@@ -12,6 +13,7 @@ import {
   registerTaskQueueMetrics,
   type Metrics,
 } from './telemetry/metrics';
+import { createTracing, type Tracing } from './telemetry/tracing';
 import { connectTemporal, type TemporalClient } from './temporal/client';
 
 /**
@@ -26,6 +28,8 @@ export interface Runtime {
   db: Database;
   temporal: TemporalClient;
   providers: Providers;
+  /** OpenTelemetry tracing; undefined (and free) unless OTEL_EXPORTER_OTLP_ENDPOINT is set */
+  tracing?: Tracing;
   close(): Promise<void>;
 }
 
@@ -35,6 +39,8 @@ export interface RuntimeOptions {
   logger?: Logger;
   registry?: Registry;
   applicationName?: string;
+  /** export spans here instead of OTLP (tests use an in-memory exporter); turns tracing on */
+  spanExporter?: SpanExporter;
 }
 
 export async function createRuntime(config: Config, options: RuntimeOptions): Promise<Runtime> {
@@ -43,11 +49,13 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   const metrics = createMetrics(registry);
   const db = Database.fromConfig(options.databaseUrl, config, options.applicationName);
   registerPoolMetrics(registry, () => db.stats());
+  const tracing = createTracing(config, { exporter: options.spanExporter });
   let temporal: TemporalClient;
   try {
-    temporal = await connectTemporal(config);
+    temporal = await connectTemporal(config, { tracing });
   } catch (err) {
     await db.close();
+    await tracing?.shutdown();
     throw err;
   }
   // read at scrape time: the task-queue backlog from Temporal, open incidents from Postgres
@@ -62,10 +70,13 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     db,
     temporal,
     providers,
+    tracing,
     async close() {
       await providers.close().catch(() => {});
       await temporal.close().catch(() => {});
       await db.close().catch(() => {});
+      // last, so the spans of everything above are flushed
+      await tracing?.shutdown().catch(() => {});
     },
   };
 }

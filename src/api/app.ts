@@ -6,6 +6,7 @@ import codecRoutes from './codec';
 import { installErrorHandling } from './errors';
 import httpMetrics from './plugins/httpMetrics';
 import runtimePlugin from './plugins/runtime';
+import httpTracing from './plugins/tracing';
 import publicRoutes from './public';
 import { redactUrl } from './redact';
 
@@ -47,6 +48,7 @@ async function build(runtime: Runtime, name: string, routes: FastifyPluginAsync)
   await app.register(formbody);
   await app.register(runtimePlugin, { runtime });
   await app.register(httpMetrics, { server: name });
+  if (runtime.tracing) await app.register(httpTracing, { tracer: runtime.tracing.tracer, server: name });
   await app.register(routes);
   return app;
 }

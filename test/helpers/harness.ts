@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { buildAdminApp, buildPublicApp, type WardenApp } from '../../src/api/app';
@@ -21,6 +22,10 @@ export interface HarnessOptions {
   worker?: boolean;
   /** also listen on real ports (port 0) for HTTP clients; apps are always injectable */
   listen?: boolean;
+  /** turn tracing on and export every span here (an in-memory exporter) */
+  spanExporter?: SpanExporter;
+  /** a workflow bundle of the test's own (e.g. built with the tracing interceptors) */
+  workflowBundlePath?: string;
 }
 
 export interface Harness {
@@ -103,13 +108,18 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       ...options.env,
     };
     const config = loadConfig(env);
-    const runtime = await createRuntime(config, { databaseUrl: database.url, logger, applicationName: 'warden-test' });
+    const runtime = await createRuntime(config, {
+      databaseUrl: database.url,
+      logger,
+      applicationName: 'warden-test',
+      spanExporter: options.spanExporter,
+    });
     cleanups.push(() => runtime.close());
     await seedUsers(runtime.db);
 
     let worker: WorkerHandle | undefined;
     if (options.worker ?? true) {
-      const handle = await startWorker(runtime, { workflowBundlePath: inject('workflowBundlePath') });
+      const handle = await startWorker(runtime, { workflowBundlePath: options.workflowBundlePath ?? inject('workflowBundlePath') });
       worker = handle;
       cleanups.push(() => handle.shutdown());
     }
