@@ -4,7 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAdminApp } from '../../src/api/app';
 import { loadConfig } from '../../src/config';
 import { EncryptionCodec, parsePayloadKeyring } from '../../src/temporal/codec';
+import { SEARCH_ATTRIBUTES } from '../../src/shared/searchAttributes';
 import { healthCheckWorkflow } from '../../src/workflows';
+import { initiate, secretFor, waitFor } from '../helpers/authClient';
 import { startHarness, type Harness } from '../helpers/harness';
 
 const UI_ORIGIN = 'http://localhost:8233';
@@ -136,5 +138,37 @@ describe('codec server (Temporal remote codec protocol on the admin port)', () =
     } finally {
       await app.close();
     }
+  });
+
+  it('keeps PII out of search attributes: the registered ones and every value set on real workflows', async () => {
+    const namespace = h.config.temporal.namespace;
+    const registered = await h.runtime.temporal.connection.operatorService.listSearchAttributes({ namespace });
+    const custom = new Set(Object.keys(registered.customAttributes ?? {}));
+    for (const key of SEARCH_ATTRIBUTES) expect(custom, key.name).toContain(key.name);
+
+    // real workflows: an OTP challenge (its code read from the outbox) and a health check
+    const started = await initiate(h, 'otp', 'test-user');
+    const challengeId = started.json<{ challenge_id: string }>().challenge_id;
+    const code = await secretFor(h, challengeId);
+    await h.runtime.temporal.client.workflow.execute(healthCheckWorkflow, { taskQueue: h.config.temporal.taskQueue, workflowId: `health-${randomUUID()}` });
+
+    const executions = await waitFor('both workflows in visibility', async () => {
+      const found = [];
+      for await (const wf of h.runtime.temporal.client.workflow.list({ query: `TaskQueue = '${h.config.temporal.taskQueue}'` })) found.push(wf);
+      return found.some((wf) => wf.workflowId === `challenge-${challengeId}`) && found.some((wf) => wf.type === 'healthCheckWorkflow') ? found : undefined;
+    });
+    const values: string[] = [];
+    for (const wf of executions) {
+      for (const { key, value } of wf.typedSearchAttributes.getAll()) {
+        if (!custom.has(key.name)) continue;
+        expect(SEARCH_ATTRIBUTES.map((k) => k.name), `${wf.type} sets ${key.name}`).toContain(key.name);
+        values.push(JSON.stringify(value));
+      }
+    }
+    const users = await h.sql<{ sub: string; phone: string | null; email: string | null }>('SELECT sub, phone, email FROM users');
+    const pii = users.flatMap((u) => [u.phone, u.email]).filter((v): v is string => !!v);
+    const text = values.join('\n');
+    for (const needle of [...pii, code]) expect(text).not.toContain(needle);
+    expect(text).not.toMatch(/@|\+\d{8,}|\b\d{6}\b/);
   });
 });
