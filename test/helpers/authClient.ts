@@ -38,8 +38,8 @@ export async function messages(h: Harness, to?: string): Promise<OutboxMessage[]
 }
 
 /** The messages sent for one challenge (their idempotency keys are `challenge-<id>/send-<n>`). */
-export async function messagesFor(h: Harness, challengeId: string): Promise<OutboxMessage[]> {
-  return (await messages(h)).filter((m) => m.idempotency_key?.startsWith(`challenge-${challengeId}/`));
+export async function messagesFor(h: Harness, challengeId: string, to?: string): Promise<OutboxMessage[]> {
+  return (await messages(h, to)).filter((m) => m.idempotency_key?.startsWith(`challenge-${challengeId}/`));
 }
 
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
@@ -48,14 +48,17 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     const value = await probe();
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 
-/** Waits for the `count`-th message of a challenge and extracts its code or token. */
-export async function secretFor(h: Harness, challengeId: string, count = 1): Promise<string> {
+/**
+ * Waits for the `count`-th message of a challenge and extracts its code or token. `to` (the
+ * recipient) narrows the outbox query when a test sends many messages.
+ */
+export async function secretFor(h: Harness, challengeId: string, count = 1, to?: string): Promise<string> {
   return waitFor(`message ${count} of challenge ${challengeId}`, async () => {
-    const sent = await messagesFor(h, challengeId);
+    const sent = await messagesFor(h, challengeId, to);
     const message = sent.find((m) => m.idempotency_key === `challenge-${challengeId}/send-${count}`);
     if (!message) return undefined;
     const match = message.channel === 'sms' ? /\b(\d{6})\b/.exec(message.body) : /[?&]token=([A-Za-z0-9_-]{43})/.exec(message.body);
