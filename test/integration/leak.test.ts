@@ -69,7 +69,9 @@ describe('secret leakage', () => {
     const secrets: string[] = [];
     const ids: string[] = [];
     const outcomes: Record<string, number> = {};
-    const count = (k: string) => (outcomes[k] = (outcomes[k] ?? 0) + 1);
+    const count = (k: string) => {
+      outcomes[k] = (outcomes[k] ?? 0) + 1;
+    };
     const wrong = (s: string) => (s.length === 6 ? String((Number(s) + 1) % 1_000_000).padStart(6, '0') : (s.endsWith('A') ? `${s.slice(0, -1)}B` : `${s.slice(0, -1)}A`));
     const verify = (id: string, secret: string, otp: boolean) =>
       otp ? post(h, '/otp/verify', { challenge_id: id, otp: secret }) : h.public.inject({ method: 'POST', url: LINK_PATH, payload: { challenge: id, token: secret } });
@@ -106,7 +108,8 @@ describe('secret leakage', () => {
       if (kind === 9 && i % 20 === 9) {
         for (let n = 0; n < 5; n += 1) await verify(id, wrong(secret), otp);
         expect((await verify(id, secret, otp)).statusCode).toBe(423);
-        return count('locked');
+        count('locked');
+        return;
       }
       if (kind === 2 || kind === 7) {
         const resend = otp ? post(h, '/otp/resend', { challenge_id: id }) : post(h, '/magic-link/resend', { challenge_id: id });
