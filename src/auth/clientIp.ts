@@ -59,8 +59,9 @@ export function parseCidr(input: string): ParsedCidr | null {
   if (typeof input !== 'string' || input.length > 64) return null;
   const [rawAddress = '', rawPrefix, extra] = input.trim().split('/');
   if (extra !== undefined) return null;
+  // a zone id (fe80::1%eth0) names an interface of this host: meaningless in a blocklist
+  if (rawAddress.includes('%')) return null;
   const address = normalizeIp(rawAddress);
-  if (address.includes('%')) return null;
   const version = isIP(address);
   if (version !== 4 && version !== 6) return null;
   const max = version === 4 ? 32 : 128;
