@@ -1,0 +1,100 @@
+import autocannon from 'autocannon';
+import { perSecond, summarize, type Summary } from './stats';
+
+/**
+ * Closed-loop load with autocannon: `connections` clients, each sending its next request as
+ * soon as the previous one is answered (HTTP/1.1 keep-alive, no pipelining). Every request
+ * gets its own body from `next()` (a distinct user, or a code read from the outbox), and every
+ * answer is handed to `onAnswer` with its latency as autocannon measured it.
+ */
+export interface ClosedLoopSpec<Item> {
+  baseUrl: string;
+  connections: number;
+  /** run for this long... */
+  durationS?: number;
+  /** ...or exactly this many requests */
+  amount?: number;
+  /**
+   * The next request. Undefined when the source ran dry (a connection error cost an answer):
+   * the client then sends a request that answers 404, visible in statusCodes, never a repeat.
+   */
+  next(): { item: Item; method: 'POST' | 'GET'; path: string; body?: string; contentType?: string } | undefined;
+  onAnswer?(item: Item, answer: { status: number; body: string; latencyMs: number; sentAt: number }): void;
+}
+
+export interface PhaseResult {
+  concurrency: number;
+  /** answers received */
+  requests: number;
+  /** answers with a 2xx status */
+  ok: number;
+  statusCounts: Record<string, number>;
+  /** connection errors and timeouts (no answer) */
+  errors: number;
+  durationS: number;
+  /** 2xx answers per second over the phase */
+  throughput: number;
+  /** latency of the 2xx answers, ms */
+  latencyMs: Summary;
+}
+
+interface Ctx<Item> {
+  item?: Item;
+}
+
+export async function runClosedLoop<Item>(spec: ClosedLoopSpec<Item>): Promise<PhaseResult> {
+  const okLatencies: number[] = [];
+  const statusCounts: Record<string, number> = {};
+  let answered: { item: Item | undefined; status: number; body: string } | undefined;
+  let requests = 0;
+
+  const instance = autocannon({
+    url: spec.baseUrl,
+    connections: spec.connections,
+    pipelining: 1,
+    timeout: 60,
+    ...(spec.amount !== undefined ? { amount: spec.amount } : { duration: spec.durationS ?? 10 }),
+    requests: [
+      {
+        setupRequest: (request: autocannon.Request, context: Record<string, unknown> & Ctx<Item>) => {
+          const next = spec.next();
+          context.item = next?.item;
+          if (!next) return { ...request, method: 'GET', path: '/bench-source-ran-dry', headers: {}, body: undefined };
+          return {
+            ...request,
+            method: next.method,
+            path: next.path,
+            headers: { ...(next.body !== undefined ? { 'content-type': next.contentType ?? 'application/json' } : {}) },
+            body: next.body,
+          };
+        },
+        onResponse: (status: number, body: string, context: Record<string, unknown> & Ctx<Item>) => {
+          // autocannon emits 'response' (with the latency) right after this, synchronously
+          answered = { item: context.item, status, body };
+        },
+      },
+    ],
+  });
+  instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
+    requests += 1;
+    statusCounts[String(statusCode)] = (statusCounts[String(statusCode)] ?? 0) + 1;
+    if (statusCode >= 200 && statusCode < 300) okLatencies.push(responseTime);
+    const a = answered;
+    answered = undefined;
+    if (a?.item !== undefined && spec.onAnswer) {
+      spec.onAnswer(a.item, { status: a.status, body: a.body, latencyMs: responseTime, sentAt: Date.now() - responseTime });
+    }
+  });
+  const result = await instance;
+  const durationMs = result.duration * 1000;
+  return {
+    concurrency: spec.connections,
+    requests,
+    ok: okLatencies.length,
+    statusCounts,
+    errors: result.errors + result.timeouts,
+    durationS: Math.round(result.duration * 100) / 100,
+    throughput: perSecond(okLatencies.length, durationMs),
+    latencyMs: summarize(okLatencies),
+  };
+}

@@ -1,0 +1,208 @@
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { measureBcryptBound } from './lib/bcrypt';
+import { agent } from './lib/http';
+import { machineFacts } from './lib/machine';
+import { Outbox } from './lib/outbox';
+import { ProcessSet } from './lib/processes';
+import { seedBenchUsers, UserPool } from './lib/users';
+import { raiseRateLimits, restoreRateLimits } from './lib/wardenApi';
+import { evaluateTargets, mergeReports, readReport, renderResults, writeMarkdown } from './report';
+import { SCENARIOS } from './scenarios';
+import { isSkipped, type BenchContext, type BenchOptions, type BenchReport } from './scenarios/types';
+import { externalWarden, startEmbeddedWarden, startSandboxProcess, type WardenTarget } from './stack/warden';
+
+const USAGE = `npm run bench [-- options]
+  --quick                  smoke run: c=1,8, short phases (about 2 minutes)
+  --only a,b / --skip a,b  scenarios by name: ${SCENARIOS.map((s) => s.name).join(', ')}
+  --concurrency 1,8,32,64  closed-loop concurrencies
+  --phase-seconds N        length of each closed-loop phase
+  --open-loop-seconds N    length of the open-loop SLO run
+  --compromised-users N    affected users of the compromised-token scenario (default 10000)
+  --results FILE           where results.json goes (default bench/results.json)
+  --markdown FILE          whose generated block to rewrite (default BENCHMARKS.md)
+A running stack instead of the embedded one: set BENCH_WARDEN_PUBLIC_URL, BENCH_WARDEN_ADMIN_URL,
+BENCH_WARDEN_METRICS_URL, BENCH_SANDBOX_URL, BENCH_DATABASE_URL and WARDEN_ADMIN_TOKEN.`;
+
+const BCRYPT_COST = 10; // DESIGN.md section 3; the auth code's configured cost
+
+function parseOptions(argv: string[]): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      skip: { type: 'string' },
+      concurrency: { type: 'string' },
+      'phase-seconds': { type: 'string' },
+      'open-loop-seconds': { type: 'string' },
+      'compromised-users': { type: 'string' },
+      results: { type: 'string' },
+      markdown: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  const quick = values.quick ?? false;
+  const list = (text: string | undefined) => (text ? text.split(',').map((s) => s.trim()).filter(Boolean) : []);
+  const num = (text: string | undefined, fallback: number) => {
+    if (text === undefined) return fallback;
+    const n = Number(text);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`not a positive number: ${text}`);
+    return n;
+  };
+  const names = new Set(SCENARIOS.map((s) => s.name));
+  for (const name of [...list(values.only), ...list(values.skip)]) if (!names.has(name)) throw new Error(`no scenario named ${name}`);
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  return {
+    quick,
+    concurrencies: values.concurrency ? list(values.concurrency).map((c) => num(c, 1)) : quick ? [1, 8] : [1, 8, 32, 64],
+    phaseSeconds: num(values['phase-seconds'], quick ? 3 : 10),
+    openLoopSeconds: num(values['open-loop-seconds'], quick ? 10 : 60),
+    bcryptSeconds: quick ? 2 : 5,
+    compromisedUsers: num(values['compromised-users'], quick ? 500 : 10_000),
+    only: list(values.only),
+    skip: list(values.skip),
+    outDir: path.resolve('bench', 'out', stamp),
+    resultsFile: path.resolve(values.results ?? path.join('bench', quick ? 'out/results-quick.json' : 'results.json')),
+    markdownFile: path.resolve(values.markdown ?? (quick ? path.join('bench', 'out', 'BENCHMARKS-quick.md') : 'BENCHMARKS.md')),
+  };
+}
+
+function log(line: string): void {
+  process.stdout.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+}
+
+async function main(): Promise<number> {
+  const options = parseOptions(process.argv.slice(2));
+  const started = Date.now();
+  const machine = machineFacts();
+  mkdirSync(options.outDir, { recursive: true });
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'warden-bench-'));
+  // as root, embedded Postgres runs initdb as its own OS user, which must reach the folder
+  chmodSync(dataDir, 0o755);
+  const procs = new ProcessSet(options.outDir, dataDir);
+  let interrupted = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupted) return;
+    interrupted = true;
+    log(`${signal}: stopping everything the benchmark started`);
+    void procs.stopAll(log).finally(() => {
+      rmSync(dataDir, { recursive: true, force: true });
+      process.exit(130);
+    });
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const scenarios = SCENARIOS.filter((s) => (options.only.length > 0 ? options.only.includes(s.name) : (s.inDefaultRun ?? true)) && !options.skip.includes(s.name));
+  const results: Record<string, unknown> = {};
+  const errors: Record<string, string> = {};
+  let target: WardenTarget | undefined;
+  let previousLimits: unknown;
+  let rateLimits: string;
+  let report: BenchReport | undefined;
+  try {
+    target = externalWarden(process.env);
+    if (target) {
+      log(`using the running Warden at ${target.publicUrl}`);
+    } else {
+      log(`starting the provider sandbox and the embedded stack (logs in ${path.relative(process.cwd(), options.outDir)})`);
+      const sandbox = await startSandboxProcess(procs);
+      target = await startEmbeddedWarden(procs, { dataDir, sandboxUrl: sandbox.url });
+      log('stack ready');
+    }
+    // enough users that no two flows in flight share one, and the compromised-token set fits
+    const userCount = Math.max(50_000, options.compromisedUsers * 2);
+    await seedBenchUsers(target.databaseUrl, userCount);
+    try {
+      previousLimits = await raiseRateLimits(target);
+      rateLimits = 'raised to 1,000,000 per user and per IP per 5 min for the run';
+    } catch (err) {
+      rateLimits = `NOT raised (${err instanceof Error ? err.message : String(err)}): the defaults applied`;
+    }
+    log(`rate limits ${rateLimits}; measuring the bcrypt bound on an idle stack`);
+    const bound = await measureBcryptBound(BCRYPT_COST, options.bcryptSeconds);
+    log(`bcrypt bound: ${bound.opsPerSec} ops/s at cost ${bound.cost} (${bound.threads} threads); one op ${bound.singleOpMs} ms`);
+
+    const ctx: BenchContext = {
+      options,
+      machine,
+      warden: target,
+      outbox: new Outbox(target.sandboxUrl),
+      users: new UserPool(userCount),
+      bound,
+      results,
+      procs,
+      log,
+    };
+    for (const scenario of scenarios) {
+      if (interrupted) break;
+      log(`== ${scenario.title}`);
+      try {
+        results[scenario.name] = await scenario.run(ctx);
+        if (isSkipped(results[scenario.name])) log(`skipped: ${(results[scenario.name] as { reason: string }).reason}`);
+      } catch (err) {
+        errors[scenario.name] = err instanceof Error ? err.message : String(err);
+        log(`${scenario.name} failed: ${errors[scenario.name]}`);
+      }
+    }
+    const end = await measureBcryptBound(BCRYPT_COST, options.bcryptSeconds);
+    report = {
+      schema: 1,
+      mode: options.quick ? 'quick' : 'full',
+      machine,
+      warden: { embedded: target.embedded, rateLimits },
+      bcrypt: { start: bound, end },
+      options: {
+        concurrencies: options.concurrencies,
+        phaseSeconds: options.phaseSeconds,
+        openLoopSeconds: options.openLoopSeconds,
+        bcryptSeconds: options.bcryptSeconds,
+        compromisedUsers: options.compromisedUsers,
+      },
+      scenarios: results,
+      scenarioRuns: Object.fromEntries(
+        [...Object.keys(results), ...Object.keys(errors)].map((name) => [
+          name,
+          { date: machine.date, commit: machine.commit, loadAverageAtStart: machine.loadAverageAtStart, boundOpsPerSec: bound.opsPerSec },
+        ]),
+      ),
+      targets: [],
+      errors,
+      durationS: 0,
+    };
+  } finally {
+    if (target && !target.embedded && previousLimits !== undefined) {
+      await restoreRateLimits(target, previousLimits).catch((err: unknown) => log(`could not restore the rate limits: ${String(err)}`));
+    }
+    log('stopping everything the benchmark started');
+    await procs.stopAll(log);
+    agent.destroy();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+  if (!report) return 1;
+  report.durationS = Math.round((Date.now() - started) / 1000);
+  // a run of named scenarios updates their part of an existing results file
+  const final = options.only.length > 0 ? mergeReports(readReport(options.resultsFile), report) : report;
+  final.targets = evaluateTargets(final, SCENARIOS);
+  mkdirSync(path.dirname(options.resultsFile), { recursive: true });
+  writeFileSync(options.resultsFile, `${JSON.stringify(final, null, 2)}\n`);
+  writeMarkdown(options.markdownFile, renderResults(final, SCENARIOS));
+  log(`wrote ${path.relative(process.cwd(), options.resultsFile)} and ${path.relative(process.cwd(), options.markdownFile)}`);
+  for (const t of final.targets) log(`target ${t.name}: ${t.measured} (${t.target}) -> ${t.pass === null ? 'n/a' : t.pass ? 'pass' : 'FAIL'}`);
+  return Object.keys(errors).length > 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,138 @@
+import { collect } from '../lib/flows';
+import { request } from '../lib/http';
+import { runOpenLoop } from '../lib/openLoop';
+import { summarize, type Summary } from '../lib/stats';
+import { challengeIdOf, initiateJson, ROUTES, verifyRequest, type FlowMethod } from '../lib/wardenApi';
+import type { Scenario, TargetCheck } from './types';
+
+/**
+ * The SLO run: open loop at a constant arrival rate of half the bcrypt bound, i.e. bcrypt at
+ * 50% utilisation. Each arrival is one user flow (OTP and magic link alternate): initiate at
+ * its scheduled time, read the message from the outbox as soon as it is there, verify at
+ * once. A flow costs two bcrypt operations (initiate, verify), so flows arrive at bound / 4 per
+ * second and requests at bound / 2. The generator is our own timer-driven client
+ * (bench/lib/openLoop.ts), not autocannon: autocannon's overallRate still waits for answers
+ * on each connection. Initiate latency and initiate -> outbox are measured from the scheduled
+ * time; verify from when it was sent (it depends on the message arriving, not on a schedule).
+ */
+interface MethodStats {
+  flows: number;
+  initiateMs: Summary;
+  toOutboxMs: Summary;
+  verifyMs: Summary;
+  failures: Record<string, number>;
+}
+
+export interface OpenLoopScenarioResult {
+  boundOpsPerSec: number;
+  /** requests (initiate + verify) per second offered */
+  requestRate: number;
+  flowRate: number;
+  durationS: number;
+  fired: number;
+  generatorLagMs: Summary;
+  all: MethodStats;
+  byMethod: Record<FlowMethod, MethodStats>;
+  /** initiate + verify answered with 2xx per second, over the whole run */
+  achievedRequestRate: number;
+}
+
+interface Sample {
+  method: FlowMethod;
+  initiateMs?: number;
+  toOutboxMs?: number;
+  verifyMs?: number;
+  failure?: string;
+}
+
+function stats(samples: Sample[]): MethodStats {
+  const failures: Record<string, number> = {};
+  for (const s of samples) if (s.failure) failures[s.failure] = (failures[s.failure] ?? 0) + 1;
+  const pick = (k: 'initiateMs' | 'toOutboxMs' | 'verifyMs') => samples.flatMap((s) => (s[k] === undefined ? [] : [s[k]]));
+  return { flows: samples.length, initiateMs: summarize(pick('initiateMs')), toOutboxMs: summarize(pick('toOutboxMs')), verifyMs: summarize(pick('verifyMs')), failures };
+}
+
+const fmt = (n: number | undefined, d = 0) => (n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(d));
+
+export const openLoopScenario: Scenario<OpenLoopScenarioResult> = {
+  name: 'openLoop',
+  title: 'SLO run: open loop at half the bcrypt bound',
+
+  async run(ctx) {
+    const { warden, users, outbox, bound, options } = ctx;
+    const requestRate = bound.opsPerSec / 2;
+    const flowRate = requestRate / 2;
+    ctx.log(`open loop: ${flowRate.toFixed(2)} flows/s (${requestRate.toFixed(2)} requests/s) for ${options.openLoopSeconds} s`);
+    const samples: Sample[] = [];
+    const run = await runOpenLoop({
+      ratePerSecond: flowRate,
+      durationMs: options.openLoopSeconds * 1000,
+      drainTimeoutMs: 180_000,
+      fire: async ({ index, scheduledAt }) => {
+        const method: FlowMethod = index % 2 === 0 ? 'otp' : 'magic_link';
+        const sample: Sample = { method };
+        samples.push(sample);
+        const user = users.take();
+        const init = await request(`${warden.publicUrl}${ROUTES[method].initiate}`, { method: 'POST', json: initiateJson(user) });
+        const challengeId = init.status === 202 ? challengeIdOf(init.body) : undefined;
+        if (!challengeId) {
+          sample.failure = `initiate ${init.status}`;
+          return;
+        }
+        sample.initiateMs = Date.now() - scheduledAt;
+        let delivered;
+        try {
+          delivered = await collect(outbox, { method, user, challengeId, sentAt: scheduledAt }, 120_000);
+        } catch {
+          sample.failure = 'undelivered';
+          return;
+        }
+        sample.toOutboxMs = delivered.toOutboxMs;
+        const v = verifyRequest(method, delivered.credential);
+        const res = await request(`${warden.publicUrl}${v.path}`, { method: 'POST', json: v.json });
+        if (res.status !== 200) sample.failure = `verify ${res.status}`;
+        else sample.verifyMs = res.ms;
+      },
+    });
+    const ok = samples.reduce((n, s) => n + (s.initiateMs !== undefined ? 1 : 0) + (s.verifyMs !== undefined ? 1 : 0), 0);
+    return {
+      boundOpsPerSec: bound.opsPerSec,
+      requestRate: Math.round(requestRate * 100) / 100,
+      flowRate: Math.round(flowRate * 100) / 100,
+      durationS: options.openLoopSeconds,
+      fired: run.fired,
+      generatorLagMs: summarize(run.lagMs, 2),
+      all: stats(samples),
+      byMethod: { otp: stats(samples.filter((s) => s.method === 'otp')), magic_link: stats(samples.filter((s) => s.method === 'magic_link')) },
+      achievedRequestRate: Math.round((ok * 1000 * 100) / run.elapsedMs) / 100,
+    };
+  },
+
+  targets(result): TargetCheck[] {
+    const v = result.all.verifyMs.p95;
+    const o = result.all.toOutboxMs.p95;
+    const failed = Object.values(result.all.failures).reduce((a, b) => a + b, 0);
+    return [
+      { name: 'verify p95 at half the bound (open loop)', target: '< 200 ms', measured: `${fmt(v)} ms (${result.all.verifyMs.count} verifies)`, pass: Number.isFinite(v) ? v < 200 : null },
+      { name: 'initiate -> outbox p95 at half the bound (open loop)', target: '< 500 ms', measured: `${fmt(o)} ms (${result.all.toOutboxMs.count} messages)`, pass: Number.isFinite(o) ? o < 500 : null },
+      { name: 'open-loop flows that failed', target: '0', measured: String(failed), pass: failed === 0 },
+    ];
+  },
+
+  render(r) {
+    const row = (name: string, s: MethodStats) =>
+      `| ${name} | ${s.flows} | ${fmt(s.initiateMs.p50)} | ${fmt(s.initiateMs.p95)} | ${fmt(s.initiateMs.p99)} | ${fmt(s.toOutboxMs.p50)} | ${fmt(s.toOutboxMs.p95)} | ${fmt(s.toOutboxMs.p99)} | ${fmt(s.verifyMs.p50)} | ${fmt(s.verifyMs.p95)} | ${fmt(s.verifyMs.p99)} | ${Object.entries(s.failures).map(([k, n]) => `${k}×${n}`).join(', ') || '–'} |`;
+    return [
+      `Offered ${r.flowRate} flows/s = ${r.requestRate} requests/s (half of ${r.boundOpsPerSec} bcrypt ops/s) for ${r.durationS} s; ` +
+        `achieved ${r.achievedRequestRate} answered requests/s. Generator lag p99 ${fmt(r.generatorLagMs.p99, 1)} ms, max ${fmt(r.generatorLagMs.max, 1)} ms.`,
+      '',
+      '| flows | n | initiate p50 | p95 | p99 | to outbox p50 | p95 | p99 | verify p50 | p95 | p99 | failures |',
+      '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|',
+      row('all', r.all),
+      row('otp', r.byMethod.otp),
+      row('magic_link', r.byMethod.magic_link),
+      '',
+      'Latencies in ms; initiate and to-outbox from the scheduled arrival time.',
+    ].join('\n');
+  },
+};

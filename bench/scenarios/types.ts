@@ -1,0 +1,95 @@
+import type { BcryptBound } from '../lib/bcrypt';
+import type { MachineFacts } from '../lib/machine';
+import type { Outbox } from '../lib/outbox';
+import type { ProcessSet } from '../lib/processes';
+import type { UserPool } from '../lib/users';
+import type { WardenTarget } from '../stack/warden';
+
+export interface BenchOptions {
+  quick: boolean;
+  /** closed-loop concurrencies of the sweep */
+  concurrencies: number[];
+  /** length of one closed-loop phase (one method, one concurrency, initiate or verify) */
+  phaseSeconds: number;
+  /** length of the open-loop SLO run */
+  openLoopSeconds: number;
+  bcryptSeconds: number;
+  /** affected users of the compromised-token scenario */
+  compromisedUsers: number;
+  /** scenario names to run (all when empty) */
+  only: string[];
+  skip: string[];
+  /** per-run folder for logs (gitignored) */
+  outDir: string;
+  resultsFile: string;
+  markdownFile: string;
+}
+
+/** Everything a scenario may use. Scenarios run one after another, never concurrently. */
+export interface BenchContext {
+  options: BenchOptions;
+  machine: MachineFacts;
+  warden: WardenTarget;
+  outbox: Outbox;
+  users: UserPool;
+  /** bcrypt ops/s on every core, measured at the start of this run */
+  bound: BcryptBound;
+  /** results of the scenarios that ran before this one, by name */
+  results: Record<string, unknown>;
+  procs: ProcessSet;
+  log(line: string): void;
+}
+
+export interface Skipped {
+  skipped: true;
+  reason: string;
+}
+
+export function isSkipped(value: unknown): value is Skipped {
+  return typeof value === 'object' && value !== null && (value as Skipped).skipped === true;
+}
+
+/** A pass/fail target, evaluated from numbers, reported in results.json and the table. */
+export interface TargetCheck {
+  name: string;
+  target: string;
+  measured: string;
+  pass: boolean | null;
+}
+
+/**
+ * One benchmark scenario: one module under bench/scenarios, registered in bench/run.ts. Its
+ * result goes to results.json under `name`, and `render` writes its part of BENCHMARKS.md.
+ */
+export interface Scenario<R = unknown> {
+  name: string;
+  title: string;
+  /** false: runs only when named with --only (its results are merged into results.json) */
+  inDefaultRun?: boolean;
+  run(ctx: BenchContext): Promise<R | Skipped>;
+  render(result: R, all: BenchReport): string;
+  targets?(result: R, all: BenchReport): TargetCheck[];
+}
+
+export interface ScenarioRun {
+  date: string;
+  commit: string;
+  loadAverageAtStart: number;
+  boundOpsPerSec: number;
+}
+
+/** The whole of bench/results.json. */
+export interface BenchReport {
+  schema: 1;
+  mode: 'full' | 'quick';
+  machine: MachineFacts;
+  warden: { embedded: boolean; rateLimits: string };
+  bcrypt: { start: BcryptBound; end?: BcryptBound };
+  options: Pick<BenchOptions, 'concurrencies' | 'phaseSeconds' | 'openLoopSeconds' | 'bcryptSeconds' | 'compromisedUsers'>;
+  scenarios: Record<string, unknown>;
+  /** when each scenario's result was measured (runs with --only merge into the file) */
+  scenarioRuns: Record<string, ScenarioRun>;
+  targets: TargetCheck[];
+  errors: Record<string, string>;
+  durationS: number;
+}

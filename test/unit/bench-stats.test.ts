@@ -1,0 +1,123 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { arrivalCount, dueBy, scheduledOffset } from '../../bench/lib/openLoop';
+import { histogramTotals, parsePrometheus, sumOf } from '../../bench/lib/prometheus';
+import { fractionOf, histogramDeltaMeanMs, percentile, percentileSorted, perSecond, ratio, summarize } from '../../bench/lib/stats';
+
+describe('bench percentiles (nearest rank)', () => {
+  it('picks observed samples: p50 of 1..10 is 5, p95 and p99 are 10', () => {
+    const values = [7, 3, 10, 1, 9, 2, 8, 4, 6, 5];
+    expect(percentile(values, 50)).toBe(5);
+    expect(percentile(values, 95)).toBe(10);
+    expect(percentile(values, 99)).toBe(10);
+    expect(percentile(values, 0)).toBe(1);
+    expect(percentile(values, 100)).toBe(10);
+  });
+
+  it('p95 of 1..100 is 95 and p99 is 99', () => {
+    const values = Array.from({ length: 100 }, (_, i) => i + 1);
+    expect(percentile(values, 95)).toBe(95);
+    expect(percentile(values, 99)).toBe(99);
+  });
+
+  it('a single sample is every percentile; no samples give NaN', () => {
+    expect(percentile([42], 1)).toBe(42);
+    expect(percentile([42], 99)).toBe(42);
+    expect(percentile([], 50)).toBeNaN();
+    expect(() => percentile([1], 101)).toThrow(RangeError);
+  });
+
+  it('at least p% of the samples are <= the p-th percentile, and it is one of them', () => {
+    fc.assert(
+      fc.property(fc.array(fc.double({ min: 0, max: 1e6, noNaN: true }), { minLength: 1, maxLength: 200 }), fc.integer({ min: 1, max: 100 }), (values, p) => {
+        const sorted = [...values].sort((a, b) => a - b);
+        const q = percentileSorted(sorted, p);
+        expect(values).toContain(q);
+        const atOrBelow = sorted.filter((v) => v <= q).length;
+        expect(atOrBelow / sorted.length).toBeGreaterThanOrEqual(p / 100);
+        // and it is the smallest such sample
+        const below = sorted.filter((v) => v < q).length;
+        expect(below / sorted.length).toBeLessThan(p / 100);
+      }),
+    );
+  });
+
+  it('summarize reports count, mean and ordered percentiles', () => {
+    const s = summarize([10, 20, 30, 40]);
+    expect(s).toEqual({ count: 4, min: 10, mean: 25, p50: 20, p95: 40, p99: 40, max: 40 });
+    expect(summarize([]).count).toBe(0);
+  });
+
+  it('rates, fractions and ratios', () => {
+    expect(perSecond(150, 10_000)).toBe(15);
+    expect(perSecond(5, 0)).toBe(0);
+    expect(fractionOf(21, 30)).toBe(0.7);
+    expect(fractionOf(21, undefined)).toBeNull();
+    expect(ratio(3, 2)).toBe(1.5);
+    expect(ratio(3, 0)).toBeNull();
+    expect(ratio(null, 2)).toBeNull();
+  });
+});
+
+describe('bench open-loop schedule', () => {
+  it('fires rate x duration arrivals, evenly spaced', () => {
+    expect(arrivalCount(10, 1000)).toBe(10);
+    expect(arrivalCount(7.5, 60_000)).toBe(450);
+    expect(arrivalCount(0, 1000)).toBe(0);
+    expect(scheduledOffset(0, 20)).toBe(0);
+    expect(scheduledOffset(3, 20)).toBe(150);
+  });
+
+  it('is due at its scheduled time, not before, and never past the total', () => {
+    // at 10/s: arrival 0 at 0 ms, 1 at 100 ms, 2 at 200 ms
+    expect(dueBy(-1, 10, 5)).toBe(0);
+    expect(dueBy(0, 10, 5)).toBe(1);
+    expect(dueBy(99.9, 10, 5)).toBe(1);
+    expect(dueBy(100, 10, 5)).toBe(2);
+    expect(dueBy(250, 10, 5)).toBe(3);
+    expect(dueBy(10_000, 10, 5)).toBe(5);
+  });
+
+  it('a late tick catches up: everything scheduled by then is due at once', () => {
+    fc.assert(
+      fc.property(fc.double({ min: 0.5, max: 500, noNaN: true }), fc.integer({ min: 1, max: 10_000 }), fc.double({ min: 0, max: 20_000, noNaN: true }), (rate, total, elapsed) => {
+        const due = dueBy(elapsed, rate, total);
+        expect(due).toBeGreaterThanOrEqual(0);
+        expect(due).toBeLessThanOrEqual(total);
+        // every due arrival was scheduled no later than now; the next one is in the future
+        if (due > 0) expect(scheduledOffset(due - 1, rate)).toBeLessThanOrEqual(elapsed + 1e-6);
+        if (due < total) expect(scheduledOffset(due, rate)).toBeGreaterThan(elapsed - 1e-6);
+      }),
+    );
+  });
+});
+
+describe('bench Prometheus reader', () => {
+  const text = [
+    '# HELP warden_http_request_duration_seconds HTTP request latency',
+    '# TYPE warden_http_request_duration_seconds histogram',
+    'warden_http_request_duration_seconds_bucket{le="0.1",server="public",method="POST",route="/a",status="202"} 3',
+    'warden_http_request_duration_seconds_sum{server="public",method="POST",route="/a",status="202"} 0.25',
+    'warden_http_request_duration_seconds_count{server="public",method="POST",route="/a",status="202"} 5',
+    'warden_http_request_duration_seconds_sum{server="public",method="POST",route="/a",status="429"} 0.05',
+    'warden_http_request_duration_seconds_count{server="public",method="POST",route="/a",status="429"} 5',
+    'warden_auth_tokens_generated_total{method="sms_otp",service="warden"} 7',
+    'odd_label{x="a \\"quoted\\" value"} +Inf',
+  ].join('\n');
+
+  it('sums histogram totals across label sets that match', () => {
+    const samples = parsePrometheus(text);
+    expect(histogramTotals(samples, 'warden_http_request_duration_seconds', { route: '/a' })).toEqual({ sum: 0.3, count: 10 });
+    expect(histogramTotals(samples, 'warden_http_request_duration_seconds', { status: '202' })).toEqual({ sum: 0.25, count: 5 });
+    expect(histogramTotals(samples, 'warden_http_request_duration_seconds', { route: '/b' })).toBeUndefined();
+    expect(sumOf(samples, 'warden_auth_tokens_generated_total', { method: 'sms_otp' })).toBe(7);
+    expect(samples.find((s) => s.name === 'odd_label')).toEqual({ name: 'odd_label', labels: { x: 'a "quoted" value' }, value: Infinity });
+  });
+
+  it('turns two scrapes into a mean per observation', () => {
+    expect(histogramDeltaMeanMs({ sum: 1, count: 10 }, { sum: 3, count: 30 })).toEqual({ count: 20, meanMs: 100 });
+    expect(histogramDeltaMeanMs(undefined, { sum: 0.5, count: 5 })).toEqual({ count: 5, meanMs: 100 });
+    expect(histogramDeltaMeanMs({ sum: 1, count: 10 }, { sum: 1, count: 10 })?.count).toBe(0);
+    expect(histogramDeltaMeanMs({ sum: 1, count: 10 }, undefined)).toBeNull();
+  });
+});
