@@ -46,6 +46,11 @@ export function createDataKey(kek: Keyring, now = new Date()): NewDataKey {
   };
 }
 
+export interface KeyStoreLog {
+  warn(message: string, fields: Record<string, unknown>): void;
+  info(message: string, fields: Record<string, unknown>): void;
+}
+
 interface KeyRow {
   id: string;
   kek_id: string;
@@ -69,7 +74,7 @@ export class DataKeyStore {
     private readonly db: Queryable,
     private readonly kek: Keyring,
     private readonly maxStalenessMs = 5000,
-    private readonly warn: (message: string, fields: Record<string, unknown>) => void = () => {},
+    private readonly log: KeyStoreLog = { warn: () => {}, info: () => {} },
   ) {}
 
   get keyring(): Keyring {
@@ -117,6 +122,7 @@ export class DataKeyStore {
   private async load(): Promise<void> {
     const { rows } = await this.db.query<KeyRow>('SELECT id, kek_id, wrapped_pepper, wrapped_seal, status FROM signing_keys');
     let activeId: string | undefined;
+    const unsealed: string[] = [];
     for (const row of rows) {
       const cached = this.keys.get(row.id);
       if (cached) {
@@ -124,7 +130,7 @@ export class DataKeyStore {
       } else {
         const wrapping = this.kek.keys.get(row.kek_id);
         if (!wrapping) {
-          this.warn('data key wrapped under a key-encryption key missing from the keyring', { keyId: row.id, kekId: row.kek_id });
+          this.log.warn('data key wrapped under a key-encryption key missing from the keyring', { keyId: row.id, kekId: row.kek_id });
           continue;
         }
         try {
@@ -134,13 +140,16 @@ export class DataKeyStore {
             pepper: unseal(wrapping, row.wrapped_pepper, aad.dataKey(row.id, 'pepper')),
             seal: unseal(wrapping, row.wrapped_seal, aad.dataKey(row.id, 'seal')),
           });
+          unsealed.push(row.id);
         } catch {
-          this.warn('data key does not unwrap under its key-encryption key', { keyId: row.id, kekId: row.kek_id });
+          this.log.warn('data key does not unwrap under its key-encryption key', { keyId: row.id, kekId: row.kek_id });
           continue;
         }
       }
       if (row.status === 'active') activeId = row.id;
     }
+    // the seed checks `grep -i "unseal.*success"` after a rotation: one line per newly loaded key set
+    if (unsealed.length > 0) this.log.info('data key unseal success', { keyIds: unsealed, activeKeyId: activeId ?? null });
     this.activeId = activeId;
     this.loadedAt = performance.now();
   }

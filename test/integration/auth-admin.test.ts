@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DataKeyStore } from '../../src/auth/keys';
+import { authServices } from '../../src/auth/services';
 import { challengeRow, initiate, post, secretFor, waitForStatus } from '../helpers/authClient';
 import { startHarness, type Harness } from '../helpers/harness';
 
@@ -60,6 +62,24 @@ describe('auth admin actions', () => {
       [before, 'retired'],
     ]);
     expect(keys.body).not.toMatch(/wrapped|pepper/);
+  });
+
+  it('reaches other processes through Postgres: an unknown key id is fetched at once, the active key within the staleness bound', async () => {
+    const kek = authServices(h.runtime).keys.keyring;
+    // another process's cache that would not refresh on its own for a minute
+    const other = new DataKeyStore(h.runtime.db, kek, 60_000);
+    const before = await other.active();
+    const res = await admin('POST', '/keys/rotate', { reason: 'cross-process check' });
+    const { key_id } = res.json<{ key_id: string }>();
+    expect((await other.get(key_id)).id).toBe(key_id);
+    expect((await other.active()).id).toBe(key_id);
+    expect((await other.get(before.id)).status).toBe('retired');
+    const soon = new DataKeyStore(h.runtime.db, kek, 100);
+    await soon.active();
+    await admin('POST', '/keys/rotate', { reason: 'staleness check' });
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect((await soon.active()).id).not.toBe(key_id);
+    expect(h.logs.records('data key unseal success').length).toBeGreaterThan(0);
   });
 
   it('keeps verifying challenges under a retired key when the rotation does not revoke them', async () => {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { WithStartWorkflowOperation, WorkflowUpdateFailedError } from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AuditEventType, insertAudit, logAudit, recordAudit } from '../../auth/audit';
@@ -60,6 +60,20 @@ async function loadChallenge(app: FastifyInstance, challengeId: string): Promise
 
 const notFound = () => new ApiError(404, 'not_found', 'no such challenge');
 
+/** How long a request waits for its challenge workflow (a worker outage must not pile up requests). */
+const WORKFLOW_DEADLINE_MS = 10_000;
+
+async function viaWorkflow<R>(app: FastifyInstance, fn: () => Promise<R>): Promise<R> {
+  try {
+    return await app.warden.temporal.client.withDeadline(Date.now() + WORKFLOW_DEADLINE_MS, fn);
+  } catch (err) {
+    if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
+      throw new ApiError(503, 'unavailable', 'the challenge service did not answer in time; try again shortly', {}, { 'Retry-After': '5' });
+    }
+    throw err;
+  }
+}
+
 // ---- initiate -----------------------------------------------------------------------------
 
 /**
@@ -93,7 +107,7 @@ export async function initiateChallenge(app: FastifyInstance, request: FastifyRe
     workflowIdConflictPolicy: 'FAIL',
   });
   try {
-    const issued = await temporal.client.workflow.executeUpdateWithStart(awaitIssueUpdate, { args: [{}], startWorkflowOperation });
+    const issued = await viaWorkflow(app, () => temporal.client.workflow.executeUpdateWithStart(awaitIssueUpdate, { args: [{}], startWorkflowOperation }));
     metrics.generationDuration.observe({ method }, (performance.now() - started) / 1000);
     return { challenge_id: challengeId, expires_at: issued.expiresAt };
   } catch (err) {
@@ -191,7 +205,8 @@ export async function verifyChallenge(app: FastifyInstance, request: FastifyRequ
   const candidate = { keyId: key.id, blob: seal(key.seal, secret, aad.candidate(challengeId)).toString('base64') };
   let result: VerifyResult;
   try {
-    result = await app.warden.temporal.client.workflow.getHandle(challengeWorkflowId(challengeId)).executeUpdate(verifyUpdate, { args: [{ candidate }] });
+    const handle = app.warden.temporal.client.workflow.getHandle(challengeWorkflowId(challengeId));
+    result = await viaWorkflow(app, () => handle.executeUpdate(verifyUpdate, { args: [{ candidate }] }));
   } catch (err) {
     if (!(err instanceof WorkflowNotFoundError)) throw err;
     // the workflow ended between our read and the update: the row has the answer
@@ -239,7 +254,8 @@ export async function resendChallenge(app: FastifyInstance, request: FastifyRequ
 
   let result;
   try {
-    result = await app.warden.temporal.client.workflow.getHandle(challengeWorkflowId(challengeId)).executeUpdate(resendUpdate, { args: [{}] });
+    const handle = app.warden.temporal.client.workflow.getHandle(challengeWorkflowId(challengeId));
+    result = await viaWorkflow(app, () => handle.executeUpdate(resendUpdate, { args: [{}] }));
   } catch (err) {
     if (!(err instanceof WorkflowNotFoundError)) throw err;
     const now = await loadChallenge(app, challengeId);
