@@ -126,6 +126,9 @@ describe('rate limits and blocklist', () => {
     expect(viaProxy.statusCode).toBe(403);
     const spoofed = await initiate(h, 'otp', 'test-user-2', { ip: '192.0.2.200', headers: { 'x-forwarded-for': '198.51.100.20' } });
     expect(spoofed.statusCode).toBe(202);
+    const garbage = await initiate(h, 'otp', 'test-user-2', { ip: '127.0.0.1', headers: { 'x-forwarded-for': 'not-an-address' } });
+    expect(garbage.statusCode).toBe(400);
+    expect(garbage.json()).toMatchObject({ error: 'invalid_request' });
 
     const list = await h.admin.inject({ url: '/admin/api/v1/blocklist/ip', headers: h.adminHeaders });
     expect(list.json<{ entries: Array<{ cidr: string }> }>().entries.map((e) => e.cidr).sort()).toEqual(['192.168.1.100/32', '198.51.100.0/24', '2001:db8:abcd::/48']);

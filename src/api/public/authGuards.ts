@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AuditEventType, insertAudit, logAudit, recordAudit } from '../../auth/audit';
 import { findBlock } from '../../auth/blocklist';
@@ -17,9 +18,13 @@ export interface ClientContext {
   ipMasked: string;
 }
 
-/** Fastify's `request.ip` already honours WARDEN_TRUSTED_PROXIES (trustProxy). */
+/**
+ * Fastify's `request.ip` already honours WARDEN_TRUSTED_PROXIES (trustProxy). A trusted proxy
+ * that forwards something other than an address is refused rather than guessed around.
+ */
 export function clientContext(request: FastifyRequest): ClientContext {
-  const ip = normalizeIp(request.ip);
+  const ip = normalizeIp(request.ip ?? '');
+  if (isIP(ip) === 0) throw new ApiError(400, 'invalid_request', 'the client address (X-Forwarded-For) is not an IP address');
   return { ip, ipMasked: maskIp(ip) };
 }
 
