@@ -8,6 +8,8 @@ RUN npm ci --omit=dev --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
 COPY migrations ./migrations
+# the recovery checklist verifies the alert rules the deployment runs
+COPY deploy/prometheus ./deploy/prometheus
 USER node
 EXPOSE 8080 9090 8888
 CMD ["node_modules/.bin/tsx", "src/api/main.ts"]
