@@ -188,8 +188,8 @@ async function main(): Promise<number> {
   }
   if (!report) return 1;
   report.durationS = Math.round((Date.now() - started) / 1000);
-  // a run of named scenarios updates their part of an existing results file
-  const final = options.only.length > 0 ? mergeReports(readReport(options.resultsFile), report) : report;
+  // a full run of named scenarios updates their part of the existing results file
+  const final = options.only.length > 0 && !options.quick ? mergeReports(readReport(options.resultsFile), report) : report;
   final.targets = evaluateTargets(final, SCENARIOS);
   mkdirSync(path.dirname(options.resultsFile), { recursive: true });
   writeFileSync(options.resultsFile, `${JSON.stringify(final, null, 2)}\n`);

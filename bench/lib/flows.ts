@@ -60,6 +60,27 @@ export async function collectAll(outbox: Outbox, issued: readonly Issued[], time
   return { delivered: found, missing: waiting };
 }
 
+/**
+ * Waits until no new message has reached the outbox for `quietMs`: requests still in flight
+ * when a closed-loop phase stopped are still being served, and their work must not spill into
+ * the next measured phase.
+ */
+export async function settle(outbox: Outbox, quietMs = 1000, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = -1;
+  let quietSince = Date.now();
+  while (Date.now() < deadline) {
+    const n = (await outbox.all()).length;
+    if (n !== last) {
+      last = n;
+      quietSince = Date.now();
+    } else if (Date.now() - quietSince >= quietMs) {
+      return;
+    }
+    await sleep(250);
+  }
+}
+
 /** Runs `work` over `items` with at most `parallel` in flight; failures are counted, not thrown. */
 export async function mapLimited<T, R>(items: readonly T[], parallel: number, work: (item: T) => Promise<R>): Promise<{ done: R[]; failed: number; firstError?: string }> {
   const done: R[] = [];

@@ -4,6 +4,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { freePort, waitFor } from '../../src/dev/process';
 import { runClosedLoop, type PhaseResult } from '../lib/closedLoop';
+import { settle } from '../lib/flows';
 import { request } from '../lib/http';
 import { acceptedAt, extractOtp, type OutboxMessage } from '../lib/outbox';
 import { ratio, summarize, type Summary } from '../lib/stats';
@@ -69,7 +70,9 @@ async function runRow(ctx: BenchContext, baseUrl: string, concurrency: number, n
       if (answer.status === 200) sent.push({ email, sentAt: answer.sentAt });
     },
   });
-  // Better Auth awaits the provider send inside the request: every answered send is in the outbox
+  // Better Auth awaits the provider send inside the request: every answered send is in the
+  // outbox; sends still in flight when the phase stopped land within the settle
+  await settle(ctx.outbox);
   const byTo = new Map<string, OutboxMessage>();
   for (const m of await ctx.outbox.all()) if (m.subject === SUBJECT && !byTo.has(m.to)) byTo.set(m.to, m);
   if (ctx.warden.embedded) await ctx.outbox.clear();
