@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { measureBcryptBound } from './lib/bcrypt';
+import { CpuWatcher } from './lib/cpu';
 import { agent } from './lib/http';
 import { machineFacts } from './lib/machine';
 import { Outbox } from './lib/outbox';
@@ -139,6 +140,7 @@ async function main(): Promise<number> {
       bound,
       results,
       procs,
+      cpu: new CpuWatcher(() => ({ warden: procs.pidOf('warden'), sandbox: procs.pidOf('sandbox'), peer: procs.pidOf('peer') })),
       log,
     };
     for (const scenario of scenarios) {

@@ -1,4 +1,5 @@
 import autocannon from 'autocannon';
+import { coresUsed, type CpuWatcher } from './cpu';
 import { perSecond, summarize, type Summary } from './stats';
 
 /**
@@ -36,13 +37,16 @@ export interface PhaseResult {
   throughput: number;
   /** latency of the 2xx answers, ms */
   latencyMs: Summary;
+  /** cores each component used during the phase (bench/lib/cpu.ts) */
+  cpu?: Record<string, number>;
 }
 
 interface Ctx<Item> {
   item?: Item;
 }
 
-export async function runClosedLoop<Item>(spec: ClosedLoopSpec<Item>): Promise<PhaseResult> {
+export async function runClosedLoop<Item>(spec: ClosedLoopSpec<Item>, cpu?: CpuWatcher): Promise<PhaseResult> {
+  const cpuBefore = cpu?.snapshot();
   const okLatencies: number[] = [];
   const statusCounts: Record<string, number> = {};
   let answered: { item: Item | undefined; status: number; body: string } | undefined;
@@ -86,6 +90,7 @@ export async function runClosedLoop<Item>(spec: ClosedLoopSpec<Item>): Promise<P
     }
   });
   const result = await instance;
+  const cpuAfter = cpu?.snapshot();
   const durationMs = result.duration * 1000;
   return {
     concurrency: spec.connections,
@@ -96,5 +101,6 @@ export async function runClosedLoop<Item>(spec: ClosedLoopSpec<Item>): Promise<P
     durationS: Math.round(result.duration * 100) / 100,
     throughput: perSecond(okLatencies.length, durationMs),
     latencyMs: summarize(okLatencies),
+    ...(cpuBefore && cpuAfter ? { cpu: coresUsed(cpuBefore, cpuAfter) } : {}),
   };
 }

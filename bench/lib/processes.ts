@@ -67,6 +67,12 @@ export class ProcessSet {
     return proc;
   }
 
+  /** PID of the live process started under `name`, if any. */
+  pidOf(name: string): number | undefined {
+    const proc = [...this.procs].reverse().find((p) => p.name === name);
+    return proc && alive(proc.child) ? proc.pid : undefined;
+  }
+
   async stop(proc: BenchProcess, graceMs = 30_000): Promise<void> {
     if (alive(proc.child)) {
       proc.child.kill('SIGTERM');

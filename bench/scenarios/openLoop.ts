@@ -1,3 +1,4 @@
+import { coresUsed, cpuTable } from '../lib/cpu';
 import { collect } from '../lib/flows';
 import { request } from '../lib/http';
 import { runOpenLoop } from '../lib/openLoop';
@@ -35,6 +36,8 @@ export interface OpenLoopScenarioResult {
   byMethod: Record<FlowMethod, MethodStats>;
   /** initiate + verify answered with 2xx per second, over the whole run */
   achievedRequestRate: number;
+  /** cores each component used over the run, drain included */
+  cpu: Record<string, number>;
 }
 
 interface Sample {
@@ -64,6 +67,7 @@ export const openLoopScenario: Scenario<OpenLoopScenarioResult> = {
     const flowRate = requestRate / 2;
     ctx.log(`open loop: ${flowRate.toFixed(2)} flows/s (${requestRate.toFixed(2)} requests/s) for ${options.openLoopSeconds} s`);
     const samples: Sample[] = [];
+    const cpuBefore = ctx.cpu.snapshot();
     const run = await runOpenLoop({
       ratePerSecond: flowRate,
       durationMs: options.openLoopSeconds * 1000,
@@ -94,6 +98,7 @@ export const openLoopScenario: Scenario<OpenLoopScenarioResult> = {
         else sample.verifyMs = res.ms;
       },
     });
+    const cpu = coresUsed(cpuBefore, ctx.cpu.snapshot());
     const ok = samples.reduce((n, s) => n + (s.initiateMs !== undefined ? 1 : 0) + (s.verifyMs !== undefined ? 1 : 0), 0);
     return {
       boundOpsPerSec: bound.opsPerSec,
@@ -105,6 +110,7 @@ export const openLoopScenario: Scenario<OpenLoopScenarioResult> = {
       all: stats(samples),
       byMethod: { otp: stats(samples.filter((s) => s.method === 'otp')), magic_link: stats(samples.filter((s) => s.method === 'magic_link')) },
       achievedRequestRate: Math.round((ok * 1000 * 100) / run.elapsedMs) / 100,
+      cpu,
     };
   },
 
@@ -133,6 +139,8 @@ export const openLoopScenario: Scenario<OpenLoopScenarioResult> = {
       row('magic_link', r.byMethod.magic_link),
       '',
       'Latencies in ms; initiate and to-outbox from the scheduled arrival time.',
+      '',
+      ...cpuTable([{ label: 'open loop (cores)', cpu: r.cpu }]),
     ].join('\n');
   },
 };

@@ -4,6 +4,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { freePort, waitFor } from '../../src/dev/process';
 import { runClosedLoop, type PhaseResult } from '../lib/closedLoop';
+import { cpuTable } from '../lib/cpu';
 import { settle } from '../lib/flows';
 import { request } from '../lib/http';
 import { acceptedAt, extractOtp, type OutboxMessage } from '../lib/outbox';
@@ -69,7 +70,7 @@ async function runRow(ctx: BenchContext, baseUrl: string, concurrency: number, n
     onAnswer: (email, answer) => {
       if (answer.status === 200) sent.push({ email, sentAt: answer.sentAt });
     },
-  });
+  }, ctx.cpu);
   // Better Auth awaits the provider send inside the request: every answered send is in the
   // outbox; sends still in flight when the phase stopped land within the settle
   await settle(ctx.outbox);
@@ -100,7 +101,7 @@ async function runRow(ctx: BenchContext, baseUrl: string, concurrency: number, n
       onAnswer: (_e, answer) => {
         if (answer.status !== 200) verifyFailures[String(answer.status)] = (verifyFailures[String(answer.status)] ?? 0) + 1;
       },
-    });
+    }, ctx.cpu);
   }
   return { concurrency, send, toOutboxMs: summarize(toOutbox), undelivered: sent.length - codes.length, verify, verifyFailures };
 }
@@ -178,6 +179,8 @@ export const peerScenario: Scenario<PeerResult> = {
           `${fmt(w?.verify?.throughput, 1)} | ${fmt(row.verify?.throughput, 1)} | ${fmt(q?.verifyThroughput, 2)} | ${fmt(w?.verify?.latencyMs.p95)} | ${fmt(row.verify?.latencyMs.p95)} | ${fmt(q?.verifyP95, 2)} | ${fmt(row.toOutboxMs.p95)} |`,
       );
     }
+    const cpu = cpuTable(result.rows.flatMap((r) => [{ label: `BA send c=${r.concurrency}`, cpu: r.send.cpu }, { label: `BA verify c=${r.concurrency}`, cpu: r.verify?.cpu }]));
+    if (cpu.length) lines.push('', 'CPU during the peer phases, in cores:', '', ...cpu);
     const odd = result.rows.filter((r) => r.undelivered || Object.keys(r.verifyFailures).length || r.send.ok !== r.send.requests);
     if (odd.length) lines.push('', `Peer anomalies: ${odd.map((r) => `c=${r.concurrency}: send statuses ${JSON.stringify(r.send.statusCounts)}, verify failures ${JSON.stringify(r.verifyFailures)}, undelivered ${r.undelivered}`).join('; ')}`);
     return lines.join('\n');

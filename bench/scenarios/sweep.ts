@@ -1,4 +1,5 @@
 import { runClosedLoop, type PhaseResult } from '../lib/closedLoop';
+import { cpuTable } from '../lib/cpu';
 import { collectAll, settle, type Delivered, type Issued } from '../lib/flows';
 import { fractionOf, summarize, type Summary } from '../lib/stats';
 import { challengeIdOf, FLOW_METHODS, initiateJson, ROUTES, scrapeMetrics, verifyRequest, type FlowMethod } from '../lib/wardenApi';
@@ -49,7 +50,7 @@ async function runRow(ctx: BenchContext, method: FlowMethod, concurrency: number
       const challengeId = answer.status === 202 ? challengeIdOf(answer.body) : undefined;
       if (challengeId) issued.push({ method, user, challengeId, sentAt: answer.sentAt });
     },
-  });
+  }, ctx.cpu);
   const afterInitiate = await scrapeMetrics(warden);
   await settle(ctx.outbox);
 
@@ -76,7 +77,7 @@ async function runRow(ctx: BenchContext, method: FlowMethod, concurrency: number
       onAnswer: (_d, answer) => {
         if (answer.status !== 200) verifyFailures[String(answer.status)] = (verifyFailures[String(answer.status)] ?? 0) + 1;
       },
-    });
+    }, ctx.cpu);
     verify = { ...phase, fractionOfBound: fractionOf(phase.throughput, bound.opsPerSec) };
   }
   const afterVerify = await scrapeMetrics(warden);
@@ -136,7 +137,7 @@ export const sweepScenario: Scenario<SweepResult> = {
     ];
   },
 
-  render(result) {
+  render(result, all) {
     const lines = [
       '| flow | c | initiate/s | of bound | p50 | p95 | p99 | to outbox p50 | p95 | verify/s | of bound | p50 | p95 | p99 | errors |',
       '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|',
@@ -155,6 +156,13 @@ export const sweepScenario: Scenario<SweepResult> = {
       );
     }
     lines.push('', `Latencies in ms. Peak: ${fmt(result.peak.throughput, 1)}/s (${result.peak.phase}), ${pct(result.peak.fractionOfBound)} of the bcrypt bound.`);
+    const cpu = cpuTable(
+      result.rows.flatMap((r) => [
+        { label: `${r.method} initiate c=${r.concurrency}`, cpu: r.initiate.cpu },
+        { label: `${r.method} verify c=${r.concurrency}`, cpu: r.verify?.cpu },
+      ]),
+    );
+    if (cpu.length) lines.push('', `CPU during each phase, in cores (1.00 = one core fully busy; "machine busy" is the whole machine, of ${all.machine.cores} cores):`, '', ...cpu);
     return lines.join('\n');
   },
 };

@@ -1,4 +1,5 @@
 import type { BcryptBound } from '../lib/bcrypt';
+import type { CpuWatcher } from '../lib/cpu';
 import type { MachineFacts } from '../lib/machine';
 import type { Outbox } from '../lib/outbox';
 import type { ProcessSet } from '../lib/processes';
@@ -37,6 +38,8 @@ export interface BenchContext {
   /** results of the scenarios that ran before this one, by name */
   results: Record<string, unknown>;
   procs: ProcessSet;
+  /** CPU per component (snapshot before and after a phase; coresUsed gives the difference) */
+  cpu: CpuWatcher;
   log(line: string): void;
 }
 

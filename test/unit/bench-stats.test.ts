@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { arrivalCount, dueBy, scheduledOffset } from '../../bench/lib/openLoop';
+import { coresUsed, parseStat } from '../../bench/lib/cpu';
+import { arrivalCount, dueBy, runOpenLoop, scheduledOffset } from '../../bench/lib/openLoop';
 import { histogramTotals, parsePrometheus, sumOf } from '../../bench/lib/prometheus';
 import { fractionOf, histogramDeltaMeanMs, percentile, percentileSorted, perSecond, ratio, summarize } from '../../bench/lib/stats';
 
@@ -119,5 +120,43 @@ describe('bench Prometheus reader', () => {
     expect(histogramDeltaMeanMs(undefined, { sum: 0.5, count: 5 })).toEqual({ count: 5, meanMs: 100 });
     expect(histogramDeltaMeanMs({ sum: 1, count: 10 }, { sum: 1, count: 10 })?.count).toBe(0);
     expect(histogramDeltaMeanMs({ sum: 1, count: 10 }, undefined)).toBeNull();
+  });
+});
+
+describe('bench open-loop generator', () => {
+  it('fires every arrival once, in order, each due 1000/rate ms after the previous, without waiting for answers', async () => {
+    const seen: Array<{ index: number; scheduledAt: number }> = [];
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const result = await runOpenLoop({
+      ratePerSecond: 400,
+      durationMs: 50,
+      fire: async (a) => {
+        seen.push(a);
+        // nothing is answered until the last arrival was sent: a closed loop would never get there
+        if (a.index === 19) open();
+        await gate;
+        if (a.index === 3) throw new Error('a failed arrival is counted, not thrown');
+      },
+    });
+    expect(result.fired).toBe(20);
+    expect(seen.map((a) => a.index)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    for (let i = 1; i < seen.length; i++) expect(seen[i]!.scheduledAt - seen[i - 1]!.scheduledAt).toBeCloseTo(2.5, 6);
+    expect(result.failures).toBe(1);
+    expect(result.lagMs).toHaveLength(20);
+  });
+});
+
+describe('bench CPU accounting', () => {
+  it('reads utime + stime from a stat line whose command has spaces and parentheses', () => {
+    const line = '4242 (node (worker) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 1500 250 0 0 20 0 13 0 100 0 0';
+    expect(parseStat(line)).toEqual({ pid: 4242, comm: 'node (worker) x', ppid: 1, ticks: 1750 });
+    expect(parseStat('garbage')).toBeUndefined();
+  });
+
+  it('turns two snapshots into cores used, and attributes the rest of the machine to others', () => {
+    const before = { at: 0, ticks: { 'warden JS thread': 100, postgres: 50, 'machine busy': 1000, __ours: 150 } };
+    const after = { at: 2000, ticks: { 'warden JS thread': 300, postgres: 90, 'machine busy': 1400, __ours: 390 } };
+    expect(coresUsed(before, after)).toEqual({ 'warden JS thread': 1, postgres: 0.2, 'machine busy': 2, 'everything else on the machine': 0.8 });
   });
 });
