@@ -133,7 +133,7 @@ export const breakdownScenario: Scenario<BreakdownResult> = {
     const connection = await Connection.connect({ address: ctx.warden.temporalAddress });
     try {
       const client = new Client({ connection, namespace: ctx.warden.temporalNamespace });
-      const perLane = ctx.options.quick ? 4 : 15;
+      const perLane = ctx.options.quick ? 4 : 8;
       const parts = {} as Record<FlowMethod, Part[]>;
       for (const method of FLOW_METHODS) {
         parts[method] = [];

@@ -2,7 +2,7 @@ import { coresUsed, cpuTable } from '../lib/cpu';
 import { collect } from '../lib/flows';
 import { request } from '../lib/http';
 import { runOpenLoop } from '../lib/openLoop';
-import { summarize, type Summary } from '../lib/stats';
+import { percentile, summarize, type Summary } from '../lib/stats';
 import { challengeIdOf, initiateJson, ROUTES, verifyRequest, type FlowMethod } from '../lib/wardenApi';
 import type { Scenario, TargetCheck } from './types';
 
@@ -18,6 +18,11 @@ import type { Scenario, TargetCheck } from './types';
  */
 interface MethodStats {
   flows: number;
+  /**
+   * p95 over every flow, a failed one counting as never answered (null = infinite: more than
+   * 5% failed). The SLO is judged on these, so shedding load cannot make the numbers look good.
+   */
+  p95AllFlows: { toOutboxMs: number | null; verifyMs: number | null };
   initiateMs: Summary;
   toOutboxMs: Summary;
   verifyMs: Summary;
@@ -52,7 +57,11 @@ function stats(samples: Sample[]): MethodStats {
   const failures: Record<string, number> = {};
   for (const s of samples) if (s.failure) failures[s.failure] = (failures[s.failure] ?? 0) + 1;
   const pick = (k: 'initiateMs' | 'toOutboxMs' | 'verifyMs') => samples.flatMap((s) => (s[k] === undefined ? [] : [s[k]]));
-  return { flows: samples.length, initiateMs: summarize(pick('initiateMs')), toOutboxMs: summarize(pick('toOutboxMs')), verifyMs: summarize(pick('verifyMs')), failures };
+  const p95All = (k: 'toOutboxMs' | 'verifyMs') => {
+    const v = percentile(samples.map((s) => s[k] ?? Number.POSITIVE_INFINITY), 95);
+    return Number.isFinite(v) ? Math.round(v * 10) / 10 : null;
+  };
+  return { flows: samples.length, p95AllFlows: { toOutboxMs: p95All('toOutboxMs'), verifyMs: p95All('verifyMs') }, initiateMs: summarize(pick('initiateMs')), toOutboxMs: summarize(pick('toOutboxMs')), verifyMs: summarize(pick('verifyMs')), failures };
 }
 
 const fmt = (n: number | undefined, d = 0) => (n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(d));
@@ -115,13 +124,14 @@ export const openLoopScenario: Scenario<OpenLoopScenarioResult> = {
   },
 
   targets(result): TargetCheck[] {
-    const v = result.all.verifyMs.p95;
-    const o = result.all.toOutboxMs.p95;
+    const { flows, p95AllFlows } = result.all;
     const failed = Object.values(result.all.failures).reduce((a, b) => a + b, 0);
+    const shown = (v: number | null) => (v === null ? `not reached (${failed} of ${flows} flows failed)` : `${fmt(v)} ms`);
+    if (flows === 0) return [];
     return [
-      { name: 'verify p95 at half the bound (open loop)', target: '< 200 ms', measured: `${fmt(v)} ms (${result.all.verifyMs.count} verifies)`, pass: Number.isFinite(v) ? v < 200 : null },
-      { name: 'initiate -> outbox p95 at half the bound (open loop)', target: '< 500 ms', measured: `${fmt(o)} ms (${result.all.toOutboxMs.count} messages)`, pass: Number.isFinite(o) ? o < 500 : null },
-      { name: 'open-loop flows that failed', target: '0', measured: String(failed), pass: failed === 0 },
+      { name: 'verify p95 at half the bound (open loop, all flows)', target: '< 200 ms', measured: shown(p95AllFlows.verifyMs), pass: p95AllFlows.verifyMs !== null && p95AllFlows.verifyMs < 200 },
+      { name: 'initiate -> outbox p95 at half the bound (open loop, all flows)', target: '< 500 ms', measured: shown(p95AllFlows.toOutboxMs), pass: p95AllFlows.toOutboxMs !== null && p95AllFlows.toOutboxMs < 500 },
+      { name: 'open-loop flows that failed', target: '0', measured: `${failed} of ${flows}`, pass: failed === 0 },
     ];
   },
 
@@ -138,7 +148,7 @@ export const openLoopScenario: Scenario<OpenLoopScenarioResult> = {
       row('otp', r.byMethod.otp),
       row('magic_link', r.byMethod.magic_link),
       '',
-      'Latencies in ms; initiate and to-outbox from the scheduled arrival time.',
+      'Latencies in ms of the flows that got that far; initiate and to-outbox from the scheduled arrival time. The targets above count failed flows as never answered.',
       '',
       ...cpuTable([{ label: 'open loop (cores)', cpu: r.cpu }]),
     ].join('\n');
