@@ -3,6 +3,7 @@ import { createAuthActivities } from './auth';
 import { createAuthAdminActivities } from './authAdmin';
 import { createDbOpsActivities } from './dbOps';
 import { createDeliveryActivities } from './delivery';
+import { createIncidentActivities } from './incidents';
 
 /**
  * Every activity the worker registers, built from the process's runtime. Workflows import
@@ -14,6 +15,7 @@ export function createActivities(runtime: Runtime) {
     ...createAuthActivities(runtime),
     ...createAuthAdminActivities(runtime),
     ...createDeliveryActivities(runtime),
+    ...createIncidentActivities(runtime),
   };
 }
 

@@ -41,6 +41,13 @@ export interface Config {
   keys: { keyringFile?: string; keyring?: string; payloadKeys?: string; payloadKeysFile?: string };
   codec: { auth: 'token' | 'none'; token?: string; corsOrigins: string[] };
   tracing: { otlpEndpoint?: string; serviceName: string };
+  incidents: {
+    contactsFile?: string;
+    alertmanagerToken?: string;
+    prometheusUrl?: string;
+    alertRulesFile: string;
+    checklistMetricsUrls: string[];
+  };
   providers: {
     sandboxUrl: string;
     timeoutMs: number;
@@ -182,6 +189,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
         : [`http://127.0.0.1:${env.TEMPORAL_UI_PORT}`, `http://localhost:${env.TEMPORAL_UI_PORT}`],
     },
     tracing: { otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: env.OTEL_SERVICE_NAME },
+    incidents: {
+      contactsFile: env.WARDEN_CONTACTS_FILE,
+      alertmanagerToken: env.WARDEN_ALERTMANAGER_TOKEN,
+      prometheusUrl: env.WARDEN_PROMETHEUS_URL?.replace(/\/+$/, ''),
+      alertRulesFile: path.resolve(env.WARDEN_ALERT_RULES_FILE),
+      checklistMetricsUrls: list(env.WARDEN_CHECKLIST_METRICS_URLS ?? ''),
+    },
     providers: {
       sandboxUrl,
       timeoutMs: env.WARDEN_PROVIDER_TIMEOUT_MS,

@@ -89,6 +89,20 @@ export const ConfigSchema = Type.Object({
   // OpenTelemetry traces over OTLP/HTTP (e.g. http://jaeger:4318); unset = tracing off, no cost
   OTEL_EXPORTER_OTLP_ENDPOINT: optionalString,
   OTEL_SERVICE_NAME: Type.String({ default: 'warden' }),
+
+  // Incidents (issue 5). Contacts of the escalation paths (JSON, see deploy/contacts.example.json);
+  // unset = the seed runbook's contacts.
+  WARDEN_CONTACTS_FILE: optionalString,
+  // Bearer token Alertmanager presents on POST /alertmanager/webhook; no default on purpose:
+  // unset, the endpoint answers 503 not_configured
+  WARDEN_ALERTMANAGER_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
+  // the recovery checklist's "alerts configured" item: Prometheus' rules API when set,
+  // otherwise the rules file
+  WARDEN_PROMETHEUS_URL: optionalString,
+  WARDEN_ALERT_RULES_FILE: Type.String({ default: 'deploy/prometheus/rules.yml' }),
+  // comma-separated /metrics URLs the checklist reads latencies from (the API processes when
+  // the worker runs apart from them); unset = this process's own registry
+  WARDEN_CHECKLIST_METRICS_URLS: optionalString,
 });
 
 export type Env = Static<typeof ConfigSchema>;

@@ -1,3 +1,4 @@
 // Every workflow the worker registers. Deterministic code only below this folder.
 export { healthCheckWorkflow } from './ops/healthCheck';
 export { challengeWorkflow } from './auth/challenge';
+export { incidentWorkflow } from './incidents/incident';

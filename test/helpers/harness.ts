@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { temporal as proto } from '@temporalio/proto';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { buildAdminApp, buildPublicApp, type WardenApp } from '../../src/api/app';
@@ -8,6 +10,7 @@ import { loadConfig, type Config } from '../../src/config';
 import { migrate } from '../../src/db/migrate';
 import { seedUsers } from '../../src/db/seed';
 import { createRuntime, type Runtime } from '../../src/runtime';
+import { SEARCH_ATTRIBUTES } from '../../src/shared/searchAttributes';
 import { startSandbox } from '../../src/sandbox/server';
 import { createLogger } from '../../src/telemetry/logger';
 import { generatePayloadKeyring } from '../../src/temporal/codec';
@@ -26,6 +29,11 @@ export interface HarnessOptions {
   spanExporter?: SpanExporter;
   /** a workflow bundle of the test's own (e.g. built with the tracing interceptors) */
   workflowBundlePath?: string;
+  /**
+   * run on a time-skipping test server of the file's own instead of the shared dev server:
+   * runtime, worker and apps all talk to it, and `h.testEnv.sleep()` skips hours in moments
+   */
+  timeSkipping?: boolean;
 }
 
 export interface Harness {
@@ -41,6 +49,8 @@ export interface Harness {
   admin: WardenApp;
   servers?: ApiServers;
   adminHeaders: { authorization: string };
+  /** the time-skipping environment (with `timeSkipping: true`) */
+  testEnv?: TestWorkflowEnvironment;
   /** a fresh client to the harness's own database */
   sql<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<R[]>;
   close(): Promise<void>;
@@ -91,9 +101,21 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const sandbox = await startSandbox({ port: 0, logger: logger.child({ component: 'sandbox' }) });
     cleanups.push(() => sandbox.close());
 
+    let testEnv: TestWorkflowEnvironment | undefined;
+    if (options.timeSkipping) {
+      const started = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: inject('temporalTestServer') } } });
+      testEnv = started;
+      cleanups.push(() => started.teardown());
+      // the test server takes AddSearchAttributes (not the List call ensureSearchAttributes makes)
+      await started.connection.operatorService.addSearchAttributes({
+        namespace: 'default',
+        searchAttributes: Object.fromEntries(SEARCH_ATTRIBUTES.map((key) => [key.name, proto.api.enums.v1.IndexedValueType[`INDEXED_VALUE_TYPE_${key.type}`]])),
+      });
+    }
+
     const env: Record<string, string> = {
       DATABASE_URL: database.url,
-      TEMPORAL_ADDRESS: inject('temporalAddress'),
+      TEMPORAL_ADDRESS: testEnv?.address ?? inject('temporalAddress'),
       TEMPORAL_CLI: inject('temporalCli'),
       WARDEN_TASK_QUEUE: randomName('test-'),
       WARDEN_SANDBOX_URL: sandbox.url,
@@ -147,6 +169,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       admin: adminApp,
       servers,
       adminHeaders: { authorization: `Bearer ${config.adminToken}` },
+      testEnv,
       async sql<R extends pg.QueryResultRow>(text: string, values?: unknown[]) {
         return (await runtime.db.query<R>(text, values)).rows;
       },

@@ -1,0 +1,73 @@
+import { allHandlersFinished, condition, ParentClosePolicy, startChild, workflowInfo } from '@temporalio/workflow';
+import type { IncidentInput, IncidentResult, RunbookInput } from '../../shared/incidents';
+import { ChecklistRunner } from './checklistRunner';
+import { EffectRunner } from './effects';
+import { registerHandlers } from './handlers';
+import { IncidentMachine } from './machine';
+import { RUNBOOK_WORKFLOWS } from './runbooks';
+
+/**
+ * One incident, from detection to resolution. Workflow id `INC-YYYY-MM-DD-NN` (REST, Slack)
+ * or `alert-<hash of groupKey>` (Alertmanager; the INC id is claimed at start). The state
+ * machine is in machine.ts, the clock in schedule.ts, the side effects in effects.ts.
+ *
+ * History stays bounded without continue-as-new: one durable timer at a time, escalations at
+ * most once per role, timeline and list sizes capped, and repeated alert notifications that
+ * change nothing add no entry. An incident is addressed by (workflow id, run id), which
+ * continue-as-new would change under the API's feet.
+ */
+export async function incidentWorkflow(input: IncidentInput): Promise<IncidentResult> {
+  const machine = new IncidentMachine(input, workflowInfo().workflowId, Date.now());
+  const checklist = new ChecklistRunner(machine);
+  const effects = new EffectRunner(machine);
+  registerHandlers(machine, checklist);
+
+  machine.tick(Date.now()); // on-call is paged at detection
+  await effects.drain();
+  await startRunbook(machine);
+
+  while (!machine.closed) {
+    const now = Date.now();
+    const wake = [machine.nextWakeAt(now), effects.retryAt].filter((t): t is number => t !== undefined);
+    if (wake.length) {
+      const at = Math.min(...wake);
+      if (at > now) await condition(() => machine.hasWork(), at - now, { summary: 'next escalation, reminder or retry' });
+    } else {
+      await condition(() => machine.hasWork());
+    }
+    machine.tick(Date.now());
+    await effects.drain();
+  }
+  await condition(allHandlersFinished);
+  return { id: machine.state.id, status: machine.state.status, resolvedAt: machine.state.resolvedAt };
+}
+
+async function startRunbook(machine: IncidentMachine): Promise<void> {
+  const s = machine.state;
+  const workflowType = RUNBOOK_WORKFLOWS[s.type];
+  if (!workflowType) return;
+  const args: RunbookInput = {
+    incidentId: s.id,
+    incidentWorkflowId: s.workflowId,
+    type: s.type,
+    severity: s.severity,
+    affected: s.affected,
+    dataBreach: s.dataBreach,
+    ddos: s.ddos,
+  };
+  const workflowId = `${s.id || s.workflowId}-runbook`;
+  // a resolved incident cancels its runbook; the runbook decides what cancellation means
+  const child = await startChild(workflowType, { workflowId, args: [args], parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL });
+  s.runbook = { workflowType, workflowId, status: 'running' };
+  machine.record({ at: new Date().toISOString(), kind: 'runbook', message: `Runbook ${workflowType} started (${workflowId})` });
+  child.result().then(
+    () => {
+      s.runbook = { workflowType, workflowId, status: 'completed' };
+      machine.record({ at: new Date().toISOString(), kind: 'runbook', message: `Runbook ${workflowType} completed` });
+    },
+    (err: unknown) => {
+      s.runbook = { workflowType, workflowId, status: 'failed' };
+      machine.record({ at: new Date().toISOString(), kind: 'runbook', message: `Runbook ${workflowType} failed: ${err instanceof Error ? err.message : String(err)}` });
+    },
+  );
+}
