@@ -29,10 +29,10 @@ describe('operational metrics read at scrape time', () => {
   it('counts open incidents by severity from the incidents table, resolved ones excluded', async () => {
     expect(await scrape()).toMatch(/warden_incidents_open\{[^}]*severity="P0"[^}]*\} 0/);
     await h.sql(
-      `INSERT INTO incidents (id, type, severity, status, title) VALUES
-        ('INC-2026-01-01-01', 'provider_outage', 'P1', 'investigating', 'twilio down'),
-        ('INC-2026-01-01-02', 'abuse', 'P1', 'mitigating', 'credential stuffing'),
-        ('INC-2026-01-01-03', 'abuse', 'P2', 'resolved', 'old one')`,
+      `INSERT INTO incidents (id, workflow_id, type, severity, status, title) VALUES
+        ('INC-2026-01-01-01', 'INC-2026-01-01-01', 'provider_outage', 'P1', 'investigating', 'twilio down'),
+        ('INC-2026-01-01-02', 'INC-2026-01-01-02', 'abuse', 'P1', 'mitigating', 'credential stuffing'),
+        ('INC-2026-01-01-03', 'INC-2026-01-01-03', 'abuse', 'P2', 'resolved', 'old one')`,
     );
     const body = await scrape();
     expect(body).toMatch(/warden_incidents_open\{[^}]*severity="P1"[^}]*\} 2/);
