@@ -77,7 +77,7 @@ describe('secret leakage', () => {
       otp ? post(h, '/otp/verify', { challenge_id: id, otp: secret }) : h.public.inject({ method: 'POST', url: LINK_PATH, payload: { challenge: id, token: secret } });
 
     // phase 1: challenges that will expire unused (short TTL), one guess each before expiry
-    await putSettings(h, { otp_ttl_seconds: 6, magic_link_ttl_seconds: 6 });
+    await putSettings(h, { otp_ttl_seconds: 8, magic_link_ttl_seconds: 8 });
     const expiring: Array<{ id: string; secret: string; otp: boolean }> = [];
     await pool(Array.from({ length: 20 }, (_, i) => i), CONCURRENCY, async (i) => {
       const otp = i % 2 === 0;
@@ -88,7 +88,8 @@ describe('secret leakage', () => {
       ids.push(id);
       secrets.push(secret);
       expiring.push({ id, secret, otp });
-      expect((await verify(id, wrong(secret), otp)).statusCode).toBe(401);
+      // a wrong guess before expiry (on a slow machine it may already be too late: 410)
+      expect([401, 410]).toContain((await verify(id, wrong(secret), otp)).statusCode);
     });
     await putSettings(h, { otp_ttl_seconds: 300, magic_link_ttl_seconds: 900 });
 
@@ -128,13 +129,14 @@ describe('secret leakage', () => {
       await waitFor(`expiry of ${e.id}`, async () => ((await h.sql(`SELECT 1 FROM auth_challenges WHERE id = $1 AND status = 'expired'`, [e.id])).length ? true : undefined));
       expect((await verify(e.id, e.secret, e.otp)).statusCode).toBe(410);
     }
-    expect(new Set(secrets).size).toBe(FLOWS);
+    // 6-digit codes of different challenges may coincide; every flow issued one secret
+    expect(secrets).toHaveLength(FLOWS);
     expect(outcomes).toMatchObject({ locked: expect.any(Number), resent: expect.any(Number), otp: expect.any(Number), magic_link: expect.any(Number) });
     const find = finder(secrets);
 
     // the secrets must be findable where they belong: the scan is not blind
     const outbox = await (await fetch(`${h.sandbox.url}/sandbox/messages`)).text();
-    expect(find(outbox)).toHaveLength(FLOWS);
+    expect(find(outbox)).toHaveLength(new Set(secrets).size);
 
     // 1. every log line
     expect(h.logs.lines.length).toBeGreaterThan(FLOWS);
