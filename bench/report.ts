@@ -22,7 +22,7 @@ export function renderResults(report: BenchReport, scenarios: readonly Scenario[
     `| OS | ${m.os} |`,
     `| date | ${m.date} |`,
     `| commit | ${m.commit}${m.serviceTreeDirty ? ' (with uncommitted changes under src/ or migrations/)' : ''} |`,
-    `| load average at start | ${m.loadAverageAtStart} |`,
+    `| load average (1 min) at start / end | ${m.loadAverageAtStart} / ${m.loadAverageAtEnd ?? '–'} |`,
     `| rate limits | ${report.warden.rateLimits} |`,
     '',
     `**Hardware bound:** bcrypt cost ${b.cost}, ${b.threads} threads, ${b.concurrency} in flight: **${b.opsPerSec} ops/s** ` +

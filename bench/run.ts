@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { measureBcryptBound } from './lib/bcrypt';
 import { CpuWatcher } from './lib/cpu';
 import { agent } from './lib/http';
-import { machineFacts } from './lib/machine';
+import { loadAverage, machineFacts } from './lib/machine';
 import { Outbox } from './lib/outbox';
 import { ProcessSet } from './lib/processes';
 import { seedBenchUsers, UserPool } from './lib/users';
@@ -155,6 +155,7 @@ async function main(): Promise<number> {
       }
     }
     const end = await measureBcryptBound(BCRYPT_COST, options.bcryptSeconds);
+    machine.loadAverageAtEnd = loadAverage();
     report = {
       schema: 1,
       mode: options.quick ? 'quick' : 'full',

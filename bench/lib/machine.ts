@@ -13,6 +13,7 @@ export interface MachineFacts {
   serviceTreeDirty: boolean;
   /** 1-minute load average when the run started: other work on the machine skews every number */
   loadAverageAtStart: number;
+  loadAverageAtEnd?: number;
 }
 
 function git(args: string[]): string {
@@ -21,6 +22,10 @@ function git(args: string[]): string {
   } catch {
     return '';
   }
+}
+
+export function loadAverage(): number {
+  return Math.round(os.loadavg()[0]! * 100) / 100;
 }
 
 export function machineFacts(): MachineFacts {
@@ -34,6 +39,6 @@ export function machineFacts(): MachineFacts {
     date: new Date().toISOString(),
     commit: git(['rev-parse', '--short=12', 'HEAD']) || 'unknown',
     serviceTreeDirty: git(['status', '--porcelain', '--', 'src', 'migrations']) !== '',
-    loadAverageAtStart: Math.round(os.loadavg()[0]! * 100) / 100,
+    loadAverageAtStart: loadAverage(),
   };
 }
