@@ -1,4 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createDataConverter } from '../../src/temporal/client';
 import { challengeRow, initiate, messagesFor, post, putSettings, secretFor, waitFor, waitForStatus } from '../helpers/authClient';
 import { startHarness, type Harness } from '../helpers/harness';
 
@@ -149,6 +151,20 @@ describe('SMS OTP challenges', () => {
       expect(afterEnd.json()).toMatchObject({ error: 'already_used' });
     } finally {
       await putSettings(h, { resend_cooldown_seconds: 30, max_sends: 5 });
+    }
+  });
+
+  it('replays every finished challenge history deterministically with the current workflow code', async () => {
+    const finished = await h.sql<{ id: string }>(`SELECT id FROM auth_challenges WHERE status IN ('verified', 'locked', 'expired') ORDER BY created_at`);
+    expect(finished.length).toBeGreaterThanOrEqual(4);
+    for (const { id } of finished) {
+      const workflowId = `challenge-${id}`;
+      const history = await h.runtime.temporal.client.workflow.getHandle(workflowId).fetchHistory();
+      await Worker.runReplayHistory(
+        { workflowBundle: { codePath: inject('workflowBundlePath') }, dataConverter: createDataConverter(h.config), replayName: 'auth-replay' },
+        history,
+        workflowId,
+      );
     }
   });
 
