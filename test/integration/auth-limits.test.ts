@@ -118,6 +118,10 @@ describe('rate limits and blocklist', () => {
       remoteAddress: '198.51.100.3',
     });
     expect(page.statusCode).toBe(403);
+    // before anything else: even a malformed body is not looked at
+    expect((await post(h, '/otp/verify', { nonsense: true }, { ip: '198.51.100.3' })).statusCode).toBe(403);
+    const blockedAttempts = await h.sql(`SELECT outcome FROM audit_events WHERE event_type = 'identity.auth.validation_attempt' AND ip_masked = '198.51.100.0/24'`);
+    expect(blockedAttempts).toEqual([{ outcome: 'blocked' }, { outcome: 'blocked' }]);
     const blockedRows = await h.sql(`SELECT 1 FROM rate_limit_attempts WHERE ip <<= '198.51.100.0/24'`);
     expect(blockedRows).toHaveLength(0);
 

@@ -18,7 +18,7 @@ import {
 } from '../../shared/auth';
 import type { challengeWorkflow } from '../../workflows/auth/challenge';
 import { ApiError } from '../errors';
-import { auditLogger, clientContext, enforceRateLimit, rejectIfBlocked, type ClientContext } from './authGuards';
+import { auditLogger, clientContext, enforceRateLimit, type ClientContext } from './authGuards';
 
 /**
  * The public API's side of a challenge. It never reads or writes challenge state itself except
@@ -85,7 +85,6 @@ async function viaWorkflow<R>(app: FastifyInstance, fn: () => Promise<R>): Promi
 export async function initiateChallenge(app: FastifyInstance, request: FastifyRequest, method: AuthMethod, userId: string) {
   const started = performance.now();
   const client = clientContext(request);
-  await rejectIfBlocked(app, client, 'initiate', { method, userId });
   await enforceRateLimit(app, client, { action: 'initiate', userId, method });
 
   const { config, temporal, metrics } = app.warden;
@@ -121,7 +120,7 @@ export async function initiateChallenge(app: FastifyInstance, request: FastifyRe
 // ---- verify -------------------------------------------------------------------------------
 
 /** identity.auth.validation_attempt outcomes */
-type ValidationOutcome = 'success' | 'invalid_otp' | 'invalid_token' | 'expired' | 'locked' | 'not_found' | 'rate_limited' | 'blocked' | 'already_used' | 'revoked';
+type ValidationOutcome = 'success' | 'invalid_otp' | 'invalid_token' | 'expired' | 'locked' | 'not_found' | 'rate_limited' | 'already_used' | 'revoked';
 
 async function recordValidation(
   app: FastifyInstance,
@@ -162,7 +161,8 @@ function invalidError(method: AuthMethod, remaining: number): ApiError {
 /**
  * Checks a code or token. The candidate is sealed here (AES-256-GCM under the active data key,
  * bound to the challenge id) before it goes into the verify update, so it never enters
- * workflow history in plaintext. Exactly one validation_attempt audit event per request.
+ * workflow history in plaintext. Exactly one validation_attempt audit event per request (a
+ * blocked client's is written by the blocklist hook, before the body is even read).
  */
 export async function verifyChallenge(app: FastifyInstance, request: FastifyRequest, method: AuthMethod, challengeId: string, secret: string) {
   const started = performance.now();
@@ -180,12 +180,6 @@ export async function verifyChallenge(app: FastifyInstance, request: FastifyRequ
     throw new ApiError(e.status, e.code, e.message);
   };
 
-  try {
-    await rejectIfBlocked(app, client, 'verify', { method, challengeId });
-  } catch (err) {
-    await finish('blocked');
-    throw err;
-  }
   const found = await loadChallenge(app, challengeId);
   row = found?.method === method ? found : undefined;
   try {
@@ -240,7 +234,6 @@ export async function verifyChallenge(app: FastifyInstance, request: FastifyRequ
 /** Same challenge, same attempt budget: the workflow enforces the cooldown and the cap. */
 export async function resendChallenge(app: FastifyInstance, request: FastifyRequest, method: AuthMethod, challengeId: string) {
   const client = clientContext(request);
-  await rejectIfBlocked(app, client, 'resend', { method, challengeId });
   const found = await loadChallenge(app, challengeId);
   const row = found?.method === method ? found : undefined;
   // a resend sends a message: it counts with initiates

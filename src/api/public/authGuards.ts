@@ -34,29 +34,28 @@ export function auditLogger(app: FastifyInstance) {
   return app.warden.logger.child({ component: 'audit' });
 }
 
-/** A blocked client learns nothing else: no lookups, no rate-limit rows, no workflow. */
-export async function rejectIfBlocked(
-  app: FastifyInstance,
-  client: ClientContext,
-  action: GuardAction,
-  context: { method?: AuthMethod; challengeId?: string; userId?: string },
-): Promise<void> {
-  const block = await findBlock(app.warden.db, client.ip);
-  if (!block) return;
-  app.warden.metrics.blockedRequests.inc({ action });
-  // a verify refusal is recorded as its validation attempt (outcome blocked) by the caller
-  if (action !== 'verify') {
+/**
+ * An onRequest hook for every public auth route: a blocklisted client gets 403 before its
+ * body is parsed or validated, before any lookup, rate-limit row or workflow. The refusal is
+ * audited (a verify as its validation attempt with outcome `blocked`) and counted.
+ */
+export function blocklistGuard(app: FastifyInstance, action: GuardAction, method: AuthMethod) {
+  return async (request: FastifyRequest): Promise<void> => {
+    const client = clientContext(request);
+    const block = await findBlock(app.warden.db, client.ip);
+    if (!block) return;
+    const { metrics } = app.warden;
+    metrics.blockedRequests.inc({ action });
+    if (action === 'verify') metrics.validationAttempts.inc({ method, outcome: 'blocked' });
     await recordAudit(app.warden.db, auditLogger(app), {
-      type: AuditEventType.requestBlocked,
+      type: action === 'verify' ? AuditEventType.validationAttempt : AuditEventType.requestBlocked,
       outcome: 'blocked',
-      method: context.method,
-      userId: context.userId,
-      challengeId: context.challengeId,
+      method,
       ipMasked: client.ipMasked,
       details: { action, blocklist_id: block.id },
     });
-  }
-  throw new ApiError(403, 'blocked', 'requests from this address are blocked');
+    throw new ApiError(403, 'blocked', 'requests from this address are blocked');
+  };
 }
 
 /** Counts the attempt against the user (when known) and the IP; throws 429 when over. */

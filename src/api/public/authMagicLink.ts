@@ -2,7 +2,7 @@ import { type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { MAGIC_TOKEN_PATTERN } from '../../auth/crypto';
 import { escapeHtml, MAGIC_LINK_PATH } from '../../auth/messages';
 import { ApiError } from '../errors';
-import { clientContext, rejectIfBlocked } from './authGuards';
+import { blocklistGuard } from './authGuards';
 import { initiateChallenge, resendChallenge, verifyChallenge } from './authFlow';
 import { errorResponses, Initiated, InitiateBody, Resent, ResendBody, UUID_PATTERN, Verified } from './authSchemas';
 
@@ -59,14 +59,13 @@ function confirmPage(challenge: string, token: string): string {
 const magicLinkRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const base = '/browser/api/v1/identity/auth/magic-link';
 
-  app.post(`${base}/initiate`, { schema: { body: InitiateBody, response: { 202: Initiated, ...errorResponses } } }, async (request, reply) => {
+  app.post(`${base}/initiate`, { onRequest: blocklistGuard(app, 'initiate', 'magic_link'), schema: { body: InitiateBody, response: { 202: Initiated, ...errorResponses } } }, async (request, reply) => {
     const body = await initiateChallenge(app, request, 'magic_link', request.body.user_id);
     return reply.status(202).send(body);
   });
 
-  app.get(MAGIC_LINK_PATH, async (request, reply) => {
+  app.get(MAGIC_LINK_PATH, { onRequest: blocklistGuard(app, 'confirm_page', 'magic_link') }, async (request, reply) => {
     const { challenge, token } = linkParams(request.query);
-    await rejectIfBlocked(app, clientContext(request), 'confirm_page', { method: 'magic_link', challengeId: challenge });
     return reply
       .header('Cache-Control', 'no-store')
       .header('Pragma', 'no-cache')
@@ -78,14 +77,14 @@ const magicLinkRoutes: FastifyPluginAsyncTypebox = async (app) => {
       .send(confirmPage(challenge, token));
   });
 
-  app.post(MAGIC_LINK_PATH, { schema: { response: { 200: Verified, ...errorResponses } } }, async (request, reply) => {
+  app.post(MAGIC_LINK_PATH, { onRequest: blocklistGuard(app, 'verify', 'magic_link'), schema: { response: { 200: Verified, ...errorResponses } } }, async (request, reply) => {
     // body fields win over the query string; a form post from the confirm page has only a body
     const { challenge, token } = linkParams(request.body, request.query);
     reply.header('Cache-Control', 'no-store').header('Referrer-Policy', 'no-referrer');
     return verifyChallenge(app, request, 'magic_link', challenge, token);
   });
 
-  app.post(`${base}/resend`, { schema: { body: ResendBody, response: { 202: Resent, ...errorResponses } } }, async (request, reply) => {
+  app.post(`${base}/resend`, { onRequest: blocklistGuard(app, 'resend', 'magic_link'), schema: { body: ResendBody, response: { 202: Resent, ...errorResponses } } }, async (request, reply) => {
     const body = await resendChallenge(app, request, 'magic_link', request.body.challenge_id.toLowerCase());
     return reply.status(202).send(body);
   });

@@ -1,6 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { OTP_PATTERN } from '../../auth/crypto';
 import { initiateChallenge, resendChallenge, verifyChallenge } from './authFlow';
+import { blocklistGuard } from './authGuards';
 import { ChallengeId, errorResponses, Initiated, InitiateBody, Resent, ResendBody, Verified } from './authSchemas';
 
 const VerifyBody = Type.Object({ challenge_id: ChallengeId, otp: Type.String({ pattern: OTP_PATTERN.source }) });
@@ -9,16 +10,16 @@ const VerifyBody = Type.Object({ challenge_id: ChallengeId, otp: Type.String({ p
 const otpRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const base = '/browser/api/v1/identity/auth/otp';
 
-  app.post(`${base}/initiate`, { schema: { body: InitiateBody, response: { 202: Initiated, ...errorResponses } } }, async (request, reply) => {
+  app.post(`${base}/initiate`, { onRequest: blocklistGuard(app, 'initiate', 'sms_otp'), schema: { body: InitiateBody, response: { 202: Initiated, ...errorResponses } } }, async (request, reply) => {
     const body = await initiateChallenge(app, request, 'sms_otp', request.body.user_id);
     return reply.status(202).send(body);
   });
 
-  app.post(`${base}/verify`, { schema: { body: VerifyBody, response: { 200: Verified, ...errorResponses } } }, async (request) =>
+  app.post(`${base}/verify`, { onRequest: blocklistGuard(app, 'verify', 'sms_otp'), schema: { body: VerifyBody, response: { 200: Verified, ...errorResponses } } }, async (request) =>
     verifyChallenge(app, request, 'sms_otp', request.body.challenge_id.toLowerCase(), request.body.otp),
   );
 
-  app.post(`${base}/resend`, { schema: { body: ResendBody, response: { 202: Resent, ...errorResponses } } }, async (request, reply) => {
+  app.post(`${base}/resend`, { onRequest: blocklistGuard(app, 'resend', 'sms_otp'), schema: { body: ResendBody, response: { 202: Resent, ...errorResponses } } }, async (request, reply) => {
     const body = await resendChallenge(app, request, 'sms_otp', request.body.challenge_id.toLowerCase());
     return reply.status(202).send(body);
   });
