@@ -50,10 +50,10 @@ function line(entry: TimelineEntry, state: IncidentState, milestone: Milestone |
     const how = state.source === 'alertmanager' ? 'monitoring alert' : 'user report';
     return `${MILESTONE_TEXT.detected} (${how})${detail ? `: ${detail}` : ''}`;
   }
+  if (milestone === 'oncall') return MILESTONE_TEXT.oncall;
   if (milestone) return `${MILESTONE_TEXT[milestone]}${detail ? `: ${detail}` : ''}${by}`;
-  if (entry.kind === 'notified' || entry.kind === 'escalated') {
-    return `${entry.role ? `Escalated to ${ROLE_TITLES[entry.role]}` : 'Escalated'}: ${detail}${by}`;
-  }
+  // escalation entries read "<Role title>: <reason>"
+  if (entry.kind === 'notified' || entry.kind === 'escalated') return `Escalated to ${detail}${by}`;
   return `${detail}${by}`;
 }
 

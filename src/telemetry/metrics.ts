@@ -130,6 +130,18 @@ export function createMetrics(registry: Registry) {
       labelNames: ['operation', 'outcome'] as const,
       registers,
     }),
+    slackRequests: new Counter({
+      name: 'warden_slack_requests_total',
+      help: 'Slack commands and interactions by endpoint and outcome (accepted, invalid_signature, stale_request, replayed_request, not_configured)',
+      labelNames: ['endpoint', 'outcome'] as const,
+      registers,
+    }),
+    alertmanagerNotifications: new Counter({
+      name: 'warden_alertmanager_notifications_total',
+      help: 'Alertmanager webhook notifications by group status and outcome (delivered to an incident, ignored)',
+      labelNames: ['status', 'outcome'] as const,
+      registers,
+    }),
     runbookSteps: new Counter({
       name: 'warden_runbook_steps_total',
       help: 'Runbook steps by outcome',

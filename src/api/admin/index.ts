@@ -1,8 +1,10 @@
 import type { FastifyPluginAsync } from 'fastify';
+import integrations from '../integrations';
 import { requireBearer } from '../plugins/bearerAuth';
 import audit from './audit';
 import blocklist from './blocklist';
 import health from './health';
+import incidents from './incidents';
 import keys from './keys';
 import ratelimits from './ratelimits';
 import users from './users';
@@ -14,6 +16,7 @@ import users from './users';
  */
 const adminRoutes: FastifyPluginAsync = async (app) => {
   await app.register(health);
+  await app.register(integrations);
 
   await app.register(
     async (admin) => {
@@ -29,6 +32,7 @@ const adminRoutes: FastifyPluginAsync = async (app) => {
       await admin.register(ratelimits);
       await admin.register(audit);
       await admin.register(users);
+      await admin.register(incidents);
     },
     { prefix: '/admin/api/v1' },
   );

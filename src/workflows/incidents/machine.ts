@@ -148,6 +148,7 @@ export class IncidentMachine {
   }
 
   validateNote(i: AddNoteInput): void {
+    this.assertOpen();
     this.assertText(i.by, 'by', 200);
     this.assertText(i.text, 'text');
     this.assertRoom();
@@ -175,6 +176,7 @@ export class IncidentMachine {
   }
 
   validateRootCause(i: RootCauseInput): void {
+    this.assertOpen();
     this.assertText(i.by, 'by', 200);
     this.assertText(i.text, 'text');
     this.assertRoom();
@@ -201,6 +203,7 @@ export class IncidentMachine {
   }
 
   validatePreventiveAction(i: PreventiveActionInput): void {
+    this.assertOpen();
     this.assertText(i.by, 'by', 200);
     this.assertText(i.description, 'description');
     if (!['code', 'monitoring', 'process', 'infrastructure'].includes(i.category)) throw fail('InvalidInput', 'category must be code, monitoring, process or infrastructure');

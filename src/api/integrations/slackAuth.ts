@@ -1,0 +1,58 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { verifySlackRequest } from '../../incidents/slackSignature';
+import { ApiError } from '../errors';
+
+/**
+ * Every Slack request is checked before it is read: the signing secret's v0 signature over
+ * the raw body, a timestamp within five minutes, and a signature never seen before. Seen
+ * signatures live in Postgres (not in memory) so that every API replica refuses a replay,
+ * for the window in which the timestamp check would still accept it.
+ */
+declare module 'fastify' {
+  interface FastifyRequest {
+    slackRawBody?: string;
+  }
+}
+
+const FORGET_AFTER = '10 minutes';
+const CLEANUP_EVERY_MS = 60_000;
+
+export function slackVerifier(app: FastifyInstance) {
+  let lastCleanup = 0;
+  const { db, metrics, config } = app.warden;
+
+  async function remember(signature: string): Promise<boolean> {
+    const now = Date.now();
+    if (now - lastCleanup > CLEANUP_EVERY_MS) {
+      lastCleanup = now;
+      await db.write(`DELETE FROM slack_request_signatures WHERE seen_at < now() - interval '${FORGET_AFTER}'`).catch(() => {});
+    }
+    const { rows } = await db.write('INSERT INTO slack_request_signatures (signature) VALUES ($1) ON CONFLICT DO NOTHING RETURNING signature', [signature]);
+    return rows.length === 1;
+  }
+
+  return async function verify(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
+    const endpoint = request.routeOptions.url ?? 'slack';
+    const refuse = (status: number, code: string, message: string) => {
+      metrics.slackRequests.inc({ endpoint, outcome: code });
+      return new ApiError(status, code, message);
+    };
+    const secret = config.providers.slack.signingSecret;
+    if (!secret) throw refuse(503, 'not_configured', 'SLACK_SIGNING_SECRET is not set');
+    const timestamp = request.headers['x-slack-request-timestamp'];
+    const signature = request.headers['x-slack-signature'];
+    const verdict = verifySlackRequest({
+      secret,
+      timestamp: typeof timestamp === 'string' ? timestamp : undefined,
+      signature: typeof signature === 'string' ? signature : undefined,
+      rawBody: request.slackRawBody ?? '',
+      nowSeconds: Math.floor(Date.now() / 1000),
+    });
+    if (!verdict.ok) {
+      const text = { missing_headers: 'missing or malformed Slack signature headers', stale_timestamp: 'request timestamp outside the 5-minute window', bad_signature: 'signature does not match' };
+      throw refuse(401, verdict.reason === 'bad_signature' ? 'invalid_signature' : verdict.reason === 'stale_timestamp' ? 'stale_request' : 'invalid_signature', text[verdict.reason]);
+    }
+    if (!(await remember(signature as string))) throw refuse(401, 'replayed_request', 'this request was already received');
+    metrics.slackRequests.inc({ endpoint, outcome: 'accepted' });
+  };
+}
