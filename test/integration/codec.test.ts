@@ -146,16 +146,34 @@ describe('codec server (Temporal remote codec protocol on the admin port)', () =
     const custom = new Set(Object.keys(registered.customAttributes ?? {}));
     for (const key of SEARCH_ATTRIBUTES) expect(custom, key.name).toContain(key.name);
 
-    // real workflows: an OTP challenge (its code read from the outbox) and a health check
+    // real workflows: an OTP challenge (its code read from the outbox), a health check, and an
+    // incident whose responder typed an email address and an IP into it
     const started = await initiate(h, 'otp', 'test-user');
     const challengeId = started.json<{ challenge_id: string }>().challenge_id;
     const code = await secretFor(h, challengeId);
     await h.runtime.temporal.client.workflow.execute(healthCheckWorkflow, { taskQueue: h.config.temporal.taskQueue, workflowId: `health-${randomUUID()}` });
+    const opened = await h.admin.inject({
+      method: 'POST',
+      url: '/admin/api/v1/incidents',
+      headers: h.adminHeaders,
+      payload: {
+        type: 'compromised_token',
+        severity: 'P1',
+        title: 'Codes of test-user@example.com seen in a support ticket',
+        affected: { users: ['test-user'], ips: ['203.0.113.7'] },
+      },
+    });
+    expect(opened.statusCode).toBe(201);
+    const incidentId = opened.json<{ id: string }>().id;
 
-    const executions = await waitFor('both workflows in visibility', async () => {
+    const executions = await waitFor('the three workflows in visibility', async () => {
       const found = [];
       for await (const wf of h.runtime.temporal.client.workflow.list({ query: `TaskQueue = '${h.config.temporal.taskQueue}'` })) found.push(wf);
-      return found.some((wf) => wf.workflowId === `challenge-${challengeId}`) && found.some((wf) => wf.type === 'healthCheckWorkflow') ? found : undefined;
+      const incident = found.find((wf) => wf.workflowId === incidentId);
+      const tagged = incident?.typedSearchAttributes.getAll().some((p) => p.key.name === 'IncidentType');
+      return found.some((wf) => wf.workflowId === `challenge-${challengeId}`) && found.some((wf) => wf.type === 'healthCheckWorkflow') && tagged
+        ? found
+        : undefined;
     });
     const values: string[] = [];
     for (const wf of executions) {
@@ -168,7 +186,10 @@ describe('codec server (Temporal remote codec protocol on the admin port)', () =
     const users = await h.sql<{ sub: string; phone: string | null; email: string | null }>('SELECT sub, phone, email FROM users');
     const pii = users.flatMap((u) => [u.phone, u.email]).filter((v): v is string => !!v);
     const text = values.join('\n');
-    for (const needle of [...pii, code]) expect(text).not.toContain(needle);
+    // the incident's keywords are there, and nothing else
+    expect(text).toContain('compromised_token');
+    expect(text).toContain('P1');
+    for (const needle of [...pii, code, '203.0.113.7', 'support ticket']) expect(text).not.toContain(needle);
     expect(text).not.toMatch(/@|\+\d{8,}|\b\d{6}\b/);
   });
 });
