@@ -32,12 +32,12 @@ const CATALOG = [
   'warden_db_connections',
 ];
 
-const TARGETS = { generation: 0.5, validation: 0.2, provider: 1 } as const;
-
 const ms = (seconds: number) => `${Math.round(seconds * 1000)} ms`;
 
 export function createMetricsChecklistActivities({ registry, config }: Pick<Runtime, 'registry' | 'config'>) {
   const timeoutMs = config.providers.timeoutMs;
+  const t = config.incidents.p95TargetsMs;
+  const TARGETS = { generation: t.generation / 1000, validation: t.validation / 1000, provider: t.provider / 1000 };
 
   /** This process's registry plus the other processes' /metrics pages, if configured. */
   async function pages(): Promise<string[]> {
@@ -98,7 +98,7 @@ export function createMetricsChecklistActivities({ registry, config }: Pick<Runt
       if (!results.length) return { items: [{ id: 'provider_latency', status: 'failed', detail: 'no provider call observed during the run' }] };
       const slow = results.filter((r) => r.p95.value >= TARGETS.provider);
       const detail = results.map((r) => `${r.provider} p95 ${ms(r.p95.value)} (${r.p95.count})`).join(', ');
-      return { items: [{ id: 'provider_latency', status: slow.length ? 'failed' : 'passed', detail: `${detail}; target < 1000 ms` }] };
+      return { items: [{ id: 'provider_latency', status: slow.length ? 'failed' : 'passed', detail: `${detail}; target < ${ms(TARGETS.provider)}` }] };
     },
 
     async checkMetricsReporting(input: CheckInput): Promise<CheckOutcome> {

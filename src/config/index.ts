@@ -47,6 +47,8 @@ export interface Config {
     prometheusUrl?: string;
     alertRulesFile: string;
     checklistMetricsUrls: string[];
+    /** p95 targets in ms: generation, validation, provider calls */
+    p95TargetsMs: { generation: number; validation: number; provider: number };
   };
   providers: {
     sandboxUrl: string;
@@ -195,6 +197,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       prometheusUrl: env.WARDEN_PROMETHEUS_URL?.replace(/\/+$/, ''),
       alertRulesFile: path.resolve(env.WARDEN_ALERT_RULES_FILE),
       checklistMetricsUrls: list(env.WARDEN_CHECKLIST_METRICS_URLS ?? ''),
+      p95TargetsMs: { generation: env.WARDEN_P95_GENERATION_MS, validation: env.WARDEN_P95_VALIDATION_MS, provider: env.WARDEN_P95_PROVIDER_MS },
     },
     providers: {
       sandboxUrl,

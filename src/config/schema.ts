@@ -103,6 +103,11 @@ export const ConfigSchema = Type.Object({
   // comma-separated /metrics URLs the checklist reads latencies from (the API processes when
   // the worker runs apart from them); unset = this process's own registry
   WARDEN_CHECKLIST_METRICS_URLS: optionalString,
+  // the seed's performance targets (p95) the checklist judges against; raise them only for
+  // environments that are slow by design (a laptop, CI), never to make an incident go away
+  WARDEN_P95_GENERATION_MS: Type.Integer({ minimum: 1, default: 500 }),
+  WARDEN_P95_VALIDATION_MS: Type.Integer({ minimum: 1, default: 200 }),
+  WARDEN_P95_PROVIDER_MS: Type.Integer({ minimum: 1, default: 1000 }),
 });
 
 export type Env = Static<typeof ConfigSchema>;

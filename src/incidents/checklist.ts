@@ -58,9 +58,9 @@ export const CHECK_ORDER: readonly CheckName[] = [
   'checkSmsOtpFlow',
   'checkMagicLinkFlow',
   'checkInvalidTokens',
+  'checkTokenLeaks',
   'checkRateLimits',
   'checkAuditEvents',
-  'checkTokenLeaks',
   'checkHashFormat',
   'checkKeyRotation',
   'checkIpBlocklist',
@@ -72,6 +72,34 @@ export const CHECK_ORDER: readonly CheckName[] = [
   'checkAuditExport',
   'checkRateLimitMetrics',
 ];
+
+/** Checks that drive synthetic traffic through the public API. */
+export const TRAFFIC_CHECKS: ReadonlySet<CheckName> = new Set(['checkSmsOtpFlow', 'checkMagicLinkFlow', 'checkInvalidTokens', 'checkRateLimits', 'checkTokenLeaks']);
+/** Checks that judge the traffic of their own run (metrics deltas, rows since the run began). */
+export const TRAFFIC_DEPENDENT: ReadonlySet<CheckName> = new Set([
+  'checkAuditEvents',
+  'checkHashFormat',
+  'checkLatencies',
+  'checkProviderLatency',
+  'checkMetricsReporting',
+  'checkRateLimitMetrics',
+]);
+
+/**
+ * The checks a resolution must (re)run: those with an item not passed or passed longer ago
+ * than `freshMs`; a traffic-dependent check brings the traffic checks along.
+ */
+export function checksToRerun(items: readonly ChecklistItemState[], now: number, freshMs: number): CheckName[] {
+  const stale = new Set<CheckName>();
+  for (const def of CHECKLIST) {
+    if (!def.check) continue;
+    const item = items.find((i) => i.id === def.id);
+    const ok = item && (item.status === 'passed' || item.status === 'not_applicable') && item.checkedAt && now - new Date(item.checkedAt).getTime() < freshMs;
+    if (!ok) stale.add(def.check);
+  }
+  if ([...stale].some((c) => TRAFFIC_DEPENDENT.has(c))) for (const c of TRAFFIC_CHECKS) stale.add(c);
+  return CHECK_ORDER.filter((c) => stale.has(c));
+}
 
 export function initialChecklist(): ChecklistItemState[] {
   return CHECKLIST.map((item) => ({ id: item.id, group: item.group, label: item.label, automated: Boolean(item.check), status: 'pending' }));

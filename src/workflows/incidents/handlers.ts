@@ -19,6 +19,7 @@ import {
 } from '../../shared/incidents';
 import type { ChecklistRunner } from './checklistRunner';
 import { fail, type IncidentMachine } from './machine';
+import { IncidentValidators } from './validators';
 
 /**
  * Wires the incident's messages to the machine. Synchronous updates change the state and
@@ -27,19 +28,20 @@ import { fail, type IncidentMachine } from './machine';
  */
 export function registerHandlers(m: IncidentMachine, checklist: ChecklistRunner): void {
   const now = () => Date.now();
+  const v = new IncidentValidators(m);
   setHandler(incidentStateQuery, () => m.state);
   setHandler(timelineQuery, () => m.state.timeline);
 
-  setHandler(acknowledgeUpdate, (i) => (m.acknowledge(i, now()), m.state), { validator: (i) => m.validateAcknowledge(i) });
-  setHandler(escalateUpdate, (i) => (m.escalate(i, now()), m.state), { validator: (i) => m.validateEscalate(i) });
-  setHandler(addNoteUpdate, (i) => (m.addNote(i, now()), m.state), { validator: (i) => m.validateNote(i) });
-  setHandler(changeSeverityUpdate, (i) => (m.changeSeverity(i, now()), m.state), { validator: (i) => m.validateSeverity(i) });
-  setHandler(flagDataBreachUpdate, (i) => (m.flagDataBreach(i, now()), m.state), { validator: (i) => m.validateDataBreach(i) });
-  setHandler(reportMitigationUpdate, (i) => (m.reportMitigation(i, now()), m.state), { validator: (i) => m.validateMitigation(i) });
-  setHandler(recordRootCauseUpdate, (i) => (m.recordRootCause(i, now()), m.state), { validator: (i) => m.validateRootCause(i) });
-  setHandler(completeTaskUpdate, (i) => (m.completeTask(i, now()), m.state), { validator: (i) => m.validateTask(i) });
-  setHandler(checkItemUpdate, (i) => (m.checkItem(i, now()), m.state), { validator: (i) => m.validateCheckItem(i) });
-  setHandler(addPreventiveActionUpdate, (i) => (m.addPreventiveAction(i, now()), m.state), { validator: (i) => m.validatePreventiveAction(i) });
+  setHandler(acknowledgeUpdate, (i) => (m.acknowledge(i, now()), m.state), { validator: (i) => v.validateAcknowledge(i) });
+  setHandler(escalateUpdate, (i) => (m.escalate(i, now()), m.state), { validator: (i) => v.validateEscalate(i) });
+  setHandler(addNoteUpdate, (i) => (m.addNote(i, now()), m.state), { validator: (i) => v.validateNote(i) });
+  setHandler(changeSeverityUpdate, (i) => (m.changeSeverity(i, now()), m.state), { validator: (i) => v.validateSeverity(i) });
+  setHandler(flagDataBreachUpdate, (i) => (m.flagDataBreach(i, now()), m.state), { validator: (i) => v.validateDataBreach(i) });
+  setHandler(reportMitigationUpdate, (i) => (m.reportMitigation(i, now()), m.state), { validator: (i) => v.validateMitigation(i) });
+  setHandler(recordRootCauseUpdate, (i) => (m.recordRootCause(i, now()), m.state), { validator: (i) => v.validateRootCause(i) });
+  setHandler(completeTaskUpdate, (i) => (m.completeTask(i, now()), m.state), { validator: (i) => v.validateTask(i) });
+  setHandler(checkItemUpdate, (i) => (m.checkItem(i, now()), m.state), { validator: (i) => v.validateCheckItem(i) });
+  setHandler(addPreventiveActionUpdate, (i) => (m.addPreventiveAction(i, now()), m.state), { validator: (i) => v.validatePreventiveAction(i) });
 
   setHandler(
     runChecklistUpdate,
@@ -47,7 +49,7 @@ export function registerHandlers(m: IncidentMachine, checklist: ChecklistRunner)
       await checklist.run(i.by);
       return m.state;
     },
-    { validator: (_i) => m.validateRunChecklist() },
+    { validator: (_i) => v.validateRunChecklist() },
   );
 
   setHandler(
@@ -56,7 +58,8 @@ export function registerHandlers(m: IncidentMachine, checklist: ChecklistRunner)
       m.resolving = true;
       try {
         if (!i.force) {
-          if (checklist.needsRun(now())) await checklist.run(i.by);
+          const stale = checklist.staleChecks(now());
+          if (stale.length) await checklist.run(i.by, stale);
           const failed = m.state.checklist.filter((item) => item.status !== 'passed' && item.status !== 'not_applicable');
           if (failed.length) {
             throw fail('ChecklistFailed', `recovery validation checklist not passed: ${failed.map((item) => `${item.id} (${item.status})`).join(', ')}`);
@@ -69,7 +72,7 @@ export function registerHandlers(m: IncidentMachine, checklist: ChecklistRunner)
         m.resolving = false;
       }
     },
-    { validator: (i) => m.validateResolve(i) },
+    { validator: (i) => v.validateResolve(i) },
   );
 
   setHandler(alertNotificationSignal, (i) => m.alert(i, now()));
