@@ -43,9 +43,14 @@ function milestoneOf(entry: TimelineEntry): Milestone | undefined {
   }
 }
 
+/** Free text from responders and alerts: rendered Markdown must not turn it into HTML. */
+function md(text: string): string {
+  return plainName(text).replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
 function line(entry: TimelineEntry, state: IncidentState, milestone: Milestone | undefined): string {
-  const by = entry.by ? ` (${plainName(entry.by)})` : '';
-  const detail = plainName(entry.message);
+  const by = entry.by ? ` (${md(entry.by)})` : '';
+  const detail = md(entry.message);
   if (milestone === 'detected') {
     const how = state.source === 'alertmanager' ? 'monitoring alert' : 'user report';
     return `${MILESTONE_TEXT.detected} (${how})${detail ? `: ${detail}` : ''}`;
@@ -81,18 +86,18 @@ export function incidentDuration(state: Pick<IncidentState, 'detectedAt' | 'reso
 
 export function renderReport(state: IncidentState, now?: string): string {
   const preventive = state.preventiveActions.length
-    ? state.preventiveActions.map((a, i) => `${i + 1}. ${a.description} (${a.category})`)
+    ? state.preventiveActions.map((a, i) => `${i + 1}. ${md(a.description)} (${a.category})`)
     : ['1. _None recorded yet: at least one is required to close the incident._'];
   const actionItems = state.preventiveActions.length
-    ? state.preventiveActions.map((a) => `${a.description} — owner: ${a.owner ?? plainName(a.by)}${a.due ? `, due ${a.due}` : ''}`).join('; ')
+    ? state.preventiveActions.map((a) => `${md(a.description)} — owner: ${md(a.owner ?? a.by)}${a.due ? `, due ${md(a.due)}` : ''}`).join('; ')
     : '_none recorded_';
-  const mitigations = state.timeline.filter((e) => e.kind === 'mitigation').map((e) => `- ${plainName(e.message)}`);
-  const escalations = state.escalations.map((e) => `- ${clock(e.at, state.detectedAt)} - ${ROLE_TITLES[e.role]}: ${e.reason}`);
-  const checklist = state.checklist.map((item) => `| ${item.group} | ${item.label} | ${item.automated ? 'automated' : 'manual'} | ${item.status}${item.detail ? `: ${item.detail.replace(/\|/g, '/')}` : ''} |`);
+  const mitigations = state.timeline.filter((e) => e.kind === 'mitigation').map((e) => `- ${md(e.message)}`);
+  const escalations = state.escalations.map((e) => `- ${clock(e.at, state.detectedAt)} - ${ROLE_TITLES[e.role]}: ${md(e.reason)}`);
+  const checklist = state.checklist.map((item) => `| ${item.group} | ${item.label} | ${item.automated ? 'automated' : 'manual'} | ${item.status}${item.detail ? `: ${md(item.detail).replace(/\|/g, '/')}` : ''} |`);
   const tasks = state.tasks.map((t) => `- ${t.title} (${t.contact}): due ${utc(t.dueAt)}, ${t.status}${t.completedAt ? ` at ${utc(t.completedAt)}` : ''}`);
 
   return [
-    `# Incident Report: ${state.title}`,
+    `# Incident Report: ${md(state.title)}`,
     '',
     '## Summary',
     `- **Incident ID**: ${state.id}`,
@@ -100,27 +105,27 @@ export function renderReport(state: IncidentState, now?: string): string {
     `- **Detected**: ${utc(state.detectedAt)}`,
     `- **Resolved**: ${state.resolvedAt ? utc(state.resolvedAt) : 'not yet'}`,
     `- **Duration**: ${incidentDuration(state, now)}`,
-    `- **Impact**: ${state.impact || 'not recorded'}${affectedSummary(state)}`,
+    `- **Impact**: ${state.impact ? md(state.impact) : 'not recorded'}${affectedSummary(state)}`,
     '',
     '## Timeline',
     ...timelineLines(state),
     '',
     '## Root Cause',
-    state.rootCause ?? '_Not recorded._',
+    state.rootCause ? md(state.rootCause) : '_Not recorded._',
     '',
     '## Resolution',
-    state.resolution ?? '_Not resolved yet._',
+    state.resolution ? md(state.resolution) : '_Not resolved yet._',
     ...(mitigations.length ? ['', 'Mitigations applied:', ...mitigations] : []),
     ...(state.forcedResolution
-      ? ['', `Resolved without a passed recovery validation checklist by ${plainName(state.forcedResolution.by)}: ${state.forcedResolution.reason}`]
+      ? ['', `Resolved without a passed recovery validation checklist by ${plainName(state.forcedResolution.by)}: ${md(state.forcedResolution.reason)}`]
       : []),
     '',
     '## Preventive Measures',
     ...preventive,
     '',
     '## Lessons Learned',
-    `- **What went well**: ${state.lessons?.wentWell ?? '_not recorded_'}`,
-    `- **What could be improved**: ${state.lessons?.toImprove ?? '_not recorded_'}`,
+    `- **What went well**: ${state.lessons?.wentWell ? md(state.lessons.wentWell) : '_not recorded_'}`,
+    `- **What could be improved**: ${state.lessons?.toImprove ? md(state.lessons.toImprove) : '_not recorded_'}`,
     `- **Action items**: ${actionItems}`,
     '',
     '## Escalations',

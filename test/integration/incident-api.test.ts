@@ -1,12 +1,25 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { IncidentState } from '../../src/shared/incidents';
+import { runbookProgressSignal, type IncidentState } from '../../src/shared/incidents';
 import { startHarness, type Harness } from '../helpers/harness';
 
 /** The incidents REST API on the admin app, against the real dev server, worker and database. */
 describe('incidents REST API', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness();
+    // a rota of our own: pages must go to these people, not the seed's defaults
+    const contacts = path.join(mkdtempSync(path.join(os.tmpdir(), 'warden-contacts-')), 'contacts.json');
+    writeFileSync(
+      contacts,
+      JSON.stringify({
+        oncall: { name: 'Pat Pager', email: 'pat@ops.example.net', slack_user_id: 'U0PATPAGER' },
+        engineering_manager: { name: 'Mo Manager', email: 'mo@ops.example.net' },
+        war_room: 'https://meet.example.net/incident',
+      }),
+    );
+    h = await startHarness({ env: { WARDEN_CONTACTS_FILE: contacts } });
   });
   afterAll(async () => h?.close());
 
@@ -160,6 +173,39 @@ describe('incidents REST API', () => {
     expect(notice.body).toContain('- 12% of users experienced delays or failures during SMS OTP/Magic Link authentication');
     expect(notice.body).toContain('- No user data was compromised');
     expect(notice.body).toContain('Twilio regional outage');
+  });
+
+  it('pages the contacts of WARDEN_CONTACTS_FILE by Slack mention and email', async () => {
+    const id = await open({ type: 'other', severity: 'P2', title: 'contacts drill' });
+    const s = await eventually(() => state(id), (s) => Boolean(s.slack) && s.escalations.length === 1, 'on-call paged');
+    const calls = () => h.sandbox.state.slackCalls();
+    const alert = calls().find((c) => c.ts === s.slack!.ts)!;
+    expect(alert.text).toContain('Owner: <@U0PATPAGER>');
+    expect(alert.text).toContain('War Room: https://meet.example.net/incident');
+    await eventually(async () => calls(), (c) => c.some((x) => x.thread_ts === s.slack!.ts && x.text?.startsWith(':pager: On-call notified: <@U0PATPAGER>')), 'on-call mention');
+    const mail = await eventually(async () => h.sandbox.state.messages('pat@ops.example.net').filter((m) => m.subject?.includes(id)), (m) => m.length === 1, 'on-call email');
+    expect(mail[0]!.subject).toBe(`[${id}] P2 incident: contacts drill`);
+    expect(mail[0]!.body).toContain('Pat Pager,');
+    expect(h.sandbox.state.messages('oncall@example.com').filter((m) => m.subject?.includes(id))).toHaveLength(0);
+    await api('POST', `/incidents/${id}/escalate`, { by: 'pat', reason: 'need a decision', role: 'engineering_manager' });
+    await eventually(async () => h.sandbox.state.messages('mo@ops.example.net'), (m) => m.some((x) => x.subject === `[${id}] P2 escalation: contacts drill`), 'manager email');
+  });
+
+  it('takes timeline entries and mitigations from a runbook through runbookProgressSignal', async () => {
+    const id = await open({ type: 'compromised_token', severity: 'P1', title: 'runbook seam', affected: { users: ['alice'] } });
+    const handle = h.runtime.temporal.client.workflow.getHandle(id);
+    await handle.signal(runbookProgressSignal, { kind: 'step', step: 'isolate', message: 'revoked 2 active challenges of alice' });
+    await handle.signal(runbookProgressSignal, { kind: 'mitigation', message: 'keys rotated' });
+    await handle.signal(runbookProgressSignal, { kind: 'root_cause', message: 'debug logging of request bodies' });
+    const s = await eventually(() => state(id), (s) => s.status === 'mitigating' && Boolean(s.rootCause), 'runbook progress applied');
+    const entries = s.timeline.filter((e) => e.by === 'runbook').map((e) => [e.kind, e.message]);
+    expect(entries).toEqual([
+      ['runbook', 'isolate: revoked 2 active challenges of alice'],
+      ['mitigation', 'keys rotated'],
+      ['root_cause', 'debug logging of request bodies'],
+    ]);
+    // no runbook is registered for any type yet: the incident runs without a child
+    expect(s.runbook).toBeUndefined();
   });
 
   it('lists incidents from Temporal visibility, filtered by type, severity and status', async () => {
