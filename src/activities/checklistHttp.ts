@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
+import { CHALLENGE_WORKFLOW_PREFIX } from '../shared/auth';
 
 /**
  * The synthetic client of the recovery checklist: it uses Warden the way a browser does,
@@ -99,7 +100,7 @@ export async function awaitOutboxMessage(sandboxUrl: string, to: string, challen
     const response = await fetch(`${sandboxUrl}/sandbox/messages?to=${encodeURIComponent(to)}`, { signal: AbortSignal.timeout(5000) });
     if (response.ok) {
       const { messages } = (await response.json()) as { messages: OutboxMessage[] };
-      const found = messages.filter((m) => m.idempotency_key?.startsWith(`challenge-${challengeId}/`)).at(-1);
+      const found = messages.filter((m) => m.idempotency_key?.startsWith(`${CHALLENGE_WORKFLOW_PREFIX}${challengeId}/`)).at(-1);
       if (found) return found;
     }
     await new Promise((r) => setTimeout(r, 250));

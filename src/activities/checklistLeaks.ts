@@ -1,5 +1,6 @@
 import type { Payload } from '@temporalio/common';
 import type { Runtime } from '../runtime';
+import { challengeWorkflowId } from '../shared/auth';
 import { EncryptionCodec, loadPayloadKeyring } from '../temporal/codec';
 
 /**
@@ -71,7 +72,7 @@ export async function scanForLeaks(
   const codec = new EncryptionCodec(loadPayloadKeyring(config.keys));
   let payloads = 0;
   for (const id of input.challengeIds) {
-    const history = await temporal.client.workflow.getHandle(`challenge-${id}`).fetchHistory();
+    const history = await temporal.client.workflow.getHandle(challengeWorkflowId(id)).fetchHistory();
     const found: Payload[] = [];
     collectPayloads(history, found);
     payloads += found.length;
