@@ -4,6 +4,7 @@ import { createAuthAdminActivities } from './authAdmin';
 import { createDbOpsActivities } from './dbOps';
 import { createDeliveryActivities } from './delivery';
 import { createIncidentActivities } from './incidents';
+import { createRunbookActivities } from './runbook';
 
 /**
  * Every activity the worker registers, built from the process's runtime. Workflows import
@@ -16,6 +17,7 @@ export function createActivities(runtime: Runtime) {
     ...createAuthAdminActivities(runtime),
     ...createDeliveryActivities(runtime),
     ...createIncidentActivities(runtime),
+    ...createRunbookActivities(runtime),
   };
 }
 

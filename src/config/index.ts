@@ -50,6 +50,11 @@ export interface Config {
     /** p95 targets in ms: generation, validation, provider calls */
     p95TargetsMs: { generation: number; validation: number; provider: number };
   };
+  runbooks: {
+    /** severities at which destructive steps wait for approval (P0 containment never waits) */
+    approvalSeverities: Array<'P0' | 'P1' | 'P2' | 'P3'>;
+    leakScanLogFiles: string[];
+  };
   providers: {
     sandboxUrl: string;
     timeoutMs: number;
@@ -198,6 +203,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       alertRulesFile: path.resolve(env.WARDEN_ALERT_RULES_FILE),
       checklistMetricsUrls: list(env.WARDEN_CHECKLIST_METRICS_URLS ?? ''),
       p95TargetsMs: { generation: env.WARDEN_P95_GENERATION_MS, validation: env.WARDEN_P95_VALIDATION_MS, provider: env.WARDEN_P95_PROVIDER_MS },
+    },
+    runbooks: {
+      approvalSeverities: [...new Set(list(env.WARDEN_RUNBOOK_APPROVAL_SEVERITIES))] as Array<'P0' | 'P1' | 'P2' | 'P3'>,
+      leakScanLogFiles: list(env.WARDEN_LEAK_SCAN_LOG_FILES ?? ''),
     },
     providers: {
       sandboxUrl,

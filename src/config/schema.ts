@@ -108,6 +108,13 @@ export const ConfigSchema = Type.Object({
   WARDEN_P95_GENERATION_MS: Type.Integer({ minimum: 1, default: 500 }),
   WARDEN_P95_VALIDATION_MS: Type.Integer({ minimum: 1, default: 200 }),
   WARDEN_P95_PROVIDER_MS: Type.Integer({ minimum: 1, default: 1000 }),
+
+  // Runbooks (issue 6). Severities at which destructive runbook steps wait for a responder's
+  // approval (comma-separated; containment at P0 is always approved automatically)
+  WARDEN_RUNBOOK_APPROVAL_SEVERITIES: Type.String({ default: 'P1,P2,P3', pattern: '^\\s*(P[0-3]\\s*(,\\s*P[0-3]\\s*)*)?$' }),
+  // log files the compromised-token leak scan reads besides this process's recent log lines
+  // (comma-separated paths, e.g. where the deployment tees the API's and workers' logs)
+  WARDEN_LEAK_SCAN_LOG_FILES: optionalString,
 });
 
 export type Env = Static<typeof ConfigSchema>;

@@ -1,0 +1,134 @@
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type { IncidentType, RunbookInput, Severity } from './incidents';
+
+/**
+ * The runbook workflows' contract, imported by the workflows, the activities and the admin API
+ * (`/admin/api/v1/runbooks`). Every runbook speaks it; the framework that implements it is
+ * src/workflows/runbooks/framework.ts (read its header first).
+ */
+
+/** URL names of the seed's procedures and the incident type each one answers. */
+export const RUNBOOK_INCIDENT_TYPES = {
+  'compromised-token': 'compromised_token',
+  'provider-outage': 'provider_outage',
+  'abuse-mitigation': 'abuse',
+  'db-failover': 'db_connectivity',
+} as const satisfies Record<string, IncidentType>;
+export type RunbookName = keyof typeof RUNBOOK_INCIDENT_TYPES;
+export const RUNBOOK_NAMES = Object.keys(RUNBOOK_INCIDENT_TYPES) as RunbookName[];
+
+export function runbookNameOf(type: IncidentType): RunbookName | undefined {
+  return RUNBOOK_NAMES.find((name) => RUNBOOK_INCIDENT_TYPES[name] === type);
+}
+
+/**
+ * What a runbook workflow receives. An incident passes the RunbookInput part (its child starts
+ * with no `params`: every runbook has defaults for all of them); `POST /admin/api/v1/runbooks/<name>`
+ * adds who started it, parameters and pre-approvals. A standalone run has empty incident ids.
+ */
+export interface RunbookStartInput<P = unknown> extends RunbookInput {
+  startedBy?: string;
+  params?: P;
+  /** step names approved up front by whoever started the run */
+  preApproved?: string[];
+  /** overrides the configured approval severities for this run */
+  approvalSeverities?: Severity[];
+}
+
+export type StepStatus =
+  | 'pending'
+  | 'awaiting_approval'
+  | 'running'
+  | 'succeeded'
+  | 'failed'
+  | 'skipped'
+  | 'rejected'
+  | 'compensated'
+  | 'compensation_failed';
+
+export interface StepApproval {
+  required: boolean;
+  /** P0 containment, a pre-approval, or a responder's update */
+  how?: 'auto_p0_containment' | 'pre_approved' | 'responder' | 'not_required';
+  by?: string;
+  at?: string;
+  note?: string;
+}
+
+export interface RunbookStepState {
+  name: string;
+  title: string;
+  destructive: boolean;
+  containment: boolean;
+  /** what cancelling undoes, or why it cannot be undone (e.g. a revoked challenge stays revoked) */
+  compensation: { compensable: true; how: string } | { compensable: false; why: string } | null;
+  status: StepStatus;
+  approval: StepApproval;
+  /** how many times the step ran (repeatable steps run once per batch) */
+  runs: number;
+  startedAt?: string;
+  endedAt?: string;
+  summary?: string;
+  error?: string;
+  /** small structured outcome (counts, ids); large results live in artifacts */
+  result?: unknown;
+  compensationSummary?: string;
+}
+
+export type RunbookStatus = 'running' | 'completed' | 'failed' | 'cancelled';
+
+export interface RunbookState {
+  workflowId: string;
+  runbook: string;
+  incidentId: string;
+  severity: Severity;
+  status: RunbookStatus;
+  startedAt: string;
+  endedAt?: string;
+  startedBy?: string;
+  approvalSeverities: Severity[];
+  steps: RunbookStepState[];
+  cancel?: { by: string; reason: string; compensate: boolean; at: string };
+  /** every progress entry this run wrote (the incident timeline gets the same; capped) */
+  log: Array<{ at: string; kind: 'step' | 'mitigation' | 'root_cause' | 'note'; message: string }>;
+  /** entries that could not reach the incident (it had closed) */
+  undeliveredProgress: number;
+  /** the runbook's own state, e.g. the abuse watch (rate, quiet minutes) */
+  detail?: Record<string, unknown>;
+}
+
+export interface RunbookResult {
+  status: Exclude<RunbookStatus, 'running'>;
+  steps: Array<{ name: string; status: StepStatus; summary?: string }>;
+  /** applied steps that cancellation cannot undo, with the reason */
+  leftInPlace: Array<{ step: string; why: string }>;
+}
+
+export interface ApproveStepInput {
+  step: string;
+  by: string;
+  /** false rejects: the step is skipped */
+  approve: boolean;
+  note?: string;
+}
+
+export interface CancelRunbookInput {
+  by: string;
+  reason: string;
+  /** default true: undo what can safely be undone, in reverse order */
+  compensate?: boolean;
+}
+
+export const runbookStateQuery = defineQuery<RunbookState>('runbookState');
+export const approveStepUpdate = defineUpdate<RunbookState, [ApproveStepInput]>('approveStep');
+export const cancelRunbookUpdate = defineUpdate<RunbookState, [CancelRunbookInput]>('cancelRunbook');
+
+/** Update rejections as ApplicationFailure types; the API maps each to 404/409/422. */
+export const RUNBOOK_ERRORS = ['UnknownStep', 'NotAwaitingApproval', 'RunbookFinished', 'AlreadyCancelling', 'InvalidInput'] as const;
+export type RunbookErrorType = (typeof RUNBOOK_ERRORS)[number];
+
+/** Default severities at which destructive steps wait for a responder (P0 containment never waits). */
+export const DEFAULT_APPROVAL_SEVERITIES: Severity[] = ['P1', 'P2', 'P3'];
+
+/** The idempotency key of one run of a step: the same on every retry and replay. */
+export const stepKey = (workflowId: string, step: string, run = 1) => (run > 1 ? `${workflowId}/${step}#${run}` : `${workflowId}/${step}`);
