@@ -13,19 +13,20 @@ import type { Scenario } from './types';
  * through the admin API for all of them; the clock runs from that request until Postgres shows
  * every one of those challenges revoked.
  *
- * The runbook is issue 6's. Until its route answers, the scenario reports itself skipped.
- * RUNBOOK_BODY is the one place that knows the runbook's request shape: check it against the
- * route once issue 6 lands.
+ * The runbook is issue 6's (`POST /admin/api/v1/runbooks/compromised-token`, src/api/admin/
+ * runbooks.ts): started standalone at P0, where containment steps (revoking challenges first)
+ * run without waiting for an approval. Until its route answers, the scenario reports itself
+ * skipped. RUNBOOK_BODY is the one place that knows the request shape.
  */
 export const RUNBOOK_PATH = '/admin/api/v1/runbooks/compromised-token';
-const RUNBOOK_BODY = (userIds: string[]) => ({ user_ids: userIds, reason: 'benchmark: compromised-token response at scale' });
+const RUNBOOK_BODY = (userIds: string[]) => ({ severity: 'P0', by: 'npm run bench', users: userIds });
 
 export interface CompromisedTokenResult {
   users: number;
   /** challenges issued and still pending when the runbook started */
   liveChallenges: number;
   setupSeconds: number;
-  runbookResponse: { status: number; ms: number };
+  runbookResponse: { status: number; ms: number; workflowId?: string };
   /** runbook request sent -> every challenge of the set revoked (null: not within the timeout) */
   allRevokedSeconds: number | null;
   /** revoked count over time: [seconds since start, revoked] */
@@ -44,9 +45,10 @@ export const compromisedTokenScenario: Scenario<CompromisedTokenResult> = {
 
   async run(ctx) {
     const { warden, options } = ctx;
-    // is the runbook there? an empty body must be refused with 400, not 404
+    // is the runbook there? an empty body is refused with 400 by a route that exists
     const probe = await request(`${warden.adminUrl}${RUNBOOK_PATH}`, { method: 'POST', headers: adminHeaders(warden.adminToken), json: {} });
     if (probe.status === 404) return { skipped: true, reason: `the runbook route ${RUNBOOK_PATH} does not exist yet (issue 6)` };
+    if (probe.status === 501) return { skipped: true, reason: `the compromised-token runbook is not available in this version (501)` };
 
     const n = options.compromisedUsers;
     // challenges must still be live when the runbook runs: setup takes minutes at 10,000
@@ -117,7 +119,7 @@ export const compromisedTokenScenario: Scenario<CompromisedTokenResult> = {
         users: n,
         liveChallenges: live,
         setupSeconds,
-        runbookResponse: { status: res.status, ms: responseMs },
+        runbookResponse: { status: res.status, ms: responseMs, workflowId: (res.body as { workflow_id?: string } | undefined)?.workflow_id },
         allRevokedSeconds,
         // keep the curve readable: about 40 points
         progress: progress.filter((_, i) => i % Math.max(1, Math.ceil(progress.length / 40)) === 0 || i === progress.length - 1),
@@ -143,7 +145,7 @@ export const compromisedTokenScenario: Scenario<CompromisedTokenResult> = {
   render(r) {
     return [
       `${r.users} affected users, ${r.liveChallenges} live OTP challenges (issued through the public API in ${r.setupSeconds} s, not timed).`,
-      `The runbook request answered ${r.runbookResponse.status} in ${r.runbookResponse.ms} ms; ` +
+      `The runbook request answered ${r.runbookResponse.status} in ${r.runbookResponse.ms} ms (run ${r.runbookResponse.workflowId ?? '?'}); ` +
         (r.allRevokedSeconds === null ? `**${r.notRevoked} challenges were still not revoked after 15 minutes.**` : `**every challenge was revoked ${r.allRevokedSeconds} s after the request.**`),
       '',
       `Revoked over time (s: count): ${r.progress.map(([s, c]) => `${s}: ${c}`).join(', ')}`,
