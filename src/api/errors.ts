@@ -30,14 +30,31 @@ function send(reply: FastifyReply, status: number, code: string, message: string
   return reply.status(status).type('application/json').send({ error: code, message, ...extra });
 }
 
+/** The error and its causes: Temporal wraps an activity's failure (a workflow update's, say) in layers. */
+function causes(err: unknown): unknown[] {
+  const out: unknown[] = [];
+  for (let e = err; e && out.length < 8; e = (e as { cause?: unknown }).cause) out.push(e);
+  return out;
+}
+
+/**
+ * Postgres refused a write: this process's read-only degradation, a standby, or an activity
+ * that met either (its failure type is the error's name).
+ */
+function isReadOnly(err: unknown): boolean {
+  return causes(err).some((e) => e instanceof DatabaseReadOnlyError || (e as { code?: unknown }).code === '25006' || (e as { type?: unknown }).type === 'DatabaseReadOnlyError');
+}
+
 /** Connection-level failures from pg or Temporal: the dependency is down, not the request. */
 function isUnavailable(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P03', '08006', '08001', '08003'].includes(code)) {
-    return true;
-  }
-  const message = err instanceof Error ? err.message : '';
-  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|UNAVAILABLE|DEADLINE_EXCEEDED/i.test(message);
+  return causes(err).some((e) => {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P03', '08006', '08001', '08003'].includes(code)) {
+      return true;
+    }
+    const message = e instanceof Error ? e.message : '';
+    return /Connection terminated|connection timeout|timeout exceeded when trying to connect|ECONNREFUSED|ECONNRESET|UNAVAILABLE|DEADLINE_EXCEEDED/i.test(message);
+  });
 }
 
 export function installErrorHandling(app: FastifyInstance): void {
@@ -50,9 +67,9 @@ export function installErrorHandling(app: FastifyInstance): void {
       for (const [name, value] of Object.entries(err.headers)) reply.header(name, value);
       return send(reply, err.statusCode, err.code, err.message, err.extra);
     }
-    if (err instanceof DatabaseReadOnlyError) {
+    if (isReadOnly(err)) {
       reply.header('Retry-After', '30');
-      return send(reply, 503, 'read_only', err.message);
+      return send(reply, 503, 'read_only', new DatabaseReadOnlyError().message);
     }
     const fastifyError = err as FastifyError;
     if (fastifyError.validation) {

@@ -1,6 +1,6 @@
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
-import type { Database } from '../db/database';
+import { DatabaseReadOnlyError, type Database } from '../db/database';
 import { challengeWorkflowId, revokeSignal, type RevokeReason } from '../shared/auth';
 import type { Logger } from '../telemetry/logger';
 import { AuditEventType, insertAudit, logAudit, recordAudit } from './audit';
@@ -78,6 +78,8 @@ export async function revokeUserChallenges(
   deps: AdminDeps,
   input: ActorContext & { userIds: readonly string[]; reason: Extract<RevokeReason, 'manual_revoke' | 'security_incident'> },
 ): Promise<RevokeOutcome> {
+  // its first write comes after the signals: refuse up front, not after revoking half the users
+  if (deps.db.readOnly) throw new DatabaseReadOnlyError();
   const { rows } = await deps.db.query<{ id: string }>(
     `SELECT id FROM auth_challenges WHERE user_id = ANY($1::text[]) AND ${ACTIVE} ORDER BY created_at`,
     [input.userIds],

@@ -26,6 +26,10 @@ export interface Config {
   database: {
     url?: string;
     poolMax: number;
+    poolMaxIdle: number;
+    /** failover candidates besides DATABASE_URL (WARDEN_DATABASE_URLS) */
+    candidates: string[];
+    watchIntervalMs: number;
     connMaxLifetimeS: number;
     statementTimeoutMs: number;
     embeddedPort: number;
@@ -170,6 +174,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     database: {
       url: env.DATABASE_URL,
       poolMax: env.WARDEN_DB_POOL_MAX,
+      poolMaxIdle: Math.min(env.WARDEN_DB_POOL_MAX_IDLE, env.WARDEN_DB_POOL_MAX),
+      candidates: list(env.WARDEN_DATABASE_URLS ?? ''),
+      watchIntervalMs: env.WARDEN_DB_WATCH_INTERVAL_MS,
       connMaxLifetimeS: env.WARDEN_DB_CONN_MAX_LIFETIME_S,
       statementTimeoutMs: env.WARDEN_DB_STATEMENT_TIMEOUT_MS,
       embeddedPort: env.WARDEN_EMBEDDED_PG_PORT,

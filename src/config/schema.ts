@@ -33,6 +33,12 @@ export const ConfigSchema = Type.Object({
   WARDEN_DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 25 }),
   WARDEN_DB_CONN_MAX_LIFETIME_S: Type.Integer({ minimum: 0, default: 300 }),
   WARDEN_DB_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 0, default: 5000 }),
+  // the seed's max_idle_conns: 5
+  WARDEN_DB_POOL_MAX_IDLE: Type.Integer({ minimum: 0, maximum: 500, default: 5 }),
+  // comma-separated candidate servers (primary and replicas) for failover; DATABASE_URL is always one
+  WARDEN_DATABASE_URLS: optionalString,
+  // how often each process checks its server's role and the database control plane
+  WARDEN_DB_WATCH_INTERVAL_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 2000 }),
   WARDEN_EMBEDDED_PG_PORT: port(5433),
 
   TEMPORAL_ADDRESS: Type.String({ default: '127.0.0.1:7233' }),

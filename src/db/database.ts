@@ -13,13 +13,26 @@ export class DatabaseReadOnlyError extends Error {
   }
 }
 
+/** SQLSTATE 25006 read_only_sql_transaction: Postgres refused a write (our session flag, or a standby). */
+function asReadOnly(err: unknown): unknown {
+  return (err as { code?: unknown } | null)?.code === '25006' ? new DatabaseReadOnlyError() : err;
+}
+
 export interface PoolSettings {
   max: number;
+  /** the seed's max_idle_conns: idle connections beyond this are closed on release */
+  maxIdle?: number;
   connMaxLifetimeS: number;
   statementTimeoutMs: number;
 }
 
-function createPool(url: string, settings: PoolSettings, applicationName: string): pg.Pool {
+/**
+ * Read-only degradation is enforced by Postgres, not by each caller: a read-only pool's
+ * sessions start with default_transaction_read_only=on, so every modifying statement on any
+ * code path (db.query, db.write, a transaction, a function with side effects, nextval) fails
+ * with 25006 before it changes anything, and a transaction fails as a whole.
+ */
+function createPool(url: string, settings: PoolSettings, applicationName: string, readOnly: boolean): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
     max: settings.max,
@@ -28,9 +41,16 @@ function createPool(url: string, settings: PoolSettings, applicationName: string
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30_000,
     application_name: applicationName,
+    ...(readOnly ? { options: '-c default_transaction_read_only=on' } : {}),
   });
   // an idle client losing its server must not crash the process; the next query reconnects
   pool.on('error', () => {});
+  // pg-pool has no idle cap; a released client over max_idle is marked expired, which makes
+  // pg-pool close it instead of keeping it idle (the 'release' event fires before that check)
+  pool.on('release', (err: Error | undefined, client: pg.PoolClient) => {
+    const expired = (pool as unknown as { _expired?: WeakSet<pg.PoolClient> })._expired;
+    if (!err && expired && settings.maxIdle !== undefined && pool.idleCount >= settings.maxIdle) expired.add(client);
+  });
   return pool;
 }
 
@@ -43,12 +63,40 @@ export class Database {
   private pool: pg.Pool;
   private url: string;
   private settings: PoolSettings;
-  readOnly = false;
+  /** read-only ordered by a responder or a runbook (the pool's sessions are read-only too) */
+  private forcedReadOnly = false;
+  /** the server we are on is a standby: it refuses writes itself */
+  private serverReadOnly = false;
+  private readonly draining = new Set<Promise<void>>();
 
   constructor(url: string, settings: PoolSettings, private readonly applicationName = 'warden') {
     this.url = url;
     this.settings = { ...settings };
-    this.pool = createPool(url, this.settings, applicationName);
+    this.pool = createPool(url, this.settings, applicationName, false);
+  }
+
+  /** Writes are refused (fast, before a round trip) while true. */
+  get readOnly(): boolean {
+    return this.forcedReadOnly || this.serverReadOnly;
+  }
+
+  get readOnlyState(): { forced: boolean; standby: boolean } {
+    return { forced: this.forcedReadOnly, standby: this.serverReadOnly };
+  }
+
+  /**
+   * Turns forced read-only on or off. The pool is replaced by one whose sessions have the new
+   * default; transactions already running on the old one finish there (they began before).
+   */
+  async setReadOnly(on: boolean): Promise<void> {
+    if (on === this.forcedReadOnly) return;
+    this.forcedReadOnly = on;
+    await this.replacePool(this.url);
+  }
+
+  /** Set by the topology watcher when the server we use is (or stops being) a standby. */
+  setStandby(standby: boolean): void {
+    this.serverReadOnly = standby;
   }
 
   static fromConfig(url: string, config: Pick<Config, 'database'>, applicationName?: string): Database {
@@ -56,6 +104,7 @@ export class Database {
       url,
       {
         max: config.database.poolMax,
+        maxIdle: config.database.poolMaxIdle,
         connMaxLifetimeS: config.database.connMaxLifetimeS,
         statementTimeoutMs: config.database.statementTimeoutMs,
       },
@@ -71,29 +120,49 @@ export class Database {
     return this.settings;
   }
 
+  /** Any statement; a write refused by Postgres (read-only session, standby) is a DatabaseReadOnlyError. */
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
-    return this.pool.query<R>(text, values);
+    return this.pool.query<R>(text, values).catch((err: unknown) => Promise.reject(asReadOnly(err)));
   }
 
-  /** A write outside a transaction; refused while read-only. */
+  /** A write outside a transaction; refused at once while read-only. */
   write<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
     if (this.readOnly) return Promise.reject(new DatabaseReadOnlyError());
-    return this.pool.query<R>(text, values);
+    return this.query<R>(text, values);
   }
 
   /** Runs `fn` in one transaction: all of it lands or none of it does. */
   async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     if (this.readOnly) throw new DatabaseReadOnlyError();
+    return this.inTransaction('BEGIN', fn);
+  }
+
+  /**
+   * A read-write transaction that forced read-only does not stop: the failover runbook's
+   * consistency cleanup runs while the application is still held read-only. A standby still
+   * refuses it.
+   */
+  maintenance<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.inTransaction('BEGIN READ WRITE', fn);
+  }
+
+  private async inTransaction<T>(begin: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
+    // a checked-out client has no pool listener: a server dying between two statements of the
+    // transaction would otherwise be an uncaught 'error' event that kills the process; the next
+    // statement fails anyway, and the client is discarded on release
+    const lost = () => {};
+    client.on('error', lost);
     try {
-      await client.query('BEGIN');
+      await client.query(begin);
       const result = await fn(client);
       await client.query('COMMIT');
       return result;
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
-      throw err;
+      throw asReadOnly(err);
     } finally {
+      client.off('error', lost);
       client.release();
     }
   }
@@ -107,18 +176,32 @@ export class Database {
     };
   }
 
-  /** Changes the pool ceiling in place; pg-pool reads `options.max` on every checkout. */
-  resize(max: number): void {
+  /**
+   * Changes the pool ceiling (and the idle cap) in place; pg-pool reads `options.max` on every
+   * checkout, and the release hook reads the idle cap from these settings.
+   */
+  resize(max: number, maxIdle = this.settings.maxIdle): void {
     this.settings.max = max;
+    this.settings.maxIdle = maxIdle;
     (this.pool as unknown as { options: { max: number } }).options.max = max;
   }
 
   /** Points the process at another server (a promoted replica); the old pool drains. */
   async switchTo(url: string): Promise<void> {
+    await this.replacePool(url);
+  }
+
+  /**
+   * New queries go to the new pool at once. The old one drains in the background: a dead
+   * server's clients fail fast, a live one's finish their transaction, and no caller waits.
+   */
+  private async replacePool(url: string): Promise<void> {
     const old = this.pool;
-    this.pool = createPool(url, this.settings, this.applicationName);
+    this.pool = createPool(url, this.settings, this.applicationName, this.forcedReadOnly);
     this.url = url;
-    await old.end().catch(() => {});
+    const drained = old.end().catch(() => {});
+    this.draining.add(drained);
+    void drained.finally(() => this.draining.delete(drained));
   }
 
   async ping(): Promise<void> {
@@ -127,5 +210,6 @@ export class Database {
 
   async close(): Promise<void> {
     await this.pool.end();
+    await Promise.all(this.draining);
   }
 }
