@@ -1,6 +1,9 @@
 import type { Registry } from 'prom-client';
 import type { Config } from './config';
 import { Database } from './db/database';
+import { readDatabaseControl } from './db/failoverControl';
+import { parseEndpoints } from './db/topology';
+import { TopologyWatcher } from './db/topologyWatcher';
 import { createProviders, type Providers } from './providers';
 import { createLogger, type Logger } from './telemetry/logger';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
@@ -8,6 +11,7 @@ import { openIncidentsProbe, taskQueueProbe } from './telemetry/collectors';
 import {
   createMetrics,
   createRegistry,
+  registerDatabaseTopologyMetrics,
   registerIncidentMetrics,
   registerPoolMetrics,
   registerTaskQueueMetrics,
@@ -26,6 +30,8 @@ export interface Runtime {
   registry: Registry;
   metrics: Metrics;
   db: Database;
+  /** keeps `db` on the primary (or a standby, read-only) and applies the database control plane */
+  topology: TopologyWatcher;
   temporal: TemporalClient;
   providers: Providers;
   /** OpenTelemetry tracing; undefined (and free) unless OTEL_EXPORTER_OTLP_ENDPOINT is set */
@@ -62,16 +68,29 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   registerTaskQueueMetrics(registry, taskQueueProbe(temporal.connection, config));
   registerIncidentMetrics(registry, openIncidentsProbe(db));
   const providers = createProviders(config, logger);
+  const topology = new TopologyWatcher(db, {
+    endpoints: parseEndpoints([options.databaseUrl, ...config.database.candidates]),
+    intervalMs: config.database.watchIntervalMs,
+    defaults: { max: config.database.poolMax, maxIdle: config.database.poolMaxIdle },
+    readControl: () => readDatabaseControl({ client: temporal.client, taskQueue: config.temporal.taskQueue }),
+    logger: logger.child({ component: 'db-topology' }),
+    applicationName: options.applicationName ?? 'warden',
+    onSwitch: (from, to) => metrics.dbEndpointSwitches.inc({ from, to }),
+  });
+  registerDatabaseTopologyMetrics(registry, () => topology.snapshot());
+  topology.start();
   return {
     config,
     logger,
     registry,
     metrics,
     db,
+    topology,
     temporal,
     providers,
     tracing,
     async close() {
+      await topology.stop().catch(() => {});
       await providers.close().catch(() => {});
       await temporal.close().catch(() => {});
       await db.close().catch(() => {});

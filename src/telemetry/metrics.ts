@@ -148,6 +148,12 @@ export function createMetrics(registry: Registry) {
       labelNames: ['runbook', 'step', 'outcome'] as const,
       registers,
     }),
+    dbEndpointSwitches: new Counter({
+      name: 'warden_db_endpoint_switches_total',
+      help: 'This process moved to another Postgres server (failover, pinned primary, standby for reads)',
+      labelNames: ['from', 'to'] as const,
+      registers,
+    }),
   };
 }
 
@@ -167,6 +173,32 @@ export function registerPoolMetrics(registry: Registry, stats: () => { total: nu
       this.set({ state: 'in_use' }, s.total - s.idle);
       this.set({ state: 'waiting' }, s.waiting);
       this.set({ state: 'max' }, s.max);
+    },
+  });
+}
+
+/** Read-only degradation and the server in use, from the process's topology watcher at scrape time. */
+export function registerDatabaseTopologyMetrics(registry: Registry, state: () => { current: string; role: string; readOnly: { forced: boolean; standby: boolean } }) {
+  new Gauge({
+    name: 'warden_db_read_only',
+    help: '1 while this process refuses writes: forced (responder or runbook) or standby (only a standby is reachable)',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+    collect() {
+      const s = state();
+      this.set({ reason: 'forced' }, s.readOnly.forced ? 1 : 0);
+      this.set({ reason: 'standby' }, s.readOnly.standby ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'warden_db_endpoint_info',
+    help: 'The Postgres server this process uses (host:port) and its role; always 1',
+    labelNames: ['endpoint', 'role'] as const,
+    registers: [registry],
+    collect() {
+      const s = state();
+      this.reset();
+      this.set({ endpoint: s.current, role: s.role }, 1);
     },
   });
 }

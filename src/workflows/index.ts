@@ -2,3 +2,4 @@
 export { healthCheckWorkflow } from './ops/healthCheck';
 export { challengeWorkflow } from './auth/challenge';
 export { incidentWorkflow } from './incidents/incident';
+export { databaseControlWorkflow } from './runbooks/dbFailoverControl';

@@ -34,6 +34,11 @@ export interface HarnessOptions {
    * runtime, worker and apps all talk to it, and `h.testEnv.sleep()` skips hours in moments
    */
   timeSkipping?: boolean;
+  /**
+   * use this existing database (e.g. on a test's own primary/replica cluster) instead of a fresh
+   * one on the run's server: it is migrated and seeded here, and left in place at close
+   */
+  databaseUrl?: string;
 }
 
 export interface Harness {
@@ -96,8 +101,15 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const logger = createLogger({ level: 'info', destination: logs });
     installTemporalLogging(logger);
 
-    const database = await createTestDatabase();
-    cleanups.push(() => database.drop());
+    let database: { url: string };
+    if (options.databaseUrl) {
+      database = { url: options.databaseUrl };
+      await migrate(options.databaseUrl);
+    } else {
+      const created = await createTestDatabase();
+      cleanups.push(() => created.drop());
+      database = created;
+    }
     const sandbox = await startSandbox({ port: 0, logger: logger.child({ component: 'sandbox' }) });
     cleanups.push(() => sandbox.close());
 

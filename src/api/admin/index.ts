@@ -3,6 +3,7 @@ import integrations from '../integrations';
 import { requireBearer } from '../plugins/bearerAuth';
 import audit from './audit';
 import blocklist from './blocklist';
+import database from './database';
 import health from './health';
 import incidents from './incidents';
 import keys from './keys';
@@ -33,6 +34,7 @@ const adminRoutes: FastifyPluginAsync = async (app) => {
       await admin.register(audit);
       await admin.register(users);
       await admin.register(incidents);
+      await admin.register(database);
     },
     { prefix: '/admin/api/v1' },
   );
