@@ -66,7 +66,7 @@ CREATE TABLE runbook_notifications (
   incident_key  text NOT NULL,          -- the INC id, or the run's workflow id when standalone
   user_id       text NOT NULL,
   provider      text,
-  outcome       text NOT NULL,          -- sent | no_email
+  outcome       text NOT NULL,          -- sent | no_email | rejected (the provider refused the address)
   sent_at       timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (incident_key, user_id)
 );

@@ -132,3 +132,12 @@ export const DEFAULT_APPROVAL_SEVERITIES: Severity[] = ['P1', 'P2', 'P3'];
 
 /** The idempotency key of one run of a step: the same on every retry and replay. */
 export const stepKey = (workflowId: string, step: string, run = 1) => (run > 1 ? `${workflowId}/${step}#${run}` : `${workflowId}/${step}`);
+
+// ---- abuse mitigation -----------------------------------------------------------------------
+
+export interface MarkFalsePositivesInput {
+  by: string;
+  /** users whose rate-limit state is cleared now (the seed's "unblock legitimate users") */
+  users: string[];
+}
+export const markFalsePositivesUpdate = defineUpdate<RunbookState, [MarkFalsePositivesInput]>('markFalsePositives');

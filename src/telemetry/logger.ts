@@ -1,4 +1,5 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { recentLogs } from './recentLogs';
 
 export type { Logger };
 
@@ -49,6 +50,13 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
+      // a copy of every (redacted) line for the process's own leak scan (telemetry/recentLogs.ts)
+      hooks: {
+        streamWrite(line) {
+          recentLogs.push(line);
+          return line;
+        },
+      },
     },
     options.destination ?? pino.destination({ sync: false }),
   );

@@ -3,3 +3,5 @@ export { healthCheckWorkflow } from './ops/healthCheck';
 export { challengeWorkflow } from './auth/challenge';
 export { incidentWorkflow } from './incidents/incident';
 export { databaseControlWorkflow } from './runbooks/dbFailoverControl';
+export { compromisedTokenRunbook } from './runbooks/compromisedToken';
+export { abuseMitigationRunbook } from './runbooks/abuseMitigation';

@@ -192,7 +192,7 @@ describe('incidents REST API', () => {
   });
 
   it('takes timeline entries and mitigations from a runbook through runbookProgressSignal', async () => {
-    const id = await open({ type: 'compromised_token', severity: 'P1', title: 'runbook seam', affected: { users: ['alice'] } });
+    const id = await open({ type: 'other', severity: 'P1', title: 'runbook seam', affected: { users: ['alice'] } });
     const handle = h.runtime.temporal.client.workflow.getHandle(id);
     await handle.signal(runbookProgressSignal, { kind: 'step', step: 'isolate', message: 'revoked 2 active challenges of alice' });
     await handle.signal(runbookProgressSignal, { kind: 'mitigation', message: 'keys rotated' });
@@ -204,7 +204,7 @@ describe('incidents REST API', () => {
       ['mitigation', 'keys rotated'],
       ['root_cause', 'debug logging of request bodies'],
     ]);
-    // no runbook is registered for any type yet: the incident runs without a child
+    // `other` has no runbook: the incident runs without a child, so only these entries are the runbook's
     expect(s.runbook).toBeUndefined();
   });
 

@@ -8,6 +8,7 @@ import health from './health';
 import incidents from './incidents';
 import keys from './keys';
 import ratelimits from './ratelimits';
+import runbooks from './runbooks';
 import users from './users';
 
 /**
@@ -34,6 +35,7 @@ const adminRoutes: FastifyPluginAsync = async (app) => {
       await admin.register(audit);
       await admin.register(users);
       await admin.register(incidents);
+      await admin.register(runbooks);
       await admin.register(database);
     },
     { prefix: '/admin/api/v1' },

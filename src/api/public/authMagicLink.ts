@@ -2,6 +2,7 @@ import { type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { MAGIC_TOKEN_PATTERN } from '../../auth/crypto';
 import { escapeHtml, MAGIC_LINK_PATH } from '../../auth/messages';
 import { ApiError } from '../errors';
+import { captchaGuard } from './authCaptcha';
 import { blocklistGuard } from './authGuards';
 import { initiateChallenge, resendChallenge, verifyChallenge } from './authFlow';
 import { errorResponses, Initiated, InitiateBody, Resent, ResendBody, UUID_PATTERN, Verified } from './authSchemas';
@@ -58,6 +59,8 @@ function confirmPage(challenge: string, token: string): string {
 /** Email magic links: initiate, the confirm page (GET), the consuming POST, resend. */
 const magicLinkRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const base = '/browser/api/v1/identity/auth/magic-link';
+  // the abuse runbook's CAPTCHA mode (a no-op while it is off)
+  app.addHook('preHandler', captchaGuard(app, 'magic_link'));
 
   app.post(`${base}/initiate`, { onRequest: blocklistGuard(app, 'initiate', 'magic_link'), schema: { body: InitiateBody, response: { 202: Initiated, ...errorResponses } } }, async (request, reply) => {
     const body = await initiateChallenge(app, request, 'magic_link', request.body.user_id);

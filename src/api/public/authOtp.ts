@@ -1,14 +1,17 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { OTP_PATTERN } from '../../auth/crypto';
 import { initiateChallenge, resendChallenge, verifyChallenge } from './authFlow';
+import { captchaGuard } from './authCaptcha';
 import { blocklistGuard } from './authGuards';
 import { ChallengeId, errorResponses, Initiated, InitiateBody, Resent, ResendBody, Verified } from './authSchemas';
 
-const VerifyBody = Type.Object({ challenge_id: ChallengeId, otp: Type.String({ pattern: OTP_PATTERN.source }) });
+const VerifyBody = Type.Object({ challenge_id: ChallengeId, otp: Type.String({ pattern: OTP_PATTERN.source }), captcha_token: Type.Optional(Type.String({ minLength: 1, maxLength: 8192 })) });
 
 /** SMS one-time passcodes: initiate, verify, resend. */
 const otpRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const base = '/browser/api/v1/identity/auth/otp';
+  // the abuse runbook's CAPTCHA mode (a no-op while it is off)
+  app.addHook('preHandler', captchaGuard(app, 'sms_otp'));
 
   app.post(`${base}/initiate`, { onRequest: blocklistGuard(app, 'initiate', 'sms_otp'), schema: { body: InitiateBody, response: { 202: Initiated, ...errorResponses } } }, async (request, reply) => {
     const body = await initiateChallenge(app, request, 'sms_otp', request.body.user_id);

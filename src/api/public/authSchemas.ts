@@ -7,8 +7,11 @@ export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a
 export const UserId = Type.String({ minLength: 1, maxLength: 128, pattern: '^[^\\u0000-\\u001f\\u007f]+$' });
 export const ChallengeId = Type.String({ pattern: UUID_PATTERN });
 
-export const InitiateBody = Type.Object({ user_id: UserId });
-export const ResendBody = Type.Object({ challenge_id: ChallengeId });
+/** hCaptcha's response token: needed only while the abuse runbook's CAPTCHA mode flags the client */
+export const CaptchaToken = Type.Optional(Type.String({ minLength: 1, maxLength: 8192 }));
+
+export const InitiateBody = Type.Object({ user_id: UserId, captcha_token: CaptchaToken });
+export const ResendBody = Type.Object({ challenge_id: ChallengeId, captcha_token: CaptchaToken });
 
 export const Initiated = Type.Object({ challenge_id: Type.String(), expires_at: Type.String() }, { additionalProperties: false });
 export const Resent = Type.Object(

@@ -5,4 +5,8 @@ import type { IncidentType } from '../../shared/incidents';
  * Runbooks register here (issue 6); an incident whose type has none simply runs without a
  * child. The child receives a RunbookInput and reports back with runbookProgressSignal.
  */
-export const RUNBOOK_WORKFLOWS: Partial<Record<IncidentType, string>> = {};
+export const RUNBOOK_WORKFLOWS: Partial<Record<IncidentType, string>> = {
+  compromised_token: 'compromisedTokenRunbook',
+  abuse: 'abuseMitigationRunbook',
+  db_connectivity: 'dbFailoverRunbook',
+};

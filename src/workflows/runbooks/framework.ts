@@ -58,7 +58,7 @@ import {
 } from '../../shared/runbooks';
 import { errorText, fail, RunbookSteps, type StepDef } from './steps';
 
-export { type StepContext, type StepDef, type StepOutcome, type StepOptions } from './steps';
+export { fail, type StepContext, type StepDef, type StepOutcome, type StepOptions } from './steps';
 export type Runbook = RunbookSteps;
 
 const bookkeeping = proxyActivities<Activities>({

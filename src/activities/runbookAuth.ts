@@ -1,0 +1,196 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { revokeChallenges, type AdminDeps } from '../auth/admin';
+import { AuditEventType, recordAudit } from '../auth/audit';
+import { addBlock, type BlocklistEntry } from '../auth/blocklist';
+import { parseCidr } from '../auth/clientIp';
+import { authServices } from '../auth/services';
+import { ProviderPermanentError, ProviderTransientError, type EmailProviderName } from '../providers';
+import { INCIDENT_NOTIFICATION_SUBJECT, INCIDENT_NOTIFICATION_TEXT, notificationKey } from '../runbooks/notification';
+import type { Runtime } from '../runtime';
+
+/**
+ * The compromised-token runbook's containment and notification steps. Every call takes the
+ * step's idempotency key (`<workflow id>/<step>`) and a second call with it changes nothing:
+ * revocations only touch live challenges, audit rows carry dedupe keys derived from it,
+ * blocks are tagged with it (created_by), notifications are recorded per user per incident.
+ */
+const ACTIVE = `status IN ('pending', 'delivered', 'failed')`;
+const EMAIL_PROVIDERS: readonly string[] = ['sendgrid', 'ses'];
+const NOTIFY_CONCURRENCY = 8;
+
+export interface BlockIpsInput {
+  key: string;
+  ips: string[];
+  reason: string;
+  expiresAt: string;
+  incidentId?: string;
+}
+
+export interface BlockIpsResult {
+  blocked: string[];
+  /** already blocked by someone else: left as it was, and not lifted by a compensation */
+  alreadyBlocked: string[];
+  invalid: string[];
+  expiresAt: string;
+}
+
+export function createRunbookAuthActivities(runtime: Runtime) {
+  const { db } = runtime;
+  const audit = runtime.logger.child({ component: 'audit' });
+  const deps = (): AdminDeps => ({ db, logger: audit, client: runtime.temporal.client, keys: authServices(runtime).keys });
+
+  async function auditOnce(key: string, event: Parameters<typeof recordAudit>[2]) {
+    await recordAudit(db, audit, { ...event, dedupeKey: key });
+  }
+
+  async function emailRoute(): Promise<EmailProviderName[]> {
+    const { rows } = await db.query<{ primary_provider: string; backup_provider: string | null }>(
+      "SELECT primary_provider, backup_provider FROM delivery_routes WHERE channel = 'email'",
+    );
+    const order = rows[0] ? [rows[0].primary_provider, rows[0].backup_provider] : ['sendgrid', 'ses'];
+    const known = order.filter((p): p is EmailProviderName => typeof p === 'string' && EMAIL_PROVIDERS.includes(p));
+    return known.length ? known : ['sendgrid'];
+  }
+
+  return {
+    /** The seed's "revoke all active challenges" through each challenge's workflow (reason security_incident). */
+    async revokeUsersChallenges(input: { key: string; userIds: string[]; incidentId?: string }) {
+      const { rows } = await db.query<{ id: string }>(`SELECT id FROM auth_challenges WHERE user_id = ANY($1::text[]) AND ${ACTIVE} ORDER BY created_at`, [input.userIds]);
+      const outcome = await revokeChallenges(deps(), rows.map((r) => r.id), 'security_incident', input.incidentId);
+      for (const userId of input.userIds) {
+        await auditOnce(`${input.key}/revoke/${userId}`, {
+          type: AuditEventType.userAction,
+          outcome: 'revoke_challenges',
+          userId,
+          incidentId: input.incidentId,
+          details: { actor: input.key, reason: 'security_incident' },
+        });
+      }
+      return { found: rows.length, signalled: outcome.signalled, revoked: outcome.revoked };
+    },
+
+    /** Retried until every live challenge of the users has ended (revocation is asynchronous). */
+    async awaitChallengesEnded(input: { userIds: string[] }): Promise<{ active: number; revoked: number }> {
+      const { rows } = await db.query<{ active: number; revoked: number }>(
+        `SELECT count(*) FILTER (WHERE ${ACTIVE})::int AS active, count(*) FILTER (WHERE status = 'revoked')::int AS revoked
+           FROM auth_challenges WHERE user_id = ANY($1::text[])`,
+        [input.userIds],
+      );
+      const counts = rows[0]!;
+      if (counts.active > 0) throw ApplicationFailure.retryable(`${counts.active} challenge(s) still active`, 'ChallengesStillActive');
+      return counts;
+    },
+
+    /** The seed's `UPDATE users SET force_password_reset = true`; only users not yet flagged are touched. */
+    async forcePasswordResets(input: { key: string; userIds: string[]; incidentId?: string }) {
+      const { rows } = await db.write<{ sub: string }>(
+        `UPDATE users SET force_password_reset = true, updated_at = now()
+          WHERE sub = ANY($1::text[]) AND NOT force_password_reset RETURNING sub`,
+        [input.userIds],
+      );
+      for (const { sub } of rows) {
+        await auditOnce(`${input.key}/reset/${sub}`, { type: AuditEventType.userAction, outcome: 'force_password_reset', userId: sub, incidentId: input.incidentId, details: { actor: input.key } });
+      }
+      const { rows: flagged } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM users WHERE sub = ANY($1::text[]) AND force_password_reset', [input.userIds]);
+      return { newlyFlagged: rows.length, flagged: flagged[0]?.n ?? 0, unknownUsers: input.userIds.length - (flagged[0]?.n ?? 0) };
+    },
+
+    /**
+     * Blocks each address or CIDR until `expiresAt`, tagged with the step key. An address some
+     * other hand already blocked keeps its own entry (and expiry): a compensation lifts only
+     * what this step added.
+     */
+    async blockIps(input: BlockIpsInput): Promise<BlockIpsResult> {
+      const result: BlockIpsResult = { blocked: [], alreadyBlocked: [], invalid: [], expiresAt: input.expiresAt };
+      for (const raw of input.ips) {
+        const cidr = parseCidr(raw);
+        if (!cidr) {
+          result.invalid.push(raw.slice(0, 64));
+          continue;
+        }
+        const { rows } = await db.query<{ created_by: string }>(
+          `SELECT created_by FROM ip_blocklist WHERE cidr = network($1::inet)::cidr AND removed_at IS NULL AND (expires_at IS NULL OR expires_at > now())`,
+          [cidr.text],
+        );
+        if (rows.some((r) => r.created_by !== input.key)) {
+          result.alreadyBlocked.push(cidr.text);
+          continue;
+        }
+        const { entry }: { entry: BlocklistEntry } = await addBlock(db, { cidr, reason: input.reason, expiresAt: new Date(input.expiresAt), createdBy: input.key, incidentId: input.incidentId });
+        await auditOnce(`${input.key}/block/${entry.cidr}`, {
+          type: AuditEventType.blocklistChanged,
+          outcome: 'added',
+          incidentId: input.incidentId,
+          details: { cidr: entry.cidr, reason: input.reason, expires_at: entry.expires_at, actor: input.key },
+        });
+        result.blocked.push(entry.cidr);
+      }
+      return result;
+    },
+
+    /** Compensation: lifts the blocks the step with this key added (and only those). */
+    async unblockIps(input: { key: string; incidentId?: string }): Promise<{ unblocked: string[] }> {
+      const { rows } = await db.write<{ cidr: string }>(
+        `UPDATE ip_blocklist SET removed_at = now() WHERE created_by = $1 AND removed_at IS NULL RETURNING cidr::text AS cidr`,
+        [input.key],
+      );
+      for (const { cidr } of rows) {
+        await auditOnce(`${input.key}/unblock/${cidr}`, { type: AuditEventType.blocklistChanged, outcome: 'removed', incidentId: input.incidentId, details: { cidr, actor: input.key, reason: 'runbook cancelled' } });
+      }
+      return { unblocked: rows.map((r) => r.cidr) };
+    },
+
+    /**
+     * The seed's incident-notification.txt to each user with an email, through the email
+     * route (primary, then the backup on a transient failure). One per user per incident: the
+     * row in runbook_notifications is checked first, and the provider gets an idempotency key
+     * for the window between sending and recording.
+     */
+    async notifyAffectedUsers(input: { incidentKey: string; userIds: string[] }) {
+      const [primary, backup] = await emailRoute();
+      const { rows } = await db.query<{ sub: string; email: string | null; done: boolean }>(
+        `SELECT u.sub, u.email, (n.user_id IS NOT NULL) AS done FROM users u
+           LEFT JOIN runbook_notifications n ON n.incident_key = $2 AND n.user_id = u.sub
+          WHERE u.sub = ANY($1::text[])`,
+        [input.userIds, input.incidentKey],
+      );
+      const counts = { sent: 0, alreadySent: 0, noEmail: 0, rejected: 0, unknownUsers: input.userIds.length - rows.length };
+      const queue = [...rows];
+      const worker = async () => {
+        for (let row = queue.shift(); row; row = queue.shift()) {
+          if (row.done) {
+            counts.alreadySent++;
+            continue;
+          }
+          let provider: EmailProviderName | null = null;
+          let outcome: 'sent' | 'no_email' | 'rejected' = 'no_email';
+          if (row.email) {
+            const message = { to: row.email, subject: INCIDENT_NOTIFICATION_SUBJECT, text: INCIDENT_NOTIFICATION_TEXT, idempotencyKey: notificationKey(input.incidentKey, row.sub) };
+            try {
+              try {
+                provider = (await runtime.providers.email[primary!].send(message)).provider as EmailProviderName;
+              } catch (err) {
+                if (!(err instanceof ProviderTransientError) || !backup || backup === primary) throw err;
+                provider = (await runtime.providers.email[backup].send(message)).provider as EmailProviderName;
+              }
+              outcome = 'sent';
+            } catch (err) {
+              // a refused address stays refused: record it instead of failing everyone else's email
+              if (!(err instanceof ProviderPermanentError)) throw err;
+              outcome = 'rejected';
+            }
+          }
+          await db.write(
+            `INSERT INTO runbook_notifications (incident_key, user_id, provider, outcome) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+            [input.incidentKey, row.sub, provider, outcome],
+          );
+          if (outcome === 'sent') counts.sent++;
+          else if (outcome === 'rejected') counts.rejected++;
+          else counts.noEmail++;
+        }
+      };
+      await Promise.all(Array.from({ length: NOTIFY_CONCURRENCY }, worker));
+      return counts;
+    },
+  };
+}
