@@ -1,4 +1,4 @@
-import { WithStartWorkflowOperation, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import {
   changeDatabaseControlUpdate,
@@ -49,16 +49,25 @@ export async function databaseControlHistory(deps: ControlDeps): Promise<{ state
   }
 }
 
-/** Applies a change (starting the control workflow on first use) and returns the new state. */
+/**
+ * Applies a change and returns the new state. The control workflow is started on first use
+ * (start, then update: update-with-start would be one call, but not every server, e.g. the
+ * time-skipping test server, takes it).
+ */
 export async function changeDatabaseControl(deps: ControlDeps, change: DatabaseControlChange): Promise<DatabaseControlState> {
-  const startWorkflowOperation = new WithStartWorkflowOperation<typeof databaseControlWorkflow>(DATABASE_CONTROL_WORKFLOW_TYPE, {
-    workflowId: databaseControlWorkflowId(deps.taskQueue),
-    taskQueue: deps.taskQueue,
-    args: [{}],
-    workflowIdConflictPolicy: 'USE_EXISTING',
-  });
+  const workflowId = databaseControlWorkflowId(deps.taskQueue);
   try {
-    return await deps.client.workflow.executeUpdateWithStart(changeDatabaseControlUpdate, { args: [change], startWorkflowOperation });
+    await deps.client.workflow.start<typeof databaseControlWorkflow>(DATABASE_CONTROL_WORKFLOW_TYPE, {
+      workflowId,
+      taskQueue: deps.taskQueue,
+      args: [{}],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+    });
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+  }
+  try {
+    return await deps.client.workflow.getHandle(workflowId).executeUpdate(changeDatabaseControlUpdate, { args: [change] });
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure && err.cause.type === DATABASE_CONTROL_INVALID) {
       throw new InvalidControlChangeError(err.cause.message);

@@ -5,3 +5,4 @@ export { incidentWorkflow } from './incidents/incident';
 export { databaseControlWorkflow } from './runbooks/dbFailoverControl';
 export { compromisedTokenRunbook } from './runbooks/compromisedToken';
 export { abuseMitigationRunbook } from './runbooks/abuseMitigation';
+export { dbFailoverRunbook } from './runbooks/dbFailover';
