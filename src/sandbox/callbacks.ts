@@ -1,4 +1,4 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID, sign } from 'node:crypto';
 import type { Logger } from '../telemetry/logger';
 
 /**
@@ -39,25 +39,31 @@ export function plivoV3Signature(authToken: string, url: string, params: Record<
 
 export interface Callback {
   url: string;
+  /** form parameters (Twilio, Plivo) */
   params: Record<string, string>;
   headers: Record<string, string>;
+  /** a raw body instead of the form (SendGrid's JSON events, SNS's text/plain JSON) */
+  body?: { contentType: string; text: string };
 }
 
+/** `undelivered`: the carrier could not deliver (Twilio 30003 "Unreachable destination handset"). */
 export function twilioDeliveredCallback(
   url: string,
   authToken: string,
   message: { sid: string; accountSid: string; from: string; to: string },
+  status: 'delivered' | 'undelivered' = 'delivered',
 ): Callback {
-  const params = {
+  const params: Record<string, string> = {
     AccountSid: message.accountSid,
     ApiVersion: '2010-04-01',
     From: message.from,
     MessageSid: message.sid,
-    MessageStatus: 'delivered',
+    MessageStatus: status,
     SmsSid: message.sid,
-    SmsStatus: 'delivered',
+    SmsStatus: status,
     To: message.to,
   };
+  if (status === 'undelivered') params.ErrorCode = '30003';
   return { url, params, headers: { 'X-Twilio-Signature': twilioSignature(authToken, url, params) } };
 }
 
@@ -65,18 +71,19 @@ export function plivoDeliveredCallback(
   url: string,
   authToken: string,
   message: { uuid: string; from: string; to: string },
+  status: 'delivered' | 'undelivered' = 'delivered',
 ): Callback {
   const params = {
     From: message.from,
     To: message.to,
-    Status: 'delivered',
+    Status: status,
     MessageUUID: message.uuid,
     ParentMessageUUID: message.uuid,
     PartInfo: '1 of 1',
     TotalAmount: '0.00000',
     TotalRate: '0.00000',
     Units: '1',
-    ErrorCode: '',
+    ErrorCode: status === 'undelivered' ? '200' : '',
   };
   const nonce = randomBytes(10).toString('hex');
   return {
@@ -86,6 +93,76 @@ export function plivoDeliveredCallback(
       'X-Plivo-Signature-V3': plivoV3Signature(authToken, url, params, nonce),
       'X-Plivo-Signature-V3-Nonce': nonce,
     },
+  };
+}
+
+/**
+ * SendGrid's Event Webhook: a JSON array of events (custom_args appear as top-level fields),
+ * signed with ECDSA P-256 over timestamp + body. https://docs.sendgrid.com/for-developers/tracking-events/getting-started-event-webhook-security-features
+ */
+export function sendgridEventCallback(
+  url: string,
+  privateKeyPem: string,
+  message: { id: string; to: string; idempotencyKey: string | null },
+  outcome: 'delivered' | 'bounce',
+): Callback {
+  const timestamp = Math.floor(Date.now() / 1000);
+  const common = { email: message.to, timestamp, sg_message_id: `${message.id}.filter0001.1.0`, 'smtp-id': `<${message.id}@sandbox>`, ...(message.idempotencyKey ? { idempotency_key: message.idempotencyKey } : {}) };
+  const events = [
+    { ...common, event: 'processed', sg_event_id: randomUUID() },
+    outcome === 'delivered'
+      ? { ...common, event: 'delivered', sg_event_id: randomUUID(), response: '250 OK' }
+      : { ...common, event: 'bounce', type: 'bounce', sg_event_id: randomUUID(), status: '5.1.1', reason: '550 5.1.1 The email account does not exist' },
+  ];
+  const text = JSON.stringify(events);
+  const signature = sign('sha256', Buffer.from(`${timestamp}${text}`, 'utf8'), privateKeyPem).toString('base64');
+  return {
+    url,
+    params: {},
+    headers: { 'X-Twilio-Email-Event-Webhook-Signature': signature, 'X-Twilio-Email-Event-Webhook-Timestamp': String(timestamp) },
+    body: { contentType: 'application/json', text },
+  };
+}
+
+/** The string SNS signs for a Notification: https://docs.aws.amazon.com/sns/latest/dg/sns-verify-signature-of-message.html */
+export function snsStringToSign(m: Record<string, string | undefined>): string {
+  const keys = m.Type === 'Notification' ? ['Message', 'MessageId', 'Subject', 'Timestamp', 'TopicArn', 'Type'] : ['Message', 'MessageId', 'SubscribeURL', 'Timestamp', 'Token', 'TopicArn', 'Type'];
+  return keys.filter((k) => m[k] !== undefined).map((k) => `${k}\n${m[k]}\n`).join('');
+}
+
+/**
+ * An SES event (event publishing format, with the message's tags) delivered by SNS to an
+ * HTTP subscription: text/plain JSON, SignatureVersion 2 (RSA SHA-256).
+ */
+export function sesEventCallback(
+  url: string,
+  privateKeyPem: string,
+  sandboxUrl: string,
+  message: { id: string; to: string; from: string; tagValue: string | null },
+  outcome: 'Delivery' | 'Bounce',
+): Callback {
+  const now = new Date().toISOString();
+  const mail = { timestamp: now, messageId: message.id, source: message.from, destination: [message.to], tags: message.tagValue ? { idempotency_key: [message.tagValue] } : {} };
+  const event =
+    outcome === 'Delivery'
+      ? { eventType: 'Delivery', mail, delivery: { timestamp: now, recipients: [message.to], smtpResponse: '250 2.6.0 Message received' } }
+      : { eventType: 'Bounce', mail, bounce: { bounceType: 'Permanent', bounceSubType: 'General', timestamp: now, bouncedRecipients: [{ emailAddress: message.to, status: '5.1.1', diagnosticCode: 'smtp; 550 5.1.1 user unknown' }] } };
+  const notification: Record<string, string> = {
+    Type: 'Notification',
+    MessageId: randomUUID(),
+    TopicArn: 'arn:aws:sns:us-east-1:000000000000:warden-ses-events',
+    Message: JSON.stringify(event),
+    Timestamp: now,
+    SignatureVersion: '2',
+    SigningCertURL: `${sandboxUrl}/sandbox/sns/SimpleNotificationService-sandbox.pem`,
+    UnsubscribeURL: `${sandboxUrl}/sandbox/sns/unsubscribe`,
+  };
+  notification.Signature = sign('sha256', Buffer.from(snsStringToSign(notification), 'utf8'), privateKeyPem).toString('base64');
+  return {
+    url,
+    params: {},
+    headers: { 'x-amz-sns-message-type': 'Notification', 'x-amz-sns-message-id': notification.MessageId!, 'x-amz-sns-topic-arn': notification.TopicArn! },
+    body: { contentType: 'text/plain; charset=UTF-8', text: JSON.stringify(notification) },
   };
 }
 
@@ -112,8 +189,8 @@ export class CallbackSender {
     try {
       await fetch(callback.url, {
         method: 'POST',
-        headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...callback.headers },
-        body: new URLSearchParams(callback.params).toString(),
+        headers: { 'Content-Type': callback.body?.contentType ?? 'application/x-www-form-urlencoded', ...callback.headers },
+        body: callback.body?.text ?? new URLSearchParams(callback.params).toString(),
         signal: AbortSignal.any([entry.abort.signal, AbortSignal.timeout(5_000)]),
       }).then((res) => res.arrayBuffer());
     } catch (err) {

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Fault, RequestOutcome, SandboxProvider, SandboxState } from './state';
+import { ACCEPTING_MODES, type Fault, type RequestOutcome, type SandboxProvider, type SandboxState } from './state';
 
 /** Form bodies parse repeated keys into arrays; providers read the first value. */
 export type FormBody = Record<string, string | string[] | undefined>;
@@ -49,7 +49,7 @@ export function record(
   outcome: RequestOutcome,
   status: number,
   idempotencyKey: string | null,
-  fault: Fault | null = null,
+  fault: Fault | null = acceptedFault(request) ?? null,
 ): void {
   state.recordRequest({
     provider,
@@ -102,6 +102,11 @@ export async function applyFault(
 ): Promise<boolean> {
   const fault = state.takeFault(provider);
   if (!fault) return false;
+  if (ACCEPTING_MODES.includes(fault.mode)) {
+    // the request is served normally; the route reads the fault back (answerLate, acceptedFault)
+    accepting.set(request, fault);
+    return false;
+  }
 
   if (fault.mode === 'timeout') {
     record(state, provider, request, 'faulted', 0, idempotencyKey, fault);
@@ -120,6 +125,26 @@ export async function applyFault(
   record(state, provider, request, 'faulted', failure.status, idempotencyKey, fault);
   sendFailure(reply, failure);
   return true;
+}
+
+const accepting = new WeakMap<FastifyRequest, Fault>();
+
+/** The `delay` or `undelivered` fault this request was served under, if any. */
+export function acceptedFault(request: FastifyRequest): Fault | undefined {
+  return accepting.get(request);
+}
+
+/** Under a `delay` fault: the message is recorded already; the answer waits (or the client leaves). */
+export async function answerLate(state: SandboxState, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const fault = accepting.get(request);
+  if (fault?.mode !== 'delay') return;
+  const clientGone = new Promise<void>((resolve) => reply.raw.once('close', () => resolve()));
+  await state.hold(clientGone, fault.delayMs ?? 2000);
+}
+
+/** Under an `undelivered` fault the provider accepts the message but the recipient never gets it. */
+export function undelivered(request: FastifyRequest): boolean {
+  return accepting.get(request)?.mode === 'undelivered';
 }
 
 /** Loose shape checks shared by the SMS and email routes. */

@@ -7,7 +7,16 @@ export type SandboxProvider = (typeof FAULTABLE)[number];
 export const INDICATORS = ['none', 'minor', 'major', 'critical'] as const;
 export type Indicator = (typeof INDICATORS)[number];
 
-export type FaultMode = 'error' | 'timeout' | 'permanent';
+/**
+ * error: answer `status`; timeout: hold the request and drop it; permanent: the provider's
+ * "invalid recipient"; delay: accept and record the message but answer only after `delayMs`
+ * (a worker killed meanwhile has sent it without knowing); undelivered: accept it, then
+ * report it undeliverable through the provider's status callback or event webhook.
+ */
+export type FaultMode = 'error' | 'timeout' | 'permanent' | 'delay' | 'undelivered';
+export const FAULT_MODES: readonly FaultMode[] = ['error', 'timeout', 'permanent', 'delay', 'undelivered'];
+/** modes under which the provider still accepts the message */
+export const ACCEPTING_MODES: readonly FaultMode[] = ['delay', 'undelivered'];
 
 export interface Fault {
   provider: SandboxProvider;
@@ -18,6 +27,19 @@ export interface Fault {
   retryAfter?: number;
   /** calls left before the fault clears itself; undefined means until cleared */
   remaining?: number;
+  /** how late a `delay` fault answers */
+  delayMs?: number;
+}
+
+/** An account-level event webhook (SendGrid Event Webhook, SES events through SNS). */
+export type WebhookProvider = 'sendgrid' | 'ses';
+export interface Webhook {
+  provider: WebhookProvider;
+  url: string;
+  /** PEM private key the sandbox signs with (ECDSA P-256 for SendGrid, RSA for SNS) */
+  privateKey: string;
+  /** what the provider shows its customer: base64 DER (SendGrid) or PEM (SNS) */
+  publicKey: string;
 }
 
 /** One outbox entry, in exactly the shape `GET /sandbox/messages` promises. */
@@ -103,6 +125,7 @@ export class SandboxState {
   private indicators = new Map<string, Indicator>();
   private idempotency = new Map<string, Remembered>();
   private holds = new Set<() => void>();
+  private webhooks = new Map<WebhookProvider, Webhook>();
   private slackCounter = 0;
   private closed = false;
 
@@ -184,6 +207,25 @@ export class SandboxState {
     return { ...fault };
   }
 
+  // ---- event webhooks -----------------------------------------------------------------------
+
+  setWebhook(webhook: Webhook): void {
+    this.webhooks.set(webhook.provider, { ...webhook });
+  }
+
+  webhook(provider: WebhookProvider): Webhook | undefined {
+    return this.webhooks.get(provider);
+  }
+
+  listWebhooks(): Webhook[] {
+    return [...this.webhooks.values()].map((w) => ({ ...w }));
+  }
+
+  clearWebhooks(provider?: WebhookProvider): void {
+    if (provider) this.webhooks.delete(provider);
+    else this.webhooks.clear();
+  }
+
   // ---- status pages -------------------------------------------------------------------------
 
   setIndicator(provider: string, indicator: Indicator): void {
@@ -218,7 +260,7 @@ export class SandboxState {
    * Resolves when the request should stop being held: the client went away, the cap passed,
    * or the sandbox is closing. Held requests must never keep a server (or a test run) alive.
    */
-  hold(clientGone: Promise<void>): Promise<void> {
+  hold(clientGone: Promise<void>, ms = this.holdCapMs): Promise<void> {
     if (this.closed) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const release = () => {
@@ -226,7 +268,7 @@ export class SandboxState {
         this.holds.delete(release);
         resolve();
       };
-      const timer = setTimeout(release, this.holdCapMs);
+      const timer = setTimeout(release, Math.min(ms, this.holdCapMs));
       timer.unref();
       this.holds.add(release);
       void clientGone.then(release);

@@ -1,6 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { SandboxContext } from '../context';
-import { FAULTABLE, INDICATORS } from '../state';
+import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { FAULT_MODES, FAULTABLE, INDICATORS, type WebhookProvider } from '../state';
 
 const ProviderName = Type.Union(FAULTABLE.map((p) => Type.Literal(p)));
 const IndicatorName = Type.Union(INDICATORS.map((i) => Type.Literal(i)));
@@ -44,10 +45,12 @@ const RequestRecord = Type.Object({
 const FaultBody = Type.Object(
   {
     provider: ProviderName,
-    mode: Type.Union([Type.Literal('error'), Type.Literal('timeout'), Type.Literal('permanent')]),
+    mode: Type.Union(FAULT_MODES.map((m) => Type.Literal(m))),
     status: Type.Optional(Type.Integer({ minimum: 400, maximum: 599 })),
     count: Type.Optional(Type.Integer({ minimum: 1 })),
     retry_after: Type.Optional(Type.Integer({ minimum: 0 })),
+    // `delay` mode: how late the accepted message is answered
+    delay_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })),
   },
   { additionalProperties: false },
 );
@@ -58,7 +61,32 @@ const FaultView = Type.Object({
   status: Type.Integer(),
   count: Nullable(Type.Integer()),
   retry_after: Nullable(Type.Integer()),
+  delay_ms: Type.Optional(Type.Integer()),
 });
+
+const WebhookName = Type.Union([Type.Literal('sendgrid'), Type.Literal('ses')]);
+const WebhookBody = Type.Object(
+  {
+    provider: WebhookName,
+    url: Type.String({ pattern: '^https?://' }),
+    // PEM private key to sign with (ECDSA P-256 for SendGrid, RSA for SNS); generated when absent
+    private_key: Type.Optional(Type.String({ pattern: '^-----BEGIN (EC |RSA )?PRIVATE KEY-----' })),
+  },
+  { additionalProperties: false },
+);
+const WebhookView = Type.Object({ provider: Type.String(), url: Type.String(), public_key: Type.String() });
+
+/** The public key as the provider shows it: base64 DER for SendGrid, PEM for SNS. */
+function webhookKeys(provider: WebhookProvider, privatePem: string | undefined): { privateKey: string; publicKey: string } {
+  let privateKey = privatePem;
+  if (!privateKey) {
+    const pair = provider === 'sendgrid' ? generateKeyPairSync('ec', { namedCurve: 'prime256v1' }) : generateKeyPairSync('rsa', { modulusLength: 2048 });
+    privateKey = pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  }
+  const pub = createPublicKey(createPrivateKey(privateKey));
+  const publicKey = provider === 'sendgrid' ? pub.export({ type: 'spki', format: 'der' }).toString('base64') : pub.export({ type: 'spki', format: 'pem' }).toString();
+  return { privateKey, publicKey };
+}
 
 /**
  * The sandbox's control API, used by black-box tests. Its shape is a contract: the response
@@ -66,7 +94,14 @@ const FaultView = Type.Object({
  */
 export const controlRoutes: FastifyPluginAsyncTypebox<SandboxContext> = async (app, { state }) => {
   const faultsView = () =>
-    state.listFaults().map((f) => ({ provider: f.provider, mode: f.mode, status: f.status, count: f.remaining ?? null, retry_after: f.retryAfter ?? null }));
+    state.listFaults().map((f) => ({
+      provider: f.provider,
+      mode: f.mode,
+      status: f.status,
+      count: f.remaining ?? null,
+      retry_after: f.retryAfter ?? null,
+      ...(f.delayMs !== undefined ? { delay_ms: f.delayMs } : {}),
+    }));
 
   app.get(
     '/sandbox/messages',
@@ -88,8 +123,8 @@ export const controlRoutes: FastifyPluginAsyncTypebox<SandboxContext> = async (a
     '/sandbox/faults',
     { schema: { body: FaultBody, response: { 200: Type.Object({ faults: Type.Array(FaultView) }), 400: ErrorBody } } },
     async (request) => {
-      const { provider, mode, status, count, retry_after: retryAfter } = request.body;
-      state.setFault({ provider, mode, status: status ?? 503, remaining: count, retryAfter });
+      const { provider, mode, status, count, retry_after: retryAfter, delay_ms: delayMs } = request.body;
+      state.setFault({ provider, mode, status: status ?? 503, remaining: count, retryAfter, ...(mode === 'delay' ? { delayMs: delayMs ?? 2000 } : {}) });
       return { faults: faultsView() };
     },
   );
@@ -140,6 +175,37 @@ export const controlRoutes: FastifyPluginAsyncTypebox<SandboxContext> = async (a
   // A harmless default target for delivery callbacks when the caller configured none (see
   // providers/plivo.ts): the key still travels on the URL and nobody has to listen for it.
   app.post('/sandbox/callbacks/:provider', async (_request, reply) => reply.code(204).send());
+
+  // Account-level event webhooks: SendGrid's Event Webhook (signed with ECDSA) and SES events
+  // published to an SNS topic with an HTTP(S) subscription (signed with RSA, SignatureVersion 2).
+  const webhooksView = () => state.listWebhooks().map((w) => ({ provider: w.provider, url: w.url, public_key: w.publicKey }));
+
+  app.post(
+    '/sandbox/webhooks',
+    { schema: { body: WebhookBody, response: { 200: WebhookView, 400: ErrorBody } } },
+    async (request, reply) => {
+      const { provider, url, private_key: privatePem } = request.body;
+      let keys;
+      try {
+        keys = webhookKeys(provider, privatePem);
+      } catch {
+        return reply.code(400).send({ error: 'invalid_request', message: 'private_key is not a usable PEM private key' });
+      }
+      state.setWebhook({ provider, url, ...keys });
+      return { provider, url, public_key: keys.publicKey };
+    },
+  );
+
+  app.get('/sandbox/webhooks', { schema: { response: { 200: Type.Object({ webhooks: Type.Array(WebhookView) }) } } }, async () => ({ webhooks: webhooksView() }));
+
+  app.delete(
+    '/sandbox/webhooks',
+    { schema: { querystring: Type.Object({ provider: Type.Optional(WebhookName) }), response: { 200: Type.Object({ webhooks: Type.Array(WebhookView) }), 400: ErrorBody } } },
+    async (request) => {
+      state.clearWebhooks(request.query.provider);
+      return { webhooks: webhooksView() };
+    },
+  );
 
   app.get('/sandbox/health', async () => ({ ok: true }));
 };

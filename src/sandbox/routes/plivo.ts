@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { plivoDeliveredCallback } from '../callbacks';
 import type { SandboxContext } from '../context';
-import { applyFault, basicAuth, record, sendFailure, urlParam, type FaultShapes, type ProviderFailure } from '../http';
+import { answerLate, applyFault, basicAuth, record, sendFailure, undelivered, urlParam, type FaultShapes, type ProviderFailure } from '../http';
 
 /** Plivo answers errors as `{api_id, error}`. */
 function plivoError(status: number, error: string): ProviderFailure {
@@ -65,21 +65,24 @@ export async function plivoRoutes(app: FastifyInstance, { state, callbacks }: Sa
     const original = state.recall('plivo', key);
     if (original) {
       record(state, 'plivo', request, 'deduplicated', 202, key);
+      await answerLate(state, request, reply);
       return reply.code(202).send(original.response);
     }
 
     const uuids = valid.map(() => randomUUID());
     const response: Record<string, unknown> = { api_id: randomUUID(), message: 'message(s) queued', message_uuid: uuids };
     if (invalid.length > 0) response.invalid_number = invalid;
+    const lost = undelivered(request);
     valid.forEach((to, i) => {
       const id = uuids[i] ?? randomUUID();
-      state.addMessage({ id, provider: 'plivo', channel: 'sms', to, subject: null, body: text, idempotency_key: key });
+      if (!lost) state.addMessage({ id, provider: 'plivo', channel: 'sms', to, subject: null, body: text, idempotency_key: key });
       if (callbackUrl && state.callbacksEnabled) {
-        callbacks.schedule(plivoDeliveredCallback(callbackUrl, auth.password, { uuid: id, from: src, to }));
+        callbacks.schedule(plivoDeliveredCallback(callbackUrl, auth.password, { uuid: id, from: src, to }, lost ? 'undelivered' : 'delivered'));
       }
     });
     state.remember('plivo', key, uuids, response);
     record(state, 'plivo', request, 'accepted', 202, key);
+    await answerLate(state, request, reply);
     return reply.code(202).send(response);
   });
 }

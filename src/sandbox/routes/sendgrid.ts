@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { SandboxContext } from '../context';
-import { applyFault, bearer, EMAIL, record, sendFailure, type FaultShapes, type ProviderFailure } from '../http';
+import { sendgridEventCallback } from '../callbacks';
+import { answerLate, applyFault, bearer, EMAIL, record, sendFailure, undelivered, type FaultShapes, type ProviderFailure } from '../http';
 
 /** SendGrid's v3 error body: `{errors: [{message, field, help}]}`. */
 function sendgridError(status: number, message: string, field: string | null = null): ProviderFailure {
@@ -81,7 +82,7 @@ function messageId(): string {
  * POST /v3/mail/send as @sendgrid/mail sends it. Accepted mail is answered 202 with an empty
  * body and X-Message-Id. The idempotency key is `custom_args.idempotency_key`.
  */
-export async function sendgridRoutes(app: FastifyInstance, { state }: SandboxContext): Promise<void> {
+export async function sendgridRoutes(app: FastifyInstance, { state, callbacks }: SandboxContext): Promise<void> {
   app.post<{ Body: MailBody }>('/v3/mail/send', async (request, reply) => {
     const mail: MailBody = typeof request.body === 'object' && request.body !== null ? request.body : {};
     const key = str(mail.custom_args?.idempotency_key) ?? str(array<Personalization>(mail.personalizations)[0]?.custom_args?.idempotency_key) ?? null;
@@ -102,24 +103,24 @@ export async function sendgridRoutes(app: FastifyInstance, { state }: SandboxCon
     const original = state.recall('sendgrid', key);
     if (original) {
       record(state, 'sendgrid', request, 'deduplicated', 202, key);
+      await answerLate(state, request, reply);
       return reply.code(202).header('X-Message-Id', original.ids[0] ?? '').send();
     }
 
     const id = messageId();
+    const lost = undelivered(request);
+    const webhook = state.webhook('sendgrid');
     // One outbox entry per recipient; SendGrid gives each its own id derived from the request's.
     parsed.recipients.forEach((r, i) => {
-      state.addMessage({
-        id: i === 0 ? id : `${id}.${i}`,
-        provider: 'sendgrid',
-        channel: 'email',
-        to: r.to,
-        subject: r.subject,
-        body: parsed.text,
-        idempotency_key: r.key,
-      });
+      const entryId = i === 0 ? id : `${id}.${i}`;
+      if (!lost) state.addMessage({ id: entryId, provider: 'sendgrid', channel: 'email', to: r.to, subject: r.subject, body: parsed.text, idempotency_key: r.key });
+      if (webhook && state.callbacksEnabled) {
+        callbacks.schedule(sendgridEventCallback(webhook.url, webhook.privateKey, { id: entryId, to: r.to, idempotencyKey: r.key }, lost ? 'bounce' : 'delivered'));
+      }
     });
     state.remember('sendgrid', key, [id], null);
     record(state, 'sendgrid', request, 'accepted', 202, key);
+    await answerLate(state, request, reply);
     return reply.code(202).header('X-Message-Id', id).send();
   });
 }

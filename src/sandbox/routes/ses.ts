@@ -2,7 +2,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { decodeTagValue, SES_TAG_NAME } from '../../providers/idempotency';
 import type { SandboxContext } from '../context';
-import { applyFault, asForm, EMAIL, field, record, sendFailure, type FaultShapes, type FormBody, type ProviderFailure } from '../http';
+import { sesEventCallback } from '../callbacks';
+import { answerLate, applyFault, asForm, EMAIL, field, record, sendFailure, undelivered, type FaultShapes, type FormBody, type ProviderFailure } from '../http';
 
 const XMLNS = 'http://ses.amazonaws.com/doc/2010-12-01/';
 
@@ -38,13 +39,19 @@ function members(form: FormBody, prefix: string): string[] {
   }
 }
 
-function tagKey(form: FormBody): string | null {
+/** The raw (tag-encoded) value of the idempotency tag, as SES echoes it in events. */
+function tagValue(form: FormBody): string | null {
   for (let i = 1; ; i += 1) {
     const name = field(form, `Tags.member.${i}.Name`);
     if (name === undefined) return null;
     const value = field(form, `Tags.member.${i}.Value`);
-    if (name === SES_TAG_NAME && value) return decodeTagValue(value);
+    if (name === SES_TAG_NAME && value) return value;
   }
+}
+
+function tagKey(form: FormBody): string | null {
+  const value = tagValue(form);
+  return value === null ? null : decodeTagValue(value);
 }
 
 /** SES message ids: a hex timestamp-ish prefix, a UUID and a suffix. */
@@ -69,7 +76,7 @@ function sendEmailResponse(reply: FastifyReply, id: string): FastifyReply {
  * Action=SendEmail (AWS query protocol). The idempotency key is the message tag
  * `idempotency_key`, decoded from its tag-safe form.
  */
-export async function sesRoutes(app: FastifyInstance, { state }: SandboxContext): Promise<void> {
+export async function sesRoutes(app: FastifyInstance, { state, callbacks }: SandboxContext): Promise<void> {
   app.post('/ses/', async (request, reply) => {
     const form = asForm(request.body);
     const key = tagKey(form);
@@ -104,15 +111,25 @@ export async function sesRoutes(app: FastifyInstance, { state }: SandboxContext)
     const original = state.recall('ses', key);
     if (original) {
       record(state, 'ses', request, 'deduplicated', 200, key);
+      await answerLate(state, request, reply);
       return sendEmailResponse(reply, original.ids[0] ?? '');
     }
 
     const id = messageId();
+    const lost = undelivered(request);
+    const webhook = state.webhook('ses');
+    const origin = `${request.protocol}://${request.host}`;
     to.forEach((address, i) => {
-      state.addMessage({ id: i === 0 ? id : `${id}.${i}`, provider: 'ses', channel: 'email', to: address, subject, body: text, idempotency_key: key });
+      const entryId = i === 0 ? id : `${id}.${i}`;
+      if (!lost) state.addMessage({ id: entryId, provider: 'ses', channel: 'email', to: address, subject, body: text, idempotency_key: key });
+      if (webhook && state.callbacksEnabled) {
+        const event = sesEventCallback(webhook.url, webhook.privateKey, origin, { id: entryId, to: address, from: source, tagValue: tagValue(form) }, lost ? 'Bounce' : 'Delivery');
+        callbacks.schedule(event);
+      }
     });
     state.remember('ses', key, [id], null);
     record(state, 'ses', request, 'accepted', 200, key);
+    await answerLate(state, request, reply);
     return sendEmailResponse(reply, id);
   });
 }

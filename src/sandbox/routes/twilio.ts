@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { twilioDeliveredCallback } from '../callbacks';
-import { applyFault, asForm, basicAuth, E164, field, record, sendFailure, urlParam, type FaultShapes, type FormBody, type ProviderFailure } from '../http';
+import { answerLate, applyFault, asForm, basicAuth, E164, field, record, sendFailure, undelivered, urlParam, type FaultShapes, type FormBody, type ProviderFailure } from '../http';
 import { hexId } from '../state';
 import type { SandboxContext } from '../context';
 
@@ -75,6 +75,7 @@ export async function twilioRoutes(app: FastifyInstance, { state, callbacks }: S
     const original = state.recall('twilio', key);
     if (original) {
       record(state, 'twilio', request, 'deduplicated', 201, key);
+      await answerLate(state, request, reply);
       return reply.code(201).send(original.response);
     }
 
@@ -104,13 +105,15 @@ export async function twilioRoutes(app: FastifyInstance, { state, callbacks }: S
       to,
       uri: `${uri}.json`,
     };
-    state.addMessage({ id: sid, provider: 'twilio', channel: 'sms', to, subject: null, body, idempotency_key: key });
+    const lost = undelivered(request);
+    if (!lost) state.addMessage({ id: sid, provider: 'twilio', channel: 'sms', to, subject: null, body, idempotency_key: key });
     state.remember('twilio', key, [sid], response);
     record(state, 'twilio', request, 'accepted', 201, key);
 
     if (statusCallback && state.callbacksEnabled) {
-      callbacks.schedule(twilioDeliveredCallback(statusCallback, auth.password, { sid, accountSid, from, to }));
+      callbacks.schedule(twilioDeliveredCallback(statusCallback, auth.password, { sid, accountSid, from, to }, lost ? 'undelivered' : 'delivered'));
     }
+    await answerLate(state, request, reply);
     return reply.code(201).send(response);
   });
 }
