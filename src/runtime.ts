@@ -7,10 +7,11 @@ import { TopologyWatcher } from './db/topologyWatcher';
 import { createProviders, type Providers } from './providers';
 import { createLogger, type Logger } from './telemetry/logger';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { openIncidentsProbe, taskQueueProbe } from './telemetry/collectors';
+import { circuitProbe, openIncidentsProbe, taskQueueProbe } from './telemetry/collectors';
 import {
   createMetrics,
   createRegistry,
+  registerCircuitMetrics,
   registerDatabaseTopologyMetrics,
   registerIncidentMetrics,
   registerPoolMetrics,
@@ -67,6 +68,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   // read at scrape time: the task-queue backlog from Temporal, open incidents from Postgres
   registerTaskQueueMetrics(registry, taskQueueProbe(temporal.connection, config));
   registerIncidentMetrics(registry, openIncidentsProbe(db));
+  registerCircuitMetrics(registry, circuitProbe(db));
   const providers = createProviders(config, logger);
   const topology = new TopologyWatcher(db, {
     endpoints: parseEndpoints([options.databaseUrl, ...config.database.candidates]),

@@ -59,6 +59,14 @@ export interface Config {
     approvalSeverities: Array<'P0' | 'P1' | 'P2' | 'P3'>;
     leakScanLogFiles: string[];
   };
+  delivery: {
+    /** the public base URL given to providers for status callbacks */
+    callbackBaseUrl: string;
+    sendgridWebhookPublicKey?: string;
+    sesSnsToken?: string;
+    sesSnsSigningCert?: string;
+    sesSnsTopicArn?: string;
+  };
   providers: {
     sandboxUrl: string;
     timeoutMs: number;
@@ -153,6 +161,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const sandboxUrl = (env.WARDEN_SANDBOX_URL ?? `http://127.0.0.1:${env.WARDEN_SANDBOX_PORT}`).replace(/\/+$/, '');
   const publicHost = env.WARDEN_HOST === '0.0.0.0' || env.WARDEN_HOST === '::' ? '127.0.0.1' : env.WARDEN_HOST;
   const dataDir = path.resolve(env.WARDEN_DATA_DIR);
+  const publicBaseUrl = (env.WARDEN_PUBLIC_BASE_URL ?? `http://${publicHost}:${env.WARDEN_PUBLIC_PORT}`).replace(/\/+$/, '');
   if (env.WARDEN_CODEC_AUTH === 'none' && !isLoopback(env.WARDEN_HOST)) {
     throw new ConfigError('WARDEN_CODEC_AUTH=none is only allowed while WARDEN_HOST is a loopback address');
   }
@@ -167,7 +176,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       metrics: env.WARDEN_METRICS_PORT,
       sandbox: env.WARDEN_SANDBOX_PORT,
     },
-    publicBaseUrl: (env.WARDEN_PUBLIC_BASE_URL ?? `http://${publicHost}:${env.WARDEN_PUBLIC_PORT}`).replace(/\/+$/, ''),
+    publicBaseUrl,
     adminToken: env.WARDEN_ADMIN_TOKEN,
     trustedProxies: list(env.WARDEN_TRUSTED_PROXIES),
     logLevel: env.LOG_LEVEL,
@@ -214,6 +223,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     runbooks: {
       approvalSeverities: [...new Set(list(env.WARDEN_RUNBOOK_APPROVAL_SEVERITIES))] as Array<'P0' | 'P1' | 'P2' | 'P3'>,
       leakScanLogFiles: list(env.WARDEN_LEAK_SCAN_LOG_FILES ?? ''),
+    },
+    delivery: {
+      callbackBaseUrl: (env.WARDEN_CALLBACK_BASE_URL ?? publicBaseUrl).replace(/\/+$/, ''),
+      sendgridWebhookPublicKey: env.SENDGRID_WEBHOOK_PUBLIC_KEY,
+      sesSnsToken: env.SES_SNS_TOKEN,
+      sesSnsSigningCert: env.SES_SNS_SIGNING_CERT,
+      sesSnsTopicArn: env.SES_SNS_TOPIC_ARN,
     },
     providers: {
       sandboxUrl,

@@ -84,6 +84,17 @@ export const ConfigSchema = Type.Object({
   HCAPTCHA_SITE_KEY: optionalString,
   // status pages polled by the provider-outage runbook; %s is the provider name
   WARDEN_STATUS_URL_TEMPLATE: optionalString,
+  // Delivery status callbacks (issue 4). The public base URL providers call back on (Twilio
+  // StatusCallback, Plivo url); default WARDEN_PUBLIC_BASE_URL. Signatures are checked against it.
+  WARDEN_CALLBACK_BASE_URL: optionalString,
+  // SendGrid's signed Event Webhook: the verification key SendGrid shows (base64 DER or PEM);
+  // unset = the SendGrid events endpoint answers 503 not_configured
+  SENDGRID_WEBHOOK_PUBLIC_KEY: optionalString,
+  // SES events through SNS: the secret path segment of the subscription URL (required to accept
+  // any), the signing certificate (or public key) PEM to verify signatures offline, the topic ARN
+  SES_SNS_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
+  SES_SNS_SIGNING_CERT: optionalString,
+  SES_SNS_TOPIC_ARN: optionalString,
 
   // Codec server (/codec/decode, /codec/encode on the admin port) for the Temporal UI and CLI.
   // "token": Bearer WARDEN_CODEC_TOKEN, a token that can only decode (not the admin token).

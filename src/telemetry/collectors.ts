@@ -65,3 +65,11 @@ export function openIncidentsProbe(db: Database): () => Promise<Array<{ severity
     return result.rows.map((row) => ({ severity: row.severity, count: Number(row.count) }));
   };
 }
+
+/** The circuit breakers of every provider (src/delivery/circuit.ts), shared by all workers. */
+export function circuitProbe(db: Database): () => Promise<Array<{ channel: string; provider: string; state: string }>> {
+  return async () => {
+    const result = await withTimeout(db.query<{ channel: string; provider: string; state: string }>('SELECT channel, provider, state FROM provider_circuits'), 'circuit query');
+    return result.rows;
+  };
+}

@@ -69,7 +69,7 @@ export function createMetrics(registry: Registry) {
     }),
     deliveryAttempts: new Counter({
       name: 'warden_delivery_attempts_total',
-      help: 'Provider send attempts',
+      help: 'Provider send attempts (one per provider call)',
       labelNames: ['channel', 'provider'] as const,
       registers,
     }),
@@ -81,8 +81,20 @@ export function createMetrics(registry: Registry) {
     }),
     deliveryFailovers: new Counter({
       name: 'warden_delivery_failovers_total',
-      help: 'Switches from one provider to another',
-      labelNames: ['channel', 'from', 'to'] as const,
+      help: 'Switches from one provider to another: a message moved to the next provider (scope message), a circuit opened (circuit), a responder or runbook switched the route (manual)',
+      labelNames: ['channel', 'from', 'to', 'scope'] as const,
+      registers,
+    }),
+    deliveryCallbacks: new Counter({
+      name: 'warden_delivery_callbacks_total',
+      help: 'Provider status callbacks and events by outcome (delivered, failed, ignored, unknown_message, invalid_signature, not_configured)',
+      labelNames: ['provider', 'outcome'] as const,
+      registers,
+    }),
+    circuitTransitions: new Counter({
+      name: 'warden_provider_circuit_transitions_total',
+      help: 'Circuit breaker transitions by the state entered (open, half_open, closed)',
+      labelNames: ['channel', 'provider', 'to_state'] as const,
       registers,
     }),
     deliveryDuration: new Histogram({
@@ -90,12 +102,6 @@ export function createMetrics(registry: Registry) {
       help: 'Provider send latency',
       labelNames: ['channel', 'provider'] as const,
       buckets: LATENCY_BUCKETS,
-      registers,
-    }),
-    providerCircuitOpen: new Gauge({
-      name: 'warden_provider_circuit_open',
-      help: '1 while the provider circuit breaker is open (traffic goes to the backup), 0.5 half-open, 0 closed',
-      labelNames: ['channel', 'provider'] as const,
       registers,
     }),
     incidentsStarted: new Counter({
@@ -258,6 +264,25 @@ export function registerTaskQueueMetrics(registry: Registry, probe: () => Promis
     ),
     pollers: gauge('warden_temporal_task_queue_pollers', 'Workers polling the Temporal task queue', (s) => s.pollers),
   };
+}
+
+/**
+ * The circuit breakers' state, read from `provider_circuits` at scrape time: the state is shared
+ * by every worker, so every process reports the same value and none reports a stale one.
+ */
+export function registerCircuitMetrics(registry: Registry, probe: () => Promise<Array<{ channel: string; provider: string; state: string }>>) {
+  const sample = memo(probe);
+  return new Gauge({
+    name: 'warden_provider_circuit_open',
+    help: '1 while the provider circuit breaker is open (traffic goes to the backup), 0.5 half-open, 0 closed',
+    labelNames: ['channel', 'provider'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const rows = await sample().catch(() => undefined);
+      for (const row of rows ?? []) this.set({ channel: row.channel, provider: row.provider }, row.state === 'open' ? 1 : row.state === 'half_open' ? 0.5 : 0);
+    },
+  });
 }
 
 /** Open incidents by severity, read from the `incidents` projection at scrape time. */

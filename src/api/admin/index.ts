@@ -3,6 +3,7 @@ import integrations from '../integrations';
 import { requireBearer } from '../plugins/bearerAuth';
 import audit from './audit';
 import blocklist from './blocklist';
+import delivery from './delivery';
 import database from './database';
 import health from './health';
 import incidents from './incidents';
@@ -36,6 +37,7 @@ const adminRoutes: FastifyPluginAsync = async (app) => {
       await admin.register(users);
       await admin.register(incidents);
       await admin.register(runbooks);
+      await admin.register(delivery);
       await admin.register(database);
     },
     { prefix: '/admin/api/v1' },

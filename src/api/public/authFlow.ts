@@ -19,6 +19,7 @@ import {
 import type { challengeWorkflow } from '../../workflows/auth/challenge';
 import { ApiError } from '../errors';
 import { auditLogger, clientContext, enforceRateLimit, type ClientContext } from './authGuards';
+import { assertChannelEnabled } from './channelGuard';
 
 /**
  * The public API's side of a challenge. It never reads or writes challenge state itself except
@@ -85,6 +86,7 @@ async function viaWorkflow<R>(app: FastifyInstance, fn: () => Promise<R>): Promi
 export async function initiateChallenge(app: FastifyInstance, request: FastifyRequest, method: AuthMethod, userId: string) {
   const started = performance.now();
   const client = clientContext(request);
+  await assertChannelEnabled(app, method);
   await enforceRateLimit(app, client, { action: 'initiate', userId, method });
 
   const { config, temporal, metrics } = app.warden;
@@ -234,6 +236,7 @@ export async function verifyChallenge(app: FastifyInstance, request: FastifyRequ
 /** Same challenge, same attempt budget: the workflow enforces the cooldown and the cap. */
 export async function resendChallenge(app: FastifyInstance, request: FastifyRequest, method: AuthMethod, challengeId: string) {
   const client = clientContext(request);
+  await assertChannelEnabled(app, method);
   const found = await loadChallenge(app, challengeId);
   const row = found?.method === method ? found : undefined;
   // a resend sends a message: it counts with initiates

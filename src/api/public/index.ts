@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import authMagicLink from './authMagicLink';
 import authOtp from './authOtp';
+import challengeState from './challengeState';
 
 /**
  * The public API (browser-facing, port 8080). Each feature registers its routes here, one
@@ -10,6 +11,7 @@ const publicRoutes: FastifyPluginAsync = async (app) => {
   // feature route plugins are registered here
   await app.register(authOtp);
   await app.register(authMagicLink);
+  await app.register(challengeState);
 };
 
 export default publicRoutes;

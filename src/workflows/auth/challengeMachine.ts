@@ -27,6 +27,8 @@ import {
   type VerifyInput,
   type VerifyResult,
 } from '../../shared/auth';
+import { redeliverUpdate, type RedeliverInput, type RedeliverResult } from '../../shared/delivery';
+import { deliverSend } from '../delivery/deliver';
 
 // Issuing answers the waiting initiate request: retry briefly, then fail it (the API says 503).
 const issueOptions: ActivityOptions = {
@@ -44,14 +46,8 @@ const endOptions: ActivityOptions & LocalActivityOptions = {
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds', nonRetryableErrorTypes: ['ChallengeNotFoundError'] },
 };
-// One send tries the primary and the backup itself; a few retries cover a database blip.
-const deliverOptions: ActivityOptions = {
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 3, nonRetryableErrorTypes: ['ChallengeNotFoundError', 'DeliveryRouteError'] },
-};
 
 const { issueChallenge } = proxyActivities<Activities>(issueOptions);
-const { deliverChallenge } = proxyActivities<Activities>(deliverOptions);
 const { endChallenge } = proxyActivities<Activities>(endOptions);
 const local = proxyLocalActivities<Activities>(checkOptions);
 const localEnd = proxyLocalActivities<Activities>(endOptions);
@@ -64,6 +60,12 @@ function validateVerify(input: VerifyInput): void {
   const candidate = input?.candidate;
   if (!candidate || typeof candidate.keyId !== 'string' || !KEY_ID.test(candidate.keyId) || typeof candidate.blob !== 'string' || !BLOB.test(candidate.blob)) {
     throw new Error('verify needs a sealed candidate');
+  }
+}
+
+function validateRedeliver(input: RedeliverInput): void {
+  if (typeof input?.failureId !== 'string' || !/^\d{1,18}$/.test(input.failureId) || !Number.isInteger(input.failedSendNumber) || input.failedSendNumber < 1) {
+    throw new Error('redeliver needs a failure id and the failed send number');
   }
 }
 
@@ -81,6 +83,8 @@ export class ChallengeMachine {
   private sends = 0;
   private lastSendAt = 0;
   private readonly sendQueue: number[] = [];
+  /** failure id -> the send number its redelivery got (a repeated request queues nothing) */
+  private readonly redelivered = new Map<string, number>();
   private locked = false;
   private readonly expiresAtMs: number;
 
@@ -92,6 +96,7 @@ export class ChallengeMachine {
     });
     setHandler(verifyUpdate, (update) => this.verify(update), { validator: validateVerify });
     setHandler(resendUpdate, () => this.resend());
+    setHandler(redeliverUpdate, (update) => this.redeliver(update), { validator: validateRedeliver });
     setHandler(revokeSignal, (signal) => this.revoke(signal));
     setHandler(challengeStateQuery, () => this.state());
   }
@@ -166,12 +171,9 @@ export class ChallengeMachine {
       await condition(() => this.ended || this.sendQueue.length > 0);
       const sendNumber = this.sendQueue.shift();
       if (this.ended || sendNumber === undefined) return;
-      try {
-        await deliverChallenge({ challengeId: this.input.challengeId, sendNumber });
-      } catch (err) {
-        // the outcome is on the row; the user can ask for a resend
-        log.warn('challenge delivery failed', { sendNumber, failure: err instanceof Error ? err.name : 'unknown' });
-      }
+      // provider order, retries and failover live in deliverSend; its outcome is on the row
+      const delivery = await deliverSend(this.input.challengeId, sendNumber);
+      if (delivery.outcome === 'failed') log.warn('challenge delivery failed', { sendNumber, provider: delivery.provider, errorClass: delivery.errorClass });
     }
   }
 
@@ -210,6 +212,19 @@ export class ChallengeMachine {
     if (waitMs > 0) return { outcome: 'cooldown', retryAfterSeconds: Math.ceil(waitMs / 1000) };
     this.queueSend();
     return { outcome: 'queued', sends: this.sends, sendsRemaining: maxSends - this.sends, expiresAt: this.input.expiresAt };
+  }
+
+  /** A responder's resend after an outage: no cooldown or send cap (the failure was ours), once per failure. */
+  private async redeliver({ failureId, failedSendNumber }: RedeliverInput): Promise<RedeliverResult> {
+    await this.untilIssued();
+    const done = this.redelivered.get(failureId);
+    if (done !== undefined) return { outcome: 'queued', sendNumber: done, duplicate: true };
+    if (this.ended) return this.endedOutcome();
+    if (Date.now() >= this.expiresAtMs) return { outcome: 'expired' };
+    if (this.sends > failedSendNumber) return { outcome: 'superseded', sendNumber: this.sends };
+    this.queueSend();
+    this.redelivered.set(failureId, this.sends);
+    return { outcome: 'queued', sendNumber: this.sends, duplicate: false };
   }
 
   private async revoke({ reason, incidentId }: RevokeInput): Promise<void> {

@@ -1,0 +1,102 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  log,
+  proxyActivities,
+  proxyLocalActivities,
+  type ActivityOptions,
+  type LocalActivityOptions,
+} from '@temporalio/workflow';
+import type { Activities } from '../../activities';
+import type { ProviderName } from '../../providers/types';
+import { DeliveryErrorType, type DeliverySummary, type ErrorClass, type SendFailureDetails } from '../../shared/delivery';
+
+// Planning reads the route and the shared circuits (and may claim a probe): quick, local.
+const planOptions: LocalActivityOptions = {
+  startToCloseTimeout: '5 seconds',
+  retry: { initialInterval: '200 ms', backoffCoefficient: 2, maximumInterval: '2 seconds', maximumAttempts: 5, nonRetryableErrorTypes: ['ChallengeNotFoundError'] },
+};
+// One provider call per attempt. The activity says whether to call this provider again
+// (ProviderTransientError, with the provider's Retry-After as nextRetryDelay) or not
+// (ProviderExhaustedError, ProviderPermanentError: non-retryable). The backoff (250 ms, 500 ms)
+// leaves a provider that answers 503 to everything after ~0.8 s: the backup's first call goes
+// out well inside 5 s of initiate. maximumAttempts is only a ceiling for attempts lost with a
+// worker (SIGKILL): the heartbeat timeout notices those in 3 s and the retry repeats the call
+// with the same idempotency key. startToClose covers the provider timeout (5 s) and the DB.
+const sendOptions: ActivityOptions = {
+  startToCloseTimeout: '20 seconds',
+  heartbeatTimeout: '3 seconds',
+  retry: {
+    initialInterval: '250 ms',
+    backoffCoefficient: 2,
+    maximumInterval: '2 seconds',
+    maximumAttempts: 6,
+    nonRetryableErrorTypes: [DeliveryErrorType.permanent, DeliveryErrorType.exhausted, 'ChallengeNotFoundError'],
+  },
+};
+// The outcome must land (the challenge row and delivery_failures say what happened): retry until it does.
+const recordOptions: LocalActivityOptions = {
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+};
+
+const { planDelivery } = proxyLocalActivities<Activities>(planOptions);
+const { recordDeliveryOutcome: record } = proxyLocalActivities<Activities>(recordOptions);
+const { sendDelivery } = proxyActivities<Activities>(sendOptions);
+
+interface StepFailure {
+  provider: ProviderName;
+  errorClass: ErrorClass;
+  errorCode?: string;
+}
+
+/** What the send activity's failure says; a failure without details (a crash loop, no row) counts as transient. */
+function stepFailure(err: unknown, provider: ProviderName): StepFailure {
+  const cause = err instanceof ActivityFailure ? err.cause : undefined;
+  if (cause instanceof ApplicationFailure) {
+    const details = cause.details?.[0] as SendFailureDetails | undefined;
+    const errorClass: ErrorClass = cause.type === DeliveryErrorType.permanent ? 'permanent' : 'transient';
+    return { provider, errorClass, errorCode: details?.errorCode ?? cause.type ?? undefined };
+  }
+  return { provider, errorClass: 'transient', errorCode: 'activity_failed' };
+}
+
+/**
+ * One send (the n-th of a challenge), orchestrated here: plan (route + circuits), then each
+ * planned provider in turn until one takes the message; a permanent error stops at once (no
+ * failover). The outcome is recorded whatever happened, so no challenge is left without one:
+ * a challenge that ended before any provider was called is `skipped`.
+ */
+export async function deliverSend(challengeId: string, sendNumber: number): Promise<DeliverySummary> {
+  const plan = await planDelivery({ challengeId, sendNumber });
+  if (plan.kind === 'skipped') {
+    await record({ challengeId, sendNumber, outcome: 'skipped' });
+    return { outcome: 'skipped' };
+  }
+  if (plan.kind === 'no_recipient') {
+    await record({ challengeId, sendNumber, outcome: 'no_recipient', channelDown: plan.channelDown });
+    return { outcome: 'no_recipient' };
+  }
+  let last: StepFailure | undefined;
+  for (const step of plan.steps) {
+    try {
+      const sent = await sendDelivery({ challengeId, sendNumber, provider: step.provider, maxCalls: step.maxCalls, ...(last ? { failoverFrom: last.provider } : {}) });
+      // the challenge ended meanwhile: what was tried so far is the outcome
+      if (sent.outcome === 'skipped') break;
+      const outcome = sent.provider === plan.primary ? 'sent' : 'failed_over';
+      await record({ challengeId, sendNumber, outcome, provider: sent.provider });
+      return { outcome, provider: sent.provider };
+    } catch (err) {
+      last = stepFailure(err, step.provider);
+      log.warn('delivery step failed', { sendNumber, provider: step.provider, errorClass: last.errorClass, errorCode: last.errorCode, probe: step.probe });
+      if (last.errorClass === 'permanent') break;
+    }
+  }
+  if (!last) {
+    await record({ challengeId, sendNumber, outcome: 'skipped' });
+    return { outcome: 'skipped' };
+  }
+  const failed = last;
+  await record({ challengeId, sendNumber, outcome: 'failed', provider: failed.provider, errorClass: failed.errorClass, errorCode: failed.errorCode });
+  return { outcome: 'failed', provider: failed.provider, errorClass: failed.errorClass };
+}
