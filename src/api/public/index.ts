@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import authMagicLink from './authMagicLink';
 import authOtp from './authOtp';
 import challengeState from './challengeState';
+import callbacks from '../callbacks';
 
 /**
  * The public API (browser-facing, port 8080). Each feature registers its routes here, one
@@ -12,6 +13,8 @@ const publicRoutes: FastifyPluginAsync = async (app) => {
   await app.register(authOtp);
   await app.register(authMagicLink);
   await app.register(challengeState);
+  // provider status callbacks: called by the providers, authenticated by their signatures
+  await app.register(callbacks);
 };
 
 export default publicRoutes;

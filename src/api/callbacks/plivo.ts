@@ -1,0 +1,45 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { verifyPlivo } from '../../delivery/callbackAuth';
+import { applyReport } from '../../delivery/reports';
+import { CALLBACK_KEY_PARAM } from '../../providers/idempotency';
+import { ApiError } from '../errors';
+import { CALLBACK_BASE, forged, formParams, signedUrl } from './common';
+
+/**
+ * Plivo's message status callback (the `url` of the send), signed with X-Plivo-Signature-V3.
+ * delivered; undelivered (transient); failed and rejected (permanent).
+ */
+const FAILED: Record<string, 'transient' | 'permanent'> = { undelivered: 'transient', failed: 'permanent', rejected: 'permanent' };
+
+const plivoCallbacks: FastifyPluginAsync = async (app) => {
+  app.post(`${CALLBACK_BASE}/plivo/status`, async (request, reply) => {
+    const params = formParams(request.body);
+    const signature = request.headers['x-plivo-signature-v3'];
+    const nonce = request.headers['x-plivo-signature-v3-nonce'];
+    const token = app.warden.config.providers.plivo.authToken;
+    const ok = verifyPlivo(token, typeof signature === 'string' ? signature : undefined, typeof nonce === 'string' ? nonce : undefined, signedUrl(app, request), params);
+    if (!ok) throw forged(app, 'plivo');
+    const status = params.Status;
+    const uuid = params.MessageUUID;
+    if (!status || !uuid) throw new ApiError(400, 'invalid_request', 'Status and MessageUUID are required');
+    const key = (request.query as Record<string, unknown>)[CALLBACK_KEY_PARAM];
+    const outcome = status === 'delivered' ? 'delivered' : FAILED[status] ? 'failed' : undefined;
+    if (!outcome) {
+      app.warden.metrics.deliveryCallbacks.inc({ provider: 'plivo', outcome: 'ignored' });
+      return reply.code(204).send();
+    }
+    const result = await applyReport(app.warden, {
+      provider: 'plivo',
+      providerMessageId: uuid,
+      ...(typeof key === 'string' ? { idempotencyKey: key } : {}),
+      outcome,
+      report: status,
+      errorClass: FAILED[status],
+      ...(params.ErrorCode ? { errorCode: params.ErrorCode } : {}),
+    });
+    app.warden.metrics.deliveryCallbacks.inc({ provider: 'plivo', outcome: result === 'applied' ? outcome : result });
+    return reply.code(204).send();
+  });
+};
+
+export default plivoCallbacks;
