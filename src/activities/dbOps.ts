@@ -7,6 +7,8 @@ import { cleanupConsistency, type CleanupResult } from '../db/failoverCleanup';
 import type { TopologySnapshot } from '../db/topologyWatcher';
 import type { Runtime } from '../runtime';
 import type { DatabaseControlState, PoolSize } from '../shared/database';
+import type { Severity } from '../shared/incidents';
+import type { StepStatus } from '../shared/runbooks';
 
 export interface DatabaseHealth {
   ok: boolean;
@@ -137,6 +139,36 @@ export function createDbOpsActivities(runtime: Runtime) {
     /** The seed's consistency queries: orphaned challenges, expired challenges not cleaned up. */
     async dbFailoverConsistency(): Promise<ConsistencyReport> {
       return checkConsistency(db);
+    },
+
+    /**
+     * The framework's projection rows of this run, once Postgres takes writes again: a run that
+     * started in the outage could not write them (its bookkeeping skips while writes are
+     * refused). Upserts: a second call changes nothing.
+     */
+    async dbFailoverRecordRun(input: {
+      workflowId: string;
+      runbook: string;
+      incidentId: string;
+      severity: Severity;
+      startedBy: string | null;
+      steps: Array<{ step: string; status: StepStatus; summary: string | null }>;
+    }): Promise<void> {
+      await db.maintenance(async (tx) => {
+        await tx.query(
+          `INSERT INTO runbook_runs (workflow_id, runbook, incident_id, severity, status, started_by)
+           VALUES ($1, $2, NULLIF($3, ''), $4, 'running', $5) ON CONFLICT (workflow_id) DO NOTHING`,
+          [input.workflowId, input.runbook, input.incidentId, input.severity, input.startedBy],
+        );
+        for (const s of input.steps) {
+          await tx.query(
+            `INSERT INTO runbook_steps (workflow_id, step, status, summary) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (workflow_id, step) DO UPDATE SET status = EXCLUDED.status, summary = EXCLUDED.summary, updated_at = now()
+               WHERE runbook_steps.status IS DISTINCT FROM EXCLUDED.status`,
+            [input.workflowId, s.step, s.status, s.summary?.slice(0, 2000) ?? null],
+          );
+        }
+      });
     },
 
     /** One batch of cleanup (see src/db/failoverCleanup.ts for what it means per row). */

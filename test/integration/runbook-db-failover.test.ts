@@ -35,7 +35,7 @@ describe('db-failover runbook: kill the primary under traffic', () => {
   let worker: WorkerProcess;
   let workerMetrics: string;
 
-  const admin = (method: 'GET' | 'PUT', url: string, payload?: unknown) =>
+  const admin = (method: 'GET' | 'PUT' | 'POST', url: string, payload?: unknown) =>
     h.admin.inject({ method, url: `/admin/api/v1${url}`, headers: h.adminHeaders, ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }) });
 
   beforeAll(async () => {
@@ -131,12 +131,14 @@ describe('db-failover runbook: kill the primary under traffic', () => {
         if (!answers.some((a) => a.at > killedAt && a.status === 503)) throw new Error('none yet');
       }, { timeoutMs: 30_000, intervalMs: 250 });
 
-      // ---- the runbook, at P0: containment and promotion need no approval ----
-      const handle = await h.runtime.temporal.client.workflow.start(dbFailoverRunbook, {
-        taskQueue: h.config.temporal.taskQueue,
-        workflowId: `db-failover-${randomUUID()}`,
-        args: [{ incidentId: '', incidentWorkflowId: '', type: 'db_connectivity', severity: 'P0', affected: { users: [], ips: [], providers: [] }, dataBreach: false, ddos: false, startedBy: 'test' }],
-      });
+      // ---- the runbook, started through the admin API in the outage; at P0 containment and
+      // promotion need no approval ----
+      const started = await admin('POST', '/runbooks/db-failover', { severity: 'P0', by: 'oncall' });
+      expect(started.statusCode, started.body).toBe(201);
+      const runId = started.json().workflow_id as string;
+      // readable while its projection row cannot be written yet
+      expect((await admin('GET', `/runbooks/runs/${runId}`)).statusCode).toBe(200);
+      const handle = h.runtime.temporal.client.workflow.getHandle<typeof dbFailoverRunbook>(runId);
       const result = await handle.result();
       const recoveredAt = Date.now();
       const state = await handle.query(runbookStateQuery);
@@ -193,6 +195,13 @@ describe('db-failover runbook: kill the primary under traffic', () => {
       } finally {
         await fresh.end();
       }
+
+      // the run's projection row and steps were written once the new primary took writes
+      const run = await h.sql<{ status: string; started_by: string }>('SELECT status, started_by FROM runbook_runs WHERE workflow_id = $1', [runId]);
+      expect(run).toEqual([{ status: 'completed', started_by: 'oncall' }]);
+      const steps = await h.sql<{ step: string; status: string }>('SELECT step, status FROM runbook_steps WHERE workflow_id = $1 ORDER BY step', [runId]);
+      expect(steps.find((x) => x.step === 'promote')).toEqual({ step: 'promote', status: 'succeeded' });
+      expect(steps).toHaveLength(10);
 
       const outage = answers.filter((a) => a.at > killedAt && a.at < recoveredAt);
       expect(outage.filter((a) => a.status === 'hung' || (typeof a.status === 'number' && a.status >= 500 && a.status !== 503)), JSON.stringify(outage)).toEqual([]);

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { Type, type FastifyPluginAsyncTypebox, type TSchema } from '@fastify/type-provider-typebox';
-import { WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import type { FastifyInstance } from 'fastify';
+import { DatabaseReadOnlyError } from '../../db/database';
 import { classifyUpdateError, findIncident, snakeCase } from '../../incidents/client';
 import { checkRunbookParams } from '../../runbooks/params';
 import { incidentStateQuery, SEVERITIES, type Severity } from '../../shared/incidents';
@@ -64,8 +65,20 @@ function apiError(err: unknown, id: string): ApiError | undefined {
 
 async function runHandle(app: FastifyInstance, id: string): Promise<{ handle: WorkflowHandle; runbook: string }> {
   const { rows } = await app.warden.db.query<{ runbook: string }>('SELECT runbook FROM runbook_runs WHERE workflow_id = $1', [id]);
-  if (!rows[0]) throw new ApiError(404, 'runbook_not_found', `no runbook run ${id}`);
-  return { handle: app.warden.temporal.client.workflow.getHandle(id), runbook: rows[0].runbook };
+  const handle = app.warden.temporal.client.workflow.getHandle(id);
+  if (rows[0]) return { handle, runbook: rows[0].runbook };
+  // no projection row: a run started while Postgres refused writes (the db-failover runbook's
+  // own situation) is still found in Temporal, by its workflow type
+  const type = await handle.describe().then(
+    (d) => d.type,
+    (err: unknown) => {
+      if (err instanceof WorkflowNotFoundError) return undefined;
+      throw err;
+    },
+  );
+  const runbook = RUNBOOK_NAMES.find((n) => RUNBOOK_WORKFLOWS[RUNBOOK_INCIDENT_TYPES[n]] === type);
+  if (!runbook) throw new ApiError(404, 'runbook_not_found', `no runbook run ${id}`);
+  return { handle, runbook };
 }
 
 async function readRun(app: FastifyInstance, id: string): Promise<RunbookState | Record<string, unknown>> {
@@ -162,7 +175,11 @@ const runbooks: FastifyPluginAsyncTypebox = async (app) => {
         `INSERT INTO runbook_runs (workflow_id, runbook, incident_id, severity, status, started_by)
          VALUES ($1, $2, NULLIF($3, ''), $4, 'running', $5) ON CONFLICT (workflow_id) DO NOTHING`,
         [workflowId, name, incidentId, b.severity, b.by],
-      );
+      ).catch((err: unknown) => {
+        // the row is a projection: while Postgres refuses writes the run still starts (the
+        // db-failover runbook has to) and is found through Temporal until its row exists
+        if (!(err instanceof DatabaseReadOnlyError)) throw err;
+      });
       try {
         await app.warden.temporal.client.workflow.start(workflowType, {
           workflowId,

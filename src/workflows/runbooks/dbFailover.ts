@@ -1,4 +1,5 @@
-import type { ActivityOptions } from '@temporalio/workflow';
+import { isCancellation, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import type { Activities } from '../../activities';
 import { DB_FAILOVER_DEFAULTS, DB_OPS_PERMANENT_ERRORS, type DbFailoverParams, type PoolSize } from '../../shared/database';
 import type { RunbookResult, RunbookStartInput } from '../../shared/runbooks';
 import { runRunbook, type StepContext, type StepDef } from './framework';
@@ -71,6 +72,11 @@ const cleanup: ActivityOptions = {
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5 },
 };
 const CLEANUP_BATCHES = 20;
+// bookkeeping: a few tries, never a reason to fail the run
+const projection = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 5 },
+});
 
 export async function dbFailoverRunbook(input: RunbookStartInput<DbFailoverParams>): Promise<RunbookResult> {
   const p = { ...DB_FAILOVER_DEFAULTS, ...(input.params ?? {}) };
@@ -166,5 +172,20 @@ export async function dbFailoverRunbook(input: RunbookStartInput<DbFailoverParam
       await setPool(ctx, before.pool, 'db-failover: restore pool defaults');
       return { summary: before.pool ? `pool back to ${before.pool.max}/${before.pool.maxIdle} (as before the run)` : 'every process back to the configured pool (max_open_conns 25, max_idle_conns 5 by default)' };
     });
+
+    // the projection rows the run could not write while Postgres refused writes; best effort
+    const s = rb.state;
+    await projection
+      .dbFailoverRecordRun({
+        workflowId: s.workflowId,
+        runbook: s.runbook,
+        incidentId: s.incidentId,
+        severity: s.severity,
+        startedBy: s.startedBy ?? null,
+        steps: s.steps.filter((x) => x.runs > 0 || x.status === 'skipped').map((x) => ({ step: x.name, status: x.status, summary: x.summary ?? x.error ?? null })),
+      })
+      .catch((err: unknown) => {
+        if (isCancellation(err)) throw err;
+      });
   });
 }
