@@ -148,8 +148,14 @@ const runbooks: FastifyPluginAsyncTypebox = async (app) => {
       if (b.incident_id) {
         const ref = await findIncident(app.warden.db, b.incident_id);
         if (!ref) throw new ApiError(404, 'incident_not_found', `no incident ${b.incident_id}`);
-        const state = await app.warden.temporal.client.workflow.getHandle(ref.workflowId, ref.runId).query(incidentStateQuery).catch(() => undefined);
-        if (!state || state.status === 'resolved') throw new ApiError(409, 'incident_closed', `${b.incident_id} is not open`);
+        let state;
+        try {
+          state = await app.warden.temporal.client.workflow.getHandle(ref.workflowId, ref.runId).query(incidentStateQuery);
+        } catch (err) {
+          if (classifyUpdateError(err)?.kind === 'not_found') throw new ApiError(404, 'incident_not_found', `no incident ${b.incident_id}`);
+          throw err;
+        }
+        if (state.status === 'resolved') throw new ApiError(409, 'incident_closed', `${b.incident_id} is resolved`);
         if (state.runbook?.workflowType === workflowType && state.runbook.status === 'running') {
           throw new ApiError(409, 'runbook_already_running', `${b.incident_id} already runs ${name} as ${state.runbook.workflowId}`);
         }

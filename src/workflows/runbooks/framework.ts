@@ -106,6 +106,9 @@ export async function runRunbook<P>(
     },
   );
 
+  // the status changes only once everything (compensations included) is done, so a reader
+  // who sees `cancelled` sees what was undone
+  let final: RunbookResult['status'] = 'completed';
   try {
     await main.run(async () => {
       const policy = await bookkeeping.startRunbookRun({
@@ -121,14 +124,14 @@ export async function runRunbook<P>(
       await rb.progress('step', `Runbook ${name} started at ${input.severity}${gated.length ? `; waiting for approval before: ${gated.join(', ')}` : '; no step needs approval'}`);
       await body(rb);
     });
-    rb.state.status = 'completed';
+    final = 'completed';
   } catch (err) {
     if (isCancellation(err)) {
       rb.state.cancel ??= { by: 'temporal', reason: 'cancellation requested (the incident closed, or the workflow was cancelled)', compensate: true, at: new Date().toISOString() };
-      rb.state.status = 'cancelled';
+      final = 'cancelled';
       await CancellationScope.nonCancellable(() => compensate(rb, () => rb.state.cancel!.compensate));
     } else {
-      rb.state.status = 'failed';
+      final = 'failed';
       await CancellationScope.nonCancellable(async () => {
         await rb.progress('step', `Runbook ${name} stopped: ${errorText(err)}`);
         await compensate(rb, (step) => Boolean(rb.defs.get(step)?.undoOnFailure));
@@ -140,18 +143,19 @@ export async function runRunbook<P>(
     for (const s of rb.state.steps) {
       if (s.status === 'pending' || s.status === 'awaiting_approval') {
         s.status = 'skipped';
-        s.summary = `not run: the runbook ${rb.state.status === 'completed' ? 'did not need it' : rb.state.status}`;
+        s.summary = `not run: the runbook ${final === 'completed' ? 'did not need it' : final}`;
       }
     }
     rb.state.endedAt = new Date().toISOString();
+    rb.state.status = final;
     const leftInPlace = rb.state.steps
       .filter((s) => s.status === 'succeeded' && s.compensation && !s.compensation.compensable)
       .map((s) => ({ step: s.name, why: s.compensation && !s.compensation.compensable ? s.compensation.why : '' }));
-    const summary = `Runbook ${name} ${rb.state.status}: ${rb.state.steps.map((s) => `${s.name} ${s.status}`).join(', ')}`;
+    const summary = `Runbook ${name} ${final}: ${rb.state.steps.map((s) => `${s.name} ${s.status}`).join(', ')}`;
     await rb.progress('step', summary);
-    await bookkeeping.finishRunbookRun({ workflowId, status: rb.state.status as 'completed' | 'failed' | 'cancelled', summary }).catch(() => undefined);
+    await bookkeeping.finishRunbookRun({ workflowId, status: final, summary }).catch(() => undefined);
     return {
-      status: rb.state.status as RunbookResult['status'],
+      status: final,
       steps: rb.state.steps.map((s) => ({ name: s.name, status: s.status, summary: s.summary })),
       leftInPlace,
     };

@@ -131,6 +131,7 @@ export class RunbookSteps {
 
   validateApproval(step: string): void {
     if (this.state.status !== 'running') throw fail('RunbookFinished', `runbook is ${this.state.status}`);
+    if (this.state.cancel) throw fail('RunbookFinished', `runbook was cancelled by ${this.state.cancel.by}`);
     const s = this.state.steps.find((x) => x.name === step);
     if (!s) throw fail('UnknownStep', `no step ${step}; steps: ${this.state.steps.map((x) => x.name).join(', ')}`);
     if (!s.approval.required || s.approval.how || !['pending', 'awaiting_approval'].includes(s.status)) {
