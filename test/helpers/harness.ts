@@ -39,6 +39,11 @@ export interface HarnessOptions {
    * one on the run's server: it is migrated and seeded here, and left in place at close
    */
   databaseUrl?: string;
+  /**
+   * use this Temporal server (e.g. a dev server the test starts, stops and restarts itself)
+   * instead of the run's shared one; ignored with `timeSkipping`
+   */
+  temporalAddress?: string;
 }
 
 export interface Harness {
@@ -127,7 +132,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
 
     const env: Record<string, string> = {
       DATABASE_URL: database.url,
-      TEMPORAL_ADDRESS: testEnv?.address ?? inject('temporalAddress'),
+      TEMPORAL_ADDRESS: testEnv?.address ?? options.temporalAddress ?? inject('temporalAddress'),
       TEMPORAL_CLI: inject('temporalCli'),
       WARDEN_TASK_QUEUE: randomName('test-'),
       WARDEN_SANDBOX_URL: sandbox.url,
