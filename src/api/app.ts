@@ -3,7 +3,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Runtime } from '../runtime';
 import adminRoutes from './admin';
 import codecRoutes from './codec';
-import { installErrorHandling } from './errors';
+import { answerFrameworkError, installErrorHandling } from './errors';
 import httpMetrics from './plugins/httpMetrics';
 import runtimePlugin from './plugins/runtime';
 import httpTracing from './plugins/tracing';
@@ -27,6 +27,7 @@ function baseOptions(runtime: Runtime, name: string): FastifyServerOptions & { l
     logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     requestIdHeader: false,
+    frameworkErrors: answerFrameworkError,
   };
 }
 

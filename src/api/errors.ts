@@ -57,6 +57,21 @@ function isUnavailable(err: unknown): boolean {
   });
 }
 
+/**
+ * The router's own refusals (a path with a broken percent-escape, a path parameter over
+ * maxParamLength) happen before any route or error handler: Fastify's default body for them is
+ * `{"error": "Bad Request", "code": "FST_..."}`. This answers them like every other error. The
+ * path is not echoed: it may carry a secret path token (the SES callback's).
+ */
+export function answerFrameworkError(err: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  const tooLong = err.code === 'FST_ERR_MAX_PARAM_LENGTH';
+  if (tooLong || err.code === 'FST_ERR_BAD_URL') {
+    void send(reply, tooLong ? 414 : 400, tooLong ? 'uri_too_long' : 'invalid_url', tooLong ? 'a path segment is too long' : 'the path is not a valid URL component');
+    return;
+  }
+  void send(reply, 500, 'internal', 'internal error');
+}
+
 export function installErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) =>
     send(reply, 404, 'not_found', `no route for ${request.method} ${request.routeOptions.url ?? 'this path'}`),
