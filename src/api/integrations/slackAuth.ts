@@ -52,6 +52,9 @@ export function slackVerifier(app: FastifyInstance) {
       const text = { missing_headers: 'missing or malformed Slack signature headers', stale_timestamp: 'request timestamp outside the 5-minute window', bad_signature: 'signature does not match' };
       throw refuse(401, verdict.reason === 'bad_signature' ? 'invalid_signature' : verdict.reason === 'stale_timestamp' ? 'stale_request' : 'invalid_signature', text[verdict.reason]);
     }
+    // Slack always posts a form; any other body was not what the signature covered (the raw
+    // form is all it is checked against), and the handlers read only a parsed form
+    if (request.slackRawBody === undefined) throw refuse(415, 'unsupported_media_type', 'Slack requests are application/x-www-form-urlencoded');
     if (!(await remember(signature as string))) throw refuse(401, 'replayed_request', 'this request was already received');
     metrics.slackRequests.inc({ endpoint, outcome: 'accepted' });
   };
