@@ -83,7 +83,8 @@ const sesCallbacks: FastifyPluginAsync = async (app) => {
     } catch {
       throw new ApiError(400, 'invalid_request', 'the notification does not carry an SES event');
     }
-    const r = report(event);
+    // the Message is JSON of any shape: only an object can be an SES event
+    const r = typeof event === 'object' && event !== null ? report(event) : undefined;
     if (!r) {
       app.warden.metrics.deliveryCallbacks.inc({ provider: 'ses', outcome: 'ignored' });
       return reply.code(204).send();
