@@ -87,6 +87,17 @@ export function createAuthChecklistActivities(runtime: Pick<Runtime, 'db' | 'con
       return { items: flowItems(await Promise.all(SYNTHETIC_USERS.map((u) => round(c, u, 'magic_link'))), 'magic_link_generation', 'magic link') };
     },
 
+    /**
+     * The provider-outage runbook's "Validate Service Recovery": one OTP and one magic-link flow
+     * for one user, end to end. The result carries ids and verdicts, never the code or link.
+     */
+    async syntheticAuthFlows(input: { seed: string; user: string }) {
+      if (!smsSandbox || !emailSandbox) return { sandbox: false as const, rounds: [] };
+      const c = new SyntheticClient(config.publicBaseUrl, input.seed, p.timeoutMs);
+      const rounds = [await round(c, input.user, 'sms_otp'), await round(c, input.user, 'magic_link')];
+      return { sandbox: true as const, rounds: rounds.map(({ secret: _secret, ...r }, i) => ({ method: i === 0 ? 'sms_otp' : 'magic_link', ...r })) };
+    },
+
     /** A wrong code, a wrong link token, an unknown challenge and an expired challenge are refused. */
     async checkInvalidTokens(input: CheckInput): Promise<CheckOutcome> {
       const c = client(input);

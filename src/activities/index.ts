@@ -5,6 +5,7 @@ import { createDbOpsActivities } from './dbOps';
 import { createDeliveryActivities } from './delivery';
 import { createIncidentActivities } from './incidents';
 import { createRunbookActivities } from './runbook';
+import { createRunbookOutageActivities } from './runbookOutage';
 
 /**
  * Every activity the worker registers, built from the process's runtime. Workflows import
@@ -18,6 +19,7 @@ export function createActivities(runtime: Runtime) {
     ...createDeliveryActivities(runtime),
     ...createIncidentActivities(runtime),
     ...createRunbookActivities(runtime),
+    ...createRunbookOutageActivities(runtime),
   };
 }
 

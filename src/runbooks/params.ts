@@ -1,5 +1,6 @@
 import { Type, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { channelOfProvider, PROVIDERS } from '../shared/delivery';
 import type { RunbookName } from '../shared/runbooks';
 
 /**
@@ -17,6 +18,18 @@ const SCHEMAS: Partial<Record<RunbookName, TSchema>> = {
     since: Type.Optional(Iso),
     until: Type.Optional(Iso),
     leakScanMaxComparisons: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+  }),
+  'provider-outage': strict({
+    provider: Type.Optional(Type.Union(PROVIDERS.map((p) => Type.Literal(p)))),
+    channel: Type.Optional(Type.Union([Type.Literal('sms'), Type.Literal('email')])),
+    pollSeconds: Type.Optional(Type.Number({ minimum: 1, maximum: 3600 })),
+    healthyChecks: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+    maxWatchHours: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 168 })),
+    since: Type.Optional(Iso),
+    until: Type.Optional(Iso),
+    confirmFailures: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+    resendLimit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+    validationUser: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
   }),
   'abuse-mitigation': strict({
     blockThreshold: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
@@ -52,6 +65,10 @@ export function checkRunbookParams(name: RunbookName, params: Record<string, unk
   for (const key of ['since', 'until'] as const) {
     const v = params[key];
     if (typeof v === 'string' && Number.isNaN(new Date(v).getTime())) return { ok: false, message: `params/${key} is not a valid time` };
+  }
+  const provider = params.provider as (typeof PROVIDERS)[number] | undefined;
+  if (name === 'provider-outage' && provider && params.channel && channelOfProvider(provider) !== params.channel) {
+    return { ok: false, message: `params/provider ${provider} does not serve the ${String(params.channel)} channel` };
   }
   if (typeof params.since === 'string' && typeof params.until === 'string' && new Date(params.since) >= new Date(params.until)) {
     return { ok: false, message: 'params/since must be before params/until' };

@@ -6,3 +6,4 @@ export { databaseControlWorkflow } from './runbooks/dbFailoverControl';
 export { compromisedTokenRunbook } from './runbooks/compromisedToken';
 export { abuseMitigationRunbook } from './runbooks/abuseMitigation';
 export { dbFailoverRunbook } from './runbooks/dbFailover';
+export { providerOutageRunbook } from './runbooks/providerOutage';

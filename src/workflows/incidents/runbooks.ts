@@ -7,6 +7,7 @@ import type { IncidentType } from '../../shared/incidents';
  */
 export const RUNBOOK_WORKFLOWS: Partial<Record<IncidentType, string>> = {
   compromised_token: 'compromisedTokenRunbook',
+  provider_outage: 'providerOutageRunbook',
   abuse: 'abuseMitigationRunbook',
   db_connectivity: 'dbFailoverRunbook',
 };

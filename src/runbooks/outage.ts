@@ -1,0 +1,90 @@
+import type { Channel, ProviderName, StatusIndicator } from '../providers/types';
+import { channelOfProvider, PROVIDERS } from '../shared/delivery';
+
+/**
+ * The provider-outage runbook's parameters and decisions, kept pure so they are tested without
+ * a workflow: the seed's numbers where it has them (poll every 30 s), which provider the run is
+ * about, and when a provider counts as down or as healthy again.
+ */
+export interface OutageParams {
+  /** the failing provider; default the incident's affected provider, else the scope's worst */
+  provider?: ProviderName;
+  /** narrows the scope when no provider is named */
+  channel?: Channel;
+  /** the seed's `sleep 30` between status checks */
+  pollSeconds: number;
+  /** consecutive "none" answers of the status page before the primary is restored */
+  healthyChecks: number;
+  /** give up watching (the backup stays in use, the timeline says so) after this long */
+  maxWatchHours: number;
+  /** the outage window (ISO); default the hour before the run up to the resend */
+  since?: string;
+  until?: string;
+  /** failures of the provider in the window that confirm an outage its status page does not show */
+  confirmFailures: number;
+  /** how many failures of the window are resent at most */
+  resendLimit: number;
+  /** the seed's synthetic user for "Validate Service Recovery" */
+  validationUser: string;
+}
+
+export const DEFAULT_OUTAGE_PARAMS: OutageParams = {
+  pollSeconds: 30,
+  healthyChecks: 3,
+  maxWatchHours: 24,
+  confirmFailures: 5,
+  resendLimit: 1000,
+  validationUser: 'test-user',
+};
+
+/** The default window reaches back an hour: a magic link lives 15 minutes, an OTP 5. */
+export const DEFAULT_WINDOW_MS = 3_600_000;
+
+export function outageParams(p: Partial<OutageParams> | undefined): OutageParams {
+  const merged = { ...DEFAULT_OUTAGE_PARAMS };
+  for (const [k, v] of Object.entries(p ?? {})) if (v !== undefined) (merged as Record<string, unknown>)[k] = v;
+  return merged;
+}
+
+export const isProvider = (p: unknown): p is ProviderName => typeof p === 'string' && (PROVIDERS as readonly string[]).includes(p);
+
+/** Named provider first (params, then the incident's affected providers), else the worst of the scope. */
+export function pickProvider(
+  params: Pick<OutageParams, 'provider' | 'channel'>,
+  affected: readonly string[],
+  failuresByProvider: ReadonlyArray<{ provider: string; failedCalls: number }>,
+): ProviderName | undefined {
+  if (params.provider) return params.provider;
+  const fits = (p: string): p is ProviderName => isProvider(p) && (!params.channel || channelOfProvider(p) === params.channel);
+  const named = affected.find(fits);
+  if (named) return named;
+  return [...failuresByProvider].filter((f) => fits(f.provider) && f.failedCalls > 0).sort((a, b) => b.failedCalls - a.failedCalls)[0]?.provider as ProviderName | undefined;
+}
+
+export interface ProviderHealth {
+  provider: ProviderName;
+  /** the status page's indicator, or `unknown` when it could not be read */
+  indicator: StatusIndicator | 'unknown';
+  circuit: string;
+  /** failed provider calls in the window */
+  failedCalls: number;
+}
+
+/**
+ * Down: the status page reports a major or critical outage, or Warden's own breaker is open
+ * and the page does not say all is well (an open breaker only probes again on traffic, so it
+ * can outlive a short outage the page has already closed).
+ */
+export function isDown(h: ProviderHealth): boolean {
+  return h.indicator === 'major' || h.indicator === 'critical' || (h.circuit === 'open' && h.indicator !== 'none');
+}
+
+/** The outage is confirmed by the status page, the breaker, or enough failures in the window. */
+export function outageConfirmed(h: ProviderHealth, confirmFailures: number): boolean {
+  return isDown(h) || h.failedCalls >= confirmFailures;
+}
+
+/** One status check of the watch: the streak of healthy ("none") answers. */
+export function nextStreak(streak: number, indicator: StatusIndicator | 'unknown'): number {
+  return indicator === 'none' ? streak + 1 : 0;
+}

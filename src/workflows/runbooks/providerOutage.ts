@@ -1,0 +1,94 @@
+import { proxyActivities } from '@temporalio/workflow';
+import type { Activities } from '../../activities';
+import { DEFAULT_WINDOW_MS, isDown, outageConfirmed, outageParams, pickProvider, type OutageParams, type ProviderHealth } from '../../runbooks/outage';
+import { channelOfProvider } from '../../shared/delivery';
+import type { RunbookResult, RunbookStartInput } from '../../shared/runbooks';
+import { runRunbook, type StepDef } from './framework';
+import { OutageRun, quick, type Scope } from './providerOutageSteps';
+
+/**
+ * Seed section 2, SMS/email provider outage: scope the failures per provider, read the
+ * provider's status page, route the channel to its backup (or, with both providers down,
+ * turn the channel off: SMS OTP answers 503 channel_disabled while magic links keep working,
+ * and the other way round), poll the status page on a durable timer (every 30 s) until it says
+ * "none" for N checks in a row, put back what this run changed, resend the failures of the
+ * outage window whose challenges are still open (each once, through the challenge workflows),
+ * and validate with a synthetic OTP and magic-link flow for test-user.
+ */
+export type ProviderOutageParams = Partial<OutageParams>;
+
+const STEPS: StepDef[] = [
+  { name: 'scope', title: 'Verify outage scope' },
+  { name: 'status_page', title: 'Provider status page', optional: true, timeline: 'root_cause' },
+  { name: 'switch_to_backup', title: 'Switch to backup provider', destructive: true, containment: true, compensable: 'the channel is routed back to its primary (only if this run switched it and nobody changed it since)' },
+  { name: 'disable_channel', title: 'Graceful degradation (channel off)', destructive: true, containment: true, compensable: 'the channel this run turned off is turned back on' },
+  { name: 'watch', title: 'Poll the provider status until healthy' },
+  { name: 'restore_primary', title: 'Re-enable primary provider' },
+  { name: 'resend_failed', title: 'Resend failed notifications', destructive: true, notCompensable: 'a sent message cannot be unsent: the resends stay sent' },
+  { name: 'validate', title: 'Validate service recovery' },
+];
+
+const listing = proxyActivities<Activities>(quick);
+
+export async function providerOutageRunbook(input: RunbookStartInput<ProviderOutageParams>): Promise<RunbookResult> {
+  const p = outageParams(input.params);
+  const incidentId = input.incidentId || undefined;
+  const since = p.since ?? new Date(Date.now() - DEFAULT_WINDOW_MS).toISOString();
+
+  return runRunbook('provider-outage', input, STEPS, async (rb) => {
+    rb.state.detail = { params: { ...p, since } };
+    const scope = (await rb.step('scope', async (ctx) => {
+      const channel = p.channel ?? (p.provider ? channelOfProvider(p.provider) : undefined);
+      const s = await ctx.activities(quick).outageScope({ since, until: p.until ?? new Date().toISOString(), channel });
+      const provider = pickProvider(p, input.affected.providers, s.attempts);
+      const calls = s.attempts.map((a) => `${a.provider} ${a.failedCalls} failed call(s), ${a.failedSends}/${a.sends} send(s) failed`).join('; ') || 'no sends';
+      const failures = s.failures.map((f) => `${f.provider} ${f.failures} (${f.unresolved} unresolved, ${f.users} user(s))`).join('; ') || 'none';
+      const routes = s.routes.map((r) => `${r.channel} ${r.primary}->${r.backup ?? '-'} ${r.mode}${r.enabled ? '' : ' OFF'}`).join(', ');
+      return {
+        summary: `since ${since}: ${calls}; delivery_failures: ${failures}; routes: ${routes}; ${s.rateLimited.refusals} rate-limit refusal(s) of ${s.rateLimited.users} user(s) with failed deliveries (likely retries); provider: ${provider ?? 'none found'}`,
+        result: { ...s, provider: provider ?? null },
+        value: { ...s, provider } as Scope,
+      };
+    }))!;
+
+    const provider = scope.provider;
+    if (!provider) {
+      await rb.progress('step', 'no provider named (params, incident) and no failed provider call in the window: nothing to switch');
+      return;
+    }
+    const run = new OutageRun(rb, p, provider, scope, incidentId);
+    const statuses = await rb.step('status_page', async (ctx) => {
+      const s = await ctx.activities(quick).outageStatus({ providers: run.other ? [provider, run.other] : [provider] });
+      return { summary: s.map((x) => `${x.provider} status page: ${x.indicator}${x.description ? ` (${x.description})` : ''}`).join('; '), result: s, value: s };
+    });
+    const health = (name: string | null): ProviderHealth | undefined => {
+      if (!name) return undefined;
+      const circuit = scope.routes.flatMap((r) => r.circuits).find((c) => c.provider === name)?.state ?? 'closed';
+      const failedCalls = scope.attempts.filter((a) => a.provider === name).reduce((n, a) => n + a.failedCalls, 0);
+      return { provider: name as ProviderHealth['provider'], indicator: statuses?.find((x) => x.provider === name)?.indicator ?? 'unknown', circuit, failedCalls };
+    };
+    const mine = health(provider)!;
+    const theirs = health(run.other);
+    const confirmed = outageConfirmed(mine, p.confirmFailures);
+    const otherDown = !theirs || isDown(theirs);
+
+    if (!confirmed) {
+      await rb.progress('step', `no outage confirmed for ${provider}: status ${mine.indicator}, circuit ${mine.circuit}, ${mine.failedCalls} failed call(s) (< ${p.confirmFailures}); routing left as it is`);
+    } else if (otherDown) {
+      await run.degrade(theirs ? `${provider} and ${theirs.provider} are both down (${theirs.provider}: status ${theirs.indicator}, circuit ${theirs.circuit})` : `${provider} is down and the ${run.channel} route has no other provider`);
+    } else if (run.isPrimary) {
+      await run.switchToBackup(`${provider} down: status ${mine.indicator}, circuit ${mine.circuit}, ${mine.failedCalls} failed call(s)`);
+    } else {
+      await rb.progress('step', `${provider} is the ${run.channel} backup; the primary ${run.other} carries the traffic: no switch`);
+    }
+
+    const healthy = await run.watch(confirmed && !otherDown);
+    if (!healthy) return;
+    await run.restore();
+
+    const resendable = await listing.resendableFailures({ since, until: p.until ?? new Date().toISOString(), channel: run.channel, limit: p.resendLimit });
+    if (resendable.length === 0) await rb.skip('resend_failed', `no ${run.channel} failure since ${since} can still be resent (challenge open and unexpired, not resent before)`);
+    else await run.resend(since, resendable.map((f) => f.id));
+    await run.validate();
+  });
+}

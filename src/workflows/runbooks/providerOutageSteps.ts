@@ -1,0 +1,157 @@
+import { ApplicationFailure, sleep, type ActivityOptions } from '@temporalio/workflow';
+import type { Activities } from '../../activities';
+import { isDown, nextStreak, type OutageParams } from '../../runbooks/outage';
+import type { Channel, ProviderName } from '../../providers/types';
+import { channelOfProvider } from '../../shared/delivery';
+import type { Runbook, StepContext } from './framework';
+import { chunks } from './util';
+
+/**
+ * The provider-outage runbook's steps after the scope (providerOutage.ts is the script). The
+ * run remembers what it changed (switched, disabled): restore and cancellation put back only
+ * that, through restoreOutageChange, which also leaves alone what someone changed since.
+ */
+export const quick: ActivityOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '20 seconds', maximumAttempts: 10 },
+};
+// one status check: the activity answers `unknown` for an unreadable page, so retries are for lost workers only
+const check: ActivityOptions = { startToCloseTimeout: '30 seconds', retry: { initialInterval: '1 second', maximumAttempts: 3 } };
+// each synthetic flow waits up to 15 s for its message; a retry spends two more initiations of test-user
+const synthetic: ActivityOptions = { startToCloseTimeout: '2 minutes', retry: { initialInterval: '5 seconds', maximumAttempts: 2 } };
+
+export type Scope = Awaited<ReturnType<Activities['outageScope']>> & { provider?: ProviderName };
+type Change = 'backup' | 'disable';
+
+const METHOD: Record<Channel, string> = { sms: 'SMS OTP', email: 'magic link' };
+const OTHER: Record<Channel, Channel> = { sms: 'email', email: 'sms' };
+
+export class OutageRun {
+  readonly channel: Channel;
+  /** the channel's other provider: the backup when the run is about the primary, and the other way round */
+  readonly other: ProviderName | null;
+  readonly isPrimary: boolean;
+  switched = false;
+  disabled = false;
+  private degradeTried = false;
+
+  constructor(
+    private readonly rb: Runbook,
+    private readonly p: OutageParams,
+    readonly provider: ProviderName,
+    scope: Scope,
+    private readonly incidentId: string | undefined,
+  ) {
+    this.channel = channelOfProvider(provider);
+    const route = scope.routes.find((r) => r.channel === this.channel);
+    this.isPrimary = route?.primary === provider;
+    this.other = ((this.isPrimary ? route?.backup : route?.primary) ?? null) as ProviderName | null;
+  }
+
+  private reason(what: string): string {
+    return `provider outage of ${this.provider}${this.incidentId ? ` (${this.incidentId})` : ''}: ${what}`;
+  }
+
+  private async undo(ctx: StepContext, change: Change, suffix: string): Promise<string> {
+    const r = await ctx.activities(quick, suffix).restoreOutageChange({ workflowId: ctx.workflowId, channel: this.channel, change, reason: this.reason('restore'), incidentId: this.incidentId });
+    const what = change === 'backup' ? `${this.channel} routed back to its primary` : `${METHOD[this.channel]} back on`;
+    return r.restored ? what : `${what.split(' ')[0]} left as it is: ${r.reason}`;
+  }
+
+  async switchToBackup(why: string): Promise<void> {
+    const r = await this.rb.step(
+      'switch_to_backup',
+      async (ctx) => {
+        const r = await ctx.activities(quick).applyOutageChange({ workflowId: ctx.workflowId, channel: this.channel, change: 'backup', reason: this.reason(why), incidentId: this.incidentId });
+        return { summary: r.changed ? `${this.channel} now sent through ${this.other} (${why})` : `${this.channel} was already on its backup before this run`, result: r, value: r };
+      },
+      { compensate: (ctx) => this.undo(ctx, 'backup', 'undo') },
+    );
+    this.switched = Boolean(r?.changed);
+  }
+
+  async degrade(why: string): Promise<void> {
+    if (this.degradeTried) return;
+    this.degradeTried = true;
+    const r = await this.rb.step(
+      'disable_channel',
+      async (ctx) => {
+        const r = await ctx.activities(quick).applyOutageChange({ workflowId: ctx.workflowId, channel: this.channel, change: 'disable', reason: this.reason(why), incidentId: this.incidentId });
+        const effect = `${METHOD[this.channel]} off (initiate answers 503 channel_disabled), ${METHOD[OTHER[this.channel]]} stays on`;
+        return { summary: r.changed ? `${effect}: ${why}` : `${METHOD[this.channel]} was already off before this run`, result: r, value: r };
+      },
+      { compensate: (ctx) => this.undo(ctx, 'disable', 'undo') },
+    );
+    this.disabled = Boolean(r?.changed);
+  }
+
+  /**
+   * The seed's `while true; curl .../status.json; sleep 30`: one check per pollSeconds on a
+   * durable timer until the page says "none" healthyChecks times in a row. While the channel
+   * still runs, a backup that goes down meanwhile turns the channel off. False: gave up.
+   */
+  async watch(degradeIfOtherDown: boolean): Promise<boolean> {
+    const { p, provider, other, rb } = this;
+    const outcome = await rb.step('watch', async (ctx) => {
+      const started = Date.now();
+      let streak = 0;
+      for (let checks = 1; ; checks++) {
+        const watchOther = degradeIfOtherDown && other !== null && !this.degradeTried;
+        const s = await ctx.activities(check, `check-${checks}`).outageStatus({ providers: watchOther ? [provider, other] : [provider] });
+        const mine = s[0]!;
+        streak = nextStreak(streak, mine.indicator);
+        const last = Date.now();
+        rb.state.detail = {
+          ...rb.state.detail,
+          watch: { provider, indicator: mine.indicator, streak, checks, healthyChecks: p.healthyChecks, pollSeconds: p.pollSeconds, lastCheckAt: new Date(last).toISOString(), nextCheckAt: new Date(last + p.pollSeconds * 1000).toISOString() },
+        };
+        if (streak >= p.healthyChecks) {
+          return { summary: `${provider} status page "none" for ${streak} consecutive checks (${checks} checks, every ${p.pollSeconds} s)`, result: rb.state.detail.watch, value: true };
+        }
+        const theirs = s[1];
+        if (watchOther && theirs && isDown({ provider: other, indicator: theirs.indicator, circuit: 'closed', failedCalls: 0 })) {
+          await this.degrade(`${other} went down too during the watch (status ${theirs.indicator})`);
+        }
+        if (last - started >= p.maxWatchHours * 3_600_000) {
+          return { summary: `${provider} not healthy after ${p.maxWatchHours} h (last status ${mine.indicator}): the ${this.channel} route stays as this run left it; restore it by cancelling this run or through /admin/api/v1/delivery`, result: rb.state.detail.watch, value: false };
+        }
+        await sleep(p.pollSeconds * 1000);
+      }
+    });
+    return outcome === true;
+  }
+
+  /** Routes back to the primary first, then turns the channel back on: new codes go to the healthy provider. */
+  async restore(): Promise<void> {
+    await this.rb.step('restore_primary', async (ctx) => {
+      const parts: string[] = [];
+      if (this.switched) parts.push(await this.undo(ctx, 'backup', 'route'));
+      if (this.disabled) parts.push(await this.undo(ctx, 'disable', 'channel'));
+      return { summary: parts.length ? parts.join('; ') : `nothing to restore: this run changed no ${this.channel} setting` };
+    });
+  }
+
+  /** Each failure through resendFailedDelivery (the admin API's path): at most once ever, only while its challenge is open. */
+  async resend(since: string, failureIds: string[]): Promise<void> {
+    await this.rb.step('resend_failed', async (ctx) => {
+      const outcomes: Record<string, number> = {};
+      for (const batch of chunks(failureIds, 10)) {
+        const results = await Promise.all(batch.map((id) => ctx.activities(quick, `failure-${id}`).resendFailedDelivery({ failureId: id, incidentId: this.incidentId })));
+        for (const r of results) outcomes[r.outcome] = (outcomes[r.outcome] ?? 0) + 1;
+      }
+      const detail = Object.entries(outcomes).map(([k, n]) => `${k} ${n}`).join(', ');
+      return { summary: `${outcomes.queued ?? 0} of ${failureIds.length} ${this.channel} failure(s) since ${since} resent (${detail})`, result: { failures: failureIds.length, outcomes } };
+    });
+  }
+
+  /** The seed's "Validate Service Recovery": an OTP and a magic-link flow for test-user through the public API. */
+  async validate(): Promise<void> {
+    await this.rb.step('validate', async (ctx) => {
+      const r = await ctx.activities(synthetic).syntheticAuthFlows({ seed: ctx.key, user: this.p.validationUser });
+      if (!r.sandbox) throw ApplicationFailure.create({ type: 'RecoveryNotValidated', nonRetryable: true, message: 'live providers: the synthetic flows read codes from the sandbox outbox only; validate by hand' });
+      const failed = r.rounds.filter((x) => !x.verified);
+      if (failed.length) throw ApplicationFailure.create({ type: 'RecoveryNotValidated', nonRetryable: true, message: failed.map((x) => x.problem).join('; ') });
+      return { summary: `${this.p.validationUser}: ${r.rounds.map((x) => `${METHOD[x.method === 'sms_otp' ? 'sms' : 'email']} delivered and verified`).join(', ')}`, result: r.rounds };
+    });
+  }
+}
