@@ -9,6 +9,8 @@ import type { Runtime } from '../../src/runtime';
 import {
   createMetrics,
   createRegistry,
+  registerCircuitMetrics,
+  registerDatabaseTopologyMetrics,
   registerIncidentMetrics,
   registerPoolMetrics,
   registerTaskQueueMetrics,
@@ -27,6 +29,8 @@ export async function catalogSeriesNames(): Promise<Set<string>> {
   registerPoolMetrics(registry, () => ({ total: 0, idle: 0, waiting: 0, max: 1 }));
   registerTaskQueueMetrics(registry, async () => []);
   registerIncidentMetrics(registry, async () => []);
+  registerCircuitMetrics(registry, async () => []);
+  registerDatabaseTopologyMetrics(registry, () => ({ current: 'catalog', role: 'primary', readOnly: { forced: false, standby: false } }));
   const app = Fastify();
   await app.register(runtimePlugin, { runtime: { registry } as unknown as Runtime });
   await app.register(httpMetrics, { server: 'catalog' });
