@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { CHANNEL_PROVIDERS, CHANNELS } from '../shared/delivery';
 
 /**
  * One registry per process (tests make one per harness). Every metric Warden defines is
@@ -22,7 +23,7 @@ const LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2
  */
 export function createMetrics(registry: Registry) {
   const registers = [registry];
-  return {
+  const metrics = {
     tokensGenerated: new Counter({
       name: 'warden_auth_tokens_generated_total',
       help: 'Challenges issued (identity.auth.token_generated)',
@@ -161,6 +162,15 @@ export function createMetrics(registry: Registry) {
       registers,
     }),
   };
+  // Delivery series exist at zero from the start, so the first failures of an outage are an
+  // increase that rate() sees, not a series that appears already at its final value.
+  for (const channel of CHANNELS) {
+    for (const provider of CHANNEL_PROVIDERS[channel]) {
+      metrics.deliveryAttempts.inc({ channel, provider }, 0);
+      for (const error_class of ['transient', 'permanent']) metrics.deliveryFailures.inc({ channel, provider, error_class }, 0);
+    }
+  }
+  return metrics;
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -47,6 +47,12 @@ describe('alerts end to end: Prometheus -> Alertmanager -> Warden incident', () 
     [...metrics.matchAll(new RegExp(`^${name}\\{integration="webhook"[^}]*\\} (\\d+)`, 'gm'))].reduce((sum, m) => sum + Number(m[1]), 0);
 
   it('opens a provider-outage incident when Twilio fails every send (sandbox fault)', async () => {
+    // the failure counters exist at zero from the start: once Prometheus holds a zero sample,
+    // the outage's failures are an increase that rate() sees (after the breaker opens, Twilio
+    // gets no more traffic, so there is no second chance to see one)
+    await waitFor('Prometheus to scrape the zero failure counter', async () =>
+      (await stack.query('warden_delivery_failures_total{provider="twilio",error_class="transient"} == 0')).length > 0 ? true : undefined,
+    30_000);
     const fault = await fetch(`${h.sandbox.url}/sandbox/faults`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -62,9 +68,6 @@ describe('alerts end to end: Prometheus -> Alertmanager -> Warden incident', () 
         }
       };
       await send(0);
-      await waitFor('Prometheus to scrape the failures', async () =>
-        (await stack.query('warden_delivery_failures_total{provider="twilio",error_class="transient"}')).length > 0 ? true : undefined,
-      30_000);
       await send(1);
 
       const firing = await waitFor('DeliveryFailureRateHigh to fire for twilio', async () =>
