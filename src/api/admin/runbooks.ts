@@ -76,7 +76,8 @@ async function runHandle(app: FastifyInstance, id: string): Promise<{ handle: Wo
       throw err;
     },
   );
-  const runbook = RUNBOOK_NAMES.find((n) => RUNBOOK_WORKFLOWS[RUNBOOK_INCIDENT_TYPES[n]] === type);
+  // a runbook not built yet has no workflow type: it must not match a run that does not exist
+  const runbook = type === undefined ? undefined : RUNBOOK_NAMES.find((n) => RUNBOOK_WORKFLOWS[RUNBOOK_INCIDENT_TYPES[n]] === type);
   if (!runbook) throw new ApiError(404, 'runbook_not_found', `no runbook run ${id}`);
   return { handle, runbook };
 }
@@ -89,6 +90,7 @@ async function readRun(app: FastifyInstance, id: string): Promise<RunbookState |
     if (classifyUpdateError(err)?.kind !== 'not_found') throw err;
     // the history is gone (retention): answer from the projection
     const run = await app.warden.db.query('SELECT * FROM runbook_runs WHERE workflow_id = $1', [id]);
+    if (!run.rows[0]) throw new ApiError(404, 'runbook_not_found', `no runbook run ${id}`);
     const steps = await app.warden.db.query('SELECT step, status, summary, updated_at FROM runbook_steps WHERE workflow_id = $1 ORDER BY updated_at', [id]);
     return { ...run.rows[0], steps: steps.rows, from: 'projection' };
   }
