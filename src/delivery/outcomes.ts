@@ -69,7 +69,9 @@ export async function resolveFailure(tx: Queryable, challengeId: string): Promis
 
 async function reportedFailed(tx: Queryable, challengeId: string, sendNumber: number, provider: ProviderName): Promise<boolean> {
   const { rows } = await tx.query<{ report_outcome: string | null }>(
-    'SELECT report_outcome FROM delivery_attempts WHERE challenge_id = $1 AND send_number = $2 AND provider = $3',
+    // FOR UPDATE: a report being applied right now (applyReport locks this row first, then the
+    // challenge) is waited for, so its failure is seen here and not overwritten by "delivered"
+    'SELECT report_outcome FROM delivery_attempts WHERE challenge_id = $1 AND send_number = $2 AND provider = $3 FOR UPDATE',
     [challengeId, sendNumber, provider],
   );
   return rows[0]?.report_outcome === 'failed';
