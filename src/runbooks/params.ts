@@ -1,5 +1,6 @@
 import { Type, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { ENDPOINT_PATTERN, POOL_LIMITS } from '../shared/database';
 import { channelOfProvider, PROVIDERS } from '../shared/delivery';
 import type { RunbookName } from '../shared/runbooks';
 
@@ -51,6 +52,12 @@ const SCHEMAS: Partial<Record<RunbookName, TSchema>> = {
     falsePositives: Type.Optional(Ids(500)),
     neverBlock: Type.Optional(Ids(100)),
   }),
+  'db-failover': strict({
+    replica: Type.Optional(Type.String({ pattern: ENDPOINT_PATTERN.source, maxLength: 300 })),
+    pool: Type.Optional(strict({ max: Type.Integer({ minimum: 1, maximum: POOL_LIMITS.max }), maxIdle: Type.Integer({ minimum: 0, maximum: POOL_LIMITS.max }) })),
+    readOnly: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('always'), Type.Literal('never')])),
+    failover: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('never')])),
+  }),
 };
 
 export type ParamsCheck = { ok: true; value: Record<string, unknown> } | { ok: false; message: string };
@@ -65,6 +72,10 @@ export function checkRunbookParams(name: RunbookName, params: Record<string, unk
   for (const key of ['since', 'until'] as const) {
     const v = params[key];
     if (typeof v === 'string' && Number.isNaN(new Date(v).getTime())) return { ok: false, message: `params/${key} is not a valid time` };
+  }
+  const pool = params.pool as { max?: number; maxIdle?: number } | undefined;
+  if (name === 'db-failover' && pool?.max !== undefined && pool.maxIdle !== undefined && pool.maxIdle > pool.max) {
+    return { ok: false, message: 'params/pool/maxIdle cannot exceed params/pool/max' };
   }
   const provider = params.provider as (typeof PROVIDERS)[number] | undefined;
   if (name === 'provider-outage' && provider && params.channel && channelOfProvider(provider) !== params.channel) {
