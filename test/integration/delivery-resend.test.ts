@@ -34,10 +34,10 @@ describe('resending failed deliveries and the public challenge state', () => {
     await outage();
     const sms = await start('otp', 'test-user');
     const email = await start('magic-link', 'test-user-3');
-    await putSettings(h, { otp_ttl_seconds: 3 });
-    const expiring = await start('otp', 'bob');
-    await putSettings(h, { otp_ttl_seconds: 300 });
-    await waitForStatus(h, expiring, 'expired', 20_000);
+    const ended = await start('otp', 'bob');
+    const revoke = await h.admin.inject({ method: 'POST', url: '/admin/api/v1/users/revoke-challenges', headers: h.adminHeaders, payload: { user_ids: ['bob'] } });
+    expect(revoke.statusCode).toBe(200);
+    await waitForStatus(h, ended, 'revoked');
     await clearFaults(h);
 
     const listed = await h.admin.inject({ method: 'GET', url: `/admin/api/v1/delivery/failures?since=${encodeURIComponent(since)}`, headers: h.adminHeaders });
@@ -55,12 +55,12 @@ describe('resending failed deliveries and the public challenge state', () => {
     expect(resent.statusCode, resent.body).toBe(200);
     expect(resent.json()).toMatchObject({ resent: 2, results: [expect.objectContaining({ outcome: 'queued', send_number: 2 }), expect.objectContaining({ outcome: 'queued', send_number: 2 })] });
 
-    // the resent code and link work; the expired challenge got nothing
+    // the resent code and link work; the revoked challenge got nothing
     const code = await secretFor(h, sms, 2);
     expect((await post(h, '/otp/verify', { challenge_id: sms, otp: code })).statusCode).toBe(200);
     const token = await secretFor(h, email, 2);
     expect((await h.public.inject({ method: 'POST', url: '/browser/api/v1/identity/auth/magic-link/verify', payload: { challenge: email, token } })).statusCode).toBe(200);
-    expect(await messagesFor(h, expiring)).toEqual([]);
+    expect(await messagesFor(h, ended)).toEqual([]);
 
     // again: nothing is resendable any more, and a direct resend answers what was done
     const again = await h.admin.inject({ method: 'POST', url: '/admin/api/v1/delivery/failures/resend', headers: h.adminHeaders, payload: { since } });
@@ -68,7 +68,7 @@ describe('resending failed deliveries and the public challenge state', () => {
     const one = await h.admin.inject({ method: 'POST', url: `/admin/api/v1/delivery/failures/${failures[0]!.id}/resend`, headers: h.adminHeaders });
     expect(one.json()).toMatchObject({ outcome: 'already_resent', send_number: 2 });
     const gone = await h.admin.inject({ method: 'POST', url: `/admin/api/v1/delivery/failures/${failures[2]!.id}/resend`, headers: h.adminHeaders });
-    expect(gone.json()).toMatchObject({ outcome: 'challenge_ended', challenge_status: 'expired' });
+    expect(gone.json()).toMatchObject({ outcome: 'challenge_ended', challenge_status: 'revoked' });
     expect(await messagesFor(h, sms)).toHaveLength(1);
     const audit = await h.sql(`SELECT challenge_id, incident_id FROM audit_events WHERE event_type = 'identity.delivery.resent' ORDER BY id`);
     expect(audit).toEqual([
@@ -77,6 +77,23 @@ describe('resending failed deliveries and the public challenge state', () => {
     ]);
     const missing = await h.admin.inject({ method: 'POST', url: '/admin/api/v1/delivery/failures/999999/resend', headers: h.adminHeaders });
     expect(missing.statusCode).toBe(404);
+  });
+
+  it('does not resend a failure whose challenge has expired: a new code would be useless', async () => {
+    await outage();
+    await putSettings(h, { otp_ttl_seconds: 8 });
+    let challenge: string;
+    try {
+      challenge = await start('otp', 'alice');
+    } finally {
+      await putSettings(h, { otp_ttl_seconds: 300 });
+    }
+    await clearFaults(h);
+    await waitForStatus(h, challenge, 'expired', 30_000);
+    const [failure] = await h.sql<{ id: string }>('SELECT id::text AS id FROM delivery_failures WHERE challenge_id = $1', [challenge]);
+    const res = await h.admin.inject({ method: 'POST', url: `/admin/api/v1/delivery/failures/${failure!.id}/resend`, headers: h.adminHeaders, payload: { incident_id: 'INC-2026-01-15-04' } });
+    expect(res.json()).toEqual({ failure_id: failure!.id, outcome: 'challenge_ended', send_number: null, challenge_status: 'expired' });
+    expect(await messagesFor(h, challenge)).toEqual([]);
   });
 
   it('sends one message when the same failure is resent concurrently and repeatedly', async () => {
