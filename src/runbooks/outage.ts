@@ -15,7 +15,10 @@ export interface OutageParams {
   pollSeconds: number;
   /** consecutive "none" answers of the status page before the primary is restored */
   healthyChecks: number;
-  /** give up watching (the backup stays in use, the timeline says so) after this long */
+  /**
+   * give up watching (the backup stays in use, the timeline says so) after this long: twice the
+   * seed's 4-hour recovery target, which also keeps the history near 10k events at 30 s polls
+   */
   maxWatchHours: number;
   /** the outage window (ISO); default the hour before the run up to the resend */
   since?: string;
@@ -31,7 +34,7 @@ export interface OutageParams {
 export const DEFAULT_OUTAGE_PARAMS: OutageParams = {
   pollSeconds: 30,
   healthyChecks: 3,
-  maxWatchHours: 24,
+  maxWatchHours: 8,
   confirmFailures: 5,
   resendLimit: 1000,
   validationUser: 'test-user',
