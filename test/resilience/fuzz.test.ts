@@ -21,7 +21,7 @@ import { fuzzBody, fuzzParam, fuzzQuery, jsonValue, wellFormed, type FuzzBody } 
  * Property: never a 5xx other than the deliberate ones (503 channel_disabled, read_only,
  * not_configured...), and every 4xx/5xx is a JSON body with a stable snake_case `error` code.
  */
-const RUNS = Number(process.env.WARDEN_FUZZ_RUNS ?? 30);
+const RUNS = Number(process.env.WARDEN_FUZZ_RUNS ?? 100);
 
 /** 5xx answers that are a decision, not a failure: each names the switch or setting behind it. */
 const DELIBERATE_5XX: Record<number, string[]> = {
