@@ -80,13 +80,29 @@ function update(evs: readonly Ev[], name: string) {
 
 export type Stages = Record<string, number>;
 
-/** Initiate: HTTP -> update-with-start -> first workflow task -> issue activity -> update result -> HTTP. */
+/**
+ * Initiate: HTTP -> update-with-start -> first workflow task -> issue -> update result -> HTTP.
+ * The issue runs as a local activity inside the first workflow task (a marker, no activity
+ * events); histories from before that change have an issue activity of their own.
+ */
 export function initiateStages(evs: readonly Ev[], t: { sentAt: number; answeredAt: number }): Stages | undefined {
   const started = evs.find((e) => e.type === STARTED);
   const firstTask = { scheduled: evs.find((e) => e.type === WFT_SCHEDULED), started: evs.find((e) => e.type === WFT_STARTED), completed: evs.find((e) => e.type === WFT_COMPLETED) };
   const issue = activity(evs, 'issueChallenge');
   const issued = update(evs, 'awaitIssue');
-  if (!started || !firstTask.scheduled || !firstTask.started || !firstTask.completed || !issue || !issued) return undefined;
+  if (!started || !firstTask.scheduled || !firstTask.started || !firstTask.completed || !issued) return undefined;
+  if (!issue) {
+    // an issue activity scheduled but not finished: an incomplete history, not a local issue
+    if (evs.some((e) => e.type === ACTIVITY_SCHEDULED && e.activity === 'issueChallenge') || issued.completed.at < firstTask.completed.at) return undefined;
+    return {
+      'API before the workflow starts (HTTP in, blocklist, rate limit, settings, start RPC)': started.at - t.sentAt,
+      'workflow task: queue': firstTask.started.at - firstTask.scheduled.at,
+      'workflow task: run, with the issue as a local activity (HMAC, bcrypt hash, seal, DB insert)': firstTask.completed.at - firstTask.started.at,
+      'update completed after the task': issued.completed.at - firstTask.completed.at,
+      'API after the update (result back, HTTP out)': t.answeredAt - issued.completed.at,
+      total: t.answeredAt - t.sentAt,
+    };
+  }
   return {
     'API before the workflow starts (HTTP in, blocklist, rate limit, settings, start RPC)': started.at - t.sentAt,
     'workflow task: queue': firstTask.started.at - firstTask.scheduled.at,
@@ -99,9 +115,9 @@ export function initiateStages(evs: readonly Ev[], t: { sentAt: number; answered
   };
 }
 
-/** Delivery: the deliver activity and when the provider sandbox accepted the message. */
+/** Delivery: the first send activity and when the provider sandbox accepted the message. */
 export function deliveryStages(evs: readonly Ev[], t: { sentAt: number; outboxAt: number }): Stages | undefined {
-  const deliver = activity(evs, 'deliverChallenge');
+  const deliver = activity(evs, 'sendDelivery');
   if (!deliver) return undefined;
   return {
     'deliver activity: queue': deliver.started.at - deliver.scheduled.at,

@@ -65,7 +65,7 @@ describe('bench: stages from a challenge history', () => {
     { eventId: 10, eventType: 6, eventTime: at(104) },
     { eventId: 11, eventType: 7, eventTime: at(108) },
     { eventId: 12, eventType: 43, eventTime: at(108), workflowExecutionUpdateCompletedEventAttributes: { acceptedEventId: 5 } },
-    { eventId: 13, eventType: 10, eventTime: at(108), activityTaskScheduledEventAttributes: { activityType: { name: 'deliverChallenge' } } },
+    { eventId: 13, eventType: 10, eventTime: at(108), activityTaskScheduledEventAttributes: { activityType: { name: 'sendDelivery' } } },
     { eventId: 14, eventType: 11, eventTime: at(109), activityTaskStartedEventAttributes: { scheduledEventId: 13 } },
     { eventId: 15, eventType: 12, eventTime: at(140), activityTaskCompletedEventAttributes: { scheduledEventId: 13 } },
     { eventId: 16, eventType: 5, eventTime: at(300) },
@@ -82,6 +82,21 @@ describe('bench: stages from a challenge history', () => {
     expect(Object.values(stages)).toEqual([10, 5, 5, 2, 80, 6, 7, 115]);
     const parts = Object.entries(stages).filter(([k]) => k !== 'total').reduce((a, [, v]) => a + v, 0);
     expect(parts).toBe(stages.total);
+  });
+
+  it('splits an initiate whose issue ran as a local activity inside the first workflow task', () => {
+    const local: RawEvent[] = [
+      { eventId: 1, eventType: 1, eventTime: at(10) },
+      { eventId: 2, eventType: 5, eventTime: at(10) },
+      { eventId: 3, eventType: 6, eventTime: at(15) },
+      { eventId: 4, eventType: 7, eventTime: at(95) },
+      { eventId: 5, eventType: 41, eventTime: at(95), workflowExecutionUpdateAcceptedEventAttributes: { acceptedRequest: { input: { name: 'awaitIssue' } } } },
+      { eventId: 6, eventType: 25, eventTime: at(95) },
+      { eventId: 7, eventType: 43, eventTime: at(95), workflowExecutionUpdateCompletedEventAttributes: { acceptedEventId: 5 } },
+    ];
+    const stages = initiateStages(normalize(local), { sentAt: T0, answeredAt: T0 + 100 })!;
+    expect(Object.values(stages)).toEqual([10, 5, 80, 0, 5, 100]);
+    expect(Object.keys(stages)[2]).toContain('local activity');
   });
 
   it('times delivery from the deliver activity to the provider accepting the message', () => {
