@@ -19,7 +19,8 @@ export type ProviderOutageParams = Partial<OutageParams>;
 
 const STEPS: StepDef[] = [
   { name: 'scope', title: 'Verify outage scope' },
-  { name: 'status_page', title: 'Provider status page', optional: true, timeline: 'root_cause' },
+  // a step entry, not a root cause: the status page is evidence, and the responder's root cause must not be overwritten
+  { name: 'status_page', title: 'Provider status page', optional: true },
   { name: 'switch_to_backup', title: 'Switch to backup provider', destructive: true, containment: true, compensable: 'the channel is routed back to its primary (only if this run switched it and nobody changed it since)' },
   { name: 'disable_channel', title: 'Graceful degradation (channel off)', destructive: true, containment: true, compensable: 'the channel this run turned off is turned back on' },
   { name: 'watch', title: 'Poll the provider status until healthy' },
