@@ -75,6 +75,17 @@ async function viaWorkflow<R>(app: FastifyInstance, fn: () => Promise<R>): Promi
   }
 }
 
+/**
+ * Whether the challenge workflow exists. Update-with-start only reports the start together with
+ * the update's acceptance, which needs a worker; the server may have started the workflow anyway.
+ */
+async function workflowStarted(app: FastifyInstance, challengeId: string): Promise<boolean> {
+  const { client } = app.warden.temporal;
+  return client
+    .withDeadline(Date.now() + 3000, () => client.workflow.getHandle(challengeWorkflowId(challengeId)).describe())
+    .then(() => true, () => false);
+}
+
 // ---- initiate -----------------------------------------------------------------------------
 
 /**
@@ -108,10 +119,24 @@ export async function initiateChallenge(app: FastifyInstance, request: FastifyRe
     workflowIdConflictPolicy: 'FAIL',
   });
   try {
-    const issued = await viaWorkflow(app, () => temporal.client.workflow.executeUpdateWithStart(awaitIssueUpdate, { args: [{}], startWorkflowOperation }));
+    const issued = await temporal.client
+      .withDeadline(Date.now() + WORKFLOW_DEADLINE_MS, () => temporal.client.workflow.executeUpdateWithStart(awaitIssueUpdate, { args: [{}], startWorkflowOperation }))
+      .catch(async (err: unknown) => {
+        // The workflow was started but no worker issued it in time (overload, a worker restart):
+        // it issues and delivers as soon as a worker takes it, so the request was accepted.
+        // Answering 503 here would make the client start a second challenge and get two messages.
+        if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError && (await workflowStarted(app, challengeId))) {
+          request.log.warn({ challengeId }, 'challenge accepted before it was issued: no worker answered in time');
+          return { expiresAt: input.expiresAt };
+        }
+        throw err;
+      });
     metrics.generationDuration.observe({ method }, (performance.now() - started) / 1000);
     return { challenge_id: challengeId, expires_at: issued.expiresAt };
   } catch (err) {
+    if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
+      throw new ApiError(503, 'unavailable', 'the challenge service did not answer in time; try again shortly', {}, { 'Retry-After': '5' });
+    }
     if (err instanceof WorkflowUpdateFailedError) {
       throw new ApiError(503, 'unavailable', 'the challenge could not be issued; try again shortly', {}, { 'Retry-After': '5' });
     }
