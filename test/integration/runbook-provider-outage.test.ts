@@ -152,6 +152,25 @@ describe('provider-outage runbook', () => {
     expect(stepOf(done, 'validate').status).toBe('succeeded');
   }, 180_000);
 
+  it('both email providers down: magic links answer 503 channel_disabled while SMS OTP works (the symmetric case)', async () => {
+    for (const provider of ['sendgrid', 'ses']) {
+      await setFault(h, { provider, mode: 'error', status: 503 });
+      await setStatus(provider, 'critical');
+    }
+    const start = await admin('POST', '/runbooks/provider-outage', { severity: 'P0', by: 'oncall', params: { provider: 'sendgrid', pollSeconds: 1, healthyChecks: 1 } });
+    const id = start.json<{ workflow_id: string }>().workflow_id;
+    await until(id, 'the degradation', (x) => stepOf(x, 'disable_channel').status === 'succeeded');
+    expect(await route('email')).toMatchObject({ enabled: false });
+    expect((await initiate(h, 'magic-link', 'bob')).json()).toMatchObject({ error: 'channel_disabled' });
+    expect((await delivered('bob')).provider).toBe('twilio');
+    await clearFaults(h);
+    for (const provider of ['sendgrid', 'ses']) await setStatus(provider, 'none');
+    const done = await until(id, 'the run to complete', (x) => x.status !== 'running', 120_000);
+    expect(done.status, JSON.stringify(done.steps)).toBe('completed');
+    expect(stepOf(done, 'restore_primary').summary).toBe('magic link back on');
+    expect(await route('email')).toMatchObject({ enabled: true });
+  }, 180_000);
+
   it('opened as an incident at P1: waits for approvals, polls every 30 s by default, and cancelling mid-watch puts the route and the channel back', async () => {
     await setFault(h, { provider: 'twilio', mode: 'error', status: 503 });
     await setStatus('twilio', 'major');
