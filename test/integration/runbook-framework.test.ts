@@ -106,6 +106,19 @@ describe('runbook framework', () => {
     expect((await admin('GET', '/runbooks/runs/not-a-run')).json()).toMatchObject({ error: 'runbook_not_found' });
   });
 
+  it('takes 10,000 affected users in one start request (over the admin default body limit) and refuses more', async () => {
+    const users = Array.from({ length: 10_000 }, (_, i) => `bulk-user-${String(i).padStart(5, '0')}`);
+    const started = await admin('POST', '/runbooks/compromised-token', { severity: 'P2', by: 'pat', users, request_id: 'bulk-10k' });
+    expect(started.statusCode, started.body.slice(0, 300)).toBe(201);
+    const id = started.json<{ workflow_id: string }>().workflow_id;
+    // at P2 it waits for a responder before revoking: cancel it there
+    await until(id, 'the first approval gate', (x) => x.steps.some((step) => step.status === 'awaiting_approval'));
+    expect((await admin('POST', `/runbooks/runs/${id}/cancel`, { by: 'pat', reason: 'size check only' })).statusCode).toBe(202);
+    const tooMany = await admin('POST', '/runbooks/compromised-token', { severity: 'P2', by: 'pat', users: [...users, 'one-more'] });
+    expect(tooMany.statusCode).toBe(400);
+    expect(tooMany.json()).toMatchObject({ error: 'invalid_request' });
+  });
+
   it('the leak scan confirms an issued code that reached a log line, by its bcrypt hash, and reports no value', async () => {
     const since = new Date(Date.now() - 60_000).toISOString();
     const challenge = (await initiate(h, 'otp', 'test-user')).json<{ challenge_id: string }>().challenge_id;

@@ -133,7 +133,9 @@ const runbooks: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post(
     '/runbooks/:name',
-    { schema: { params: Type.Object({ name: Type.String({ maxLength: 64 }) }), body: StartBody, response: { 200: StateBody, 201: StateBody, ...errors } } },
+    // up to 10,000 affected users and IPs (a compromised-token response at scale): well over
+    // the admin app's default 64 KB, still far under Temporal's payload limit
+    { bodyLimit: 1024 * 1024, schema: { params: Type.Object({ name: Type.String({ maxLength: 64 }) }), body: StartBody, response: { 200: StateBody, 201: StateBody, ...errors } } },
     async (request, reply) => {
       const name = request.params.name as RunbookName;
       if (!RUNBOOK_NAMES.includes(name)) throw new ApiError(404, 'unknown_runbook', `no runbook ${request.params.name}; runbooks: ${RUNBOOK_NAMES.join(', ')}`);
