@@ -45,6 +45,14 @@ function isReadOnly(err: unknown): boolean {
   return causes(err).some((e) => e instanceof DatabaseReadOnlyError || (e as { code?: unknown }).code === '25006' || (e as { type?: unknown }).type === 'DatabaseReadOnlyError');
 }
 
+/**
+ * Postgres refused a text value itself (U+0000 in text, or a \u0000 escape in jsonb): the
+ * request carried it, so it is bad input, and the statement (or its transaction) did nothing.
+ */
+function isUnstorableText(err: unknown): boolean {
+  return causes(err).some((e) => ['22021', '22P05'].includes(String((e as { code?: unknown }).code)));
+}
+
 /** Connection-level failures from pg or Temporal: the dependency is down, not the request. */
 function isUnavailable(err: unknown): boolean {
   return causes(err).some((e) => {
@@ -95,6 +103,9 @@ export function installErrorHandling(app: FastifyInstance): void {
       // Fastify's own client errors: bad JSON, wrong content type, body too large...
       const code = status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : 'invalid_request';
       return send(reply, status, code, fastifyError.message.replace(/^FST_\w+: /, ''));
+    }
+    if (isUnstorableText(err)) {
+      return send(reply, 400, 'invalid_request', 'a text value contains a character that cannot be stored (U+0000)');
     }
     if (isUnavailable(err)) {
       request.log.warn({ err: { name: err.name, code: (err as { code?: string }).code } }, 'dependency unavailable');
