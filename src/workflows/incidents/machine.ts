@@ -309,6 +309,11 @@ export class IncidentMachine {
     }
   }
 
+  /** an escalation, SLA breach or task reminder is due and not yet done */
+  hasDue(now: number): boolean {
+    return due(this.state, this.marks, now).length > 0;
+  }
+
   nextWakeAt(now: number): number | undefined {
     return nextWakeAt(this.state, this.marks, now);
   }
