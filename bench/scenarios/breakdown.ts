@@ -111,7 +111,8 @@ const METRIC_LABELS: Record<string, string> = {
   warden_auth_generation_duration_seconds: 'initiate handler (guards + update-with-start)',
   warden_auth_validation_duration_seconds: 'verify handler (until the answer is known)',
   warden_delivery_send_duration_seconds: 'provider send (SDK call)',
-  // not in the catalog yet: per-stage timings inside the API and the activities, if added
+  // per stage inside the API and the activities: blocklist, rate limit, settings, row read,
+  // seal, workflow round trip, bcrypt hash / compare, issue transaction, audit
   warden_auth_stage_duration_seconds: 'stage',
 };
 

@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { AuditEventType, insertAudit, logAudit, type AuditRow } from '../auth/audit';
+import { timeStage } from '../telemetry/stages';
 import { aad, compareSecret, generateSecret, hashSecret, seal, unseal, UnsealError } from '../auth/crypto';
 import { DataKeyUnavailableError } from '../auth/keys';
 import { authServices } from '../auth/services';
@@ -64,9 +65,9 @@ export function createAuthActivities(runtime: Runtime) {
         const key = await keys.active();
         const secret = generateSecret(method);
         // bcrypt runs on libuv's pool, outside any transaction
-        const secretHash = await hashSecret(key.pepper, secret);
+        const secretHash = await timeStage(metrics, 'initiate', 'hash', () => hashSecret(key.pepper, secret));
         const sealed = seal(key.seal, secret, aad.storedSecret(challengeId));
-        const audit = await db.transaction(async (tx): Promise<AuditRow | undefined | false> => {
+        const audit = await timeStage(metrics, 'initiate', 'db', () => db.transaction(async (tx): Promise<AuditRow | undefined | false> => {
           const inserted = await tx.query(
             `INSERT INTO auth_challenges (id, user_id, method, status, secret_hash, key_id, sealed_secret,
                                           max_attempts, client_ip_masked, expires_at)
@@ -86,7 +87,7 @@ export function createAuthActivities(runtime: Runtime) {
             details: { key_id: key.id, expires_at: input.expiresAt },
             dedupeKey: `${challengeWorkflowId(challengeId)}/generated`,
           });
-        });
+        }));
         if (audit !== false) {
           logAudit(auditLog, audit);
           metrics.tokensGenerated.inc({ method });
@@ -120,7 +121,8 @@ export function createAuthActivities(runtime: Runtime) {
         throw err;
       }
       const stored = await keys.get(row.key_id);
-      return { match: await compareSecret(stored.pepper, candidate, row.secret_hash) };
+      const hash = row.secret_hash;
+      return { match: await timeStage(metrics, 'verify', 'compare', () => compareSecret(stored.pepper, candidate, hash)) };
     },
 
     /** The failed-attempt count on the row (the workflow holds the authoritative one). */

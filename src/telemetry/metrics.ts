@@ -49,6 +49,13 @@ export function createMetrics(registry: Registry) {
       buckets: LATENCY_BUCKETS,
       registers,
     }),
+    authStageDuration: new Histogram({
+      name: 'warden_auth_stage_duration_seconds',
+      help: 'Where an auth request spends its time, by flow (initiate, verify, resend) and stage: blocklist, rate_limit, settings, row_read, seal, workflow (the Temporal round trip, which includes hash or compare), hash and db (inside the issue activity), compare (bcrypt inside the verify check), audit',
+      labelNames: ['flow', 'stage'] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
     validationDuration: new Histogram({
       name: 'warden_auth_validation_duration_seconds',
       help: 'Token validation latency: verify request until its answer',

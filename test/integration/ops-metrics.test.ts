@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../src/dev/process';
+import { initiate, post, secretFor } from '../helpers/authClient';
 import { startHarness, type Harness } from '../helpers/harness';
 
 /** The scrape-time gauges the Temporal and incident alerts and dashboards rely on. */
@@ -37,5 +38,19 @@ describe('operational metrics read at scrape time', () => {
     const body = await scrape();
     expect(body).toMatch(/warden_incidents_open\{[^}]*severity="P1"[^}]*\} 2/);
     expect(body).toMatch(/warden_incidents_open\{[^}]*severity="P2"[^}]*\} 0/);
+  });
+
+  it('splits initiate and verify into stages (warden_auth_stage_duration_seconds) for the benchmark breakdown', async () => {
+    const challenge = (await initiate(h, 'otp', 'test-user-2')).json<{ challenge_id: string }>().challenge_id;
+    const code = await secretFor(h, challenge);
+    expect((await post(h, '/otp/verify', { challenge_id: challenge, otp: code })).statusCode).toBe(200);
+    const body = await scrape();
+    const count = (flow: string, stage: string) =>
+      Number(new RegExp(`^warden_auth_stage_duration_seconds_count\\{[^}]*flow="${flow}",stage="${stage}"[^}]*\\} (\\d+)`, 'm').exec(body)?.[1] ?? 0);
+    for (const stage of ['blocklist', 'rate_limit', 'settings', 'workflow', 'hash', 'db']) expect(count('initiate', stage), `initiate ${stage}`).toBeGreaterThanOrEqual(1);
+    for (const stage of ['blocklist', 'row_read', 'rate_limit', 'seal', 'workflow', 'compare', 'audit']) expect(count('verify', stage), `verify ${stage}`).toBeGreaterThanOrEqual(1);
+    // labels stay bounded: no challenge id, user or code in any series of it
+    const series = body.split('\n').filter((l) => l.startsWith('warden_auth_stage_duration_seconds'));
+    expect(series.some((l) => l.includes(challenge) || l.includes(code) || l.includes('test-user-2'))).toBe(false);
   });
 });

@@ -17,6 +17,7 @@ import {
   type VerifyResult,
 } from '../../shared/auth';
 import type { challengeWorkflow } from '../../workflows/auth/challenge';
+import { timeStage } from '../../telemetry/stages';
 import { ApiError } from '../errors';
 import { auditLogger, clientContext, enforceRateLimit, type ClientContext } from './authGuards';
 import { assertChannelEnabled } from './channelGuard';
@@ -101,7 +102,7 @@ export async function initiateChallenge(app: FastifyInstance, request: FastifyRe
   await enforceRateLimit(app, client, { action: 'initiate', userId, method });
 
   const { config, temporal, metrics } = app.warden;
-  const settings = await authServices(app.warden).settings.challenge();
+  const settings = await timeStage(metrics, 'initiate', 'settings', () => authServices(app.warden).settings.challenge());
   const ttl = method === 'sms_otp' ? settings.otp_ttl_seconds : settings.magic_link_ttl_seconds;
   const challengeId = randomUUID();
   const input: ChallengeInput = {
@@ -119,7 +120,7 @@ export async function initiateChallenge(app: FastifyInstance, request: FastifyRe
     workflowIdConflictPolicy: 'FAIL',
   });
   try {
-    const issued = await temporal.client
+    const issued = await timeStage(metrics, 'initiate', 'workflow', () => temporal.client
       .withDeadline(Date.now() + WORKFLOW_DEADLINE_MS, () => temporal.client.workflow.executeUpdateWithStart(awaitIssueUpdate, { args: [{}], startWorkflowOperation }))
       .catch(async (err: unknown) => {
         // The workflow was started but no worker issued it in time (overload, a worker restart):
@@ -130,7 +131,7 @@ export async function initiateChallenge(app: FastifyInstance, request: FastifyRe
           return { expiresAt: input.expiresAt };
         }
         throw err;
-      });
+      }));
     metrics.generationDuration.observe({ method }, (performance.now() - started) / 1000);
     return { challenge_id: challengeId, expires_at: issued.expiresAt };
   } catch (err) {
@@ -199,7 +200,7 @@ export async function verifyChallenge(app: FastifyInstance, request: FastifyRequ
   const finish = async (outcome: ValidationOutcome, details?: Record<string, unknown>) => {
     metrics.validationAttempts.inc({ method, outcome });
     metrics.validationDuration.observe({ method }, (performance.now() - started) / 1000);
-    await recordValidation(app, client, { outcome, method, challengeId, row, details });
+    await timeStage(metrics, 'verify', 'audit', () => recordValidation(app, client, { outcome, method, challengeId, row, details }));
   };
   const endedAnswer = async (status: Ended): Promise<never> => {
     const e = ENDED_ERRORS[status];
@@ -207,7 +208,7 @@ export async function verifyChallenge(app: FastifyInstance, request: FastifyRequ
     throw new ApiError(e.status, e.code, e.message);
   };
 
-  const found = await loadChallenge(app, challengeId);
+  const found = await timeStage(metrics, 'verify', 'row_read', () => loadChallenge(app, challengeId));
   row = found?.method === method ? found : undefined;
   try {
     // attempts on unknown challenges count against the IP: the seed's enumeration attack
@@ -222,12 +223,14 @@ export async function verifyChallenge(app: FastifyInstance, request: FastifyRequ
   }
   if (ENDED.includes(row.status)) return endedAnswer(row.status as Ended);
 
-  const key = await authServices(app.warden).keys.active();
-  const candidate = { keyId: key.id, blob: seal(key.seal, secret, aad.candidate(challengeId)).toString('base64') };
+  const candidate = await timeStage(metrics, 'verify', 'seal', async () => {
+    const key = await authServices(app.warden).keys.active();
+    return { keyId: key.id, blob: seal(key.seal, secret, aad.candidate(challengeId)).toString('base64') };
+  });
   let result: VerifyResult;
   try {
     const handle = app.warden.temporal.client.workflow.getHandle(challengeWorkflowId(challengeId));
-    result = await viaWorkflow(app, () => handle.executeUpdate(verifyUpdate, { args: [{ candidate }] }));
+    result = await timeStage(metrics, 'verify', 'workflow', () => viaWorkflow(app, () => handle.executeUpdate(verifyUpdate, { args: [{ candidate }] })));
   } catch (err) {
     if (!(err instanceof WorkflowNotFoundError)) throw err;
     // the workflow ended between our read and the update: the row has the answer

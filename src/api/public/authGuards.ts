@@ -6,6 +6,7 @@ import { maskIp, normalizeIp } from '../../auth/clientIp';
 import { checkRateLimit, type RateLimitAction } from '../../auth/rateLimit';
 import { authServices } from '../../auth/services';
 import type { AuthMethod } from '../../shared/auth';
+import { timeStage } from '../../telemetry/stages';
 import { ApiError } from '../errors';
 
 /**
@@ -42,7 +43,7 @@ export function auditLogger(app: FastifyInstance) {
 export function blocklistGuard(app: FastifyInstance, action: GuardAction, method: AuthMethod) {
   return async (request: FastifyRequest): Promise<void> => {
     const client = clientContext(request);
-    const block = await findBlock(app.warden.db, client.ip);
+    const block = await timeStage(app.warden.metrics, action, 'blocklist', () => findBlock(app.warden.db, client.ip));
     if (!block) return;
     const { metrics } = app.warden;
     metrics.blockedRequests.inc({ action });
@@ -65,8 +66,10 @@ export async function enforceRateLimit(
   input: { action: RateLimitAction; userId?: string; method: AuthMethod; challengeId?: string },
 ): Promise<void> {
   const { db, metrics } = app.warden;
-  const limits = await authServices(app.warden).settings.rateLimits();
-  const decision = await checkRateLimit(db, limits, { userId: input.userId, ip: client.ip, action: input.action });
+  const decision = await timeStage(metrics, input.action === 'initiate' && input.challengeId ? 'resend' : input.action, 'rate_limit', async () => {
+    const limits = await authServices(app.warden).settings.rateLimits();
+    return checkRateLimit(db, limits, { userId: input.userId, ip: client.ip, action: input.action });
+  });
   if (decision.allowed) return;
   metrics.rateLimitExceeded.inc({ scope: decision.scope, action: input.action });
   const row = await insertAudit(db, {
