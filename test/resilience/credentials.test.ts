@@ -267,6 +267,12 @@ describe('credential refusal on every authenticated endpoint', () => {
       expect((await h.sql('SELECT status FROM auth_challenges WHERE id = $1', [challenge]))[0]).not.toMatchObject({ status: 'failed' });
     }
     expect(await h.sql('SELECT 1 FROM delivery_failures')).toEqual([]);
+
+    // the detector is not blind: the same blocklist request with the genuine token changes a table
+    const genuine = await h.admin.inject({ method: 'POST', url: '/admin/api/v1/blocklist/ip', headers: { ...h.adminHeaders, ...json }, payload: JSON.stringify(ADMIN_BODIES['POST /admin/api/v1/blocklist/ip']) });
+    expect(genuine.statusCode, genuine.body).toBeLessThan(300);
+    const control = await snapshot();
+    expect(Object.keys(after.digests).filter((t) => after.digests[t] !== control.digests[t])).toContain('ip_blocklist');
   });
 
   it('refuses a replayed Slack request after accepting the original, on both Slack endpoints', async () => {
