@@ -106,6 +106,20 @@ describe('runbook framework', () => {
     expect((await admin('GET', '/runbooks/runs/not-a-run')).json()).toMatchObject({ error: 'runbook_not_found' });
   });
 
+  it('attached to an incident without naming users, acts on the users the incident names', async () => {
+    const challenge = (await initiate(h, 'otp', 'bob')).json<{ challenge_id: string }>().challenge_id;
+    await secretFor(h, challenge);
+    const opened = await admin('POST', '/incidents', { type: 'other', severity: 'P2', title: 'bob shared a code', affected: { users: ['bob'] } });
+    const incident = opened.json<{ id: string }>().id;
+    const started = await admin('POST', '/runbooks/compromised-token', { severity: 'P2', by: 'pat', incident_id: incident, approve: ['revoke_challenges'] });
+    expect(started.statusCode, started.body).toBe(201);
+    const id = started.json<{ workflow_id: string }>().workflow_id;
+    const s = await until(id, 'the revocation', (x) => x.steps.some((step) => step.name === 'revoke_challenges' && step.status === 'succeeded'));
+    expect(s.steps.find((step) => step.name === 'revoke_challenges')?.summary).toMatch(/revoked \d+ active challenge\(s\) of 1 user/);
+    expect((await h.sql<{ status: string }>('SELECT status FROM auth_challenges WHERE id = $1', [challenge]))[0]!.status).toBe('revoked');
+    await admin('POST', `/runbooks/runs/${id}/cancel`, { by: 'pat', reason: 'test done' });
+  });
+
   it('takes 10,000 affected users in one start request (over the admin default body limit) and refuses more', async () => {
     const users = Array.from({ length: 10_000 }, (_, i) => `bulk-user-${String(i).padStart(5, '0')}`);
     const started = await admin('POST', '/runbooks/compromised-token', { severity: 'P2', by: 'pat', users, request_id: 'bulk-10k' });

@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { DatabaseReadOnlyError } from '../../db/database';
 import { classifyUpdateError, findIncident, snakeCase } from '../../incidents/client';
 import { checkRunbookParams } from '../../runbooks/params';
-import { incidentStateQuery, SEVERITIES, type Severity } from '../../shared/incidents';
+import { incidentStateQuery, SEVERITIES, type IncidentState, type Severity } from '../../shared/incidents';
 import {
   approveStepUpdate,
   cancelRunbookUpdate,
@@ -149,10 +149,11 @@ const runbooks: FastifyPluginAsyncTypebox = async (app) => {
 
       let incidentId = '';
       let incidentWorkflowId = '';
+      let incident: IncidentState | undefined;
       if (b.incident_id) {
         const ref = await findIncident(app.warden.db, b.incident_id);
         if (!ref) throw new ApiError(404, 'incident_not_found', `no incident ${b.incident_id}`);
-        let state;
+        let state: IncidentState;
         try {
           state = await app.warden.temporal.client.workflow.getHandle(ref.workflowId, ref.runId).query(incidentStateQuery);
         } catch (err) {
@@ -165,15 +166,17 @@ const runbooks: FastifyPluginAsyncTypebox = async (app) => {
         }
         incidentId = state.id || ref.id;
         incidentWorkflowId = ref.workflowId;
+        incident = state;
       }
       const input: RunbookStartInput = {
         incidentId,
         incidentWorkflowId,
         type,
         severity: b.severity as Severity,
-        affected: { users: b.users ?? [], ips: b.ips ?? [], providers: [] },
-        dataBreach: false,
-        ddos: false,
+        // what the request names, else what the incident it attaches to says is affected
+        affected: { users: b.users ?? incident?.affected.users ?? [], ips: b.ips ?? incident?.affected.ips ?? [], providers: incident?.affected.providers ?? [] },
+        dataBreach: incident?.dataBreach ?? false,
+        ddos: incident?.ddos ?? false,
         startedBy: b.by,
         params,
         preApproved: b.approve,
