@@ -23,6 +23,19 @@ export async function sentBy(q: Queryable, key: string): Promise<ProviderName | 
 }
 
 /**
+ * Another provider's call for this send whose outcome was never recorded (`sending`): the
+ * provider may have taken the message (the worker died mid-call, or the database went away
+ * after the provider answered).
+ */
+export async function unresolvedCall(q: Queryable, key: string, except: ProviderName): Promise<ProviderName | undefined> {
+  const { rows } = await q.query<{ provider: ProviderName }>(
+    `SELECT provider FROM delivery_attempts WHERE idempotency_key = $1 AND provider <> $2 AND status = 'sending' ORDER BY last_attempt_at LIMIT 1`,
+    [key, except],
+  );
+  return rows[0]?.provider;
+}
+
+/**
  * Marks a provider call as started and answers how many calls this send has made on this
  * provider, this one included; `undefined` when the row says it was sent meanwhile.
  */

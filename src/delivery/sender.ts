@@ -9,7 +9,7 @@ import { sendIdempotencyKey, type AuthMethod } from '../shared/auth';
 import { channelOfProvider, type DeliveryPlan, type PlanDeliveryInput, type SendDeliveryInput, type SendDeliveryResult, type SendFailureDetails } from '../shared/delivery';
 import { availability, claimProbe, loadCircuits, planSteps, recordOutcome, routeOrder, type Availability, type Circuit } from './circuit';
 import { announceCircuit, auditCircuit, type CircuitChange } from './events';
-import { beginCall, callFailed, callSucceeded, sentBy } from './ledger';
+import { beginCall, callFailed, callSucceeded, sentBy, unresolvedCall } from './ledger';
 import { decide, errorCode, type SendDecision } from './policy';
 import { METHOD_CHANNEL, type Route } from './routes';
 import { deliveryServices } from './services';
@@ -113,7 +113,12 @@ async function render(runtime: SenderRuntime, challengeId: string, target: Targe
  * in one short transaction after it. `heartbeat` keeps the activity alive during a slow call,
  * so a killed worker's attempt is noticed within the heartbeat timeout, not the call timeout.
  */
-export async function sendDelivery(runtime: SenderRuntime, input: SendDeliveryInput, heartbeat: () => void = () => {}): Promise<SendDeliveryResult> {
+export async function sendDelivery(
+  runtime: SenderRuntime,
+  input: SendDeliveryInput,
+  heartbeat: () => void = () => {},
+  resolving = false,
+): Promise<SendDeliveryResult> {
   const { challengeId, sendNumber, provider } = input;
   const { db, metrics } = runtime;
   const key = sendIdempotencyKey(challengeId, sendNumber);
@@ -122,6 +127,18 @@ export async function sendDelivery(runtime: SenderRuntime, input: SendDeliveryIn
 
   const done = await sentBy(db, key);
   if (done) return { outcome: 'sent', provider: done };
+  // A failover must not send a second message while an earlier provider's call may have
+  // reached the user: that call is repeated first, with the same key (the provider
+  // deduplicates); only once that call is recorded as failed does this provider get the send.
+  const unresolved = resolving ? undefined : await unresolvedCall(db, key, provider);
+  if (unresolved) {
+    log.warn({ challengeId, send: sendNumber, provider, unresolved }, 'repeating an earlier provider call whose outcome was never recorded before failing over; same idempotency key');
+    try {
+      return await sendDelivery(runtime, { ...input, provider: unresolved }, heartbeat, true);
+    } catch (err) {
+      if (!(err instanceof SendFailure)) throw err;
+    }
+  }
   const target = await loadTarget(runtime, challengeId);
   if (!target.sealed_secret || !target.key_id) return { outcome: 'skipped' };
   const to = recipient(target);
