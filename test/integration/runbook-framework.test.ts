@@ -103,6 +103,9 @@ describe('runbook framework', () => {
     expect((await start('compromised-token', { params: { since: '2026-01-02T00:00:00Z', until: '2026-01-01T00:00:00Z' } })).json()).toMatchObject({ error: 'invalid_request' });
     expect((await start('compromised-token', { incident_id: 'INC-2020-01-01-99' })).json()).toMatchObject({ error: 'incident_not_found' });
     expect((await admin('POST', '/runbooks/compromised-token', { severity: 'P9', by: 'pat' })).statusCode).toBe(400);
+    const nul = await start('compromised-token', { users: ['a\u0000b'] });
+    expect(nul.statusCode).toBe(400);
+    expect(nul.json()).toMatchObject({ error: 'invalid_request' });
     expect((await admin('GET', '/runbooks/runs/not-a-run')).json()).toMatchObject({ error: 'runbook_not_found' });
   });
 

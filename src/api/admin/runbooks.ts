@@ -34,7 +34,8 @@ const lit = <T extends string>(values: readonly T[]) => Type.Union(values.map((v
 const By = Type.String({ minLength: 1, maxLength: 200 });
 const Text = Type.String({ minLength: 1, maxLength: 2000 });
 const RunId = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9._-]+$' }) });
-const Names = (max: number) => Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: max });
+// no control characters (Postgres cannot store U+0000; the activities would fail on it later)
+const Names = (max: number) => Type.Array(Type.String({ minLength: 1, maxLength: 128, pattern: '^[^\\u0000-\\u001f\\u007f]+$' }), { maxItems: max });
 const StateBody = Type.Object({}, { additionalProperties: true });
 const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody, 501: ErrorBody, 503: ErrorBody };
 const obj = <P extends Record<string, TSchema>>(props: P) => Type.Object(props, { additionalProperties: false });
