@@ -37,6 +37,11 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   if (options.dbFile) {
     mkdirSync(path.dirname(options.dbFile), { recursive: true });
     args.push('--db-filename', options.dbFile);
+    // SQLite's default rollback journal syncs every commit several times; with a write-ahead
+    // log and synchronous=NORMAL a commit is one append, still safe against a crash of the
+    // server process (a power cut may lose the last commits: this is the dev server; production
+    // runs Temporal on Postgres)
+    args.push('--sqlite-pragma', 'journal_mode=wal', '--sqlite-pragma', 'synchronous=normal');
   }
   if (options.namespace && options.namespace !== 'default') args.push('--namespace', options.namespace);
   args.push(...searchAttributeFlags());
