@@ -2,6 +2,7 @@ import { AuditEventType, recordAudit } from '../auth/audit';
 import { authServices } from '../auth/services';
 import { DEFAULT_RATE_LIMITS, RATE_LIMITING_KEY, type RateLimitSettings } from '../auth/settings';
 import { tightenLimits, type AbuseParams } from '../runbooks/abuse';
+import { relievedLimits } from '../runbooks/outage';
 import { CAPTCHA_SETTINGS_KEY, DEFAULT_CAPTCHA_SETTINGS, type CaptchaSettings } from '../runbooks/captcha';
 import type { Runtime } from '../runtime';
 
@@ -77,6 +78,14 @@ export function createRunbookAbuseActivities(runtime: Runtime) {
       return applySetting<RateLimitSettings>(input.workflowId, RATE_LIMITING_KEY, DEFAULT_RATE_LIMITS, (current) => tightenLimits(current, input.tightened));
     },
 
+    /**
+     * The provider-outage runbook's retry relief (src/runbooks/outage.ts relievedLimits): the
+     * per-user maximum raised for the run, saved and restored like the tightening above.
+     */
+    async relieveRateLimits(input: { workflowId: string; factor: number }) {
+      return applySetting<RateLimitSettings>(input.workflowId, RATE_LIMITING_KEY, DEFAULT_RATE_LIMITS, (current) => relievedLimits(current, input.factor));
+    },
+
     async enableCaptcha(input: { workflowId: string; threshold: number; windowSeconds: number }) {
       return applySetting<CaptchaSettings>(input.workflowId, CAPTCHA_SETTINGS_KEY, DEFAULT_CAPTCHA_SETTINGS, () => ({ enabled: true, threshold: input.threshold, window_seconds: input.windowSeconds }));
     },
@@ -124,8 +133,11 @@ export function createRunbookAbuseActivities(runtime: Runtime) {
       return { violations: row.n, cursor: row.last ?? input.cursor };
     },
 
-    /** The seed's `DELETE FROM rate_limit_attempts WHERE user_id IN (...)` for false positives. */
-    async clearFalsePositives(input: { key: string; userIds: string[]; incidentId?: string }): Promise<{ cleared: number; users: number }> {
+    /**
+     * The seed's `DELETE FROM rate_limit_attempts WHERE user_id IN (...)` for false positives
+     * (and for the provider-outage run's users refused while retrying failed deliveries: `reason`).
+     */
+    async clearFalsePositives(input: { key: string; userIds: string[]; incidentId?: string; reason?: string }): Promise<{ cleared: number; users: number }> {
       const result = await db.write('DELETE FROM rate_limit_attempts WHERE user_id = ANY($1::text[])', [input.userIds]);
       for (const userId of new Set(input.userIds)) {
         await recordAudit(db, audit, {
@@ -134,7 +146,7 @@ export function createRunbookAbuseActivities(runtime: Runtime) {
           userId,
           incidentId: input.incidentId,
           dedupeKey: `${input.key}/clear/${userId}`,
-          details: { actor: input.key, reason: 'false positive' },
+          details: { actor: input.key, reason: input.reason ?? 'false positive' },
         });
       }
       return { cleared: result.rowCount ?? 0, users: new Set(input.userIds).size };

@@ -22,6 +22,9 @@ interface SavedRow {
   restored_at: Date | null;
 }
 
+/** A refusal by the per-user limit of a request that sends a message (initiate or resend): a user retrying. */
+const PER_USER_RETRY = `a.outcome = 'user' AND a.details->>'action' = 'initiate'`;
+
 const settingKey = (channel: Channel, change: OutageChange) => (change === 'backup' ? `delivery.${channel}.mode` : `delivery.${channel}.enabled`);
 
 export function createRunbookOutageActivities(runtime: Runtime) {
@@ -78,20 +81,37 @@ export function createRunbookOutageActivities(runtime: Runtime) {
           GROUP BY provider, channel ORDER BY failures DESC, provider`,
         args,
       );
-      const limited = await db.query<{ users: number; refusals: number }>(
-        `SELECT count(DISTINCT a.user_id)::int AS users, count(*)::int AS refusals
+      const limited = await db.query<{ users: number; refusals: number; per_user: number }>(
+        `SELECT count(DISTINCT a.user_id)::int AS users, count(*)::int AS refusals,
+                count(DISTINCT a.user_id) FILTER (WHERE ${PER_USER_RETRY})::int AS per_user
            FROM audit_events a
           WHERE a.event_type = $4 AND a.occurred_at BETWEEN $1 AND $2
             AND a.user_id IN (SELECT user_id FROM delivery_failures WHERE last_attempt_at BETWEEN $1 AND $2 AND ($3::text IS NULL OR channel = $3))`,
         [...args, AuditEventType.rateLimitExceeded],
       );
+      const refused = limited.rows[0];
       const routes = await routeStatus(runtime);
       return {
         attempts: attempts.rows.map((r) => ({ provider: r.provider, channel: r.channel, sends: r.sends, failedSends: r.failed_sends, failedCalls: r.failed_calls, lastFailureAt: r.last_failure_at })),
         failures: failures.rows,
         routes: Object.values(routes).map((r) => ({ channel: r.channel, primary: r.primary_provider, backup: r.backup_provider, mode: r.mode, enabled: r.enabled, circuits: r.circuits.map((c) => ({ provider: c.provider, state: c.state })) })),
-        rateLimited: limited.rows[0] ?? { users: 0, refusals: 0 },
+        rateLimited: { users: refused?.users ?? 0, refusals: refused?.refusals ?? 0, perUser: refused?.per_user ?? 0 },
       };
+    },
+
+    /**
+     * The users the retry relief clears: the scope's users with failed deliveries in the window
+     * whom the per-user limit refused an initiate or resend (ids only, sorted, at most `limit`).
+     */
+    async retryingUsers(input: { since: string; until: string; channel?: Channel; limit: number }) {
+      const { rows } = await db.query<{ user_id: string }>(
+        `SELECT DISTINCT a.user_id FROM audit_events a
+          WHERE a.event_type = $4 AND a.occurred_at BETWEEN $1 AND $2 AND ${PER_USER_RETRY}
+            AND a.user_id IN (SELECT user_id FROM delivery_failures WHERE last_attempt_at BETWEEN $1 AND $2 AND ($3::text IS NULL OR channel = $3))
+          ORDER BY a.user_id LIMIT $5`,
+        [input.since, input.until, input.channel ?? null, AuditEventType.rateLimitExceeded, input.limit + 1],
+      );
+      return { users: rows.slice(0, input.limit).map((r) => r.user_id), truncated: rows.length > input.limit };
     },
 
     /**

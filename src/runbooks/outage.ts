@@ -1,3 +1,4 @@
+import type { RateLimitSettings } from '../auth/settings';
 import type { Channel, ProviderName, StatusIndicator } from '../providers/types';
 import { channelOfProvider, PROVIDERS } from '../shared/delivery';
 
@@ -29,6 +30,15 @@ export interface OutageParams {
   resendLimit: number;
   /** the seed's synthetic user for "Validate Service Recovery" */
   validationUser: string;
+  /**
+   * the seed's "Temporarily increase rate limits if users retrying due to delivery failures":
+   * false leaves the limits alone whatever the scope finds
+   */
+  retryRelief: boolean;
+  /** users with failed deliveries in the window refused by the per-user limit that call for the relief */
+  retryReliefUsers: number;
+  /** the per-user maximum is multiplied by this while the run lasts (never lowered, per IP untouched) */
+  retryReliefFactor: number;
 }
 
 export const DEFAULT_OUTAGE_PARAMS: OutageParams = {
@@ -38,7 +48,14 @@ export const DEFAULT_OUTAGE_PARAMS: OutageParams = {
   confirmFailures: 5,
   resendLimit: 1000,
   validationUser: 'test-user',
+  retryRelief: true,
+  retryReliefUsers: 1,
+  retryReliefFactor: 2,
 };
+
+/** At most this many refused users get their rate-limit state cleared by one run. */
+export const RELIEF_MAX_USERS = 1000;
+const MAX_ATTEMPTS_CAP = 1_000_000;
 
 /** The default window reaches back an hour: a magic link lives 15 minutes, an OTP 5. */
 export const DEFAULT_WINDOW_MS = 3_600_000;
@@ -90,4 +107,25 @@ export function outageConfirmed(h: ProviderHealth, confirmFailures: number): boo
 /** One status check of the watch: the streak of healthy ("none") answers. */
 export function nextStreak(streak: number, indicator: StatusIndicator | 'unknown'): number {
   return indicator === 'none' ? streak + 1 : 0;
+}
+
+/**
+ * The retry relief: the per-user maximum times `factor` (rounded up, within the settings'
+ * bound), never below what is in force; the per-user window and the per-IP rule stay as they are.
+ */
+export function relievedLimits(current: RateLimitSettings, factor: number): RateLimitSettings {
+  const raised = Math.min(MAX_ATTEMPTS_CAP, Math.ceil(current.per_user.max_attempts * factor));
+  return {
+    per_user: { window_seconds: current.per_user.window_seconds, max_attempts: Math.max(current.per_user.max_attempts, raised) },
+    per_ip: { ...current.per_ip },
+  };
+}
+
+/** Why the run leaves the limits alone (undefined: the relief applies). */
+export function reliefSkipReason(refusedUsers: number, p: Pick<OutageParams, 'retryRelief' | 'retryReliefUsers'>): string | undefined {
+  if (!p.retryRelief) return 'turned off (params.retryRelief false): limits left as they are';
+  if (refusedUsers < p.retryReliefUsers) {
+    return `${refusedUsers} user(s) with failed deliveries refused by the per-user limit in the window (< ${p.retryReliefUsers}): limits left as they are`;
+  }
+  return undefined;
 }

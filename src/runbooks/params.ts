@@ -31,6 +31,9 @@ const SCHEMAS: Partial<Record<RunbookName, TSchema>> = {
     confirmFailures: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
     resendLimit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
     validationUser: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    retryRelief: Type.Optional(Type.Boolean()),
+    retryReliefUsers: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+    retryReliefFactor: Type.Optional(Type.Number({ exclusiveMinimum: 1, maximum: 100 })),
   }),
   'abuse-mitigation': strict({
     blockThreshold: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),

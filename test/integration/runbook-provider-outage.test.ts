@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/dev/process';
 import type { RunbookState } from '../../src/shared/runbooks';
 import { initiate, messagesFor, putSettings, waitFor, waitForStatus } from '../helpers/authClient';
@@ -11,11 +11,13 @@ import { startHarness, type Harness } from '../helpers/harness';
  * timers, restores Twilio once the page says "none" for N checks, resends the outage's
  * failures whose challenges are still open (once each) and validates with test-user's
  * synthetic flows through the public API. Both SMS providers down turns SMS OTP off while
- * magic links keep working; cancelling mid-watch puts back what the run changed.
+ * magic links keep working; cancelling mid-watch puts back what the run changed. Users refused
+ * by the per-user limit while retrying failed SMS get the limit raised for the run and their
+ * rate-limit state cleared; the limits go back at the end (or on cancellation).
  */
 describe('provider-outage runbook', () => {
   let h: Harness;
-  const admin = (method: 'GET' | 'POST', url: string, payload?: unknown) =>
+  const admin = (method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown) =>
     h.admin.inject({ method, url: `/admin/api/v1${url}`, headers: h.adminHeaders, ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }) });
   const stepOf = (s: RunbookState, name: string) => s.steps.find((x) => x.name === name)!;
   const until = (id: string, what: string, ok: (s: RunbookState) => boolean, ms = 90_000) =>
@@ -208,4 +210,114 @@ describe('provider-outage runbook', () => {
     expect(timeline.some((m) => m.includes('undone: sms routed back to its primary'))).toBe(true);
     expect(timeline.some((m) => m.includes('twilio status page: major'))).toBe(true);
   }, 180_000);
+
+  // The seed's "Temporarily increase rate limits if users retrying due to delivery failures".
+  // These run last: the refusals they cause stay in the window of any later run's scope.
+  describe('retry relief', () => {
+    // this deployment's normal limits (not the defaults, so a restore to hard-coded values would show)
+    const NORMAL = { per_user: { window_seconds: 300, max_attempts: 4 }, per_ip: { window_seconds: 300, max_attempts: 10_000 } };
+    const RAISED = { per_user: { window_seconds: 300, max_attempts: 8 }, per_ip: NORMAL.per_ip };
+    const limits = async () => (await admin('GET', '/ratelimits')).json<typeof NORMAL>();
+    const addUser = (sub: string, n: number) =>
+      h.sql('INSERT INTO users (sub, phone, email) VALUES ($1, $2, $3) ON CONFLICT (sub) DO NOTHING', [sub, `+155555501${40 + n}`, `${sub}@example.com`]);
+    const rows = async (user: string) => (await h.sql<{ n: number }>('SELECT count(*)::int AS n FROM rate_limit_attempts WHERE user_id = $1', [user]))[0]!.n;
+    /** During a Twilio outage: the user's SMS fails on both providers, then retries until the per-user limit answers 429. */
+    const refusedRetrying = async (user: string) => {
+      for (const provider of ['twilio', 'plivo']) await setFault(h, { provider, mode: 'error', status: 503 });
+      await setStatus('twilio', 'major');
+      await failed('otp', user);
+      const refused = await waitFor(`${user} refused by the per-user limit`, async () => {
+        const res = await initiate(h, 'otp', user);
+        if (res.statusCode !== 429) expect(res.statusCode, res.body).toBe(202);
+        return res.statusCode === 429 ? res : undefined;
+      }, 30_000);
+      expect(refused.json()).toMatchObject({ error: 'rate_limited' });
+      const audit = await h.sql<{ outcome: string }>(`SELECT outcome FROM audit_events WHERE event_type = 'identity.ratelimit.exceeded' AND user_id = $1`, [user]);
+      expect(audit.map((a) => a.outcome)).toContain('user');
+      await clearFaults(h);
+      await setFault(h, { provider: 'twilio', mode: 'error', status: 503 }); // Twilio alone stays down
+    };
+
+    beforeEach(async () => {
+      expect((await admin('PUT', '/ratelimits', NORMAL)).statusCode).toBe(200);
+    });
+    afterAll(async () => raiseRateLimits(h));
+
+    it('a user refused while retrying a failed SMS can initiate again at once; the raised per-user limit goes back when the run ends', async () => {
+      await addUser('relief-1', 1);
+      await addUser('relief-check', 2);
+      await refusedRetrying('relief-1');
+      expect((await initiate(h, 'otp', 'relief-1')).statusCode).toBe(429);
+
+      const start = await admin('POST', '/runbooks/provider-outage', { severity: 'P0', by: 'oncall', params: { provider: 'twilio', pollSeconds: 1, healthyChecks: 2, validationUser: 'relief-check' } });
+      expect(start.statusCode, start.body).toBe(201);
+      const id = start.json<{ workflow_id: string }>().workflow_id;
+      const s = await until(id, 'the relief', (x) => stepOf(x, 'relieve_retries').status === 'succeeded' && stepOf(x, 'watch').status === 'running');
+      expect(stepOf(s, 'scope').result).toMatchObject({ rateLimited: { perUser: 1 } });
+      const relief = stepOf(s, 'relieve_retries');
+      expect(relief.approval).toMatchObject({ how: 'not_required' }); // P0: not a containment step, and P0 is not an approval severity
+      expect(relief.result).toMatchObject({ users: ['relief-1'], truncated: false, previous: NORMAL, applied: RAISED });
+      expect(relief.summary).toContain('per-user limit 4 -> 8 per 300 s until the end of the run (per IP unchanged)');
+      expect(await limits()).toEqual(RAISED);
+      expect(await rows('relief-1')).toBe(0);
+      // relief-1 retries at once, and more often than the normal limit allows
+      for (let i = 0; i < NORMAL.per_user.max_attempts + 1; i++) {
+        const res = await initiate(h, 'otp', 'relief-1');
+        expect(res.statusCode, `retry ${i + 1}: ${res.body}`).toBe(202);
+      }
+      const cleared = await h.sql<{ details: { reason: string } }>(`SELECT details FROM audit_events WHERE outcome = 'clear_rate_limits' AND user_id = 'relief-1'`);
+      expect(cleared).toHaveLength(1);
+      expect(cleared[0]!.details.reason).toContain('refused by the per-user rate limit while retrying failed deliveries');
+
+      await clearFaults(h);
+      await setStatus('twilio', 'none');
+      const done = await until(id, 'the run to complete', (x) => x.status !== 'running', 120_000);
+      expect(done.status, JSON.stringify(done.steps)).toBe('completed');
+      // put back after the primary is restored and the resends are done, before the validation
+      const at = (step: string) => done.log.findIndex((l) => l.message.startsWith(`${step}: `));
+      expect(at('restore_primary')).toBeGreaterThan(-1);
+      expect(at('resend_failed')).toBeGreaterThan(at('restore_primary'));
+      expect(at('restore_limits')).toBeGreaterThan(at('resend_failed'));
+      expect(at('validate')).toBeGreaterThan(at('restore_limits'));
+      expect(stepOf(done, 'restore_limits')).toMatchObject({ status: 'succeeded', summary: 'rate limits back to per user 4, per IP 10000 (as before the run)' });
+      expect(stepOf(done, 'validate').status).toBe('succeeded');
+      expect(await limits()).toEqual(NORMAL);
+      expect(done.log.some((l) => l.message.startsWith('relieve_retries: per-user limit 4 -> 8'))).toBe(true);
+      // the normal limit is in force again: relief-1's five retries count against it
+      expect((await initiate(h, 'otp', 'relief-1')).statusCode).toBe(429);
+    }, 240_000);
+
+    it('at P1 the relief waits for a responder; cancelling mid-watch puts the limits back with the route', async () => {
+      await addUser('relief-2', 3);
+      await refusedRetrying('relief-2');
+      const opened = await admin('POST', '/incidents', { type: 'provider_outage', severity: 'P1', title: 'Twilio failing, users retrying', affected: { providers: ['twilio'] } });
+      expect(opened.statusCode, opened.body).toBe(201);
+      const incident = opened.json<{ id: string }>().id;
+      const id = `${incident}-runbook`;
+
+      await until(id, 'the switch gate', (x) => stepOf(x, 'switch_to_backup').status === 'awaiting_approval');
+      expect((await admin('POST', `/runbooks/runs/${id}/approve`, { step: 'switch_to_backup', by: 'pat' })).statusCode).toBe(200);
+      await until(id, 'the relief gate', (x) => stepOf(x, 'relieve_retries').status === 'awaiting_approval');
+      expect(await limits()).toEqual(NORMAL); // nothing changes before the approval
+      expect((await initiate(h, 'otp', 'relief-2')).statusCode).toBe(429);
+      expect((await admin('POST', `/runbooks/runs/${id}/approve`, { step: 'relieve_retries', by: 'pat' })).statusCode).toBe(200);
+      let s = await until(id, 'the relief', (x) => stepOf(x, 'relieve_retries').status === 'succeeded');
+      expect(stepOf(s, 'relieve_retries').result).toMatchObject({ users: expect.arrayContaining(['relief-2']), applied: RAISED });
+      expect(await limits()).toEqual(RAISED);
+      expect((await initiate(h, 'otp', 'relief-2')).statusCode).toBe(202);
+
+      const cancel = await admin('POST', `/runbooks/runs/${id}/cancel`, { by: 'pat', reason: 'Twilio confirmed the fix' });
+      expect(cancel.statusCode, cancel.body).toBe(202);
+      s = await until(id, 'the cancellation', (x) => x.status === 'cancelled');
+      expect(stepOf(s, 'relieve_retries')).toMatchObject({ status: 'compensated', compensationSummary: 'rate limits back to per user 4, per IP 10000 (as before the run)' });
+      expect(stepOf(s, 'switch_to_backup')).toMatchObject({ status: 'compensated' });
+      expect(stepOf(s, 'restore_limits').status).toBe('skipped');
+      expect(await limits()).toEqual(NORMAL);
+      const timeline = (await admin('GET', `/incidents/${incident}`)).json<{ timeline: Array<{ kind: string; message: string }> }>().timeline;
+      expect(timeline).toEqual(expect.arrayContaining([
+        expect.objectContaining({ kind: 'runbook', message: expect.stringContaining('relieve_retries: per-user limit 4 -> 8') }),
+        expect.objectContaining({ message: expect.stringContaining('undone: rate limits back to per user 4') }),
+      ]));
+    }, 180_000);
+  });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkRunbookParams } from '../../src/runbooks/params';
-import { DEFAULT_OUTAGE_PARAMS, isDown, nextStreak, outageConfirmed, outageParams, pickProvider, type ProviderHealth } from '../../src/runbooks/outage';
+import { DEFAULT_OUTAGE_PARAMS, isDown, nextStreak, outageConfirmed, outageParams, pickProvider, reliefSkipReason, relievedLimits, type ProviderHealth } from '../../src/runbooks/outage';
 
 const health = (over: Partial<ProviderHealth>): ProviderHealth => ({ provider: 'plivo', indicator: 'none', circuit: 'closed', failedCalls: 0, ...over });
 
@@ -35,6 +35,20 @@ describe('provider-outage runbook arithmetic', () => {
     expect(streak).toBe(3);
   });
 
+  it('relieves retries by default: one refused user doubles the per-user limit, never lowers it, never touches per IP', () => {
+    expect(DEFAULT_OUTAGE_PARAMS).toMatchObject({ retryRelief: true, retryReliefUsers: 1, retryReliefFactor: 2 });
+    const current = { per_user: { window_seconds: 300, max_attempts: 4 }, per_ip: { window_seconds: 60, max_attempts: 50 } };
+    expect(relievedLimits(current, 2)).toEqual({ per_user: { window_seconds: 300, max_attempts: 8 }, per_ip: { window_seconds: 60, max_attempts: 50 } });
+    expect(relievedLimits(current, 1.1).per_user.max_attempts).toBe(5); // rounded up: a raise of at least one
+    expect(relievedLimits({ ...current, per_user: { window_seconds: 300, max_attempts: 900_000 } }, 3).per_user.max_attempts).toBe(1_000_000);
+    expect(relievedLimits({ ...current, per_user: { window_seconds: 300, max_attempts: 1_000_000 } }, 2).per_user.max_attempts).toBe(1_000_000);
+    expect(current.per_user.max_attempts).toBe(4); // the input is not modified
+    expect(reliefSkipReason(1, DEFAULT_OUTAGE_PARAMS)).toBeUndefined();
+    expect(reliefSkipReason(0, DEFAULT_OUTAGE_PARAMS)).toContain('0 user(s)');
+    expect(reliefSkipReason(2, { retryRelief: true, retryReliefUsers: 3 })).toContain('(< 3)');
+    expect(reliefSkipReason(50, { retryRelief: false, retryReliefUsers: 1 })).toContain('turned off');
+  });
+
   it('refuses bad parameters at the door', () => {
     expect(checkRunbookParams('provider-outage', { provider: 'twilio', pollSeconds: 1, healthyChecks: 2 })).toMatchObject({ ok: true });
     expect(checkRunbookParams('provider-outage', { provider: 'mailgun' })).toMatchObject({ ok: false });
@@ -42,5 +56,10 @@ describe('provider-outage runbook arithmetic', () => {
     expect(checkRunbookParams('provider-outage', { provider: 'twilio', channel: 'email' })).toEqual({ ok: false, message: 'params/provider twilio does not serve the email channel' });
     expect(checkRunbookParams('provider-outage', { since: '2026-01-15T12:00:00Z', until: '2026-01-15T10:00:00Z' })).toMatchObject({ ok: false });
     expect(checkRunbookParams('provider-outage', { surprise: 1 })).toMatchObject({ ok: false });
+    expect(checkRunbookParams('provider-outage', { retryRelief: false, retryReliefUsers: 5, retryReliefFactor: 1.5 })).toMatchObject({ ok: true });
+    expect(checkRunbookParams('provider-outage', { retryReliefFactor: 1 })).toMatchObject({ ok: false }); // no raise at all
+    expect(checkRunbookParams('provider-outage', { retryReliefFactor: 0.5 })).toMatchObject({ ok: false }); // a relief never lowers
+    expect(checkRunbookParams('provider-outage', { retryReliefUsers: 0 })).toMatchObject({ ok: false });
+    expect(checkRunbookParams('provider-outage', { retryRelief: 'no' })).toMatchObject({ ok: false });
   });
 });

@@ -1,6 +1,7 @@
-import { ApplicationFailure, sleep, type ActivityOptions } from '@temporalio/workflow';
+import { ApplicationFailure, patched, sleep, type ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
-import { isDown, nextStreak, type OutageParams } from '../../runbooks/outage';
+import type { RateLimitSettings } from '../../auth/settings';
+import { isDown, nextStreak, RELIEF_MAX_USERS, reliefSkipReason, type OutageParams } from '../../runbooks/outage';
 import type { Channel, ProviderName } from '../../providers/types';
 import { channelOfProvider } from '../../shared/delivery';
 import type { Runbook, StepContext } from './framework';
@@ -22,6 +23,10 @@ const synthetic: ActivityOptions = { startToCloseTimeout: '2 minutes', retry: { 
 
 export type Scope = Awaited<ReturnType<Activities['outageScope']>> & { provider?: ProviderName };
 type Change = 'backup' | 'disable';
+// the runtime_settings key of the rate limits (src/auth/settings.ts RATE_LIMITING_KEY; not imported: workflow bundle)
+const RATE_LIMITING = 'rate_limiting';
+/** Runs started before the retry relief replay without it (no relief, no restore_limits). */
+const RETRY_RELIEF_PATCH = 'provider-outage-retry-relief';
 
 const METHOD: Record<Channel, string> = { sms: 'SMS OTP', email: 'magic link' };
 const OTHER: Record<Channel, Channel> = { sms: 'email', email: 'sms' };
@@ -33,6 +38,9 @@ export class OutageRun {
   readonly isPrimary: boolean;
   switched = false;
   disabled = false;
+  /** the retry relief ran: the end of the run (or a cancellation) puts the limits back */
+  relieved = false;
+  private reliefPatched = false;
   private degradeTried = false;
 
   constructor(
@@ -83,6 +91,54 @@ export class OutageRun {
       { compensate: (ctx) => this.undo(ctx, 'disable', 'undo') },
     );
     this.disabled = Boolean(r?.changed);
+  }
+
+  /**
+   * The seed's "Temporarily increase rate limits if users retrying due to delivery failures":
+   * when the scope found at least retryReliefUsers users with failed deliveries refused by the
+   * per-user limit, the per-user maximum is raised for the run (saved first in
+   * runbook_saved_settings by the abuse runbook's machinery) and exactly those users' rate-limit
+   * state is cleared, so they can retry at once. `window` is the scope's (since, channel).
+   */
+  async relieve(refusedUsers: number, window: { since: string; until?: string; channel?: Channel }): Promise<void> {
+    this.reliefPatched = patched(RETRY_RELIEF_PATCH);
+    if (!this.reliefPatched) return;
+    const skip = reliefSkipReason(refusedUsers, this.p);
+    if (skip) return this.rb.skip('relieve_retries', skip);
+    const r = await this.rb.step(
+      'relieve_retries',
+      async (ctx) => {
+        const found = await ctx.activities(quick, 'find').retryingUsers({ since: window.since, until: window.until ?? new Date().toISOString(), channel: window.channel, limit: RELIEF_MAX_USERS });
+        const limits = await ctx.activities(quick).relieveRateLimits({ workflowId: ctx.workflowId, factor: this.p.retryReliefFactor });
+        const cleared = found.users.length
+          ? await ctx.activities(quick, 'clear').clearFalsePositives({ key: ctx.key, userIds: found.users, incidentId: this.incidentId, reason: this.reason('refused by the per-user rate limit while retrying failed deliveries') })
+          : { cleared: 0, users: 0 };
+        const [was, now] = [limits.previous.per_user, limits.applied.per_user];
+        const raised = now.max_attempts > was.max_attempts ? `per-user limit ${was.max_attempts} -> ${now.max_attempts} per ${now.window_seconds} s until the end of the run` : `per-user limit already at ${now.max_attempts}: not raised`;
+        const users = `${found.users.slice(0, 20).join(', ')}${found.users.length > 20 ? ', ...' : ''}${found.truncated ? ` (first ${RELIEF_MAX_USERS} only)` : ''}`;
+        return {
+          summary: `${raised} (per IP unchanged); rate-limit state of ${cleared.users} user(s) refused while retrying cleared (${cleared.cleared} row(s)): ${users || 'none'}`,
+          result: { users: found.users, truncated: found.truncated, cleared: cleared.cleared, previous: limits.previous, applied: limits.applied },
+          value: true,
+        };
+      },
+      { compensate: (ctx) => this.restoreLimitsText(ctx.activities(quick, 'undo'), ctx.workflowId) },
+    );
+    this.relieved = r === true; // undefined: rejected by a responder
+  }
+
+  private async restoreLimitsText(acts: Activities, workflowId: string): Promise<string> {
+    const r = await acts.restoreSetting({ workflowId, key: RATE_LIMITING });
+    if (!r.restored) return `rate limits left as they are: ${r.reason ?? 'not restored'}`;
+    const v = r.value as RateLimitSettings | null;
+    return v ? `rate limits back to per user ${v.per_user.max_attempts}, per IP ${v.per_ip.max_attempts} (as before the run)` : 'rate limits back to the defaults (no setting before the run)';
+  }
+
+  /** Puts back the limits the relief raised (only if nobody changed them since); the cleared state stays cleared. */
+  async restoreLimits(): Promise<void> {
+    if (!this.reliefPatched) return;
+    if (!this.relieved) return this.rb.skip('restore_limits', 'this run did not raise the rate limits');
+    await this.rb.step('restore_limits', async (ctx) => ({ summary: await this.restoreLimitsText(ctx.activities(quick), ctx.workflowId) }));
   }
 
   /**
