@@ -54,6 +54,8 @@ const { issueChallenge } = proxyActivities<Activities>(issueOptions);
 const { issueChallenge: issueChallengeLocally } = proxyLocalActivities<Activities>(issueOptions);
 /** Challenges started before the local issue replay their scheduled issue activity. */
 const LOCAL_ISSUE_PATCH = 'issue-as-local-activity';
+/** Challenges revoked before the local end replay their scheduled end activity. */
+const LOCAL_REVOKE_PATCH = 'revoke-as-local-activity';
 const { endChallenge } = proxyActivities<Activities>(endOptions);
 const local = proxyLocalActivities<Activities>(checkOptions);
 const localEnd = proxyLocalActivities<Activities>(endOptions);
@@ -240,7 +242,9 @@ export class ChallengeMachine {
     // a signal has no validator: an unknown reason is recorded as a manual revoke
     const why = REVOKE_REASONS.includes(reason) ? reason : 'manual_revoke';
     await this.withLock(async () => {
-      if (!this.ended) await this.end('revoked', why, false, typeof incidentId === 'string' ? incidentId : undefined);
+      // a local activity: a mass revocation (a compromised-token response for thousands of
+      // users) costs one workflow task per challenge instead of an activity round trip too
+      if (!this.ended) await this.end('revoked', why, patched(LOCAL_REVOKE_PATCH), typeof incidentId === 'string' ? incidentId : undefined);
     });
   }
 
