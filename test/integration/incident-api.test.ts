@@ -43,6 +43,31 @@ describe('incidents REST API', () => {
     return res.json<{ id: string }>().id;
   };
 
+  it("starts its runbook under a run-scoped id when the usual one is taken in the namespace, and keeps running", async () => {
+    const day = new Date().toISOString().slice(0, 10);
+    const [{ next }] = (await h.sql<{ next: number }>(
+      `SELECT COALESCE(MAX(substring(id FROM '(\\d+)$')::int), 0) + 1 AS next FROM incidents WHERE id LIKE $1`,
+      [`INC-${day}-%`],
+    )) as [{ next: number }];
+    const predicted = `INC-${day}-${String(next).padStart(2, '0')}`;
+    // another deployment sharing the namespace runs something under `<INC id>-runbook`
+    const squatter = await h.runtime.temporal.client.workflow.start('compromisedTokenRunbook', {
+      workflowId: `${predicted}-runbook`,
+      taskQueue: `${h.config.temporal.taskQueue}-another-deployment`,
+      args: [{}],
+    });
+    try {
+      const id = await open({ type: 'compromised_token', severity: 'P2', title: 'codes seen in a screenshot' });
+      expect(id).toBe(predicted);
+      const s = await eventually(() => state(id), (x) => Boolean(x.runbook), 'its runbook');
+      expect(s.runbook?.workflowId).toMatch(new RegExp(`^${predicted}-runbook-[0-9a-f-]{8}$`));
+      expect(s.runbook?.status).toBe('running');
+      expect((await h.runtime.temporal.client.workflow.getHandle(id).describe()).status.name).toBe('RUNNING');
+    } finally {
+      await squatter.terminate('test done');
+    }
+  });
+
   it('opens incidents with unique INC-YYYY-MM-DD-NN ids, also when several arrive at once', async () => {
     const day = new Date().toISOString().slice(0, 10);
     const first = await open({ type: 'other', severity: 'P3', title: 'first of the day', opened_by: 'alice' });

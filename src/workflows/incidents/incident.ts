@@ -1,3 +1,4 @@
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { allHandlersFinished, condition, ParentClosePolicy, patched, startChild, workflowInfo } from '@temporalio/workflow';
 import type { IncidentInput, IncidentResult, RunbookInput } from '../../shared/incidents';
 import { ChecklistRunner } from './checklistRunner';
@@ -64,9 +65,19 @@ async function startRunbook(machine: IncidentMachine): Promise<void> {
     dataBreach: s.dataBreach,
     ddos: s.ddos,
   };
-  const workflowId = `${s.id || s.workflowId}-runbook`;
+  let workflowId = `${s.id || s.workflowId}-runbook`;
   // a resolved incident cancels its runbook; the runbook decides what cancellation means
-  const child = await startChild(workflowType, { workflowId, args: [args], parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL });
+  const start = () => startChild(workflowType, { workflowId, args: [args], parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL });
+  let child: Awaited<ReturnType<typeof start>>;
+  try {
+    child = await start();
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    // the id is taken in the namespace (another deployment's incident with the same INC id, or
+    // this alert group's previous run whose runbook is still compensating): a run-scoped id
+    workflowId = `${workflowId}-${workflowInfo().runId.slice(0, 8)}`;
+    child = await start();
+  }
   s.runbook = { workflowType, workflowId, status: 'running' };
   machine.record({ at: new Date().toISOString(), kind: 'runbook', message: `Runbook ${workflowType} started (${workflowId})` });
   child.result().then(
