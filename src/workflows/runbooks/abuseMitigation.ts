@@ -149,7 +149,7 @@ async function watch(rb: Runbook, p: AbuseParams, clearPending: () => Promise<vo
         return { summary: `violation rate below ${p.quietRatePerMinute}/min for ${p.quietMinutes} min (${samples} samples)`, result: rb.state.detail, value: true };
       }
       if (now - started >= p.maxWatchHours * 3_600_000) {
-        return { summary: `attack not subsided after ${p.maxWatchHours} h (last ${Math.round(rate)}/min): limits and CAPTCHA stay as tightened; restore them by cancelling this run or by hand`, result: rb.state.detail, value: false };
+        return { summary: `attack not subsided after ${p.maxWatchHours} h (last ${Math.round(rate)}/min): limits and CAPTCHA stay as tightened and this run ends here (nothing left to cancel): restore them through PUT /admin/api/v1/ratelimits and the auth.captcha runtime setting`, result: rb.state.detail, value: false };
       }
     }
   });

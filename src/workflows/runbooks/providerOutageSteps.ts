@@ -169,7 +169,7 @@ export class OutageRun {
           await this.degrade(`${other} went down too during the watch (status ${theirs.indicator})`);
         }
         if (last - started >= p.maxWatchHours * 3_600_000) {
-          return { summary: `${provider} not healthy after ${p.maxWatchHours} h (last status ${mine.indicator}): the ${this.channel} route stays as this run left it; restore it by cancelling this run or through /admin/api/v1/delivery`, result: rb.state.detail.watch, value: false };
+          return { summary: `${provider} not healthy after ${p.maxWatchHours} h (last status ${mine.indicator}): the ${this.channel} route stays as this run left it; this run ends here (nothing left to cancel): restore it through PUT /admin/api/v1/delivery/routes/${this.channel} once ${provider} is healthy`, result: rb.state.detail.watch, value: false };
         }
         await sleep(p.pollSeconds * 1000);
       }
