@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { AuditEventType, insertAudit, logAudit, type AuditRow } from '../auth/audit';
+import { endChallengeRow } from '../auth/end';
 import { timeStage } from '../telemetry/stages';
 import { aad, compareSecret, generateSecret, hashSecret, seal, unseal, UnsealError } from '../auth/crypto';
 import { DataKeyUnavailableError } from '../auth/keys';
@@ -36,7 +37,6 @@ export interface EndChallengeInput {
   incidentId?: string;
 }
 
-const ACTIVE = `status IN ('pending', 'delivered', 'failed')`;
 /** a data key retired between reading it and inserting is retried this many times */
 const ISSUE_KEY_RACES = 3;
 
@@ -138,37 +138,8 @@ export function createAuthActivities(runtime: Runtime) {
      * identity.auth.token_invalidated is recorded. A second call finds the row already ended.
      */
     async endChallenge(input: EndChallengeInput): Promise<void> {
-      const { challengeId, status, reason } = input;
-      const attempted = status === 'verified' || status === 'locked';
-      const result = await db.transaction(async (tx) => {
-        const { rows } = await tx.query<{ user_id: string; method: AuthMethod; client_ip_masked: string | null }>(
-          `UPDATE auth_challenges
-              SET status = $2, end_reason = $3, ended_at = now(), sealed_secret = NULL,
-                  attempts = GREATEST(attempts, $4),
-                  last_attempt_at = CASE WHEN $5 THEN now() ELSE last_attempt_at END
-            WHERE id = $1 AND ${ACTIVE}
-            RETURNING user_id, method, client_ip_masked`,
-          [challengeId, status, reason, input.attempts, attempted],
-        );
-        const row = rows[0];
-        if (!row) return undefined;
-        if (status === 'expired') {
-          await tx.query('UPDATE challenge_validation_attempts SET challenge_expired = true WHERE challenge_id = $1', [challengeId]);
-        }
-        const audit = await insertAudit(tx, {
-          type: AuditEventType.tokenInvalidated,
-          outcome: status,
-          reason,
-          challengeId,
-          userId: row.user_id,
-          method: row.method,
-          ipMasked: row.client_ip_masked ?? undefined,
-          incidentId: input.incidentId,
-          details: { attempts: input.attempts },
-          dedupeKey: `${challengeWorkflowId(challengeId)}/end`,
-        });
-        return { audit, method: row.method };
-      });
+      const { challengeId, reason } = input;
+      const result = await db.transaction((tx) => endChallengeRow(tx, input));
       if (!result) {
         const { rows } = await db.query('SELECT 1 FROM auth_challenges WHERE id = $1', [challengeId]);
         if (!rows[0]) throw notFound(challengeId);

@@ -7,6 +7,7 @@ import { authServices } from '../auth/services';
 import { ProviderPermanentError, ProviderTransientError, type EmailProviderName } from '../providers';
 import { INCIDENT_NOTIFICATION_SUBJECT, INCIDENT_NOTIFICATION_TEXT, notificationKey } from '../runbooks/notification';
 import type { Runtime } from '../runtime';
+import { ACTIVE_CHALLENGE_SQL as ACTIVE } from '../auth/end';
 
 /**
  * The compromised-token runbook's containment and notification steps. Every call takes the
@@ -14,7 +15,6 @@ import type { Runtime } from '../runtime';
  * revocations only touch live challenges, audit rows carry dedupe keys derived from it,
  * blocks are tagged with it (created_by), notifications are recorded per user per incident.
  */
-const ACTIVE = `status IN ('pending', 'delivered', 'failed')`;
 const EMAIL_PROVIDERS: readonly string[] = ['sendgrid', 'ses'];
 const NOTIFY_CONCURRENCY = 8;
 

@@ -6,6 +6,7 @@ import type { Logger } from '../telemetry/logger';
 import { AuditEventType, insertAudit, logAudit, recordAudit } from './audit';
 import { createDataKey, type DataKeyStore } from './keys';
 import { clearUserRateLimits } from './rateLimit';
+import { ACTIVE_CHALLENGE_SQL as ACTIVE } from './end';
 
 /**
  * Responder actions from the seed, as plain functions: the admin API calls them, and the
@@ -25,7 +26,6 @@ export interface ActorContext {
   incidentId?: string;
 }
 
-const ACTIVE = `status IN ('pending', 'delivered', 'failed')`;
 const SIGNAL_BATCH = 25;
 const SETTLE_TIMEOUT_MS = 5000;
 const SETTLE_POLL_MS = 100;

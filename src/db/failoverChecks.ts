@@ -2,6 +2,7 @@ import pg from 'pg';
 import { parseSamples } from '../incidents/promText';
 import type { Database } from './database';
 import { lsnValue, probeAll, type Endpoint, type EndpointProbe } from './topology';
+import { ACTIVE_CHALLENGE_STATUSES } from '../auth/end';
 
 /**
  * The seed's database checks ("4. Database Connectivity Issues"), each a plain function the
@@ -160,7 +161,7 @@ export async function investigate(endpoints: readonly Endpoint[], pools: () => P
 
 // ---- consistency -----------------------------------------------------------------------------
 
-export const ACTIVE_STATUSES = ['pending', 'delivered', 'failed'] as const;
+export const ACTIVE_STATUSES = ACTIVE_CHALLENGE_STATUSES;
 /** an open challenge this long past its expiry should have been ended by its workflow's timer */
 export const EXPIRY_GRACE_SECONDS = 60;
 

@@ -1,7 +1,8 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type pg from 'pg';
 import { revokeChallenges } from '../auth/admin';
-import { AuditEventType, insertAudit, logAudit } from '../auth/audit';
+import { logAudit } from '../auth/audit';
+import { endChallengeRow } from '../auth/end';
 import type { DataKeyStore } from '../auth/keys';
 import { challengeWorkflowId } from '../shared/auth';
 import type { Logger } from '../telemetry/logger';
@@ -57,31 +58,9 @@ async function workflowRunning(client: Client, challengeId: string): Promise<boo
 
 /** Ends one open row the way its workflow would have; false when it was no longer open. */
 async function endRow(deps: CleanupDeps, challengeId: string, status: 'expired' | 'revoked', reason: 'expired' | 'manual_revoke', incidentId?: string): Promise<boolean> {
-  const audit = await deps.db.maintenance(async (tx: pg.PoolClient) => {
-    const { rows } = await tx.query<{ user_id: string; method: 'sms_otp' | 'magic_link'; client_ip_masked: string | null; attempts: number }>(
-      `UPDATE auth_challenges SET status = $2, end_reason = $3, ended_at = now(), sealed_secret = NULL
-        WHERE id = $1 AND status = ANY($4::text[])
-        RETURNING user_id, method, client_ip_masked, attempts`,
-      [challengeId, status, reason, ACTIVE_STATUSES],
-    );
-    const row = rows[0];
-    if (!row) return false;
-    if (status === 'expired') await tx.query('UPDATE challenge_validation_attempts SET challenge_expired = true WHERE challenge_id = $1', [challengeId]);
-    return insertAudit(tx, {
-      type: AuditEventType.tokenInvalidated,
-      outcome: status,
-      reason,
-      challengeId,
-      userId: row.user_id,
-      method: row.method,
-      ipMasked: row.client_ip_masked ?? undefined,
-      incidentId,
-      details: { attempts: row.attempts, by: 'db-failover cleanup' },
-      dedupeKey: `${challengeWorkflowId(challengeId)}/end`,
-    });
-  });
-  if (audit === false) return false;
-  if (audit) logAudit(deps.logger, audit);
+  const ended = await deps.db.maintenance((tx: pg.PoolClient) => endChallengeRow(tx, { challengeId, status, reason, incidentId, by: 'db-failover cleanup' }));
+  if (!ended) return false;
+  logAudit(deps.logger, ended.audit);
   return true;
 }
 

@@ -7,6 +7,7 @@ import type { ErrorClass, RecordDeliveryInput } from '../shared/delivery';
 import { DeliveryAuditEvent } from './events';
 import { challengeFailures } from './ledger';
 import { METHOD_CHANNEL } from './routes';
+import { ACTIVE_CHALLENGE_SQL as ACTIVE } from '../auth/end';
 
 /**
  * A send's outcome on the challenge row (delivery_provider, delivery_outcome, status
@@ -14,7 +15,6 @@ import { METHOD_CHANNEL } from './routes';
  * seed's resend query reads it). Idempotent: the failure counts are recomputed from the ledger,
  * and an older send's outcome never overwrites a newer one's.
  */
-const ACTIVE = `status IN ('pending', 'delivered', 'failed')`;
 
 interface ChallengeFacts {
   user_id: string;

@@ -3,6 +3,7 @@ import type { ProviderName } from '../providers/types';
 import type { Runtime } from '../runtime';
 import type { ErrorClass } from '../shared/delivery';
 import { resolveFailure, upsertFailure } from './outcomes';
+import { ACTIVE_CHALLENGE_SQL } from '../auth/end';
 
 /**
  * Delivery reports from provider status callbacks (Twilio, Plivo) and event webhooks (SendGrid,
@@ -80,7 +81,7 @@ export async function applyReport(runtime: Pick<Runtime, 'db' | 'logger'>, repor
       `UPDATE auth_challenges
           SET delivery_report = $3, delivery_reported_at = now(), delivery_outcome = 'failed', delivery_provider = $4,
               delivery_error_class = $5,
-              status = CASE WHEN status IN ('pending', 'delivered', 'failed') THEN 'failed' ELSE status END
+              status = CASE WHEN ${ACTIVE_CHALLENGE_SQL} THEN 'failed' ELSE status END
         WHERE id = $1 AND delivery_report IS DISTINCT FROM 'delivered'
           AND NOT EXISTS (SELECT 1 FROM delivery_attempts WHERE challenge_id = $1 AND send_number > $2)
         RETURNING id`,

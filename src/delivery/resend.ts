@@ -7,6 +7,7 @@ import { challengeWorkflowId } from '../shared/auth';
 import { redeliverUpdate, type RedeliverResult } from '../shared/delivery';
 import type { ActorContext } from './admin';
 import { DeliveryAuditEvent } from './events';
+import { ACTIVE_CHALLENGE_SQL as ACTIVE, ACTIVE_CHALLENGE_STATUSES } from '../auth/end';
 
 /**
  * After an outage: the failures of a window (the seed's `SELECT user_id, phone_number, email,
@@ -47,7 +48,8 @@ export interface DeliveryFailureRow {
   resendable: boolean;
 }
 
-const RESENDABLE = `f.resolved_at IS NULL AND f.resent_at IS NULL AND c.status IN ('pending', 'delivered', 'failed') AND c.expires_at > now()`;
+const isActive = (status: string) => (ACTIVE_CHALLENGE_STATUSES as readonly string[]).includes(status);
+const RESENDABLE = `f.resolved_at IS NULL AND f.resent_at IS NULL AND c.${ACTIVE} AND c.expires_at > now()`;
 const MAX_ROWS = 10_000;
 
 export async function listDeliveryFailures(q: Queryable, window: FailureWindow): Promise<DeliveryFailureRow[]> {
@@ -113,8 +115,8 @@ export async function resendFailedDelivery(runtime: Pick<Runtime, 'db' | 'logger
   if (!row) throw new FailureNotFoundError(`no delivery failure ${failureId}`);
   if (row.resent_at) return { outcome: 'already_resent', sendNumber: row.resend_send_number, previous: row.resend_outcome };
   if (row.resolved_at) return { outcome: 'resolved' };
-  if (!row.challenge_id || !row.status || row.expired || !['pending', 'delivered', 'failed'].includes(row.status)) {
-    return { outcome: 'challenge_ended', status: row.expired && row.status && ['pending', 'delivered', 'failed'].includes(row.status) ? 'expired' : (row.status ?? 'unknown') };
+  if (!row.challenge_id || !row.status || row.expired || !isActive(row.status)) {
+    return { outcome: 'challenge_ended', status: row.expired && row.status && isActive(row.status) ? 'expired' : (row.status ?? 'unknown') };
   }
 
   let result: RedeliverResult;
