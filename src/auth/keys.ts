@@ -31,7 +31,9 @@ export class DataKeyUnavailableError extends Error {
 /** A fresh pair, wrapped under the keyring's active key-encryption key. */
 export function createDataKey(kek: Keyring, now = new Date()): NewDataKey {
   const stamp = now.toISOString().replace(/[-:]/g, '').slice(0, 15);
-  const id = `dk-${stamp}-${randomBytes(3).toString('hex')}`;
+  // the suffix starts with a letter: six hex digits that happen to be all decimal would read
+  // as a 6-digit code to every leak scan (the seed's \b[0-9]{6}\b) in audit rows that name the key
+  const id = `dk-${stamp}-k${randomBytes(3).toString('hex')}`;
   const wrapping = kek.keys.get(kek.activeKeyId)!;
   const pepper = randomBytes(32);
   const sealKey = randomBytes(32);
