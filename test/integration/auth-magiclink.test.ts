@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { challengeRow, initiate, messagesFor, post, secretFor, waitFor } from '../helpers/authClient';
+import { challengeRow, initiate, messagesFor, post, secretFor, waitFor, waitForStatus } from '../helpers/authClient';
 import { startHarness, type Harness } from '../helpers/harness';
 
 const LINK_PATH = '/browser/api/v1/identity/auth/magic-link/verify';
@@ -38,6 +38,8 @@ describe('email magic links', () => {
       expect(page.body).toContain(`name="challenge" value="${challenge_id}"`);
       expect(page.body).toContain('name="token" value="');
     }
+    // the provider's acceptance reaches the outbox before the workflow records the outcome
+    await waitForStatus(h, challenge_id, 'delivered');
     const afterGets = await challengeRow(h, challenge_id);
     expect(afterGets!.status).toBe('delivered');
     expect(afterGets!.attempts).toBe(0);
