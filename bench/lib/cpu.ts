@@ -53,15 +53,25 @@ function allProcesses(): Stat[] {
   return out;
 }
 
-/** Total busy ticks of the machine (all CPUs), from the first line of /proc/stat. */
-function machineBusyTicks(): number {
+/** Busy ticks of the machine (all CPUs) from the first line of /proc/stat, and the kernel's share in interrupts. */
+function machineTicks(): { busy: number; kernel: number } {
   const line = read('/proc/stat')?.split('\n')[0];
-  if (!line) return 0;
+  if (!line) return { busy: 0, kernel: 0 };
   const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number);
-  return (user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0);
+  const kernel = (irq ?? 0) + (softirq ?? 0);
+  return { busy: (user ?? 0) + (nice ?? 0) + (system ?? 0) + kernel + (steal ?? 0), kernel };
 }
 
-export type CpuSnapshot = { at: number; ticks: Record<string, number> };
+/**
+ * Ticks per process (keyed `component|pid`, so a process that starts or ends between two
+ * snapshots is told apart from one that kept running), plus the machine's busy and interrupt
+ * ticks. Interrupt time (loopback networking's softirq, mostly) belongs to no process.
+ */
+export type CpuSnapshot = { at: number; ticks: Record<string, number>; machine: { busy: number; kernel: number } };
+
+const KERNEL = 'kernel (irq, softirq)';
+const OTHERS = 'everything else on the machine';
+const MACHINE = 'machine busy';
 
 export class CpuWatcher {
   constructor(private readonly roles: () => { warden?: number; sandbox?: number; peer?: number }) {}
@@ -82,47 +92,54 @@ export class CpuWatcher {
       return out;
     };
     const ticks: Record<string, number> = {};
-    const add = (name: string, n: number) => (ticks[name] = (ticks[name] ?? 0) + n);
-    const ours = new Set<number>();
     const { warden, sandbox, peer } = this.roles();
     if (warden && byPid.has(warden)) {
       const total = byPid.get(warden)!.ticks;
       const main = parseStat(read(`/proc/${warden}/task/${warden}/stat`) ?? '')?.ticks ?? 0;
-      add('warden JS thread', main);
-      add('warden other threads', total - main);
-      ours.add(warden);
+      ticks[`warden JS thread|${warden}`] = main;
+      ticks[`warden other threads|${warden}`] = total - main;
       for (const d of descendants(warden)) {
-        add(d.comm === 'temporal' ? 'temporal server' : d.comm.startsWith('postgres') ? 'postgres' : 'stack, other', d.ticks);
-        ours.add(d.pid);
+        const component = d.comm === 'temporal' ? 'temporal server' : d.comm.startsWith('postgres') ? 'postgres' : 'stack, other';
+        ticks[`${component}|${d.pid}`] = d.ticks;
       }
     }
     for (const [name, pid] of [['sandbox', sandbox], ['peer (better-auth)', peer], ['bench (load generator)', process.pid]] as const) {
       const p = pid !== undefined ? byPid.get(pid) : undefined;
-      if (!p) continue;
-      add(name, p.ticks);
-      ours.add(p.pid);
+      if (p) ticks[`${name}|${p.pid}`] = p.ticks;
     }
-    let accounted = 0;
-    for (const pid of ours) accounted += byPid.get(pid)?.ticks ?? 0;
-    ticks['machine busy'] = machineBusyTicks();
-    ticks['__ours'] = accounted;
-    return { at: Date.now(), ticks };
+    return { at: Date.now(), ticks, machine: machineTicks() };
   }
 }
 
-/** Cores each component used between two snapshots (1.0 = one core fully busy). */
+/**
+ * Cores each component used between two snapshots (1.0 = one core fully busy). A process seen
+ * in both counts its difference, one that started in between counts whole; one that ended in
+ * between is left out (its last moments are lost; before, its whole past was subtracted,
+ * which made a phase with Postgres connections closing show Postgres as nothing and the rest
+ * of the machine as busy). Interrupt time is its own column; what no component and no
+ * interrupt explains is "everything else on the machine" (other users of a shared machine).
+ */
 export function coresUsed(before: CpuSnapshot, after: CpuSnapshot): Record<string, number> {
   const seconds = (after.at - before.at) / 1000;
   if (seconds <= 0) return {};
-  const out: Record<string, number> = {};
-  for (const [name, t] of Object.entries(after.ticks)) {
-    if (name.startsWith('__')) continue;
-    const delta = t - (before.ticks[name] ?? 0);
-    if (delta >= 0) out[name] = Math.round((delta / TICKS_PER_SECOND / seconds) * 100) / 100;
+  const byComponent: Record<string, number> = {};
+  for (const [key, t] of Object.entries(after.ticks)) {
+    const component = key.slice(0, key.lastIndexOf('|'));
+    const delta = t - (before.ticks[key] ?? 0);
+    if (delta >= 0) byComponent[component] = (byComponent[component] ?? 0) + delta;
   }
-  // processes that started or ended within the window make this approximate; never below 0
-  const others = (after.ticks['machine busy']! - before.ticks['machine busy']!) - (after.ticks['__ours']! - (before.ticks['__ours'] ?? 0));
-  out['everything else on the machine'] = Math.max(0, Math.round((others / TICKS_PER_SECOND / seconds) * 100) / 100);
+  const cores = (t: number) => Math.round((t / TICKS_PER_SECOND / seconds) * 100) / 100;
+  const out: Record<string, number> = {};
+  let accounted = 0;
+  for (const [component, t] of Object.entries(byComponent)) {
+    out[component] = cores(t);
+    accounted += t;
+  }
+  const busy = after.machine.busy - before.machine.busy;
+  const kernel = after.machine.kernel - before.machine.kernel;
+  out[KERNEL] = cores(Math.max(0, kernel));
+  out[OTHERS] = cores(Math.max(0, busy - kernel - accounted));
+  out[MACHINE] = cores(busy);
   return out;
 }
 
@@ -134,8 +151,10 @@ const COLUMNS = [
   'sandbox',
   'peer (better-auth)',
   'bench (load generator)',
-  'everything else on the machine',
-  'machine busy',
+  'stack, other',
+  KERNEL,
+  OTHERS,
+  MACHINE,
 ];
 
 /** A markdown table of cores used, one row per phase; columns nobody used are left out. */
@@ -147,4 +166,33 @@ export function cpuTable(rows: Array<{ label: string; cpu?: Record<string, numbe
     `|---|${present.map(() => '--:').join('|')}|`,
     ...rows.map((r) => `| ${r.label} | ${present.map((c) => (r.cpu?.[c] === undefined ? '–' : r.cpu[c]!.toFixed(2))).join(' | ')} |`),
   ];
+}
+
+/**
+ * The same phases as CPU milliseconds per answered request, next to the budget the 70% target
+ * leaves. One bcrypt operation costs `opMs` of CPU (the bound's cores divided by its rate);
+ * at 70% of the bound a request may cost opMs / 0.7 in all, so everything but the bcrypt
+ * operation (HTTP, Postgres, the workflow, the Temporal server, the kernel's networking, the
+ * benchmark's own sandbox and load generator) must fit in opMs / 0.7 - opMs.
+ */
+export function perRequestTable(rows: Array<{ label: string; throughput: number; cpu?: Record<string, number> }>, opMs: number): string[] {
+  const ms = (cores: number | undefined, rate: number) => ((cores ?? 0) * 1000) / rate;
+  const cell = (n: number) => (Number.isFinite(n) ? n.toFixed(0) : '–');
+  const budget = opMs / 0.7 - opMs;
+  const out = [
+    '| phase | req/s | machine CPU per request | Warden beyond its bcrypt op | Temporal server | Postgres | kernel (irq, softirq) | sandbox + load generator | everything else | beyond bcrypt, all | budget at 70% |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+  ];
+  for (const r of rows) {
+    if (!r.cpu || !(r.throughput > 0)) continue;
+    const c = r.cpu;
+    const total = ms(c[MACHINE], r.throughput);
+    const warden = ms((c['warden JS thread'] ?? 0) + (c['warden other threads'] ?? 0) + (c['stack, other'] ?? 0), r.throughput) - opMs;
+    out.push(
+      `| ${r.label} | ${r.throughput.toFixed(1)} | ${cell(total)} | ${cell(warden)} | ${cell(ms(c['temporal server'], r.throughput))} | ${cell(ms(c.postgres, r.throughput))} | ` +
+        `${cell(ms(c[KERNEL], r.throughput))} | ${cell(ms((c.sandbox ?? 0) + (c['bench (load generator)'] ?? 0), r.throughput))} | ${cell(ms(c[OTHERS], r.throughput))} | ` +
+        `**${cell(total - opMs)}** | ${cell(budget)} |`,
+    );
+  }
+  return out.length > 2 ? out : [];
 }

@@ -66,6 +66,19 @@ function stats(samples: Sample[]): MethodStats {
 
 const fmt = (n: number | undefined, d = 0) => (n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(d));
 
+/** Whether the offered rate fits the machine at the CPU each answered request cost. */
+function capacityLine(r: OpenLoopScenarioResult, cores: number): string[] {
+  const busy = r.cpu['machine busy'];
+  if (!busy || !(r.achievedRequestRate > 0)) return [];
+  const perRequestMs = (busy * 1000) / r.achievedRequestRate;
+  const needed = (r.requestRate * perRequestMs) / 1000;
+  return [
+    '',
+    `Each answered request cost ${perRequestMs.toFixed(0)} ms of machine CPU; the offered ${r.requestRate} requests/s need ${needed.toFixed(2)} cores of ${cores} ` +
+      `(${needed > cores * 0.9 ? 'at or over capacity: the queue grows and latency is queueing' : 'below capacity'}).`,
+  ];
+}
+
 export const openLoopScenario: Scenario<OpenLoopScenarioResult> = {
   name: 'openLoop',
   title: 'SLO run: open loop at half the bcrypt bound',
@@ -135,7 +148,7 @@ export const openLoopScenario: Scenario<OpenLoopScenarioResult> = {
     ];
   },
 
-  render(r) {
+  render(r, all) {
     const row = (name: string, s: MethodStats) =>
       `| ${name} | ${s.flows} | ${fmt(s.initiateMs.p50)} | ${fmt(s.initiateMs.p95)} | ${fmt(s.initiateMs.p99)} | ${fmt(s.toOutboxMs.p50)} | ${fmt(s.toOutboxMs.p95)} | ${fmt(s.toOutboxMs.p99)} | ${fmt(s.verifyMs.p50)} | ${fmt(s.verifyMs.p95)} | ${fmt(s.verifyMs.p99)} | ${Object.entries(s.failures).map(([k, n]) => `${k}×${n}`).join(', ') || '–'} |`;
     return [
@@ -151,6 +164,7 @@ export const openLoopScenario: Scenario<OpenLoopScenarioResult> = {
       'Latencies in ms of the flows that got that far; initiate and to-outbox from the scheduled arrival time. The targets above count failed flows as never answered.',
       '',
       ...cpuTable([{ label: 'open loop (cores)', cpu: r.cpu }]),
+      ...capacityLine(r, all.machine.cores),
     ].join('\n');
   },
 };

@@ -1,5 +1,5 @@
 import { runClosedLoop, type PhaseResult } from '../lib/closedLoop';
-import { cpuTable } from '../lib/cpu';
+import { cpuTable, perRequestTable } from '../lib/cpu';
 import { collectAll, settle, type Delivered, type Issued } from '../lib/flows';
 import { fractionOf, summarize, type Summary } from '../lib/stats';
 import { challengeIdOf, FLOW_METHODS, initiateJson, ROUTES, scrapeMetrics, verifyRequest, type FlowMethod } from '../lib/wardenApi';
@@ -163,6 +163,24 @@ export const sweepScenario: Scenario<SweepResult> = {
       ]),
     );
     if (cpu.length) lines.push('', `CPU during each phase, in cores (1.00 = one core fully busy; "machine busy" is the whole machine, of ${all.machine.cores} cores):`, '', ...cpu);
+    const bound = all.scenarioRuns?.sweep?.boundOpsPerSec ?? all.bcrypt.start.opsPerSec;
+    const opMs = (all.machine.cores * 1000) / bound;
+    const perRequest = perRequestTable(
+      result.rows.flatMap((r) => [
+        { label: `${r.method} initiate c=${r.concurrency}`, throughput: r.initiate.throughput, cpu: r.initiate.cpu },
+        ...(r.verify ? [{ label: `${r.method} verify c=${r.concurrency}`, throughput: r.verify.throughput, cpu: r.verify.cpu }] : []),
+      ]),
+      opMs,
+    );
+    if (perRequest.length) {
+      lines.push(
+        '',
+        `CPU per answered request, in ms (cores used / throughput). One bcrypt operation costs ${opMs.toFixed(0)} ms of CPU here (${all.machine.cores} cores / ${bound.toFixed(1)} ops/s); ` +
+          `at 70% of the bound a request may cost ${(opMs / 0.7).toFixed(0)} ms in all, which leaves the budget in the last column for everything that is not the bcrypt operation:`,
+        '',
+        ...perRequest,
+      );
+    }
     return lines.join('\n');
   },
 };

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { coresUsed, parseStat } from '../../bench/lib/cpu';
+import { coresUsed, parseStat, perRequestTable } from '../../bench/lib/cpu';
 import { arrivalCount, dueBy, runOpenLoop, scheduledOffset } from '../../bench/lib/openLoop';
 import { histogramTotals, parsePrometheus, sumOf } from '../../bench/lib/prometheus';
 import { fractionOf, histogramDeltaMeanMs, percentile, percentileSorted, perSecond, ratio, summarize } from '../../bench/lib/stats';
@@ -154,9 +154,34 @@ describe('bench CPU accounting', () => {
     expect(parseStat('garbage')).toBeUndefined();
   });
 
-  it('turns two snapshots into cores used, and attributes the rest of the machine to others', () => {
-    const before = { at: 0, ticks: { 'warden JS thread': 100, postgres: 50, 'machine busy': 1000, __ours: 150 } };
-    const after = { at: 2000, ticks: { 'warden JS thread': 300, postgres: 90, 'machine busy': 1400, __ours: 390 } };
-    expect(coresUsed(before, after)).toEqual({ 'warden JS thread': 1, postgres: 0.2, 'machine busy': 2, 'everything else on the machine': 0.8 });
+  it('turns two snapshots into cores used, with interrupts and the rest of the machine apart', () => {
+    const before = { at: 0, ticks: { 'warden JS thread|10': 100, 'postgres|20': 50 }, machine: { busy: 1000, kernel: 30 } };
+    const after = { at: 2000, ticks: { 'warden JS thread|10': 300, 'postgres|20': 90 }, machine: { busy: 1400, kernel: 70 } };
+    expect(coresUsed(before, after)).toEqual({
+      'warden JS thread': 1,
+      postgres: 0.2,
+      'kernel (irq, softirq)': 0.2,
+      'everything else on the machine': 0.6,
+      'machine busy': 2,
+    });
+  });
+
+  it('counts a process that started in the window whole and leaves out one that ended, instead of subtracting its past', () => {
+    // Postgres closed backend 21 (1,000 ticks of past work) and opened 22 during the phase
+    const before = { at: 0, ticks: { 'postgres|20': 50, 'postgres|21': 1000 }, machine: { busy: 5000, kernel: 0 } };
+    const after = { at: 1000, ticks: { 'postgres|20': 60, 'postgres|22': 30 }, machine: { busy: 5100, kernel: 0 } };
+    const cores = coresUsed(before, after);
+    expect(cores.postgres).toBe(0.4);
+    expect(cores['everything else on the machine']).toBe(0.6);
+  });
+
+  it('turns cores used into CPU per request and sets it against the budget the 70% target leaves', () => {
+    // 10 requests/s; one bcrypt op costs 56 ms, so a request may cost 80 ms in all, 24 beyond bcrypt
+    const cpu = { 'warden JS thread': 0.2, 'warden other threads': 0.8, 'temporal server': 0.3, postgres: 0.05, 'kernel (irq, softirq)': 0.1, sandbox: 0.03, 'bench (load generator)': 0.02, 'everything else on the machine': 0.1, 'machine busy': 1.6 };
+    const [, , row] = perRequestTable([{ label: 'otp verify c=8', throughput: 10, cpu }], 56);
+    const cells = row!.split('|').map((c) => c.trim()).filter(Boolean);
+    expect(cells).toEqual(['otp verify c=8', '10.0', '160', '44', '30', '5', '10', '5', '10', '**104**', '24']);
+    expect(perRequestTable([{ label: 'no answers', throughput: 0, cpu }], 56)).toEqual([]);
   });
 });
+
