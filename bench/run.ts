@@ -7,6 +7,7 @@ import { CpuWatcher } from './lib/cpu';
 import { agent } from './lib/http';
 import { loadAverage, machineFacts } from './lib/machine';
 import { Outbox } from './lib/outbox';
+import { parsePinning, pinStack } from './lib/pinning';
 import { ProcessSet } from './lib/processes';
 import { seedBenchUsers, UserPool } from './lib/users';
 import { raiseRateLimits, restoreRateLimits } from './lib/wardenApi';
@@ -22,6 +23,10 @@ const USAGE = `npm run bench [-- options]
   --phase-seconds N        length of each closed-loop phase
   --open-loop-seconds N    length of the open-loop SLO run
   --compromised-users N    affected users of the compromised-token scenario (default 10000)
+  --warden-cores LIST      split topology: Warden (API + worker) pinned to these cores (e.g. 1),
+                           Temporal server, Postgres, sandbox and load generator to the others;
+                           the bcrypt bound is measured on Warden's cores. Writes
+                           bench/results-split.json and the split block of BENCHMARKS.md
   --results FILE           where results.json goes (default bench/results.json)
   --markdown FILE          whose generated block to rewrite (default BENCHMARKS.md)
 A running stack instead of the embedded one: set BENCH_WARDEN_PUBLIC_URL, BENCH_WARDEN_ADMIN_URL,
@@ -40,6 +45,7 @@ function parseOptions(argv: string[]): BenchOptions {
       'phase-seconds': { type: 'string' },
       'open-loop-seconds': { type: 'string' },
       'compromised-users': { type: 'string' },
+      'warden-cores': { type: 'string' },
       results: { type: 'string' },
       markdown: { type: 'string' },
       help: { type: 'boolean', default: false },
@@ -60,6 +66,8 @@ function parseOptions(argv: string[]): BenchOptions {
   const names = new Set(SCENARIOS.map((s) => s.name));
   for (const name of [...list(values.only), ...list(values.skip)]) if (!names.has(name)) throw new Error(`no scenario named ${name}`);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const pinning = values['warden-cores'] === undefined ? undefined : parsePinning(values['warden-cores'], os.availableParallelism());
+  const defaultResults = quick ? 'out/results-quick.json' : pinning ? 'results-split.json' : 'results.json';
   return {
     quick,
     concurrencies: values.concurrency ? list(values.concurrency).map((c) => num(c, 1)) : quick ? [1, 8] : [1, 8, 32, 64],
@@ -67,10 +75,11 @@ function parseOptions(argv: string[]): BenchOptions {
     openLoopSeconds: num(values['open-loop-seconds'], quick ? 10 : 60),
     bcryptSeconds: quick ? 2 : 5,
     compromisedUsers: num(values['compromised-users'], quick ? 500 : 10_000),
+    ...(pinning ? { pinning } : {}),
     only: list(values.only),
     skip: list(values.skip),
     outDir: path.resolve('bench', 'out', stamp),
-    resultsFile: path.resolve(values.results ?? path.join('bench', quick ? 'out/results-quick.json' : 'results.json')),
+    resultsFile: path.resolve(values.results ?? path.join('bench', defaultResults)),
     markdownFile: path.resolve(values.markdown ?? (quick ? path.join('bench', 'out', 'BENCHMARKS-quick.md') : 'BENCHMARKS.md')),
   };
 }
@@ -117,7 +126,9 @@ async function main(): Promise<number> {
       const sandbox = await startSandboxProcess(procs);
       target = await startEmbeddedWarden(procs, { dataDir, sandboxUrl: sandbox.url });
       log('stack ready');
+      if (options.pinning) log(`split topology: ${pinStack(options.pinning, { warden: procs.pidOf('warden')!, sandbox: sandbox.proc.pid })}`);
     }
+    if (options.pinning && target.embedded === false) throw new Error('--warden-cores needs the embedded stack (a running stack pins its own processes)');
     // enough users that no two flows in flight share one, and the compromised-token set fits
     const userCount = Math.max(50_000, options.compromisedUsers * 2);
     await seedBenchUsers(target.databaseUrl, userCount);
@@ -128,7 +139,7 @@ async function main(): Promise<number> {
       rateLimits = `NOT raised (${err instanceof Error ? err.message : String(err)}): the defaults applied`;
     }
     log(`rate limits ${rateLimits}; measuring the bcrypt bound on an idle stack`);
-    const bound = await measureBcryptBound(BCRYPT_COST, options.bcryptSeconds);
+    const bound = await measureBcryptBound(BCRYPT_COST, options.bcryptSeconds, options.pinning?.wardenCores);
     log(`bcrypt bound: ${bound.opsPerSec} ops/s at cost ${bound.cost} (${bound.threads} threads); one op ${bound.singleOpMs} ms`);
 
     const ctx: BenchContext = {
@@ -141,6 +152,7 @@ async function main(): Promise<number> {
       results,
       procs,
       cpu: new CpuWatcher(() => ({ warden: procs.pidOf('warden'), sandbox: procs.pidOf('sandbox'), peer: procs.pidOf('peer') })),
+      ...(options.pinning ? { pinning: options.pinning } : {}),
       log,
     };
     for (const scenario of scenarios) {
@@ -154,13 +166,13 @@ async function main(): Promise<number> {
         log(`${scenario.name} failed: ${errors[scenario.name]}`);
       }
     }
-    const end = await measureBcryptBound(BCRYPT_COST, options.bcryptSeconds);
+    const end = await measureBcryptBound(BCRYPT_COST, options.bcryptSeconds, options.pinning?.wardenCores);
     machine.loadAverageAtEnd = loadAverage();
     report = {
       schema: 1,
       mode: options.quick ? 'quick' : 'full',
       machine,
-      warden: { embedded: target.embedded, rateLimits },
+      warden: { embedded: target.embedded, rateLimits, ...(options.pinning ? { pinning: options.pinning } : {}) },
       bcrypt: { start: bound, end },
       options: {
         concurrencies: options.concurrencies,
@@ -196,7 +208,7 @@ async function main(): Promise<number> {
   final.targets = evaluateTargets(final, SCENARIOS);
   mkdirSync(path.dirname(options.resultsFile), { recursive: true });
   writeFileSync(options.resultsFile, `${JSON.stringify(final, null, 2)}\n`);
-  writeMarkdown(options.markdownFile, renderResults(final, SCENARIOS));
+  writeMarkdown(options.markdownFile, renderResults(final, SCENARIOS), options.pinning ? 'split' : undefined);
   log(`wrote ${path.relative(process.cwd(), options.resultsFile)} and ${path.relative(process.cwd(), options.markdownFile)}`);
   for (const t of final.targets) log(`target ${t.name}: ${t.measured} (${t.target}) -> ${t.pass === null ? 'n/a' : t.pass ? 'pass' : 'FAIL'}`);
   return Object.keys(errors).length > 0 ? 1 : 0;

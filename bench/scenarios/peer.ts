@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { pin } from '../lib/pinning';
 import pg from 'pg';
 import { freePort, waitFor } from '../../src/dev/process';
 import { runClosedLoop, type PhaseResult } from '../lib/closedLoop';
@@ -138,6 +139,8 @@ export const peerScenario: Scenario<PeerResult> = {
       PEER_USERS: String(PEER_USERS),
     });
     const baseUrl = `http://127.0.0.1:${port}`;
+    // split topology: the peer gets Warden's cores (its Postgres is the same, on the others)
+    if (ctx.pinning) pin(proc.pid, ctx.pinning.wardenCores);
     try {
       await waitFor('the Better Auth peer', async () => {
         if (proc.child.exitCode !== null) throw new Error(`the peer exited (see ${proc.logFile})`);

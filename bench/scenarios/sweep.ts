@@ -164,7 +164,8 @@ export const sweepScenario: Scenario<SweepResult> = {
     );
     if (cpu.length) lines.push('', `CPU during each phase, in cores (1.00 = one core fully busy; "machine busy" is the whole machine, of ${all.machine.cores} cores):`, '', ...cpu);
     const bound = all.scenarioRuns?.sweep?.boundOpsPerSec ?? all.bcrypt.start.opsPerSec;
-    const opMs = (all.machine.cores * 1000) / bound;
+    const boundCores = all.bcrypt.start.cores ?? all.machine.cores;
+    const opMs = (boundCores * 1000) / bound;
     const perRequest = perRequestTable(
       result.rows.flatMap((r) => [
         { label: `${r.method} initiate c=${r.concurrency}`, throughput: r.initiate.throughput, cpu: r.initiate.cpu },
@@ -175,7 +176,7 @@ export const sweepScenario: Scenario<SweepResult> = {
     if (perRequest.length) {
       lines.push(
         '',
-        `CPU per answered request, in ms (cores used / throughput). One bcrypt operation costs ${opMs.toFixed(0)} ms of CPU here (${all.machine.cores} cores / ${bound.toFixed(1)} ops/s); ` +
+        `CPU per answered request, in ms (cores used / throughput). One bcrypt operation costs ${opMs.toFixed(0)} ms of CPU here (${boundCores} cores / ${bound.toFixed(1)} ops/s); ` +
           `at 70% of the bound a request may cost ${(opMs / 0.7).toFixed(0)} ms in all, which leaves the budget in the last column for everything that is not the bcrypt operation:`,
         '',
         ...perRequest,

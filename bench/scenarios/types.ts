@@ -2,6 +2,7 @@ import type { BcryptBound } from '../lib/bcrypt';
 import type { CpuWatcher } from '../lib/cpu';
 import type { MachineFacts } from '../lib/machine';
 import type { Outbox } from '../lib/outbox';
+import type { Pinning } from '../lib/pinning';
 import type { ProcessSet } from '../lib/processes';
 import type { UserPool } from '../lib/users';
 import type { WardenTarget } from '../stack/warden';
@@ -17,6 +18,8 @@ export interface BenchOptions {
   bcryptSeconds: number;
   /** affected users of the compromised-token scenario */
   compromisedUsers: number;
+  /** the split topology: Warden on these cores, the rest on the others (undefined: all share) */
+  pinning?: Pinning;
   /** scenario names to run (all when empty) */
   only: string[];
   skip: string[];
@@ -40,6 +43,8 @@ export interface BenchContext {
   procs: ProcessSet;
   /** CPU per component (snapshot before and after a phase; coresUsed gives the difference) */
   cpu: CpuWatcher;
+  /** the split topology, when asked for (processes started later pin themselves with it) */
+  pinning?: Pinning;
   log(line: string): void;
 }
 
@@ -86,7 +91,7 @@ export interface BenchReport {
   schema: 1;
   mode: 'full' | 'quick';
   machine: MachineFacts;
-  warden: { embedded: boolean; rateLimits: string };
+  warden: { embedded: boolean; rateLimits: string; pinning?: Pinning };
   bcrypt: { start: BcryptBound; end?: BcryptBound };
   options: Pick<BenchOptions, 'concurrencies' | 'phaseSeconds' | 'openLoopSeconds' | 'bcryptSeconds' | 'compromisedUsers'>;
   scenarios: Record<string, unknown>;

@@ -148,6 +148,12 @@ describe('bench: a run of named scenarios merges into the previous results', () 
     expect(merged.machine.date).toBe('d1');
   });
 
+  it('never merges a split-topology run into an all-cores one', () => {
+    const previous = base('d1', { sweep: 1, compromisedToken: 'old' });
+    const next = { ...base('d2', { sweep: 2 }), warden: { embedded: true, rateLimits: '', pinning: { wardenCores: [1], otherCores: [0] } } };
+    expect(mergeReports(previous, next)).toBe(next);
+  });
+
   it('starts afresh when there is nothing to merge into', () => {
     const next = base('d2', { peer: 2 });
     expect(mergeReports(undefined, next)).toBe(next);

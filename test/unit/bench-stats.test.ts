@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { coresUsed, parseStat, perRequestTable } from '../../bench/lib/cpu';
+import { parsePinning } from '../../bench/lib/pinning';
 import { arrivalCount, dueBy, runOpenLoop, scheduledOffset } from '../../bench/lib/openLoop';
 import { histogramTotals, parsePrometheus, sumOf } from '../../bench/lib/prometheus';
 import { fractionOf, histogramDeltaMeanMs, percentile, percentileSorted, perSecond, ratio, summarize } from '../../bench/lib/stats';
@@ -185,3 +186,17 @@ describe('bench CPU accounting', () => {
   });
 });
 
+describe('bench split topology', () => {
+  it('reads the cores given to Warden and leaves the rest of the machine to the others', () => {
+    expect(parsePinning('1', 2)).toEqual({ wardenCores: [1], otherCores: [0] });
+    expect(parsePinning('1-2, 3', 4)).toEqual({ wardenCores: [1, 2, 3], otherCores: [0] });
+  });
+
+  it('refuses a list that names no core, a core the machine lacks, or every core', () => {
+    expect(() => parsePinning('', 2)).toThrow(/no core/);
+    expect(() => parsePinning('2', 2)).toThrow(/cores 0-1, not 2/);
+    expect(() => parsePinning('0,1', 2)).toThrow(/leave at least one core/);
+    expect(() => parsePinning('a', 2)).toThrow(/not a core list/);
+    expect(() => parsePinning('3-1', 4)).toThrow(/backwards/);
+  });
+});
