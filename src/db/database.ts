@@ -20,11 +20,20 @@ function asReadOnly(err: unknown): unknown {
 
 export interface PoolSettings {
   max: number;
-  /** the seed's max_idle_conns: idle connections beyond this are closed on release */
+  /**
+   * The seed's max_idle_conns: the pool keeps at most this many connections once it has been
+   * idle for `idleTrimMs`. Connections beyond it are closed after that idle time, not the moment
+   * they are released: under sustained concurrency above the cap, closing on release opened and
+   * closed a Postgres backend (a fork, authentication, a cold catalog cache) for most queries.
+   */
   maxIdle?: number;
+  /** how long a connection beyond maxIdle may stay idle before it is closed (default 10 s) */
+  idleTrimMs?: number;
   connMaxLifetimeS: number;
   statementTimeoutMs: number;
 }
+
+const DEFAULT_IDLE_TRIM_MS = 10_000;
 
 /**
  * Read-only degradation is enforced by Postgres, not by each caller: a read-only pool's
@@ -36,21 +45,18 @@ function createPool(url: string, settings: PoolSettings, applicationName: string
   const pool = new pg.Pool({
     connectionString: url,
     max: settings.max,
+    // pg-pool closes a connection idle for idleTimeoutMillis only while it holds more than
+    // `min`: the idle cap, applied after an idle period (without a cap: every idle one, at 30 s)
+    min: settings.maxIdle ?? 0,
+    idleTimeoutMillis: settings.maxIdle === undefined ? 30_000 : (settings.idleTrimMs ?? DEFAULT_IDLE_TRIM_MS),
     maxLifetimeSeconds: settings.connMaxLifetimeS,
     statement_timeout: settings.statementTimeoutMs || undefined,
     connectionTimeoutMillis: 5000,
-    idleTimeoutMillis: 30_000,
     application_name: applicationName,
     ...(readOnly ? { options: '-c default_transaction_read_only=on' } : {}),
   });
   // an idle client losing its server must not crash the process; the next query reconnects
   pool.on('error', () => {});
-  // pg-pool has no idle cap; a released client over max_idle is marked expired, which makes
-  // pg-pool close it instead of keeping it idle (the 'release' event fires before that check)
-  pool.on('release', (err: Error | undefined, client: pg.PoolClient) => {
-    const expired = (pool as unknown as { _expired?: WeakSet<pg.PoolClient> })._expired;
-    if (!err && expired && settings.maxIdle !== undefined && pool.idleCount >= settings.maxIdle) expired.add(client);
-  });
   return pool;
 }
 
@@ -178,12 +184,14 @@ export class Database {
 
   /**
    * Changes the pool ceiling (and the idle cap) in place; pg-pool reads `options.max` on every
-   * checkout, and the release hook reads the idle cap from these settings.
+   * checkout and `options.min` whenever an idle connection's timer fires.
    */
   resize(max: number, maxIdle = this.settings.maxIdle): void {
     this.settings.max = max;
     this.settings.maxIdle = maxIdle;
-    (this.pool as unknown as { options: { max: number } }).options.max = max;
+    const options = (this.pool as unknown as { options: { max: number; min: number } }).options;
+    options.max = max;
+    options.min = maxIdle ?? 0;
   }
 
   /** Points the process at another server (a promoted replica); the old pool drains. */
