@@ -25,7 +25,8 @@ function lockKey(scope: RateLimitScope, action: RateLimitAction, subject: string
 }
 
 /**
- * Checks and records one attempt atomically: the per-user and per-IP advisory locks serialise
+ * Checks and records one attempt atomically, in one round trip (the function is in
+ * migrations/0050_rate_limit_check.sql): the per-user and per-IP advisory locks serialise
  * concurrent requests for the same subject, so a burst cannot overshoot the limit. Locks are
  * always taken user first, then IP, so two requests never wait on each other in a cycle.
  */
@@ -37,51 +38,26 @@ export async function checkRateLimit(
   const { userId, ip, action } = input;
   const user = settings.per_user;
   const perIp = settings.per_ip;
-  const decision = await db.transaction(async (tx) => {
-    const keys = [...(userId !== undefined ? [lockKey('user', action, userId)] : []), lockKey('ip', action, ip)];
-    for (const key of keys) await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [key]);
-    const { rows } = await tx.query<{ user_n: number; user_retry: number | null; ip_n: number; ip_retry: number | null }>(
-      `SELECT
-         (SELECT count(*)::int FROM rate_limit_attempts
-           WHERE $1::text IS NOT NULL AND user_id = $1 AND action = $3 AND NOT exceeded
-             AND attempted_at > now() - make_interval(secs => $4)) AS user_n,
-         (SELECT ceil(extract(epoch FROM min(attempted_at) + make_interval(secs => $4) - now()))::int
-            FROM rate_limit_attempts
-           WHERE $1::text IS NOT NULL AND user_id = $1 AND action = $3 AND NOT exceeded
-             AND attempted_at > now() - make_interval(secs => $4)) AS user_retry,
-         (SELECT count(*)::int FROM rate_limit_attempts
-           WHERE ip = $2::inet AND action = $3 AND NOT exceeded
-             AND attempted_at > now() - make_interval(secs => $5)) AS ip_n,
-         (SELECT ceil(extract(epoch FROM min(attempted_at) + make_interval(secs => $5) - now()))::int
-            FROM rate_limit_attempts
-           WHERE ip = $2::inet AND action = $3 AND NOT exceeded
-             AND attempted_at > now() - make_interval(secs => $5)) AS ip_retry`,
-      [userId ?? null, ip, action, user.window_seconds, perIp.window_seconds],
-    );
-    const counts = rows[0]!;
-    const result: RateLimitDecision =
-      userId !== undefined && counts.user_n >= user.max_attempts
-        ? { allowed: false, scope: 'user', retryAfterSeconds: Math.max(1, counts.user_retry ?? 1), limit: user.max_attempts, windowSeconds: user.window_seconds }
-        : counts.ip_n >= perIp.max_attempts
-          ? { allowed: false, scope: 'ip', retryAfterSeconds: Math.max(1, counts.ip_retry ?? 1), limit: perIp.max_attempts, windowSeconds: perIp.window_seconds }
-          : { allowed: true };
-    if (result.allowed) {
-      await tx.query(
-        `INSERT INTO rate_limit_attempts (user_id, ip, action, exceeded)
-         SELECT NULL, $2::inet, $3, false
-         UNION ALL SELECT $1::text, NULL, $3, false WHERE $1::text IS NOT NULL`,
-        [userId ?? null, ip, action],
-      );
-    } else {
-      await tx.query(
-        `INSERT INTO rate_limit_attempts (user_id, ip, action, exceeded) VALUES ($1, $2::inet, $3, true)`,
-        result.scope === 'user' ? [userId, null, action] : [null, ip, action],
-      );
-    }
-    return result;
-  });
+  const { rows } = await db.write<{ allowed: boolean; scope: RateLimitScope | null; retry_after: number | null }>(
+    'SELECT allowed, scope, retry_after FROM warden_rate_limit_check($1, $2, $3, $4::inet, $5, $6, $7, $8, $9)',
+    [
+      userId !== undefined ? lockKey('user', action, userId) : null,
+      lockKey('ip', action, ip),
+      userId ?? null,
+      ip,
+      action,
+      user.window_seconds,
+      user.max_attempts,
+      perIp.window_seconds,
+      perIp.max_attempts,
+    ],
+  );
+  const row = rows[0]!;
   maybeCleanup(db);
-  return decision;
+  if (row.allowed) return { allowed: true };
+  const scope: RateLimitScope = row.scope === 'user' ? 'user' : 'ip';
+  const limits = scope === 'user' ? user : perIp;
+  return { allowed: false, scope, retryAfterSeconds: row.retry_after ?? 1, limit: limits.max_attempts, windowSeconds: limits.window_seconds };
 }
 
 /** Rows older than any window are dead weight; at most once a minute per process. */
