@@ -143,10 +143,13 @@ describe('Alertmanager webhook', () => {
     expect(second.run_id).not.toBe(first.run_id);
     const both = await eventually(() => rowsOf(workflowId), (r) => r.length === 2 && r.every((x) => x.run_id), 'second incident');
     expect(new Set(both.map((r) => r.id)).size).toBe(2);
-    // each INC id addresses its own run
-    const old = await h.admin.inject({ method: 'GET', url: `/admin/api/v1/incidents/${both[0]!.id}`, headers: h.adminHeaders });
+    // each INC id addresses its own run (both rows carry the alert's startsAt as detected_at,
+    // so they are told apart by run, not by order)
+    const oldRow = both.find((r) => r.run_id === first.run_id)!;
+    const currentRow = both.find((r) => r.run_id === second.run_id)!;
+    const old = await h.admin.inject({ method: 'GET', url: `/admin/api/v1/incidents/${oldRow.id}`, headers: h.adminHeaders });
     expect(old.json<IncidentState>().status).toBe('resolved');
-    const current = await h.admin.inject({ method: 'GET', url: `/admin/api/v1/incidents/${both[1]!.id}`, headers: h.adminHeaders });
+    const current = await h.admin.inject({ method: 'GET', url: `/admin/api/v1/incidents/${currentRow.id}`, headers: h.adminHeaders });
     expect(current.json<IncidentState>().status).toBe('investigating');
   });
 });
