@@ -15,6 +15,14 @@ function markers(block?: string): { start: string; end: string } {
 
 const passText = (pass: boolean | null) => (pass === null ? 'n/a' : pass ? '**pass**' : '**FAIL**');
 
+/** Scenarios merged in from other runs (`--only`) were measured against their own run's bound. */
+function otherRuns(report: BenchReport): string {
+  const others = Object.entries(report.scenarioRuns ?? {}).filter(([, run]) => run.date !== report.machine.date);
+  if (others.length === 0) return '';
+  const list = others.map(([name, run]) => `${name} (${run.date.slice(0, 16).replace('T', ' ')}, commit ${run.commit.slice(0, 7)}, bound ${run.boundOpsPerSec} ops/s)`).join('; ');
+  return ` The machine facts and this bound are those of the run this file started from; scenarios measured in later runs, each against its own run's bound (the targets use it too): ${list}.`;
+}
+
 function topology(report: BenchReport): string {
   const p = report.warden.pinning;
   if (!p) return `everything on the same ${report.machine.cores} cores (Warden's API and worker, the Temporal server, Postgres, the sandbox, the load generator)`;
@@ -43,7 +51,8 @@ export function renderResults(report: BenchReport, scenarios: readonly Scenario[
     '',
     `**Hardware bound:** bcrypt cost ${b.cost}, ${b.threads} threads, ${b.concurrency} in flight, on ${b.cores ?? m.cores} of ${m.cores} cores: **${b.opsPerSec} ops/s** ` +
       `(${b.ops} ops in ${b.seconds} s; one operation alone ${b.singleOpMs} ms)` +
-      (report.bcrypt.end ? `; measured again at the end: ${report.bcrypt.end.opsPerSec} ops/s.` : '.'),
+      (report.bcrypt.end ? `; measured again at the end: ${report.bcrypt.end.opsPerSec} ops/s.` : '.') +
+      otherRuns(report),
     '',
     '#### Targets',
     '',
