@@ -161,7 +161,6 @@ export async function investigate(endpoints: readonly Endpoint[], pools: () => P
 
 // ---- consistency -----------------------------------------------------------------------------
 
-export const ACTIVE_STATUSES = ACTIVE_CHALLENGE_STATUSES;
 /** an open challenge this long past its expiry should have been ended by its workflow's timer */
 export const EXPIRY_GRACE_SECONDS = 60;
 
@@ -194,14 +193,14 @@ export async function checkConsistency(db: Database): Promise<ConsistencyReport>
             count(*) FILTER (WHERE ac.delivery_provider IS NOT NULL AND ac.status = ANY($1::text[]))::int AS delivered_open
        FROM auth_challenges ac LEFT JOIN users u ON ac.user_id = u.sub
       WHERE u.sub IS NULL`,
-    [ACTIVE_STATUSES],
+    [ACTIVE_CHALLENGE_STATUSES],
   );
   const expired = await db.query<{ past: number; open: number; sealed: number }>(
     `SELECT count(*) FILTER (WHERE expires_at < now())::int AS past,
             count(*) FILTER (WHERE status = ANY($1::text[]) AND expires_at < now() - make_interval(secs => $2))::int AS open,
             count(*) FILTER (WHERE NOT status = ANY($1::text[]) AND sealed_secret IS NOT NULL)::int AS sealed
        FROM auth_challenges`,
-    [ACTIVE_STATUSES, EXPIRY_GRACE_SECONDS],
+    [ACTIVE_CHALLENGE_STATUSES, EXPIRY_GRACE_SECONDS],
   );
   const o = rows[0]!;
   const e = expired.rows[0]!;

@@ -2,12 +2,12 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type pg from 'pg';
 import { revokeChallenges } from '../auth/admin';
 import { logAudit } from '../auth/audit';
-import { endChallengeRow } from '../auth/end';
+import { ACTIVE_CHALLENGE_STATUSES, endChallengeRow } from '../auth/end';
 import type { DataKeyStore } from '../auth/keys';
 import { challengeWorkflowId } from '../shared/auth';
 import type { Logger } from '../telemetry/logger';
 import type { Database } from './database';
-import { ACTIVE_STATUSES, EXPIRY_GRACE_SECONDS } from './failoverChecks';
+import { EXPIRY_GRACE_SECONDS } from './failoverChecks';
 
 /**
  * Cleanup after the consistency checks. Challenge rows belong to their challenge workflows, so
@@ -72,7 +72,7 @@ export async function cleanupConsistency(deps: CleanupDeps, input: { incidentId?
   const stale = await db.query<{ id: string }>(
     `SELECT id FROM auth_challenges WHERE status = ANY($1::text[]) AND expires_at < now() - make_interval(secs => $2)
       ORDER BY expires_at LIMIT $3`,
-    [ACTIVE_STATUSES, EXPIRY_GRACE_SECONDS, BATCH + 1],
+    [ACTIVE_CHALLENGE_STATUSES, EXPIRY_GRACE_SECONDS, BATCH + 1],
   );
   result.more ||= stale.rows.length > BATCH;
   for (const { id } of stale.rows.slice(0, BATCH)) {
@@ -85,7 +85,7 @@ export async function cleanupConsistency(deps: CleanupDeps, input: { incidentId?
     `SELECT ac.id FROM auth_challenges ac LEFT JOIN users u ON ac.user_id = u.sub
       WHERE u.sub IS NULL AND ac.delivery_provider IS NOT NULL AND ac.status = ANY($1::text[])
       ORDER BY ac.created_at LIMIT $2`,
-    [ACTIVE_STATUSES, BATCH + 1],
+    [ACTIVE_CHALLENGE_STATUSES, BATCH + 1],
   );
   result.more ||= orphans.rows.length > BATCH;
   const live: string[] = [];
@@ -101,7 +101,7 @@ export async function cleanupConsistency(deps: CleanupDeps, input: { incidentId?
   }
 
   const wiped = await db.maintenance((tx) =>
-    tx.query(`UPDATE auth_challenges SET sealed_secret = NULL WHERE NOT status = ANY($1::text[]) AND sealed_secret IS NOT NULL`, [ACTIVE_STATUSES]),
+    tx.query(`UPDATE auth_challenges SET sealed_secret = NULL WHERE NOT status = ANY($1::text[]) AND sealed_secret IS NOT NULL`, [ACTIVE_CHALLENGE_STATUSES]),
   );
   result.secretsWiped = wiped.rowCount ?? 0;
   return result;
