@@ -152,7 +152,6 @@ async function main(): Promise<number> {
       results,
       procs,
       cpu: new CpuWatcher(() => ({ warden: procs.pidOf('warden'), sandbox: procs.pidOf('sandbox'), peer: procs.pidOf('peer') })),
-      ...(options.pinning ? { pinning: options.pinning } : {}),
       log,
     };
     for (const scenario of scenarios) {

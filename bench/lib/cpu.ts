@@ -36,6 +36,20 @@ function read(file: string): string | undefined {
   }
 }
 
+/** Every process below `root` in the process tree (children, their children, ...). */
+export function descendantsOf(root: number, procs: readonly Stat[] = allProcesses()): Stat[] {
+  const children = new Map<number, Stat[]>();
+  for (const p of procs) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p]);
+  const out: Stat[] = [];
+  const stack = [...(children.get(root) ?? [])];
+  while (stack.length) {
+    const p = stack.pop()!;
+    out.push(p);
+    stack.push(...(children.get(p.pid) ?? []));
+  }
+  return out;
+}
+
 function allProcesses(): Stat[] {
   let entries: string[];
   try {
@@ -79,18 +93,7 @@ export class CpuWatcher {
   snapshot(): CpuSnapshot {
     const procs = allProcesses();
     const byPid = new Map(procs.map((p) => [p.pid, p]));
-    const children = new Map<number, Stat[]>();
-    for (const p of procs) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p]);
-    const descendants = (root: number): Stat[] => {
-      const out: Stat[] = [];
-      const stack = [...(children.get(root) ?? [])];
-      while (stack.length) {
-        const p = stack.pop()!;
-        out.push(p);
-        stack.push(...(children.get(p.pid) ?? []));
-      }
-      return out;
-    };
+    const descendants = (root: number) => descendantsOf(root, procs);
     const ticks: Record<string, number> = {};
     const { warden, sandbox, peer } = this.roles();
     if (warden && byPid.has(warden)) {

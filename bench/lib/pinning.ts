@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
-import { parseStat } from './cpu';
+import { descendantsOf } from './cpu';
 
 /**
  * The split topology (`--warden-cores`): Warden's process (API and worker) on some cores, and
@@ -45,28 +44,6 @@ export function pin(pid: number, cores: readonly number[]): void {
   execFileSync('taskset', ['-a', '-p', '-c', coreList(cores), String(pid)], { stdio: 'ignore' });
 }
 
-function descendantsOf(root: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let stat;
-    try {
-      stat = parseStat(readFileSync(`/proc/${entry}/stat`, 'utf8'));
-    } catch {
-      continue; // gone
-    }
-    if (stat) children.set(stat.ppid, [...(children.get(stat.ppid) ?? []), stat.pid]);
-  }
-  const out: number[] = [];
-  const stack = [...(children.get(root) ?? [])];
-  while (stack.length) {
-    const pid = stack.pop()!;
-    out.push(pid);
-    stack.push(...(children.get(pid) ?? []));
-  }
-  return out;
-}
-
 /**
  * Applies the split to a started stack: Warden's process to its cores; its children (Temporal
  * server, Postgres and its backends), the sandbox and this process (autocannon and the open-loop
@@ -74,7 +51,7 @@ function descendantsOf(root: number): number[] {
  */
 export function pinStack(pinning: Pinning, pids: { warden: number; sandbox?: number }): string {
   pin(pids.warden, pinning.wardenCores);
-  const others = [...descendantsOf(pids.warden), ...(pids.sandbox ? [pids.sandbox] : []), process.pid];
+  const others = [...descendantsOf(pids.warden).map((p) => p.pid), ...(pids.sandbox ? [pids.sandbox] : []), process.pid];
   for (const pid of others) {
     try {
       pin(pid, pinning.otherCores);

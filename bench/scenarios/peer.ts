@@ -140,7 +140,7 @@ export const peerScenario: Scenario<PeerResult> = {
     });
     const baseUrl = `http://127.0.0.1:${port}`;
     // split topology: the peer gets Warden's cores (its Postgres is the same, on the others)
-    if (ctx.pinning) pin(proc.pid, ctx.pinning.wardenCores);
+    if (ctx.options.pinning) pin(proc.pid, ctx.options.pinning.wardenCores);
     try {
       await waitFor('the Better Auth peer', async () => {
         if (proc.child.exitCode !== null) throw new Error(`the peer exited (see ${proc.logFile})`);

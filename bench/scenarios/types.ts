@@ -43,8 +43,6 @@ export interface BenchContext {
   procs: ProcessSet;
   /** CPU per component (snapshot before and after a phase; coresUsed gives the difference) */
   cpu: CpuWatcher;
-  /** the split topology, when asked for (processes started later pin themselves with it) */
-  pinning?: Pinning;
   log(line: string): void;
 }
 
