@@ -5,7 +5,9 @@ import { timeStage } from '../telemetry/stages';
 import { aad, compareSecret, generateSecret, hashSecret, seal, unseal, UnsealError } from '../auth/crypto';
 import { DataKeyUnavailableError } from '../auth/keys';
 import { authServices } from '../auth/services';
+import { planDelivery } from '../delivery/sender';
 import type { Runtime } from '../runtime';
+import type { DeliveryPlan } from '../shared/delivery';
 import { challengeWorkflowId, type AuthMethod, type ChallengeEnd, type InvalidationReason, type SealedCandidate } from '../shared/auth';
 
 /**
@@ -27,6 +29,22 @@ export interface IssueChallengeInput {
   ipMasked: string;
   expiresAt: string;
   maxAttempts: number;
+  /** challenges since `challenge-folded-steps`: plan the first send here too (one local activity less) */
+  planFirstSend?: boolean;
+}
+
+export interface IssueChallengeResult {
+  expiresAt: string;
+  /** the first send's plan, when asked for and planning worked (else the workflow plans it itself) */
+  plan?: DeliveryPlan;
+}
+
+export interface AttemptChallengeInput {
+  challengeId: string;
+  candidate: SealedCandidate;
+  /** the workflow's attempt count including this one (what the row and the end record) */
+  attempts: number;
+  maxAttempts: number;
 }
 
 export interface EndChallengeInput {
@@ -44,6 +62,45 @@ export function createAuthActivities(runtime: Runtime) {
   const { db, logger, metrics } = runtime;
   const auditLog = logger.child({ component: 'audit' });
 
+  /** Opens the sealed candidate and compares it with the stored hash; false for a candidate that does not authenticate. */
+  async function matches(challengeId: string, sealedCandidate: SealedCandidate): Promise<boolean> {
+    const { rows } = await db.query<{ secret_hash: string | null; key_id: string | null }>(
+      'SELECT secret_hash, key_id FROM auth_challenges WHERE id = $1',
+      [challengeId],
+    );
+    const row = rows[0];
+    if (!row?.secret_hash || !row.key_id) throw notFound(challengeId);
+    const { keys } = authServices(runtime);
+    const transport = await keys.get(sealedCandidate.keyId);
+    let candidate: string;
+    try {
+      candidate = unseal(transport.seal, Buffer.from(sealedCandidate.blob, 'base64'), aad.candidate(challengeId)).toString('utf8');
+    } catch (err) {
+      if (err instanceof UnsealError) return false;
+      throw err;
+    }
+    const stored = await keys.get(row.key_id);
+    const hash = row.secret_hash;
+    return timeStage(metrics, 'verify', 'compare', () => compareSecret(stored.pepper, candidate, hash));
+  }
+
+  /** After an end landed: its audit line and, for ends without success, the catalog's counter. */
+  function ended(result: Awaited<ReturnType<typeof endChallengeRow>>, reason: InvalidationReason): void {
+    if (!result) return;
+    logAudit(auditLog, result.audit);
+    if (reason !== 'used') metrics.tokensInvalidated.inc({ method: result.method, reason });
+  }
+
+  /** The first send's plan for a just-issued challenge; a planning failure leaves it to the workflow. */
+  async function planFirstSend(challengeId: string): Promise<DeliveryPlan | undefined> {
+    try {
+      return await planDelivery(runtime, { challengeId, sendNumber: 1 });
+    } catch (err) {
+      logger.warn({ component: 'delivery', challengeId, err: (err as Error).message }, 'planning the first send with the issue failed; the workflow plans it');
+      return undefined;
+    }
+  }
+
   async function existingExpiry(challengeId: string): Promise<string | undefined> {
     const { rows } = await db.query<{ expires_at: Date }>('SELECT expires_at FROM auth_challenges WHERE id = $1', [challengeId]);
     return rows[0]?.expires_at.toISOString();
@@ -56,10 +113,15 @@ export function createAuthActivities(runtime: Runtime) {
      * on the data key's row and requires it to be active, so a key rotation either waits for
      * this insert (and then sees it when revoking) or makes it retry under the new key.
      */
-    async issueChallenge(input: IssueChallengeInput): Promise<{ expiresAt: string }> {
+    async issueChallenge(input: IssueChallengeInput): Promise<IssueChallengeResult> {
       const { challengeId, userId, method, ipMasked } = input;
+      const withPlan = async (expiresAt: string): Promise<IssueChallengeResult> => {
+        if (!input.planFirstSend) return { expiresAt };
+        const plan = await planFirstSend(challengeId);
+        return plan ? { expiresAt, plan } : { expiresAt };
+      };
       const already = await existingExpiry(challengeId);
-      if (already) return { expiresAt: already };
+      if (already) return withPlan(already);
       const { keys } = authServices(runtime);
       for (let attempt = 0; attempt < ISSUE_KEY_RACES; attempt += 1) {
         const key = await keys.active();
@@ -91,10 +153,10 @@ export function createAuthActivities(runtime: Runtime) {
         if (audit !== false) {
           logAudit(auditLog, audit);
           metrics.tokensGenerated.inc({ method });
-          return { expiresAt: input.expiresAt };
+          return withPlan(input.expiresAt);
         }
         const raced = await existingExpiry(challengeId);
-        if (raced) return { expiresAt: raced };
+        if (raced) return withPlan(raced);
         keys.invalidate();
       }
       throw new DataKeyUnavailableError('the active data key kept changing while issuing');
@@ -105,24 +167,26 @@ export function createAuthActivities(runtime: Runtime) {
      * counts the attempt. A candidate that does not authenticate is simply wrong.
      */
     async checkChallengeSecret(input: { challengeId: string; candidate: SealedCandidate }): Promise<{ match: boolean }> {
-      const { rows } = await db.query<{ secret_hash: string | null; key_id: string | null }>(
-        'SELECT secret_hash, key_id FROM auth_challenges WHERE id = $1',
-        [input.challengeId],
-      );
-      const row = rows[0];
-      if (!row?.secret_hash || !row.key_id) throw notFound(input.challengeId);
-      const { keys } = authServices(runtime);
-      const transport = await keys.get(input.candidate.keyId);
-      let candidate: string;
-      try {
-        candidate = unseal(transport.seal, Buffer.from(input.candidate.blob, 'base64'), aad.candidate(input.challengeId)).toString('utf8');
-      } catch (err) {
-        if (err instanceof UnsealError) return { match: false };
-        throw err;
+      return { match: await matches(input.challengeId, input.candidate) };
+    },
+
+    /**
+     * One verify attempt of a challenge since `challenge-folded-steps`: the comparison and what
+     * it does to the row in one local activity. A match ends the row verified, the last allowed
+     * failure ends it locked, any other failure records the count. Idempotent: a retry after the
+     * row ended compares again (the hash stays) and finds the end already done.
+     */
+    async attemptChallenge(input: AttemptChallengeInput): Promise<{ match: boolean }> {
+      const { challengeId, attempts } = input;
+      const match = await matches(challengeId, input.candidate);
+      if (!match && attempts < input.maxAttempts) {
+        await db.write('UPDATE auth_challenges SET attempts = GREATEST(attempts, $2), last_attempt_at = now() WHERE id = $1', [challengeId, attempts]);
+        return { match };
       }
-      const stored = await keys.get(row.key_id);
-      const hash = row.secret_hash;
-      return { match: await timeStage(metrics, 'verify', 'compare', () => compareSecret(stored.pepper, candidate, hash)) };
+      const end = match ? ({ status: 'verified', reason: 'used' } as const) : ({ status: 'locked', reason: 'locked' } as const);
+      const result = await db.transaction((tx) => endChallengeRow(tx, { challengeId, ...end, attempts }));
+      ended(result, end.reason);
+      return { match };
     },
 
     /** The failed-attempt count on the row (the workflow holds the authoritative one). */
@@ -145,9 +209,7 @@ export function createAuthActivities(runtime: Runtime) {
         if (!rows[0]) throw notFound(challengeId);
         return;
       }
-      logAudit(auditLog, result.audit);
-      // the catalog counts challenges that ended without success
-      if (reason !== 'used') metrics.tokensInvalidated.inc({ method: result.method, reason });
+      ended(result, reason);
     },
   };
 }

@@ -77,6 +77,32 @@ async function reportedFailed(tx: Queryable, challengeId: string, sendNumber: nu
   return rows[0]?.report_outcome === 'failed';
 }
 
+/**
+ * A send that a provider took, on the row: sends, provider, outcome `sent` / `failed_over`,
+ * status delivered, the challenge's failure row resolved. Inside the caller's transaction (the
+ * send activity records it with the provider call's own bookkeeping).
+ */
+export async function recordSentOutcome(
+  tx: Queryable,
+  input: { challengeId: string; sendNumber: number; provider: ProviderName; outcome: 'sent' | 'failed_over' },
+): Promise<void> {
+  const { challengeId, sendNumber, provider, outcome } = input;
+  if (await reportedFailed(tx, challengeId, sendNumber, provider)) {
+    // the provider's failure report arrived first and recorded the failure: keep it
+    await tx.query('UPDATE auth_challenges SET sends = GREATEST(sends, $2), delivery_provider = $3 WHERE id = $1', [challengeId, sendNumber, provider]);
+    return;
+  }
+  const { rows } = await tx.query<{ id: string }>(
+    `UPDATE auth_challenges
+        SET sends = GREATEST(sends, $2), delivery_provider = $3, delivery_outcome = $4, delivery_error_class = NULL,
+            status = CASE WHEN ${ACTIVE} THEN 'delivered' ELSE status END
+      WHERE id = $1 AND sends <= $2
+      RETURNING id`,
+    [challengeId, sendNumber, provider, outcome],
+  );
+  if (rows[0]) await resolveFailure(tx, challengeId);
+}
+
 export async function recordDeliveryOutcome(runtime: Pick<Runtime, 'db' | 'logger'>, input: RecordDeliveryInput): Promise<void> {
   const { challengeId, sendNumber, outcome } = input;
   // a decoy looks delivered unless no provider of its channel would have taken a message
@@ -87,9 +113,8 @@ export async function recordDeliveryOutcome(runtime: Pick<Runtime, 'db' | 'logge
     return;
   }
   const audit = await runtime.db.transaction(async (tx) => {
-    if ((outcome === 'sent' || outcome === 'failed_over') && input.provider && (await reportedFailed(tx, challengeId, sendNumber, input.provider))) {
-      // the provider's failure report arrived first and recorded the failure: keep it
-      await tx.query('UPDATE auth_challenges SET sends = GREATEST(sends, $2), delivery_provider = $3 WHERE id = $1', [challengeId, sendNumber, input.provider]);
+    if ((outcome === 'sent' || outcome === 'failed_over') && input.provider) {
+      await recordSentOutcome(tx, { challengeId, sendNumber, provider: input.provider, outcome });
       return undefined;
     }
     const { rows } = await tx.query<{ id: string }>(

@@ -10,6 +10,7 @@ import { channelOfProvider, type DeliveryPlan, type PlanDeliveryInput, type Send
 import { availability, claimProbe, loadCircuits, planSteps, recordOutcome, routeOrder, type Availability, type Circuit } from './circuit';
 import { announceCircuit, auditCircuit, type CircuitChange } from './events';
 import { beginCall, callFailed, callSucceeded, sentBy, unresolvedCall } from './ledger';
+import { recordDeliveryOutcome, recordSentOutcome } from './outcomes';
 import { decide, errorCode, type SendDecision } from './policy';
 import { METHOD_CHANNEL, type Route } from './routes';
 import { deliveryServices } from './services';
@@ -125,8 +126,13 @@ export async function sendDelivery(
   const channel = channelOfProvider(provider);
   const log = runtime.logger.child({ component: 'delivery' });
 
+  const sent = (by: ProviderName) => (input.record ? { provider: by, outcome: by === input.record.primary ? ('sent' as const) : ('failed_over' as const) } : undefined);
   const done = await sentBy(db, key);
-  if (done) return { outcome: 'sent', provider: done };
+  if (done) {
+    const outcome = sent(done);
+    if (outcome) await recordDeliveryOutcome(runtime, { challengeId, sendNumber, ...outcome });
+    return { outcome: 'sent', provider: done };
+  }
   // A failover must not send a second message while an earlier provider's call may have
   // reached the user: that call is repeated first, with the same key (the provider
   // deduplicates); only once that call is recorded as failed does this provider get the send.
@@ -147,7 +153,11 @@ export async function sendDelivery(
   const route = await deliveryServices(runtime).routes.get(channel);
 
   const begun = await beginCall(db, { key, provider, challengeId, sendNumber, channel });
-  if (!begun) return { outcome: 'sent', provider };
+  if (!begun) {
+    const outcome = sent(provider);
+    if (outcome) await recordDeliveryOutcome(runtime, { challengeId, sendNumber, ...outcome });
+    return { outcome: 'sent', provider };
+  }
   if (begun.previous === 'sending') log.warn({ challengeId, send: sendNumber, provider }, 'repeating a send whose outcome was lost (a worker died mid-call); same idempotency key');
   if (input.failoverFrom && begun.calls === 1) metrics.deliveryFailovers.inc({ channel, from: input.failoverFrom, to: provider, scope: 'message' });
 
@@ -189,6 +199,9 @@ export async function sendDelivery(
   const change = await db.transaction(async (tx) => {
     await callSucceeded(tx, { key, provider, providerMessageId: result.providerMessageId });
     const outcome = await recordOutcome(tx, { provider, event: 'success', threshold: route.failoverThreshold });
+    // last: the challenge row is locked only for the end of this transaction
+    const recorded = sent(provider);
+    if (recorded) await recordSentOutcome(tx, { challengeId, sendNumber, ...recorded });
     if (!outcome.transition) return undefined;
     const c: CircuitChange = { provider, channel, transition: outcome.transition, consecutiveFailures: 0, fallback: fallbackOf(route, provider), actor: 'breaker' };
     return { c, audit: await auditCircuit(tx, c) };

@@ -65,6 +65,12 @@ export interface SendDeliveryInput {
   maxCalls: number;
   /** set when an earlier provider of this send failed: counted as a failover */
   failoverFrom?: ProviderName;
+  /**
+   * set by challenges since `challenge-folded-steps`: a provider that takes the message records
+   * the send's outcome (`sent` if it is this primary, else `failed_over`) in the same transaction
+   * as the call's own bookkeeping, instead of a separate recordDeliveryOutcome
+   */
+  record?: { primary: ProviderName };
 }
 
 export type SendDeliveryResult = { outcome: 'sent'; provider: ProviderName } | { outcome: 'skipped' };

@@ -1,3 +1,4 @@
+import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createDataConverter } from '../../src/temporal/client';
@@ -166,6 +167,28 @@ describe('SMS OTP challenges', () => {
         workflowId,
       );
     }
+  });
+
+  it('runs a new challenge in the folded steps: one patch marker, two local activities, one send activity, a workflow task per step', async () => {
+    const { challenge_id } = (await initiate(h, 'otp', 'test-user')).json<{ challenge_id: string }>();
+    const code = await secretFor(h, challenge_id);
+    expect((await post(h, '/otp/verify', { challenge_id, otp: wrong(code) })).statusCode).toBe(401);
+    expect((await post(h, '/otp/verify', { challenge_id, otp: code })).statusCode).toBe(200);
+    const handle = h.runtime.temporal.client.workflow.getHandle(`challenge-${challenge_id}`);
+    expect(await handle.result()).toEqual({ status: 'verified', reason: 'used', attempts: 2, sends: 1 });
+    const { events } = await handle.fetchHistory();
+    const { EventType } = temporal.api.enums.v1;
+    const markerData = (name: string, key: string) =>
+      events!
+        .filter((e) => e.markerRecordedEventAttributes?.markerName === name)
+        .map((e) => JSON.parse(Buffer.from(e.markerRecordedEventAttributes!.details![key]!.payloads![0]!.data!).toString('utf8')) as Record<string, unknown>);
+    expect(markerData('core_patch', 'patch-data').map((d) => d.id)).toEqual(['challenge-folded-steps']);
+    expect(markerData('core_local_activity', 'data').map((d) => d.activity_type)).toEqual(['issueChallenge', 'attemptChallenge', 'attemptChallenge']);
+    expect(events!.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name)).toEqual(['sendDelivery']);
+    // start + issue, the send's completion, and one per verify
+    expect(events!.filter((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)).toHaveLength(4);
+    // the effects of the folded steps are those of the separate ones
+    expect(await challengeRow(h, challenge_id)).toMatchObject({ status: 'verified', end_reason: 'used', attempts: 2, sends: 1, delivery_outcome: 'sent', sealed_secret: null });
   });
 
   it('answers an unknown challenge with 404 not_found', async () => {

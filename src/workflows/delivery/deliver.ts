@@ -9,7 +9,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import type { ProviderName } from '../../providers/types';
-import { DeliveryErrorType, type DeliverySummary, type ErrorClass, type SendFailureDetails } from '../../shared/delivery';
+import { DeliveryErrorType, type DeliveryPlan, type DeliverySummary, type ErrorClass, type SendFailureDetails } from '../../shared/delivery';
 
 // Planning reads the route and the shared circuits (and may claim a probe): quick, local.
 const planOptions: LocalActivityOptions = {
@@ -61,14 +61,21 @@ function stepFailure(err: unknown, provider: ProviderName): StepFailure {
   return { provider, errorClass: 'transient', errorCode: 'activity_failed' };
 }
 
+export interface DeliverSendOptions {
+  /** the plan made with the challenge's issue (first send), instead of planning here */
+  plan?: DeliveryPlan;
+  /** the provider that takes the message records the outcome itself (challenges since `challenge-folded-steps`) */
+  recordInSend?: boolean;
+}
+
 /**
  * One send (the n-th of a challenge), orchestrated here: plan (route + circuits), then each
  * planned provider in turn until one takes the message; a permanent error stops at once (no
  * failover). The outcome is recorded whatever happened, so no challenge is left without one:
  * a challenge that ended before any provider was called is `skipped`.
  */
-export async function deliverSend(challengeId: string, sendNumber: number): Promise<DeliverySummary> {
-  const plan = await planDelivery({ challengeId, sendNumber });
+export async function deliverSend(challengeId: string, sendNumber: number, options: DeliverSendOptions = {}): Promise<DeliverySummary> {
+  const plan = options.plan ?? (await planDelivery({ challengeId, sendNumber }));
   if (plan.kind === 'skipped') {
     await record({ challengeId, sendNumber, outcome: 'skipped' });
     return { outcome: 'skipped' };
@@ -80,11 +87,18 @@ export async function deliverSend(challengeId: string, sendNumber: number): Prom
   let last: StepFailure | undefined;
   for (const step of plan.steps) {
     try {
-      const sent = await sendDelivery({ challengeId, sendNumber, provider: step.provider, maxCalls: step.maxCalls, ...(last ? { failoverFrom: last.provider } : {}) });
+      const sent = await sendDelivery({
+        challengeId,
+        sendNumber,
+        provider: step.provider,
+        maxCalls: step.maxCalls,
+        ...(last ? { failoverFrom: last.provider } : {}),
+        ...(options.recordInSend ? { record: { primary: plan.primary } } : {}),
+      });
       // the challenge ended meanwhile: what was tried so far is the outcome
       if (sent.outcome === 'skipped') break;
       const outcome = sent.provider === plan.primary ? 'sent' : 'failed_over';
-      await record({ challengeId, sendNumber, outcome, provider: sent.provider });
+      if (!options.recordInSend) await record({ challengeId, sendNumber, outcome, provider: sent.provider });
       return { outcome, provider: sent.provider };
     } catch (err) {
       last = stepFailure(err, step.provider);
