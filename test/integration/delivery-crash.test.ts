@@ -1,3 +1,4 @@
+import { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initiate, messagesFor, post, waitFor } from '../helpers/authClient';
 import { deliveryOutcome, requestsFor, sendKey, setFault } from '../helpers/delivery';
@@ -57,6 +58,19 @@ describe('a worker killed mid-send', () => {
     ]);
     expect(second.output.join('\n')).toContain('repeating a send whose outcome was lost');
 
+    // the send activity records the outcome itself; the verify goes to the workflow once it has
+    // taken that activity's completion (the dead worker's sticky queue hands it on after its
+    // schedule-to-start timeout)
+    const { EventType } = temporal.api.enums.v1;
+    await waitFor(
+      'the workflow to take the send activity completion',
+      async () => {
+        const types = (await h.runtime.temporal.client.workflow.getHandle(`challenge-${challenge_id}`).fetchHistory()).events!.map((e) => e.eventType);
+        const completed = types.indexOf(EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED);
+        return completed >= 0 && types.slice(completed).includes(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED) ? true : undefined;
+      },
+      30_000,
+    );
     const code = /\b(\d{6})\b/.exec(sent[0]!.body)![1]!;
     const ok = await post(h, '/otp/verify', { challenge_id, otp: code });
     expect(ok.statusCode, ok.body).toBe(200);
