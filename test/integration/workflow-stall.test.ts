@@ -1,0 +1,61 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+
+/**
+ * The SDK patch (patches/README.md) drops the workflow VM's per-call timeout, Node's watchdog
+ * thread per call, and replaces it with a stall watchdog on the workflow thread. Shown here
+ * with a real worker on the run's dev server: ordinary workflows run, and a workflow stuck in
+ * an endless loop makes the Worker fail with the reason instead of hanging every workflow.
+ */
+describe('workflow thread stall watchdog (SDK patch)', () => {
+  let connection: NativeConnection;
+  let clientConnection: Connection;
+  let client: Client;
+  let codePath: string;
+  beforeAll(async () => {
+    const address = inject('temporalAddress');
+    connection = await NativeConnection.connect({ address });
+    clientConnection = await Connection.connect({ address });
+    client = new Client({ connection: clientConnection });
+    const bundle = await bundleWorkflowCode({ workflowsPath: path.resolve(__dirname, '../fixtures/workflows/stall.ts'), logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
+    codePath = path.join(mkdtempSync(path.join(tmpdir(), 'warden-stall-')), 'bundle.js');
+    writeFileSync(codePath, bundle.code);
+  });
+  afterAll(async () => {
+    await clientConnection?.close();
+    await connection?.close();
+  });
+
+  it('is applied: the installed SDK carries the patch', async () => {
+    const threaded = (await import('@temporalio/worker/lib/workflow/threaded-vm.js' as string)) as { WorkerThreadClient: { prototype: Record<string, unknown> } };
+    expect(typeof threaded.WorkerThreadClient.prototype.armStallWatchdog).toBe('function');
+    const reusable = await readFile(require.resolve('@temporalio/worker/lib/workflow/reusable-vm.js'), 'utf8');
+    expect(reusable).toContain('Warden patch');
+  });
+
+  it('runs ordinary workflows, and fails the Worker with the reason when a workflow never yields', async () => {
+    const taskQueue = `stall-${randomUUID()}`;
+    // the SDK's default isolate execution timeout (5 s) is the stall limit
+    const worker = await Worker.create({ connection, taskQueue, workflowBundle: { codePath } });
+    const running = worker.run();
+    running.catch(() => {});
+    try {
+      const results = await Promise.all([1, 2, 3].map((n) => client.workflow.execute('quickWorkflow', { taskQueue, workflowId: `quick-${randomUUID()}`, args: [n] })));
+      expect(results).toEqual([2, 3, 4]);
+      const started = Date.now();
+      await client.workflow.start('stuckWorkflow', { taskQueue, workflowId: `stuck-${randomUUID()}` });
+      await expect(running).rejects.toThrow(/made no progress for \d+ ms .*stuck in a loop/);
+      // caught by the watchdog (5 s limit), not by anything slower
+      expect(Date.now() - started).toBeLessThan(30_000);
+    } finally {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running.catch(() => {});
+    }
+  });
+});
