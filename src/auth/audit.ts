@@ -50,14 +50,22 @@ export interface AuditRow {
   details: Record<string, unknown>;
 }
 
+/** A write that lands in the same statement as the audit row (a data-modifying CTE). */
+export interface AuditCompanion {
+  /** the CTE's statement; its parameters are numbered from $11 (the audit row has $1..$10) */
+  sql: string;
+  values: unknown[];
+}
+
 /**
  * Inserts the row (inside the caller's transaction if `q` is one). The phone's last four or
  * the email domain come from `users` in the same statement: the caller never handles them.
+ * With a companion, that write and the row are one statement (atomic, one round trip).
  * Returns undefined when the dedupe key was already used.
  */
-export async function insertAudit(q: Queryable, event: AuditEvent): Promise<AuditRow | undefined> {
+export async function insertAudit(q: Queryable, event: AuditEvent, companion?: AuditCompanion): Promise<AuditRow | undefined> {
   const { rows } = await q.query<AuditRow>(
-    `INSERT INTO audit_events (event_type, outcome, reason, challenge_id, user_id, method, ip_masked,
+    `${companion ? `WITH companion AS (${companion.sql}) ` : ''}INSERT INTO audit_events (event_type, outcome, reason, challenge_id, user_id, method, ip_masked,
                                phone_last4, email_domain, incident_id, details, dedupe_key)
      SELECT $1, $2, $3, $4::uuid, $5::text, $6::text, $7,
             CASE WHEN $6::text IS DISTINCT FROM 'magic_link' THEN right(u.phone, 4) END,
@@ -78,6 +86,7 @@ export async function insertAudit(q: Queryable, event: AuditEvent): Promise<Audi
       event.incidentId ?? null,
       JSON.stringify(event.details ?? {}),
       event.dedupeKey ?? null,
+      ...(companion?.values ?? []),
     ],
   );
   return rows[0];

@@ -137,6 +137,11 @@ export class Database {
     return this.query<R>(text, values);
   }
 
+  /** `write` as a Queryable: for helpers that take one and write in a single statement. */
+  get writer(): Queryable {
+    return { query: (text, values) => this.write(text, values) };
+  }
+
   /** Runs `fn` in one transaction: all of it lands or none of it does. */
   async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     if (this.readOnly) throw new DatabaseReadOnlyError();

@@ -156,18 +156,20 @@ async function recordValidation(
   input: { outcome: ValidationOutcome; method: AuthMethod; challengeId: string; row?: ChallengeRow; details?: Record<string, unknown> },
 ): Promise<void> {
   const { row } = input;
-  const audit = await app.warden.db.transaction(async (tx) => {
-    if (row) {
-      // the seed's forensic table: every attempt per challenge, flagged once it hits an expired one
-      await tx.query(
-        `INSERT INTO challenge_validation_attempts AS a (challenge_id, user_id, validation_attempts, last_attempt_at, challenge_expired)
-         VALUES ($1, $2, 1, now(), $3)
-         ON CONFLICT (challenge_id) DO UPDATE SET validation_attempts = a.validation_attempts + 1,
-           last_attempt_at = now(), challenge_expired = a.challenge_expired OR EXCLUDED.challenge_expired`,
-        [input.challengeId, row.user_id, input.outcome === 'expired'],
-      );
-    }
-    return insertAudit(tx, {
+  // the seed's forensic table: every attempt per challenge, flagged once it hits an expired one;
+  // counted in the same statement as the audit row (one round trip, both or neither)
+  const attempt = row
+    ? {
+        sql: `INSERT INTO challenge_validation_attempts AS a (challenge_id, user_id, validation_attempts, last_attempt_at, challenge_expired)
+              VALUES ($11, $12, 1, now(), $13)
+              ON CONFLICT (challenge_id) DO UPDATE SET validation_attempts = a.validation_attempts + 1,
+                last_attempt_at = now(), challenge_expired = a.challenge_expired OR EXCLUDED.challenge_expired`,
+        values: [input.challengeId, row.user_id, input.outcome === 'expired'],
+      }
+    : undefined;
+  const audit = await insertAudit(
+    app.warden.db.writer,
+    {
       type: AuditEventType.validationAttempt,
       outcome: input.outcome,
       challengeId: input.challengeId,
@@ -175,8 +177,9 @@ async function recordValidation(
       method: input.method,
       ipMasked: client.ipMasked,
       details: input.details,
-    });
-  });
+    },
+    attempt,
+  );
   logAudit(auditLogger(app), audit);
 }
 
