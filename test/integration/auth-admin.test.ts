@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataKeyStore } from '../../src/auth/keys';
 import { authServices } from '../../src/auth/services';
 import { challengeRow, initiate, post, secretFor, waitForStatus } from '../helpers/authClient';
+import { raiseRateLimits } from '../helpers/delivery';
 import { startHarness, type Harness } from '../helpers/harness';
 
 /** Responder actions: key rotation, per-user revocation and resets, audit export, admin input checks. */
@@ -9,12 +10,7 @@ describe('auth admin actions', () => {
   let h: Harness;
   beforeAll(async () => {
     h = await startHarness();
-    await h.admin.inject({
-      method: 'PUT',
-      url: '/admin/api/v1/ratelimits',
-      headers: h.adminHeaders,
-      payload: { per_user: { max_attempts: 1000 }, per_ip: { max_attempts: 1000 } },
-    });
+    await raiseRateLimits(h);
   });
   afterAll(async () => h?.close());
 

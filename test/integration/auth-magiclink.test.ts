@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { challengeRow, initiate, messagesFor, post, secretFor, waitFor, waitForStatus } from '../helpers/authClient';
+import { raiseRateLimits } from '../helpers/delivery';
 import { startHarness, type Harness } from '../helpers/harness';
 
 const LINK_PATH = '/browser/api/v1/identity/auth/magic-link/verify';
@@ -9,12 +10,7 @@ describe('email magic links', () => {
   let h: Harness;
   beforeAll(async () => {
     h = await startHarness({ env: { WARDEN_PUBLIC_BASE_URL: 'https://login.warden.example' } });
-    await h.admin.inject({
-      method: 'PUT',
-      url: '/admin/api/v1/ratelimits',
-      headers: h.adminHeaders,
-      payload: { per_user: { max_attempts: 1000 }, per_ip: { max_attempts: 1000 } },
-    });
+    await raiseRateLimits(h);
   });
   afterAll(async () => h?.close());
 

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { AuditEventType } from '../../src/auth/audit';
 import { createDataConverter } from '../../src/temporal/client';
 import { challengeRow, initiate, messagesFor, post, putSettings, secretFor, waitFor, waitForStatus } from '../helpers/authClient';
+import { raiseRateLimits } from '../helpers/delivery';
 import { startHarness, type Harness } from '../helpers/harness';
 
 /** SMS OTP end to end: real dev server, real Postgres, Twilio SDK into the sandbox. */
@@ -12,12 +13,7 @@ describe('SMS OTP challenges', () => {
   beforeAll(async () => {
     h = await startHarness({ env: { WARDEN_TRUSTED_PROXIES: '127.0.0.1' } });
     // this file makes many challenges for one user from one address
-    await h.admin.inject({
-      method: 'PUT',
-      url: '/admin/api/v1/ratelimits',
-      headers: h.adminHeaders,
-      payload: { per_user: { max_attempts: 1000 }, per_ip: { max_attempts: 1000 } },
-    });
+    await raiseRateLimits(h);
   });
   afterAll(async () => h?.close());
 

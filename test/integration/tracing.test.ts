@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TRACING_WORKFLOW_MODULES } from '../../src/telemetry/tracing';
 import { healthCheckWorkflow } from '../../src/workflows';
 import { initiate, post, secretFor, waitFor, waitForStatus } from '../helpers/authClient';
+import { raiseRateLimits } from '../helpers/delivery';
 import { startHarness, type Harness } from '../helpers/harness';
 
 const LINK_PATH = '/browser/api/v1/identity/auth/magic-link/verify';
@@ -46,12 +47,7 @@ describe('OpenTelemetry traces', () => {
     const bundle = path.join(scratch, 'bundle.js');
     writeFileSync(bundle, code);
     h = await startHarness({ spanExporter: exporter, workflowBundlePath: bundle });
-    await h.admin.inject({
-      method: 'PUT',
-      url: '/admin/api/v1/ratelimits',
-      headers: h.adminHeaders,
-      payload: { per_user: { max_attempts: 1000 }, per_ip: { max_attempts: 1000 } },
-    });
+    await raiseRateLimits(h);
   });
   afterAll(async () => {
     await h?.close();

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Config } from '../../src/config';
 import { createDataConverter } from '../../src/temporal/client';
 import { initiate, post, putSettings, secretFor, waitForStatus } from '../helpers/authClient';
-import { clearFaults, deliveryOutcome, setFault } from '../helpers/delivery';
+import { clearFaults, deliveryOutcome, raiseRateLimits, setFault } from '../helpers/delivery';
 import { startHarness, type Harness } from '../helpers/harness';
 
 /**
@@ -80,12 +80,7 @@ describe.runIf(RECORD)('recording the current challenge paths (WARDEN_RECORD_HIS
   let h: Harness;
   beforeAll(async () => {
     h = await startHarness({ timeSkipping: true });
-    await h.admin.inject({
-      method: 'PUT',
-      url: '/admin/api/v1/ratelimits',
-      headers: h.adminHeaders,
-      payload: { per_user: { max_attempts: 1000 }, per_ip: { max_attempts: 1000 } },
-    });
+    await raiseRateLimits(h);
   });
   afterAll(async () => h?.close());
 
