@@ -101,6 +101,11 @@ export function createAuthActivities(runtime: Runtime) {
     }
   }
 
+  /** The failed-attempt count on the row (the workflow holds the authoritative one). */
+  async function recordAttempt(challengeId: string, attempts: number): Promise<void> {
+    await db.write('UPDATE auth_challenges SET attempts = GREATEST(attempts, $2), last_attempt_at = now() WHERE id = $1', [challengeId, attempts]);
+  }
+
   async function existingExpiry(challengeId: string): Promise<string | undefined> {
     const { rows } = await db.query<{ expires_at: Date }>('SELECT expires_at FROM auth_challenges WHERE id = $1', [challengeId]);
     return rows[0]?.expires_at.toISOString();
@@ -180,7 +185,7 @@ export function createAuthActivities(runtime: Runtime) {
       const { challengeId, attempts } = input;
       const match = await matches(challengeId, input.candidate);
       if (!match && attempts < input.maxAttempts) {
-        await db.write('UPDATE auth_challenges SET attempts = GREATEST(attempts, $2), last_attempt_at = now() WHERE id = $1', [challengeId, attempts]);
+        await recordAttempt(challengeId, attempts);
         return { match };
       }
       const end = match ? ({ status: 'verified', reason: 'used' } as const) : ({ status: 'locked', reason: 'locked' } as const);
@@ -189,12 +194,9 @@ export function createAuthActivities(runtime: Runtime) {
       return { match };
     },
 
-    /** The failed-attempt count on the row (the workflow holds the authoritative one). */
+    /** Challenges before `challenge-folded-steps` count a failed attempt in a step of its own. */
     async recordChallengeAttempt(input: { challengeId: string; attempts: number }): Promise<void> {
-      await db.write(
-        'UPDATE auth_challenges SET attempts = GREATEST(attempts, $2), last_attempt_at = now() WHERE id = $1',
-        [input.challengeId, input.attempts],
-      );
+      await recordAttempt(input.challengeId, input.attempts);
     },
 
     /**

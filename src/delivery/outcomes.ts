@@ -84,21 +84,21 @@ async function reportedFailed(tx: Queryable, challengeId: string, sendNumber: nu
  */
 export async function recordSentOutcome(
   tx: Queryable,
-  input: { challengeId: string; sendNumber: number; provider: ProviderName; outcome: 'sent' | 'failed_over' },
+  input: { challengeId: string; sendNumber: number; provider?: ProviderName; outcome: 'sent' | 'failed_over' },
 ): Promise<void> {
   const { challengeId, sendNumber, provider, outcome } = input;
-  if (await reportedFailed(tx, challengeId, sendNumber, provider)) {
+  if (provider && (await reportedFailed(tx, challengeId, sendNumber, provider))) {
     // the provider's failure report arrived first and recorded the failure: keep it
     await tx.query('UPDATE auth_challenges SET sends = GREATEST(sends, $2), delivery_provider = $3 WHERE id = $1', [challengeId, sendNumber, provider]);
     return;
   }
   const { rows } = await tx.query<{ id: string }>(
     `UPDATE auth_challenges
-        SET sends = GREATEST(sends, $2), delivery_provider = $3, delivery_outcome = $4, delivery_error_class = NULL,
+        SET sends = GREATEST(sends, $2), delivery_provider = COALESCE($3, delivery_provider), delivery_outcome = $4, delivery_error_class = NULL,
             status = CASE WHEN ${ACTIVE} THEN 'delivered' ELSE status END
       WHERE id = $1 AND sends <= $2
       RETURNING id`,
-    [challengeId, sendNumber, provider, outcome],
+    [challengeId, sendNumber, provider ?? null, outcome],
   );
   if (rows[0]) await resolveFailure(tx, challengeId);
 }
@@ -113,7 +113,7 @@ export async function recordDeliveryOutcome(runtime: Pick<Runtime, 'db' | 'logge
     return;
   }
   const audit = await runtime.db.transaction(async (tx) => {
-    if ((outcome === 'sent' || outcome === 'failed_over') && input.provider) {
+    if (outcome === 'sent' || outcome === 'failed_over') {
       await recordSentOutcome(tx, { challengeId, sendNumber, provider: input.provider, outcome });
       return undefined;
     }
@@ -125,12 +125,7 @@ export async function recordDeliveryOutcome(runtime: Pick<Runtime, 'db' | 'logge
         RETURNING id`,
       [challengeId, sendNumber, input.provider ?? null, outcome, input.errorClass ?? null, status],
     );
-    if (!rows[0]) return undefined;
-    if (outcome === 'sent' || outcome === 'failed_over') {
-      await resolveFailure(tx, challengeId);
-      return undefined;
-    }
-    if (outcome !== 'failed' || !input.provider) return undefined;
+    if (!rows[0] || outcome !== 'failed' || !input.provider) return undefined;
     const failure = await upsertFailure(tx, { challengeId, sendNumber, provider: input.provider, errorClass: input.errorClass ?? 'transient', errorCode: input.errorCode });
     if (!failure) return undefined;
     return insertAudit(tx, {

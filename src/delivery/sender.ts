@@ -126,13 +126,16 @@ export async function sendDelivery(
   const channel = channelOfProvider(provider);
   const log = runtime.logger.child({ component: 'delivery' });
 
+  // with `record`, the provider that takes the message also records the send's outcome
   const sent = (by: ProviderName) => (input.record ? { provider: by, outcome: by === input.record.primary ? ('sent' as const) : ('failed_over' as const) } : undefined);
-  const done = await sentBy(db, key);
-  if (done) {
-    const outcome = sent(done);
+  /** the ledger already says a provider took this send: answered without calling anyone */
+  const alreadySent = async (by: ProviderName): Promise<SendDeliveryResult> => {
+    const outcome = sent(by);
     if (outcome) await recordDeliveryOutcome(runtime, { challengeId, sendNumber, ...outcome });
-    return { outcome: 'sent', provider: done };
-  }
+    return { outcome: 'sent', provider: by };
+  };
+  const done = await sentBy(db, key);
+  if (done) return alreadySent(done);
   // A failover must not send a second message while an earlier provider's call may have
   // reached the user: that call is repeated first, with the same key (the provider
   // deduplicates); only once that call is recorded as failed does this provider get the send.
@@ -153,11 +156,7 @@ export async function sendDelivery(
   const route = await deliveryServices(runtime).routes.get(channel);
 
   const begun = await beginCall(db, { key, provider, challengeId, sendNumber, channel });
-  if (!begun) {
-    const outcome = sent(provider);
-    if (outcome) await recordDeliveryOutcome(runtime, { challengeId, sendNumber, ...outcome });
-    return { outcome: 'sent', provider };
-  }
+  if (!begun) return alreadySent(provider);
   if (begun.previous === 'sending') log.warn({ challengeId, send: sendNumber, provider }, 'repeating a send whose outcome was lost (a worker died mid-call); same idempotency key');
   if (input.failoverFrom && begun.calls === 1) metrics.deliveryFailovers.inc({ channel, from: input.failoverFrom, to: provider, scope: 'message' });
 
