@@ -5,6 +5,7 @@ import {
 } from '@temporalio/interceptors-opentelemetry';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
+import { CHALLENGE_WORKFLOW_TYPE } from '../shared/auth';
 import type { Runtime } from '../runtime';
 import { TRACING_WORKFLOW_MODULES, type Tracing } from '../telemetry/tracing';
 import { createDataConverter } from '../temporal/client';
@@ -44,8 +45,17 @@ function tracingOptions(tracing: Tracing, prebuilt: boolean): Pick<WorkerOptions
   };
 }
 
+/**
+ * Workflow types whose promises the SDK does not track for the stack-trace queries (our SDK
+ * patch, patches/README.md): a challenge is short and waits in one known place, and tracking
+ * cost a third of the workflow thread's time under load. Runbook and incident workflows keep
+ * their stack traces in the Temporal UI. Read by each workflow thread when it starts.
+ */
+export const WORKFLOW_TYPES_WITHOUT_STACK_TRACES = [CHALLENGE_WORKFLOW_TYPE];
+
 export async function startWorker(runtime: Runtime, settings: WorkerSettings = {}): Promise<WorkerHandle> {
   const { config } = runtime;
+  process.env.WARDEN_WORKFLOW_TYPES_WITHOUT_STACK_TRACES = WORKFLOW_TYPES_WITHOUT_STACK_TRACES.join(',');
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const options: WorkerOptions = {
     connection,

@@ -12,8 +12,9 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
  * thread per call, and replaces it with a stall watchdog on the workflow thread. Shown here
  * with a real worker on the run's dev server: ordinary workflows run, and a workflow stuck in
  * an endless loop makes the Worker fail with the reason instead of hanging every workflow.
+ * It also lets a worker leave named workflow types out of the stack-trace tracking.
  */
-describe('workflow thread stall watchdog (SDK patch)', () => {
+describe('workflow thread stall watchdog and stack-trace tracking (SDK patch)', () => {
   let connection: NativeConnection;
   let clientConnection: Connection;
   let client: Client;
@@ -37,6 +38,34 @@ describe('workflow thread stall watchdog (SDK patch)', () => {
     expect(typeof threaded.WorkerThreadClient.prototype.armStallWatchdog).toBe('function');
     const reusable = await readFile(require.resolve('@temporalio/worker/lib/workflow/reusable-vm.js'), 'utf8');
     expect(reusable).toContain('Warden patch');
+    const shared = (await import('@temporalio/worker/lib/workflow/vm-shared.js' as string)) as { GlobalHandlers: { prototype: Record<string, unknown> } };
+    expect(typeof shared.GlobalHandlers.prototype.stackTracesEnabledFor).toBe('function');
+  });
+
+  it('tracks stack traces for every workflow type but those named in WARDEN_WORKFLOW_TYPES_WITHOUT_STACK_TRACES', async () => {
+    const taskQueue = `traces-${randomUUID()}`;
+    const before = process.env.WARDEN_WORKFLOW_TYPES_WITHOUT_STACK_TRACES;
+    // read by the workflow threads, which the Worker starts (and copies the environment to) in create()
+    process.env.WARDEN_WORKFLOW_TYPES_WITHOUT_STACK_TRACES = 'someOtherWorkflow, untrackedWaitingWorkflow';
+    let worker: Worker;
+    try {
+      worker = await Worker.create({ connection, taskQueue, workflowBundle: { codePath } });
+    } finally {
+      if (before === undefined) delete process.env.WARDEN_WORKFLOW_TYPES_WITHOUT_STACK_TRACES;
+      else process.env.WARDEN_WORKFLOW_TYPES_WITHOUT_STACK_TRACES = before;
+    }
+    const running = worker.run();
+    try {
+      const tracked = await client.workflow.start('waitingWorkflow', { taskQueue, workflowId: `waiting-${randomUUID()}` });
+      const untracked = await client.workflow.start('untrackedWaitingWorkflow', { taskQueue, workflowId: `untracked-${randomUUID()}` });
+      const trace = await tracked.query<string>('__stack_trace');
+      expect(trace).toMatch(/at waitingWorkflow \(/);
+      await expect(untracked.query<string>('__stack_trace')).rejects.toThrow(/stack traces are not enabled/i);
+      await Promise.all([tracked.terminate('test over'), untracked.terminate('test over')]);
+    } finally {
+      worker.shutdown();
+      await running;
+    }
   });
 
   it('runs ordinary workflows, and fails the Worker with the reason when a workflow never yields', async () => {
