@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { temporal } from '@temporalio/proto';
@@ -73,6 +73,12 @@ describe('the Temporal dev server restarted mid-incident', () => {
       },
       timeoutMs,
     );
+
+  it('runs the dev server with the Go collector set for throughput (GOGC 400, a 1 GiB soft limit)', () => {
+    const environ = readFileSync(`/proc/${server!.process.pid}/environ`, 'utf8').split('\0');
+    expect(environ).toContain(`GOGC=${process.env.GOGC ?? '400'}`);
+    expect(environ).toContain(`GOMEMLIMIT=${process.env.GOMEMLIMIT ?? '1GiB'}`);
+  });
 
   it('fires the acknowledgement-SLA escalation timer after the server comes back on the same file', { timeout: 180_000 }, async () => {
     const { id, detectedAt, dueAt } = await openDueIn(30_000, 'P0 drill across a Temporal restart');
