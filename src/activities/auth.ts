@@ -189,7 +189,7 @@ export function createAuthActivities(runtime: Runtime) {
         return { match };
       }
       const end = match ? ({ status: 'verified', reason: 'used' } as const) : ({ status: 'locked', reason: 'locked' } as const);
-      const result = await db.transaction((tx) => endChallengeRow(tx, { challengeId, ...end, attempts }));
+      const result = await endChallengeRow(db.writer, { challengeId, ...end, attempts });
       ended(result, end.reason);
       return { match };
     },
@@ -205,7 +205,7 @@ export function createAuthActivities(runtime: Runtime) {
      */
     async endChallenge(input: EndChallengeInput): Promise<void> {
       const { challengeId, reason } = input;
-      const result = await db.transaction((tx) => endChallengeRow(tx, input));
+      const result = await endChallengeRow(db.writer, input);
       if (!result) {
         const { rows } = await db.query('SELECT 1 FROM auth_challenges WHERE id = $1', [challengeId]);
         if (!rows[0]) throw notFound(challengeId);

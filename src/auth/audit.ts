@@ -57,6 +57,23 @@ export interface AuditCompanion {
   values: unknown[];
 }
 
+/** The audit table's columns, in the order every insert names them. */
+export const AUDIT_INSERT_COLUMNS = `event_type, outcome, reason, challenge_id, user_id, method, ip_masked,
+                               phone_last4, email_domain, incident_id, details, dedupe_key`;
+/** What an insert returns: an AuditRow. */
+export const AUDIT_RETURNING = `id, occurred_at, event_type, outcome, reason, challenge_id, user_id, method, ip_masked,
+               phone_last4, email_domain, incident_id, details`;
+
+/**
+ * phone_last4 and email_domain, from a `users` row joined as `u`, for an event of the method
+ * `method` (a SQL expression): the phone's for SMS, the email's for a magic link, both when the
+ * method is unknown.
+ */
+export function auditContactSql(method: string): string {
+  return `CASE WHEN ${method} IS DISTINCT FROM 'magic_link' THEN right(u.phone, 4) END,
+            CASE WHEN ${method} IS DISTINCT FROM 'sms_otp' THEN lower(split_part(u.email, '@', 2)) END`;
+}
+
 /**
  * Inserts the row (inside the caller's transaction if `q` is one). The phone's last four or
  * the email domain come from `users` in the same statement: the caller never handles them.
@@ -65,16 +82,13 @@ export interface AuditCompanion {
  */
 export async function insertAudit(q: Queryable, event: AuditEvent, companion?: AuditCompanion): Promise<AuditRow | undefined> {
   const { rows } = await q.query<AuditRow>(
-    `${companion ? `WITH companion AS (${companion.sql}) ` : ''}INSERT INTO audit_events (event_type, outcome, reason, challenge_id, user_id, method, ip_masked,
-                               phone_last4, email_domain, incident_id, details, dedupe_key)
+    `${companion ? `WITH companion AS (${companion.sql}) ` : ''}INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS})
      SELECT $1, $2, $3, $4::uuid, $5::text, $6::text, $7,
-            CASE WHEN $6::text IS DISTINCT FROM 'magic_link' THEN right(u.phone, 4) END,
-            CASE WHEN $6::text IS DISTINCT FROM 'sms_otp' THEN lower(split_part(u.email, '@', 2)) END,
+            ${auditContactSql('$6::text')},
             $8, $9::jsonb, $10
      FROM (SELECT 1) AS one LEFT JOIN users u ON u.sub = $5::text
      ON CONFLICT (dedupe_key) DO NOTHING
-     RETURNING id, occurred_at, event_type, outcome, reason, challenge_id, user_id, method, ip_masked,
-               phone_last4, email_domain, incident_id, details`,
+     RETURNING ${AUDIT_RETURNING}`,
     [
       event.type,
       event.outcome ?? null,

@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/database';
 import { challengeWorkflowId, type AuthMethod, type ChallengeEnd, type InvalidationReason } from '../shared/auth';
-import { AuditEventType, insertAudit, type AuditRow } from './audit';
+import { AUDIT_INSERT_COLUMNS, AUDIT_RETURNING, AuditEventType, auditContactSql, type AuditRow } from './audit';
 
 /** The statuses of a challenge that has not ended (it may still verify). */
 export const ACTIVE_CHALLENGE_STATUSES = ['pending', 'delivered', 'failed'] as const;
@@ -19,37 +19,51 @@ export interface EndRowInput {
 }
 
 /**
- * Ends an open challenge row inside the caller's transaction, the one way every end is done:
- * the row says how it ended, the sealed copy is wiped, an expired challenge's validation
- * attempts are flagged, and identity.auth.token_invalidated is recorded once (dedupe key of
- * the workflow's end). Undefined when the row was not open (already ended, or no such row).
+ * Ends an open challenge row, the one way every end is done, in one statement (atomic on its
+ * own, or inside the caller's transaction): the row says how it ended, the sealed copy is
+ * wiped, an expired challenge's validation attempts are flagged, and
+ * identity.auth.token_invalidated is recorded once (dedupe key of the workflow's end; a repeat
+ * ends nothing and gets `audit` undefined). Undefined when the row was not open (already
+ * ended, or no such row).
  */
-export async function endChallengeRow(tx: Queryable, input: EndRowInput): Promise<{ audit: AuditRow | undefined; method: AuthMethod } | undefined> {
+export async function endChallengeRow(q: Queryable, input: EndRowInput): Promise<{ audit: AuditRow | undefined; method: AuthMethod } | undefined> {
   const { challengeId, status, reason } = input;
   const attempted = status === 'verified' || status === 'locked';
-  const { rows } = await tx.query<{ user_id: string; method: AuthMethod; client_ip_masked: string | null; attempts: number }>(
-    `UPDATE auth_challenges
-        SET status = $2, end_reason = $3, ended_at = now(), sealed_secret = NULL,
-            attempts = GREATEST(attempts, COALESCE($4::int, 0)),
-            last_attempt_at = CASE WHEN $5 THEN now() ELSE last_attempt_at END
-      WHERE id = $1 AND ${ACTIVE_CHALLENGE_SQL}
-      RETURNING user_id, method, client_ip_masked, attempts`,
-    [challengeId, status, reason, input.attempts ?? null, attempted],
+  const { rows } = await q.query<Partial<AuditRow> & { ended_method: AuthMethod }>(
+    `WITH ended AS (
+       UPDATE auth_challenges
+          SET status = $2, end_reason = $3, ended_at = now(), sealed_secret = NULL,
+              attempts = GREATEST(attempts, COALESCE($4::int, 0)),
+              last_attempt_at = CASE WHEN $5 THEN now() ELSE last_attempt_at END
+        WHERE id = $1 AND ${ACTIVE_CHALLENGE_SQL}
+        RETURNING id, user_id, method, client_ip_masked, attempts
+     ), flagged AS (
+       UPDATE challenge_validation_attempts SET challenge_expired = true
+        WHERE $2 = 'expired' AND challenge_id = (SELECT id FROM ended)
+     ), audit AS (
+       INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS})
+       SELECT $6, $2, $3, e.id, e.user_id, e.method, e.client_ip_masked,
+              ${auditContactSql('e.method')},
+              $7, jsonb_build_object('attempts', COALESCE($4::int, e.attempts)) || $8::jsonb, $9
+         FROM ended e LEFT JOIN users u ON u.sub = e.user_id
+       ON CONFLICT (dedupe_key) DO NOTHING
+       RETURNING ${AUDIT_RETURNING}
+     )
+     SELECT e.method AS ended_method, a.* FROM ended e LEFT JOIN audit a ON true`,
+    [
+      challengeId,
+      status,
+      reason,
+      input.attempts ?? null,
+      attempted,
+      AuditEventType.tokenInvalidated,
+      input.incidentId ?? null,
+      JSON.stringify(input.by ? { by: input.by } : {}),
+      `${challengeWorkflowId(challengeId)}/end`,
+    ],
   );
   const row = rows[0];
   if (!row) return undefined;
-  if (status === 'expired') await tx.query('UPDATE challenge_validation_attempts SET challenge_expired = true WHERE challenge_id = $1', [challengeId]);
-  const audit = await insertAudit(tx, {
-    type: AuditEventType.tokenInvalidated,
-    outcome: status,
-    reason,
-    challengeId,
-    userId: row.user_id,
-    method: row.method,
-    ipMasked: row.client_ip_masked ?? undefined,
-    incidentId: input.incidentId,
-    details: { attempts: input.attempts ?? row.attempts, ...(input.by ? { by: input.by } : {}) },
-    dedupeKey: `${challengeWorkflowId(challengeId)}/end`,
-  });
-  return { audit, method: row.method };
+  const { ended_method: method, ...audit } = row;
+  return { audit: audit.id === null || audit.id === undefined ? undefined : (audit as AuditRow), method };
 }

@@ -130,6 +130,9 @@ describe('auth admin actions', () => {
     ]);
     const lines = h.logs.records('identity.auth.validation_attempt').filter((r) => r.challenge_id === challenge_id);
     expect(lines.map((l) => l.outcome)).toEqual(['invalid_otp', 'success']);
+    // the end's row carries the workflow's count of attempts (the wrong one and the right one)
+    const [invalidated] = await h.sql<{ details: unknown }>(`SELECT details FROM audit_events WHERE challenge_id = $1 AND event_type = 'identity.auth.token_invalidated'`, [challenge_id]);
+    expect(invalidated!.details).toEqual({ attempts: 2 });
 
     const res = await admin('GET', '/audit/export?since=24h');
     expect(res.statusCode).toBe(200);

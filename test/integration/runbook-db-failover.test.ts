@@ -190,8 +190,8 @@ describe('db-failover runbook: kill the primary under traffic', () => {
         expect(byId.get(lost)).toMatchObject({ status: 'expired', end_reason: 'expired', sealed: false });
         expect(byId.get(orphan)).toMatchObject({ status: 'revoked', end_reason: 'manual_revoke', sealed: false });
         expect(byId.get(sealed)).toMatchObject({ status: 'verified', sealed: false });
-        const audit = await fresh.query('SELECT outcome FROM audit_events WHERE event_type = $1 AND challenge_id = ANY($2::uuid[]) ORDER BY outcome', ['identity.auth.token_invalidated', [lost, orphan]]);
-        expect(audit.rows).toEqual([{ outcome: 'expired' }, { outcome: 'revoked' }]);
+        const audit = await fresh.query("SELECT outcome, details->>'by' AS by FROM audit_events WHERE event_type = $1 AND challenge_id = ANY($2::uuid[]) ORDER BY outcome", ['identity.auth.token_invalidated', [lost, orphan]]);
+        expect(audit.rows).toEqual([{ outcome: 'expired', by: 'db-failover cleanup' }, { outcome: 'revoked', by: 'db-failover cleanup' }]);
       } finally {
         await fresh.end();
       }
