@@ -45,26 +45,33 @@ describe('workflow thread stall watchdog and stack-trace tracking (SDK patch)', 
   it('tracks stack traces for every workflow type but those named in WARDEN_WORKFLOW_TYPES_WITHOUT_STACK_TRACES', async () => {
     const taskQueue = `traces-${randomUUID()}`;
     const before = process.env.WARDEN_WORKFLOW_TYPES_WITHOUT_STACK_TRACES;
-    // read by the workflow threads, which the Worker starts (and copies the environment to) in create()
     process.env.WARDEN_WORKFLOW_TYPES_WITHOUT_STACK_TRACES = 'someOtherWorkflow, untrackedWaitingWorkflow';
-    let worker: Worker;
-    try {
-      worker = await Worker.create({ connection, taskQueue, workflowBundle: { codePath } });
-    } finally {
-      if (before === undefined) delete process.env.WARDEN_WORKFLOW_TYPES_WITHOUT_STACK_TRACES;
-      else process.env.WARDEN_WORKFLOW_TYPES_WITHOUT_STACK_TRACES = before;
-    }
+    // debug mode runs the workflows in this process, where their promise records can be seen;
+    // the list is read when the first workflow is created
+    const worker = await Worker.create({ connection, taskQueue, workflowBundle: { codePath }, debugMode: true });
     const running = worker.run();
+    const started: { terminate(reason: string): Promise<unknown> }[] = [];
     try {
       const tracked = await client.workflow.start('waitingWorkflow', { taskQueue, workflowId: `waiting-${randomUUID()}` });
+      started.push(tracked);
       const untracked = await client.workflow.start('untrackedWaitingWorkflow', { taskQueue, workflowId: `untracked-${randomUUID()}` });
+      started.push(untracked);
       const trace = await tracked.query<string>('__stack_trace');
       expect(trace).toMatch(/at waitingWorkflow \(/);
       await expect(untracked.query<string>('__stack_trace')).rejects.toThrow(/stack traces are not enabled/i);
-      await Promise.all([tracked.terminate('test over'), untracked.terminate('test over')]);
+
+      const { ReusableVMWorkflowCreator } = (await import('@temporalio/worker/lib/workflow/reusable-vm.js' as string)) as {
+        ReusableVMWorkflowCreator: { workflowByRunId: Map<string, { activator: { promiseStackStore: { promiseToStack: Map<unknown, unknown> } } }> };
+      };
+      const recorded = (runId: string) => ReusableVMWorkflowCreator.workflowByRunId.get(runId)!.activator.promiseStackStore.promiseToStack.size;
+      expect(recorded(tracked.firstExecutionRunId)).toBeGreaterThan(0);
+      expect(recorded(untracked.firstExecutionRunId)).toBe(0);
     } finally {
+      await Promise.all(started.map((w) => w.terminate('test over')));
       worker.shutdown();
       await running;
+      if (before === undefined) delete process.env.WARDEN_WORKFLOW_TYPES_WITHOUT_STACK_TRACES;
+      else process.env.WARDEN_WORKFLOW_TYPES_WITHOUT_STACK_TRACES = before;
     }
   });
 
