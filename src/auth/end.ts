@@ -11,7 +11,7 @@ export interface EndRowInput {
   challengeId: string;
   status: ChallengeEnd;
   reason: InvalidationReason;
-  /** the workflow's count of failed attempts; omitted: the row's */
+  /** the workflow's count of attempts (a verifying one included); omitted: the row's */
   attempts?: number;
   incidentId?: string;
   /** who ended it when not its workflow (recorded in the audit details) */
@@ -22,9 +22,9 @@ export interface EndRowInput {
  * Ends an open challenge row, the one way every end is done, in one statement (atomic on its
  * own, or inside the caller's transaction): the row says how it ended, the sealed copy is
  * wiped, an expired challenge's validation attempts are flagged, and
- * identity.auth.token_invalidated is recorded once (dedupe key of the workflow's end; a repeat
- * ends nothing and gets `audit` undefined). Undefined when the row was not open (already
- * ended, or no such row).
+ * identity.auth.token_invalidated is recorded once (dedupe key of the workflow's end: when that
+ * row exists already, the challenge is still ended and `audit` is undefined). Undefined when the
+ * row was not open (already ended, or no such row).
  */
 export async function endChallengeRow(q: Queryable, input: EndRowInput): Promise<{ audit: AuditRow | undefined; method: AuthMethod } | undefined> {
   const { challengeId, status, reason } = input;

@@ -90,8 +90,13 @@ describe('SMS OTP challenges', () => {
       const { challenge_id, expires_at } = res.json<{ challenge_id: string; expires_at: string }>();
       expect(Date.parse(expires_at) - Date.now()).toBeLessThanOrEqual(4000);
       const code = await secretFor(h, challenge_id);
+      expect((await post(h, '/otp/verify', { challenge_id, otp: wrong(code) })).statusCode).toBe(401);
       const row = await waitForStatus(h, challenge_id, 'expired', 20_000);
       expect(row).toMatchObject({ sealed_secret: null, end_reason: 'expired' });
+      // the expiry itself flags the attempts made while the challenge was live (src/auth/end.ts)
+      expect(await h.sql('SELECT challenge_expired, validation_attempts FROM challenge_validation_attempts WHERE challenge_id = $1', [challenge_id])).toEqual([
+        { challenge_expired: true, validation_attempts: 1 },
+      ]);
       const late = await post(h, '/otp/verify', { challenge_id, otp: code });
       expect(late.statusCode).toBe(410);
       expect(late.json()).toMatchObject({ error: 'expired' });
@@ -99,7 +104,7 @@ describe('SMS OTP challenges', () => {
         'SELECT challenge_id, user_id, validation_attempts, last_attempt_at FROM challenge_validation_attempts WHERE challenge_expired = true AND challenge_id = $1',
         [challenge_id],
       );
-      expect(forensic).toEqual([expect.objectContaining({ user_id: 'bob', validation_attempts: 1 })]);
+      expect(forensic).toEqual([expect.objectContaining({ user_id: 'bob', validation_attempts: 2 })]);
     } finally {
       await putSettings(h, { otp_ttl_seconds: 300 });
     }
