@@ -40,6 +40,7 @@ describe('workflow thread stall watchdog and stack-trace tracking (SDK patch)', 
     expect(reusable).toContain('Warden patch');
     const shared = (await import('@temporalio/worker/lib/workflow/vm-shared.js' as string)) as { GlobalHandlers: { prototype: Record<string, unknown> } };
     expect(typeof shared.GlobalHandlers.prototype.stackTracesEnabledFor).toBe('function');
+    expect(await readFile(require.resolve('@temporalio/worker/lib/workflow/vm-shared.js'), 'utf8')).toContain('const activatorGetters = new WeakMap()');
   });
 
   it('tracks stack traces for every workflow type but those named in WARDEN_WORKFLOW_TYPES_WITHOUT_STACK_TRACES', async () => {
@@ -72,6 +73,28 @@ describe('workflow thread stall watchdog and stack-trace tracking (SDK patch)', 
       await running;
       if (before === undefined) delete process.env.WARDEN_WORKFLOW_TYPES_WITHOUT_STACK_TRACES;
       else process.env.WARDEN_WORKFLOW_TYPES_WITHOUT_STACK_TRACES = before;
+    }
+  });
+
+  it('still finds the workflow of an unhandled rejection (the cached getActivator) and fails that run\'s task only', async () => {
+    const taskQueue = `rejecting-${randomUUID()}`;
+    const worker = await Worker.create({ connection, taskQueue, workflowBundle: { codePath } });
+    const running = worker.run();
+    try {
+      const handle = await client.workflow.start('rejectingWorkflow', { taskQueue, workflowId: `rejecting-${randomUUID()}` });
+      let failure: string | undefined;
+      for (let i = 0; i < 100 && failure === undefined; i += 1) {
+        const { events } = await handle.fetchHistory();
+        failure = events?.find((e) => e.workflowTaskFailedEventAttributes)?.workflowTaskFailedEventAttributes?.failure?.message ?? undefined;
+        if (failure === undefined) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(failure).toMatch(/Unhandled Promise rejection.*nobody handles this/);
+      expect(worker.getState()).toBe('RUNNING');
+      expect(await client.workflow.execute('quickWorkflow', { taskQueue, workflowId: `quick-${randomUUID()}`, args: [41] })).toBe(42);
+      await handle.terminate('test over');
+    } finally {
+      worker.shutdown();
+      await running;
     }
   });
 
