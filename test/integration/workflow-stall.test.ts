@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { waitFor } from '../helpers/authClient';
 
 /**
  * The SDK patch (patches/README.md) drops the workflow VM's per-call timeout, Node's watchdog
@@ -82,12 +83,10 @@ describe('workflow thread stall watchdog and stack-trace tracking (SDK patch)', 
     const running = worker.run();
     try {
       const handle = await client.workflow.start('rejectingWorkflow', { taskQueue, workflowId: `rejecting-${randomUUID()}` });
-      let failure: string | undefined;
-      for (let i = 0; i < 100 && failure === undefined; i += 1) {
+      const failure = await waitFor('the rejecting workflow\'s failed task', async () => {
         const { events } = await handle.fetchHistory();
-        failure = events?.find((e) => e.workflowTaskFailedEventAttributes)?.workflowTaskFailedEventAttributes?.failure?.message ?? undefined;
-        if (failure === undefined) await new Promise((r) => setTimeout(r, 100));
-      }
+        return events?.find((e) => e.workflowTaskFailedEventAttributes)?.workflowTaskFailedEventAttributes?.failure?.message ?? undefined;
+      });
       expect(failure).toMatch(/Unhandled Promise rejection.*nobody handles this/);
       expect(worker.getState()).toBe('RUNNING');
       expect(await client.workflow.execute('quickWorkflow', { taskQueue, workflowId: `quick-${randomUUID()}`, args: [41] })).toBe(42);
