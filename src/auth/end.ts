@@ -65,5 +65,6 @@ export async function endChallengeRow(q: Queryable, input: EndRowInput): Promise
   const row = rows[0];
   if (!row) return undefined;
   const { ended_method: method, ...audit } = row;
-  return { audit: audit.id === null || audit.id === undefined ? undefined : (audit as AuditRow), method };
+  // a deduped audit row leaves the joined columns NULL
+  return { audit: audit.id ? (audit as AuditRow) : undefined, method };
 }
