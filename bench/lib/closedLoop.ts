@@ -1,5 +1,6 @@
+import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
-import { coresUsed, type CpuWatcher } from './cpu';
+import { coresUsed, type CpuSnapshot, type CpuWatcher } from './cpu';
 import { perSecond, summarize, type Summary } from './stats';
 
 /**
@@ -51,6 +52,9 @@ export async function runClosedLoop<Item>(spec: ClosedLoopSpec<Item>, cpu?: CpuW
   const statusCounts: Record<string, number> = {};
   let answered: { item: Item | undefined; status: number; body: string } | undefined;
   let requests = 0;
+  const startedAt = performance.now();
+  /** a fixed amount's end: its last answer (and the CPU snapshot taken right then) */
+  let finished: { at: number; cpu: CpuSnapshot | undefined } | undefined;
 
   const instance = autocannon({
     url: spec.baseUrl,
@@ -88,17 +92,20 @@ export async function runClosedLoop<Item>(spec: ClosedLoopSpec<Item>, cpu?: CpuW
     if (a?.item !== undefined && spec.onAnswer) {
       spec.onAnswer(a.item, { status: a.status, body: a.body, latencyMs: responseTime, sentAt: Date.now() - responseTime });
     }
+    if (requests === spec.amount) finished = { at: performance.now(), cpu: cpu?.snapshot() };
   });
   const result = await instance;
-  const cpuAfter = cpu?.snapshot();
-  const durationMs = result.duration * 1000;
+  // autocannon notices that a fixed amount is done only at its next 1-second sampling tick and
+  // reports the duration up to that tick: up to a second of idle machine counted into the phase
+  const cpuAfter = finished ? finished.cpu : cpu?.snapshot();
+  const durationMs = finished ? finished.at - startedAt : result.duration * 1000;
   return {
     concurrency: spec.connections,
     requests,
     ok: okLatencies.length,
     statusCounts,
     errors: result.errors + result.timeouts,
-    durationS: Math.round(result.duration * 100) / 100,
+    durationS: Math.round(durationMs / 10) / 100,
     throughput: perSecond(okLatencies.length, durationMs),
     latencyMs: summarize(okLatencies),
     ...(cpuBefore && cpuAfter ? { cpu: coresUsed(cpuBefore, cpuAfter) } : {}),

@@ -1,5 +1,9 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { runClosedLoop } from '../../bench/lib/closedLoop';
 import { coresUsed, parseStat, perRequestTable } from '../../bench/lib/cpu';
 import { parsePinning } from '../../bench/lib/pinning';
 import { arrivalCount, dueBy, runOpenLoop, scheduledOffset } from '../../bench/lib/openLoop';
@@ -145,6 +149,42 @@ describe('bench open-loop generator', () => {
     for (let i = 1; i < seen.length; i++) expect(seen[i]!.scheduledAt - seen[i - 1]!.scheduledAt).toBeCloseTo(2.5, 6);
     expect(result.failures).toBe(1);
     expect(result.lagMs).toHaveLength(20);
+  });
+});
+
+describe('bench closed loop', () => {
+  it('a fixed amount ends at its last answer, not at autocannon\'s next 1-second tick', async () => {
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const startedAt = performance.now();
+      let lastAnswerAt = 0;
+      let sent = 0;
+      const phase = await runClosedLoop<number>({
+        baseUrl: `http://127.0.0.1:${port}`,
+        connections: 2,
+        amount: 20,
+        next: () => ({ item: sent++, method: 'POST', path: '/x', body: '{}' }),
+        onAnswer: () => {
+          lastAnswerAt = performance.now();
+        },
+      });
+      const returnedAt = performance.now();
+      expect(phase.ok).toBe(20);
+      // autocannon itself only reports after its next sampling tick, a second after the start
+      expect(returnedAt - startedAt).toBeGreaterThanOrEqual(990);
+      // the phase is the span from the start to the last answer, whatever the machine's speed
+      expect(phase.durationS * 1000).toBeGreaterThanOrEqual(lastAnswerAt - startedAt - 10);
+      expect(phase.durationS * 1000).toBeLessThanOrEqual(lastAnswerAt - startedAt + 10);
+      // so 20 answers well inside a second are more than 20 per second (autocannon's own duration said at most 20)
+      expect(phase.throughput).toBeGreaterThan(20);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });
 
