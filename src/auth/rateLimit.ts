@@ -26,9 +26,11 @@ function lockKey(scope: RateLimitScope, action: RateLimitAction, subject: string
 
 /**
  * Checks and records one attempt atomically, in one round trip (the function is in
- * migrations/0050_rate_limit_check.sql): the per-user and per-IP advisory locks serialise
- * concurrent requests for the same subject, so a burst cannot overshoot the limit. Locks are
- * always taken user first, then IP, so two requests never wait on each other in a cycle.
+ * migrations/0050_rate_limit_check.sql, its counts bounded by 0060): the per-user and per-IP
+ * advisory locks serialise concurrent requests for the same subject, so a burst cannot
+ * overshoot the limit. Locks are always taken user first, then IP, so two requests never wait
+ * on each other in a cycle. A check reads at most the limit's worth of counted attempts, so a
+ * client refused at a high rate does not make its own next checks more expensive.
  */
 export async function checkRateLimit(
   db: Database,

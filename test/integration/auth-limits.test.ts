@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SettingsCache } from '../../src/auth/settings';
 import { initiate, post, putRateLimits } from '../helpers/authClient';
@@ -76,6 +77,51 @@ describe('rate limits and blocklist', () => {
     expect(outcomes).toEqual([{ outcome: 'not_found', n: 5 }, { outcome: 'rate_limited', n: 1 }]);
     const exceeded = await h.sql(`SELECT 1 FROM rate_limit_attempts WHERE ip = '198.18.0.7' AND exceeded AND action = 'verify'`);
     expect(exceeded).toHaveLength(1);
+  });
+
+  it('a client refused thousands of times costs each check no more than its limit, and is still counted right', async () => {
+    await putRateLimits(h, { per_user: { max_attempts: 1000 }, per_ip: { window_seconds: 300, max_attempts: 4 } });
+    const ip = '198.18.2.2';
+    // a flood: 20,000 refused verifies from this address and for one user, 3 let through
+    await h.sql(
+      `INSERT INTO rate_limit_attempts (user_id, ip, action, exceeded)
+       SELECT NULL, $1::inet, 'verify', true FROM generate_series(1, 20000)
+       UNION ALL SELECT 'flood-user', NULL, 'verify', true FROM generate_series(1, 20000)
+       UNION ALL SELECT NULL, $1::inet, 'verify', false FROM generate_series(1, 3)`,
+      [ip],
+    );
+    await h.sql('ANALYZE rate_limit_attempts');
+    try {
+      // refused rows do not count: one more attempt passes, the one after is refused
+      expect((await post(h, '/otp/verify', { challenge_id: UNKNOWN(200), otp: '123456' }, { ip })).statusCode).toBe(404);
+      const refused = await post(h, '/otp/verify', { challenge_id: UNKNOWN(201), otp: '123456' }, { ip });
+      expect(refused.statusCode).toBe(429);
+      expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+      expect(Number(refused.headers['retry-after'])).toBeLessThanOrEqual(300);
+
+      // what one check reads (the second call on a connection: the first also plans the function)
+      const client = new pg.Client({ connectionString: h.databaseUrl });
+      await client.connect();
+      try {
+        const buffers = async () => {
+          const { rows } = await client.query<{ 'QUERY PLAN': Array<{ Plan: { 'Shared Hit Blocks': number; 'Shared Read Blocks': number } }> }>(
+            `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
+             SELECT * FROM warden_rate_limit_check('t:user', 't:ip', 'flood-user', $1::inet, 'verify', 300, 10, 300, 4)`,
+            [ip],
+          );
+          const plan = rows[0]!['QUERY PLAN'][0]!.Plan;
+          return plan['Shared Hit Blocks'] + plan['Shared Read Blocks'];
+        };
+        await buffers();
+        // scanning the refused rows read several hundred buffers; the attempts that count, a few dozen
+        expect(await buffers()).toBeLessThan(100);
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await h.sql(`DELETE FROM rate_limit_attempts WHERE ip = $1::inet OR user_id = 'flood-user'`, [ip]);
+      await putRateLimits(h, { per_ip: { max_attempts: 1000 } });
+    }
   });
 
   it('does not let a concurrent burst overshoot a limit', async () => {
