@@ -20,7 +20,7 @@ export interface ClosedLoopSpec<Item> {
    * The next request. Undefined when the source ran dry (a connection error cost an answer):
    * the client then sends a request that answers 404, visible in statusCodes, never a repeat.
    */
-  next(): { item: Item; method: 'POST' | 'GET'; path: string; body?: string; contentType?: string } | undefined;
+  next(): { item: Item; method: 'POST' | 'GET'; path: string; body?: string; contentType?: string; headers?: Record<string, string> } | undefined;
   onAnswer?(item: Item, answer: { status: number; body: string; latencyMs: number; sentAt: number }): void;
 }
 
@@ -72,7 +72,7 @@ export async function runClosedLoop<Item>(spec: ClosedLoopSpec<Item>, cpu?: CpuW
             ...request,
             method: next.method,
             path: next.path,
-            headers: { ...(next.body !== undefined ? { 'content-type': next.contentType ?? 'application/json' } : {}) },
+            headers: { ...next.headers, ...(next.body !== undefined ? { 'content-type': next.contentType ?? 'application/json' } : {}) },
             body: next.body,
           };
         },

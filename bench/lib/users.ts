@@ -10,6 +10,8 @@ export interface BenchUser {
   sub: string;
   phone: string;
   email: string;
+  /** the client address the user's requests come from, in 198.18.0.0/15 (RFC 2544, benchmarking) */
+  ip: string;
 }
 
 export const MAX_BENCH_USERS = 999_999;
@@ -18,7 +20,9 @@ export function benchUser(n: number): BenchUser {
   if (!Number.isInteger(n) || n < 1 || n > MAX_BENCH_USERS) throw new RangeError(`bench user number out of range: ${n}`);
   const id = String(n).padStart(6, '0');
   // +1 555 2xx xxxx: E.164, in the fictional 555 range, never a Twilio magic test number
-  return { sub: `bench-${id}`, phone: `+15552${id}`, email: `bench-${id}@bench.example` };
+  const k = n % 131_072;
+  const ip = `198.${18 + (k >> 16)}.${(k >> 8) & 255}.${k & 255}`;
+  return { sub: `bench-${id}`, phone: `+15552${id}`, email: `bench-${id}@bench.example`, ip };
 }
 
 /** Hands out users round-robin; with more users than flows in flight, never one twice at once. */

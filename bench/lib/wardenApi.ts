@@ -24,6 +24,15 @@ export function initiateJson(user: BenchUser): { user_id: string } {
   return { user_id: user.sub };
 }
 
+/**
+ * Each user's requests come from the user's own address, as they would through a load
+ * balancer (the embedded stack trusts 127.0.0.1 as its proxy). A stack that does not trust the
+ * benchmark's host ignores the header and counts every request against 127.0.0.1.
+ */
+export function clientHeaders(user: BenchUser): Record<string, string> {
+  return { 'x-forwarded-for': user.ip };
+}
+
 /** The idempotency key of a challenge's first send: `challenge-<id>/send-1` (src/shared/auth.ts). */
 export function firstSendKey(challengeId: string): string {
   return `challenge-${challengeId}/send-1`;
@@ -69,9 +78,10 @@ function safeJson(text: string): unknown {
 const adminHeaders = (target: WardenTarget) => ({ authorization: `Bearer ${target.adminToken}` });
 
 /**
- * Raises the per-user and per-IP limits for the run (all requests come from 127.0.0.1), so the
- * benchmark measures the service rather than its limiter; the limiter still runs and counts
- * every request. Returns the previous settings so they can be put back.
+ * Raises the per-user and per-IP limits for the run (a stack that does not trust the
+ * benchmark as its proxy sees every request from 127.0.0.1), so the benchmark measures the
+ * service rather than its limiter; the limiter still runs and counts every request. Returns
+ * the previous settings so they can be put back.
  */
 export async function raiseRateLimits(target: WardenTarget): Promise<unknown> {
   const url = `${target.adminUrl}/admin/api/v1/ratelimits`;

@@ -3,7 +3,7 @@ import { collect } from '../lib/flows';
 import { deliveryStages, initiateStages, normalize, verifyStages, type RawEvent, type Stages } from '../lib/history';
 import { request } from '../lib/http';
 import { summarize } from '../lib/stats';
-import { challengeIdOf, FLOW_METHODS, initiateJson, ROUTES, verifyRequest, type FlowMethod } from '../lib/wardenApi';
+import { challengeIdOf, clientHeaders, FLOW_METHODS, initiateJson, ROUTES, verifyRequest, type FlowMethod } from '../lib/wardenApi';
 import type { HistogramDelta } from '../lib/prometheus';
 import type { SweepResult } from './sweep';
 import type { BenchContext, Scenario } from './types';
@@ -45,14 +45,14 @@ interface Flow {
 async function runFlow(ctx: BenchContext, method: FlowMethod): Promise<Flow | undefined> {
   const user = ctx.users.take();
   const t0 = Date.now();
-  const init = await request(`${ctx.warden.publicUrl}${ROUTES[method].initiate}`, { method: 'POST', json: initiateJson(user) });
+  const init = await request(`${ctx.warden.publicUrl}${ROUTES[method].initiate}`, { method: 'POST', json: initiateJson(user), headers: clientHeaders(user) });
   const t1 = Date.now();
   const challengeId = init.status === 202 ? challengeIdOf(init.body) : undefined;
   if (!challengeId) return undefined;
   const delivered = await collect(ctx.outbox, { method, user, challengeId, sentAt: t0 }, 60_000);
   const v = verifyRequest(method, delivered.credential);
   const t2 = Date.now();
-  const res = await request(`${ctx.warden.publicUrl}${v.path}`, { method: 'POST', json: v.json });
+  const res = await request(`${ctx.warden.publicUrl}${v.path}`, { method: 'POST', json: v.json, headers: clientHeaders(user) });
   const t3 = Date.now();
   if (res.status !== 200) return undefined;
   return { challengeId, initiate: { sentAt: t0, answeredAt: t1 }, outboxAt: t0 + delivered.toOutboxMs, verify: { sentAt: t2, answeredAt: t3 } };

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { runClosedLoop } from '../lib/closedLoop';
 import { expectStatus, request } from '../lib/http';
-import { challengeIdOf, ROUTES } from '../lib/wardenApi';
+import { challengeIdOf, clientHeaders, initiateJson, ROUTES } from '../lib/wardenApi';
 import type { BenchUser } from '../lib/users';
 import type { Scenario } from './types';
 
@@ -68,7 +68,7 @@ export const compromisedTokenScenario: Scenario<CompromisedTokenResult> = {
         amount: n,
         next: () => {
           const user = ctx.users.take();
-          return { item: user, method: 'POST', path: ROUTES.otp.initiate, body: JSON.stringify({ user_id: user.sub }) };
+          return { item: user, method: 'POST', path: ROUTES.otp.initiate, body: JSON.stringify(initiateJson(user)), headers: clientHeaders(user) };
         },
         onAnswer: (user, answer) => {
           const id = answer.status === 202 ? challengeIdOf(answer.body) : undefined;

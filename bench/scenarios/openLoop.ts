@@ -3,7 +3,7 @@ import { collect } from '../lib/flows';
 import { request } from '../lib/http';
 import { runOpenLoop } from '../lib/openLoop';
 import { percentile, summarize, type Summary } from '../lib/stats';
-import { challengeIdOf, initiateJson, ROUTES, verifyRequest, type FlowMethod } from '../lib/wardenApi';
+import { challengeIdOf, clientHeaders, initiateJson, ROUTES, verifyRequest, type FlowMethod } from '../lib/wardenApi';
 import type { Scenario, TargetCheck } from './types';
 
 /**
@@ -99,7 +99,7 @@ export const openLoopScenario: Scenario<OpenLoopScenarioResult> = {
         const sample: Sample = { method };
         samples.push(sample);
         const user = users.take();
-        const init = await request(`${warden.publicUrl}${ROUTES[method].initiate}`, { method: 'POST', json: initiateJson(user) });
+        const init = await request(`${warden.publicUrl}${ROUTES[method].initiate}`, { method: 'POST', json: initiateJson(user), headers: clientHeaders(user) });
         const challengeId = init.status === 202 ? challengeIdOf(init.body) : undefined;
         if (!challengeId) {
           sample.failure = `initiate ${init.status}`;
@@ -115,7 +115,7 @@ export const openLoopScenario: Scenario<OpenLoopScenarioResult> = {
         }
         sample.toOutboxMs = delivered.toOutboxMs;
         const v = verifyRequest(method, delivered.credential);
-        const res = await request(`${warden.publicUrl}${v.path}`, { method: 'POST', json: v.json });
+        const res = await request(`${warden.publicUrl}${v.path}`, { method: 'POST', json: v.json, headers: clientHeaders(user) });
         if (res.status !== 200) sample.failure = `verify ${res.status}`;
         else sample.verifyMs = res.ms;
       },

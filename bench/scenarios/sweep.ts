@@ -2,7 +2,7 @@ import { runClosedLoop, type PhaseResult } from '../lib/closedLoop';
 import { cpuTable, perRequestTable } from '../lib/cpu';
 import { collectAll, settle, type Delivered, type Issued } from '../lib/flows';
 import { fractionOf, summarize, type Summary } from '../lib/stats';
-import { challengeIdOf, FLOW_METHODS, initiateJson, ROUTES, scrapeMetrics, verifyRequest, type FlowMethod } from '../lib/wardenApi';
+import { challengeIdOf, clientHeaders, FLOW_METHODS, initiateJson, ROUTES, scrapeMetrics, verifyRequest, type FlowMethod } from '../lib/wardenApi';
 import { histogramDeltas, type HistogramDelta } from '../lib/prometheus';
 import type { BenchContext, Scenario, TargetCheck } from './types';
 
@@ -44,7 +44,7 @@ async function runRow(ctx: BenchContext, method: FlowMethod, concurrency: number
     durationS: options.phaseSeconds,
     next: () => {
       const user = users.take();
-      return { item: user, method: 'POST', path: ROUTES[method].initiate, body: JSON.stringify(initiateJson(user)) };
+      return { item: user, method: 'POST', path: ROUTES[method].initiate, body: JSON.stringify(initiateJson(user)), headers: clientHeaders(user) };
     },
     onAnswer: (user, answer) => {
       const challengeId = answer.status === 202 ? challengeIdOf(answer.body) : undefined;
@@ -72,7 +72,7 @@ async function runRow(ctx: BenchContext, method: FlowMethod, concurrency: number
         const d = queue.shift();
         if (!d) return undefined;
         const v = verifyRequest(method, d.credential);
-        return { item: d, method: 'POST', path: v.path, body: JSON.stringify(v.json) };
+        return { item: d, method: 'POST', path: v.path, body: JSON.stringify(v.json), headers: clientHeaders(d.user) };
       },
       onAnswer: (_d, answer) => {
         if (answer.status !== 200) verifyFailures[String(answer.status)] = (verifyFailures[String(answer.status)] ?? 0) + 1;

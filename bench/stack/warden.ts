@@ -97,6 +97,8 @@ export async function startEmbeddedWarden(procs: ProcessSet, options: { dataDir:
     WARDEN_SANDBOX_URL: options.sandboxUrl,
     TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
     LOG_LEVEL: process.env.BENCH_WARDEN_LOG_LEVEL ?? 'info',
+    // the benchmark is the load balancer: its X-Forwarded-For names each user's own address
+    WARDEN_TRUSTED_PROXIES: '127.0.0.1',
   };
   for (const [key, value] of Object.entries(ports)) env[key] = String(value);
   const proc = procs.startTs('warden', path.join('src', 'dev', 'stack.ts'), env);

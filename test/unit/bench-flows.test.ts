@@ -38,7 +38,10 @@ describe('bench: reading codes and links out of the outbox', () => {
 
 describe('bench users', () => {
   it('are distinct, E.164 and stable by number', () => {
-    expect(benchUser(1)).toEqual({ sub: 'bench-000001', phone: '+15552000001', email: 'bench-000001@bench.example' });
+    expect(benchUser(1)).toEqual({ sub: 'bench-000001', phone: '+15552000001', email: 'bench-000001@bench.example', ip: '198.18.0.1' });
+    // every user of a run has its own address in the benchmarking range 198.18.0.0/15
+    expect(benchUser(65_536).ip).toBe('198.19.0.0');
+    expect(new Set(Array.from({ length: 50_000 }, (_, i) => benchUser(i + 1).ip)).size).toBe(50_000);
     expect(benchUser(999_999).phone).toMatch(/^\+[1-9]\d{6,14}$/);
     expect(() => benchUser(0)).toThrow(RangeError);
   });
