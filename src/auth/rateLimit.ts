@@ -1,4 +1,5 @@
 import type { Database } from '../db/database';
+import type { AuthMethod } from '../shared/auth';
 import type { RateLimitSettings } from './settings';
 
 /**
@@ -38,27 +39,64 @@ export async function checkRateLimit(
   input: { userId?: string; ip: string; action: RateLimitAction },
 ): Promise<RateLimitDecision> {
   const { userId, ip, action } = input;
-  const user = settings.per_user;
-  const perIp = settings.per_ip;
-  const { rows } = await db.write<{ allowed: boolean; scope: RateLimitScope | null; retry_after: number | null }>(
-    'SELECT allowed, scope, retry_after FROM warden_rate_limit_check($1, $2, $3, $4::inet, $5, $6, $7, $8, $9)',
-    [
-      userId !== undefined ? lockKey('user', action, userId) : null,
-      lockKey('ip', action, ip),
-      userId ?? null,
-      ip,
-      action,
-      user.window_seconds,
-      user.max_attempts,
-      perIp.window_seconds,
-      perIp.max_attempts,
-    ],
+  const { rows } = await db.write<CheckRow>(
+    `SELECT allowed, scope, retry_after FROM warden_rate_limit_check(${CHECK_ARGS('$9')})`,
+    [...checkParams(settings, ip, action), userId ?? null],
   );
-  const row = rows[0]!;
   maybeCleanup(db);
+  return decisionOf(settings, rows[0]!);
+}
+
+/** A challenge's row as verify and resend route on it; only a challenge of the request's method. */
+export interface LimitedChallengeRow {
+  user_id: string;
+  method: AuthMethod;
+  status: string;
+  expires_at: Date;
+}
+
+/**
+ * Verify and resend: reads the challenge (of this method) and checks and records the attempt
+ * against its user, when there is one, and the IP, in one statement (one round trip instead of
+ * two). An unknown challenge counts against the IP only, like any attempt without a user.
+ */
+export async function checkRateLimitForChallenge(
+  db: Database,
+  settings: RateLimitSettings,
+  input: { challengeId: string; method: AuthMethod; ip: string; action: RateLimitAction },
+): Promise<{ row: LimitedChallengeRow | undefined; decision: RateLimitDecision }> {
+  const { challengeId, method, ip, action } = input;
+  const { rows } = await db.write<CheckRow & Partial<LimitedChallengeRow>>(
+    `SELECT c.user_id, c.method, c.status, c.expires_at, r.allowed, r.scope, r.retry_after
+       FROM (VALUES (1)) AS one (x)
+       LEFT JOIN auth_challenges c ON c.id = $9 AND c.method = $10
+      CROSS JOIN LATERAL warden_rate_limit_check(${CHECK_ARGS('c.user_id')}) AS r`,
+    [...checkParams(settings, ip, action), challengeId, method],
+  );
+  maybeCleanup(db);
+  const { user_id, method: rowMethod, status, expires_at, ...check } = rows[0]!;
+  const row = user_id != null ? { user_id, method: rowMethod!, status: status!, expires_at: expires_at! } : undefined;
+  return { row, decision: decisionOf(settings, check) };
+}
+
+type CheckRow = { allowed: boolean; scope: RateLimitScope | null; retry_after: number | null };
+
+/**
+ * The arguments of warden_rate_limit_check with the user (text, NULL for none) as an SQL
+ * expression; its lock key is the prefix $1 and the user, NULL with it. $1..$8 are checkParams.
+ */
+const CHECK_ARGS = (user: string) => `$1 || ${user}, $2, ${user}, $3::inet, $4, $5, $6, $7, $8`;
+
+/** $1..$8 of CHECK_ARGS: the user lock's prefix, the IP's lock, the IP, the action, both limits. */
+function checkParams(settings: RateLimitSettings, ip: string, action: RateLimitAction): unknown[] {
+  const { per_user: user, per_ip: perIp } = settings;
+  return [lockKey('user', action, ''), lockKey('ip', action, ip), ip, action, user.window_seconds, user.max_attempts, perIp.window_seconds, perIp.max_attempts];
+}
+
+function decisionOf(settings: RateLimitSettings, row: CheckRow): RateLimitDecision {
   if (row.allowed) return { allowed: true };
   const scope: RateLimitScope = row.scope === 'user' ? 'user' : 'ip';
-  const limits = scope === 'user' ? user : perIp;
+  const limits = scope === 'user' ? settings.per_user : settings.per_ip;
   return { allowed: false, scope, retryAfterSeconds: row.retry_after ?? 1, limit: limits.max_attempts, windowSeconds: limits.window_seconds };
 }
 

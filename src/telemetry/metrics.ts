@@ -51,7 +51,7 @@ export function createMetrics(registry: Registry) {
     }),
     authStageDuration: new Histogram({
       name: 'warden_auth_stage_duration_seconds',
-      help: 'Where an auth request spends its time, by flow (initiate, verify, resend) and stage: blocklist, rate_limit, settings, row_read, seal, workflow (the Temporal round trip, which includes hash or compare), hash and db (inside the issue activity), compare (bcrypt inside the verify check), audit',
+      help: 'Where an auth request spends its time, by flow (initiate, verify, resend) and stage: blocklist, rate_limit (for verify and resend with the challenge row read in the same statement), settings, seal, workflow (the Temporal round trip, which includes hash or compare), hash and db (inside the issue activity), compare (bcrypt inside the verify check), audit',
       labelNames: ['flow', 'stage'] as const,
       buckets: LATENCY_BUCKETS,
       registers,

@@ -1,7 +1,7 @@
 import type { Metrics } from './metrics';
 
 export type AuthFlow = 'initiate' | 'verify' | 'resend' | 'confirm_page';
-export type AuthStage = 'blocklist' | 'rate_limit' | 'settings' | 'row_read' | 'seal' | 'workflow' | 'hash' | 'db' | 'compare' | 'audit';
+export type AuthStage = 'blocklist' | 'rate_limit' | 'settings' | 'seal' | 'workflow' | 'hash' | 'db' | 'compare' | 'audit';
 
 /**
  * Times one stage of an auth request into warden_auth_stage_duration_seconds, whether it

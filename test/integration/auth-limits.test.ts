@@ -79,6 +79,40 @@ describe('rate limits and blocklist', () => {
     expect(exceeded).toHaveLength(1);
   });
 
+  it('counts verifies against the challenge\'s user, read with the check, and a challenge of another flow against the IP only', async () => {
+    await putRateLimits(h, { per_user: { window_seconds: 300, max_attempts: 2 }, per_ip: { max_attempts: 1000 } });
+    try {
+      const started = await initiate(h, 'otp', 'bob', { ip: '198.18.3.1' });
+      expect(started.statusCode).toBe(202);
+      const challengeId = started.json<{ challenge_id: string }>().challenge_id;
+      // a different address each time: only the user's count can refuse the third
+      const wrong = (n: number) => post(h, '/otp/verify', { challenge_id: challengeId, otp: '000000' }, { ip: `198.18.3.${10 + n}` });
+      expect((await wrong(1)).statusCode).toBe(401);
+      expect((await wrong(2)).statusCode).toBe(401);
+      const refused = await wrong(3);
+      expect(refused.statusCode).toBe(429);
+      const rows = await h.sql<{ user_id: string; exceeded: boolean }>(`SELECT user_id, exceeded FROM rate_limit_attempts WHERE action = 'verify' AND user_id = 'bob' ORDER BY id`);
+      expect(rows).toEqual([
+        { user_id: 'bob', exceeded: false },
+        { user_id: 'bob', exceeded: false },
+        { user_id: 'bob', exceeded: true },
+      ]);
+      const audit = await h.sql<{ outcome: string; user_id: string }>(
+        `SELECT outcome, user_id FROM audit_events WHERE event_type = 'identity.ratelimit.exceeded' AND challenge_id = $1`,
+        [challengeId],
+      );
+      expect(audit).toEqual([{ outcome: 'user', user_id: 'bob' }]);
+
+      // the same id through the magic-link route is no challenge of that flow: IP row only
+      const other = await post(h, '/magic-link/verify', { challenge: challengeId, token: 'x'.repeat(43) }, { ip: '198.18.3.99' });
+      expect(other.statusCode).toBe(404);
+      expect(await h.sql(`SELECT user_id FROM rate_limit_attempts WHERE ip = '198.18.3.99'`)).toEqual([{ user_id: null }]);
+      expect(await h.sql(`SELECT 1 FROM rate_limit_attempts WHERE user_id = 'bob' AND action = 'verify'`)).toHaveLength(3);
+    } finally {
+      await putRateLimits(h, { per_user: { max_attempts: 1000 } });
+    }
+  });
+
   it('a client refused thousands of times costs each check no more than its limit, and is still counted right', async () => {
     await putRateLimits(h, { per_user: { max_attempts: 1000 }, per_ip: { window_seconds: 300, max_attempts: 4 } });
     const ip = '198.18.2.2';

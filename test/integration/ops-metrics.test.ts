@@ -48,7 +48,7 @@ describe('operational metrics read at scrape time', () => {
     const count = (flow: string, stage: string) =>
       Number(new RegExp(`^warden_auth_stage_duration_seconds_count\\{[^}]*flow="${flow}",stage="${stage}"[^}]*\\} (\\d+)`, 'm').exec(body)?.[1] ?? 0);
     for (const stage of ['blocklist', 'rate_limit', 'settings', 'workflow', 'hash', 'db']) expect(count('initiate', stage), `initiate ${stage}`).toBeGreaterThanOrEqual(1);
-    for (const stage of ['blocklist', 'row_read', 'rate_limit', 'seal', 'workflow', 'compare', 'audit']) expect(count('verify', stage), `verify ${stage}`).toBeGreaterThanOrEqual(1);
+    for (const stage of ['blocklist', 'rate_limit', 'seal', 'workflow', 'compare', 'audit']) expect(count('verify', stage), `verify ${stage}`).toBeGreaterThanOrEqual(1);
     // labels stay bounded: no challenge id, user or code in any series of it
     const series = body.split('\n').filter((l) => l.startsWith('warden_auth_stage_duration_seconds'));
     expect(series.some((l) => l.includes(challenge) || l.includes(code) || l.includes('test-user-2'))).toBe(false);

@@ -5,6 +5,7 @@ import { WorkflowNotFoundError } from '@temporalio/common';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AuditEventType, insertAudit, logAudit, recordAudit } from '../../auth/audit';
 import { aad, seal } from '../../auth/crypto';
+import type { LimitedChallengeRow } from '../../auth/rateLimit';
 import { authServices } from '../../auth/services';
 import {
   awaitIssueUpdate,
@@ -19,7 +20,7 @@ import {
 import type { challengeWorkflow } from '../../workflows/auth/challenge';
 import { timeStage } from '../../telemetry/stages';
 import { ApiError } from '../errors';
-import { auditLogger, clientContext, enforceRateLimit, type ClientContext } from './authGuards';
+import { auditLogger, checkChallengeRateLimit, clientContext, enforceRateLimit, refuseOverLimit, type ClientContext } from './authGuards';
 import { assertChannelEnabled } from './channelGuard';
 
 /**
@@ -27,12 +28,7 @@ import { assertChannelEnabled } from './channelGuard';
  * through the challenge workflow; the `auth_challenges` row is read to route a request and to
  * answer once the workflow has ended.
  */
-interface ChallengeRow {
-  user_id: string;
-  method: AuthMethod;
-  status: string;
-  expires_at: Date;
-}
+type ChallengeRow = LimitedChallengeRow;
 
 type Ended = 'verified' | 'expired' | 'revoked' | 'locked';
 const ENDED: readonly string[] = ['verified', 'expired', 'revoked', 'locked'];
@@ -211,11 +207,11 @@ export async function verifyChallenge(app: FastifyInstance, request: FastifyRequ
     throw new ApiError(e.status, e.code, e.message);
   };
 
-  const found = await timeStage(metrics, 'verify', 'row_read', () => loadChallenge(app, challengeId));
-  row = found?.method === method ? found : undefined;
+  // attempts on unknown challenges count against the IP: the seed's enumeration attack
+  const limited = await checkChallengeRateLimit(app, client, { action: 'verify', method, challengeId });
+  row = limited.row;
   try {
-    // attempts on unknown challenges count against the IP: the seed's enumeration attack
-    await enforceRateLimit(app, client, { action: 'verify', userId: row?.user_id, method, challengeId });
+    await refuseOverLimit(app, client, { action: 'verify', userId: row?.user_id, method, challengeId }, limited.decision);
   } catch (err) {
     await finish('rate_limited');
     throw err;
@@ -268,10 +264,10 @@ export async function verifyChallenge(app: FastifyInstance, request: FastifyRequ
 export async function resendChallenge(app: FastifyInstance, request: FastifyRequest, method: AuthMethod, challengeId: string) {
   const client = clientContext(request);
   await assertChannelEnabled(app, method);
-  const found = await loadChallenge(app, challengeId);
-  const row = found?.method === method ? found : undefined;
   // a resend sends a message: it counts with initiates
-  await enforceRateLimit(app, client, { action: 'initiate', userId: row?.user_id, method, challengeId });
+  const limited = await checkChallengeRateLimit(app, client, { action: 'initiate', method, challengeId });
+  const { row } = limited;
+  await refuseOverLimit(app, client, { action: 'initiate', userId: row?.user_id, method, challengeId }, limited.decision);
   if (!row) throw notFound();
   const endedError = (status: Ended) => {
     const e = ENDED_ERRORS[status];

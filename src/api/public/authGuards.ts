@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AuditEventType, insertAudit, logAudit, recordAudit } from '../../auth/audit';
 import { findBlock } from '../../auth/blocklist';
 import { maskIp, normalizeIp } from '../../auth/clientIp';
-import { checkRateLimit, type RateLimitAction } from '../../auth/rateLimit';
+import { checkRateLimit, checkRateLimitForChallenge, type LimitedChallengeRow, type RateLimitAction, type RateLimitDecision } from '../../auth/rateLimit';
 import { authServices } from '../../auth/services';
 import type { AuthMethod } from '../../shared/auth';
 import { timeStage } from '../../telemetry/stages';
@@ -63,14 +63,42 @@ export function blocklistGuard(app: FastifyInstance, action: GuardAction, method
 export async function enforceRateLimit(
   app: FastifyInstance,
   client: ClientContext,
-  input: { action: RateLimitAction; userId?: string; method: AuthMethod; challengeId?: string },
+  input: { action: RateLimitAction; userId?: string; method: AuthMethod },
 ): Promise<void> {
   const { db, metrics } = app.warden;
-  const decision = await timeStage(metrics, input.action === 'initiate' && input.challengeId ? 'resend' : input.action, 'rate_limit', async () => {
+  const decision = await timeStage(metrics, input.action, 'rate_limit', async () => {
     const limits = await authServices(app.warden).settings.rateLimits();
     return checkRateLimit(db, limits, { userId: input.userId, ip: client.ip, action: input.action });
   });
+  await refuseOverLimit(app, client, input, decision);
+}
+
+/**
+ * Verify and resend: the challenge's row (undefined unless it exists with this method) read in
+ * the same statement that counts the attempt against its user and the IP. The caller refuses
+ * with refuseOverLimit once it has recorded what it needs to.
+ */
+export async function checkChallengeRateLimit(
+  app: FastifyInstance,
+  client: ClientContext,
+  input: { action: RateLimitAction; method: AuthMethod; challengeId: string },
+): Promise<{ row: LimitedChallengeRow | undefined; decision: RateLimitDecision }> {
+  const { db, metrics } = app.warden;
+  return timeStage(metrics, input.action === 'initiate' ? 'resend' : input.action, 'rate_limit', async () => {
+    const limits = await authServices(app.warden).settings.rateLimits();
+    return checkRateLimitForChallenge(db, limits, { challengeId: input.challengeId, method: input.method, ip: client.ip, action: input.action });
+  });
+}
+
+/** A refused attempt: audited, counted, 429 with Retry-After. */
+export async function refuseOverLimit(
+  app: FastifyInstance,
+  client: ClientContext,
+  input: { action: RateLimitAction; userId?: string; method: AuthMethod; challengeId?: string },
+  decision: RateLimitDecision,
+): Promise<void> {
   if (decision.allowed) return;
+  const { db, metrics } = app.warden;
   metrics.rateLimitExceeded.inc({ scope: decision.scope, action: input.action });
   const row = await insertAudit(db, {
     type: AuditEventType.rateLimitExceeded,
