@@ -5,10 +5,16 @@
 -- 900 buffers and 8 ms per check). The counts now read partial indexes of the attempts that
 -- count, and stop at the limit, so a check costs O(limit) whatever the client sends. Refused
 -- rows keep their own indexes (ip, user, exceeded) for the captcha check and the abuse runbook.
-DROP INDEX rate_limit_attempts_user_action_idx;
-DROP INDEX rate_limit_attempts_ip_action_idx;
-CREATE INDEX rate_limit_attempts_user_live_idx ON rate_limit_attempts (user_id, action, attempted_at) WHERE user_id IS NOT NULL AND NOT exceeded;
-CREATE INDEX rate_limit_attempts_ip_live_idx ON rate_limit_attempts (ip, action, attempted_at) WHERE ip IS NOT NULL AND NOT exceeded;
+--
+-- Building an index blocks writes to the table while it builds, and every auth request writes
+-- here (two days of attempts are kept). On a large table, build both indexes beforehand without
+-- blocking, with the same names, and this migration only drops the old ones:
+--   CREATE INDEX CONCURRENTLY rate_limit_attempts_user_live_idx ON rate_limit_attempts (user_id, action, attempted_at) WHERE user_id IS NOT NULL AND NOT exceeded;
+--   CREATE INDEX CONCURRENTLY rate_limit_attempts_ip_live_idx ON rate_limit_attempts (ip, action, attempted_at) WHERE ip IS NOT NULL AND NOT exceeded;
+CREATE INDEX IF NOT EXISTS rate_limit_attempts_user_live_idx ON rate_limit_attempts (user_id, action, attempted_at) WHERE user_id IS NOT NULL AND NOT exceeded;
+CREATE INDEX IF NOT EXISTS rate_limit_attempts_ip_live_idx ON rate_limit_attempts (ip, action, attempted_at) WHERE ip IS NOT NULL AND NOT exceeded;
+DROP INDEX IF EXISTS rate_limit_attempts_user_action_idx;
+DROP INDEX IF EXISTS rate_limit_attempts_ip_action_idx;
 
 CREATE OR REPLACE FUNCTION warden_rate_limit_check(
   p_user_lock text, p_ip_lock text,
