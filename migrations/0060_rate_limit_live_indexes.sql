@@ -11,6 +11,15 @@
 -- blocking, with the same names, and this migration only drops the old ones:
 --   CREATE INDEX CONCURRENTLY rate_limit_attempts_user_live_idx ON rate_limit_attempts (user_id, action, attempted_at) WHERE user_id IS NOT NULL AND NOT exceeded;
 --   CREATE INDEX CONCURRENTLY rate_limit_attempts_ip_live_idx ON rate_limit_attempts (ip, action, attempted_at) WHERE ip IS NOT NULL AND NOT exceeded;
+-- A CONCURRENTLY build that failed leaves an invalid index of that name: drop it and build again.
+DO $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+              WHERE c.relname IN ('rate_limit_attempts_user_live_idx', 'rate_limit_attempts_ip_live_idx') AND NOT i.indisvalid) THEN
+    RAISE EXCEPTION 'an index of 0060 built beforehand is invalid (a failed CREATE INDEX CONCURRENTLY): drop it and build it again';
+  END IF;
+END
+$$;
 CREATE INDEX IF NOT EXISTS rate_limit_attempts_user_live_idx ON rate_limit_attempts (user_id, action, attempted_at) WHERE user_id IS NOT NULL AND NOT exceeded;
 CREATE INDEX IF NOT EXISTS rate_limit_attempts_ip_live_idx ON rate_limit_attempts (ip, action, attempted_at) WHERE ip IS NOT NULL AND NOT exceeded;
 DROP INDEX IF EXISTS rate_limit_attempts_user_action_idx;
@@ -33,8 +42,9 @@ BEGIN
   END IF;
   PERFORM pg_advisory_xact_lock(hashtextextended(p_ip_lock, 0));
 
-  -- the oldest attempts first, at most the limit's worth: enough to decide and to say when
-  -- the window frees a slot (the oldest one leaving it)
+  -- the oldest attempts first, at most the limit's worth: enough to decide, and Retry-After is
+  -- when the oldest of them leaves the window (as before: after a limit was lowered, more than
+  -- one may have to leave before a request passes)
   IF p_user IS NOT NULL THEN
     SELECT count(*)::int, min(t) INTO user_n, user_oldest FROM (
       SELECT attempted_at AS t FROM rate_limit_attempts
