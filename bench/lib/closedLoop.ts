@@ -53,8 +53,9 @@ export async function runClosedLoop<Item>(spec: ClosedLoopSpec<Item>, cpu?: CpuW
   let answered: { item: Item | undefined; status: number; body: string } | undefined;
   let requests = 0;
   const startedAt = performance.now();
-  /** a fixed amount's end: its last answer (and the CPU snapshot taken right then) */
-  let finished: { at: number; cpu: CpuSnapshot | undefined } | undefined;
+  let lastAnswerAt = startedAt;
+  /** the CPU snapshot at a fixed amount's last answer */
+  let cpuAtEnd: CpuSnapshot | undefined;
 
   const instance = autocannon({
     url: spec.baseUrl,
@@ -92,13 +93,15 @@ export async function runClosedLoop<Item>(spec: ClosedLoopSpec<Item>, cpu?: CpuW
     if (a?.item !== undefined && spec.onAnswer) {
       spec.onAnswer(a.item, { status: a.status, body: a.body, latencyMs: responseTime, sentAt: Date.now() - responseTime });
     }
-    if (requests === spec.amount) finished = { at: performance.now(), cpu: cpu?.snapshot() };
+    lastAnswerAt = performance.now();
+    if (requests === spec.amount) cpuAtEnd = cpu?.snapshot();
   });
   const result = await instance;
   // autocannon notices that a fixed amount is done only at its next 1-second sampling tick and
-  // reports the duration up to that tick: up to a second of idle machine counted into the phase
-  const cpuAfter = finished ? finished.cpu : cpu?.snapshot();
-  const durationMs = finished ? finished.at - startedAt : result.duration * 1000;
+  // reports the duration up to that tick: up to a second of idle machine counted into the phase.
+  // A fixed amount ends at its last answer (a request lost to an error or a timeout included).
+  const cpuAfter = cpuAtEnd ?? cpu?.snapshot();
+  const durationMs = spec.amount !== undefined ? lastAnswerAt - startedAt : result.duration * 1000;
   return {
     concurrency: spec.connections,
     requests,

@@ -20,6 +20,7 @@ export function benchUser(n: number): BenchUser {
   if (!Number.isInteger(n) || n < 1 || n > MAX_BENCH_USERS) throw new RangeError(`bench user number out of range: ${n}`);
   const id = String(n).padStart(6, '0');
   // +1 555 2xx xxxx: E.164, in the fictional 555 range, never a Twilio magic test number
+  // one address per user for the first 131,072 users (a run seeds 50,000), then they repeat
   const k = n % 131_072;
   const ip = `198.${18 + (k >> 16)}.${(k >> 8) & 255}.${k & 255}`;
   return { sub: `bench-${id}`, phone: `+15552${id}`, email: `bench-${id}@bench.example`, ip };

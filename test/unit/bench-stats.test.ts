@@ -173,10 +173,7 @@ describe('bench closed loop', () => {
           lastAnswerAt = performance.now();
         },
       });
-      const returnedAt = performance.now();
       expect(phase.ok).toBe(20);
-      // autocannon itself only reports after its next sampling tick, a second after the start
-      expect(returnedAt - startedAt).toBeGreaterThanOrEqual(990);
       // the phase is the span from the start to the last answer, whatever the machine's speed
       expect(phase.durationS * 1000).toBeGreaterThanOrEqual(lastAnswerAt - startedAt - 10);
       expect(phase.durationS * 1000).toBeLessThanOrEqual(lastAnswerAt - startedAt + 10);
