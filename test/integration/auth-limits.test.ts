@@ -82,7 +82,8 @@ describe('rate limits and blocklist', () => {
   it('counts verifies against the challenge\'s user, read with the check, and a challenge of another flow against the IP only', async () => {
     await putRateLimits(h, { per_user: { window_seconds: 300, max_attempts: 2 }, per_ip: { max_attempts: 1000 } });
     try {
-      const started = await initiate(h, 'otp', 'bob', { ip: '198.18.3.1' });
+      // a user of its own (unknown users get a challenge like anyone else), so no earlier attempt counts
+      const started = await initiate(h, 'otp', 'limits-verify-user', { ip: '198.18.3.1' });
       expect(started.statusCode).toBe(202);
       const challengeId = started.json<{ challenge_id: string }>().challenge_id;
       // a different address each time: only the user's count can refuse the third
@@ -91,23 +92,24 @@ describe('rate limits and blocklist', () => {
       expect((await wrong(2)).statusCode).toBe(401);
       const refused = await wrong(3);
       expect(refused.statusCode).toBe(429);
-      const rows = await h.sql<{ user_id: string; exceeded: boolean }>(`SELECT user_id, exceeded FROM rate_limit_attempts WHERE action = 'verify' AND user_id = 'bob' ORDER BY id`);
+      const rows = await h.sql<{ user_id: string; exceeded: boolean }>(`SELECT user_id, exceeded FROM rate_limit_attempts WHERE action = 'verify' AND user_id = 'limits-verify-user' ORDER BY id`);
       expect(rows).toEqual([
-        { user_id: 'bob', exceeded: false },
-        { user_id: 'bob', exceeded: false },
-        { user_id: 'bob', exceeded: true },
+        { user_id: 'limits-verify-user', exceeded: false },
+        { user_id: 'limits-verify-user', exceeded: false },
+        { user_id: 'limits-verify-user', exceeded: true },
       ]);
       const audit = await h.sql<{ outcome: string; user_id: string }>(
         `SELECT outcome, user_id FROM audit_events WHERE event_type = 'identity.ratelimit.exceeded' AND challenge_id = $1`,
         [challengeId],
       );
-      expect(audit).toEqual([{ outcome: 'user', user_id: 'bob' }]);
+      expect(audit).toEqual([{ outcome: 'user', user_id: 'limits-verify-user' }]);
 
-      // the same id through the magic-link route is no challenge of that flow: IP row only
+      // the same id through the magic-link route is no challenge of that flow: it counts against
+      // the IP only (the user's count would otherwise have grown by one)
       const other = await post(h, '/magic-link/verify', { challenge: challengeId, token: 'x'.repeat(43) }, { ip: '198.18.3.99' });
       expect(other.statusCode).toBe(404);
-      expect(await h.sql(`SELECT user_id FROM rate_limit_attempts WHERE ip = '198.18.3.99'`)).toEqual([{ user_id: null }]);
-      expect(await h.sql(`SELECT 1 FROM rate_limit_attempts WHERE user_id = 'bob' AND action = 'verify'`)).toHaveLength(3);
+      expect(await h.sql(`SELECT 1 FROM rate_limit_attempts WHERE ip = '198.18.3.99' AND action = 'verify'`)).toHaveLength(1);
+      expect(await h.sql(`SELECT 1 FROM rate_limit_attempts WHERE user_id = 'limits-verify-user' AND action = 'verify'`)).toHaveLength(3);
     } finally {
       await putRateLimits(h, { per_user: { max_attempts: 1000 } });
     }
@@ -133,6 +135,17 @@ describe('rate limits and blocklist', () => {
       expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
       expect(Number(refused.headers['retry-after'])).toBeLessThanOrEqual(300);
 
+      // more counted attempts than the limit (as after a limit was lowered): the count stops at
+      // the limit and Retry-After is when the oldest of them leaves the window (100 s from now)
+      await h.sql(
+        `INSERT INTO rate_limit_attempts (user_id, ip, action, exceeded, attempted_at)
+         SELECT NULL, '198.18.2.3'::inet, 'verify', false, now() - make_interval(secs => 200 - 10 * g) FROM generate_series(0, 5) AS g`,
+      );
+      const overLowered = await post(h, '/otp/verify', { challenge_id: UNKNOWN(202), otp: '123456' }, { ip: '198.18.2.3' });
+      expect(overLowered.statusCode).toBe(429);
+      expect(Number(overLowered.headers['retry-after'])).toBeGreaterThanOrEqual(95);
+      expect(Number(overLowered.headers['retry-after'])).toBeLessThanOrEqual(101);
+
       // what one check reads (the second call on a connection: the first also plans the function)
       const client = new pg.Client({ connectionString: h.databaseUrl });
       await client.connect();
@@ -153,7 +166,7 @@ describe('rate limits and blocklist', () => {
         await client.end();
       }
     } finally {
-      await h.sql(`DELETE FROM rate_limit_attempts WHERE ip = $1::inet OR user_id = 'flood-user'`, [ip]);
+      await h.sql(`DELETE FROM rate_limit_attempts WHERE ip = $1::inet OR ip = '198.18.2.3' OR user_id = 'flood-user'`, [ip]);
       await putRateLimits(h, { per_ip: { max_attempts: 1000 } });
     }
   });

@@ -188,8 +188,9 @@ function invalidError(method: AuthMethod, remaining: number): ApiError {
 /**
  * Checks a code or token. The candidate is sealed here (AES-256-GCM under the active data key,
  * bound to the challenge id) before it goes into the verify update, so it never enters
- * workflow history in plaintext. Exactly one validation_attempt audit event per request (a
- * blocked client's is written by the blocklist hook, before the body is even read).
+ * workflow history in plaintext. Exactly one validation_attempt audit event per answered
+ * attempt (a blocked client's is written by the blocklist hook, before the body is even read);
+ * a request that fails because Postgres cannot be reached records nothing and answers 503.
  */
 export async function verifyChallenge(app: FastifyInstance, request: FastifyRequest, method: AuthMethod, challengeId: string, secret: string) {
   const started = performance.now();
