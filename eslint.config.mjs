@@ -1,8 +1,10 @@
 // Lint rules that protect correctness, not taste: promises are awaited, and workflow code
 // stays deterministic (no Node builtins, no I/O libraries, no value imports of activities).
 import js from '@eslint/js';
+import prettier from 'eslint-config-prettier';
 import tseslint from 'typescript-eslint';
 
+// prettier-ignore
 const nodeBuiltins = [
   'assert', 'buffer', 'child_process', 'cluster', 'crypto', 'dgram', 'dns', 'events', 'fs', 'fs/promises',
   'http', 'http2', 'https', 'net', 'os', 'path', 'perf_hooks', 'process', 'readline', 'stream', 'timers',
@@ -13,6 +15,8 @@ export default tseslint.config(
   { ignores: ['node_modules/', 'dist/', '.data/', '.tools/', 'bench/out/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
+  // layout is Prettier's (npm run lint checks it); no lint rule argues with it
+  prettier,
   {
     files: ['**/*.ts'],
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
@@ -29,10 +33,26 @@ export default tseslint.config(
       'no-restricted-imports': [
         'error',
         {
-          paths: [...nodeBuiltins, ...nodeBuiltins.map((m) => `node:${m}`), 'pg', 'fastify', 'bcrypt', '@temporalio/activity', '@temporalio/client', '@temporalio/worker'].map(
-            (name) => ({ name, message: 'workflow code must stay deterministic: no Node builtins or I/O libraries' }),
-          ),
-          patterns: [{ group: ['**/activities', '**/activities/*'], allowTypeImports: true, message: 'workflows import activity types only' }],
+          paths: [
+            ...nodeBuiltins,
+            ...nodeBuiltins.map((m) => `node:${m}`),
+            'pg',
+            'fastify',
+            'bcrypt',
+            '@temporalio/activity',
+            '@temporalio/client',
+            '@temporalio/worker',
+          ].map((name) => ({
+            name,
+            message: 'workflow code must stay deterministic: no Node builtins or I/O libraries',
+          })),
+          patterns: [
+            {
+              group: ['**/activities', '**/activities/*'],
+              allowTypeImports: true,
+              message: 'workflows import activity types only',
+            },
+          ],
         },
       ],
     },

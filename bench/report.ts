@@ -19,13 +19,19 @@ const passText = (pass: boolean | null) => (pass === null ? 'n/a' : pass ? '**pa
 function otherRuns(report: BenchReport): string {
   const others = Object.entries(report.scenarioRuns ?? {}).filter(([, run]) => run.date !== report.machine.date);
   if (others.length === 0) return '';
-  const list = others.map(([name, run]) => `${name} (${run.date.slice(0, 16).replace('T', ' ')}, commit ${run.commit.slice(0, 7)}, bound ${run.boundOpsPerSec} ops/s)`).join('; ');
+  const list = others
+    .map(
+      ([name, run]) =>
+        `${name} (${run.date.slice(0, 16).replace('T', ' ')}, commit ${run.commit.slice(0, 7)}, bound ${run.boundOpsPerSec} ops/s)`,
+    )
+    .join('; ');
   return ` The machine facts and this bound are those of the run this file started from; scenarios measured in later runs, each against its own run's bound (the targets use it too): ${list}.`;
 }
 
 function topology(report: BenchReport): string {
   const p = report.warden.pinning;
-  if (!p) return `everything on the same ${report.machine.cores} cores (Warden's API and worker, the Temporal server, Postgres, the sandbox, the load generator)`;
+  if (!p)
+    return `everything on the same ${report.machine.cores} cores (Warden's API and worker, the Temporal server, Postgres, the sandbox, the load generator)`;
   return `split: Warden's process (API and worker) pinned to core ${p.wardenCores.join(', ')}; the Temporal server, Postgres, the sandbox and the load generator to core ${p.otherCores.join(', ')}; the bcrypt bound measured on Warden's cores`;
 }
 
@@ -67,7 +73,10 @@ export function renderResults(report: BenchReport, scenarios: readonly Scenario[
     lines.push('', `#### ${scenario.title}`, '');
     const run = report.scenarioRuns?.[scenario.name];
     if (run && run.date !== m.date) {
-      lines.push(`_Measured in a separate run: ${run.date}, commit ${run.commit}, bcrypt bound ${run.boundOpsPerSec} ops/s, load average ${run.loadAverageAtStart} at its start._`, '');
+      lines.push(
+        `_Measured in a separate run: ${run.date}, commit ${run.commit}, bcrypt bound ${run.boundOpsPerSec} ops/s, load average ${run.loadAverageAtStart} at its start._`,
+        '',
+      );
     }
     if (error) lines.push(`Failed: ${error}`);
     else if (isSkipped(result)) lines.push(`Skipped: ${result.reason}`);
@@ -108,7 +117,8 @@ export function readReport(file: string): BenchReport | undefined {
  * `previous`, the rest of `previous` (its machine, its bound, the other scenarios) stays.
  */
 export function mergeReports(previous: BenchReport | undefined, next: BenchReport): BenchReport {
-  const sameTopology = JSON.stringify(previous?.warden?.pinning ?? null) === JSON.stringify(next.warden?.pinning ?? null);
+  const sameTopology =
+    JSON.stringify(previous?.warden?.pinning ?? null) === JSON.stringify(next.warden?.pinning ?? null);
   if (!previous || previous.mode !== next.mode || !sameTopology) return next;
   const merged: BenchReport = {
     ...previous,

@@ -56,7 +56,13 @@ function parseOptions(argv: string[]): BenchOptions {
     process.exit(0);
   }
   const quick = values.quick ?? false;
-  const list = (text: string | undefined) => (text ? text.split(',').map((s) => s.trim()).filter(Boolean) : []);
+  const list = (text: string | undefined) =>
+    text
+      ? text
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : [];
   const num = (text: string | undefined, fallback: number) => {
     if (text === undefined) return fallback;
     const n = Number(text);
@@ -64,13 +70,19 @@ function parseOptions(argv: string[]): BenchOptions {
     return n;
   };
   const names = new Set(SCENARIOS.map((s) => s.name));
-  for (const name of [...list(values.only), ...list(values.skip)]) if (!names.has(name)) throw new Error(`no scenario named ${name}`);
+  for (const name of [...list(values.only), ...list(values.skip)])
+    if (!names.has(name)) throw new Error(`no scenario named ${name}`);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const pinning = values['warden-cores'] === undefined ? undefined : parsePinning(values['warden-cores'], os.availableParallelism());
+  const pinning =
+    values['warden-cores'] === undefined ? undefined : parsePinning(values['warden-cores'], os.availableParallelism());
   const defaultResults = quick ? 'out/results-quick.json' : pinning ? 'results-split.json' : 'results.json';
   return {
     quick,
-    concurrencies: values.concurrency ? list(values.concurrency).map((c) => num(c, 1)) : quick ? [1, 8] : [1, 8, 32, 64],
+    concurrencies: values.concurrency
+      ? list(values.concurrency).map((c) => num(c, 1))
+      : quick
+        ? [1, 8]
+        : [1, 8, 32, 64],
     phaseSeconds: num(values['phase-seconds'], quick ? 3 : 10),
     openLoopSeconds: num(values['open-loop-seconds'], quick ? 10 : 60),
     bcryptSeconds: quick ? 2 : 5,
@@ -80,7 +92,9 @@ function parseOptions(argv: string[]): BenchOptions {
     skip: list(values.skip),
     outDir: path.resolve('bench', 'out', stamp),
     resultsFile: path.resolve(values.results ?? path.join('bench', defaultResults)),
-    markdownFile: path.resolve(values.markdown ?? (quick ? path.join('bench', 'out', 'BENCHMARKS-quick.md') : 'BENCHMARKS.md')),
+    markdownFile: path.resolve(
+      values.markdown ?? (quick ? path.join('bench', 'out', 'BENCHMARKS-quick.md') : 'BENCHMARKS.md'),
+    ),
   };
 }
 
@@ -110,7 +124,11 @@ async function main(): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  const scenarios = SCENARIOS.filter((s) => (options.only.length > 0 ? options.only.includes(s.name) : (s.inDefaultRun ?? true)) && !options.skip.includes(s.name));
+  const scenarios = SCENARIOS.filter(
+    (s) =>
+      (options.only.length > 0 ? options.only.includes(s.name) : (s.inDefaultRun ?? true)) &&
+      !options.skip.includes(s.name),
+  );
   const results: Record<string, unknown> = {};
   const errors: Record<string, string> = {};
   let target: WardenTarget | undefined;
@@ -122,13 +140,19 @@ async function main(): Promise<number> {
     if (target) {
       log(`using the running Warden at ${target.publicUrl}`);
     } else {
-      log(`starting the provider sandbox and the embedded stack (logs in ${path.relative(process.cwd(), options.outDir)})`);
+      log(
+        `starting the provider sandbox and the embedded stack (logs in ${path.relative(process.cwd(), options.outDir)})`,
+      );
       const sandbox = await startSandboxProcess(procs);
       target = await startEmbeddedWarden(procs, { dataDir, sandboxUrl: sandbox.url });
       log('stack ready');
-      if (options.pinning) log(`split topology: ${pinStack(options.pinning, { warden: procs.pidOf('warden')!, sandbox: sandbox.proc.pid })}`);
+      if (options.pinning)
+        log(
+          `split topology: ${pinStack(options.pinning, { warden: procs.pidOf('warden')!, sandbox: sandbox.proc.pid })}`,
+        );
     }
-    if (options.pinning && target.embedded === false) throw new Error('--warden-cores needs the embedded stack (a running stack pins its own processes)');
+    if (options.pinning && target.embedded === false)
+      throw new Error('--warden-cores needs the embedded stack (a running stack pins its own processes)');
     // enough users that no two flows in flight share one, and the compromised-token set fits
     const userCount = Math.max(50_000, options.compromisedUsers * 2);
     await seedBenchUsers(target.databaseUrl, userCount);
@@ -140,7 +164,9 @@ async function main(): Promise<number> {
     }
     log(`rate limits ${rateLimits}; measuring the bcrypt bound on an idle stack`);
     const bound = await measureBcryptBound(BCRYPT_COST, options.bcryptSeconds, options.pinning?.wardenCores);
-    log(`bcrypt bound: ${bound.opsPerSec} ops/s at cost ${bound.cost} (${bound.threads} threads); one op ${bound.singleOpMs} ms`);
+    log(
+      `bcrypt bound: ${bound.opsPerSec} ops/s at cost ${bound.cost} (${bound.threads} threads); one op ${bound.singleOpMs} ms`,
+    );
 
     const ctx: BenchContext = {
       options,
@@ -151,7 +177,11 @@ async function main(): Promise<number> {
       bound,
       results,
       procs,
-      cpu: new CpuWatcher(() => ({ warden: procs.pidOf('warden'), sandbox: procs.pidOf('sandbox'), peer: procs.pidOf('peer') })),
+      cpu: new CpuWatcher(() => ({
+        warden: procs.pidOf('warden'),
+        sandbox: procs.pidOf('sandbox'),
+        peer: procs.pidOf('peer'),
+      })),
       log,
     };
     for (const scenario of scenarios) {
@@ -184,7 +214,12 @@ async function main(): Promise<number> {
       scenarioRuns: Object.fromEntries(
         [...Object.keys(results), ...Object.keys(errors)].map((name) => [
           name,
-          { date: machine.date, commit: machine.commit, loadAverageAtStart: machine.loadAverageAtStart, boundOpsPerSec: bound.opsPerSec },
+          {
+            date: machine.date,
+            commit: machine.commit,
+            loadAverageAtStart: machine.loadAverageAtStart,
+            boundOpsPerSec: bound.opsPerSec,
+          },
         ]),
       ),
       targets: [],
@@ -193,7 +228,9 @@ async function main(): Promise<number> {
     };
   } finally {
     if (target && !target.embedded && previousLimits !== undefined) {
-      await restoreRateLimits(target, previousLimits).catch((err: unknown) => log(`could not restore the rate limits: ${String(err)}`));
+      await restoreRateLimits(target, previousLimits).catch((err: unknown) =>
+        log(`could not restore the rate limits: ${String(err)}`),
+      );
     }
     log('stopping everything the benchmark started');
     await procs.stopAll(log);
@@ -203,13 +240,17 @@ async function main(): Promise<number> {
   if (!report) return 1;
   report.durationS = Math.round((Date.now() - started) / 1000);
   // a full run of named scenarios updates their part of the existing results file
-  const final = options.only.length > 0 && !options.quick ? mergeReports(readReport(options.resultsFile), report) : report;
+  const final =
+    options.only.length > 0 && !options.quick ? mergeReports(readReport(options.resultsFile), report) : report;
   final.targets = evaluateTargets(final, SCENARIOS);
   mkdirSync(path.dirname(options.resultsFile), { recursive: true });
   writeFileSync(options.resultsFile, `${JSON.stringify(final, null, 2)}\n`);
   writeMarkdown(options.markdownFile, renderResults(final, SCENARIOS), options.pinning ? 'split' : undefined);
-  log(`wrote ${path.relative(process.cwd(), options.resultsFile)} and ${path.relative(process.cwd(), options.markdownFile)}`);
-  for (const t of final.targets) log(`target ${t.name}: ${t.measured} (${t.target}) -> ${t.pass === null ? 'n/a' : t.pass ? 'pass' : 'FAIL'}`);
+  log(
+    `wrote ${path.relative(process.cwd(), options.resultsFile)} and ${path.relative(process.cwd(), options.markdownFile)}`,
+  );
+  for (const t of final.targets)
+    log(`target ${t.name}: ${t.measured} (${t.target}) -> ${t.pass === null ? 'n/a' : t.pass ? 'pass' : 'FAIL'}`);
   return Object.keys(errors).length > 0 ? 1 : 0;
 }
 

@@ -32,7 +32,12 @@ export function measureBcryptBound(cost: number, seconds: number, cores?: readon
       command!,
       args,
       {
-        env: { ...process.env, UV_THREADPOOL_SIZE: String(threads), BENCH_BCRYPT_COST: String(cost), BENCH_BCRYPT_SECONDS: String(seconds) },
+        env: {
+          ...process.env,
+          UV_THREADPOOL_SIZE: String(threads),
+          BENCH_BCRYPT_COST: String(cost),
+          BENCH_BCRYPT_SECONDS: String(seconds),
+        },
         timeout: (seconds + 60) * 1000,
       },
       (err, stdout, stderr) => {

@@ -20,7 +20,16 @@ export interface ClosedLoopSpec<Item> {
    * The next request. Undefined when the source ran dry (a connection error cost an answer):
    * the client then sends a request that answers 404, visible in statusCodes, never a repeat.
    */
-  next(): { item: Item; method: 'POST' | 'GET'; path: string; body?: string; contentType?: string; headers?: Record<string, string> } | undefined;
+  next():
+    | {
+        item: Item;
+        method: 'POST' | 'GET';
+        path: string;
+        body?: string;
+        contentType?: string;
+        headers?: Record<string, string>;
+      }
+    | undefined;
   onAnswer?(item: Item, answer: { status: number; body: string; latencyMs: number; sentAt: number }): void;
 }
 
@@ -73,7 +82,10 @@ export async function runClosedLoop<Item>(spec: ClosedLoopSpec<Item>, cpu?: CpuW
             ...request,
             method: next.method,
             path: next.path,
-            headers: { ...next.headers, ...(next.body !== undefined ? { 'content-type': next.contentType ?? 'application/json' } : {}) },
+            headers: {
+              ...next.headers,
+              ...(next.body !== undefined ? { 'content-type': next.contentType ?? 'application/json' } : {}),
+            },
             body: next.body,
           };
         },
@@ -91,7 +103,12 @@ export async function runClosedLoop<Item>(spec: ClosedLoopSpec<Item>, cpu?: CpuW
     const a = answered;
     answered = undefined;
     if (a?.item !== undefined && spec.onAnswer) {
-      spec.onAnswer(a.item, { status: a.status, body: a.body, latencyMs: responseTime, sentAt: Date.now() - responseTime });
+      spec.onAnswer(a.item, {
+        status: a.status,
+        body: a.body,
+        latencyMs: responseTime,
+        sentAt: Date.now() - responseTime,
+      });
     }
     lastAnswerAt = performance.now();
     if (requests === spec.amount) cpuAtEnd = cpu?.snapshot();

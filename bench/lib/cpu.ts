@@ -25,7 +25,12 @@ export function parseStat(line: string): Stat | undefined {
   const utime = Number(rest[11]);
   const stime = Number(rest[12]);
   if (!Number.isFinite(utime) || !Number.isFinite(stime)) return undefined;
-  return { pid: Number(line.slice(0, open).trim()), comm: line.slice(open + 1, close), ppid: Number(rest[1]), ticks: utime + stime };
+  return {
+    pid: Number(line.slice(0, open).trim()),
+    comm: line.slice(open + 1, close),
+    ppid: Number(rest[1]),
+    ticks: utime + stime,
+  };
 }
 
 function read(file: string): string | undefined {
@@ -102,11 +107,16 @@ export class CpuWatcher {
       ticks[`warden JS thread|${warden}`] = main;
       ticks[`warden other threads|${warden}`] = total - main;
       for (const d of descendants(warden)) {
-        const component = d.comm === 'temporal' ? 'temporal server' : d.comm.startsWith('postgres') ? 'postgres' : 'stack, other';
+        const component =
+          d.comm === 'temporal' ? 'temporal server' : d.comm.startsWith('postgres') ? 'postgres' : 'stack, other';
         ticks[`${component}|${d.pid}`] = d.ticks;
       }
     }
-    for (const [name, pid] of [['sandbox', sandbox], ['peer (better-auth)', peer], ['bench (load generator)', process.pid]] as const) {
+    for (const [name, pid] of [
+      ['sandbox', sandbox],
+      ['peer (better-auth)', peer],
+      ['bench (load generator)', process.pid],
+    ] as const) {
       const p = pid !== undefined ? byPid.get(pid) : undefined;
       if (p) ticks[`${name}|${p.pid}`] = p.ticks;
     }
@@ -167,7 +177,10 @@ export function cpuTable(rows: Array<{ label: string; cpu?: Record<string, numbe
   return [
     `| phase | ${present.join(' | ')} |`,
     `|---|${present.map(() => '--:').join('|')}|`,
-    ...rows.map((r) => `| ${r.label} | ${present.map((c) => (r.cpu?.[c] === undefined ? '–' : r.cpu[c]!.toFixed(2))).join(' | ')} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.label} | ${present.map((c) => (r.cpu?.[c] === undefined ? '–' : r.cpu[c]!.toFixed(2))).join(' | ')} |`,
+    ),
   ];
 }
 
@@ -178,7 +191,10 @@ export function cpuTable(rows: Array<{ label: string; cpu?: Record<string, numbe
  * operation (HTTP, Postgres, the workflow, the Temporal server, the kernel's networking, the
  * benchmark's own sandbox and load generator) must fit in opMs / 0.7 - opMs.
  */
-export function perRequestTable(rows: Array<{ label: string; throughput: number; cpu?: Record<string, number> }>, opMs: number): string[] {
+export function perRequestTable(
+  rows: Array<{ label: string; throughput: number; cpu?: Record<string, number> }>,
+  opMs: number,
+): string[] {
   const ms = (cores: number | undefined, rate: number) => ((cores ?? 0) * 1000) / rate;
   const cell = (n: number) => (Number.isFinite(n) ? n.toFixed(0) : '–');
   const budget = opMs / 0.7 - opMs;
@@ -190,7 +206,9 @@ export function perRequestTable(rows: Array<{ label: string; throughput: number;
     if (!r.cpu || !(r.throughput > 0)) continue;
     const c = r.cpu;
     const total = ms(c[MACHINE], r.throughput);
-    const warden = ms((c['warden JS thread'] ?? 0) + (c['warden other threads'] ?? 0) + (c['stack, other'] ?? 0), r.throughput) - opMs;
+    const warden =
+      ms((c['warden JS thread'] ?? 0) + (c['warden other threads'] ?? 0) + (c['stack, other'] ?? 0), r.throughput) -
+      opMs;
     out.push(
       `| ${r.label} | ${r.throughput.toFixed(1)} | ${cell(total)} | ${cell(warden)} | ${cell(ms(c['temporal server'], r.throughput))} | ${cell(ms(c.postgres, r.throughput))} | ` +
         `${cell(ms(c[KERNEL], r.throughput))} | ${cell(ms((c.sandbox ?? 0) + (c['bench (load generator)'] ?? 0), r.throughput))} | ${cell(ms(c[OTHERS], r.throughput))} | ` +

@@ -25,13 +25,16 @@ export interface Delivered extends Issued {
  */
 export async function collect(outbox: Outbox, issued: Issued, timeoutMs = 60_000): Promise<Delivered> {
   const key = firstSendKey(issued.challengeId);
-  const message = await outbox.waitFor(recipientOf(issued.method, issued.user), (m) => m.idempotency_key === key, { timeoutMs });
+  const message = await outbox.waitFor(recipientOf(issued.method, issued.user), (m) => m.idempotency_key === key, {
+    timeoutMs,
+  });
   return delivered(issued, message);
 }
 
 function delivered(issued: Issued, message: OutboxMessage): Delivered {
   const credential = credentialFrom(issued.method, issued.challengeId, message);
-  if (!credential) throw new Error(`the ${issued.method} message of challenge ${issued.challengeId} holds no code or link`);
+  if (!credential)
+    throw new Error(`the ${issued.method} message of challenge ${issued.challengeId} holds no code or link`);
   return { ...issued, credential, toOutboxMs: acceptedAt(message) - issued.sentAt };
 }
 
@@ -40,7 +43,11 @@ function delivered(issued: Issued, message: OutboxMessage): Delivered {
  * until every challenge's message is there (or `timeoutMs` passes), one request per read
  * instead of one per challenge.
  */
-export async function collectAll(outbox: Outbox, issued: readonly Issued[], timeoutMs = 120_000): Promise<{ delivered: Delivered[]; missing: Issued[] }> {
+export async function collectAll(
+  outbox: Outbox,
+  issued: readonly Issued[],
+  timeoutMs = 120_000,
+): Promise<{ delivered: Delivered[]; missing: Issued[] }> {
   const deadline = Date.now() + timeoutMs;
   let waiting = [...issued];
   const found: Delivered[] = [];
@@ -82,7 +89,11 @@ export async function settle(outbox: Outbox, quietMs = 1000, timeoutMs = 60_000)
 }
 
 /** Runs `work` over `items` with at most `parallel` in flight; failures are counted, not thrown. */
-export async function mapLimited<T, R>(items: readonly T[], parallel: number, work: (item: T) => Promise<R>): Promise<{ done: R[]; failed: number; firstError?: string }> {
+export async function mapLimited<T, R>(
+  items: readonly T[],
+  parallel: number,
+  work: (item: T) => Promise<R>,
+): Promise<{ done: R[]; failed: number; firstError?: string }> {
   const done: R[] = [];
   let failed = 0;
   let firstError: string | undefined;

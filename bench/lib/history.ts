@@ -26,7 +26,9 @@ export interface RawEvent {
   activityTaskScheduledEventAttributes?: { activityType?: { name?: string | null } | null } | null;
   activityTaskStartedEventAttributes?: { scheduledEventId?: Id } | null;
   activityTaskCompletedEventAttributes?: { scheduledEventId?: Id } | null;
-  workflowExecutionUpdateAcceptedEventAttributes?: { acceptedRequest?: { input?: { name?: string | null } | null } | null } | null;
+  workflowExecutionUpdateAcceptedEventAttributes?: {
+    acceptedRequest?: { input?: { name?: string | null } | null } | null;
+  } | null;
   workflowExecutionUpdateCompletedEventAttributes?: { acceptedEventId?: Id } | null;
 }
 
@@ -45,10 +47,16 @@ const num = (v: Id): number => (v == null ? 0 : Number(v.toString()));
 
 export function normalize(events: readonly RawEvent[]): Ev[] {
   return events.map((e) => {
-    const ev: Ev = { id: num(e.eventId), type: e.eventType ?? 0, at: num(e.eventTime?.seconds) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6 };
+    const ev: Ev = {
+      id: num(e.eventId),
+      type: e.eventType ?? 0,
+      at: num(e.eventTime?.seconds) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6,
+    };
     const name = e.activityTaskScheduledEventAttributes?.activityType?.name;
     if (name) ev.activity = name;
-    const scheduled = e.activityTaskStartedEventAttributes?.scheduledEventId ?? e.activityTaskCompletedEventAttributes?.scheduledEventId;
+    const scheduled =
+      e.activityTaskStartedEventAttributes?.scheduledEventId ??
+      e.activityTaskCompletedEventAttributes?.scheduledEventId;
     if (scheduled != null) ev.scheduledId = num(scheduled);
     const update = e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name;
     if (update) ev.updateName = update;
@@ -87,17 +95,26 @@ export type Stages = Record<string, number>;
  */
 export function initiateStages(evs: readonly Ev[], t: { sentAt: number; answeredAt: number }): Stages | undefined {
   const started = evs.find((e) => e.type === STARTED);
-  const firstTask = { scheduled: evs.find((e) => e.type === WFT_SCHEDULED), started: evs.find((e) => e.type === WFT_STARTED), completed: evs.find((e) => e.type === WFT_COMPLETED) };
+  const firstTask = {
+    scheduled: evs.find((e) => e.type === WFT_SCHEDULED),
+    started: evs.find((e) => e.type === WFT_STARTED),
+    completed: evs.find((e) => e.type === WFT_COMPLETED),
+  };
   const issue = activity(evs, 'issueChallenge');
   const issued = update(evs, 'awaitIssue');
   if (!started || !firstTask.scheduled || !firstTask.started || !firstTask.completed || !issued) return undefined;
   if (!issue) {
     // an issue activity scheduled but not finished: an incomplete history, not a local issue
-    if (evs.some((e) => e.type === ACTIVITY_SCHEDULED && e.activity === 'issueChallenge') || issued.completed.at < firstTask.completed.at) return undefined;
+    if (
+      evs.some((e) => e.type === ACTIVITY_SCHEDULED && e.activity === 'issueChallenge') ||
+      issued.completed.at < firstTask.completed.at
+    )
+      return undefined;
     return {
       'API before the workflow starts (HTTP in, blocklist, rate limit, settings, start RPC)': started.at - t.sentAt,
       'workflow task: queue': firstTask.started.at - firstTask.scheduled.at,
-      'workflow task: run, with the issue as a local activity (HMAC, bcrypt hash, seal, DB insert)': firstTask.completed.at - firstTask.started.at,
+      'workflow task: run, with the issue as a local activity (HMAC, bcrypt hash, seal, DB insert)':
+        firstTask.completed.at - firstTask.started.at,
       'update completed after the task': issued.completed.at - firstTask.completed.at,
       'API after the update (result back, HTTP out)': t.answeredAt - issued.completed.at,
       total: t.answeredAt - t.sentAt,
@@ -137,7 +154,8 @@ export function verifyStages(evs: readonly Ev[], t: { sentAt: number; answeredAt
   const u = update(evs, 'verify');
   if (!u) return undefined;
   return {
-    'API before the update (HTTP in, blocklist, row read, rate limit, seal, update RPC) + wait for a workflow task': u.task.started.at - t.sentAt,
+    'API before the update (HTTP in, blocklist, row read, rate limit, seal, update RPC) + wait for a workflow task':
+      u.task.started.at - t.sentAt,
     'workflow task with local activities (bcrypt compare, DB read, end row)': u.completed.at - u.task.started.at,
     'API after the update (audit transaction, HTTP out)': t.answeredAt - u.completed.at,
     total: t.answeredAt - t.sentAt,

@@ -46,22 +46,35 @@ export function request<T = unknown>(url: string, options: RequestOptions = {}):
             body = text;
           }
         }
-        resolve({ status: res.statusCode ?? 0, body: body as T, headers: res.headers, ms: performance.now() - started });
+        resolve({
+          status: res.statusCode ?? 0,
+          body: body as T,
+          headers: res.headers,
+          ms: performance.now() - started,
+        });
       });
     });
-    req.setTimeout(options.timeoutMs ?? 60_000, () => req.destroy(new Error(`timeout after ${options.timeoutMs ?? 60_000} ms: ${url}`)));
+    req.setTimeout(options.timeoutMs ?? 60_000, () =>
+      req.destroy(new Error(`timeout after ${options.timeoutMs ?? 60_000} ms: ${url}`)),
+    );
     req.on('error', reject);
     req.end(payload);
   });
 }
 
 /** Like `request`, but anything other than the expected status is an error naming the answer. */
-export async function expectStatus<T = unknown>(expected: number | number[], url: string, options: RequestOptions = {}): Promise<HttpResponse<T>> {
+export async function expectStatus<T = unknown>(
+  expected: number | number[],
+  url: string,
+  options: RequestOptions = {},
+): Promise<HttpResponse<T>> {
   const res = await request<T>(url, options);
   const ok = Array.isArray(expected) ? expected.includes(res.status) : res.status === expected;
   if (!ok) {
     const shown = typeof res.body === 'string' ? res.body : JSON.stringify(res.body);
-    throw new Error(`${options.method ?? (options.json === undefined ? 'GET' : 'POST')} ${new URL(url).pathname} answered ${res.status}: ${shown.slice(0, 300)}`);
+    throw new Error(
+      `${options.method ?? (options.json === undefined ? 'GET' : 'POST')} ${new URL(url).pathname} answered ${res.status}: ${shown.slice(0, 300)}`,
+    );
   }
   return res;
 }

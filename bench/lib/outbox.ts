@@ -44,7 +44,9 @@ export class Outbox {
 
   /** Every message the sandbox still holds, newest first. */
   async all(): Promise<OutboxMessage[]> {
-    const res = await expectStatus<{ messages: OutboxMessage[] }>(200, `${this.sandboxUrl}/sandbox/messages`, { timeoutMs: 120_000 });
+    const res = await expectStatus<{ messages: OutboxMessage[] }>(200, `${this.sandboxUrl}/sandbox/messages`, {
+      timeoutMs: 120_000,
+    });
     return res.body.messages;
   }
 
@@ -54,7 +56,10 @@ export class Outbox {
   }
 
   async messagesFor(to: string): Promise<OutboxMessage[]> {
-    const res = await expectStatus<{ messages: OutboxMessage[] }>(200, `${this.sandboxUrl}/sandbox/messages?to=${encodeURIComponent(to)}`);
+    const res = await expectStatus<{ messages: OutboxMessage[] }>(
+      200,
+      `${this.sandboxUrl}/sandbox/messages?to=${encodeURIComponent(to)}`,
+    );
     return res.body.messages;
   }
 
@@ -65,7 +70,11 @@ export class Outbox {
   async waitFor(
     to: string,
     match: (m: OutboxMessage) => boolean,
-    { timeoutMs = 60_000, intervalMs = 50, signal }: { timeoutMs?: number; intervalMs?: number; signal?: AbortSignal } = {},
+    {
+      timeoutMs = 60_000,
+      intervalMs = 50,
+      signal,
+    }: { timeoutMs?: number; intervalMs?: number; signal?: AbortSignal } = {},
   ): Promise<OutboxMessage> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {

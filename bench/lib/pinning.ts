@@ -18,7 +18,10 @@ export interface Pinning {
 /** "1" or "2,3" or "1-3": the cores Warden gets; every other core of the machine goes to the rest. */
 export function parsePinning(text: string, machineCores: number): Pinning {
   const cores = new Set<number>();
-  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const range = /^(\d+)(?:-(\d+))?$/.exec(part);
     if (!range) throw new Error(`--warden-cores: not a core list: ${text}`);
     const from = Number(range[1]);
@@ -29,9 +32,11 @@ export function parsePinning(text: string, machineCores: number): Pinning {
   const wardenCores = [...cores].sort((a, b) => a - b);
   if (wardenCores.length === 0) throw new Error('--warden-cores: no core named');
   const outside = wardenCores.filter((c) => c >= machineCores);
-  if (outside.length) throw new Error(`--warden-cores: this machine has cores 0-${machineCores - 1}, not ${outside.join(', ')}`);
+  if (outside.length)
+    throw new Error(`--warden-cores: this machine has cores 0-${machineCores - 1}, not ${outside.join(', ')}`);
   const otherCores = Array.from({ length: machineCores }, (_, c) => c).filter((c) => !cores.has(c));
-  if (otherCores.length === 0) throw new Error('--warden-cores: leave at least one core for the Temporal server, Postgres and the load generator');
+  if (otherCores.length === 0)
+    throw new Error('--warden-cores: leave at least one core for the Temporal server, Postgres and the load generator');
   return { wardenCores, otherCores };
 }
 
@@ -51,7 +56,11 @@ export function pin(pid: number, cores: readonly number[]): void {
  */
 export function pinStack(pinning: Pinning, pids: { warden: number; sandbox?: number }): string {
   pin(pids.warden, pinning.wardenCores);
-  const others = [...descendantsOf(pids.warden).map((p) => p.pid), ...(pids.sandbox ? [pids.sandbox] : []), process.pid];
+  const others = [
+    ...descendantsOf(pids.warden).map((p) => p.pid),
+    ...(pids.sandbox ? [pids.sandbox] : []),
+    process.pid,
+  ];
   for (const pid of others) {
     try {
       pin(pid, pinning.otherCores);

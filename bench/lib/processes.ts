@@ -58,7 +58,11 @@ export class ProcessSet {
   startTs(name: string, entry: string, env: NodeJS.ProcessEnv): BenchProcess {
     const logFile = path.join(this.logDir, `${name}.log`);
     const fd = openSync(logFile, 'a');
-    const child = spawn(process.execPath, ['--import', 'tsx', entry], { stdio: ['ignore', fd, fd], env, cwd: process.cwd() });
+    const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+      stdio: ['ignore', fd, fd],
+      env,
+      cwd: process.cwd(),
+    });
     closeSync(fd);
     if (child.pid === undefined) throw new Error(`could not start ${name}`);
     const exited = alive(child) ? once(child, 'exit').then(() => undefined) : Promise.resolve();

@@ -40,7 +40,11 @@ function matches(labels: Record<string, string>, wanted: Record<string, string>)
 }
 
 /** Sum of every sample called `name` whose labels include `wanted` (e.g. all statuses of a route). */
-export function sumOf(samples: readonly Sample[], name: string, wanted: Record<string, string> = {}): number | undefined {
+export function sumOf(
+  samples: readonly Sample[],
+  name: string,
+  wanted: Record<string, string> = {},
+): number | undefined {
   let found = false;
   let total = 0;
   for (const s of samples) {
@@ -83,10 +87,16 @@ const labelKey = (labels: Record<string, string>) =>
 export function histogramDeltas(before: readonly Sample[], after: readonly Sample[]): HistogramDelta[] {
   const index = (samples: readonly Sample[], suffix: string) => {
     const map = new Map<string, Sample>();
-    for (const s of samples) if (s.name.endsWith(suffix)) map.set(`${s.name.slice(0, -suffix.length)}|${labelKey(s.labels)}`, s);
+    for (const s of samples)
+      if (s.name.endsWith(suffix)) map.set(`${s.name.slice(0, -suffix.length)}|${labelKey(s.labels)}`, s);
     return map;
   };
-  const [sumsBefore, countsBefore, sumsAfter, countsAfter] = [index(before, '_sum'), index(before, '_count'), index(after, '_sum'), index(after, '_count')];
+  const [sumsBefore, countsBefore, sumsAfter, countsAfter] = [
+    index(before, '_sum'),
+    index(before, '_count'),
+    index(after, '_sum'),
+    index(after, '_count'),
+  ];
   const out: HistogramDelta[] = [];
   for (const [key, countAfter] of countsAfter) {
     const sumAfter = sumsAfter.get(key);

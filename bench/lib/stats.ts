@@ -24,7 +24,10 @@ export function percentileSorted(sorted: readonly number[], p: number): number {
 }
 
 export function percentile(values: readonly number[], p: number): number {
-  return percentileSorted([...values].sort((a, b) => a - b), p);
+  return percentileSorted(
+    [...values].sort((a, b) => a - b),
+    p,
+  );
 }
 
 const round = (value: number, digits: number) => {
@@ -36,7 +39,15 @@ const round = (value: number, digits: number) => {
 /** count, min, mean, p50, p95, p99, max; values rounded to `digits` decimals (ms: 0.1 ms). */
 export function summarize(values: readonly number[], digits = 1): Summary {
   if (values.length === 0) {
-    return { count: 0, min: Number.NaN, mean: Number.NaN, p50: Number.NaN, p95: Number.NaN, p99: Number.NaN, max: Number.NaN };
+    return {
+      count: 0,
+      min: Number.NaN,
+      mean: Number.NaN,
+      p50: Number.NaN,
+      p95: Number.NaN,
+      p99: Number.NaN,
+      max: Number.NaN,
+    };
   }
   const sorted = [...values].sort((a, b) => a - b);
   let sum = 0;

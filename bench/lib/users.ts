@@ -17,7 +17,8 @@ export interface BenchUser {
 export const MAX_BENCH_USERS = 999_999;
 
 export function benchUser(n: number): BenchUser {
-  if (!Number.isInteger(n) || n < 1 || n > MAX_BENCH_USERS) throw new RangeError(`bench user number out of range: ${n}`);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_BENCH_USERS)
+    throw new RangeError(`bench user number out of range: ${n}`);
   const id = String(n).padStart(6, '0');
   // +1 555 2xx xxxx: E.164, in the fictional 555 range, never a Twilio magic test number
   // one address per user for the first 131,072 users (a run seeds 50,000), then they repeat

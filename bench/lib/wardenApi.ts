@@ -44,7 +44,11 @@ export interface Credential {
   secret: string;
 }
 
-export function credentialFrom(method: FlowMethod, challengeId: string, message: OutboxMessage): Credential | undefined {
+export function credentialFrom(
+  method: FlowMethod,
+  challengeId: string,
+  message: OutboxMessage,
+): Credential | undefined {
   if (method === 'otp') {
     const otp = extractOtp(message.body);
     return otp ? { challengeId, secret: otp } : undefined;
@@ -54,7 +58,10 @@ export function credentialFrom(method: FlowMethod, challengeId: string, message:
 }
 
 /** The verify request a client makes with the code (OTP) or the link's token (magic link). */
-export function verifyRequest(method: FlowMethod, credential: Credential): { path: string; json: Record<string, string> } {
+export function verifyRequest(
+  method: FlowMethod,
+  credential: Credential,
+): { path: string; json: Record<string, string> } {
   if (method === 'otp') {
     return { path: ROUTES.otp.verify, json: { challenge_id: credential.challengeId, otp: credential.secret } };
   }
@@ -89,7 +96,10 @@ export async function raiseRateLimits(target: WardenTarget): Promise<unknown> {
   await expectStatus([200, 204], url, {
     method: 'PUT',
     headers: adminHeaders(target),
-    json: { per_user: { window_seconds: 300, max_attempts: 1_000_000 }, per_ip: { window_seconds: 300, max_attempts: 1_000_000 } },
+    json: {
+      per_user: { window_seconds: 300, max_attempts: 1_000_000 },
+      per_ip: { window_seconds: 300, max_attempts: 1_000_000 },
+    },
   });
   // the process that took the change applies it at once, others within 5 s
   if (!target.embedded) await sleep(6000);
@@ -98,7 +108,11 @@ export async function raiseRateLimits(target: WardenTarget): Promise<unknown> {
 
 export async function restoreRateLimits(target: WardenTarget, previous: unknown): Promise<void> {
   const settings = (previous as { settings?: unknown })?.settings ?? previous;
-  await expectStatus([200, 204], `${target.adminUrl}/admin/api/v1/ratelimits`, { method: 'PUT', headers: adminHeaders(target), json: settings });
+  await expectStatus([200, 204], `${target.adminUrl}/admin/api/v1/ratelimits`, {
+    method: 'PUT',
+    headers: adminHeaders(target),
+    json: settings,
+  });
 }
 
 export async function scrapeMetrics(target: WardenTarget): Promise<Sample[]> {

@@ -3,7 +3,15 @@ import { collect } from '../lib/flows';
 import { deliveryStages, initiateStages, normalize, verifyStages, type RawEvent, type Stages } from '../lib/history';
 import { request } from '../lib/http';
 import { summarize } from '../lib/stats';
-import { challengeIdOf, clientHeaders, FLOW_METHODS, initiateJson, ROUTES, verifyRequest, type FlowMethod } from '../lib/wardenApi';
+import {
+  challengeIdOf,
+  clientHeaders,
+  FLOW_METHODS,
+  initiateJson,
+  ROUTES,
+  verifyRequest,
+  type FlowMethod,
+} from '../lib/wardenApi';
 import type { HistogramDelta } from '../lib/prometheus';
 import type { SweepResult } from './sweep';
 import type { BenchContext, Scenario } from './types';
@@ -45,17 +53,30 @@ interface Flow {
 async function runFlow(ctx: BenchContext, method: FlowMethod): Promise<Flow | undefined> {
   const user = ctx.users.take();
   const t0 = Date.now();
-  const init = await request(`${ctx.warden.publicUrl}${ROUTES[method].initiate}`, { method: 'POST', json: initiateJson(user), headers: clientHeaders(user) });
+  const init = await request(`${ctx.warden.publicUrl}${ROUTES[method].initiate}`, {
+    method: 'POST',
+    json: initiateJson(user),
+    headers: clientHeaders(user),
+  });
   const t1 = Date.now();
   const challengeId = init.status === 202 ? challengeIdOf(init.body) : undefined;
   if (!challengeId) return undefined;
   const delivered = await collect(ctx.outbox, { method, user, challengeId, sentAt: t0 }, 60_000);
   const v = verifyRequest(method, delivered.credential);
   const t2 = Date.now();
-  const res = await request(`${ctx.warden.publicUrl}${v.path}`, { method: 'POST', json: v.json, headers: clientHeaders(user) });
+  const res = await request(`${ctx.warden.publicUrl}${v.path}`, {
+    method: 'POST',
+    json: v.json,
+    headers: clientHeaders(user),
+  });
   const t3 = Date.now();
   if (res.status !== 200) return undefined;
-  return { challengeId, initiate: { sentAt: t0, answeredAt: t1 }, outboxAt: t0 + delivered.toOutboxMs, verify: { sentAt: t2, answeredAt: t3 } };
+  return {
+    challengeId,
+    initiate: { sentAt: t0, answeredAt: t1 },
+    outboxAt: t0 + delivered.toOutboxMs,
+    verify: { sentAt: t2, answeredAt: t3 },
+  };
 }
 
 function aggregate(list: Stages[]): Record<string, StageStats> {
@@ -67,7 +88,13 @@ function aggregate(list: Stages[]): Record<string, StageStats> {
   return out;
 }
 
-async function runPart(ctx: BenchContext, client: Client, method: FlowMethod, lanes: number, perLane: number): Promise<Part> {
+async function runPart(
+  ctx: BenchContext,
+  client: Client,
+  method: FlowMethod,
+  lanes: number,
+  perLane: number,
+): Promise<Part> {
   const flows: Flow[] = [];
   await Promise.all(
     Array.from({ length: lanes }, async () => {
@@ -90,7 +117,13 @@ async function runPart(ctx: BenchContext, client: Client, method: FlowMethod, la
     if (d) delivery.push(d);
     if (v) verify.push(v);
   }
-  return { lanes, samples: flows.length, initiate: aggregate(initiate), delivery: aggregate(delivery), verify: aggregate(verify) };
+  return {
+    lanes,
+    samples: flows.length,
+    initiate: aggregate(initiate),
+    delivery: aggregate(delivery),
+    verify: aggregate(verify),
+  };
 }
 
 const fmt = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(1));
@@ -101,7 +134,15 @@ function table(title: string, parts: Part[], pick: (p: Part) => Record<string, S
   return [
     `| ${title} | ${parts.map((p) => `c=${p.lanes} mean | p50 | p95`).join(' | ')} |`,
     `|---|${parts.map(() => '--:|--:|--:').join('|')}|`,
-    ...names.map((n) => `| ${n} | ${parts.map((p) => { const s = pick(p)[n]; return `${fmt(s?.mean)} | ${fmt(s?.p50)} | ${fmt(s?.p95)}`; }).join(' | ')} |`),
+    ...names.map(
+      (n) =>
+        `| ${n} | ${parts
+          .map((p) => {
+            const s = pick(p)[n];
+            return `${fmt(s?.mean)} | ${fmt(s?.p50)} | ${fmt(s?.p95)}`;
+          })
+          .join(' | ')} |`,
+    ),
     '',
   ];
 }
@@ -117,12 +158,19 @@ const METRIC_LABELS: Record<string, string> = {
 };
 
 function metricsLines(title: string, deltas: HistogramDelta[] | undefined): string[] {
-  const rows = (deltas ?? []).filter((d) => METRIC_LABELS[d.name] && (d.labels.server === undefined || d.labels.server === 'public'));
+  const rows = (deltas ?? []).filter(
+    (d) => METRIC_LABELS[d.name] && (d.labels.server === undefined || d.labels.server === 'public'),
+  );
   if (rows.length === 0) return [];
   return [
     `${title}:`,
     '',
-    ...rows.map((d) => `- ${METRIC_LABELS[d.name]} \`${d.name}{${Object.entries(d.labels).map(([k, v]) => `${k}="${v}"`).join(',')}}\`: mean ${fmt(d.meanMs)} ms over ${d.count}`),
+    ...rows.map(
+      (d) =>
+        `- ${METRIC_LABELS[d.name]} \`${d.name}{${Object.entries(d.labels)
+          .map(([k, v]) => `${k}="${v}"`)
+          .join(',')}}\`: mean ${fmt(d.meanMs)} ms over ${d.count}`,
+    ),
     '',
   ];
 }
@@ -132,7 +180,8 @@ export const breakdownScenario: Scenario<BreakdownResult> = {
   title: 'Where the time goes (Temporal history + service metrics)',
 
   async run(ctx) {
-    if (!ctx.warden.temporalAddress) return { skipped: true, reason: 'no Temporal address (set BENCH_TEMPORAL_ADDRESS for a running stack)' };
+    if (!ctx.warden.temporalAddress)
+      return { skipped: true, reason: 'no Temporal address (set BENCH_TEMPORAL_ADDRESS for a running stack)' };
     const connection = await Connection.connect({ address: ctx.warden.temporalAddress });
     try {
       const client = new Client({ connection, namespace: ctx.warden.temporalNamespace });
@@ -161,9 +210,15 @@ export const breakdownScenario: Scenario<BreakdownResult> = {
       const parts = result.parts[method];
       if (!parts?.length) continue;
       lines.push(`**${method}** (${parts.map((p) => `c=${p.lanes}: ${p.samples} flows`).join(', ')})`, '');
-      lines.push(...table('initiate', parts, (p) => p.initiate), ...table('delivery', parts, (p) => p.delivery), ...table('verify', parts, (p) => p.verify));
+      lines.push(
+        ...table('initiate', parts, (p) => p.initiate),
+        ...table('delivery', parts, (p) => p.delivery),
+        ...table('verify', parts, (p) => p.verify),
+      );
       const row = sweep?.rows.find((r) => r.method === method && r.concurrency === 8);
-      lines.push(...metricsLines(`Service metrics during the sweep's ${method} initiate phase at c=8`, row?.histograms.initiate));
+      lines.push(
+        ...metricsLines(`Service metrics during the sweep's ${method} initiate phase at c=8`, row?.histograms.initiate),
+      );
       lines.push(...metricsLines(`... and its verify phase`, row?.histograms.verify));
     }
     return lines.join('\n');

@@ -46,15 +46,27 @@ export const compromisedTokenScenario: Scenario<CompromisedTokenResult> = {
   async run(ctx) {
     const { warden, options } = ctx;
     // is the runbook there? an empty body is refused with 400 by a route that exists
-    const probe = await request(`${warden.adminUrl}${RUNBOOK_PATH}`, { method: 'POST', headers: adminHeaders(warden.adminToken), json: {} });
-    if (probe.status === 404) return { skipped: true, reason: `the runbook route ${RUNBOOK_PATH} does not exist yet (issue 6)` };
-    if (probe.status === 501) return { skipped: true, reason: `the compromised-token runbook is not available in this version (501)` };
+    const probe = await request(`${warden.adminUrl}${RUNBOOK_PATH}`, {
+      method: 'POST',
+      headers: adminHeaders(warden.adminToken),
+      json: {},
+    });
+    if (probe.status === 404)
+      return { skipped: true, reason: `the runbook route ${RUNBOOK_PATH} does not exist yet (issue 6)` };
+    if (probe.status === 501)
+      return { skipped: true, reason: `the compromised-token runbook is not available in this version (501)` };
 
     const n = options.compromisedUsers;
     // challenges must still be live when the runbook runs: setup takes minutes at 10,000
     const settingsUrl = `${warden.adminUrl}/admin/api/v1/auth/settings`;
-    const previous = (await expectStatus<Record<string, number>>(200, settingsUrl, { headers: adminHeaders(warden.adminToken) })).body;
-    await expectStatus(200, settingsUrl, { method: 'PUT', headers: adminHeaders(warden.adminToken), json: { otp_ttl_seconds: 7200 } });
+    const previous = (
+      await expectStatus<Record<string, number>>(200, settingsUrl, { headers: adminHeaders(warden.adminToken) })
+    ).body;
+    await expectStatus(200, settingsUrl, {
+      method: 'PUT',
+      headers: adminHeaders(warden.adminToken),
+      json: { otp_ttl_seconds: 7200 },
+    });
     const db = new pg.Client({ connectionString: warden.databaseUrl });
     await db.connect();
     try {
@@ -68,7 +80,13 @@ export const compromisedTokenScenario: Scenario<CompromisedTokenResult> = {
         amount: n,
         next: () => {
           const user = ctx.users.take();
-          return { item: user, method: 'POST', path: ROUTES.otp.initiate, body: JSON.stringify(initiateJson(user)), headers: clientHeaders(user) };
+          return {
+            item: user,
+            method: 'POST',
+            path: ROUTES.otp.initiate,
+            body: JSON.stringify(initiateJson(user)),
+            headers: clientHeaders(user),
+          };
         },
         onAnswer: (user, answer) => {
           const id = answer.status === 202 ? challengeIdOf(answer.body) : undefined;
@@ -100,7 +118,8 @@ export const compromisedTokenScenario: Scenario<CompromisedTokenResult> = {
         timeoutMs: 600_000,
       });
       const responseMs = Math.round(performance.now() - started);
-      if (res.status >= 300) throw new Error(`the runbook answered ${res.status}: ${JSON.stringify(res.body).slice(0, 300)}`);
+      if (res.status >= 300)
+        throw new Error(`the runbook answered ${res.status}: ${JSON.stringify(res.body).slice(0, 300)}`);
       const progress: Array<[number, number]> = [];
       const deadline = started + 900_000;
       let allRevokedSeconds: number | null = null;
@@ -119,15 +138,25 @@ export const compromisedTokenScenario: Scenario<CompromisedTokenResult> = {
         users: n,
         liveChallenges: live,
         setupSeconds,
-        runbookResponse: { status: res.status, ms: responseMs, workflowId: (res.body as { workflow_id?: string } | undefined)?.workflow_id },
+        runbookResponse: {
+          status: res.status,
+          ms: responseMs,
+          workflowId: (res.body as { workflow_id?: string } | undefined)?.workflow_id,
+        },
         allRevokedSeconds,
         // keep the curve readable: about 40 points
-        progress: progress.filter((_, i) => i % Math.max(1, Math.ceil(progress.length / 40)) === 0 || i === progress.length - 1),
+        progress: progress.filter(
+          (_, i) => i % Math.max(1, Math.ceil(progress.length / 40)) === 0 || i === progress.length - 1,
+        ),
         notRevoked: challengeIds.length - last.revoked,
       };
     } finally {
       await db.end();
-      await expectStatus(200, settingsUrl, { method: 'PUT', headers: adminHeaders(warden.adminToken), json: { otp_ttl_seconds: previous.otp_ttl_seconds ?? 300 } }).catch(() => {});
+      await expectStatus(200, settingsUrl, {
+        method: 'PUT',
+        headers: adminHeaders(warden.adminToken),
+        json: { otp_ttl_seconds: previous.otp_ttl_seconds ?? 300 },
+      }).catch(() => {});
     }
   },
 
@@ -136,7 +165,8 @@ export const compromisedTokenScenario: Scenario<CompromisedTokenResult> = {
       {
         name: `compromised-token runbook: all ${r.liveChallenges} live challenges revoked`,
         target: 'every one (time reported)',
-        measured: r.allRevokedSeconds === null ? `${r.notRevoked} not revoked within 15 min` : `${r.allRevokedSeconds} s`,
+        measured:
+          r.allRevokedSeconds === null ? `${r.notRevoked} not revoked within 15 min` : `${r.allRevokedSeconds} s`,
         pass: r.allRevokedSeconds !== null,
       },
     ];
@@ -146,7 +176,9 @@ export const compromisedTokenScenario: Scenario<CompromisedTokenResult> = {
     return [
       `${r.users} affected users, ${r.liveChallenges} live OTP challenges (issued through the public API in ${r.setupSeconds} s, not timed).`,
       `The runbook request answered ${r.runbookResponse.status} in ${r.runbookResponse.ms} ms (run ${r.runbookResponse.workflowId ?? '?'}); ` +
-        (r.allRevokedSeconds === null ? `**${r.notRevoked} challenges were still not revoked after 15 minutes.**` : `**every challenge was revoked ${r.allRevokedSeconds} s after the request.**`),
+        (r.allRevokedSeconds === null
+          ? `**${r.notRevoked} challenges were still not revoked after 15 minutes.**`
+          : `**every challenge was revoked ${r.allRevokedSeconds} s after the request.**`),
       '',
       `Revoked over time (s: count): ${r.progress.map(([s, c]) => `${s}: ${c}`).join(', ')}`,
     ].join('\n');

@@ -10,4 +10,10 @@ import type { Scenario } from './types';
  * against its rows); the peer comes after Warden's own runs so its traffic never shares the
  * outbox with theirs. A new scenario is one module added here.
  */
-export const SCENARIOS: readonly Scenario[] = [sweepScenario, openLoopScenario, breakdownScenario, peerScenario, compromisedTokenScenario];
+export const SCENARIOS: readonly Scenario[] = [
+  sweepScenario,
+  openLoopScenario,
+  breakdownScenario,
+  peerScenario,
+  compromisedTokenScenario,
+];

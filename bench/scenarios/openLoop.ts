@@ -56,12 +56,23 @@ interface Sample {
 function stats(samples: Sample[]): MethodStats {
   const failures: Record<string, number> = {};
   for (const s of samples) if (s.failure) failures[s.failure] = (failures[s.failure] ?? 0) + 1;
-  const pick = (k: 'initiateMs' | 'toOutboxMs' | 'verifyMs') => samples.flatMap((s) => (s[k] === undefined ? [] : [s[k]]));
+  const pick = (k: 'initiateMs' | 'toOutboxMs' | 'verifyMs') =>
+    samples.flatMap((s) => (s[k] === undefined ? [] : [s[k]]));
   const p95All = (k: 'toOutboxMs' | 'verifyMs') => {
-    const v = percentile(samples.map((s) => s[k] ?? Number.POSITIVE_INFINITY), 95);
+    const v = percentile(
+      samples.map((s) => s[k] ?? Number.POSITIVE_INFINITY),
+      95,
+    );
     return Number.isFinite(v) ? Math.round(v * 10) / 10 : null;
   };
-  return { flows: samples.length, p95AllFlows: { toOutboxMs: p95All('toOutboxMs'), verifyMs: p95All('verifyMs') }, initiateMs: summarize(pick('initiateMs')), toOutboxMs: summarize(pick('toOutboxMs')), verifyMs: summarize(pick('verifyMs')), failures };
+  return {
+    flows: samples.length,
+    p95AllFlows: { toOutboxMs: p95All('toOutboxMs'), verifyMs: p95All('verifyMs') },
+    initiateMs: summarize(pick('initiateMs')),
+    toOutboxMs: summarize(pick('toOutboxMs')),
+    verifyMs: summarize(pick('verifyMs')),
+    failures,
+  };
 }
 
 const fmt = (n: number | undefined, d = 0) => (n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(d));
@@ -87,7 +98,9 @@ export const openLoopScenario: Scenario<OpenLoopScenarioResult> = {
     const { warden, users, outbox, bound, options } = ctx;
     const requestRate = bound.opsPerSec / 2;
     const flowRate = requestRate / 2;
-    ctx.log(`open loop: ${flowRate.toFixed(2)} flows/s (${requestRate.toFixed(2)} requests/s) for ${options.openLoopSeconds} s`);
+    ctx.log(
+      `open loop: ${flowRate.toFixed(2)} flows/s (${requestRate.toFixed(2)} requests/s) for ${options.openLoopSeconds} s`,
+    );
     const samples: Sample[] = [];
     const cpuBefore = ctx.cpu.snapshot();
     const run = await runOpenLoop({
@@ -99,7 +112,11 @@ export const openLoopScenario: Scenario<OpenLoopScenarioResult> = {
         const sample: Sample = { method };
         samples.push(sample);
         const user = users.take();
-        const init = await request(`${warden.publicUrl}${ROUTES[method].initiate}`, { method: 'POST', json: initiateJson(user), headers: clientHeaders(user) });
+        const init = await request(`${warden.publicUrl}${ROUTES[method].initiate}`, {
+          method: 'POST',
+          json: initiateJson(user),
+          headers: clientHeaders(user),
+        });
         const challengeId = init.status === 202 ? challengeIdOf(init.body) : undefined;
         if (!challengeId) {
           sample.failure = `initiate ${init.status}`;
@@ -115,13 +132,20 @@ export const openLoopScenario: Scenario<OpenLoopScenarioResult> = {
         }
         sample.toOutboxMs = delivered.toOutboxMs;
         const v = verifyRequest(method, delivered.credential);
-        const res = await request(`${warden.publicUrl}${v.path}`, { method: 'POST', json: v.json, headers: clientHeaders(user) });
+        const res = await request(`${warden.publicUrl}${v.path}`, {
+          method: 'POST',
+          json: v.json,
+          headers: clientHeaders(user),
+        });
         if (res.status !== 200) sample.failure = `verify ${res.status}`;
         else sample.verifyMs = res.ms;
       },
     });
     const cpu = coresUsed(cpuBefore, ctx.cpu.snapshot());
-    const ok = samples.reduce((n, s) => n + (s.initiateMs !== undefined ? 1 : 0) + (s.verifyMs !== undefined ? 1 : 0), 0);
+    const ok = samples.reduce(
+      (n, s) => n + (s.initiateMs !== undefined ? 1 : 0) + (s.verifyMs !== undefined ? 1 : 0),
+      0,
+    );
     return {
       boundOpsPerSec: bound.opsPerSec,
       requestRate: Math.round(requestRate * 100) / 100,
@@ -130,7 +154,10 @@ export const openLoopScenario: Scenario<OpenLoopScenarioResult> = {
       fired: run.fired,
       generatorLagMs: summarize(run.lagMs, 2),
       all: stats(samples),
-      byMethod: { otp: stats(samples.filter((s) => s.method === 'otp')), magic_link: stats(samples.filter((s) => s.method === 'magic_link')) },
+      byMethod: {
+        otp: stats(samples.filter((s) => s.method === 'otp')),
+        magic_link: stats(samples.filter((s) => s.method === 'magic_link')),
+      },
       achievedRequestRate: Math.round((ok * 1000 * 100) / run.elapsedMs) / 100,
       cpu,
     };
@@ -139,18 +166,33 @@ export const openLoopScenario: Scenario<OpenLoopScenarioResult> = {
   targets(result): TargetCheck[] {
     const { flows, p95AllFlows } = result.all;
     const failed = Object.values(result.all.failures).reduce((a, b) => a + b, 0);
-    const shown = (v: number | null) => (v === null ? `not reached (${failed} of ${flows} flows failed)` : `${fmt(v)} ms`);
+    const shown = (v: number | null) =>
+      v === null ? `not reached (${failed} of ${flows} flows failed)` : `${fmt(v)} ms`;
     if (flows === 0) return [];
     return [
-      { name: 'verify p95 at half the bound (open loop, all flows)', target: '< 200 ms', measured: shown(p95AllFlows.verifyMs), pass: p95AllFlows.verifyMs !== null && p95AllFlows.verifyMs < 200 },
-      { name: 'initiate -> outbox p95 at half the bound (open loop, all flows)', target: '< 500 ms', measured: shown(p95AllFlows.toOutboxMs), pass: p95AllFlows.toOutboxMs !== null && p95AllFlows.toOutboxMs < 500 },
+      {
+        name: 'verify p95 at half the bound (open loop, all flows)',
+        target: '< 200 ms',
+        measured: shown(p95AllFlows.verifyMs),
+        pass: p95AllFlows.verifyMs !== null && p95AllFlows.verifyMs < 200,
+      },
+      {
+        name: 'initiate -> outbox p95 at half the bound (open loop, all flows)',
+        target: '< 500 ms',
+        measured: shown(p95AllFlows.toOutboxMs),
+        pass: p95AllFlows.toOutboxMs !== null && p95AllFlows.toOutboxMs < 500,
+      },
       { name: 'open-loop flows that failed', target: '0', measured: `${failed} of ${flows}`, pass: failed === 0 },
     ];
   },
 
   render(r, all) {
     const row = (name: string, s: MethodStats) =>
-      `| ${name} | ${s.flows} | ${fmt(s.initiateMs.p50)} | ${fmt(s.initiateMs.p95)} | ${fmt(s.initiateMs.p99)} | ${fmt(s.toOutboxMs.p50)} | ${fmt(s.toOutboxMs.p95)} | ${fmt(s.toOutboxMs.p99)} | ${fmt(s.verifyMs.p50)} | ${fmt(s.verifyMs.p95)} | ${fmt(s.verifyMs.p99)} | ${Object.entries(s.failures).map(([k, n]) => `${k}×${n}`).join(', ') || '–'} |`;
+      `| ${name} | ${s.flows} | ${fmt(s.initiateMs.p50)} | ${fmt(s.initiateMs.p95)} | ${fmt(s.initiateMs.p99)} | ${fmt(s.toOutboxMs.p50)} | ${fmt(s.toOutboxMs.p95)} | ${fmt(s.toOutboxMs.p99)} | ${fmt(s.verifyMs.p50)} | ${fmt(s.verifyMs.p95)} | ${fmt(s.verifyMs.p99)} | ${
+        Object.entries(s.failures)
+          .map(([k, n]) => `${k}×${n}`)
+          .join(', ') || '–'
+      } |`;
     return [
       `Offered ${r.flowRate} flows/s = ${r.requestRate} requests/s (half of ${r.boundOpsPerSec} bcrypt ops/s) for ${r.durationS} s; ` +
         `achieved ${r.achievedRequestRate} answered requests/s. Generator lag p99 ${fmt(r.generatorLagMs.p99, 1)} ms, max ${fmt(r.generatorLagMs.max, 1)} ms.`,

@@ -39,7 +39,13 @@ export interface PeerResult {
   peer: { name: 'better-auth'; version: string; plugin: 'email-otp'; storeOTP: 'hashed' };
   rows: PeerRow[];
   /** Warden / Better Auth, per concurrency: >1 means Warden did more (throughput) or took longer (latency) */
-  ratios: Array<{ concurrency: number; sendThroughput: number | null; sendP95: number | null; verifyThroughput: number | null; verifyP95: number | null }>;
+  ratios: Array<{
+    concurrency: number;
+    sendThroughput: number | null;
+    sendP95: number | null;
+    verifyThroughput: number | null;
+    verifyP95: number | null;
+  }>;
 }
 
 interface Sent {
@@ -58,20 +64,28 @@ async function recreateDatabase(maintenanceUrl: string): Promise<void> {
   }
 }
 
-async function runRow(ctx: BenchContext, baseUrl: string, concurrency: number, nextUser: () => string): Promise<PeerRow> {
+async function runRow(
+  ctx: BenchContext,
+  baseUrl: string,
+  concurrency: number,
+  nextUser: () => string,
+): Promise<PeerRow> {
   const sent: Sent[] = [];
-  const send = await runClosedLoop<string>({
-    baseUrl,
-    connections: concurrency,
-    durationS: ctx.options.phaseSeconds,
-    next: () => {
-      const email = nextUser();
-      return { item: email, method: 'POST', path: SEND, body: JSON.stringify({ email, type: 'sign-in' }) };
+  const send = await runClosedLoop<string>(
+    {
+      baseUrl,
+      connections: concurrency,
+      durationS: ctx.options.phaseSeconds,
+      next: () => {
+        const email = nextUser();
+        return { item: email, method: 'POST', path: SEND, body: JSON.stringify({ email, type: 'sign-in' }) };
+      },
+      onAnswer: (email, answer) => {
+        if (answer.status === 200) sent.push({ email, sentAt: answer.sentAt });
+      },
     },
-    onAnswer: (email, answer) => {
-      if (answer.status === 200) sent.push({ email, sentAt: answer.sentAt });
-    },
-  }, ctx.cpu);
+    ctx.cpu,
+  );
   // Better Auth awaits the provider send inside the request: every answered send is in the
   // outbox; sends still in flight when the phase stopped land within the settle
   await settle(ctx.outbox);
@@ -91,20 +105,31 @@ async function runRow(ctx: BenchContext, baseUrl: string, concurrency: number, n
   let verify: PhaseResult | null = null;
   if (codes.length > 0) {
     const queue = [...codes];
-    verify = await runClosedLoop<string>({
-      baseUrl,
-      connections: Math.min(concurrency, queue.length),
-      amount: queue.length,
-      next: () => {
-        const c = queue.shift();
-        return c && { item: c.email, method: 'POST', path: VERIFY, body: JSON.stringify(c) };
+    verify = await runClosedLoop<string>(
+      {
+        baseUrl,
+        connections: Math.min(concurrency, queue.length),
+        amount: queue.length,
+        next: () => {
+          const c = queue.shift();
+          return c && { item: c.email, method: 'POST', path: VERIFY, body: JSON.stringify(c) };
+        },
+        onAnswer: (_e, answer) => {
+          if (answer.status !== 200)
+            verifyFailures[String(answer.status)] = (verifyFailures[String(answer.status)] ?? 0) + 1;
+        },
       },
-      onAnswer: (_e, answer) => {
-        if (answer.status !== 200) verifyFailures[String(answer.status)] = (verifyFailures[String(answer.status)] ?? 0) + 1;
-      },
-    }, ctx.cpu);
+      ctx.cpu,
+    );
   }
-  return { concurrency, send, toOutboxMs: summarize(toOutbox), undelivered: sent.length - codes.length, verify, verifyFailures };
+  return {
+    concurrency,
+    send,
+    toOutboxMs: summarize(toOutbox),
+    undelivered: sent.length - codes.length,
+    verify,
+    verifyFailures,
+  };
 }
 
 function ratiosFor(row: PeerRow, sweep: SweepResult | undefined): PeerResult['ratios'][number] {
@@ -142,23 +167,33 @@ export const peerScenario: Scenario<PeerResult> = {
     // split topology: the peer gets Warden's cores (its Postgres is the same, on the others)
     if (ctx.options.pinning) pin(proc.pid, ctx.options.pinning.wardenCores);
     try {
-      await waitFor('the Better Auth peer', async () => {
-        if (proc.child.exitCode !== null) throw new Error(`the peer exited (see ${proc.logFile})`);
-        const res = await request(`${baseUrl}/api/auth/ok`);
-        if (res.status !== 200) throw new Error(`peer answered ${res.status}`);
-      }, { timeoutMs: 60_000, intervalMs: 300 });
+      await waitFor(
+        'the Better Auth peer',
+        async () => {
+          if (proc.child.exitCode !== null) throw new Error(`the peer exited (see ${proc.logFile})`);
+          const res = await request(`${baseUrl}/api/auth/ok`);
+          if (res.status !== 200) throw new Error(`peer answered ${res.status}`);
+        },
+        { timeoutMs: 60_000, intervalMs: 300 },
+      );
       let n = 0;
       const nextUser = () => `peer-${String((n++ % PEER_USERS) + 1).padStart(6, '0')}@peer.example`;
       const rows: PeerRow[] = [];
       for (const c of ctx.options.concurrencies) {
         ctx.log(`peer: better-auth at concurrency ${c}`);
         const row = await runRow(ctx, baseUrl, c, nextUser);
-        ctx.log(`  send ${row.send.throughput}/s p95 ${row.send.latencyMs.p95} ms; verify ${row.verify?.throughput ?? 0}/s p95 ${row.verify?.latencyMs.p95 ?? '–'} ms`);
+        ctx.log(
+          `  send ${row.send.throughput}/s p95 ${row.send.latencyMs.p95} ms; verify ${row.verify?.throughput ?? 0}/s p95 ${row.verify?.latencyMs.p95 ?? '–'} ms`,
+        );
         rows.push(row);
       }
       const sweep = ctx.results.sweep as SweepResult | undefined;
       const ratios = rows.map((row) => ratiosFor(row, sweep));
-      const version = (JSON.parse(readFileSync(path.join('node_modules', 'better-auth', 'package.json'), 'utf8')) as { version: string }).version;
+      const version = (
+        JSON.parse(readFileSync(path.join('node_modules', 'better-auth', 'package.json'), 'utf8')) as {
+          version: string;
+        }
+      ).version;
       return { peer: { name: 'better-auth', version, plugin: 'email-otp', storeOTP: 'hashed' }, rows, ratios };
     } finally {
       await ctx.procs.stop(proc);
@@ -182,10 +217,21 @@ export const peerScenario: Scenario<PeerResult> = {
           `${fmt(w?.verify?.throughput, 1)} | ${fmt(row.verify?.throughput, 1)} | ${fmt(q?.verifyThroughput, 2)} | ${fmt(w?.verify?.latencyMs.p95)} | ${fmt(row.verify?.latencyMs.p95)} | ${fmt(q?.verifyP95, 2)} | ${fmt(row.toOutboxMs.p95)} |`,
       );
     }
-    const cpu = cpuTable(result.rows.flatMap((r) => [{ label: `BA send c=${r.concurrency}`, cpu: r.send.cpu }, { label: `BA verify c=${r.concurrency}`, cpu: r.verify?.cpu }]));
+    const cpu = cpuTable(
+      result.rows.flatMap((r) => [
+        { label: `BA send c=${r.concurrency}`, cpu: r.send.cpu },
+        { label: `BA verify c=${r.concurrency}`, cpu: r.verify?.cpu },
+      ]),
+    );
     if (cpu.length) lines.push('', 'CPU during the peer phases, in cores:', '', ...cpu);
-    const odd = result.rows.filter((r) => r.undelivered || Object.keys(r.verifyFailures).length || r.send.ok !== r.send.requests);
-    if (odd.length) lines.push('', `Peer anomalies: ${odd.map((r) => `c=${r.concurrency}: send statuses ${JSON.stringify(r.send.statusCounts)}, verify failures ${JSON.stringify(r.verifyFailures)}, undelivered ${r.undelivered}`).join('; ')}`);
+    const odd = result.rows.filter(
+      (r) => r.undelivered || Object.keys(r.verifyFailures).length || r.send.ok !== r.send.requests,
+    );
+    if (odd.length)
+      lines.push(
+        '',
+        `Peer anomalies: ${odd.map((r) => `c=${r.concurrency}: send statuses ${JSON.stringify(r.send.statusCounts)}, verify failures ${JSON.stringify(r.verifyFailures)}, undelivered ${r.undelivered}`).join('; ')}`,
+      );
     return lines.join('\n');
   },
 };

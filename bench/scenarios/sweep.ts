@@ -2,7 +2,16 @@ import { runClosedLoop, type PhaseResult } from '../lib/closedLoop';
 import { cpuTable, perRequestTable } from '../lib/cpu';
 import { collectAll, settle, type Delivered, type Issued } from '../lib/flows';
 import { fractionOf, summarize, type Summary } from '../lib/stats';
-import { challengeIdOf, clientHeaders, FLOW_METHODS, initiateJson, ROUTES, scrapeMetrics, verifyRequest, type FlowMethod } from '../lib/wardenApi';
+import {
+  challengeIdOf,
+  clientHeaders,
+  FLOW_METHODS,
+  initiateJson,
+  ROUTES,
+  scrapeMetrics,
+  verifyRequest,
+  type FlowMethod,
+} from '../lib/wardenApi';
 import { histogramDeltas, type HistogramDelta } from '../lib/prometheus';
 import type { BenchContext, Scenario, TargetCheck } from './types';
 
@@ -38,19 +47,28 @@ async function runRow(ctx: BenchContext, method: FlowMethod, concurrency: number
   const { warden, users, bound, options } = ctx;
   const issued: Issued[] = [];
   const before = await scrapeMetrics(warden);
-  const initiate = await runClosedLoop<Issued['user']>({
-    baseUrl: warden.publicUrl,
-    connections: concurrency,
-    durationS: options.phaseSeconds,
-    next: () => {
-      const user = users.take();
-      return { item: user, method: 'POST', path: ROUTES[method].initiate, body: JSON.stringify(initiateJson(user)), headers: clientHeaders(user) };
+  const initiate = await runClosedLoop<Issued['user']>(
+    {
+      baseUrl: warden.publicUrl,
+      connections: concurrency,
+      durationS: options.phaseSeconds,
+      next: () => {
+        const user = users.take();
+        return {
+          item: user,
+          method: 'POST',
+          path: ROUTES[method].initiate,
+          body: JSON.stringify(initiateJson(user)),
+          headers: clientHeaders(user),
+        };
+      },
+      onAnswer: (user, answer) => {
+        const challengeId = answer.status === 202 ? challengeIdOf(answer.body) : undefined;
+        if (challengeId) issued.push({ method, user, challengeId, sentAt: answer.sentAt });
+      },
     },
-    onAnswer: (user, answer) => {
-      const challengeId = answer.status === 202 ? challengeIdOf(answer.body) : undefined;
-      if (challengeId) issued.push({ method, user, challengeId, sentAt: answer.sentAt });
-    },
-  }, ctx.cpu);
+    ctx.cpu,
+  );
   const afterInitiate = await scrapeMetrics(warden);
   await settle(ctx.outbox);
 
@@ -64,20 +82,30 @@ async function runRow(ctx: BenchContext, method: FlowMethod, concurrency: number
   const beforeVerify = await scrapeMetrics(warden);
   if (delivered.length > 0) {
     const queue: Delivered[] = [...delivered];
-    const phase = await runClosedLoop<Delivered>({
-      baseUrl: warden.publicUrl,
-      connections: Math.min(concurrency, queue.length),
-      amount: queue.length,
-      next: () => {
-        const d = queue.shift();
-        if (!d) return undefined;
-        const v = verifyRequest(method, d.credential);
-        return { item: d, method: 'POST', path: v.path, body: JSON.stringify(v.json), headers: clientHeaders(d.user) };
+    const phase = await runClosedLoop<Delivered>(
+      {
+        baseUrl: warden.publicUrl,
+        connections: Math.min(concurrency, queue.length),
+        amount: queue.length,
+        next: () => {
+          const d = queue.shift();
+          if (!d) return undefined;
+          const v = verifyRequest(method, d.credential);
+          return {
+            item: d,
+            method: 'POST',
+            path: v.path,
+            body: JSON.stringify(v.json),
+            headers: clientHeaders(d.user),
+          };
+        },
+        onAnswer: (_d, answer) => {
+          if (answer.status !== 200)
+            verifyFailures[String(answer.status)] = (verifyFailures[String(answer.status)] ?? 0) + 1;
+        },
       },
-      onAnswer: (_d, answer) => {
-        if (answer.status !== 200) verifyFailures[String(answer.status)] = (verifyFailures[String(answer.status)] ?? 0) + 1;
-      },
-    }, ctx.cpu);
+      ctx.cpu,
+    );
     verify = { ...phase, fractionOfBound: fractionOf(phase.throughput, bound.opsPerSec) };
   }
   const afterVerify = await scrapeMetrics(warden);
@@ -89,7 +117,10 @@ async function runRow(ctx: BenchContext, method: FlowMethod, concurrency: number
     undelivered: failed,
     verify,
     verifyFailures,
-    histograms: { initiate: histogramDeltas(before, afterInitiate), verify: histogramDeltas(beforeVerify, afterVerify) },
+    histograms: {
+      initiate: histogramDeltas(before, afterInitiate),
+      verify: histogramDeltas(beforeVerify, afterVerify),
+    },
   };
 }
 
@@ -115,9 +146,16 @@ export const sweepScenario: Scenario<SweepResult> = {
     }
     let peak: SweepResult['peak'] = { throughput: 0, fractionOfBound: null, phase: 'none' };
     for (const row of rows) {
-      for (const [kind, phase] of [['initiate', row.initiate], ['verify', row.verify]] as const) {
+      for (const [kind, phase] of [
+        ['initiate', row.initiate],
+        ['verify', row.verify],
+      ] as const) {
         if (phase && phase.throughput > peak.throughput) {
-          peak = { throughput: phase.throughput, fractionOfBound: phase.fractionOfBound, phase: `${row.method} ${kind} at c=${row.concurrency}` };
+          peak = {
+            throughput: phase.throughput,
+            fractionOfBound: phase.fractionOfBound,
+            phase: `${row.method} ${kind} at c=${row.concurrency}`,
+          };
         }
       }
     }
@@ -145,7 +183,9 @@ export const sweepScenario: Scenario<SweepResult> = {
     for (const r of result.rows) {
       const v = r.verify;
       const problems = [
-        ...Object.entries(r.initiate.statusCounts).filter(([s]) => s !== '202').map(([s, n]) => `initiate ${s}×${n}`),
+        ...Object.entries(r.initiate.statusCounts)
+          .filter(([s]) => s !== '202')
+          .map(([s, n]) => `initiate ${s}×${n}`),
         ...Object.entries(r.verifyFailures).map(([s, n]) => `verify ${s}×${n}`),
         ...(r.undelivered ? [`undelivered ${r.undelivered}`] : []),
         ...(r.initiate.errors ? [`conn errors ${r.initiate.errors}`] : []),
@@ -155,21 +195,32 @@ export const sweepScenario: Scenario<SweepResult> = {
           `${fmt(r.toOutboxMs.p50)} | ${fmt(r.toOutboxMs.p95)} | ${fmt(v?.throughput, 1)} | ${pct(v?.fractionOfBound)} | ${fmt(v?.latencyMs.p50)} | ${fmt(v?.latencyMs.p95)} | ${fmt(v?.latencyMs.p99)} | ${problems.join(', ') || '–'} |`,
       );
     }
-    lines.push('', `Latencies in ms. Peak: ${fmt(result.peak.throughput, 1)}/s (${result.peak.phase}), ${pct(result.peak.fractionOfBound)} of the bcrypt bound.`);
+    lines.push(
+      '',
+      `Latencies in ms. Peak: ${fmt(result.peak.throughput, 1)}/s (${result.peak.phase}), ${pct(result.peak.fractionOfBound)} of the bcrypt bound.`,
+    );
     const cpu = cpuTable(
       result.rows.flatMap((r) => [
         { label: `${r.method} initiate c=${r.concurrency}`, cpu: r.initiate.cpu },
         { label: `${r.method} verify c=${r.concurrency}`, cpu: r.verify?.cpu },
       ]),
     );
-    if (cpu.length) lines.push('', `CPU during each phase, in cores (1.00 = one core fully busy; "machine busy" is the whole machine, of ${all.machine.cores} cores):`, '', ...cpu);
+    if (cpu.length)
+      lines.push(
+        '',
+        `CPU during each phase, in cores (1.00 = one core fully busy; "machine busy" is the whole machine, of ${all.machine.cores} cores):`,
+        '',
+        ...cpu,
+      );
     const bound = all.scenarioRuns?.sweep?.boundOpsPerSec ?? all.bcrypt.start.opsPerSec;
     const boundCores = all.bcrypt.start.cores ?? all.machine.cores;
     const opMs = (boundCores * 1000) / bound;
     const perRequest = perRequestTable(
       result.rows.flatMap((r) => [
         { label: `${r.method} initiate c=${r.concurrency}`, throughput: r.initiate.throughput, cpu: r.initiate.cpu },
-        ...(r.verify ? [{ label: `${r.method} verify c=${r.concurrency}`, throughput: r.verify.throughput, cpu: r.verify.cpu }] : []),
+        ...(r.verify
+          ? [{ label: `${r.method} verify c=${r.concurrency}`, throughput: r.verify.throughput, cpu: r.verify.cpu }]
+          : []),
       ]),
       opMs,
     );
@@ -185,4 +236,3 @@ export const sweepScenario: Scenario<SweepResult> = {
     return lines.join('\n');
   },
 };
-

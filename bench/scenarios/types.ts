@@ -91,7 +91,10 @@ export interface BenchReport {
   machine: MachineFacts;
   warden: { embedded: boolean; rateLimits: string; pinning?: Pinning };
   bcrypt: { start: BcryptBound; end?: BcryptBound };
-  options: Pick<BenchOptions, 'concurrencies' | 'phaseSeconds' | 'openLoopSeconds' | 'bcryptSeconds' | 'compromisedUsers'>;
+  options: Pick<
+    BenchOptions,
+    'concurrencies' | 'phaseSeconds' | 'openLoopSeconds' | 'bcryptSeconds' | 'compromisedUsers'
+  >;
   scenarios: Record<string, unknown>;
   /** when each scenario's result was measured (runs with --only merge into the file) */
   scenarioRuns: Record<string, ScenarioRun>;

@@ -33,14 +33,21 @@ function tail(file: string, lines = 40): string {
   }
 }
 
-async function waitReady(what: string, proc: BenchProcess, probe: () => Promise<void>, timeoutMs: number): Promise<void> {
+async function waitReady(
+  what: string,
+  proc: BenchProcess,
+  probe: () => Promise<void>,
+  timeoutMs: number,
+): Promise<void> {
   const exited = proc.exited.then(() => {
     throw new Error(`${what} exited during start`);
   });
   try {
     await Promise.race([exited, waitFor(what, probe, { timeoutMs, intervalMs: 300 })]);
   } catch (err) {
-    throw new Error(`${(err as Error).message}\n--- last lines of ${proc.logFile}:\n${tail(proc.logFile)}`, { cause: err });
+    throw new Error(`${(err as Error).message}\n--- last lines of ${proc.logFile}:\n${tail(proc.logFile)}`, {
+      cause: err,
+    });
   } finally {
     exited.catch(() => {});
   }
@@ -72,10 +79,14 @@ export async function startSandboxProcess(procs: ProcessSet): Promise<{ url: str
  * folder, free ports, a generated admin token, and the providers pointed at the benchmark's
  * sandbox process. Logs at the default level go to a file, as they would in production.
  */
-export async function startEmbeddedWarden(procs: ProcessSet, options: { dataDir: string; sandboxUrl: string }): Promise<WardenTarget> {
+export async function startEmbeddedWarden(
+  procs: ProcessSet,
+  options: { dataDir: string; sandboxUrl: string },
+): Promise<WardenTarget> {
   const toolsDir = path.resolve(process.env.WARDEN_TOOLS_DIR ?? '.tools');
   const cli = findTool('cli', toolsDir);
-  if (!cli) throw new Error(`the Temporal CLI is not installed: run \`npm run tools\` first (the benchmark downloads nothing)`);
+  if (!cli)
+    throw new Error(`the Temporal CLI is not installed: run \`npm run tools\` first (the benchmark downloads nothing)`);
   const ports = {
     WARDEN_PUBLIC_PORT: await freePort(),
     WARDEN_ADMIN_PORT: await freePort(),

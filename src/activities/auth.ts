@@ -8,7 +8,13 @@ import { authServices } from '../auth/services';
 import { planDelivery } from '../delivery/sender';
 import type { Runtime } from '../runtime';
 import type { DeliveryPlan } from '../shared/delivery';
-import { challengeWorkflowId, type AuthMethod, type ChallengeEnd, type InvalidationReason, type SealedCandidate } from '../shared/auth';
+import {
+  challengeWorkflowId,
+  type AuthMethod,
+  type ChallengeEnd,
+  type InvalidationReason,
+  type SealedCandidate,
+} from '../shared/auth';
 
 /**
  * The challenge workflow's side effects on Postgres. Each activity does one thing, is
@@ -74,7 +80,11 @@ export function createAuthActivities(runtime: Runtime) {
     const transport = await keys.get(sealedCandidate.keyId);
     let candidate: string;
     try {
-      candidate = unseal(transport.seal, Buffer.from(sealedCandidate.blob, 'base64'), aad.candidate(challengeId)).toString('utf8');
+      candidate = unseal(
+        transport.seal,
+        Buffer.from(sealedCandidate.blob, 'base64'),
+        aad.candidate(challengeId),
+      ).toString('utf8');
     } catch (err) {
       if (err instanceof UnsealError) return false;
       throw err;
@@ -96,18 +106,26 @@ export function createAuthActivities(runtime: Runtime) {
     try {
       return await planDelivery(runtime, { challengeId, sendNumber: 1 });
     } catch (err) {
-      logger.warn({ component: 'delivery', challengeId, err: (err as Error).message }, 'planning the first send with the issue failed; the workflow plans it');
+      logger.warn(
+        { component: 'delivery', challengeId, err: (err as Error).message },
+        'planning the first send with the issue failed; the workflow plans it',
+      );
       return undefined;
     }
   }
 
   /** The failed-attempt count on the row (the workflow holds the authoritative one). */
   async function recordAttempt(challengeId: string, attempts: number): Promise<void> {
-    await db.write('UPDATE auth_challenges SET attempts = GREATEST(attempts, $2), last_attempt_at = now() WHERE id = $1', [challengeId, attempts]);
+    await db.write(
+      'UPDATE auth_challenges SET attempts = GREATEST(attempts, $2), last_attempt_at = now() WHERE id = $1',
+      [challengeId, attempts],
+    );
   }
 
   async function existingExpiry(challengeId: string): Promise<string | undefined> {
-    const { rows } = await db.query<{ expires_at: Date }>('SELECT expires_at FROM auth_challenges WHERE id = $1', [challengeId]);
+    const { rows } = await db.query<{ expires_at: Date }>('SELECT expires_at FROM auth_challenges WHERE id = $1', [
+      challengeId,
+    ]);
     return rows[0]?.expires_at.toISOString();
   }
 
@@ -134,27 +152,29 @@ export function createAuthActivities(runtime: Runtime) {
         // bcrypt runs on libuv's pool, outside any transaction
         const secretHash = await timeStage(metrics, 'initiate', 'hash', () => hashSecret(key.pepper, secret));
         const sealed = seal(key.seal, secret, aad.storedSecret(challengeId));
-        const audit = await timeStage(metrics, 'initiate', 'db', () => db.transaction(async (tx): Promise<AuditRow | undefined | false> => {
-          const inserted = await tx.query(
-            `INSERT INTO auth_challenges (id, user_id, method, status, secret_hash, key_id, sealed_secret,
+        const audit = await timeStage(metrics, 'initiate', 'db', () =>
+          db.transaction(async (tx): Promise<AuditRow | undefined | false> => {
+            const inserted = await tx.query(
+              `INSERT INTO auth_challenges (id, user_id, method, status, secret_hash, key_id, sealed_secret,
                                           max_attempts, client_ip_masked, expires_at)
              SELECT $1, $2, $3, 'pending', $4, k.id, $6, $7, $8, $9
                FROM signing_keys k WHERE k.id = $5 AND k.status = 'active' FOR SHARE OF k
              ON CONFLICT (id) DO NOTHING`,
-            [challengeId, userId, method, secretHash, key.id, sealed, input.maxAttempts, ipMasked, input.expiresAt],
-          );
-          if (inserted.rowCount !== 1) return false;
-          return insertAudit(tx, {
-            type: AuditEventType.tokenGenerated,
-            outcome: 'issued',
-            challengeId,
-            userId,
-            method,
-            ipMasked,
-            details: { key_id: key.id, expires_at: input.expiresAt },
-            dedupeKey: `${challengeWorkflowId(challengeId)}/generated`,
-          });
-        }));
+              [challengeId, userId, method, secretHash, key.id, sealed, input.maxAttempts, ipMasked, input.expiresAt],
+            );
+            if (inserted.rowCount !== 1) return false;
+            return insertAudit(tx, {
+              type: AuditEventType.tokenGenerated,
+              outcome: 'issued',
+              challengeId,
+              userId,
+              method,
+              ipMasked,
+              details: { key_id: key.id, expires_at: input.expiresAt },
+              dedupeKey: `${challengeWorkflowId(challengeId)}/generated`,
+            });
+          }),
+        );
         if (audit !== false) {
           logAudit(auditLog, audit);
           metrics.tokensGenerated.inc({ method });
@@ -171,7 +191,10 @@ export function createAuthActivities(runtime: Runtime) {
      * Opens the sealed candidate and compares it with the stored hash. Read-only: the workflow
      * counts the attempt. A candidate that does not authenticate is simply wrong.
      */
-    async checkChallengeSecret(input: { challengeId: string; candidate: SealedCandidate }): Promise<{ match: boolean }> {
+    async checkChallengeSecret(input: {
+      challengeId: string;
+      candidate: SealedCandidate;
+    }): Promise<{ match: boolean }> {
       return { match: await matches(input.challengeId, input.candidate) };
     },
 
@@ -188,7 +211,9 @@ export function createAuthActivities(runtime: Runtime) {
         await recordAttempt(challengeId, attempts);
         return { match };
       }
-      const end = match ? ({ status: 'verified', reason: 'used' } as const) : ({ status: 'locked', reason: 'locked' } as const);
+      const end = match
+        ? ({ status: 'verified', reason: 'used' } as const)
+        : ({ status: 'locked', reason: 'locked' } as const);
       const result = await endChallengeRow(db.writer, { challengeId, ...end, attempts });
       ended(result, end.reason);
       return { match };

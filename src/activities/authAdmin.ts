@@ -1,5 +1,12 @@
 import { Context } from '@temporalio/activity';
-import { clearRateLimits, forcePasswordReset, revokeUserChallenges, rotateKeys, type AdminDeps, type RotationResult } from '../auth/admin';
+import {
+  clearRateLimits,
+  forcePasswordReset,
+  revokeUserChallenges,
+  rotateKeys,
+  type AdminDeps,
+  type RotationResult,
+} from '../auth/admin';
 import { authServices } from '../auth/services';
 import type { Runtime } from '../runtime';
 import type { RevokeReason } from '../shared/auth';
@@ -18,7 +25,11 @@ export function createAuthAdminActivities(runtime: Runtime) {
   const actor = () => `workflow:${Context.current().info.workflowExecution?.workflowId ?? 'standalone'}`;
 
   return {
-    async revokeUserChallenges(input: { userIds: string[]; reason: Extract<RevokeReason, 'manual_revoke' | 'security_incident'>; incidentId?: string }) {
+    async revokeUserChallenges(input: {
+      userIds: string[];
+      reason: Extract<RevokeReason, 'manual_revoke' | 'security_incident'>;
+      incidentId?: string;
+    }) {
       return revokeUserChallenges(deps(), { ...input, actor: actor() });
     },
     async forcePasswordReset(input: { userIds: string[]; incidentId?: string }) {
@@ -31,16 +42,32 @@ export function createAuthAdminActivities(runtime: Runtime) {
      * Each call would make a new key, so the rotation is keyed by the calling activity: a retry
      * finds the rotation its first attempt recorded and answers with it.
      */
-    async rotateDataKeys(input: { reason: string; revokeOutstanding: boolean; incidentId?: string }): Promise<RotationResult> {
+    async rotateDataKeys(input: {
+      reason: string;
+      revokeOutstanding: boolean;
+      incidentId?: string;
+    }): Promise<RotationResult> {
       const info = Context.current().info;
       const rotatedBy = `${actor()}/activity:${info.activityId}`;
-      const { rows } = await runtime.db.query<{ id: number; from_key_id: string | null; to_key_id: string; revoked_challenges: number; rotated_at: Date }>(
+      const { rows } = await runtime.db.query<{
+        id: number;
+        from_key_id: string | null;
+        to_key_id: string;
+        revoked_challenges: number;
+        rotated_at: Date;
+      }>(
         'SELECT id::int AS id, from_key_id, to_key_id, revoked_challenges, rotated_at FROM key_rotations WHERE rotated_by = $1',
         [rotatedBy],
       );
       const done = rows[0];
       if (done) {
-        return { keyId: done.to_key_id, previousKeyId: done.from_key_id, rotationId: done.id, rotatedAt: done.rotated_at.toISOString(), revokedChallenges: done.revoked_challenges };
+        return {
+          keyId: done.to_key_id,
+          previousKeyId: done.from_key_id,
+          rotationId: done.id,
+          rotatedAt: done.rotated_at.toISOString(),
+          revokedChallenges: done.revoked_challenges,
+        };
       }
       return rotateKeys(deps(), { ...input, actor: rotatedBy });
     },

@@ -32,59 +32,126 @@ interface Round {
 export function createAuthChecklistActivities(runtime: Pick<Runtime, 'db' | 'config' | 'temporal' | 'registry'>) {
   const { db, config } = runtime;
   const p = config.providers;
-  const client = (input: CheckInput, salt = '') => new SyntheticClient(config.publicBaseUrl, `${input.incidentId}/${input.baseline.takenAt}${salt}`, p.timeoutMs);
+  const client = (input: CheckInput, salt = '') =>
+    new SyntheticClient(config.publicBaseUrl, `${input.incidentId}/${input.baseline.takenAt}${salt}`, p.timeoutMs);
   const smsSandbox = p.twilio.sandbox && p.plivo.sandbox;
   const emailSandbox = p.sendgrid.sandbox && p.ses.sandbox;
 
   async function contact(user: string, field: 'phone' | 'email'): Promise<string | undefined> {
-    const { rows } = await db.query<{ phone: string | null; email: string | null }>('SELECT phone, email FROM users WHERE sub = $1', [user]);
+    const { rows } = await db.query<{ phone: string | null; email: string | null }>(
+      'SELECT phone, email FROM users WHERE sub = $1',
+      [user],
+    );
     return rows[0]?.[field] ?? undefined;
   }
 
   /** initiate -> message in the outbox -> verify, for one user and method. */
-  async function round(c: SyntheticClient, user: string, method: 'sms_otp' | 'magic_link', verify = true): Promise<Round> {
+  async function round(
+    c: SyntheticClient,
+    user: string,
+    method: 'sms_otp' | 'magic_link',
+    verify = true,
+  ): Promise<Round> {
     const to = await contact(user, method === 'sms_otp' ? 'phone' : 'email');
-    if (!to) return { user, generated: false, verified: false, problem: `${user} has no ${method === 'sms_otp' ? 'phone' : 'email'}` };
+    if (!to)
+      return {
+        user,
+        generated: false,
+        verified: false,
+        problem: `${user} has no ${method === 'sms_otp' ? 'phone' : 'email'}`,
+      };
     const started = await c.post(`${method === 'sms_otp' ? OTP : LINK}/initiate`, { user_id: user });
     const challengeId = typeof started.body.challenge_id === 'string' ? started.body.challenge_id : undefined;
-    if (started.status !== 202 || !challengeId) return { user, generated: false, verified: false, problem: `${user}: initiate answered ${started.status} ${String(started.body.error ?? '')}` };
+    if (started.status !== 202 || !challengeId)
+      return {
+        user,
+        generated: false,
+        verified: false,
+        problem: `${user}: initiate answered ${started.status} ${String(started.body.error ?? '')}`,
+      };
     const message = await awaitOutboxMessage(p.sandboxUrl, to, challengeId);
     const secret = message ? (method === 'sms_otp' ? otpFrom(message.body) : linkFrom(message.body)?.token) : undefined;
-    if (!secret) return { user, challengeId, generated: false, verified: false, problem: `${user}: no ${method === 'sms_otp' ? 'code' : 'link'} delivered within 15 s` };
+    if (!secret)
+      return {
+        user,
+        challengeId,
+        generated: false,
+        verified: false,
+        problem: `${user}: no ${method === 'sms_otp' ? 'code' : 'link'} delivered within 15 s`,
+      };
     if (!verify) return { user, challengeId, secret, generated: true, verified: false };
-    const answer = method === 'sms_otp' ? await c.post(`${OTP}/verify`, { challenge_id: challengeId, otp: secret }) : await c.post(`${LINK}/verify`, { challenge: challengeId, token: secret });
+    const answer =
+      method === 'sms_otp'
+        ? await c.post(`${OTP}/verify`, { challenge_id: challengeId, otp: secret })
+        : await c.post(`${LINK}/verify`, { challenge: challengeId, token: secret });
     const verified = answer.status === 200 && answer.body.status === 'verified';
-    return { user, challengeId, secret, generated: true, verified, problem: verified ? undefined : `${user}: verify answered ${answer.status} ${String(answer.body.error ?? '')}` };
+    return {
+      user,
+      challengeId,
+      secret,
+      generated: true,
+      verified,
+      problem: verified ? undefined : `${user}: verify answered ${answer.status} ${String(answer.body.error ?? '')}`,
+    };
   }
 
   function flowItems(rounds: Round[], generationId: string, what: string): Item[] {
     const generated = rounds.filter((r) => r.generated).length;
     const verified = rounds.filter((r) => r.verified).length;
-    const problems = rounds.map((r) => r.problem).filter(Boolean).join('; ');
+    const problems = rounds
+      .map((r) => r.problem)
+      .filter(Boolean)
+      .join('; ');
     return [
-      item(generationId, generated === rounds.length, `${generated}/${rounds.length} users received a ${what}${problems ? `; ${problems}` : ''}`),
+      item(
+        generationId,
+        generated === rounds.length,
+        `${generated}/${rounds.length} users received a ${what}${problems ? `; ${problems}` : ''}`,
+      ),
       item('valid_token_validation', verified === rounds.length, `${what}: ${verified}/${rounds.length} verified`),
     ];
   }
 
   async function rateLimits(): Promise<{ per_user: { max_attempts: number }; per_ip: { max_attempts: number } }> {
-    const { rows } = await db.query<{ value: { per_user: { max_attempts: number }; per_ip: { max_attempts: number } } }>(
-      "SELECT value FROM runtime_settings WHERE key = 'rate_limiting'",
-    );
+    const { rows } = await db.query<{
+      value: { per_user: { max_attempts: number }; per_ip: { max_attempts: number } };
+    }>("SELECT value FROM runtime_settings WHERE key = 'rate_limiting'");
     return rows[0]?.value ?? { per_user: { max_attempts: 10 }, per_ip: { max_attempts: 50 } };
   }
 
   return {
     async checkSmsOtpFlow(input: CheckInput): Promise<CheckOutcome> {
-      if (!smsSandbox) return { items: ['sms_otp_generation', 'valid_token_validation'].map((id) => item(id, false, 'live SMS providers: the synthetic check reads codes from the sandbox outbox only')) };
+      if (!smsSandbox)
+        return {
+          items: ['sms_otp_generation', 'valid_token_validation'].map((id) =>
+            item(id, false, 'live SMS providers: the synthetic check reads codes from the sandbox outbox only'),
+          ),
+        };
       const c = client(input);
-      return { items: flowItems(await Promise.all(SYNTHETIC_USERS.map((u) => round(c, u, 'sms_otp'))), 'sms_otp_generation', 'SMS code') };
+      return {
+        items: flowItems(
+          await Promise.all(SYNTHETIC_USERS.map((u) => round(c, u, 'sms_otp'))),
+          'sms_otp_generation',
+          'SMS code',
+        ),
+      };
     },
 
     async checkMagicLinkFlow(input: CheckInput): Promise<CheckOutcome> {
-      if (!emailSandbox) return { items: ['magic_link_generation', 'valid_token_validation'].map((id) => item(id, false, 'live email providers: the synthetic check reads links from the sandbox outbox only')) };
+      if (!emailSandbox)
+        return {
+          items: ['magic_link_generation', 'valid_token_validation'].map((id) =>
+            item(id, false, 'live email providers: the synthetic check reads links from the sandbox outbox only'),
+          ),
+        };
       const c = client(input);
-      return { items: flowItems(await Promise.all(SYNTHETIC_USERS.map((u) => round(c, u, 'magic_link'))), 'magic_link_generation', 'magic link') };
+      return {
+        items: flowItems(
+          await Promise.all(SYNTHETIC_USERS.map((u) => round(c, u, 'magic_link'))),
+          'magic_link_generation',
+          'magic link',
+        ),
+      };
     },
 
     /**
@@ -95,7 +162,10 @@ export function createAuthChecklistActivities(runtime: Pick<Runtime, 'db' | 'con
       if (!smsSandbox || !emailSandbox) return { sandbox: false as const, rounds: [] };
       const c = new SyntheticClient(config.publicBaseUrl, input.seed, p.timeoutMs);
       const rounds = [await round(c, input.user, 'sms_otp'), await round(c, input.user, 'magic_link')];
-      return { sandbox: true as const, rounds: rounds.map(({ secret: _secret, ...r }, i) => ({ method: i === 0 ? 'sms_otp' : 'magic_link', ...r })) };
+      return {
+        sandbox: true as const,
+        rounds: rounds.map(({ secret: _secret, ...r }, i) => ({ method: i === 0 ? 'sms_otp' : 'magic_link', ...r })),
+      };
     },
 
     /** A wrong code, a wrong link token, an unknown challenge and an expired challenge are refused. */
@@ -103,30 +173,73 @@ export function createAuthChecklistActivities(runtime: Pick<Runtime, 'db' | 'con
       const c = client(input);
       const problems: string[] = [];
       const passed: string[] = [];
-      const expect = (what: string, answer: { status: number; body: Record<string, unknown> }, status: number, code: string) =>
-        answer.status === status && answer.body.error === code ? passed.push(what) : problems.push(`${what}: ${answer.status} ${String(answer.body.error ?? '')} (expected ${status} ${code})`);
+      const expect = (
+        what: string,
+        answer: { status: number; body: Record<string, unknown> },
+        status: number,
+        code: string,
+      ) =>
+        answer.status === status && answer.body.error === code
+          ? passed.push(what)
+          : problems.push(`${what}: ${answer.status} ${String(answer.body.error ?? '')} (expected ${status} ${code})`);
 
       const otp = await round(c, SYNTHETIC_USERS[0], 'sms_otp', false);
       if (otp.secret && otp.challengeId) {
         const wrong = String((Number(otp.secret) + 1) % 1_000_000).padStart(6, '0');
-        expect('wrong code', await c.post(`${OTP}/verify`, { challenge_id: otp.challengeId, otp: wrong }), 401, 'invalid_otp');
+        expect(
+          'wrong code',
+          await c.post(`${OTP}/verify`, { challenge_id: otp.challengeId, otp: wrong }),
+          401,
+          'invalid_otp',
+        );
       } else problems.push(otp.problem ?? 'no OTP challenge');
       const link = await round(c, SYNTHETIC_USERS[1], 'magic_link', false);
       if (link.secret && link.challengeId) {
         const wrong = `${link.secret[0] === 'A' ? 'B' : 'A'}${link.secret.slice(1)}`;
-        expect('wrong link token', await c.post(`${LINK}/verify`, { challenge: link.challengeId, token: wrong }), 401, 'invalid_token');
+        expect(
+          'wrong link token',
+          await c.post(`${LINK}/verify`, { challenge: link.challengeId, token: wrong }),
+          401,
+          'invalid_token',
+        );
       } else problems.push(link.problem ?? 'no magic-link challenge');
-      expect('unknown challenge', await c.post(`${OTP}/verify`, { challenge_id: randomUUID(), otp: '000000' }), 404, 'not_found');
+      expect(
+        'unknown challenge',
+        await c.post(`${OTP}/verify`, { challenge_id: randomUUID(), otp: '000000' }),
+        404,
+        'not_found',
+      );
 
       const expired = await db.query<{ id: string; method: string }>(
         "SELECT id, method FROM auth_challenges WHERE status = 'expired' AND created_at > now() - interval '7 days' ORDER BY ended_at DESC NULLS LAST LIMIT 1",
       );
       const e = expired.rows[0];
-      if (!e) problems.push('no expired challenge in the last 7 days to test expiry against (rerun after an OTP lifetime)');
-      else if (e.method === 'sms_otp') expect('expired challenge', await c.post(`${OTP}/verify`, { challenge_id: e.id, otp: '000000' }), 410, 'expired');
-      else expect('expired challenge', await c.post(`${LINK}/verify`, { challenge: e.id, token: 'A'.repeat(43) }), 410, 'expired');
+      if (!e)
+        problems.push('no expired challenge in the last 7 days to test expiry against (rerun after an OTP lifetime)');
+      else if (e.method === 'sms_otp')
+        expect(
+          'expired challenge',
+          await c.post(`${OTP}/verify`, { challenge_id: e.id, otp: '000000' }),
+          410,
+          'expired',
+        );
+      else
+        expect(
+          'expired challenge',
+          await c.post(`${LINK}/verify`, { challenge: e.id, token: 'A'.repeat(43) }),
+          410,
+          'expired',
+        );
 
-      return { items: [item('invalid_token_rejection', problems.length === 0, problems.length ? problems.join('; ') : `refused: ${passed.join(', ')}`)] };
+      return {
+        items: [
+          item(
+            'invalid_token_rejection',
+            problems.length === 0,
+            problems.length ? problems.join('; ') : `refused: ${passed.join(', ')}`,
+          ),
+        ],
+      };
     },
 
     /**
@@ -139,7 +252,15 @@ export function createAuthChecklistActivities(runtime: Pick<Runtime, 'db' | 'con
       const problems: string[] = [];
       const notes: string[] = [];
       if (limits.per_user.max_attempts > PROBE_CAP || limits.per_ip.max_attempts > PROBE_CAP) {
-        return { items: [item('rate_limiting', false, `limits ${limits.per_user.max_attempts}/${limits.per_ip.max_attempts} are above the probe cap of ${PROBE_CAP}`)] };
+        return {
+          items: [
+            item(
+              'rate_limiting',
+              false,
+              `limits ${limits.per_user.max_attempts}/${limits.per_ip.max_attempts} are above the probe cap of ${PROBE_CAP}`,
+            ),
+          ],
+        };
       }
       const userClient = client(input, '/user');
       const probeUser = `checklist-probe-${userClient.address.replace(/\./g, '-')}-${Date.now().toString(36)}`;
@@ -154,41 +275,69 @@ export function createAuthChecklistActivities(runtime: Pick<Runtime, 'db' | 'con
         [probeUser],
       );
       if (refusedAt !== limits.per_user.max_attempts + 1 || userAudit.rows[0]?.outcome !== 'user') {
-        problems.push(`per-user limit ${limits.per_user.max_attempts}: refused at attempt ${refusedAt ?? 'never'} (scope ${userAudit.rows[0]?.outcome ?? 'none'})`);
+        problems.push(
+          `per-user limit ${limits.per_user.max_attempts}: refused at attempt ${refusedAt ?? 'never'} (scope ${userAudit.rows[0]?.outcome ?? 'none'})`,
+        );
       } else notes.push(`per-user refused at ${refusedAt}`);
 
       const ipClient = client(input, '/ip');
       const first = randomUUID();
       await ipClient.post(`${OTP}/verify`, { challenge_id: first, otp: '000000' });
-      const seen = await db.query<{ ip_masked: string | null }>('SELECT ip_masked FROM audit_events WHERE challenge_id = $1 ORDER BY id DESC LIMIT 1', [first]);
+      const seen = await db.query<{ ip_masked: string | null }>(
+        'SELECT ip_masked FROM audit_events WHERE challenge_id = $1 ORDER BY id DESC LIMIT 1',
+        [first],
+      );
       const expectedMask = `${ipClient.address.split('.').slice(0, 3).join('.')}.0/24`;
       if (seen.rows[0]?.ip_masked !== expectedMask) {
-        problems.push(`per-IP probe not isolated: the API saw ${seen.rows[0]?.ip_masked ?? 'nothing'} instead of ${expectedMask}; list the worker in WARDEN_TRUSTED_PROXIES or use a loopback WARDEN_PUBLIC_BASE_URL`);
+        problems.push(
+          `per-IP probe not isolated: the API saw ${seen.rows[0]?.ip_masked ?? 'nothing'} instead of ${expectedMask}; list the worker in WARDEN_TRUSTED_PROXIES or use a loopback WARDEN_PUBLIC_BASE_URL`,
+        );
       } else {
         let ipRefusedAt: number | undefined;
         for (let i = 2; i <= limits.per_ip.max_attempts + 1 && ipRefusedAt === undefined; i++) {
           const answer = await ipClient.post(`${OTP}/verify`, { challenge_id: randomUUID(), otp: '000000' });
           if (answer.status === 429) ipRefusedAt = i;
         }
-        if (ipRefusedAt !== limits.per_ip.max_attempts + 1) problems.push(`per-IP limit ${limits.per_ip.max_attempts}: refused at attempt ${ipRefusedAt ?? 'never'}`);
+        if (ipRefusedAt !== limits.per_ip.max_attempts + 1)
+          problems.push(`per-IP limit ${limits.per_ip.max_attempts}: refused at attempt ${ipRefusedAt ?? 'never'}`);
         else notes.push(`per-IP refused at ${ipRefusedAt}`);
       }
-      return { items: [item('rate_limiting', problems.length === 0, problems.length ? problems.join('; ') : notes.join(', '))] };
+      return {
+        items: [item('rate_limiting', problems.length === 0, problems.length ? problems.join('; ') : notes.join(', '))],
+      };
     },
 
     /** Fresh OTP and link flows whose plaintext this check knows, then a scan for it everywhere it must not be. */
     async checkTokenLeaks(input: CheckInput): Promise<CheckOutcome> {
-      if (!smsSandbox || !emailSandbox) return { items: [item('no_plaintext_tokens', false, 'live providers: the synthetic flows need the sandbox outbox')] };
+      if (!smsSandbox || !emailSandbox)
+        return {
+          items: [item('no_plaintext_tokens', false, 'live providers: the synthetic flows need the sandbox outbox')],
+        };
       const c = client(input, '/leaks');
       const rounds = [await round(c, SYNTHETIC_USERS[2], 'sms_otp'), await round(c, SYNTHETIC_USERS[2], 'magic_link')];
       const broken = rounds.filter((r) => !r.verified || !r.secret || !r.challengeId);
-      if (broken.length) return { items: [item('no_plaintext_tokens', false, `synthetic flows failed: ${broken.map((r) => r.problem).join('; ')}`)] };
+      if (broken.length)
+        return {
+          items: [
+            item('no_plaintext_tokens', false, `synthetic flows failed: ${broken.map((r) => r.problem).join('; ')}`),
+          ],
+        };
       const verdict = await scanForLeaks(runtime, {
         challengeIds: rounds.map((r) => r.challengeId!),
         secrets: rounds.map((r) => r.secret!),
         since: input.baseline.takenAt,
       });
-      return { items: [item('no_plaintext_tokens', verdict.leaks.length === 0, verdict.leaks.length ? `plaintext found in: ${verdict.leaks.join(', ')}` : `not found in ${verdict.scanned.join(', ')}`)] };
+      return {
+        items: [
+          item(
+            'no_plaintext_tokens',
+            verdict.leaks.length === 0,
+            verdict.leaks.length
+              ? `plaintext found in: ${verdict.leaks.join(', ')}`
+              : `not found in ${verdict.scanned.join(', ')}`,
+          ),
+        ],
+      };
     },
   };
 }

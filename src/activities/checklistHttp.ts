@@ -32,7 +32,9 @@ export class SyntheticClient {
     this.loopback = host === 'localhost' || (isIP(host) === 4 && host.startsWith('127.'));
     const h = createHash('sha256').update(seed).digest();
     // 127.0.0.0/24 stays clear of the usual 127.0.0.1; 198.18/15 is never routed
-    this.address = this.loopback ? `127.${(h[0]! % 254) + 1}.${h[1]}.${(h[2]! % 254) + 1}` : `198.${18 + (h[0]! % 2)}.${h[1]}.${(h[2]! % 254) + 1}`;
+    this.address = this.loopback
+      ? `127.${(h[0]! % 254) + 1}.${h[1]}.${(h[2]! % 254) + 1}`
+      : `198.${18 + (h[0]! % 2)}.${h[1]}.${(h[2]! % 254) + 1}`;
   }
 
   post(path: string, body: Record<string, unknown>): Promise<HttpAnswer> {
@@ -94,13 +96,22 @@ export interface OutboxMessage {
 }
 
 /** Waits for the message a challenge sent (its idempotency key is `challenge-<id>/send-<n>`). */
-export async function awaitOutboxMessage(sandboxUrl: string, to: string, challengeId: string, timeoutMs = 15_000): Promise<OutboxMessage | undefined> {
+export async function awaitOutboxMessage(
+  sandboxUrl: string,
+  to: string,
+  challengeId: string,
+  timeoutMs = 15_000,
+): Promise<OutboxMessage | undefined> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const response = await fetch(`${sandboxUrl}/sandbox/messages?to=${encodeURIComponent(to)}`, { signal: AbortSignal.timeout(5000) });
+    const response = await fetch(`${sandboxUrl}/sandbox/messages?to=${encodeURIComponent(to)}`, {
+      signal: AbortSignal.timeout(5000),
+    });
     if (response.ok) {
       const { messages } = (await response.json()) as { messages: OutboxMessage[] };
-      const found = messages.filter((m) => m.idempotency_key?.startsWith(`${CHALLENGE_WORKFLOW_PREFIX}${challengeId}/`)).at(-1);
+      const found = messages
+        .filter((m) => m.idempotency_key?.startsWith(`${CHALLENGE_WORKFLOW_PREFIX}${challengeId}/`))
+        .at(-1);
       if (found) return found;
     }
     await new Promise((r) => setTimeout(r, 250));

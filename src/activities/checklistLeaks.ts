@@ -16,7 +16,13 @@ import { EncryptionCodec, loadPayloadKeyring } from '../temporal/codec';
 const SEED_PATTERNS = [/\b[0-9]{6}\b/, /\b[a-f0-9]{32,}\b/];
 
 function isPayload(value: unknown): value is Payload {
-  return typeof value === 'object' && value !== null && 'data' in value && 'metadata' in value && (value as Payload).data instanceof Uint8Array;
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    'data' in value &&
+    'metadata' in value &&
+    (value as Payload).data instanceof Uint8Array
+  );
 }
 
 function collectPayloads(value: unknown, out: Payload[], depth = 0): void {
@@ -44,7 +50,10 @@ export async function scanForLeaks(
 
   // the challenge workflows end (and write their last rows) just after the verify answer
   for (let i = 0; i < 40; i++) {
-    const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM auth_challenges WHERE id = ANY($1::uuid[]) AND status = 'verified'", [input.challengeIds]);
+    const { rows } = await db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM auth_challenges WHERE id = ANY($1::uuid[]) AND status = 'verified'",
+      [input.challengeIds],
+    );
     if (rows[0]?.n === input.challengeIds.length) break;
     await new Promise((r) => setTimeout(r, 250));
   }
@@ -78,7 +87,11 @@ export async function scanForLeaks(
     payloads += found.length;
     const decoded = await codec.decode(found);
     const texts = [...found, ...decoded].map((p) => Buffer.from(p.data ?? new Uint8Array()).toString('utf8'));
-    if (texts.some(contains) || contains(JSON.stringify(history, (_k, v: unknown) => (v instanceof Uint8Array ? undefined : v)))) leaks.add('Temporal history');
+    if (
+      texts.some(contains) ||
+      contains(JSON.stringify(history, (_k, v: unknown) => (v instanceof Uint8Array ? undefined : v)))
+    )
+      leaks.add('Temporal history');
   }
   scanned.push(`${payloads} workflow payloads (decrypted)`);
 

@@ -57,7 +57,11 @@ export function createMetricsChecklistActivities({ registry, config }: Pick<Runt
     return totals(samples);
   }
 
-  const sumOf = (values: Record<string, number>, name: string, where: (l: Record<string, string>) => boolean = () => true) =>
+  const sumOf = (
+    values: Record<string, number>,
+    name: string,
+    where: (l: Record<string, string>) => boolean = () => true,
+  ) =>
     Object.entries(values).reduce((sum, [key, v]) => {
       const p = parseKey(key);
       return p.name === name && where(p.labels) ? sum + v : sum;
@@ -74,7 +78,11 @@ export function createMetricsChecklistActivities({ registry, config }: Pick<Runt
         const p95 = histogramQuantile(d, name, 0.95);
         if (!p95) return { id, status: 'failed' as const, detail: `no ${what} observed during the run` };
         const ok = p95.value < target;
-        return { id, status: ok ? ('passed' as const) : ('failed' as const), detail: `p95 ${ms(p95.value)} over ${p95.count} ${what}s (target < ${ms(target)})` };
+        return {
+          id,
+          status: ok ? ('passed' as const) : ('failed' as const),
+          detail: `p95 ${ms(p95.value)} over ${p95.count} ${what}s (target < ${ms(target)})`,
+        };
       };
       return {
         items: [
@@ -93,12 +101,26 @@ export function createMetricsChecklistActivities({ registry, config }: Pick<Runt
           .map((k) => k.labels.provider!),
       );
       const results = [...providers]
-        .map((provider) => ({ provider, p95: histogramQuantile(d, 'warden_delivery_send_duration_seconds', 0.95, (l) => l.provider === provider) }))
+        .map((provider) => ({
+          provider,
+          p95: histogramQuantile(d, 'warden_delivery_send_duration_seconds', 0.95, (l) => l.provider === provider),
+        }))
         .filter((r): r is { provider: string; p95: { value: number; count: number } } => Boolean(r.p95));
-      if (!results.length) return { items: [{ id: 'provider_latency', status: 'failed', detail: 'no provider call observed during the run' }] };
+      if (!results.length)
+        return {
+          items: [{ id: 'provider_latency', status: 'failed', detail: 'no provider call observed during the run' }],
+        };
       const slow = results.filter((r) => r.p95.value >= TARGETS.provider);
       const detail = results.map((r) => `${r.provider} p95 ${ms(r.p95.value)} (${r.p95.count})`).join(', ');
-      return { items: [{ id: 'provider_latency', status: slow.length ? 'failed' : 'passed', detail: `${detail}; target < ${ms(TARGETS.provider)}` }] };
+      return {
+        items: [
+          {
+            id: 'provider_latency',
+            status: slow.length ? 'failed' : 'passed',
+            detail: `${detail}; target < ${ms(TARGETS.provider)}`,
+          },
+        ],
+      };
     },
 
     async checkMetricsReporting(input: CheckInput): Promise<CheckOutcome> {
@@ -118,7 +140,9 @@ export function createMetricsChecklistActivities({ registry, config }: Pick<Runt
           {
             id: 'metrics_reporting',
             status: problems.length ? 'failed' : 'passed',
-            detail: problems.length ? problems.join('; ') : `${CATALOG.length} catalog metrics exposed; +${generated} tokens generated, +${validated} validations during the run`,
+            detail: problems.length
+              ? problems.join('; ')
+              : `${CATALOG.length} catalog metrics exposed; +${generated} tokens generated, +${validated} validations during the run`,
           },
         ],
       };

@@ -2,7 +2,17 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { authServices } from '../auth/services';
 import { changeDatabaseControl, readDatabaseControl } from '../db/failoverControl';
-import { checkConsistency, databaseHealth, investigate, poolMetrics, promoteReplica, type ConsistencyReport, type HealthReport, type Investigation, type PromotionResult } from '../db/failoverChecks';
+import {
+  checkConsistency,
+  databaseHealth,
+  investigate,
+  poolMetrics,
+  promoteReplica,
+  type ConsistencyReport,
+  type HealthReport,
+  type Investigation,
+  type PromotionResult,
+} from '../db/failoverChecks';
 import { cleanupConsistency, type CleanupResult } from '../db/failoverCleanup';
 import type { TopologySnapshot } from '../db/topologyWatcher';
 import type { Runtime } from '../runtime';
@@ -31,7 +41,8 @@ export interface SwitchResult {
   processes: Record<string, number>;
 }
 
-const samePool = (a: PoolSize | null | undefined, b: PoolSize | null) => (a ?? null) === b || (a != null && b != null && a.max === b.max && a.maxIdle === b.maxIdle);
+const samePool = (a: PoolSize | null | undefined, b: PoolSize | null) =>
+  (a ?? null) === b || (a != null && b != null && a.max === b.max && a.maxIdle === b.maxIdle);
 
 /**
  * Database operations: the health probe of the health-check workflow, and the failover
@@ -83,11 +94,17 @@ export function createDbOpsActivities(runtime: Runtime) {
 
     /** Slow queries (pg_stat_statements), lock contention, and the db_connections metric. */
     async dbFailoverInvestigate(): Promise<Investigation> {
-      return investigate(topology.endpoints, () => poolMetrics(() => runtime.registry.metrics(), config.incidents.checklistMetricsUrls));
+      return investigate(topology.endpoints, () =>
+        poolMetrics(() => runtime.registry.metrics(), config.incidents.checklistMetricsUrls),
+      );
     },
 
     /** Sets (or with null, resets) every process's pool size through the control plane. */
-    async dbFailoverSetPool(input: { pool: PoolSize | null; by: string; reason: string }): Promise<{ changed: boolean }> {
+    async dbFailoverSetPool(input: {
+      pool: PoolSize | null;
+      by: string;
+      reason: string;
+    }): Promise<{ changed: boolean }> {
       const now = await readDatabaseControl(control);
       if (samePool(now?.pool, input.pool)) return { changed: false };
       await change({ by: input.by, reason: input.reason, pool: input.pool });
@@ -105,7 +122,10 @@ export function createDbOpsActivities(runtime: Runtime) {
     /** `SELECT pg_promote()` on the standby (the given endpoint, or the most advanced one). */
     async dbFailoverPromote(input: { endpoint?: string }): Promise<PromotionResult> {
       const result = await promoteReplica(topology.endpoints, input.endpoint);
-      log.warn({ endpoint: result.endpoint, promoted: result.promoted, timeline: result.timeline }, 'database replica promotion');
+      log.warn(
+        { endpoint: result.endpoint, promoted: result.promoted, timeline: result.timeline },
+        'database replica promotion',
+      );
       return result;
     },
 
@@ -116,12 +136,19 @@ export function createDbOpsActivities(runtime: Runtime) {
      */
     async dbFailoverSwitch(input: { endpoint: string; by: string; reason: string }): Promise<SwitchResult> {
       const target = topology.endpoint(input.endpoint);
-      if (!target) throw ApplicationFailure.nonRetryable(`${input.endpoint} is not a configured database endpoint`, 'UnknownEndpointError');
+      if (!target)
+        throw ApplicationFailure.nonRetryable(
+          `${input.endpoint} is not a configured database endpoint`,
+          'UnknownEndpointError',
+        );
       const now = await readDatabaseControl(control);
-      if (now?.primary !== input.endpoint) await change({ by: input.by, reason: input.reason, primary: input.endpoint });
+      if (now?.primary !== input.endpoint)
+        await change({ by: input.by, reason: input.reason, primary: input.endpoint });
       const snap = await topology.refresh();
       if (snap.current !== input.endpoint || snap.role !== 'primary') {
-        throw new Error(`this worker is on ${snap.current} (${snap.role}), not yet on the new primary ${input.endpoint}`);
+        throw new Error(
+          `this worker is on ${snap.current} (${snap.role}), not yet on the new primary ${input.endpoint}`,
+        );
       }
       // give every other process one watch interval (and a margin) to follow
       const waitMs = 2 * config.database.watchIntervalMs + 500;
@@ -133,7 +160,10 @@ export function createDbOpsActivities(runtime: Runtime) {
         `SELECT application_name, count(*)::int AS n FROM pg_stat_activity
           WHERE datname = current_database() AND application_name LIKE '%-topology' GROUP BY 1 ORDER BY 1`,
       );
-      return { endpoint: input.endpoint, processes: Object.fromEntries(rows.map((r) => [r.application_name.replace(/-topology$/, ''), r.n])) };
+      return {
+        endpoint: input.endpoint,
+        processes: Object.fromEntries(rows.map((r) => [r.application_name.replace(/-topology$/, ''), r.n])),
+      };
     },
 
     /** The seed's consistency queries: orphaned challenges, expired challenges not cleaned up. */

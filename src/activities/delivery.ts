@@ -7,7 +7,12 @@ import { ChallengeNotFoundError, planDelivery, sendDelivery, SendFailure } from 
 import type { StatusPageName } from '../providers';
 import type { Channel } from '../providers/types';
 import type { Runtime } from '../runtime';
-import { DeliveryErrorType, type PlanDeliveryInput, type RecordDeliveryInput, type SendDeliveryInput } from '../shared/delivery';
+import {
+  DeliveryErrorType,
+  type PlanDeliveryInput,
+  type RecordDeliveryInput,
+  type SendDeliveryInput,
+} from '../shared/delivery';
 
 /**
  * Delivery as activities. The challenge workflow runs planDelivery -> sendDelivery (one
@@ -28,7 +33,12 @@ const NOT_FOUND = 'ChallengeNotFoundError';
 function failure(err: SendFailure): ApplicationFailure {
   const { decision, details } = err;
   if (decision.action === 'retry') {
-    return ApplicationFailure.create({ type: DeliveryErrorType.transient, message: err.message, details: [details], ...(decision.delayMs !== undefined ? { nextRetryDelay: decision.delayMs } : {}) });
+    return ApplicationFailure.create({
+      type: DeliveryErrorType.transient,
+      message: err.message,
+      details: [details],
+      ...(decision.delayMs !== undefined ? { nextRetryDelay: decision.delayMs } : {}),
+    });
   }
   const type = decision.action === 'fail' ? DeliveryErrorType.permanent : DeliveryErrorType.exhausted;
   const why = decision.action === 'failover' ? ` (${decision.reason})` : '';
@@ -36,7 +46,8 @@ function failure(err: SendFailure): ApplicationFailure {
 }
 
 export function createDeliveryActivities(runtime: Runtime) {
-  const actor = (): ActorContext['actor'] => `workflow:${Context.current().info.workflowExecution?.workflowId ?? 'standalone'}`;
+  const actor = (): ActorContext['actor'] =>
+    `workflow:${Context.current().info.workflowExecution?.workflowId ?? 'standalone'}`;
 
   return {
     async planDelivery(input: PlanDeliveryInput) {
@@ -69,9 +80,18 @@ export function createDeliveryActivities(runtime: Runtime) {
       return routeStatus(runtime);
     },
 
-    async switchDeliveryRoute(input: { channel: Channel; to: 'backup' | 'primary'; reason?: string; incidentId?: string }) {
+    async switchDeliveryRoute(input: {
+      channel: Channel;
+      to: 'backup' | 'primary';
+      reason?: string;
+      incidentId?: string;
+    }) {
       try {
-        const route = await switchRoute(runtime, input.channel, input.to, { actor: actor(), reason: input.reason, incidentId: input.incidentId });
+        const route = await switchRoute(runtime, input.channel, input.to, {
+          actor: actor(),
+          reason: input.reason,
+          incidentId: input.incidentId,
+        });
         return { channel: route.channel, mode: route.mode, primary: route.primary, backup: route.backup };
       } catch (err) {
         if (err instanceof NoBackupError) throw ApplicationFailure.nonRetryable(err.message, 'NoBackupError');
@@ -79,8 +99,17 @@ export function createDeliveryActivities(runtime: Runtime) {
       }
     },
 
-    async setDeliveryChannelEnabled(input: { channel: Channel; enabled: boolean; reason?: string; incidentId?: string }) {
-      const route = await setChannelEnabled(runtime, input.channel, input.enabled, { actor: actor(), reason: input.reason, incidentId: input.incidentId });
+    async setDeliveryChannelEnabled(input: {
+      channel: Channel;
+      enabled: boolean;
+      reason?: string;
+      incidentId?: string;
+    }) {
+      const route = await setChannelEnabled(runtime, input.channel, input.enabled, {
+        actor: actor(),
+        reason: input.reason,
+        incidentId: input.incidentId,
+      });
       return { channel: route.channel, enabled: route.enabled };
     },
 

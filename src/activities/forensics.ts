@@ -27,18 +27,41 @@ export interface ArtifactInfo {
  */
 export async function storeArtifact(
   db: Database,
-  meta: { workflowId: string; name: string; contentType: string; incidentId?: string; windowStart?: string; windowEnd?: string },
+  meta: {
+    workflowId: string;
+    name: string;
+    contentType: string;
+    incidentId?: string;
+    windowStart?: string;
+    windowEnd?: string;
+  },
   chunks: (tx: Queryable) => AsyncGenerator<{ body: string; rows: number }>,
 ): Promise<ArtifactInfo> {
-  const existing = await db.query<{ rows: number; bytes: string; sha256: string }>('SELECT rows, bytes::text AS bytes, sha256 FROM runbook_artifacts WHERE workflow_id = $1 AND name = $2', [meta.workflowId, meta.name]);
-  if (existing.rows[0]) return { name: meta.name, rows: existing.rows[0].rows, bytes: Number(existing.rows[0].bytes), sha256: existing.rows[0].sha256 };
+  const existing = await db.query<{ rows: number; bytes: string; sha256: string }>(
+    'SELECT rows, bytes::text AS bytes, sha256 FROM runbook_artifacts WHERE workflow_id = $1 AND name = $2',
+    [meta.workflowId, meta.name],
+  );
+  if (existing.rows[0])
+    return {
+      name: meta.name,
+      rows: existing.rows[0].rows,
+      bytes: Number(existing.rows[0].bytes),
+      sha256: existing.rows[0].sha256,
+    };
   return db.transaction(async (tx) => {
     // the export reads one consistent snapshot of the audit trail
     await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
     const { rows } = await tx.query<{ id: string }>(
       `INSERT INTO runbook_artifacts (workflow_id, name, content_type, incident_id, window_start, window_end, sha256)
        VALUES ($1, $2, $3, NULLIF($4, ''), $5, $6, '') RETURNING id`,
-      [meta.workflowId, meta.name, meta.contentType, meta.incidentId ?? '', meta.windowStart ?? null, meta.windowEnd ?? null],
+      [
+        meta.workflowId,
+        meta.name,
+        meta.contentType,
+        meta.incidentId ?? '',
+        meta.windowStart ?? null,
+        meta.windowEnd ?? null,
+      ],
     );
     const id = rows[0]!.id;
     const hash = createHash('sha256');
@@ -49,10 +72,19 @@ export async function storeArtifact(
       hash.update(chunk.body);
       bytes += Buffer.byteLength(chunk.body);
       total += chunk.rows;
-      await tx.query('INSERT INTO runbook_artifact_chunks (artifact_id, seq, body) VALUES ($1, $2, $3)', [id, seq++, chunk.body]);
+      await tx.query('INSERT INTO runbook_artifact_chunks (artifact_id, seq, body) VALUES ($1, $2, $3)', [
+        id,
+        seq++,
+        chunk.body,
+      ]);
     }
     const sha256 = hash.digest('hex');
-    await tx.query('UPDATE runbook_artifacts SET rows = $2, bytes = $3, sha256 = $4 WHERE id = $1', [id, total, bytes, sha256]);
+    await tx.query('UPDATE runbook_artifacts SET rows = $2, bytes = $3, sha256 = $4 WHERE id = $1', [
+      id,
+      total,
+      bytes,
+      sha256,
+    ]);
     return { name: meta.name, rows: total, bytes, sha256 };
   });
 }
@@ -60,11 +92,23 @@ export async function storeArtifact(
 export function createForensicsActivities({ db }: Pick<Runtime, 'db'>) {
   return {
     /** The seed's `logs --since 24h | grep identity.auth...`, as every audit event of the window. */
-    async exportAuditWindow(input: { workflowId: string; incidentId?: string; since: string; until: string }): Promise<ArtifactInfo> {
+    async exportAuditWindow(input: {
+      workflowId: string;
+      incidentId?: string;
+      since: string;
+      until: string;
+    }): Promise<ArtifactInfo> {
       let truncated = false;
       const info = await storeArtifact(
         db,
-        { workflowId: input.workflowId, name: 'audit-export.ndjson', contentType: 'application/x-ndjson', incidentId: input.incidentId, windowStart: input.since, windowEnd: input.until },
+        {
+          workflowId: input.workflowId,
+          name: 'audit-export.ndjson',
+          contentType: 'application/x-ndjson',
+          incidentId: input.incidentId,
+          windowStart: input.since,
+          windowEnd: input.until,
+        },
         async function* (tx) {
           let after = '0';
           let total = 0;
@@ -100,7 +144,12 @@ export function createForensicsActivities({ db }: Pick<Runtime, 'db'>) {
           ORDER BY challenge_count DESC
           LIMIT ${ANOMALY_ROWS}`,
       );
-      const expiredAttempts = await db.query<{ challenge_id: string; user_id: string; validation_attempts: number; last_attempt_at: Date }>(
+      const expiredAttempts = await db.query<{
+        challenge_id: string;
+        user_id: string;
+        validation_attempts: number;
+        last_attempt_at: Date;
+      }>(
         `SELECT challenge_id, user_id, validation_attempts, last_attempt_at
            FROM challenge_validation_attempts
           WHERE challenge_expired = true
@@ -108,18 +157,40 @@ export function createForensicsActivities({ db }: Pick<Runtime, 'db'>) {
           LIMIT ${ANOMALY_ROWS}`,
       );
       const report = {
-        mass_token_generation: massGeneration.rows.map((r) => ({ user_id: r.user_id, challenge_count: r.challenge_count, first: r.min.toISOString(), last: r.max.toISOString() })),
-        validation_on_expired: expiredAttempts.rows.map((r) => ({ ...r, last_attempt_at: r.last_attempt_at.toISOString() })),
+        mass_token_generation: massGeneration.rows.map((r) => ({
+          user_id: r.user_id,
+          challenge_count: r.challenge_count,
+          first: r.min.toISOString(),
+          last: r.max.toISOString(),
+        })),
+        validation_on_expired: expiredAttempts.rows.map((r) => ({
+          ...r,
+          last_attempt_at: r.last_attempt_at.toISOString(),
+        })),
       };
-      const artifact = await storeArtifact(db, { workflowId: input.workflowId, name: 'anomalies.json', contentType: 'application/json', incidentId: input.incidentId }, async function* () {
-        yield { body: `${JSON.stringify(report, null, 2)}\n`, rows: report.mass_token_generation.length + report.validation_on_expired.length };
-      });
+      const artifact = await storeArtifact(
+        db,
+        {
+          workflowId: input.workflowId,
+          name: 'anomalies.json',
+          contentType: 'application/json',
+          incidentId: input.incidentId,
+        },
+        async function* () {
+          yield {
+            body: `${JSON.stringify(report, null, 2)}\n`,
+            rows: report.mass_token_generation.length + report.validation_on_expired.length,
+          };
+        },
+      );
       return {
         artifact,
         massTokenGeneration: report.mass_token_generation.length,
         validationOnExpired: report.validation_on_expired.length,
         topUsers: report.mass_token_generation.slice(0, 10).map((r) => `${r.user_id} (${r.challenge_count})`),
-        topExpired: report.validation_on_expired.slice(0, 10).map((r) => `${r.challenge_id} (${r.user_id}, ${r.validation_attempts})`),
+        topExpired: report.validation_on_expired
+          .slice(0, 10)
+          .map((r) => `${r.challenge_id} (${r.user_id}, ${r.validation_attempts})`),
       };
     },
   };

@@ -42,7 +42,13 @@ export interface LeakScanInput {
 }
 
 function isPayload(value: unknown): value is Payload {
-  return typeof value === 'object' && value !== null && 'data' in value && 'metadata' in value && (value as Payload).data instanceof Uint8Array;
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    'data' in value &&
+    'metadata' in value &&
+    (value as Payload).data instanceof Uint8Array
+  );
 }
 
 /** Payloads and failure texts of a history; event times, ids and worker identities are the server's, not ours. */
@@ -81,8 +87,11 @@ export function createLeakScanActivities(runtime: Runtime) {
         collect(history, payloads, texts);
         payloadCount += payloads.length;
         const decoded = await codec.decode(payloads);
-        const near = workflowId.startsWith(CHALLENGE_WORKFLOW_PREFIX) ? workflowId.slice(CHALLENGE_WORKFLOW_PREFIX.length) : undefined;
-        for (const p of decoded) candidates.addJson(Buffer.from(p.data ?? new Uint8Array()).toString('utf8'), 'workflow_history', near);
+        const near = workflowId.startsWith(CHALLENGE_WORKFLOW_PREFIX)
+          ? workflowId.slice(CHALLENGE_WORKFLOW_PREFIX.length)
+          : undefined;
+        for (const p of decoded)
+          candidates.addJson(Buffer.from(p.data ?? new Uint8Array()).toString('utf8'), 'workflow_history', near);
         for (const t of texts) candidates.add(t, 'workflow_history', near);
         if (i % 200 === 0) Context.current().heartbeat({ phase: 'histories', done: i });
       }
@@ -116,7 +125,12 @@ export function createLeakScanActivities(runtime: Runtime) {
 
   /** Compares each OTP- or token-shaped candidate with the hashes of the window's secrets, within the budget. */
   async function confirm(candidates: CandidateSet, input: LeakScanInput) {
-    const { rows } = await db.query<{ id: string; method: 'sms_otp' | 'magic_link'; key_id: string; secret_hash: string }>(
+    const { rows } = await db.query<{
+      id: string;
+      method: 'sms_otp' | 'magic_link';
+      key_id: string;
+      secret_hash: string;
+    }>(
       `SELECT id, method, key_id, secret_hash FROM auth_challenges
         WHERE created_at >= $1 AND created_at <= $2 AND secret_hash IS NOT NULL AND key_id IS NOT NULL`,
       [input.since, input.until],
@@ -133,14 +147,20 @@ export function createLeakScanActivities(runtime: Runtime) {
         benignFormat++;
         continue;
       }
-      const near = [...seen.near].map((id) => byId.get(id)).filter((r): r is NonNullable<typeof r> => r?.method === kind);
+      const near = [...seen.near]
+        .map((id) => byId.get(id))
+        .filter((r): r is NonNullable<typeof r> => r?.method === kind);
       const rest = rows.filter((r) => r.method === kind && !seen.near.has(r.id));
       const order = [...near, ...rest];
       let found: (typeof rows)[number] | undefined;
       let checked = 0;
       while (!found && checked < order.length && comparisons < input.maxComparisons) {
         const batch = order.slice(checked, checked + Math.min(COMPARE_CONCURRENCY, input.maxComparisons - comparisons));
-        const results = await Promise.all(batch.map(async (row) => ((await compareSecret((await keys.get(row.key_id)).pepper, value, row.secret_hash)) ? row : undefined)));
+        const results = await Promise.all(
+          batch.map(async (row) =>
+            (await compareSecret((await keys.get(row.key_id)).pepper, value, row.secret_hash)) ? row : undefined,
+          ),
+        );
         checked += batch.length;
         comparisons += batch.length;
         found = results.find(Boolean);
@@ -173,9 +193,20 @@ export function createLeakScanActivities(runtime: Runtime) {
         confirmedLeaks: confirmed.leaks,
         clean: confirmed.leaks.length === 0 && confirmed.unverified === 0,
       };
-      const artifact = await storeArtifact(db, { workflowId: input.workflowId, name: 'leak-scan.json', contentType: 'application/json', incidentId: input.incidentId, windowStart: input.since, windowEnd: input.until }, async function* () {
-        yield { body: `${JSON.stringify(report, null, 2)}\n`, rows: 1 };
-      });
+      const artifact = await storeArtifact(
+        db,
+        {
+          workflowId: input.workflowId,
+          name: 'leak-scan.json',
+          contentType: 'application/json',
+          incidentId: input.incidentId,
+          windowStart: input.since,
+          windowEnd: input.until,
+        },
+        async function* () {
+          yield { body: `${JSON.stringify(report, null, 2)}\n`, rows: 1 };
+        },
+      );
       return { ...report, confirmedLeaks: report.confirmedLeaks.slice(0, 50), artifact: artifact.name };
     },
   };

@@ -41,10 +41,23 @@ export function createIncidentStoreActivities({ db, metrics }: Pick<Runtime, 'db
      */
     async registerIncident(input: RegisterIncidentInput): Promise<{ id: string }> {
       const { workflowId, runId, state } = input;
-      const existing = await db.query<{ id: string }>('SELECT id FROM incidents WHERE workflow_id = $1 AND run_id = $2', [workflowId, runId]);
+      const existing = await db.query<{ id: string }>(
+        'SELECT id FROM incidents WHERE workflow_id = $1 AND run_id = $2',
+        [workflowId, runId],
+      );
       if (existing.rows[0]) return { id: existing.rows[0].id };
 
-      const values = [state.type, state.severity, state.status, state.title, state.dataBreach, state.detectedAt, workflowId, runId, state.source];
+      const values = [
+        state.type,
+        state.severity,
+        state.status,
+        state.title,
+        state.dataBreach,
+        state.detectedAt,
+        workflowId,
+        runId,
+        state.source,
+      ];
       const insert = `INSERT INTO incidents (id, type, severity, status, title, data_breach, detected_at, workflow_id, run_id, source, alert_group, state)
                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
                       ON CONFLICT (id) DO NOTHING RETURNING id`;
@@ -55,7 +68,9 @@ export function createIncidentStoreActivities({ db, metrics }: Pick<Runtime, 'db
            WHERE id = $1 AND run_id IS NULL RETURNING id`,
           [state.id, runId, workflowId, state.source, state],
         );
-        const inserted = claimed.rows[0] ? claimed : await db.write<{ id: string }>(insert, [state.id, ...values, alertGroup, state]);
+        const inserted = claimed.rows[0]
+          ? claimed
+          : await db.write<{ id: string }>(insert, [state.id, ...values, alertGroup, state]);
         if (inserted.rows[0]) metrics.incidentsStarted.inc({ type: state.type, severity: state.severity });
         return { id: state.id };
       }
@@ -83,12 +98,27 @@ export function createIncidentStoreActivities({ db, metrics }: Pick<Runtime, 'db
            acknowledged_at = $9, resolved_at = $10, state = $11, report = COALESCE($12, i.report), updated_at = now()
          FROM old WHERE i.id = old.id
          RETURNING old.acknowledged_at AS old_ack, old.resolved_at AS old_resolved`,
-        [input.workflowId, input.runId, s.type, s.severity, s.status, s.title, s.owner ?? null, s.dataBreach, s.acknowledgedAt ?? null, s.resolvedAt ?? null, s, report],
+        [
+          input.workflowId,
+          input.runId,
+          s.type,
+          s.severity,
+          s.status,
+          s.title,
+          s.owner ?? null,
+          s.dataBreach,
+          s.acknowledgedAt ?? null,
+          s.resolvedAt ?? null,
+          s,
+          report,
+        ],
       );
       const old = rows[0];
       if (!old) return;
-      if (!old.old_ack && s.acknowledgedAt) metrics.incidentTimeToAcknowledge.observe({ severity: s.severity }, seconds(s.detectedAt, s.acknowledgedAt));
-      if (!old.old_resolved && s.resolvedAt) metrics.incidentTimeToResolve.observe({ severity: s.severity }, seconds(s.detectedAt, s.resolvedAt));
+      if (!old.old_ack && s.acknowledgedAt)
+        metrics.incidentTimeToAcknowledge.observe({ severity: s.severity }, seconds(s.detectedAt, s.acknowledgedAt));
+      if (!old.old_resolved && s.resolvedAt)
+        metrics.incidentTimeToResolve.observe({ severity: s.severity }, seconds(s.detectedAt, s.resolvedAt));
     },
   };
 }

@@ -14,7 +14,9 @@ import { createSlackNotifyActivities } from './notifySlack';
  */
 export function createIncidentActivities(runtime: Runtime) {
   const log = runtime.logger.child({ component: 'incidents' });
-  const contacts = contactsSource(runtime.config.incidents.contactsFile, (message) => log.error({ problem: message }, 'contacts file unreadable; keeping the last good contacts'));
+  const contacts = contactsSource(runtime.config.incidents.contactsFile, (message) =>
+    log.error({ problem: message }, 'contacts file unreadable; keeping the last good contacts'),
+  );
   return {
     ...createIncidentStoreActivities(runtime),
     ...createSlackNotifyActivities({ ...runtime, contacts }),

@@ -35,7 +35,13 @@ export function createEmailNotifyActivities({ providers, db, contacts }: Deps) {
       const c = contacts();
       const contact = c.roles[input.role];
       if (!contact.email) return { sent: false, reason: 'no_email' };
-      const message = escalationEmail({ incident: input.incident, role: input.role, contactName: contact.name, reason: input.reason, warRoom: c.war_room });
+      const message = escalationEmail({
+        incident: input.incident,
+        role: input.role,
+        contactName: contact.name,
+        reason: input.reason,
+        warRoom: c.war_room,
+      });
       const [primary, backup] = await route();
       try {
         await providers.email[primary!].send({ to: contact.email, ...message, idempotencyKey: input.idempotencyKey });

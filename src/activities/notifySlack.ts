@@ -11,7 +11,20 @@ import type { IncidentState, IncidentTask, NotifiedRole } from '../shared/incide
  * owner change, and every update threaded under it. Slack has no idempotency key: a retry
  * after a lost reply can post twice, which is the lesser evil next to a missing page.
  */
-export type IncidentSummary = Pick<IncidentState, 'id' | 'type' | 'severity' | 'title' | 'impact' | 'status' | 'detectedAt' | 'owner' | 'source' | 'dataBreach' | 'affected'>;
+export type IncidentSummary = Pick<
+  IncidentState,
+  | 'id'
+  | 'type'
+  | 'severity'
+  | 'title'
+  | 'impact'
+  | 'status'
+  | 'detectedAt'
+  | 'owner'
+  | 'source'
+  | 'dataBreach'
+  | 'affected'
+>;
 
 export interface SlackThread {
   channel: string;
@@ -103,7 +116,10 @@ export function createSlackNotifyActivities({ providers, config, metrics, contac
     async notifyRoleSlack(input: NotifyRoleInput): Promise<{ contact: string }> {
       const contact = contacts().roles[input.role];
       await post(
-        escalationSlackText({ incident: input.incident, role: input.role, contactName: contact.name, reason: input.reason }, slackMention(contact)),
+        escalationSlackText(
+          { incident: input.incident, role: input.role, contactName: contact.name, reason: input.reason },
+          slackMention(contact),
+        ),
         input.thread,
       );
       metrics.incidentEscalations.inc({ severity: input.incident.severity, role: input.role });
@@ -111,7 +127,8 @@ export function createSlackNotifyActivities({ providers, config, metrics, contac
     },
 
     async notifyTaskSlack(input: TaskNoticeInput): Promise<void> {
-      const icon = input.event === 'overdue' ? ':warning:' : input.event === 'reminder' ? ':alarm_clock:' : ':clipboard:';
+      const icon =
+        input.event === 'overdue' ? ':warning:' : input.event === 'reminder' ? ':alarm_clock:' : ':clipboard:';
       await post(`${icon} ${input.text} — ${taskAudience(input)}`, input.thread);
     },
   };

@@ -17,8 +17,16 @@ export function createRunbookAbuseActivities(runtime: Runtime) {
   const settings = () => authServices(runtime).settings;
 
   /** Saves the current value (first call wins), then writes `next(current)`. */
-  async function applySetting<T>(workflowId: string, key: string, fallback: T, next: (current: T) => T): Promise<{ previous: T; applied: T }> {
-    const saved = await db.query<{ previous: T | null; applied: T }>('SELECT previous, applied FROM runbook_saved_settings WHERE workflow_id = $1 AND key = $2', [workflowId, key]);
+  async function applySetting<T>(
+    workflowId: string,
+    key: string,
+    fallback: T,
+    next: (current: T) => T,
+  ): Promise<{ previous: T; applied: T }> {
+    const saved = await db.query<{ previous: T | null; applied: T }>(
+      'SELECT previous, applied FROM runbook_saved_settings WHERE workflow_id = $1 AND key = $2',
+      [workflowId, key],
+    );
     let previous: T;
     let applied: T;
     if (saved.rows[0]) {
@@ -34,7 +42,12 @@ export function createRunbookAbuseActivities(runtime: Runtime) {
       );
     }
     await settings().put(key, applied, `runbook:${workflowId}`);
-    await recordAudit(db, audit, { type: AuditEventType.settingsChanged, outcome: 'updated', dedupeKey: `${workflowId}/apply/${key}`, details: { key, value: applied, actor: workflowId } });
+    await recordAudit(db, audit, {
+      type: AuditEventType.settingsChanged,
+      outcome: 'updated',
+      dedupeKey: `${workflowId}/apply/${key}`,
+      details: { key, value: applied, actor: workflowId },
+    });
     return { previous, applied };
   }
 
@@ -53,7 +66,10 @@ export function createRunbookAbuseActivities(runtime: Runtime) {
           GROUP BY user_id ORDER BY violations DESC, user_id LIMIT $2`,
         [input.hours, input.top],
       );
-      const total = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM rate_limit_attempts WHERE exceeded AND attempted_at > now() - make_interval(hours => $1)`, [input.hours]);
+      const total = await db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM rate_limit_attempts WHERE exceeded AND attempted_at > now() - make_interval(hours => $1)`,
+        [input.hours],
+      );
       return { ips: ips.rows, users: users.rows, violations: total.rows[0]?.n ?? 0 };
     },
 
@@ -62,7 +78,9 @@ export function createRunbookAbuseActivities(runtime: Runtime) {
      * the never-block list (a block of the proxy would lock everyone out).
      */
     async abusiveIps(input: { threshold: number; neverBlock: string[] }): Promise<{ ips: string[]; spared: string[] }> {
-      const spare = [...config.trustedProxies, ...input.neverBlock].filter((s) => /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(s));
+      const spare = [...config.trustedProxies, ...input.neverBlock].filter((s) =>
+        /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(s),
+      );
       const { rows } = await db.query<{ ip: string; spared: boolean }>(
         `SELECT host(ip) AS ip, EXISTS (SELECT 1 FROM unnest($2::text[]) s WHERE ip <<= s::cidr) AS spared
            FROM rate_limit_attempts
@@ -70,12 +88,17 @@ export function createRunbookAbuseActivities(runtime: Runtime) {
           GROUP BY ip HAVING count(*) >= $1 ORDER BY count(*) DESC, ip LIMIT 10000`,
         [input.threshold, spare],
       );
-      return { ips: rows.filter((r) => !r.spared).map((r) => r.ip), spared: rows.filter((r) => r.spared).map((r) => r.ip) };
+      return {
+        ips: rows.filter((r) => !r.spared).map((r) => r.ip),
+        spared: rows.filter((r) => r.spared).map((r) => r.ip),
+      };
     },
 
     /** The seed's tightened limits (never looser than what is in force). */
     async tightenRateLimits(input: { workflowId: string; tightened: AbuseParams['tightened'] }) {
-      return applySetting<RateLimitSettings>(input.workflowId, RATE_LIMITING_KEY, DEFAULT_RATE_LIMITS, (current) => tightenLimits(current, input.tightened));
+      return applySetting<RateLimitSettings>(input.workflowId, RATE_LIMITING_KEY, DEFAULT_RATE_LIMITS, (current) =>
+        tightenLimits(current, input.tightened),
+      );
     },
 
     /**
@@ -83,19 +106,34 @@ export function createRunbookAbuseActivities(runtime: Runtime) {
      * per-user maximum raised for the run, saved and restored like the tightening above.
      */
     async relieveRateLimits(input: { workflowId: string; factor: number }) {
-      return applySetting<RateLimitSettings>(input.workflowId, RATE_LIMITING_KEY, DEFAULT_RATE_LIMITS, (current) => relievedLimits(current, input.factor));
+      return applySetting<RateLimitSettings>(input.workflowId, RATE_LIMITING_KEY, DEFAULT_RATE_LIMITS, (current) =>
+        relievedLimits(current, input.factor),
+      );
     },
 
     async enableCaptcha(input: { workflowId: string; threshold: number; windowSeconds: number }) {
-      return applySetting<CaptchaSettings>(input.workflowId, CAPTCHA_SETTINGS_KEY, DEFAULT_CAPTCHA_SETTINGS, () => ({ enabled: true, threshold: input.threshold, window_seconds: input.windowSeconds }));
+      return applySetting<CaptchaSettings>(input.workflowId, CAPTCHA_SETTINGS_KEY, DEFAULT_CAPTCHA_SETTINGS, () => ({
+        enabled: true,
+        threshold: input.threshold,
+        window_seconds: input.windowSeconds,
+      }));
     },
 
     /**
      * Puts back the value saved before the run changed `key`, unless someone changed it since
      * (then their value stays, and the answer says so).
      */
-    async restoreSetting(input: { workflowId: string; key: string }): Promise<{ restored: boolean; value: unknown; reason?: string }> {
-      const { rows } = await db.query<{ previous: unknown; applied: unknown; restored_at: Date | null; current: unknown; same: boolean | null }>(
+    async restoreSetting(input: {
+      workflowId: string;
+      key: string;
+    }): Promise<{ restored: boolean; value: unknown; reason?: string }> {
+      const { rows } = await db.query<{
+        previous: unknown;
+        applied: unknown;
+        restored_at: Date | null;
+        current: unknown;
+        same: boolean | null;
+      }>(
         `SELECT s.previous, s.applied, s.restored_at, r.value AS current, (r.value = s.applied) AS same
            FROM runbook_saved_settings s LEFT JOIN runtime_settings r ON r.key = s.key
           WHERE s.workflow_id = $1 AND s.key = $2`,
@@ -105,13 +143,25 @@ export function createRunbookAbuseActivities(runtime: Runtime) {
       if (!row) return { restored: false, value: null, reason: 'this run never changed it' };
       if (row.restored_at) return { restored: true, value: row.previous };
       if (!row.same) {
-        return { restored: false, value: row.current, reason: 'changed by someone else during the run; their value stays' };
+        return {
+          restored: false,
+          value: row.current,
+          reason: 'changed by someone else during the run; their value stays',
+        };
       }
       if (row.previous === null) await db.write('DELETE FROM runtime_settings WHERE key = $1', [input.key]);
       else await settings().put(input.key, row.previous, `runbook:${input.workflowId}`);
       settings().invalidate();
-      await db.write('UPDATE runbook_saved_settings SET restored_at = now() WHERE workflow_id = $1 AND key = $2', [input.workflowId, input.key]);
-      await recordAudit(db, audit, { type: AuditEventType.settingsChanged, outcome: 'restored', dedupeKey: `${input.workflowId}/restore/${input.key}`, details: { key: input.key, value: row.previous, actor: input.workflowId } });
+      await db.write('UPDATE runbook_saved_settings SET restored_at = now() WHERE workflow_id = $1 AND key = $2', [
+        input.workflowId,
+        input.key,
+      ]);
+      await recordAudit(db, audit, {
+        type: AuditEventType.settingsChanged,
+        outcome: 'restored',
+        dedupeKey: `${input.workflowId}/restore/${input.key}`,
+        details: { key: input.key, value: row.previous, actor: input.workflowId },
+      });
       return { restored: true, value: row.previous };
     },
 
@@ -122,7 +172,9 @@ export function createRunbookAbuseActivities(runtime: Runtime) {
      */
     async violationsSince(input: { cursor: string | null }): Promise<{ violations: number; cursor: string }> {
       if (input.cursor === null) {
-        const { rows: top } = await db.query<{ last: string | null }>('SELECT max(id)::text AS last FROM rate_limit_attempts');
+        const { rows: top } = await db.query<{ last: string | null }>(
+          'SELECT max(id)::text AS last FROM rate_limit_attempts',
+        );
         return { violations: 0, cursor: top[0]?.last ?? '0' };
       }
       const { rows } = await db.query<{ n: number; last: string | null }>(
@@ -137,7 +189,12 @@ export function createRunbookAbuseActivities(runtime: Runtime) {
      * The seed's `DELETE FROM rate_limit_attempts WHERE user_id IN (...)` for false positives
      * (and for the provider-outage run's users refused while retrying failed deliveries: `reason`).
      */
-    async clearFalsePositives(input: { key: string; userIds: string[]; incidentId?: string; reason?: string }): Promise<{ cleared: number; users: number }> {
+    async clearFalsePositives(input: {
+      key: string;
+      userIds: string[];
+      incidentId?: string;
+      reason?: string;
+    }): Promise<{ cleared: number; users: number }> {
       const result = await db.write('DELETE FROM rate_limit_attempts WHERE user_id = ANY($1::text[])', [input.userIds]);
       for (const userId of new Set(input.userIds)) {
         await recordAudit(db, audit, {

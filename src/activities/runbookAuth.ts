@@ -37,7 +37,12 @@ export interface BlockIpsResult {
 export function createRunbookAuthActivities(runtime: Runtime) {
   const { db } = runtime;
   const audit = runtime.logger.child({ component: 'audit' });
-  const deps = (): AdminDeps => ({ db, logger: audit, client: runtime.temporal.client, keys: authServices(runtime).keys });
+  const deps = (): AdminDeps => ({
+    db,
+    logger: audit,
+    client: runtime.temporal.client,
+    keys: authServices(runtime).keys,
+  });
 
   async function auditOnce(key: string, event: Parameters<typeof recordAudit>[2]) {
     await recordAudit(db, audit, { ...event, dedupeKey: key });
@@ -55,8 +60,16 @@ export function createRunbookAuthActivities(runtime: Runtime) {
   return {
     /** The seed's "revoke all active challenges" through each challenge's workflow (reason security_incident). */
     async revokeUsersChallenges(input: { key: string; userIds: string[]; incidentId?: string }) {
-      const { rows } = await db.query<{ id: string }>(`SELECT id FROM auth_challenges WHERE user_id = ANY($1::text[]) AND ${ACTIVE} ORDER BY created_at`, [input.userIds]);
-      const outcome = await revokeChallenges(deps(), rows.map((r) => r.id), 'security_incident', input.incidentId);
+      const { rows } = await db.query<{ id: string }>(
+        `SELECT id FROM auth_challenges WHERE user_id = ANY($1::text[]) AND ${ACTIVE} ORDER BY created_at`,
+        [input.userIds],
+      );
+      const outcome = await revokeChallenges(
+        deps(),
+        rows.map((r) => r.id),
+        'security_incident',
+        input.incidentId,
+      );
       for (const userId of input.userIds) {
         await auditOnce(`${input.key}/revoke/${userId}`, {
           type: AuditEventType.userAction,
@@ -77,7 +90,8 @@ export function createRunbookAuthActivities(runtime: Runtime) {
         [input.userIds],
       );
       const counts = rows[0]!;
-      if (counts.active > 0) throw ApplicationFailure.retryable(`${counts.active} challenge(s) still active`, 'ChallengesStillActive');
+      if (counts.active > 0)
+        throw ApplicationFailure.retryable(`${counts.active} challenge(s) still active`, 'ChallengesStillActive');
       return counts;
     },
 
@@ -89,10 +103,23 @@ export function createRunbookAuthActivities(runtime: Runtime) {
         [input.userIds],
       );
       for (const { sub } of rows) {
-        await auditOnce(`${input.key}/reset/${sub}`, { type: AuditEventType.userAction, outcome: 'force_password_reset', userId: sub, incidentId: input.incidentId, details: { actor: input.key } });
+        await auditOnce(`${input.key}/reset/${sub}`, {
+          type: AuditEventType.userAction,
+          outcome: 'force_password_reset',
+          userId: sub,
+          incidentId: input.incidentId,
+          details: { actor: input.key },
+        });
       }
-      const { rows: flagged } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM users WHERE sub = ANY($1::text[]) AND force_password_reset', [input.userIds]);
-      return { newlyFlagged: rows.length, flagged: flagged[0]?.n ?? 0, unknownUsers: input.userIds.length - (flagged[0]?.n ?? 0) };
+      const { rows: flagged } = await db.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM users WHERE sub = ANY($1::text[]) AND force_password_reset',
+        [input.userIds],
+      );
+      return {
+        newlyFlagged: rows.length,
+        flagged: flagged[0]?.n ?? 0,
+        unknownUsers: input.userIds.length - (flagged[0]?.n ?? 0),
+      };
     },
 
     /**
@@ -116,7 +143,13 @@ export function createRunbookAuthActivities(runtime: Runtime) {
           result.alreadyBlocked.push(cidr.text);
           continue;
         }
-        const { entry }: { entry: BlocklistEntry } = await addBlock(db, { cidr, reason: input.reason, expiresAt: new Date(input.expiresAt), createdBy: input.key, incidentId: input.incidentId });
+        const { entry }: { entry: BlocklistEntry } = await addBlock(db, {
+          cidr,
+          reason: input.reason,
+          expiresAt: new Date(input.expiresAt),
+          createdBy: input.key,
+          incidentId: input.incidentId,
+        });
         await auditOnce(`${input.key}/block/${entry.cidr}`, {
           type: AuditEventType.blocklistChanged,
           outcome: 'added',
@@ -135,7 +168,12 @@ export function createRunbookAuthActivities(runtime: Runtime) {
         [input.key],
       );
       for (const { cidr } of rows) {
-        await auditOnce(`${input.key}/unblock/${cidr}`, { type: AuditEventType.blocklistChanged, outcome: 'removed', incidentId: input.incidentId, details: { cidr, actor: input.key, reason: 'runbook cancelled' } });
+        await auditOnce(`${input.key}/unblock/${cidr}`, {
+          type: AuditEventType.blocklistChanged,
+          outcome: 'removed',
+          incidentId: input.incidentId,
+          details: { cidr, actor: input.key, reason: 'runbook cancelled' },
+        });
       }
       return { unblocked: rows.map((r) => r.cidr) };
     },
@@ -154,7 +192,13 @@ export function createRunbookAuthActivities(runtime: Runtime) {
           WHERE u.sub = ANY($1::text[])`,
         [input.userIds, input.incidentKey],
       );
-      const counts = { sent: 0, alreadySent: 0, noEmail: 0, rejected: 0, unknownUsers: input.userIds.length - rows.length };
+      const counts = {
+        sent: 0,
+        alreadySent: 0,
+        noEmail: 0,
+        rejected: 0,
+        unknownUsers: input.userIds.length - rows.length,
+      };
       const queue = [...rows];
       const worker = async () => {
         for (let row = queue.shift(); row; row = queue.shift()) {
@@ -165,7 +209,12 @@ export function createRunbookAuthActivities(runtime: Runtime) {
           let provider: EmailProviderName | null = null;
           let outcome: 'sent' | 'no_email' | 'rejected' = 'no_email';
           if (row.email) {
-            const message = { to: row.email, subject: INCIDENT_NOTIFICATION_SUBJECT, text: INCIDENT_NOTIFICATION_TEXT, idempotencyKey: notificationKey(input.incidentKey, row.sub) };
+            const message = {
+              to: row.email,
+              subject: INCIDENT_NOTIFICATION_SUBJECT,
+              text: INCIDENT_NOTIFICATION_TEXT,
+              idempotencyKey: notificationKey(input.incidentKey, row.sub),
+            };
             try {
               try {
                 provider = (await runtime.providers.email[primary!].send(message)).provider as EmailProviderName;

@@ -25,7 +25,8 @@ interface SavedRow {
 /** A refusal by the per-user limit of a request that sends a message (initiate or resend): a user retrying. */
 const PER_USER_RETRY = `a.outcome = 'user' AND a.details->>'action' = 'initiate'`;
 
-const settingKey = (channel: Channel, change: OutageChange) => (change === 'backup' ? `delivery.${channel}.mode` : `delivery.${channel}.enabled`);
+const settingKey = (channel: Channel, change: OutageChange) =>
+  change === 'backup' ? `delivery.${channel}.mode` : `delivery.${channel}.enabled`;
 
 export function createRunbookOutageActivities(runtime: Runtime) {
   const { db } = runtime;
@@ -46,7 +47,11 @@ export function createRunbookOutageActivities(runtime: Runtime) {
         try {
           out.push({ provider, ...(await runtime.providers.statusPage(provider)) });
         } catch (err) {
-          out.push({ provider, indicator: 'unknown', description: err instanceof Error ? err.message.slice(0, 200) : 'unreadable' });
+          out.push({
+            provider,
+            indicator: 'unknown',
+            description: err instanceof Error ? err.message.slice(0, 200) : 'unreadable',
+          });
         }
       }
       return out;
@@ -66,7 +71,14 @@ export function createRunbookOutageActivities(runtime: Runtime) {
      */
     async outageScope(input: { since: string; until: string; channel?: Channel }) {
       const args = [input.since, input.until, input.channel ?? null];
-      const attempts = await db.query<{ provider: string; channel: string; sends: number; failed_sends: number; failed_calls: number; last_failure_at: string | null }>(
+      const attempts = await db.query<{
+        provider: string;
+        channel: string;
+        sends: number;
+        failed_sends: number;
+        failed_calls: number;
+        last_failure_at: string | null;
+      }>(
         `SELECT provider, channel, count(*)::int AS sends, count(*) FILTER (WHERE status = 'failed')::int AS failed_sends,
                 COALESCE(sum(failed_calls), 0)::int AS failed_calls,
                 to_json(max(last_attempt_at) FILTER (WHERE failed_calls > 0))#>>'{}' AS last_failure_at
@@ -74,7 +86,13 @@ export function createRunbookOutageActivities(runtime: Runtime) {
           GROUP BY provider, channel ORDER BY failed_calls DESC, provider`,
         args,
       );
-      const failures = await db.query<{ provider: string; channel: string; failures: number; unresolved: number; users: number }>(
+      const failures = await db.query<{
+        provider: string;
+        channel: string;
+        failures: number;
+        unresolved: number;
+        users: number;
+      }>(
         `SELECT provider, channel, count(*)::int AS failures, count(*) FILTER (WHERE resolved_at IS NULL AND resent_at IS NULL)::int AS unresolved,
                 count(DISTINCT user_id)::int AS users
            FROM delivery_failures WHERE last_attempt_at BETWEEN $1 AND $2 AND ($3::text IS NULL OR channel = $3)
@@ -92,9 +110,23 @@ export function createRunbookOutageActivities(runtime: Runtime) {
       const refused = limited.rows[0];
       const routes = await routeStatus(runtime);
       return {
-        attempts: attempts.rows.map((r) => ({ provider: r.provider, channel: r.channel, sends: r.sends, failedSends: r.failed_sends, failedCalls: r.failed_calls, lastFailureAt: r.last_failure_at })),
+        attempts: attempts.rows.map((r) => ({
+          provider: r.provider,
+          channel: r.channel,
+          sends: r.sends,
+          failedSends: r.failed_sends,
+          failedCalls: r.failed_calls,
+          lastFailureAt: r.last_failure_at,
+        })),
         failures: failures.rows,
-        routes: Object.values(routes).map((r) => ({ channel: r.channel, primary: r.primary_provider, backup: r.backup_provider, mode: r.mode, enabled: r.enabled, circuits: r.circuits.map((c) => ({ provider: c.provider, state: c.state })) })),
+        routes: Object.values(routes).map((r) => ({
+          channel: r.channel,
+          primary: r.primary_provider,
+          backup: r.backup_provider,
+          mode: r.mode,
+          enabled: r.enabled,
+          circuits: r.circuits.map((c) => ({ provider: c.provider, state: c.state })),
+        })),
         rateLimited: { users: refused?.users ?? 0, refusals: refused?.refusals ?? 0, perUser: refused?.per_user ?? 0 },
       };
     },
@@ -118,7 +150,13 @@ export function createRunbookOutageActivities(runtime: Runtime) {
      * Routes the channel to its backup (`backup`) or turns it off (`disable`, the seed's
      * auth.<method>.enabled: false). `changed` is false when it already was so before the run.
      */
-    async applyOutageChange(input: { workflowId: string; channel: Channel; change: OutageChange; reason: string; incidentId?: string }) {
+    async applyOutageChange(input: {
+      workflowId: string;
+      channel: Channel;
+      change: OutageChange;
+      reason: string;
+      incidentId?: string;
+    }) {
       const key = settingKey(input.channel, input.change);
       const applied = input.change === 'backup' ? 'backup' : false;
       const now = await current(input.channel, input.change);
@@ -127,7 +165,10 @@ export function createRunbookOutageActivities(runtime: Runtime) {
         `INSERT INTO runbook_saved_settings (workflow_id, key, previous, applied) VALUES ($1, $2, $3::jsonb, $4::jsonb) ON CONFLICT DO NOTHING`,
         [input.workflowId, key, JSON.stringify(now), JSON.stringify(applied)],
       );
-      const { rows } = await db.query<SavedRow>('SELECT previous, applied, restored_at FROM runbook_saved_settings WHERE workflow_id = $1 AND key = $2', [input.workflowId, key]);
+      const { rows } = await db.query<SavedRow>(
+        'SELECT previous, applied, restored_at FROM runbook_saved_settings WHERE workflow_id = $1 AND key = $2',
+        [input.workflowId, key],
+      );
       const saved = rows[0]!;
       const changed = saved.previous !== saved.applied;
       if (changed && now !== applied && !saved.restored_at) {
@@ -136,7 +177,8 @@ export function createRunbookOutageActivities(runtime: Runtime) {
           if (input.change === 'backup') await switchRoute(runtime, input.channel, 'backup', ctx);
           else await setChannelEnabled(runtime, input.channel, false, ctx);
         } catch (err) {
-          if (err instanceof Error && err.name === 'NoBackupError') throw ApplicationFailure.nonRetryable(err.message, 'NoBackupError');
+          if (err instanceof Error && err.name === 'NoBackupError')
+            throw ApplicationFailure.nonRetryable(err.message, 'NoBackupError');
           throw err;
         }
       }
@@ -144,9 +186,18 @@ export function createRunbookOutageActivities(runtime: Runtime) {
     },
 
     /** Puts back what applyOutageChange changed, unless someone has changed it since. */
-    async restoreOutageChange(input: { workflowId: string; channel: Channel; change: OutageChange; reason: string; incidentId?: string }) {
+    async restoreOutageChange(input: {
+      workflowId: string;
+      channel: Channel;
+      change: OutageChange;
+      reason: string;
+      incidentId?: string;
+    }) {
       const key = settingKey(input.channel, input.change);
-      const { rows } = await db.query<SavedRow>('SELECT previous, applied, restored_at FROM runbook_saved_settings WHERE workflow_id = $1 AND key = $2', [input.workflowId, key]);
+      const { rows } = await db.query<SavedRow>(
+        'SELECT previous, applied, restored_at FROM runbook_saved_settings WHERE workflow_id = $1 AND key = $2',
+        [input.workflowId, key],
+      );
       const saved = rows[0];
       if (!saved || saved.previous === saved.applied) return { restored: false, reason: 'this run did not change it' };
       if (saved.restored_at) return { restored: true };
@@ -156,7 +207,10 @@ export function createRunbookOutageActivities(runtime: Runtime) {
       const ctx = { actor: `workflow:${input.workflowId}`, reason: input.reason, incidentId: input.incidentId };
       if (input.change === 'backup') await switchRoute(runtime, input.channel, 'primary', ctx);
       else await setChannelEnabled(runtime, input.channel, true, ctx);
-      await db.write('UPDATE runbook_saved_settings SET restored_at = now() WHERE workflow_id = $1 AND key = $2', [input.workflowId, key]);
+      await db.write('UPDATE runbook_saved_settings SET restored_at = now() WHERE workflow_id = $1 AND key = $2', [
+        input.workflowId,
+        key,
+      ]);
       return { restored: true };
     },
   };

@@ -48,14 +48,20 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 function fromJson(payloads: JsonPayload[]): Payload[] {
   return payloads.map((p, index) => {
     for (const value of [p.data ?? '', ...Object.values(p.metadata ?? {})]) {
-      if (!BASE64.test(value)) throw new ApiError(400, 'invalid_request', `payload ${index} is not base64 (proto3 JSON)`);
+      if (!BASE64.test(value))
+        throw new ApiError(400, 'invalid_request', `payload ${index} is not base64 (proto3 JSON)`);
     }
     return temporal.api.common.v1.Payload.fromObject(p);
   });
 }
 
 function toJson(payloads: Payload[]): JsonPayload[] {
-  return payloads.map((p) => temporal.api.common.v1.Payload.toObject(temporal.api.common.v1.Payload.create(p), { bytes: String }) as JsonPayload);
+  return payloads.map(
+    (p) =>
+      temporal.api.common.v1.Payload.toObject(temporal.api.common.v1.Payload.create(p), {
+        bytes: String,
+      }) as JsonPayload,
+  );
 }
 
 const codecRoutes: FastifyPluginAsync = async (app) => {
@@ -77,7 +83,8 @@ const codecRoutes: FastifyPluginAsync = async (app) => {
 
   const authorise = async (request: FastifyRequest, reply: FastifyReply) => {
     if (config.codec.auth === 'none') return;
-    if (!config.codec.token) throw new ApiError(503, 'codec_not_configured', 'the codec server needs WARDEN_CODEC_TOKEN');
+    if (!config.codec.token)
+      throw new ApiError(503, 'codec_not_configured', 'the codec server needs WARDEN_CODEC_TOKEN');
     await bearer(request, reply);
   };
 
@@ -93,7 +100,8 @@ const codecRoutes: FastifyPluginAsync = async (app) => {
 
     app.options(url, async (request, reply) => {
       const origin = request.headers.origin;
-      if (!origin || !origins.has(origin)) throw new ApiError(403, 'origin_not_allowed', 'this origin may not call the codec (WARDEN_CODEC_CORS_ORIGINS)');
+      if (!origin || !origins.has(origin))
+        throw new ApiError(403, 'origin_not_allowed', 'this origin may not call the codec (WARDEN_CODEC_CORS_ORIGINS)');
       return reply
         .header('Access-Control-Allow-Methods', 'POST, OPTIONS')
         .header('Access-Control-Allow-Headers', ALLOWED_HEADERS)
@@ -114,11 +122,17 @@ const codecRoutes: FastifyPluginAsync = async (app) => {
         } catch (err) {
           metrics.codecRequests.inc({ operation, outcome: 'failed' });
           // the reason (unknown key id, failed authentication tag) without any payload content
-          const reason = err instanceof Error && /no payload key/.test(err.message) ? 'a key id not in the keyring' : 'data that does not authenticate';
+          const reason =
+            err instanceof Error && /no payload key/.test(err.message)
+              ? 'a key id not in the keyring'
+              : 'data that does not authenticate';
           throw new ApiError(400, `${operation}_failed`, `a payload could not be ${operation}d: ${reason}`);
         }
         metrics.codecRequests.inc({ operation, outcome: 'ok' });
-        request.log.info({ operation, payloads: payloads.length, namespace: config.temporal.namespace }, 'codec request');
+        request.log.info(
+          { operation, payloads: payloads.length, namespace: config.temporal.namespace },
+          'codec request',
+        );
         return { payloads: toJson(result) };
       },
     );

@@ -27,7 +27,10 @@ export const ErrorBody = {
 } as const;
 
 function send(reply: FastifyReply, status: number, code: string, message: string, extra: Record<string, unknown> = {}) {
-  return reply.status(status).type('application/json').send({ error: code, message, ...extra });
+  return reply
+    .status(status)
+    .type('application/json')
+    .send({ error: code, message, ...extra });
 }
 
 /** The error and its causes: Temporal wraps an activity's failure (a workflow update's, say) in layers. */
@@ -42,7 +45,12 @@ function causes(err: unknown): unknown[] {
  * that met either (its failure type is the error's name).
  */
 function isReadOnly(err: unknown): boolean {
-  return causes(err).some((e) => e instanceof DatabaseReadOnlyError || (e as { code?: unknown }).code === '25006' || (e as { type?: unknown }).type === 'DatabaseReadOnlyError');
+  return causes(err).some(
+    (e) =>
+      e instanceof DatabaseReadOnlyError ||
+      (e as { code?: unknown }).code === '25006' ||
+      (e as { type?: unknown }).type === 'DatabaseReadOnlyError',
+  );
 }
 
 /**
@@ -57,11 +65,16 @@ function isUnstorableText(err: unknown): boolean {
 function isUnavailable(err: unknown): boolean {
   return causes(err).some((e) => {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P03', '08006', '08001', '08003'].includes(code)) {
+    if (
+      typeof code === 'string' &&
+      ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P03', '08006', '08001', '08003'].includes(code)
+    ) {
       return true;
     }
     const message = e instanceof Error ? e.message : '';
-    return /Connection terminated|connection timeout|timeout exceeded when trying to connect|ECONNREFUSED|ECONNRESET|UNAVAILABLE|DEADLINE_EXCEEDED/i.test(message);
+    return /Connection terminated|connection timeout|timeout exceeded when trying to connect|ECONNREFUSED|ECONNRESET|UNAVAILABLE|DEADLINE_EXCEEDED/i.test(
+      message,
+    );
   });
 }
 
@@ -74,7 +87,12 @@ function isUnavailable(err: unknown): boolean {
 export function answerFrameworkError(err: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
   const tooLong = err.code === 'FST_ERR_MAX_PARAM_LENGTH';
   if (tooLong || err.code === 'FST_ERR_BAD_URL') {
-    void send(reply, tooLong ? 414 : 400, tooLong ? 'uri_too_long' : 'invalid_url', tooLong ? 'a path segment is too long' : 'the path is not a valid URL component');
+    void send(
+      reply,
+      tooLong ? 414 : 400,
+      tooLong ? 'uri_too_long' : 'invalid_url',
+      tooLong ? 'a path segment is too long' : 'the path is not a valid URL component',
+    );
     return;
   }
   void send(reply, 500, 'internal', 'internal error');
@@ -96,7 +114,15 @@ export function installErrorHandling(app: FastifyInstance): void {
     }
     const fastifyError = err as FastifyError;
     if (fastifyError.validation) {
-      return send(reply, 400, 'invalid_request', `${fastifyError.validationContext ?? 'request'} ${fastifyError.validation[0]?.message ?? 'is invalid'}`.replace(/\s+/g, ' '));
+      return send(
+        reply,
+        400,
+        'invalid_request',
+        `${fastifyError.validationContext ?? 'request'} ${fastifyError.validation[0]?.message ?? 'is invalid'}`.replace(
+          /\s+/g,
+          ' ',
+        ),
+      );
     }
     const status = fastifyError.statusCode;
     if (status && status >= 400 && status < 500) {

@@ -11,7 +11,11 @@ async function main(): Promise<void> {
   if (!config.database.url) throw new Error('DATABASE_URL is required for a standalone API');
   // every process applies pending migrations at start, under node-pg-migrate's advisory lock
   await migrate(config.database.url, (line) => logger.warn(line));
-  const runtime = await createRuntime(config, { databaseUrl: config.database.url, logger, applicationName: 'warden-api' });
+  const runtime = await createRuntime(config, {
+    databaseUrl: config.database.url,
+    logger,
+    applicationName: 'warden-api',
+  });
   const servers = await startApiServers(runtime);
   logger.info({ urls: servers.urls }, 'api listening');
 

@@ -42,14 +42,21 @@ export interface RevokeOutcome {
  * say how they ended, so the caller's answer reflects what happened. A challenge whose
  * workflow is already gone has ended already and is not counted.
  */
-export async function revokeChallenges(deps: AdminDeps, challengeIds: readonly string[], reason: RevokeReason, incidentId?: string): Promise<RevokeOutcome> {
+export async function revokeChallenges(
+  deps: AdminDeps,
+  challengeIds: readonly string[],
+  reason: RevokeReason,
+  incidentId?: string,
+): Promise<RevokeOutcome> {
   const signalled: string[] = [];
   for (let i = 0; i < challengeIds.length; i += SIGNAL_BATCH) {
     const batch = challengeIds.slice(i, i + SIGNAL_BATCH);
     const results = await Promise.all(
       batch.map(async (id) => {
         try {
-          await deps.client.workflow.getHandle(challengeWorkflowId(id)).signal(revokeSignal, { reason, ...(incidentId ? { incidentId } : {}) });
+          await deps.client.workflow
+            .getHandle(challengeWorkflowId(id))
+            .signal(revokeSignal, { reason, ...(incidentId ? { incidentId } : {}) });
           return id;
         } catch (err) {
           if (err instanceof WorkflowNotFoundError) return undefined;
@@ -76,7 +83,10 @@ export async function revokeChallenges(deps: AdminDeps, challengeIds: readonly s
 /** The seed's "revoke all active challenges for compromised users". */
 export async function revokeUserChallenges(
   deps: AdminDeps,
-  input: ActorContext & { userIds: readonly string[]; reason: Extract<RevokeReason, 'manual_revoke' | 'security_incident'> },
+  input: ActorContext & {
+    userIds: readonly string[];
+    reason: Extract<RevokeReason, 'manual_revoke' | 'security_incident'>;
+  },
 ): Promise<RevokeOutcome> {
   // its first write comes after the signals: refuse up front, not after revoking half the users
   if (deps.db.readOnly) throw new DatabaseReadOnlyError();
@@ -84,13 +94,21 @@ export async function revokeUserChallenges(
     `SELECT id FROM auth_challenges WHERE user_id = ANY($1::text[]) AND ${ACTIVE} ORDER BY created_at`,
     [input.userIds],
   );
-  const outcome = await revokeChallenges(deps, rows.map((r) => r.id), input.reason, input.incidentId);
+  const outcome = await revokeChallenges(
+    deps,
+    rows.map((r) => r.id),
+    input.reason,
+    input.incidentId,
+  );
   await auditUsers(deps, input, 'revoke_challenges', { reason: input.reason, revoked: outcome.revoked });
   return outcome;
 }
 
 /** The seed's `UPDATE users SET force_password_reset = true WHERE sub IN (...)`. */
-export async function forcePasswordReset(deps: AdminDeps, input: ActorContext & { userIds: readonly string[] }): Promise<{ updated: string[] }> {
+export async function forcePasswordReset(
+  deps: AdminDeps,
+  input: ActorContext & { userIds: readonly string[] },
+): Promise<{ updated: string[] }> {
   const { rows } = await deps.db.write<{ sub: string }>(
     `UPDATE users SET force_password_reset = true, updated_at = now() WHERE sub = ANY($1::text[]) RETURNING sub`,
     [input.userIds],
@@ -100,13 +118,21 @@ export async function forcePasswordReset(deps: AdminDeps, input: ActorContext & 
 }
 
 /** The seed's `DELETE FROM rate_limit_attempts WHERE user_id IN (...)`. */
-export async function clearRateLimits(deps: AdminDeps, input: ActorContext & { userIds: readonly string[] }): Promise<{ deleted: number }> {
+export async function clearRateLimits(
+  deps: AdminDeps,
+  input: ActorContext & { userIds: readonly string[] },
+): Promise<{ deleted: number }> {
   const deleted = await clearUserRateLimits(deps.db, input.userIds);
   await auditUsers(deps, input, 'clear_rate_limits', {});
   return { deleted };
 }
 
-async function auditUsers(deps: AdminDeps, input: ActorContext & { userIds: readonly string[] }, action: string, details: Record<string, unknown>) {
+async function auditUsers(
+  deps: AdminDeps,
+  input: ActorContext & { userIds: readonly string[] },
+  action: string,
+  details: Record<string, unknown>,
+) {
   for (const userId of new Set(input.userIds)) {
     await recordAudit(deps.db, deps.logger, {
       type: AuditEventType.userAction,
@@ -157,7 +183,13 @@ export async function rotateKeys(
       outcome: 'rotated',
       reason: input.reason,
       incidentId: input.incidentId,
-      details: { from_key_id: previousKeyId, to_key_id: next.id, kek_id: next.kekId, revoke_outstanding: input.revokeOutstanding, actor: input.actor },
+      details: {
+        from_key_id: previousKeyId,
+        to_key_id: next.id,
+        kek_id: next.kekId,
+        revoke_outstanding: input.revokeOutstanding,
+        actor: input.actor,
+      },
     });
     return { previousKeyId, id: rows[0]!.id, rotatedAt: rows[0]!.rotated_at, audit };
   });
@@ -170,9 +202,17 @@ export async function rotateKeys(
       `SELECT id FROM auth_challenges WHERE key_id IS DISTINCT FROM $1 AND ${ACTIVE} ORDER BY created_at`,
       [next.id],
     );
-    const outcome = await revokeChallenges(deps, rows.map((r) => r.id), 'key_rotation', input.incidentId);
+    const outcome = await revokeChallenges(
+      deps,
+      rows.map((r) => r.id),
+      'key_rotation',
+      input.incidentId,
+    );
     revokedChallenges = outcome.revoked;
-    await deps.db.write('UPDATE key_rotations SET revoked_challenges = $2 WHERE id = $1', [rotation.id, revokedChallenges]);
+    await deps.db.write('UPDATE key_rotations SET revoked_challenges = $2 WHERE id = $1', [
+      rotation.id,
+      revokedChallenges,
+    ]);
   }
   return {
     keyId: next.id,

@@ -80,7 +80,11 @@ export function auditContactSql(method: string): string {
  * With a companion, that write and the row are one statement (atomic, one round trip).
  * Returns undefined when the dedupe key was already used.
  */
-export async function insertAudit(q: Queryable, event: AuditEvent, companion?: AuditCompanion): Promise<AuditRow | undefined> {
+export async function insertAudit(
+  q: Queryable,
+  event: AuditEvent,
+  companion?: AuditCompanion,
+): Promise<AuditRow | undefined> {
   const { rows } = await q.query<AuditRow>(
     `${companion ? `WITH companion AS (${companion.sql}) ` : ''}INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS})
      SELECT $1, $2, $3, $4::uuid, $5::text, $6::text, $7,
@@ -113,7 +117,17 @@ export function auditRecord(row: AuditRow): Record<string, unknown> {
     occurred_at: row.occurred_at.toISOString(),
     event: row.event_type,
   };
-  for (const key of ['outcome', 'reason', 'challenge_id', 'user_id', 'method', 'ip_masked', 'phone_last4', 'email_domain', 'incident_id'] as const) {
+  for (const key of [
+    'outcome',
+    'reason',
+    'challenge_id',
+    'user_id',
+    'method',
+    'ip_masked',
+    'phone_last4',
+    'email_domain',
+    'incident_id',
+  ] as const) {
     if (row[key] !== null) record[key] = row[key];
   }
   if (Object.keys(row.details).length > 0) record.details = row.details;

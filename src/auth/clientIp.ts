@@ -38,7 +38,9 @@ export function maskIp(ip: string): string {
   const version = isIP(value);
   if (version === 4) return `${value.split('.').slice(0, 3).join('.')}.0/24`;
   if (version === 6) {
-    const groups = ipv6Groups(value).slice(0, 4).map((g) => g.toString(16));
+    const groups = ipv6Groups(value)
+      .slice(0, 4)
+      .map((g) => g.toString(16));
     return `${groups.join(':')}::/64`;
   }
   return 'unknown';

@@ -26,7 +26,10 @@ export interface EndRowInput {
  * row exists already, the challenge is still ended and `audit` is undefined). Undefined when the
  * row was not open (already ended, or no such row).
  */
-export async function endChallengeRow(q: Queryable, input: EndRowInput): Promise<{ audit: AuditRow | undefined; method: AuthMethod } | undefined> {
+export async function endChallengeRow(
+  q: Queryable,
+  input: EndRowInput,
+): Promise<{ audit: AuditRow | undefined; method: AuthMethod } | undefined> {
   const { challengeId, status, reason } = input;
   const attempted = status === 'verified' || status === 'locked';
   const { rows } = await q.query<Partial<AuditRow> & { ended_method: AuthMethod }>(

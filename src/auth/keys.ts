@@ -122,7 +122,9 @@ export class DataKeyStore {
   }
 
   private async load(): Promise<void> {
-    const { rows } = await this.db.query<KeyRow>('SELECT id, kek_id, wrapped_pepper, wrapped_seal, status FROM signing_keys');
+    const { rows } = await this.db.query<KeyRow>(
+      'SELECT id, kek_id, wrapped_pepper, wrapped_seal, status FROM signing_keys',
+    );
     let activeId: string | undefined;
     const unsealed: string[] = [];
     for (const row of rows) {
@@ -132,7 +134,10 @@ export class DataKeyStore {
       } else {
         const wrapping = this.kek.keys.get(row.kek_id);
         if (!wrapping) {
-          this.log.warn('data key wrapped under a key-encryption key missing from the keyring', { keyId: row.id, kekId: row.kek_id });
+          this.log.warn('data key wrapped under a key-encryption key missing from the keyring', {
+            keyId: row.id,
+            kekId: row.kek_id,
+          });
           continue;
         }
         try {
@@ -151,7 +156,8 @@ export class DataKeyStore {
       if (row.status === 'active') activeId = row.id;
     }
     // the seed checks `grep -i "unseal.*success"` after a rotation: one line per newly loaded key set
-    if (unsealed.length > 0) this.log.info('data key unseal success', { keyIds: unsealed, activeKeyId: activeId ?? null });
+    if (unsealed.length > 0)
+      this.log.info('data key unseal success', { keyIds: unsealed, activeKeyId: activeId ?? null });
     this.activeId = activeId;
     this.loadedAt = performance.now();
   }

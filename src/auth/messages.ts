@@ -22,7 +22,11 @@ export function renderOtpSms(code: string, expiresAt: Date, now = new Date()): s
   return `Your Warden sign-in code is ${code}. It expires in ${minutes} minute${minutes === 1 ? '' : 's'}. Never share it with anyone.`;
 }
 
-export function renderMagicLinkEmail(link: string, expiresAt: Date, now = new Date()): { subject: string; text: string; html: string } {
+export function renderMagicLinkEmail(
+  link: string,
+  expiresAt: Date,
+  now = new Date(),
+): { subject: string; text: string; html: string } {
   const minutes = minutesLeft(expiresAt, now);
   const lifetime = `${minutes} minute${minutes === 1 ? '' : 's'}`;
   const text = [

@@ -14,7 +14,9 @@ export type RateLimitScope = 'user' | 'ip';
 /** `initiate` covers everything that sends a message (initiate and resend); `verify` the checks. */
 export type RateLimitAction = 'initiate' | 'verify';
 
-export type RateLimitDecision = { allowed: true } | { allowed: false; scope: RateLimitScope; retryAfterSeconds: number; limit: number; windowSeconds: number };
+export type RateLimitDecision =
+  | { allowed: true }
+  | { allowed: false; scope: RateLimitScope; retryAfterSeconds: number; limit: number; windowSeconds: number };
 
 const RETENTION = '2 days';
 const CLEANUP_EVERY_MS = 60_000;
@@ -90,14 +92,29 @@ const CHECK_ARGS = (user: string) => `$1 || ${user}, $2, ${user}, $3::inet, $4, 
 /** $1..$8 of CHECK_ARGS: the user lock's prefix, the IP's lock, the IP, the action, both limits. */
 function checkParams(settings: RateLimitSettings, ip: string, action: RateLimitAction): unknown[] {
   const { per_user: user, per_ip: perIp } = settings;
-  return [lockKey('user', action, ''), lockKey('ip', action, ip), ip, action, user.window_seconds, user.max_attempts, perIp.window_seconds, perIp.max_attempts];
+  return [
+    lockKey('user', action, ''),
+    lockKey('ip', action, ip),
+    ip,
+    action,
+    user.window_seconds,
+    user.max_attempts,
+    perIp.window_seconds,
+    perIp.max_attempts,
+  ];
 }
 
 function decisionOf(settings: RateLimitSettings, row: CheckRow): RateLimitDecision {
   if (row.allowed) return { allowed: true };
   const scope: RateLimitScope = row.scope === 'user' ? 'user' : 'ip';
   const limits = scope === 'user' ? settings.per_user : settings.per_ip;
-  return { allowed: false, scope, retryAfterSeconds: row.retry_after ?? 1, limit: limits.max_attempts, windowSeconds: limits.window_seconds };
+  return {
+    allowed: false,
+    scope,
+    retryAfterSeconds: row.retry_after ?? 1,
+    limit: limits.max_attempts,
+    windowSeconds: limits.window_seconds,
+  };
 }
 
 /** Rows older than any window are dead weight; at most once a minute per process. */

@@ -28,7 +28,10 @@ export function authServices(runtime: Pick<Runtime, 'config' | 'db' | 'logger'>)
       'WARDEN_KEYRING or WARDEN_KEYRING_FILE is required: it wraps the OTP peppers and seal keys',
     );
     services = {
-      keys: new DataKeyStore(runtime.db, kek, MAX_STALENESS_MS, { warn, info: (message, fields) => log.info(fields, message) }),
+      keys: new DataKeyStore(runtime.db, kek, MAX_STALENESS_MS, {
+        warn,
+        info: (message, fields) => log.info(fields, message),
+      }),
       settings: new SettingsCache(runtime.db, MAX_STALENESS_MS, warn),
     };
     perRuntime.set(runtime, services);

@@ -161,7 +161,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const sandboxUrl = (env.WARDEN_SANDBOX_URL ?? `http://127.0.0.1:${env.WARDEN_SANDBOX_PORT}`).replace(/\/+$/, '');
   const publicHost = env.WARDEN_HOST === '0.0.0.0' || env.WARDEN_HOST === '::' ? '127.0.0.1' : env.WARDEN_HOST;
   const dataDir = path.resolve(env.WARDEN_DATA_DIR);
-  const publicBaseUrl = (env.WARDEN_PUBLIC_BASE_URL ?? `http://${publicHost}:${env.WARDEN_PUBLIC_PORT}`).replace(/\/+$/, '');
+  const publicBaseUrl = (env.WARDEN_PUBLIC_BASE_URL ?? `http://${publicHost}:${env.WARDEN_PUBLIC_PORT}`).replace(
+    /\/+$/,
+    '',
+  );
   if (env.WARDEN_CODEC_AUTH === 'none' && !isLoopback(env.WARDEN_HOST)) {
     throw new ConfigError('WARDEN_CODEC_AUTH=none is only allowed while WARDEN_HOST is a loopback address');
   }
@@ -218,10 +221,16 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       prometheusUrl: env.WARDEN_PROMETHEUS_URL?.replace(/\/+$/, ''),
       alertRulesFile: path.resolve(env.WARDEN_ALERT_RULES_FILE),
       checklistMetricsUrls: list(env.WARDEN_CHECKLIST_METRICS_URLS ?? ''),
-      p95TargetsMs: { generation: env.WARDEN_P95_GENERATION_MS, validation: env.WARDEN_P95_VALIDATION_MS, provider: env.WARDEN_P95_PROVIDER_MS },
+      p95TargetsMs: {
+        generation: env.WARDEN_P95_GENERATION_MS,
+        validation: env.WARDEN_P95_VALIDATION_MS,
+        provider: env.WARDEN_P95_PROVIDER_MS,
+      },
     },
     runbooks: {
-      approvalSeverities: [...new Set(list(env.WARDEN_RUNBOOK_APPROVAL_SEVERITIES))] as Array<'P0' | 'P1' | 'P2' | 'P3'>,
+      approvalSeverities: [...new Set(list(env.WARDEN_RUNBOOK_APPROVAL_SEVERITIES))] as Array<
+        'P0' | 'P1' | 'P2' | 'P3'
+      >,
       leakScanLogFiles: list(env.WARDEN_LEAK_SCAN_LOG_FILES ?? ''),
     },
     delivery: {
@@ -276,7 +285,11 @@ export function describeConfig(config: Config): Record<string, unknown> {
   const p = config.providers;
   return {
     ports: config.ports,
-    temporal: { address: config.temporal.address, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue },
+    temporal: {
+      address: config.temporal.address,
+      namespace: config.temporal.namespace,
+      taskQueue: config.temporal.taskQueue,
+    },
     database: config.database.url ? 'DATABASE_URL' : `embedded (port ${config.database.embeddedPort})`,
     providers: Object.fromEntries(
       (['twilio', 'plivo', 'sendgrid', 'ses', 'slack', 'hcaptcha'] as const).map((name) => [

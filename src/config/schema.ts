@@ -128,7 +128,10 @@ export const ConfigSchema = Type.Object({
 
   // Runbooks (issue 6). Severities at which destructive runbook steps wait for a responder's
   // approval (comma-separated; containment at P0 is always approved automatically)
-  WARDEN_RUNBOOK_APPROVAL_SEVERITIES: Type.String({ default: 'P1,P2,P3', pattern: '^\\s*(P[0-3]\\s*(,\\s*P[0-3]\\s*)*)?$' }),
+  WARDEN_RUNBOOK_APPROVAL_SEVERITIES: Type.String({
+    default: 'P1,P2,P3',
+    pattern: '^\\s*(P[0-3]\\s*(,\\s*P[0-3]\\s*)*)?$',
+  }),
   // log files the compromised-token leak scan reads besides this process's recent log lines
   // (comma-separated paths, e.g. where the deployment tees the API's and workers' logs)
   WARDEN_LEAK_SCAN_LOG_FILES: optionalString,

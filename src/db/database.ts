@@ -75,7 +75,11 @@ export class Database {
   private serverReadOnly = false;
   private readonly draining = new Set<Promise<void>>();
 
-  constructor(url: string, settings: PoolSettings, private readonly applicationName = 'warden') {
+  constructor(
+    url: string,
+    settings: PoolSettings,
+    private readonly applicationName = 'warden',
+  ) {
     this.url = url;
     this.settings = { ...settings };
     this.pool = createPool(url, this.settings, applicationName, false);

@@ -70,7 +70,12 @@ export async function serverHealth(endpoint: Endpoint): Promise<ServerHealth> {
       return { ...probe!, ready: true, latencyMs, connections: rows[0]!.connections, maxConnections: rows[0]!.max };
     });
   } catch (err) {
-    return { id: endpoint.id, role: 'unreachable', ready: false, error: err instanceof Error ? err.message.slice(0, 200) : String(err) };
+    return {
+      id: endpoint.id,
+      role: 'unreachable',
+      ready: false,
+      error: err instanceof Error ? err.message.slice(0, 200) : String(err),
+    };
   }
 }
 
@@ -88,10 +93,20 @@ export async function databaseHealth(endpoints: readonly Endpoint[]): Promise<He
 
 export interface Investigation {
   server: string | null;
-  slowQueries: { available: true; top: Array<{ query: string; meanMs: number; calls: number }> } | { available: false; reason: string };
+  slowQueries:
+    | { available: true; top: Array<{ query: string; meanMs: number; calls: number }> }
+    | { available: false; reason: string };
   locks: Array<{ blockedPid: number; blockingPid: number; blockedQuery: string; blockingQuery: string }>;
   /** warden_db_connections from this process and the configured /metrics pages, per page */
-  pools: Array<{ source: string; total?: number; inUse?: number; idle?: number; waiting?: number; max?: number; error?: string }>;
+  pools: Array<{
+    source: string;
+    total?: number;
+    inUse?: number;
+    idle?: number;
+    waiting?: number;
+    max?: number;
+    error?: string;
+  }>;
 }
 
 export async function slowQueries(c: pg.ClientBase): Promise<Investigation['slowQueries']> {
@@ -102,7 +117,14 @@ export async function slowQueries(c: pg.ClientBase): Promise<Investigation['slow
     const { rows } = await c.query<{ query: string; mean_exec_time: number; calls: string }>(
       'SELECT query, mean_exec_time, calls FROM pg_stat_statements ORDER BY mean_exec_time DESC LIMIT 10',
     );
-    return { available: true, top: rows.map((r) => ({ query: redactSql(r.query), meanMs: Math.round(r.mean_exec_time * 10) / 10, calls: Number(r.calls) })) };
+    return {
+      available: true,
+      top: rows.map((r) => ({
+        query: redactSql(r.query),
+        meanMs: Math.round(r.mean_exec_time * 10) / 10,
+        calls: Number(r.calls),
+      })),
+    };
   } catch (err) {
     // installed but not preloaded (shared_preload_libraries)
     return { available: false, reason: err instanceof Error ? err.message.slice(0, 200) : String(err) };
@@ -115,7 +137,12 @@ export async function slowQueries(c: pg.ClientBase): Promise<Investigation['slow
  * same columns.
  */
 export async function lockContention(c: pg.ClientBase): Promise<Investigation['locks']> {
-  const { rows } = await c.query<{ blocked_pid: number; blocking_pid: number; blocked_query: string; blocking_query: string }>(
+  const { rows } = await c.query<{
+    blocked_pid: number;
+    blocking_pid: number;
+    blocked_query: string;
+    blocking_query: string;
+  }>(
     `SELECT blocked.pid AS blocked_pid, blocking.pid AS blocking_pid,
             blocked.query AS blocked_query, blocking.query AS blocking_query
        FROM pg_stat_activity blocked
@@ -123,16 +150,32 @@ export async function lockContention(c: pg.ClientBase): Promise<Investigation['l
        JOIN pg_stat_activity blocking ON blocking.pid = b.pid
       LIMIT 20`,
   );
-  return rows.map((r) => ({ blockedPid: r.blocked_pid, blockingPid: r.blocking_pid, blockedQuery: redactSql(r.blocked_query), blockingQuery: redactSql(r.blocking_query) }));
+  return rows.map((r) => ({
+    blockedPid: r.blocked_pid,
+    blockingPid: r.blocking_pid,
+    blockedQuery: redactSql(r.blocked_query),
+    blockingQuery: redactSql(r.blocking_query),
+  }));
 }
 
 /** The seed's `curl -s .../metrics | grep db_connections`, for this process and the configured pages. */
-export async function poolMetrics(own: () => Promise<string>, urls: readonly string[]): Promise<Investigation['pools']> {
+export async function poolMetrics(
+  own: () => Promise<string>,
+  urls: readonly string[],
+): Promise<Investigation['pools']> {
   const read = async (source: string, text: () => Promise<string>) => {
     try {
       const samples = parseSamples(await text(), (name) => name === 'warden_db_connections');
-      const by = (state: string) => samples.filter((s) => s.labels.state === state).reduce((sum, s) => sum + s.value, 0);
-      return { source, total: by('total'), inUse: by('in_use'), idle: by('idle'), waiting: by('waiting'), max: by('max') };
+      const by = (state: string) =>
+        samples.filter((s) => s.labels.state === state).reduce((sum, s) => sum + s.value, 0);
+      return {
+        source,
+        total: by('total'),
+        inUse: by('in_use'),
+        idle: by('idle'),
+        waiting: by('waiting'),
+        max: by('max'),
+      };
     } catch (err) {
       return { source, error: err instanceof Error ? err.message.slice(0, 200) : String(err) };
     }
@@ -150,13 +193,27 @@ export async function poolMetrics(own: () => Promise<string>, urls: readonly str
 }
 
 /** Investigates on the primary, or on a standby when there is none (reads still work there). */
-export async function investigate(endpoints: readonly Endpoint[], pools: () => Promise<Investigation['pools']>): Promise<Investigation> {
+export async function investigate(
+  endpoints: readonly Endpoint[],
+  pools: () => Promise<Investigation['pools']>,
+): Promise<Investigation> {
   const health = await probeAll(endpoints, CHECK_TIMEOUT_MS);
   const target = health.find((p) => p.role === 'primary') ?? health.find((p) => p.role === 'standby');
   const poolsNow = await pools();
-  if (!target) return { server: null, slowQueries: { available: false, reason: 'no server reachable' }, locks: [], pools: poolsNow };
+  if (!target)
+    return {
+      server: null,
+      slowQueries: { available: false, reason: 'no server reachable' },
+      locks: [],
+      pools: poolsNow,
+    };
   const endpoint = endpoints.find((e) => e.id === target.id)!;
-  return withServer(endpoint, async (c) => ({ server: target.id, slowQueries: await slowQueries(c), locks: await lockContention(c), pools: poolsNow }));
+  return withServer(endpoint, async (c) => ({
+    server: target.id,
+    slowQueries: await slowQueries(c),
+    locks: await lockContention(c),
+    pools: poolsNow,
+  }));
 }
 
 // ---- consistency -----------------------------------------------------------------------------
@@ -232,17 +289,31 @@ export interface PromotionResult {
 export async function promoteReplica(endpoints: readonly Endpoint[], wanted?: string): Promise<PromotionResult> {
   const probes = await probeAll(endpoints, CHECK_TIMEOUT_MS);
   const candidates = wanted ? probes.filter((p) => p.id === wanted) : probes.filter((p) => p.role === 'standby');
-  if (wanted && !candidates.length) throw new PromotionRefusedError(`${wanted} is not one of the configured database endpoints`);
-  const target = candidates.find((p) => p.role === 'primary') ?? candidates.filter((p) => p.role === 'standby').sort((a, b) => (lsnValue(b.replayLsn) > lsnValue(a.replayLsn) ? 1 : -1))[0];
+  if (wanted && !candidates.length)
+    throw new PromotionRefusedError(`${wanted} is not one of the configured database endpoints`);
+  const target =
+    candidates.find((p) => p.role === 'primary') ??
+    candidates
+      .filter((p) => p.role === 'standby')
+      .sort((a, b) => (lsnValue(b.replayLsn) > lsnValue(a.replayLsn) ? 1 : -1))[0];
   if (!target) {
     const unreachable = candidates.find((p) => p.role === 'unreachable');
     // a standby that does not answer may be restarting: worth a retry
     if (unreachable) throw new Error(`standby ${unreachable.id} is unreachable: ${unreachable.error ?? ''}`);
     throw new PromotionRefusedError('no standby to promote among the configured database endpoints');
   }
-  if (target.role === 'primary') return { endpoint: target.id, promoted: false, timeline: target.timeline, note: `${target.id} is already the primary (timeline ${target.timeline})` };
+  if (target.role === 'primary')
+    return {
+      endpoint: target.id,
+      promoted: false,
+      timeline: target.timeline,
+      note: `${target.id} is already the primary (timeline ${target.timeline})`,
+    };
   const live = probes.filter((p) => p.role === 'primary' && p.id !== target.id);
-  if (live.length) throw new PromotionRefusedError(`${live.map((p) => p.id).join(', ')} still takes writes: promoting ${target.id} would give two primaries`);
+  if (live.length)
+    throw new PromotionRefusedError(
+      `${live.map((p) => p.id).join(', ')} still takes writes: promoting ${target.id} would give two primaries`,
+    );
   const endpoint = endpoints.find((e) => e.id === target.id)!;
   await withServer(endpoint, async (c) => {
     const { rows } = await c.query<{ pg_promote: boolean }>('SELECT pg_promote(true, 60)');
@@ -250,5 +321,10 @@ export async function promoteReplica(endpoints: readonly Endpoint[], wanted?: st
   });
   const [after] = await probeAll([endpoint], CHECK_TIMEOUT_MS);
   if (after!.role !== 'primary') throw new Error(`${target.id} still reports ${after!.role} after pg_promote`);
-  return { endpoint: target.id, promoted: true, timeline: after!.timeline, note: `promoted ${target.id} (replayed up to ${target.replayLsn ?? '?'}; now timeline ${after!.timeline})` };
+  return {
+    endpoint: target.id,
+    promoted: true,
+    timeline: after!.timeline,
+    note: `promoted ${target.id} (replayed up to ${target.replayLsn ?? '?'}; now timeline ${after!.timeline})`,
+  };
 }

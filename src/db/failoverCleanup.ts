@@ -57,17 +57,35 @@ async function workflowRunning(client: Client, challengeId: string): Promise<boo
 }
 
 /** Ends one open row the way its workflow would have; false when it was no longer open. */
-async function endRow(deps: CleanupDeps, challengeId: string, status: 'expired' | 'revoked', reason: 'expired' | 'manual_revoke', incidentId?: string): Promise<boolean> {
-  const ended = await deps.db.maintenance((tx: pg.PoolClient) => endChallengeRow(tx, { challengeId, status, reason, incidentId, by: 'db-failover cleanup' }));
+async function endRow(
+  deps: CleanupDeps,
+  challengeId: string,
+  status: 'expired' | 'revoked',
+  reason: 'expired' | 'manual_revoke',
+  incidentId?: string,
+): Promise<boolean> {
+  const ended = await deps.db.maintenance((tx: pg.PoolClient) =>
+    endChallengeRow(tx, { challengeId, status, reason, incidentId, by: 'db-failover cleanup' }),
+  );
   if (!ended) return false;
   logAudit(deps.logger, ended.audit);
   return true;
 }
 
-export async function cleanupConsistency(deps: CleanupDeps, input: { incidentId?: string; heartbeat?: () => void }): Promise<CleanupResult> {
+export async function cleanupConsistency(
+  deps: CleanupDeps,
+  input: { incidentId?: string; heartbeat?: () => void },
+): Promise<CleanupResult> {
   const { db } = deps;
   const beat = input.heartbeat ?? (() => {});
-  const result: CleanupResult = { expiredMarked: 0, leftToWorkflows: 0, orphansRevoked: 0, orphansSignalled: 0, secretsWiped: 0, more: false };
+  const result: CleanupResult = {
+    expiredMarked: 0,
+    leftToWorkflows: 0,
+    orphansRevoked: 0,
+    orphansSignalled: 0,
+    secretsWiped: 0,
+    more: false,
+  };
 
   const stale = await db.query<{ id: string }>(
     `SELECT id FROM auth_challenges WHERE status = ANY($1::text[]) AND expires_at < now() - make_interval(secs => $2)
@@ -95,13 +113,21 @@ export async function cleanupConsistency(deps: CleanupDeps, input: { incidentId?
     else if (await endRow(deps, id, 'revoked', 'manual_revoke', input.incidentId)) result.orphansRevoked += 1;
   }
   if (live.length) {
-    const outcome = await revokeChallenges({ db, client: deps.client, logger: deps.logger, keys: deps.keys }, live, 'manual_revoke', input.incidentId);
+    const outcome = await revokeChallenges(
+      { db, client: deps.client, logger: deps.logger, keys: deps.keys },
+      live,
+      'manual_revoke',
+      input.incidentId,
+    );
     result.orphansSignalled += outcome.signalled;
     result.orphansRevoked += outcome.revoked;
   }
 
   const wiped = await db.maintenance((tx) =>
-    tx.query(`UPDATE auth_challenges SET sealed_secret = NULL WHERE NOT status = ANY($1::text[]) AND sealed_secret IS NOT NULL`, [ACTIVE_CHALLENGE_STATUSES]),
+    tx.query(
+      `UPDATE auth_challenges SET sealed_secret = NULL WHERE NOT status = ANY($1::text[]) AND sealed_secret IS NOT NULL`,
+      [ACTIVE_CHALLENGE_STATUSES],
+    ),
   );
   result.secretsWiped = wiped.rowCount ?? 0;
   return result;

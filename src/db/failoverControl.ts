@@ -1,4 +1,9 @@
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+} from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import {
   changeDatabaseControlUpdate,
@@ -40,7 +45,9 @@ export async function readDatabaseControl(deps: ControlDeps): Promise<DatabaseCo
 }
 
 /** The state with its recent changes (needs a worker to answer the query). */
-export async function databaseControlHistory(deps: ControlDeps): Promise<{ state: DatabaseControlState; history: DatabaseControlEvent[] } | null> {
+export async function databaseControlHistory(
+  deps: ControlDeps,
+): Promise<{ state: DatabaseControlState; history: DatabaseControlEvent[] } | null> {
   try {
     return await deps.client.workflow.getHandle(databaseControlWorkflowId(deps.taskQueue)).query(databaseControlQuery);
   } catch (err) {
@@ -54,7 +61,10 @@ export async function databaseControlHistory(deps: ControlDeps): Promise<{ state
  * (start, then update: update-with-start would be one call, but not every server, e.g. the
  * time-skipping test server, takes it).
  */
-export async function changeDatabaseControl(deps: ControlDeps, change: DatabaseControlChange): Promise<DatabaseControlState> {
+export async function changeDatabaseControl(
+  deps: ControlDeps,
+  change: DatabaseControlChange,
+): Promise<DatabaseControlState> {
   const workflowId = databaseControlWorkflowId(deps.taskQueue);
   try {
     await deps.client.workflow.start<typeof databaseControlWorkflow>(DATABASE_CONTROL_WORKFLOW_TYPE, {
@@ -67,9 +77,15 @@ export async function changeDatabaseControl(deps: ControlDeps, change: DatabaseC
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }
   try {
-    return await deps.client.workflow.getHandle(workflowId).executeUpdate(changeDatabaseControlUpdate, { args: [change] });
+    return await deps.client.workflow
+      .getHandle(workflowId)
+      .executeUpdate(changeDatabaseControlUpdate, { args: [change] });
   } catch (err) {
-    if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure && err.cause.type === DATABASE_CONTROL_INVALID) {
+    if (
+      err instanceof WorkflowUpdateFailedError &&
+      err.cause instanceof ApplicationFailure &&
+      err.cause.type === DATABASE_CONTROL_INVALID
+    ) {
       throw new InvalidControlChangeError(err.cause.message);
     }
     throw err;

@@ -60,7 +60,9 @@ function describeError(err: unknown): string {
 
 /** Runs the role query on an open client. */
 export async function roleOf(client: pg.ClientBase, id: string): Promise<EndpointProbe> {
-  const { rows } = await client.query<{ standby: boolean; walfile: string | null; replay_lsn: string | null }>(PROBE_SQL);
+  const { rows } = await client.query<{ standby: boolean; walfile: string | null; replay_lsn: string | null }>(
+    PROBE_SQL,
+  );
   const row = rows[0]!;
   return row.standby
     ? { id, role: 'standby', replayLsn: row.replay_lsn ?? undefined }
@@ -109,7 +111,10 @@ export interface Choice {
  * with the highest timeline (the current one on a tie); with none writable, a standby for
  * reads (the current one, else the most advanced), in read-only degradation; else null.
  */
-export function chooseEndpoint(probes: readonly EndpointProbe[], options: { current: string; pinned?: string | null }): Choice | null {
+export function chooseEndpoint(
+  probes: readonly EndpointProbe[],
+  options: { current: string; pinned?: string | null },
+): Choice | null {
   if (options.pinned) {
     const pinned = probes.find((p) => p.id === options.pinned);
     return pinned && pinned.role !== 'unreachable' ? { id: pinned.id, role: pinned.role } : null;

@@ -2,7 +2,15 @@ import pg from 'pg';
 import type { Logger } from '../telemetry/logger';
 import type { DatabaseControlState, PoolSize } from '../shared/database';
 import type { Database } from './database';
-import { chooseEndpoint, endpointId, probeEndpoint, roleOf, type Endpoint, type EndpointProbe, type EndpointRole } from './topology';
+import {
+  chooseEndpoint,
+  endpointId,
+  probeEndpoint,
+  roleOf,
+  type Endpoint,
+  type EndpointProbe,
+  type EndpointRole,
+} from './topology';
 
 /**
  * Keeps one process's Database on the right server, in the right mode, with the right pool.
@@ -98,7 +106,12 @@ export class TopologyWatcher {
     const previous = this.running ?? Promise.resolve();
     const next = previous.catch(() => {}).then(() => this.tick());
     this.running = next;
-    await next.catch((err: unknown) => this.options.logger.error({ err: { name: (err as Error).name, message: (err as Error).message } }, 'database topology check failed'));
+    await next.catch((err: unknown) =>
+      this.options.logger.error(
+        { err: { name: (err as Error).name, message: (err as Error).message } },
+        'database topology check failed',
+      ),
+    );
     return this.snapshot();
   }
 
@@ -138,7 +151,10 @@ export class TopologyWatcher {
     const forced = control?.readOnly.on ?? false;
     if (forced !== this.db.readOnlyState.forced) {
       await this.db.setReadOnly(forced);
-      logger.warn({ readOnly: forced, reason: control?.readOnly.reason }, forced ? 'database read-only degradation on' : 'database read-only degradation off');
+      logger.warn(
+        { readOnly: forced, reason: control?.readOnly.reason },
+        forced ? 'database read-only degradation on' : 'database read-only degradation off',
+      );
     }
 
     const current = endpointId(this.db.connectionString);
@@ -150,10 +166,16 @@ export class TopologyWatcher {
       return;
     }
     const probes = await Promise.all(
-      this.options.endpoints.map((e) => (e.id === current ? Promise.resolve(here) : probeEndpoint(e, this.probeTimeoutMs))),
+      this.options.endpoints.map((e) =>
+        e.id === current ? Promise.resolve(here) : probeEndpoint(e, this.probeTimeoutMs),
+      ),
     );
     this.candidates = probes;
-    if (pinned && !this.endpoint(pinned)) logger.error({ pinned, candidates: probes.map((p) => p.id) }, 'pinned database endpoint is not one of this process\'s candidates');
+    if (pinned && !this.endpoint(pinned))
+      logger.error(
+        { pinned, candidates: probes.map((p) => p.id) },
+        "pinned database endpoint is not one of this process's candidates",
+      );
     const choice = chooseEndpoint(probes, { current, pinned });
     if (!choice) {
       // nothing usable: queries fail and the API answers 503 unavailable until something is
@@ -198,7 +220,14 @@ export class TopologyWatcher {
     } catch (err) {
       await this.closeProbe();
       const code = (err as { code?: unknown }).code;
-      return { id, role: 'unreachable', error: `${typeof code === 'string' ? `${code} ` : ''}${err instanceof Error ? err.message : String(err)}`.slice(0, 200) };
+      return {
+        id,
+        role: 'unreachable',
+        error: `${typeof code === 'string' ? `${code} ` : ''}${err instanceof Error ? err.message : String(err)}`.slice(
+          0,
+          200,
+        ),
+      };
     }
   }
 

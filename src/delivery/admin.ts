@@ -3,7 +3,15 @@ import type { Channel } from '../providers/types';
 import type { Runtime } from '../runtime';
 import { listCircuits, resetCircuit, type Circuit } from './circuit';
 import { announceCircuit, auditCircuit, DeliveryAuditEvent } from './events';
-import { applyChanges, channelSettingKey, readRoutes, routeView, validateRoute, type Route, type RouteChanges } from './routes';
+import {
+  applyChanges,
+  channelSettingKey,
+  readRoutes,
+  routeView,
+  validateRoute,
+  type Route,
+  type RouteChanges,
+} from './routes';
 import { invalidateDeliveryCaches } from './services';
 
 /**
@@ -32,7 +40,13 @@ function snapshot(route: Route): Snapshot {
   return rest;
 }
 
-export async function updateRoute(runtime: DeliveryRuntime, channel: Channel, changes: RouteChanges, ctx: ActorContext, options: { resetPrimary?: boolean } = {}): Promise<Route> {
+export async function updateRoute(
+  runtime: DeliveryRuntime,
+  channel: Channel,
+  changes: RouteChanges,
+  ctx: ActorContext,
+  options: { resetPrimary?: boolean } = {},
+): Promise<Route> {
   const result = await runtime.db.transaction(async (tx) => {
     const current = (await readRoutes(tx, true))[channel];
     const next = applyChanges(current, changes);
@@ -46,7 +60,18 @@ export async function updateRoute(runtime: DeliveryRuntime, channel: Channel, ch
          circuit_cooldown_seconds = EXCLUDED.circuit_cooldown_seconds, updated_at = now(), updated_by = EXCLUDED.updated_by,
          change_reason = EXCLUDED.change_reason, incident_id = EXCLUDED.incident_id
        RETURNING updated_at`,
-      [channel, next.primary, next.backup, next.failoverThreshold, next.enabled, next.mode, next.circuitCooldownSeconds, ctx.actor, ctx.reason ?? null, ctx.incidentId ?? null],
+      [
+        channel,
+        next.primary,
+        next.backup,
+        next.failoverThreshold,
+        next.enabled,
+        next.mode,
+        next.circuitCooldownSeconds,
+        ctx.actor,
+        ctx.reason ?? null,
+        ctx.incidentId ?? null,
+      ],
     );
     if (changes.enabled !== undefined) {
       // the seed's switch (auth.sms_otp.enabled / auth.magic_link.enabled) moves with the route
@@ -60,7 +85,15 @@ export async function updateRoute(runtime: DeliveryRuntime, channel: Channel, ch
     if (options.resetPrimary) {
       const previous = await resetCircuit(tx, next.primary);
       if (previous && previous !== 'closed') {
-        const change = { provider: next.primary, channel, transition: 'closed' as const, consecutiveFailures: 0, fallback: next.backup, actor: ctx.actor, incidentId: ctx.incidentId };
+        const change = {
+          provider: next.primary,
+          channel,
+          transition: 'closed' as const,
+          consecutiveFailures: 0,
+          fallback: next.backup,
+          actor: ctx.actor,
+          incidentId: ctx.incidentId,
+        };
         circuit = { change, audit: await auditCircuit(tx, change) };
       }
     }
@@ -71,7 +104,13 @@ export async function updateRoute(runtime: DeliveryRuntime, channel: Channel, ch
       incidentId: ctx.incidentId,
       details: { channel, previous: snapshot(current), value: snapshot(next), actor: ctx.actor },
     });
-    const updated: Route = { ...next, updatedAt: rows[0]!.updated_at, updatedBy: ctx.actor, changeReason: ctx.reason ?? null, incidentId: ctx.incidentId ?? null };
+    const updated: Route = {
+      ...next,
+      updatedAt: rows[0]!.updated_at,
+      updatedBy: ctx.actor,
+      changeReason: ctx.reason ?? null,
+      incidentId: ctx.incidentId ?? null,
+    };
     return { current, updated, audit, circuit };
   });
   invalidateDeliveryCaches(runtime);
@@ -81,10 +120,16 @@ export async function updateRoute(runtime: DeliveryRuntime, channel: Channel, ch
   const log = runtime.logger.child({ component: 'delivery' });
   if (current.mode !== 'backup' && updated.mode === 'backup' && updated.backup) {
     runtime.metrics.deliveryFailovers.inc({ channel, from: updated.primary, to: updated.backup, scope: 'manual' });
-    log.warn({ channel, from: updated.primary, to: updated.backup, actor: ctx.actor }, `${channel} route switched to its backup ${updated.backup}`);
+    log.warn(
+      { channel, from: updated.primary, to: updated.backup, actor: ctx.actor },
+      `${channel} route switched to its backup ${updated.backup}`,
+    );
   }
   if (current.enabled !== updated.enabled) {
-    log.warn({ channel, enabled: updated.enabled, actor: ctx.actor }, `${channel} channel ${updated.enabled ? 'enabled' : 'disabled'}`);
+    log.warn(
+      { channel, enabled: updated.enabled, actor: ctx.actor },
+      `${channel} channel ${updated.enabled ? 'enabled' : 'disabled'}`,
+    );
   }
   return updated;
 }
@@ -93,7 +138,12 @@ export async function updateRoute(runtime: DeliveryRuntime, channel: Channel, ch
  * The outage runbook's switch: `backup` sends everything through the backup (the breaker
  * does not undo it); `primary` returns to automatic routing with the primary's circuit closed.
  */
-export async function switchRoute(runtime: DeliveryRuntime, channel: Channel, to: 'backup' | 'primary', ctx: ActorContext): Promise<Route> {
+export async function switchRoute(
+  runtime: DeliveryRuntime,
+  channel: Channel,
+  to: 'backup' | 'primary',
+  ctx: ActorContext,
+): Promise<Route> {
   if (to === 'backup') {
     const route = (await readRoutes(runtime.db))[channel];
     if (!route.backup) throw new NoBackupError(`the ${channel} route has no backup provider`);
@@ -103,12 +153,24 @@ export async function switchRoute(runtime: DeliveryRuntime, channel: Channel, to
 }
 
 /** The seed's graceful degradation (`auth.sms_otp.enabled: false`). */
-export async function setChannelEnabled(runtime: DeliveryRuntime, channel: Channel, enabled: boolean, ctx: ActorContext): Promise<Route> {
+export async function setChannelEnabled(
+  runtime: DeliveryRuntime,
+  channel: Channel,
+  enabled: boolean,
+  ctx: ActorContext,
+): Promise<Route> {
   return updateRoute(runtime, channel, { enabled }, ctx);
 }
 
 export interface RouteStatus extends ReturnType<typeof routeView> {
-  circuits: Array<{ provider: string; state: string; consecutive_failures: number; opened_at: string | null; probe_after: string | null; throttled_until: string | null }>;
+  circuits: Array<{
+    provider: string;
+    state: string;
+    consecutive_failures: number;
+    opened_at: string | null;
+    probe_after: string | null;
+    throttled_until: string | null;
+  }>;
 }
 
 function circuitView(c: Circuit, cooldownSeconds: number) {
@@ -128,7 +190,9 @@ export async function routeStatus(runtime: Pick<Runtime, 'db'>): Promise<Record<
   const [routes, circuits] = await Promise.all([readRoutes(runtime.db), listCircuits(runtime.db)]);
   const view = (route: Route): RouteStatus => ({
     ...routeView(route),
-    circuits: circuits.filter((c) => c.provider === route.primary || c.provider === route.backup).map((c) => circuitView(c, route.circuitCooldownSeconds)),
+    circuits: circuits
+      .filter((c) => c.provider === route.primary || c.provider === route.backup)
+      .map((c) => circuitView(c, route.circuitCooldownSeconds)),
   });
   return { sms: view(routes.sms), email: view(routes.email) };
 }

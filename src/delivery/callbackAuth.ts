@@ -8,13 +8,24 @@ import twilio from 'twilio';
  */
 
 /** Twilio: X-Twilio-Signature, HMAC-SHA1 of the full URL and the sorted POST parameters. */
-export function verifyTwilio(authToken: string, signature: string | undefined, url: string, params: Record<string, string>): boolean {
+export function verifyTwilio(
+  authToken: string,
+  signature: string | undefined,
+  url: string,
+  params: Record<string, string>,
+): boolean {
   if (!signature) return false;
   return twilio.validateRequest(authToken, signature, url, params);
 }
 
 /** Plivo: X-Plivo-Signature-V3 (+ nonce), HMAC-SHA256 of the URL, sorted parameters and nonce. */
-export function verifyPlivo(authToken: string, signature: string | undefined, nonce: string | undefined, url: string, params: Record<string, string>): boolean {
+export function verifyPlivo(
+  authToken: string,
+  signature: string | undefined,
+  nonce: string | undefined,
+  url: string,
+  params: Record<string, string>,
+): boolean {
   if (!signature || !nonce) return false;
   try {
     return plivo.validateV3Signature('POST', url, nonce, authToken, signature, params) === true;
@@ -34,10 +45,20 @@ export function parsePublicKey(value: string): KeyObject {
  * SendGrid's signed Event Webhook: ECDSA (P-256, SHA-256, DER signature in base64) over the
  * timestamp header followed by the raw body, byte for byte.
  */
-export function verifySendgrid(key: KeyObject, rawBody: Buffer, signature: string | undefined, timestamp: string | undefined): boolean {
+export function verifySendgrid(
+  key: KeyObject,
+  rawBody: Buffer,
+  signature: string | undefined,
+  timestamp: string | undefined,
+): boolean {
   if (!signature || !timestamp) return false;
   try {
-    return verify('sha256', Buffer.concat([Buffer.from(timestamp, 'utf8'), rawBody]), key, Buffer.from(signature, 'base64'));
+    return verify(
+      'sha256',
+      Buffer.concat([Buffer.from(timestamp, 'utf8'), rawBody]),
+      key,
+      Buffer.from(signature, 'base64'),
+    );
   } catch {
     return false;
   }

@@ -34,10 +34,16 @@ export function afterOutcome(
   event: 'success' | 'failure',
   threshold: number,
 ): { state: CircuitState; consecutiveFailures: number; transition?: CircuitTransition } {
-  if (event === 'success') return { state: 'closed', consecutiveFailures: 0, ...(prev.state !== 'closed' ? { transition: 'closed' as const } : {}) };
+  if (event === 'success')
+    return {
+      state: 'closed',
+      consecutiveFailures: 0,
+      ...(prev.state !== 'closed' ? { transition: 'closed' as const } : {}),
+    };
   const failures = prev.consecutiveFailures + 1;
   if (prev.state === 'half_open') return { state: 'open', consecutiveFailures: failures, transition: 'reopened' };
-  if (prev.state === 'closed' && failures >= threshold) return { state: 'open', consecutiveFailures: failures, transition: 'opened' };
+  if (prev.state === 'closed' && failures >= threshold)
+    return { state: 'open', consecutiveFailures: failures, transition: 'opened' };
   return { state: prev.state, consecutiveFailures: failures };
 }
 
@@ -70,7 +76,10 @@ export function routeOrder(route: Pick<Route, 'primary' | 'backup' | 'mode'>): P
  * probes (one call) in route order, then every other provider as a one-call last resort, so
  * a message is never dropped while any provider might take it.
  */
-export function planSteps(order: ProviderName[], status: ReadonlyMap<ProviderName, Availability | 'probe_claimed'>): DeliveryStep[] {
+export function planSteps(
+  order: ProviderName[],
+  status: ReadonlyMap<ProviderName, Availability | 'probe_claimed'>,
+): DeliveryStep[] {
   const first: DeliveryStep[] = [];
   const last: DeliveryStep[] = [];
   for (const provider of order) {
@@ -93,7 +102,8 @@ interface CircuitRow {
   throttled_until: Date | null;
 }
 
-const COLUMNS = 'provider, channel, state, consecutive_failures, opened_at, probe_lease_until, probe_key, throttled_until';
+const COLUMNS =
+  'provider, channel, state, consecutive_failures, opened_at, probe_lease_until, probe_key, throttled_until';
 
 function toCircuit(r: CircuitRow): Circuit {
   return {
@@ -109,8 +119,14 @@ function toCircuit(r: CircuitRow): Circuit {
 }
 
 /** The circuits of `providers` and the database's clock (every worker judges by the same one). */
-export async function loadCircuits(q: Queryable, providers: readonly ProviderName[]): Promise<{ circuits: Map<ProviderName, Circuit>; now: Date }> {
-  const { rows } = await q.query<CircuitRow & { now: Date }>(`SELECT ${COLUMNS}, now() AS now FROM provider_circuits WHERE provider = ANY($1::text[])`, [providers]);
+export async function loadCircuits(
+  q: Queryable,
+  providers: readonly ProviderName[],
+): Promise<{ circuits: Map<ProviderName, Circuit>; now: Date }> {
+  const { rows } = await q.query<CircuitRow & { now: Date }>(
+    `SELECT ${COLUMNS}, now() AS now FROM provider_circuits WHERE provider = ANY($1::text[])`,
+    [providers],
+  );
   const { rows: clock } = rows.length ? { rows } : await q.query<{ now: Date }>('SELECT now() AS now');
   return { circuits: new Map(rows.map((r) => [r.provider, toCircuit(r)])), now: clock[0]!.now };
 }
@@ -121,7 +137,12 @@ export async function listCircuits(q: Queryable): Promise<Circuit[]> {
 }
 
 /** Takes the half-open probe lease for `key`; answers the previous state when this call opened the probe. */
-export async function claimProbe(q: Queryable, provider: ProviderName, key: string, cooldownSeconds: number): Promise<{ claimed: boolean; previous?: CircuitState }> {
+export async function claimProbe(
+  q: Queryable,
+  provider: ProviderName,
+  key: string,
+  cooldownSeconds: number,
+): Promise<{ claimed: boolean; previous?: CircuitState }> {
   const { rows } = await q.query<{ previous: CircuitState }>(
     `WITH prev AS (
        SELECT provider, state FROM provider_circuits
@@ -152,12 +173,25 @@ export interface OutcomeInput {
  * the row's lock. A success on a closed circuit with no failures writes nothing (the common
  * case costs no lock).
  */
-export async function recordOutcome(tx: Queryable, input: OutcomeInput): Promise<{ transition?: CircuitTransition; consecutiveFailures: number }> {
-  const onlyIfDirty = input.event === 'success' ? `AND (state <> 'closed' OR consecutive_failures > 0 OR throttled_until IS NOT NULL)` : '';
-  const { rows } = await tx.query<CircuitRow>(`SELECT ${COLUMNS} FROM provider_circuits WHERE provider = $1 ${onlyIfDirty} FOR UPDATE`, [input.provider]);
+export async function recordOutcome(
+  tx: Queryable,
+  input: OutcomeInput,
+): Promise<{ transition?: CircuitTransition; consecutiveFailures: number }> {
+  const onlyIfDirty =
+    input.event === 'success'
+      ? `AND (state <> 'closed' OR consecutive_failures > 0 OR throttled_until IS NOT NULL)`
+      : '';
+  const { rows } = await tx.query<CircuitRow>(
+    `SELECT ${COLUMNS} FROM provider_circuits WHERE provider = $1 ${onlyIfDirty} FOR UPDATE`,
+    [input.provider],
+  );
   const prev = rows[0];
   if (!prev) return { consecutiveFailures: 0 };
-  const next = afterOutcome({ state: prev.state, consecutiveFailures: prev.consecutive_failures }, input.event, input.threshold);
+  const next = afterOutcome(
+    { state: prev.state, consecutiveFailures: prev.consecutive_failures },
+    input.event,
+    input.threshold,
+  );
   const opens = next.transition === 'opened' || next.transition === 'reopened';
   await tx.query(
     `UPDATE provider_circuits
@@ -171,7 +205,14 @@ export async function recordOutcome(tx: Queryable, input: OutcomeInput): Promise
             last_success_at = CASE WHEN $6::boolean THEN now() ELSE last_success_at END,
             updated_at = now()
       WHERE provider = $1`,
-    [input.provider, next.state, next.consecutiveFailures, opens, input.retryAfterMs ?? null, input.event === 'success'],
+    [
+      input.provider,
+      next.state,
+      next.consecutiveFailures,
+      opens,
+      input.retryAfterMs ?? null,
+      input.event === 'success',
+    ],
   );
   return { transition: next.transition, consecutiveFailures: next.consecutiveFailures };
 }

@@ -51,16 +51,38 @@ export function auditCircuit(tx: Queryable, change: CircuitChange): Promise<Audi
  * After the switch committed: the audit log line, a human log line, and the metrics. An
  * opening moves the channel's traffic to its fallback: that is a failover (scope `circuit`).
  */
-export function announceCircuit(runtime: Pick<Runtime, 'logger' | 'metrics'>, change: CircuitChange, audit: AuditRow | undefined): void {
+export function announceCircuit(
+  runtime: Pick<Runtime, 'logger' | 'metrics'>,
+  change: CircuitChange,
+  audit: AuditRow | undefined,
+): void {
   const log = runtime.logger.child({ component: 'delivery' });
   logAudit(runtime.logger.child({ component: 'audit' }), audit);
   const state = STATE_AFTER[change.transition];
   runtime.metrics.circuitTransitions.inc({ channel: change.channel, provider: change.provider, to_state: state });
-  const fields = { channel: change.channel, provider: change.provider, state, consecutiveFailures: change.consecutiveFailures, fallback: change.fallback };
+  const fields = {
+    channel: change.channel,
+    provider: change.provider,
+    state,
+    consecutiveFailures: change.consecutiveFailures,
+    fallback: change.fallback,
+  };
   if (state === 'open') {
-    if (change.fallback) runtime.metrics.deliveryFailovers.inc({ channel: change.channel, from: change.provider, to: change.fallback, scope: 'circuit' });
-    log.warn(fields, `provider circuit ${change.transition}: ${change.channel} traffic moves from ${change.provider} to ${change.fallback ?? 'nobody'}`);
+    if (change.fallback)
+      runtime.metrics.deliveryFailovers.inc({
+        channel: change.channel,
+        from: change.provider,
+        to: change.fallback,
+        scope: 'circuit',
+      });
+    log.warn(
+      fields,
+      `provider circuit ${change.transition}: ${change.channel} traffic moves from ${change.provider} to ${change.fallback ?? 'nobody'}`,
+    );
   } else {
-    log.info(fields, `provider circuit ${state}: ${change.provider} ${state === 'closed' ? 'takes traffic again' : 'gets one probe'}`);
+    log.info(
+      fields,
+      `provider circuit ${state}: ${change.provider} ${state === 'closed' ? 'takes traffic again' : 'gets one probe'}`,
+    );
   }
 }

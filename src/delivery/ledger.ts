@@ -27,7 +27,11 @@ export async function sentBy(q: Queryable, key: string): Promise<ProviderName | 
  * provider may have taken the message (the worker died mid-call, or the database went away
  * after the provider answered).
  */
-export async function unresolvedCall(q: Queryable, key: string, except: ProviderName): Promise<ProviderName | undefined> {
+export async function unresolvedCall(
+  q: Queryable,
+  key: string,
+  except: ProviderName,
+): Promise<ProviderName | undefined> {
   const { rows } = await q.query<{ provider: ProviderName }>(
     `SELECT provider FROM delivery_attempts WHERE idempotency_key = $1 AND provider <> $2 AND status = 'sending' ORDER BY last_attempt_at LIMIT 1`,
     [key, except],
@@ -65,7 +69,10 @@ export async function callSucceeded(tx: Queryable, input: LedgerKey & { provider
   );
 }
 
-export async function callFailed(tx: Queryable, input: LedgerKey & { errorClass: ErrorClass; errorCode?: string }): Promise<void> {
+export async function callFailed(
+  tx: Queryable,
+  input: LedgerKey & { errorClass: ErrorClass; errorCode?: string },
+): Promise<void> {
   await tx.query(
     `UPDATE delivery_attempts
         SET status = 'failed', failed_calls = failed_calls + 1, error_class = $3, error_code = $4, completed_at = now()
@@ -75,7 +82,10 @@ export async function callFailed(tx: Queryable, input: LedgerKey & { errorClass:
 }
 
 /** Failed provider calls and the last call's time over every send of a challenge (delivery_failures). */
-export async function challengeFailures(q: Queryable, challengeId: string): Promise<{ failedCalls: number; lastAttemptAt: Date | null }> {
+export async function challengeFailures(
+  q: Queryable,
+  challengeId: string,
+): Promise<{ failedCalls: number; lastAttemptAt: Date | null }> {
   const { rows } = await q.query<{ failed: number; last: Date | null }>(
     `SELECT COALESCE(sum(failed_calls), 0)::int AS failed, max(last_attempt_at) AS last FROM delivery_attempts WHERE challenge_id = $1`,
     [challengeId],

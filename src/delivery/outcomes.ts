@@ -26,7 +26,13 @@ interface ChallengeFacts {
 /** Upserts the challenge's failure row; a new failure re-opens it, a resend already made stays recorded. */
 export async function upsertFailure(
   tx: Queryable,
-  input: { challengeId: string; sendNumber: number; provider: ProviderName; errorClass: ErrorClass; errorCode?: string },
+  input: {
+    challengeId: string;
+    sendNumber: number;
+    provider: ProviderName;
+    errorClass: ErrorClass;
+    errorCode?: string;
+  },
 ): Promise<{ channel: Channel; userId: string; method: AuthMethod } | undefined> {
   const { rows } = await tx.query<ChallengeFacts>(
     `SELECT c.user_id, c.method, u.phone, u.email FROM auth_challenges c LEFT JOIN users u ON u.sub = c.user_id WHERE c.id = $1`,
@@ -64,10 +70,17 @@ export async function upsertFailure(
 
 /** A later send (or a delivery report) reached the user: nothing is left to resend. */
 export async function resolveFailure(tx: Queryable, challengeId: string): Promise<void> {
-  await tx.query('UPDATE delivery_failures SET resolved_at = now() WHERE challenge_id = $1 AND resolved_at IS NULL', [challengeId]);
+  await tx.query('UPDATE delivery_failures SET resolved_at = now() WHERE challenge_id = $1 AND resolved_at IS NULL', [
+    challengeId,
+  ]);
 }
 
-async function reportedFailed(tx: Queryable, challengeId: string, sendNumber: number, provider: ProviderName): Promise<boolean> {
+async function reportedFailed(
+  tx: Queryable,
+  challengeId: string,
+  sendNumber: number,
+  provider: ProviderName,
+): Promise<boolean> {
   const { rows } = await tx.query<{ report_outcome: string | null }>(
     // FOR UPDATE: a report being applied right now (applyReport locks this row first, then the
     // challenge) is waited for, so its failure is seen here and not overwritten by "delivered"
@@ -89,7 +102,11 @@ export async function recordSentOutcome(
   const { challengeId, sendNumber, provider, outcome } = input;
   if (provider && (await reportedFailed(tx, challengeId, sendNumber, provider))) {
     // the provider's failure report arrived first and recorded the failure: keep it
-    await tx.query('UPDATE auth_challenges SET sends = GREATEST(sends, $2), delivery_provider = $3 WHERE id = $1', [challengeId, sendNumber, provider]);
+    await tx.query('UPDATE auth_challenges SET sends = GREATEST(sends, $2), delivery_provider = $3 WHERE id = $1', [
+      challengeId,
+      sendNumber,
+      provider,
+    ]);
     return;
   }
   const { rows } = await tx.query<{ id: string }>(
@@ -103,13 +120,19 @@ export async function recordSentOutcome(
   if (rows[0]) await resolveFailure(tx, challengeId);
 }
 
-export async function recordDeliveryOutcome(runtime: Pick<Runtime, 'db' | 'logger'>, input: RecordDeliveryInput): Promise<void> {
+export async function recordDeliveryOutcome(
+  runtime: Pick<Runtime, 'db' | 'logger'>,
+  input: RecordDeliveryInput,
+): Promise<void> {
   const { challengeId, sendNumber, outcome } = input;
   // a decoy looks delivered unless no provider of its channel would have taken a message
   const status = outcome === 'failed' || (outcome === 'no_recipient' && input.channelDown) ? 'failed' : 'delivered';
   if (outcome === 'skipped') {
     // never over an earlier send's real outcome
-    await runtime.db.write(`UPDATE auth_challenges SET delivery_outcome = 'skipped' WHERE id = $1 AND delivery_outcome IS NULL`, [challengeId]);
+    await runtime.db.write(
+      `UPDATE auth_challenges SET delivery_outcome = 'skipped' WHERE id = $1 AND delivery_outcome IS NULL`,
+      [challengeId],
+    );
     return;
   }
   const audit = await runtime.db.transaction(async (tx) => {
@@ -126,7 +149,13 @@ export async function recordDeliveryOutcome(runtime: Pick<Runtime, 'db' | 'logge
       [challengeId, sendNumber, input.provider ?? null, outcome, input.errorClass ?? null, status],
     );
     if (!rows[0] || outcome !== 'failed' || !input.provider) return undefined;
-    const failure = await upsertFailure(tx, { challengeId, sendNumber, provider: input.provider, errorClass: input.errorClass ?? 'transient', errorCode: input.errorCode });
+    const failure = await upsertFailure(tx, {
+      challengeId,
+      sendNumber,
+      provider: input.provider,
+      errorClass: input.errorClass ?? 'transient',
+      errorCode: input.errorCode,
+    });
     if (!failure) return undefined;
     return insertAudit(tx, {
       type: DeliveryAuditEvent.failed,
@@ -134,15 +163,30 @@ export async function recordDeliveryOutcome(runtime: Pick<Runtime, 'db' | 'logge
       challengeId,
       userId: failure.userId,
       method: failure.method,
-      details: { channel: failure.channel, provider: input.provider, error_code: input.errorCode ?? null, send: sendNumber },
+      details: {
+        channel: failure.channel,
+        provider: input.provider,
+        error_code: input.errorCode ?? null,
+        send: sendNumber,
+      },
       dedupeKey: `${challengeWorkflowId(challengeId)}/send-${sendNumber}/failed`,
     });
   });
   if (audit) {
     logAudit(runtime.logger.child({ component: 'audit' }), audit);
-    const why = input.errorClass === 'permanent' ? `${input.provider} refused the message (no failover)` : 'no provider took the message';
-    runtime.logger
-      .child({ component: 'delivery' })
-      .warn({ challengeId, send: sendNumber, provider: input.provider, errorClass: input.errorClass, errorCode: input.errorCode }, `failed to send: ${why}`);
+    const why =
+      input.errorClass === 'permanent'
+        ? `${input.provider} refused the message (no failover)`
+        : 'no provider took the message';
+    runtime.logger.child({ component: 'delivery' }).warn(
+      {
+        challengeId,
+        send: sendNumber,
+        provider: input.provider,
+        errorClass: input.errorClass,
+        errorCode: input.errorCode,
+      },
+      `failed to send: ${why}`,
+    );
   }
 }

@@ -29,12 +29,19 @@ export type SendDecision =
   /** the message itself is refused: no retry anywhere */
   | { action: 'fail' };
 
-export function decide(err: Pick<ProviderError, 'kind' | 'providerCode' | 'retryAfterMs'>, callsMade: number, maxCalls: number): SendDecision {
+export function decide(
+  err: Pick<ProviderError, 'kind' | 'providerCode' | 'retryAfterMs'>,
+  callsMade: number,
+  maxCalls: number,
+): SendDecision {
   if (err.kind === 'permanent') return { action: 'fail' };
   if (err.providerCode === 'TIMEOUT') return { action: 'failover', reason: 'timeout' };
-  if (err.retryAfterMs !== undefined && err.retryAfterMs > RETRY_AFTER_CAP_MS) return { action: 'failover', reason: 'throttled' };
+  if (err.retryAfterMs !== undefined && err.retryAfterMs > RETRY_AFTER_CAP_MS)
+    return { action: 'failover', reason: 'throttled' };
   if (callsMade >= maxCalls) return { action: 'failover', reason: 'retries_exhausted' };
-  return err.retryAfterMs !== undefined ? { action: 'retry', delayMs: Math.max(err.retryAfterMs, RETRY_INITIAL_MS) } : { action: 'retry' };
+  return err.retryAfterMs !== undefined
+    ? { action: 'retry', delayMs: Math.max(err.retryAfterMs, RETRY_INITIAL_MS) }
+    : { action: 'retry' };
 }
 
 /** A short, stable code for rows and metrics: the provider's code, else the HTTP status. */

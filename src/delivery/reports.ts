@@ -53,7 +53,10 @@ async function findRow(tx: Queryable, r: DeliveryReport): Promise<LedgerRow | un
   return rows[0];
 }
 
-export async function applyReport(runtime: Pick<Runtime, 'db' | 'logger'>, report: DeliveryReport): Promise<ReportResult> {
+export async function applyReport(
+  runtime: Pick<Runtime, 'db' | 'logger'>,
+  report: DeliveryReport,
+): Promise<ReportResult> {
   const result = await runtime.db.transaction(async (tx) => {
     const row = await findRow(tx, report);
     if (!row) return 'unknown_message' as const;
@@ -64,7 +67,14 @@ export async function applyReport(runtime: Pick<Runtime, 'db' | 'logger'>, repor
               provider_message_id = COALESCE(provider_message_id, $4),
               completed_at = COALESCE(completed_at, now())
         WHERE challenge_id = $1 AND send_number = $2 AND provider = $5`,
-      [row.challenge_id, row.send_number, report.report.slice(0, 64), report.providerMessageId ?? null, report.provider, report.outcome],
+      [
+        row.challenge_id,
+        row.send_number,
+        report.report.slice(0, 64),
+        report.providerMessageId ?? null,
+        report.provider,
+        report.outcome,
+      ],
     );
     if (report.outcome === 'delivered') {
       await tx.query(
@@ -85,15 +95,35 @@ export async function applyReport(runtime: Pick<Runtime, 'db' | 'logger'>, repor
         WHERE id = $1 AND delivery_report IS DISTINCT FROM 'delivered'
           AND NOT EXISTS (SELECT 1 FROM delivery_attempts WHERE challenge_id = $1 AND send_number > $2)
         RETURNING id`,
-      [row.challenge_id, row.send_number, report.report.slice(0, 64), report.provider, report.errorClass ?? 'permanent'],
+      [
+        row.challenge_id,
+        row.send_number,
+        report.report.slice(0, 64),
+        report.provider,
+        report.errorClass ?? 'permanent',
+      ],
     );
     if (rows[0]) {
-      await upsertFailure(tx, { challengeId: row.challenge_id, sendNumber: row.send_number, provider: report.provider, errorClass: report.errorClass ?? 'permanent', errorCode: report.errorCode });
+      await upsertFailure(tx, {
+        challengeId: row.challenge_id,
+        sendNumber: row.send_number,
+        provider: report.provider,
+        errorClass: report.errorClass ?? 'permanent',
+        errorCode: report.errorCode,
+      });
     }
     return 'applied' as const;
   });
   const log = runtime.logger.child({ component: 'delivery' });
-  if (result === 'unknown_message') log.info({ provider: report.provider, report: report.report }, 'delivery report for a message Warden does not know');
-  else if (report.outcome === 'failed') log.warn({ provider: report.provider, report: report.report, errorCode: report.errorCode }, `failed to send: ${report.provider} reports the message ${report.report}`);
+  if (result === 'unknown_message')
+    log.info(
+      { provider: report.provider, report: report.report },
+      'delivery report for a message Warden does not know',
+    );
+  else if (report.outcome === 'failed')
+    log.warn(
+      { provider: report.provider, report: report.report, errorCode: report.errorCode },
+      `failed to send: ${report.provider} reports the message ${report.report}`,
+    );
   return result;
 }

@@ -97,13 +97,16 @@ interface FailureState {
   expired: boolean | null;
 }
 
-
 /**
  * Resends one failure. Exactly once: the update carries the failure id both as its Temporal
  * update id and in its input, so concurrent or retried calls reach one queued send, and the
  * row remembers the outcome so later calls answer `already_resent` without asking again.
  */
-export async function resendFailedDelivery(runtime: Pick<Runtime, 'db' | 'logger' | 'temporal'>, failureId: string, ctx: ActorContext): Promise<ResendOutcome> {
+export async function resendFailedDelivery(
+  runtime: Pick<Runtime, 'db' | 'logger' | 'temporal'>,
+  failureId: string,
+  ctx: ActorContext,
+): Promise<ResendOutcome> {
   if (!/^\d{1,18}$/.test(failureId)) throw new FailureNotFoundError(`no delivery failure ${failureId}`);
   const { rows } = await runtime.db.query<FailureState>(
     `SELECT f.challenge_id, f.user_id, f.send_number, f.resolved_at, f.resent_at, f.resend_send_number, f.resend_outcome,
@@ -113,16 +116,23 @@ export async function resendFailedDelivery(runtime: Pick<Runtime, 'db' | 'logger
   );
   const row = rows[0];
   if (!row) throw new FailureNotFoundError(`no delivery failure ${failureId}`);
-  if (row.resent_at) return { outcome: 'already_resent', sendNumber: row.resend_send_number, previous: row.resend_outcome };
+  if (row.resent_at)
+    return { outcome: 'already_resent', sendNumber: row.resend_send_number, previous: row.resend_outcome };
   if (row.resolved_at) return { outcome: 'resolved' };
   if (!row.challenge_id || !row.status || row.expired || !isActive(row.status)) {
-    return { outcome: 'challenge_ended', status: row.expired && row.status && isActive(row.status) ? 'expired' : (row.status ?? 'unknown') };
+    return {
+      outcome: 'challenge_ended',
+      status: row.expired && row.status && isActive(row.status) ? 'expired' : (row.status ?? 'unknown'),
+    };
   }
 
   let result: RedeliverResult;
   try {
     const handle = runtime.temporal.client.workflow.getHandle(challengeWorkflowId(row.challenge_id));
-    result = await handle.executeUpdate(redeliverUpdate, { args: [{ failureId, failedSendNumber: row.send_number ?? 1 }], updateId: `redeliver-${failureId}` });
+    result = await handle.executeUpdate(redeliverUpdate, {
+      args: [{ failureId, failedSendNumber: row.send_number ?? 1 }],
+      updateId: `redeliver-${failureId}`,
+    });
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return { outcome: 'challenge_ended', status: 'ended' };
     throw err;

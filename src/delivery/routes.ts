@@ -138,18 +138,28 @@ export class RouteValidationError extends Error {
 }
 
 /** The rules a route must satisfy; the same ones are CHECK constraints in migration 0020. */
-export function validateRoute(route: Pick<Route, 'channel' | 'primary' | 'backup' | 'failoverThreshold' | 'mode' | 'circuitCooldownSeconds'>): void {
+export function validateRoute(
+  route: Pick<Route, 'channel' | 'primary' | 'backup' | 'failoverThreshold' | 'mode' | 'circuitCooldownSeconds'>,
+): void {
   const known = CHANNEL_PROVIDERS[route.channel];
-  if (!known.includes(route.primary)) throw new RouteValidationError(`primary_provider must be one of ${known.join(', ')} for ${route.channel}`);
-  if (route.backup !== null && !known.includes(route.backup)) throw new RouteValidationError(`backup_provider must be one of ${known.join(', ')} (or null) for ${route.channel}`);
-  if (route.backup === route.primary) throw new RouteValidationError('backup_provider must differ from primary_provider');
+  if (!known.includes(route.primary))
+    throw new RouteValidationError(`primary_provider must be one of ${known.join(', ')} for ${route.channel}`);
+  if (route.backup !== null && !known.includes(route.backup))
+    throw new RouteValidationError(`backup_provider must be one of ${known.join(', ')} (or null) for ${route.channel}`);
+  if (route.backup === route.primary)
+    throw new RouteValidationError('backup_provider must differ from primary_provider');
   if (!Number.isInteger(route.failoverThreshold) || route.failoverThreshold < 1 || route.failoverThreshold > 1000) {
     throw new RouteValidationError('failover_threshold must be an integer from 1 to 1000');
   }
-  if (!Number.isInteger(route.circuitCooldownSeconds) || route.circuitCooldownSeconds < 1 || route.circuitCooldownSeconds > 86_400) {
+  if (
+    !Number.isInteger(route.circuitCooldownSeconds) ||
+    route.circuitCooldownSeconds < 1 ||
+    route.circuitCooldownSeconds > 86_400
+  ) {
     throw new RouteValidationError('circuit_cooldown_seconds must be an integer from 1 to 86400');
   }
-  if (route.mode === 'backup' && route.backup === null) throw new RouteValidationError('mode backup needs a backup_provider');
+  if (route.mode === 'backup' && route.backup === null)
+    throw new RouteValidationError('mode backup needs a backup_provider');
 }
 
 export function applyChanges(current: Route, changes: RouteChanges): Route {

@@ -6,8 +6,24 @@ import { ProviderError, type SendResult } from '../providers';
 import type { ProviderName } from '../providers/types';
 import type { Runtime } from '../runtime';
 import { sendIdempotencyKey, type AuthMethod } from '../shared/auth';
-import { channelOfProvider, type DeliveryPlan, type PlanDeliveryInput, type SendDeliveryInput, type SendDeliveryResult, type SendFailureDetails } from '../shared/delivery';
-import { availability, claimProbe, loadCircuits, planSteps, recordOutcome, routeOrder, type Availability, type Circuit } from './circuit';
+import {
+  channelOfProvider,
+  type DeliveryPlan,
+  type PlanDeliveryInput,
+  type SendDeliveryInput,
+  type SendDeliveryResult,
+  type SendFailureDetails,
+} from '../shared/delivery';
+import {
+  availability,
+  claimProbe,
+  loadCircuits,
+  planSteps,
+  recordOutcome,
+  routeOrder,
+  type Availability,
+  type Circuit,
+} from './circuit';
 import { announceCircuit, auditCircuit, type CircuitChange } from './events';
 import { beginCall, callFailed, callSucceeded, sentBy, unresolvedCall } from './ledger';
 import { recordDeliveryOutcome, recordSentOutcome } from './outcomes';
@@ -64,7 +80,16 @@ const fallbackOf = (route: Route, provider: ProviderName): ProviderName | null =
   provider === route.primary ? route.backup : provider === route.backup ? route.primary : null;
 
 function closed(provider: ProviderName): Circuit {
-  return { provider, channel: channelOfProvider(provider), state: 'closed', consecutiveFailures: 0, openedAt: null, probeLeaseUntil: null, probeKey: null, throttledUntil: null };
+  return {
+    provider,
+    channel: channelOfProvider(provider),
+    state: 'closed',
+    consecutiveFailures: 0,
+    openedAt: null,
+    probeLeaseUntil: null,
+    probeKey: null,
+    throttledUntil: null,
+  };
 }
 
 export async function planDelivery(runtime: SenderRuntime, input: PlanDeliveryInput): Promise<DeliveryPlan> {
@@ -75,7 +100,9 @@ export async function planDelivery(runtime: SenderRuntime, input: PlanDeliveryIn
   const order = routeOrder(route);
   const key = sendIdempotencyKey(input.challengeId, input.sendNumber);
   const { circuits, now } = await loadCircuits(runtime.db, order);
-  const status = new Map<ProviderName, Availability | 'probe_claimed'>(order.map((p) => [p, availability(circuits.get(p) ?? closed(p), now, key, route.circuitCooldownSeconds)]));
+  const status = new Map<ProviderName, Availability | 'probe_claimed'>(
+    order.map((p) => [p, availability(circuits.get(p) ?? closed(p), now, key, route.circuitCooldownSeconds)]),
+  );
   if (!recipient(target)) {
     const down = order.every((p) => status.get(p) !== 'usable' && status.get(p) !== 'probe_due');
     return { kind: 'no_recipient', channel, channelDown: down };
@@ -85,7 +112,14 @@ export async function planDelivery(runtime: SenderRuntime, input: PlanDeliveryIn
     const claim = await runtime.db.transaction(async (tx) => {
       const claimed = await claimProbe(tx, provider, key, route.circuitCooldownSeconds);
       if (!claimed.claimed || claimed.previous !== 'open') return { claimed: claimed.claimed };
-      const change: CircuitChange = { provider, channel, transition: 'half_opened', consecutiveFailures: circuits.get(provider)?.consecutiveFailures ?? 0, fallback: fallbackOf(route, provider), actor: 'breaker' };
+      const change: CircuitChange = {
+        provider,
+        channel,
+        transition: 'half_opened',
+        consecutiveFailures: circuits.get(provider)?.consecutiveFailures ?? 0,
+        fallback: fallbackOf(route, provider),
+        actor: 'breaker',
+      };
       return { claimed: true, change, audit: await auditCircuit(tx, change) };
     });
     if (claim.change) announceCircuit(runtime, claim.change, claim.audit);
@@ -94,7 +128,14 @@ export async function planDelivery(runtime: SenderRuntime, input: PlanDeliveryIn
   return { kind: 'send', channel, primary: route.primary, steps: planSteps(order, status) };
 }
 
-async function render(runtime: SenderRuntime, challengeId: string, target: Target, to: string, provider: ProviderName, key: string): Promise<() => Promise<SendResult>> {
+async function render(
+  runtime: SenderRuntime,
+  challengeId: string,
+  target: Target,
+  to: string,
+  provider: ProviderName,
+  key: string,
+): Promise<() => Promise<SendResult>> {
   const dataKey = await authServices(runtime).keys.get(target.key_id!);
   const secret = unseal(dataKey.seal, target.sealed_secret!, aad.storedSecret(challengeId)).toString('utf8');
   const { providers, config } = runtime;
@@ -127,7 +168,10 @@ export async function sendDelivery(
   const log = runtime.logger.child({ component: 'delivery' });
 
   // with `record`, the provider that takes the message also records the send's outcome
-  const sent = (by: ProviderName) => (input.record ? { provider: by, outcome: by === input.record.primary ? ('sent' as const) : ('failed_over' as const) } : undefined);
+  const sent = (by: ProviderName) =>
+    input.record
+      ? { provider: by, outcome: by === input.record.primary ? ('sent' as const) : ('failed_over' as const) }
+      : undefined;
   /** the ledger already says a provider took this send: answered without calling anyone */
   const alreadySent = async (by: ProviderName): Promise<SendDeliveryResult> => {
     const outcome = sent(by);
@@ -141,7 +185,10 @@ export async function sendDelivery(
   // deduplicates); only once that call is recorded as failed does this provider get the send.
   const unresolved = resolving ? undefined : await unresolvedCall(db, key, provider);
   if (unresolved) {
-    log.warn({ challengeId, send: sendNumber, provider, unresolved }, 'repeating an earlier provider call whose outcome was never recorded before failing over; same idempotency key');
+    log.warn(
+      { challengeId, send: sendNumber, provider, unresolved },
+      'repeating an earlier provider call whose outcome was never recorded before failing over; same idempotency key',
+    );
     try {
       return await sendDelivery(runtime, { ...input, provider: unresolved }, heartbeat, true);
     } catch (err) {
@@ -151,14 +198,24 @@ export async function sendDelivery(
   const target = await loadTarget(runtime, challengeId);
   if (!target.sealed_secret || !target.key_id) return { outcome: 'skipped' };
   const to = recipient(target);
-  if (!to) throw new SendFailure('the user has no recipient for this channel any more', { action: 'fail' }, { provider, errorClass: 'permanent', errorCode: 'no_recipient' });
+  if (!to)
+    throw new SendFailure(
+      'the user has no recipient for this channel any more',
+      { action: 'fail' },
+      { provider, errorClass: 'permanent', errorCode: 'no_recipient' },
+    );
   const call = await render(runtime, challengeId, target, to, provider, key);
   const route = await deliveryServices(runtime).routes.get(channel);
 
   const begun = await beginCall(db, { key, provider, challengeId, sendNumber, channel });
   if (!begun) return alreadySent(provider);
-  if (begun.previous === 'sending') log.warn({ challengeId, send: sendNumber, provider }, 'repeating a send whose outcome was lost (a worker died mid-call); same idempotency key');
-  if (input.failoverFrom && begun.calls === 1) metrics.deliveryFailovers.inc({ channel, from: input.failoverFrom, to: provider, scope: 'message' });
+  if (begun.previous === 'sending')
+    log.warn(
+      { challengeId, send: sendNumber, provider },
+      'repeating a send whose outcome was lost (a worker died mid-call); same idempotency key',
+    );
+  if (input.failoverFrom && begun.calls === 1)
+    metrics.deliveryFailovers.inc({ channel, from: input.failoverFrom, to: provider, scope: 'message' });
 
   metrics.deliveryAttempts.inc({ channel, provider });
   const started = performance.now();
@@ -181,15 +238,38 @@ export async function sendDelivery(
         retryAfterMs: err.status === 429 ? err.retryAfterMs : undefined,
       });
       if (!outcome.transition) return undefined;
-      const c: CircuitChange = { provider, channel, transition: outcome.transition, consecutiveFailures: outcome.consecutiveFailures, fallback: fallbackOf(route, provider), actor: 'breaker' };
+      const c: CircuitChange = {
+        provider,
+        channel,
+        transition: outcome.transition,
+        consecutiveFailures: outcome.consecutiveFailures,
+        fallback: fallbackOf(route, provider),
+        actor: 'breaker',
+      };
       return { c, audit: await auditCircuit(tx, c) };
     });
     if (change) announceCircuit(runtime, change.c, change.audit);
     log.warn(
-      { challengeId, send: sendNumber, channel, provider, errorClass: err.kind, errorCode: code, status: err.status, call: begun.calls, decision: decision.action },
+      {
+        challengeId,
+        send: sendNumber,
+        channel,
+        provider,
+        errorClass: err.kind,
+        errorCode: code,
+        status: err.status,
+        call: begun.calls,
+        decision: decision.action,
+      },
       `failed to send ${channel} via ${provider}`,
     );
-    throw new SendFailure(err.message, decision, { provider, errorClass: err.kind, errorCode: code, status: err.status, retryAfterMs: err.retryAfterMs });
+    throw new SendFailure(err.message, decision, {
+      provider,
+      errorClass: err.kind,
+      errorCode: code,
+      status: err.status,
+      retryAfterMs: err.retryAfterMs,
+    });
   } finally {
     clearInterval(beat);
     metrics.deliveryDuration.observe({ channel, provider }, (performance.now() - started) / 1000);
@@ -202,7 +282,14 @@ export async function sendDelivery(
     const recorded = sent(provider);
     if (recorded) await recordSentOutcome(tx, { challengeId, sendNumber, ...recorded });
     if (!outcome.transition) return undefined;
-    const c: CircuitChange = { provider, channel, transition: outcome.transition, consecutiveFailures: 0, fallback: fallbackOf(route, provider), actor: 'breaker' };
+    const c: CircuitChange = {
+      provider,
+      channel,
+      transition: outcome.transition,
+      consecutiveFailures: 0,
+      fallback: fallbackOf(route, provider),
+      actor: 'breaker',
+    };
     return { c, audit: await auditCircuit(tx, c) };
   });
   if (change) announceCircuit(runtime, change.c, change.audit);

@@ -25,7 +25,10 @@ export function deliveryServices(runtime: Pick<Runtime, 'db'>): DeliveryServices
  * its `auth.<method>.enabled` setting and its route's `enabled` both say so. Both are written
  * together by setChannelEnabled; either one alone (an SQL edit) is enough to switch it off.
  */
-export async function channelEnabled(runtime: Pick<Runtime, 'db' | 'config' | 'logger'>, method: AuthMethod): Promise<boolean> {
+export async function channelEnabled(
+  runtime: Pick<Runtime, 'db' | 'config' | 'logger'>,
+  method: AuthMethod,
+): Promise<boolean> {
   const channel = METHOD_CHANNEL[method];
   const [setting, route] = await Promise.all([
     authServices(runtime).settings.get(channelSettingKey(channel), Type.Boolean(), true),

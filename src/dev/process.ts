@@ -70,5 +70,7 @@ export async function waitFor<T>(
       await new Promise((resolve) => setTimeout(resolve, intervalMs));
     }
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}: ${last instanceof Error ? last.message : String(last)}`);
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}: ${last instanceof Error ? last.message : String(last)}`,
+  );
 }

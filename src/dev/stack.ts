@@ -24,7 +24,11 @@ async function main(): Promise<void> {
   // The dev UI has no login, so it has no token to send to the codec: on a loopback-only stack
   // the codec runs without one (anyone here can read .data/secrets anyway). loadConfig refuses
   // this on any other bind address.
-  if (!process.env.WARDEN_CODEC_AUTH && !process.env.WARDEN_CODEC_TOKEN && /^(127\.|localhost$|::1$)/.test(process.env.WARDEN_HOST ?? '127.0.0.1')) {
+  if (
+    !process.env.WARDEN_CODEC_AUTH &&
+    !process.env.WARDEN_CODEC_TOKEN &&
+    /^(127\.|localhost$|::1$)/.test(process.env.WARDEN_HOST ?? '127.0.0.1')
+  ) {
     process.env.WARDEN_CODEC_AUTH = 'none';
   }
   const config = loadConfig();
@@ -80,10 +84,16 @@ async function main(): Promise<void> {
     const applied = await migrate(databaseUrl, (line) => logger.warn(line));
     if (applied.length) logger.info({ migrations: applied }, 'migrations applied');
 
-    const anySandbox = Object.values(config.providers).some((p) => typeof p === 'object' && p !== null && 'sandbox' in p && p.sandbox);
+    const anySandbox = Object.values(config.providers).some(
+      (p) => typeof p === 'object' && p !== null && 'sandbox' in p && p.sandbox,
+    );
     let sandboxUrl: string | undefined;
     if (anySandbox) {
-      const sandbox = await startSandbox({ host: config.host, port: config.ports.sandbox, logger: logger.child({ component: 'sandbox' }) });
+      const sandbox = await startSandbox({
+        host: config.host,
+        port: config.ports.sandbox,
+        logger: logger.child({ component: 'sandbox' }),
+      });
       stops.push({ name: 'sandbox', stop: () => sandbox.close() });
       sandboxUrl = sandbox.url;
     }

@@ -24,14 +24,18 @@ interface Rule {
 
 function labelProblems(name: string, labels: Record<string, string> | undefined): string[] {
   const out: string[] = [];
-  if (!labels?.severity || !(SEVERITIES as readonly string[]).includes(labels.severity)) out.push(`${name}: severity label not P0-P3`);
-  if (!labels?.incident_type || !(INCIDENT_TYPES as readonly string[]).includes(labels.incident_type)) out.push(`${name}: incident_type label missing or unknown`);
+  if (!labels?.severity || !(SEVERITIES as readonly string[]).includes(labels.severity))
+    out.push(`${name}: severity label not P0-P3`);
+  if (!labels?.incident_type || !(INCIDENT_TYPES as readonly string[]).includes(labels.incident_type))
+    out.push(`${name}: incident_type label missing or unknown`);
   return out;
 }
 
 /** Metric names an expression refers to, reduced to their family (histogram suffixes dropped). */
 function metricsOf(expr: string): string[] {
-  return [...new Set([...expr.matchAll(/\b(warden_[a-z0-9_]+)/g)].map((m) => m[1]!.replace(/_(bucket|count|sum)$/, '')))];
+  return [
+    ...new Set([...expr.matchAll(/\b(warden_[a-z0-9_]+)/g)].map((m) => m[1]!.replace(/_(bucket|count|sum)$/, ''))),
+  ];
 }
 
 export function checkRulesDocument(text: string, catalog: ReadonlySet<string>): RulesVerdict {
@@ -54,7 +58,10 @@ export function checkRulesDocument(text: string, catalog: ReadonlySet<string>): 
   }
   return problems.length
     ? { ok: false, detail: problems.slice(0, 5).join('; ') }
-    : { ok: true, detail: `${alerts.length} alert rules, each with severity and incident_type labels and only catalog metrics` };
+    : {
+        ok: true,
+        detail: `${alerts.length} alert rules, each with severity and incident_type labels and only catalog metrics`,
+      };
 }
 
 export function checkRulesApi(body: unknown): RulesVerdict {
@@ -64,7 +71,8 @@ export function checkRulesApi(body: unknown): RulesVerdict {
   if (!alerts.length) return { ok: false, detail: 'Prometheus has no alert rules loaded' };
   const problems: string[] = [];
   for (const rule of alerts) {
-    if (rule.health && rule.health !== 'ok') problems.push(`${rule.name}: health ${rule.health}${rule.lastError ? ` (${rule.lastError})` : ''}`);
+    if (rule.health && rule.health !== 'ok')
+      problems.push(`${rule.name}: health ${rule.health}${rule.lastError ? ` (${rule.lastError})` : ''}`);
     problems.push(...labelProblems(rule.name!, rule.labels));
   }
   const firing = alerts.filter((r) => r.state === 'firing').length;

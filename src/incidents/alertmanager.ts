@@ -1,5 +1,13 @@
 import { createHash } from 'node:crypto';
-import { ALERT_WORKFLOW_PREFIX, INCIDENT_TYPES, LIMITS, SEVERITIES, type IncidentInput, type IncidentType, type Severity } from '../shared/incidents';
+import {
+  ALERT_WORKFLOW_PREFIX,
+  INCIDENT_TYPES,
+  LIMITS,
+  SEVERITIES,
+  type IncidentInput,
+  type IncidentType,
+  type Severity,
+} from '../shared/incidents';
 
 /**
  * Alertmanager webhook (payload version 4) to incident. The rules in deploy/prometheus carry
@@ -84,13 +92,21 @@ export function incidentFromAlerts(payload: AlertmanagerPayload, alertGroup: str
   const common = payload.commonLabels ?? {};
   const firing = payload.alerts.filter((a) => a.status === 'firing');
   const considered = firing.length ? firing : payload.alerts;
-  const severities = considered.map((a) => severityOf({ ...common, ...a.labels })).filter((s): s is Severity => Boolean(s));
-  const severity = severities.sort((a, b) => SEVERITY_RANK[a] - SEVERITY_RANK[b])[0] ?? severityOf(common) ?? DEFAULT_ALERT_SEVERITY;
+  const severities = considered
+    .map((a) => severityOf({ ...common, ...a.labels }))
+    .filter((s): s is Severity => Boolean(s));
+  const severity =
+    severities.sort((a, b) => SEVERITY_RANK[a] - SEVERITY_RANK[b])[0] ?? severityOf(common) ?? DEFAULT_ALERT_SEVERITY;
   const type = typeOf(common) ?? considered.map((a) => typeOf({ ...common, ...a.labels })).find(Boolean) ?? 'other';
   const names = [...new Set(considered.map((a) => a.labels.alertname).filter((n): n is string => Boolean(n)))];
-  const title = payload.commonAnnotations?.summary ?? considered[0]?.annotations?.summary ?? (names.length ? names.join(', ') : 'Alertmanager alert');
+  const title =
+    payload.commonAnnotations?.summary ??
+    considered[0]?.annotations?.summary ??
+    (names.length ? names.join(', ') : 'Alertmanager alert');
   const impact = payload.commonAnnotations?.description ?? considered[0]?.annotations?.description ?? '';
-  const providers = [...new Set(considered.map((a) => a.labels.provider ?? common.provider).filter((p): p is string => Boolean(p)))];
+  const providers = [
+    ...new Set(considered.map((a) => a.labels.provider ?? common.provider).filter((p): p is string => Boolean(p))),
+  ];
   const starts = considered.map((a) => a.startsAt).filter((s): s is string => Boolean(s) && !s!.startsWith('0001'));
   const ddos = considered.some((a) => truthy(a.labels.ddos ?? common.ddos) || /ddos/i.test(a.labels.alertname ?? ''));
   return {

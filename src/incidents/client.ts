@@ -1,7 +1,20 @@
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Database } from '../db/database';
-import { INCIDENT_ERRORS, INCIDENT_ID_PATTERN, INCIDENT_WORKFLOW_TYPE, incidentId, type IncidentInput, type IncidentState } from '../shared/incidents';
+import {
+  INCIDENT_ERRORS,
+  INCIDENT_ID_PATTERN,
+  INCIDENT_WORKFLOW_TYPE,
+  incidentId,
+  type IncidentInput,
+  type IncidentState,
+} from '../shared/incidents';
 import { IncidentStatusKey, IncidentTypeKey, SeverityKey } from '../shared/searchAttributes';
 import type { incidentWorkflow } from '../workflows/incidents/incident';
 
@@ -27,7 +40,11 @@ export class IncidentStartError extends Error {
  * started with REJECT_DUPLICATE, which makes it unique in the namespace too: on either
  * conflict (another replica, or another deployment sharing the namespace) the next NN is tried.
  */
-export async function openIncident(deps: IncidentDeps, input: IncidentInput, now = new Date()): Promise<{ id: string; runId: string }> {
+export async function openIncident(
+  deps: IncidentDeps,
+  input: IncidentInput,
+  now = new Date(),
+): Promise<{ id: string; runId: string }> {
   const day = now.toISOString().slice(0, 10);
   const { rows } = await deps.db.query<{ next: number }>(
     `SELECT COALESCE(MAX(substring(id FROM '(\\d+)$')::int), 0) + 1 AS next FROM incidents WHERE id LIKE $1`,
@@ -39,7 +56,15 @@ export async function openIncident(deps: IncidentDeps, input: IncidentInput, now
     const reserved = await deps.db.write(
       `INSERT INTO incidents (id, type, severity, status, title, data_breach, detected_at, workflow_id, source)
        VALUES ($1, $2, $3, 'investigating', $4, $5, $6, $1, $7) ON CONFLICT (id) DO NOTHING RETURNING id`,
-      [id, input.type, input.severity, input.title, Boolean(input.dataBreach), input.detectedAt ?? now.toISOString(), input.source],
+      [
+        id,
+        input.type,
+        input.severity,
+        input.title,
+        Boolean(input.dataBreach),
+        input.detectedAt ?? now.toISOString(),
+        input.source,
+      ],
     );
     if (!reserved.rows[0]) continue;
     try {
@@ -78,7 +103,8 @@ export async function findIncident(db: Database, idOrWorkflowId: string): Promis
   );
   const row = rows[0];
   if (row) return { id: row.id, workflowId: row.workflow_id, runId: row.run_id ?? undefined };
-  if (INCIDENT_ID_PATTERN.test(idOrWorkflowId) || idOrWorkflowId.startsWith('alert-')) return { id: idOrWorkflowId, workflowId: idOrWorkflowId };
+  if (INCIDENT_ID_PATTERN.test(idOrWorkflowId) || idOrWorkflowId.startsWith('alert-'))
+    return { id: idOrWorkflowId, workflowId: idOrWorkflowId };
   return undefined;
 }
 
@@ -87,15 +113,17 @@ export function incidentHandle(client: Client, ref: IncidentRef): WorkflowHandle
 }
 
 export type IncidentErrorCode =
-  | { kind: 'rejected'; type: string; message: string }
-  | { kind: 'not_found' }
-  | { kind: 'closed' };
+  { kind: 'rejected'; type: string; message: string } | { kind: 'not_found' } | { kind: 'closed' };
 
 /** What went wrong with an update, in the terms the API answers with. */
 export function classifyUpdateError(err: unknown): IncidentErrorCode | undefined {
   if (err instanceof WorkflowNotFoundError) return { kind: 'not_found' };
   const failure = err instanceof WorkflowUpdateFailedError ? err.cause : err;
-  if (failure instanceof ApplicationFailure && failure.type && (INCIDENT_ERRORS as readonly string[]).includes(failure.type)) {
+  if (
+    failure instanceof ApplicationFailure &&
+    failure.type &&
+    (INCIDENT_ERRORS as readonly string[]).includes(failure.type)
+  ) {
     return { kind: 'rejected', type: failure.type, message: failure.message };
   }
   const message = err instanceof Error ? err.message : '';

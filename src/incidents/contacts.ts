@@ -58,13 +58,17 @@ const SLACK_ID = /^[UW][A-Z0-9]{2,20}$/;
 function contact(value: unknown, where: string, fallback?: Contact): Contact {
   if (typeof value !== 'object' || value === null) throw new ContactsError(`${where} must be an object`);
   const v = value as Record<string, unknown>;
-  const out: Contact = { name: typeof v.name === 'string' && v.name.trim() ? v.name.trim() : (fallback?.name ?? where) };
+  const out: Contact = {
+    name: typeof v.name === 'string' && v.name.trim() ? v.name.trim() : (fallback?.name ?? where),
+  };
   if (v.email !== undefined) {
-    if (typeof v.email !== 'string' || !EMAIL.test(v.email)) throw new ContactsError(`${where}.email is not an email address`);
+    if (typeof v.email !== 'string' || !EMAIL.test(v.email))
+      throw new ContactsError(`${where}.email is not an email address`);
     out.email = v.email;
   } else if (fallback?.email) out.email = fallback.email;
   if (v.slack_user_id !== undefined) {
-    if (typeof v.slack_user_id !== 'string' || !SLACK_ID.test(v.slack_user_id)) throw new ContactsError(`${where}.slack_user_id must be a Slack member id (U...)`);
+    if (typeof v.slack_user_id !== 'string' || !SLACK_ID.test(v.slack_user_id))
+      throw new ContactsError(`${where}.slack_user_id must be a Slack member id (U...)`);
     out.slack_user_id = v.slack_user_id;
   }
   if (v.url !== undefined) {
@@ -76,7 +80,8 @@ function contact(value: unknown, where: string, fallback?: Contact): Contact {
 
 /** Validates a contacts document; every key is optional and falls back to the seed's defaults. */
 export function parseContacts(doc: unknown): Contacts {
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ContactsError('the contacts file must hold a JSON object');
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    throw new ContactsError('the contacts file must hold a JSON object');
   const d = doc as Record<string, unknown>;
   const roles = { ...DEFAULT_CONTACTS.roles };
   for (const role of Object.keys(roles) as NotifiedRole[]) {
@@ -84,11 +89,14 @@ export function parseContacts(doc: unknown): Contacts {
   }
   const providerSupport = { ...DEFAULT_CONTACTS.provider_support };
   if (d.provider_support !== undefined) {
-    if (typeof d.provider_support !== 'object' || d.provider_support === null) throw new ContactsError('provider_support must be an object');
-    for (const [name, value] of Object.entries(d.provider_support)) providerSupport[name] = contact(value, `provider_support.${name}`);
+    if (typeof d.provider_support !== 'object' || d.provider_support === null)
+      throw new ContactsError('provider_support must be an object');
+    for (const [name, value] of Object.entries(d.provider_support))
+      providerSupport[name] = contact(value, `provider_support.${name}`);
   }
   const supportEmail = d.support_email ?? DEFAULT_CONTACTS.support_email;
-  if (typeof supportEmail !== 'string' || !EMAIL.test(supportEmail)) throw new ContactsError('support_email is not an email address');
+  if (typeof supportEmail !== 'string' || !EMAIL.test(supportEmail))
+    throw new ContactsError('support_email is not an email address');
   if (d.war_room !== undefined && typeof d.war_room !== 'string') throw new ContactsError('war_room must be a string');
   return {
     roles,
@@ -110,7 +118,9 @@ export function contactsSource(file: string | undefined, onError: (message: stri
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      throw new ContactsError(`cannot read WARDEN_CONTACTS_FILE (${file}): ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+      throw new ContactsError(
+        `cannot read WARDEN_CONTACTS_FILE (${file}): ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+      );
     }
     try {
       return parseContacts(JSON.parse(text));

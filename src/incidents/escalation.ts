@@ -69,7 +69,9 @@ export function slaChain(type: IncidentType, severity: Severity, dataBreach: boo
 /** Every escalation the policy still wants, due or not, earliest first. */
 export function plannedEscalations(s: PolicyState): PlannedEscalation[] {
   if (s.resolved) return [];
-  const plan: PlannedEscalation[] = [{ role: 'oncall', at: s.detectedAt, trigger: 'detected', reason: 'Incident detected' }];
+  const plan: PlannedEscalation[] = [
+    { role: 'oncall', at: s.detectedAt, trigger: 'detected', reason: 'Incident detected' },
+  ];
   const sla = ackSlaMs(s.severity);
   if (!s.acknowledged) {
     slaChain(s.type, s.severity, s.dataBreach).forEach((role, index) => {
@@ -83,8 +85,18 @@ export function plannedEscalations(s: PolicyState): PlannedEscalation[] {
     });
   }
   if (s.severity === 'P0') {
-    plan.push({ role: 'engineering_manager', at: s.detectedAt + HOUR, trigger: 'p0_open_1h', reason: 'P0 incident open for more than 1 hour' });
-    plan.push({ role: 'vp_engineering', at: s.detectedAt + 4 * HOUR, trigger: 'p0_open_4h', reason: 'P0 incident open for more than 4 hours' });
+    plan.push({
+      role: 'engineering_manager',
+      at: s.detectedAt + HOUR,
+      trigger: 'p0_open_1h',
+      reason: 'P0 incident open for more than 1 hour',
+    });
+    plan.push({
+      role: 'vp_engineering',
+      at: s.detectedAt + 4 * HOUR,
+      trigger: 'p0_open_4h',
+      reason: 'P0 incident open for more than 4 hours',
+    });
   }
   if (s.dataBreach) {
     const at = s.dataBreachAt ?? s.detectedAt;
@@ -107,7 +119,9 @@ function INTERNAL_ORDER(role: NotifiedRole): number {
 }
 
 /** The acknowledgement deadline, or undefined once acknowledged/resolved. */
-export function ackDeadline(s: Pick<PolicyState, 'severity' | 'detectedAt' | 'acknowledged' | 'resolved'>): number | undefined {
+export function ackDeadline(
+  s: Pick<PolicyState, 'severity' | 'detectedAt' | 'acknowledged' | 'resolved'>,
+): number | undefined {
   if (s.acknowledged || s.resolved) return undefined;
   return s.detectedAt + ackSlaMs(s.severity);
 }

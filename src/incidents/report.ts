@@ -89,12 +89,22 @@ export function renderReport(state: IncidentState, now?: string): string {
     ? state.preventiveActions.map((a, i) => `${i + 1}. ${md(a.description)} (${a.category})`)
     : ['1. _None recorded yet: at least one is required to close the incident._'];
   const actionItems = state.preventiveActions.length
-    ? state.preventiveActions.map((a) => `${md(a.description)} — owner: ${md(a.owner ?? a.by)}${a.due ? `, due ${md(a.due)}` : ''}`).join('; ')
+    ? state.preventiveActions
+        .map((a) => `${md(a.description)} — owner: ${md(a.owner ?? a.by)}${a.due ? `, due ${md(a.due)}` : ''}`)
+        .join('; ')
     : '_none recorded_';
   const mitigations = state.timeline.filter((e) => e.kind === 'mitigation').map((e) => `- ${md(e.message)}`);
-  const escalations = state.escalations.map((e) => `- ${clock(e.at, state.detectedAt)} - ${ROLE_TITLES[e.role]}: ${md(e.reason)}`);
-  const checklist = state.checklist.map((item) => `| ${item.group} | ${item.label} | ${item.automated ? 'automated' : 'manual'} | ${item.status}${item.detail ? `: ${md(item.detail).replace(/\|/g, '/')}` : ''} |`);
-  const tasks = state.tasks.map((t) => `- ${t.title} (${t.contact}): due ${utc(t.dueAt)}, ${t.status}${t.completedAt ? ` at ${utc(t.completedAt)}` : ''}`);
+  const escalations = state.escalations.map(
+    (e) => `- ${clock(e.at, state.detectedAt)} - ${ROLE_TITLES[e.role]}: ${md(e.reason)}`,
+  );
+  const checklist = state.checklist.map(
+    (item) =>
+      `| ${item.group} | ${item.label} | ${item.automated ? 'automated' : 'manual'} | ${item.status}${item.detail ? `: ${md(item.detail).replace(/\|/g, '/')}` : ''} |`,
+  );
+  const tasks = state.tasks.map(
+    (t) =>
+      `- ${t.title} (${t.contact}): due ${utc(t.dueAt)}, ${t.status}${t.completedAt ? ` at ${utc(t.completedAt)}` : ''}`,
+  );
 
   return [
     `# Incident Report: ${md(state.title)}`,
@@ -117,7 +127,10 @@ export function renderReport(state: IncidentState, now?: string): string {
     state.resolution ? md(state.resolution) : '_Not resolved yet._',
     ...(mitigations.length ? ['', 'Mitigations applied:', ...mitigations] : []),
     ...(state.forcedResolution
-      ? ['', `Resolved without a passed recovery validation checklist by ${plainName(state.forcedResolution.by)}: ${md(state.forcedResolution.reason)}`]
+      ? [
+          '',
+          `Resolved without a passed recovery validation checklist by ${plainName(state.forcedResolution.by)}: ${md(state.forcedResolution.reason)}`,
+        ]
       : []),
     '',
     '## Preventive Measures',

@@ -4,11 +4,34 @@ const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 
 /** The seed's severity table (Incident Classification). Response time = acknowledgement SLA. */
-export const SEVERITY_TABLE: Record<Severity, { name: string; impact: string; responseMs: number; responseText: string }> = {
-  P0: { name: 'Critical', impact: 'Complete service outage or active security breach', responseMs: 15 * MINUTE, responseText: '< 15 minutes' },
-  P1: { name: 'High', impact: 'Partial service degradation or suspected compromise', responseMs: HOUR, responseText: '< 1 hour' },
-  P2: { name: 'Medium', impact: 'Limited impact or potential security issue', responseMs: 4 * HOUR, responseText: '< 4 hours' },
-  P3: { name: 'Low', impact: 'Minimal impact or informational security event', responseMs: 24 * HOUR, responseText: '< 24 hours' },
+export const SEVERITY_TABLE: Record<
+  Severity,
+  { name: string; impact: string; responseMs: number; responseText: string }
+> = {
+  P0: {
+    name: 'Critical',
+    impact: 'Complete service outage or active security breach',
+    responseMs: 15 * MINUTE,
+    responseText: '< 15 minutes',
+  },
+  P1: {
+    name: 'High',
+    impact: 'Partial service degradation or suspected compromise',
+    responseMs: HOUR,
+    responseText: '< 1 hour',
+  },
+  P2: {
+    name: 'Medium',
+    impact: 'Limited impact or potential security issue',
+    responseMs: 4 * HOUR,
+    responseText: '< 4 hours',
+  },
+  P3: {
+    name: 'Low',
+    impact: 'Minimal impact or informational security event',
+    responseMs: 24 * HOUR,
+    responseText: '< 24 hours',
+  },
 };
 
 export function ackSlaMs(severity: Severity): number {

@@ -8,7 +8,8 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
  */
 export const SLACK_WINDOW_SECONDS = 5 * 60;
 
-export type SlackVerdict = { ok: true } | { ok: false; reason: 'missing_headers' | 'stale_timestamp' | 'bad_signature' };
+export type SlackVerdict =
+  { ok: true } | { ok: false; reason: 'missing_headers' | 'stale_timestamp' | 'bad_signature' };
 
 export function slackSignature(secret: string, timestamp: string, rawBody: string): string {
   return `v0=${createHmac('sha256', secret).update(`v0:${timestamp}:${rawBody}`).digest('hex')}`;
@@ -23,10 +24,12 @@ export function verifySlackRequest(input: {
 }): SlackVerdict {
   const { timestamp, signature } = input;
   if (!timestamp || !signature || !/^\d{1,12}$/.test(timestamp)) return { ok: false, reason: 'missing_headers' };
-  if (Math.abs(input.nowSeconds - Number(timestamp)) > SLACK_WINDOW_SECONDS) return { ok: false, reason: 'stale_timestamp' };
+  if (Math.abs(input.nowSeconds - Number(timestamp)) > SLACK_WINDOW_SECONDS)
+    return { ok: false, reason: 'stale_timestamp' };
   const expected = Buffer.from(slackSignature(input.secret, timestamp, input.rawBody));
   const presented = Buffer.from(signature);
   // timingSafeEqual needs equal lengths; a wrong length is a wrong signature either way
-  if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) return { ok: false, reason: 'bad_signature' };
+  if (presented.length !== expected.length || !timingSafeEqual(presented, expected))
+    return { ok: false, reason: 'bad_signature' };
   return { ok: true };
 }

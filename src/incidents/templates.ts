@@ -12,7 +12,10 @@ export const SLACK_ACTIONS = {
 } as const;
 
 export interface AlertView {
-  state: Pick<IncidentState, 'id' | 'type' | 'severity' | 'title' | 'impact' | 'status' | 'detectedAt' | 'owner' | 'source'>;
+  state: Pick<
+    IncidentState,
+    'id' | 'type' | 'severity' | 'title' | 'impact' | 'status' | 'detectedAt' | 'owner' | 'source'
+  >;
   /** the owner as Slack shows it: the acknowledger, else the on-call mention */
   owner: string;
   warRoom?: string;
@@ -57,8 +60,19 @@ export function incidentAlertBlocks(view: AlertView): unknown[] {
       type: 'actions',
       block_id: 'incident_actions',
       elements: [
-        { type: 'button', action_id: SLACK_ACTIONS.acknowledge, text: { type: 'plain_text', text: 'Acknowledge' }, style: 'primary', value: s.id },
-        { type: 'button', action_id: SLACK_ACTIONS.escalate, text: { type: 'plain_text', text: 'Escalate' }, value: s.id },
+        {
+          type: 'button',
+          action_id: SLACK_ACTIONS.acknowledge,
+          text: { type: 'plain_text', text: 'Acknowledge' },
+          style: 'primary',
+          value: s.id,
+        },
+        {
+          type: 'button',
+          action_id: SLACK_ACTIONS.escalate,
+          text: { type: 'plain_text', text: 'Escalate' },
+          value: s.id,
+        },
         {
           type: 'button',
           action_id: SLACK_ACTIONS.resolve,
@@ -67,7 +81,10 @@ export function incidentAlertBlocks(view: AlertView): unknown[] {
           value: s.id,
           confirm: {
             title: { type: 'plain_text', text: `Resolve ${s.id}?` },
-            text: { type: 'mrkdwn', text: 'Runs the recovery validation checklist first; resolution needs it passed and a preventive action recorded.' },
+            text: {
+              type: 'mrkdwn',
+              text: 'Runs the recovery validation checklist first; resolution needs it passed and a preventive action recorded.',
+            },
             confirm: { type: 'plain_text', text: 'Resolve' },
             deny: { type: 'plain_text', text: 'Cancel' },
           },
@@ -79,7 +96,10 @@ export function incidentAlertBlocks(view: AlertView): unknown[] {
 }
 
 export interface EscalationMessage {
-  incident: Pick<IncidentState, 'id' | 'type' | 'severity' | 'title' | 'impact' | 'status' | 'detectedAt' | 'dataBreach'>;
+  incident: Pick<
+    IncidentState,
+    'id' | 'type' | 'severity' | 'title' | 'impact' | 'status' | 'detectedAt' | 'dataBreach'
+  >;
   role: NotifiedRole;
   contactName: string;
   reason: string;
@@ -87,7 +107,8 @@ export interface EscalationMessage {
 }
 
 export function escalationSlackText(m: EscalationMessage, mention: string): string {
-  const head = m.role === 'oncall' ? ':pager: On-call notified' : `:rotating_light: Escalated to ${ROLE_TITLES[m.role]}`;
+  const head =
+    m.role === 'oncall' ? ':pager: On-call notified' : `:rotating_light: Escalated to ${ROLE_TITLES[m.role]}`;
   return `${head}: ${mention} (${ROLE_RESPONSIBILITY[m.role]}). ${slackEscape(m.reason)}.`;
 }
 
@@ -117,7 +138,10 @@ export function escalationEmail(m: EscalationMessage): { subject: string; text: 
 }
 
 export interface CustomerNotificationInput {
-  state: Pick<IncidentState, 'detectedAt' | 'resolvedAt' | 'rootCause' | 'resolution' | 'dataBreach' | 'preventiveActions'>;
+  state: Pick<
+    IncidentState,
+    'detectedAt' | 'resolvedAt' | 'rootCause' | 'resolution' | 'dataBreach' | 'preventiveActions'
+  >;
   affectedPercent?: number;
   rootCause?: string;
   resolution?: string;

@@ -3,7 +3,14 @@ import { SendEmailCommand, type SESClient } from '@aws-sdk/client-ses';
 import type { MailService } from '@sendgrid/mail';
 import type { Logger } from '../telemetry/logger';
 import { withDeadline } from './deadline';
-import { httpError, networkError, parseRetryAfter, ProviderError, ProviderTransientError, sanitizeReason } from './errors';
+import {
+  httpError,
+  networkError,
+  parseRetryAfter,
+  ProviderError,
+  ProviderTransientError,
+  sanitizeReason,
+} from './errors';
 import { encodeTagValue, SES_TAG_NAME } from './idempotency';
 import type { EmailProvider, OutgoingEmail, SendResult } from './types';
 
@@ -18,7 +25,10 @@ function sensitive(msg: OutgoingEmail): string[] {
 }
 
 function logFailure(logger: Logger, err: ProviderError, latencyMs: number): void {
-  logger.warn({ provider: err.provider, kind: err.kind, status: err.status, providerCode: err.providerCode, latencyMs }, 'email send failed');
+  logger.warn(
+    { provider: err.provider, kind: err.kind, status: err.status, providerCode: err.providerCode, latencyMs },
+    'email send failed',
+  );
 }
 
 function header(headers: unknown, name: string): unknown {
@@ -54,7 +64,11 @@ export class SendGridEmail implements EmailProvider {
       );
       const id = header(response.headers, 'x-message-id');
       if (typeof id !== 'string' || id === '') {
-        throw new ProviderTransientError({ provider: this.name, status: response.statusCode, reason: 'accepted without X-Message-Id' });
+        throw new ProviderTransientError({
+          provider: this.name,
+          status: response.statusCode,
+          reason: 'accepted without X-Message-Id',
+        });
       }
       return { provider: this.name, providerMessageId: id, latencyMs: Math.round(performance.now() - started) };
     } catch (err) {
@@ -67,9 +81,13 @@ export class SendGridEmail implements EmailProvider {
   private translate(err: unknown, msg: OutgoingEmail): ProviderError {
     if (err instanceof ProviderError) return err;
     // ResponseError: `code` is the HTTP status, `response` the answer (never the request).
-    const response = typeof err === 'object' && err !== null ? (err as { code?: unknown; response?: { headers?: unknown; body?: unknown } }) : {};
+    const response =
+      typeof err === 'object' && err !== null
+        ? (err as { code?: unknown; response?: { headers?: unknown; body?: unknown } })
+        : {};
     if (typeof response.code === 'number' && response.response) {
-      const first = (response.response.body as { errors?: { message?: unknown; field?: unknown }[] } | undefined)?.errors?.[0];
+      const first = (response.response.body as { errors?: { message?: unknown; field?: unknown }[] } | undefined)
+        ?.errors?.[0];
       return httpError({
         provider: this.name,
         status: response.code,
@@ -118,9 +136,16 @@ export class SesEmail implements EmailProvider {
       Tags: [{ Name: SES_TAG_NAME, Value: encodeTagValue(msg.idempotencyKey) }],
     });
     try {
-      const result = await withDeadline('ses', this.options.timeoutMs, (abortSignal) => this.client.send(command, { abortSignal }));
-      if (!result.MessageId) throw new ProviderTransientError({ provider: this.name, reason: 'accepted without a MessageId' });
-      return { provider: this.name, providerMessageId: result.MessageId, latencyMs: Math.round(performance.now() - started) };
+      const result = await withDeadline('ses', this.options.timeoutMs, (abortSignal) =>
+        this.client.send(command, { abortSignal }),
+      );
+      if (!result.MessageId)
+        throw new ProviderTransientError({ provider: this.name, reason: 'accepted without a MessageId' });
+      return {
+        provider: this.name,
+        providerMessageId: result.MessageId,
+        latencyMs: Math.round(performance.now() - started),
+      };
     } catch (err) {
       const error = this.translate(err, msg);
       logFailure(this.options.logger, error, Math.round(performance.now() - started));
@@ -130,7 +155,15 @@ export class SesEmail implements EmailProvider {
 
   private translate(err: unknown, msg: OutgoingEmail): ProviderError {
     if (err instanceof ProviderError) return err;
-    const e = typeof err === 'object' && err !== null ? (err as { name?: unknown; message?: unknown; $metadata?: { httpStatusCode?: unknown }; $response?: { headers?: unknown } }) : {};
+    const e =
+      typeof err === 'object' && err !== null
+        ? (err as {
+            name?: unknown;
+            message?: unknown;
+            $metadata?: { httpStatusCode?: unknown };
+            $response?: { headers?: unknown };
+          })
+        : {};
     const status = e.$metadata?.httpStatusCode;
     if (typeof status !== 'number') return networkError(this.name, err);
     const code = typeof e.name === 'string' ? e.name : undefined;

@@ -24,7 +24,10 @@ export abstract class ProviderError extends Error {
   readonly retryAfterMs?: number;
 
   constructor(init: ProviderErrorInit) {
-    const details = [init.status !== undefined ? `HTTP ${init.status}` : undefined, init.providerCode !== undefined ? `code ${init.providerCode}` : undefined]
+    const details = [
+      init.status !== undefined ? `HTTP ${init.status}` : undefined,
+      init.providerCode !== undefined ? `code ${init.providerCode}` : undefined,
+    ]
       .filter(Boolean)
       .join(', ');
     super(`${init.provider}: ${init.reason}${details ? ` (${details})` : ''}`);
@@ -85,7 +88,8 @@ export function parseRetryAfter(value: unknown, now = Date.now()): number | unde
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
-const NETWORK_CODES = /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|ECONNABORTED|EPIPE|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|UND_ERR_\w+)\b/;
+const NETWORK_CODES =
+  /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|ECONNABORTED|EPIPE|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|UND_ERR_\w+)\b/;
 
 /**
  * A failure with no HTTP answer (timeout, refused connection, reset) or one we cannot read.

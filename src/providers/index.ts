@@ -50,7 +50,13 @@ export function createProviders(config: Config, logger: Logger): Providers {
     statusPage: (provider) => fetchStatusPage(clients.statusUrl(provider), timeoutMs),
     hcaptcha: {
       verify: (responseToken, remoteIp) =>
-        verifyHcaptcha(clients.hcaptchaVerifyUrl, timeoutMs, { secret: p.hcaptcha.secret, siteKey: p.hcaptcha.siteKey }, responseToken, remoteIp),
+        verifyHcaptcha(
+          clients.hcaptchaVerifyUrl,
+          timeoutMs,
+          { secret: p.hcaptcha.secret, siteKey: p.hcaptcha.siteKey },
+          responseToken,
+          remoteIp,
+        ),
     },
     async close() {
       clients.close();

@@ -20,7 +20,10 @@ function sensitive(msg: OutgoingSms): string[] {
 }
 
 function logFailure(logger: Logger, err: ProviderError, latencyMs: number): void {
-  logger.warn({ provider: err.provider, kind: err.kind, status: err.status, providerCode: err.providerCode, latencyMs }, 'sms send failed');
+  logger.warn(
+    { provider: err.provider, kind: err.kind, status: err.status, providerCode: err.providerCode, latencyMs },
+    'sms send failed',
+  );
 }
 
 export class TwilioSms implements SmsProvider {
@@ -45,11 +48,17 @@ export class TwilioSms implements SmsProvider {
             to: msg.to,
             from: this.options.from,
             body: msg.body,
-            ...(msg.statusCallbackUrl ? { statusCallback: withKeyParam(msg.statusCallbackUrl, msg.idempotencyKey) } : {}),
+            ...(msg.statusCallbackUrl
+              ? { statusCallback: withKeyParam(msg.statusCallbackUrl, msg.idempotencyKey) }
+              : {}),
           }),
         ),
       );
-      return { provider: this.name, providerMessageId: message.sid, latencyMs: Math.round(performance.now() - started) };
+      return {
+        provider: this.name,
+        providerMessageId: message.sid,
+        latencyMs: Math.round(performance.now() - started),
+      };
     } catch (err) {
       const error = this.translate(err, msg, call);
       logFailure(this.options.logger, error, Math.round(performance.now() - started));

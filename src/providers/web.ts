@@ -5,7 +5,12 @@ import type { ExternalService, ProviderStatus, StatusIndicator } from './types';
 
 const INDICATORS: readonly StatusIndicator[] = ['none', 'minor', 'major', 'critical'];
 
-async function fetchJson(service: ExternalService, url: string, timeoutMs: number, init: RequestInit = {}): Promise<unknown> {
+async function fetchJson(
+  service: ExternalService,
+  url: string,
+  timeoutMs: number,
+  init: RequestInit = {},
+): Promise<unknown> {
   let response: Response;
   try {
     response = await fetch(url, { ...init, redirect: 'error', signal: AbortSignal.timeout(timeoutMs) });
@@ -19,7 +24,8 @@ async function fetchJson(service: ExternalService, url: string, timeoutMs: numbe
   } catch (err) {
     throw networkError(service, err);
   }
-  if (!response.ok) throw httpError({ provider: service, status: response.status, reason: response.statusText || 'request failed' });
+  if (!response.ok)
+    throw httpError({ provider: service, status: response.status, reason: response.statusText || 'request failed' });
   try {
     return JSON.parse(text) as unknown;
   } catch {
@@ -32,7 +38,8 @@ export async function fetchStatusPage(url: string, timeoutMs: number): Promise<P
   const body = await fetchJson('statuspage', url, timeoutMs, { headers: { Accept: 'application/json' } });
   const status = (body as { status?: { indicator?: unknown; description?: unknown } } | null)?.status;
   const indicator = INDICATORS.find((i) => i === status?.indicator);
-  if (!indicator) throw new ProviderTransientError({ provider: 'statuspage', reason: 'answer has no known status.indicator' });
+  if (!indicator)
+    throw new ProviderTransientError({ provider: 'statuspage', reason: 'answer has no known status.indicator' });
   return { indicator, description: typeof status?.description === 'string' ? status.description : '' };
 }
 
@@ -57,6 +64,8 @@ export async function verifyHcaptcha(
     body: form.toString(),
   });
   const answer = (body ?? {}) as { success?: unknown; 'error-codes'?: unknown };
-  const codes = Array.isArray(answer['error-codes']) ? answer['error-codes'].filter((c): c is string => typeof c === 'string') : [];
+  const codes = Array.isArray(answer['error-codes'])
+    ? answer['error-codes'].filter((c): c is string => typeof c === 'string')
+    : [];
   return { success: answer.success === true, errorCodes: codes };
 }

@@ -23,4 +23,5 @@ Security Team
 `;
 
 /** The provider idempotency key of one user's notification: one email per user per incident. */
-export const notificationKey = (incidentKey: string, userId: string) => `${incidentKey}/security-notification/${userId}`;
+export const notificationKey = (incidentKey: string, userId: string) =>
+  `${incidentKey}/security-notification/${userId}`;

@@ -66,7 +66,8 @@ export function outageParams(p: Partial<OutageParams> | undefined): OutageParams
   return merged;
 }
 
-export const isProvider = (p: unknown): p is ProviderName => typeof p === 'string' && (PROVIDERS as readonly string[]).includes(p);
+export const isProvider = (p: unknown): p is ProviderName =>
+  typeof p === 'string' && (PROVIDERS as readonly string[]).includes(p);
 
 /** Named provider first (params, then the incident's affected providers), else the worst of the scope. */
 export function pickProvider(
@@ -75,10 +76,13 @@ export function pickProvider(
   failuresByProvider: ReadonlyArray<{ provider: string; failedCalls: number }>,
 ): ProviderName | undefined {
   if (params.provider) return params.provider;
-  const fits = (p: string): p is ProviderName => isProvider(p) && (!params.channel || channelOfProvider(p) === params.channel);
+  const fits = (p: string): p is ProviderName =>
+    isProvider(p) && (!params.channel || channelOfProvider(p) === params.channel);
   const named = affected.find(fits);
   if (named) return named;
-  return [...failuresByProvider].filter((f) => fits(f.provider) && f.failedCalls > 0).sort((a, b) => b.failedCalls - a.failedCalls)[0]?.provider as ProviderName | undefined;
+  return [...failuresByProvider]
+    .filter((f) => fits(f.provider) && f.failedCalls > 0)
+    .sort((a, b) => b.failedCalls - a.failedCalls)[0]?.provider as ProviderName | undefined;
 }
 
 export interface ProviderHealth {
@@ -116,13 +120,19 @@ export function nextStreak(streak: number, indicator: StatusIndicator | 'unknown
 export function relievedLimits(current: RateLimitSettings, factor: number): RateLimitSettings {
   const raised = Math.min(MAX_ATTEMPTS_CAP, Math.ceil(current.per_user.max_attempts * factor));
   return {
-    per_user: { window_seconds: current.per_user.window_seconds, max_attempts: Math.max(current.per_user.max_attempts, raised) },
+    per_user: {
+      window_seconds: current.per_user.window_seconds,
+      max_attempts: Math.max(current.per_user.max_attempts, raised),
+    },
     per_ip: { ...current.per_ip },
   };
 }
 
 /** Why the run leaves the limits alone (undefined: the relief applies). */
-export function reliefSkipReason(refusedUsers: number, p: Pick<OutageParams, 'retryRelief' | 'retryReliefUsers'>): string | undefined {
+export function reliefSkipReason(
+  refusedUsers: number,
+  p: Pick<OutageParams, 'retryRelief' | 'retryReliefUsers'>,
+): string | undefined {
   if (!p.retryRelief) return 'turned off (params.retryRelief false): limits left as they are';
   if (refusedUsers < p.retryReliefUsers) {
     return `${refusedUsers} user(s) with failed deliveries refused by the per-user limit in the window (< ${p.retryReliefUsers}): limits left as they are`;

@@ -57,7 +57,12 @@ const SCHEMAS: Partial<Record<RunbookName, TSchema>> = {
   }),
   'db-failover': strict({
     replica: Type.Optional(Type.String({ pattern: ENDPOINT_PATTERN.source, maxLength: 300 })),
-    pool: Type.Optional(strict({ max: Type.Integer({ minimum: 1, maximum: POOL_LIMITS.max }), maxIdle: Type.Integer({ minimum: 0, maximum: POOL_LIMITS.max }) })),
+    pool: Type.Optional(
+      strict({
+        max: Type.Integer({ minimum: 1, maximum: POOL_LIMITS.max }),
+        maxIdle: Type.Integer({ minimum: 0, maximum: POOL_LIMITS.max }),
+      }),
+    ),
     readOnly: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('always'), Type.Literal('never')])),
     failover: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('never')])),
   }),
@@ -74,7 +79,8 @@ export function checkRunbookParams(name: RunbookName, params: Record<string, unk
   }
   for (const key of ['since', 'until'] as const) {
     const v = params[key];
-    if (typeof v === 'string' && Number.isNaN(new Date(v).getTime())) return { ok: false, message: `params/${key} is not a valid time` };
+    if (typeof v === 'string' && Number.isNaN(new Date(v).getTime()))
+      return { ok: false, message: `params/${key} is not a valid time` };
   }
   const pool = params.pool as { max?: number; maxIdle?: number } | undefined;
   if (name === 'db-failover' && pool?.max !== undefined && pool.maxIdle !== undefined && pool.maxIdle > pool.max) {
@@ -84,7 +90,11 @@ export function checkRunbookParams(name: RunbookName, params: Record<string, unk
   if (name === 'provider-outage' && provider && params.channel && channelOfProvider(provider) !== params.channel) {
     return { ok: false, message: `params/provider ${provider} does not serve the ${String(params.channel)} channel` };
   }
-  if (typeof params.since === 'string' && typeof params.until === 'string' && new Date(params.since) >= new Date(params.until)) {
+  if (
+    typeof params.since === 'string' &&
+    typeof params.until === 'string' &&
+    new Date(params.since) >= new Date(params.until)
+  ) {
     return { ok: false, message: 'params/since must be before params/until' };
   }
   return { ok: true, value: params };

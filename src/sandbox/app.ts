@@ -41,13 +41,17 @@ export async function sandboxApp(app: FastifyInstance, context: SandboxAppOption
   // their provider's own shapes before anything can reach this handler.
   app.setErrorHandler((err: FastifyError, request, reply) => {
     if (err.validation) {
-      return reply.code(400).send({ error: 'invalid_request', message: describeValidation(err.validationContext ?? 'request', err.validation) });
+      return reply.code(400).send({
+        error: 'invalid_request',
+        message: describeValidation(err.validationContext ?? 'request', err.validation),
+      });
     }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) request.log.error({ err: { name: err.name, message: err.message } }, 'sandbox error');
-    return reply
-      .code(status)
-      .send({ error: status === 500 ? 'internal' : 'invalid_request', message: status === 500 ? 'internal error' : err.message.replace(/^FST_\w+: /, '') });
+    return reply.code(status).send({
+      error: status === 500 ? 'internal' : 'invalid_request',
+      message: status === 500 ? 'internal error' : err.message.replace(/^FST_\w+: /, ''),
+    });
   });
 
   // Held requests and pending callbacks must not outlive the server.

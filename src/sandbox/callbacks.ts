@@ -18,7 +18,12 @@ export function twilioSignature(authToken: string, url: string, params: Record<s
  * `<url without query>?<sorted query k=v&...>[.]<sorted params kv...>.<nonce>`,
  * mirroring plivo-node's validateV3Signature so that the SDK's validator accepts it.
  */
-export function plivoV3Signature(authToken: string, url: string, params: Record<string, string>, nonce: string): string {
+export function plivoV3Signature(
+  authToken: string,
+  url: string,
+  params: Record<string, string>,
+  nonce: string,
+): string {
   const parsed = new URL(url);
   const query = new Map<string, string[]>();
   for (const [key, value] of parsed.searchParams) query.set(key, [...(query.get(key) ?? []), value]);
@@ -107,27 +112,49 @@ export function sendgridEventCallback(
   outcome: 'delivered' | 'bounce',
 ): Callback {
   const timestamp = Math.floor(Date.now() / 1000);
-  const common = { email: message.to, timestamp, sg_message_id: `${message.id}.filter0001.1.0`, 'smtp-id': `<${message.id}@sandbox>`, ...(message.idempotencyKey ? { idempotency_key: message.idempotencyKey } : {}) };
+  const common = {
+    email: message.to,
+    timestamp,
+    sg_message_id: `${message.id}.filter0001.1.0`,
+    'smtp-id': `<${message.id}@sandbox>`,
+    ...(message.idempotencyKey ? { idempotency_key: message.idempotencyKey } : {}),
+  };
   const events = [
     { ...common, event: 'processed', sg_event_id: randomUUID() },
     outcome === 'delivered'
       ? { ...common, event: 'delivered', sg_event_id: randomUUID(), response: '250 OK' }
-      : { ...common, event: 'bounce', type: 'bounce', sg_event_id: randomUUID(), status: '5.1.1', reason: '550 5.1.1 The email account does not exist' },
+      : {
+          ...common,
+          event: 'bounce',
+          type: 'bounce',
+          sg_event_id: randomUUID(),
+          status: '5.1.1',
+          reason: '550 5.1.1 The email account does not exist',
+        },
   ];
   const text = JSON.stringify(events);
   const signature = sign('sha256', Buffer.from(`${timestamp}${text}`, 'utf8'), privateKeyPem).toString('base64');
   return {
     url,
     params: {},
-    headers: { 'X-Twilio-Email-Event-Webhook-Signature': signature, 'X-Twilio-Email-Event-Webhook-Timestamp': String(timestamp) },
+    headers: {
+      'X-Twilio-Email-Event-Webhook-Signature': signature,
+      'X-Twilio-Email-Event-Webhook-Timestamp': String(timestamp),
+    },
     body: { contentType: 'application/json', text },
   };
 }
 
 /** The string SNS signs for a Notification: https://docs.aws.amazon.com/sns/latest/dg/sns-verify-signature-of-message.html */
 export function snsStringToSign(m: Record<string, string | undefined>): string {
-  const keys = m.Type === 'Notification' ? ['Message', 'MessageId', 'Subject', 'Timestamp', 'TopicArn', 'Type'] : ['Message', 'MessageId', 'SubscribeURL', 'Timestamp', 'Token', 'TopicArn', 'Type'];
-  return keys.filter((k) => m[k] !== undefined).map((k) => `${k}\n${m[k]}\n`).join('');
+  const keys =
+    m.Type === 'Notification'
+      ? ['Message', 'MessageId', 'Subject', 'Timestamp', 'TopicArn', 'Type']
+      : ['Message', 'MessageId', 'SubscribeURL', 'Timestamp', 'Token', 'TopicArn', 'Type'];
+  return keys
+    .filter((k) => m[k] !== undefined)
+    .map((k) => `${k}\n${m[k]}\n`)
+    .join('');
 }
 
 /**
@@ -142,11 +169,32 @@ export function sesEventCallback(
   outcome: 'Delivery' | 'Bounce',
 ): Callback {
   const now = new Date().toISOString();
-  const mail = { timestamp: now, messageId: message.id, source: message.from, destination: [message.to], tags: message.tagValue ? { idempotency_key: [message.tagValue] } : {} };
+  const mail = {
+    timestamp: now,
+    messageId: message.id,
+    source: message.from,
+    destination: [message.to],
+    tags: message.tagValue ? { idempotency_key: [message.tagValue] } : {},
+  };
   const event =
     outcome === 'Delivery'
-      ? { eventType: 'Delivery', mail, delivery: { timestamp: now, recipients: [message.to], smtpResponse: '250 2.6.0 Message received' } }
-      : { eventType: 'Bounce', mail, bounce: { bounceType: 'Permanent', bounceSubType: 'General', timestamp: now, bouncedRecipients: [{ emailAddress: message.to, status: '5.1.1', diagnosticCode: 'smtp; 550 5.1.1 user unknown' }] } };
+      ? {
+          eventType: 'Delivery',
+          mail,
+          delivery: { timestamp: now, recipients: [message.to], smtpResponse: '250 2.6.0 Message received' },
+        }
+      : {
+          eventType: 'Bounce',
+          mail,
+          bounce: {
+            bounceType: 'Permanent',
+            bounceSubType: 'General',
+            timestamp: now,
+            bouncedRecipients: [
+              { emailAddress: message.to, status: '5.1.1', diagnosticCode: 'smtp; 550 5.1.1 user unknown' },
+            ],
+          },
+        };
   const notification: Record<string, string> = {
     Type: 'Notification',
     MessageId: randomUUID(),
@@ -157,11 +205,17 @@ export function sesEventCallback(
     SigningCertURL: `${sandboxUrl}/sandbox/sns/SimpleNotificationService-sandbox.pem`,
     UnsubscribeURL: `${sandboxUrl}/sandbox/sns/unsubscribe`,
   };
-  notification.Signature = sign('sha256', Buffer.from(snsStringToSign(notification), 'utf8'), privateKeyPem).toString('base64');
+  notification.Signature = sign('sha256', Buffer.from(snsStringToSign(notification), 'utf8'), privateKeyPem).toString(
+    'base64',
+  );
   return {
     url,
     params: {},
-    headers: { 'x-amz-sns-message-type': 'Notification', 'x-amz-sns-message-id': notification.MessageId!, 'x-amz-sns-topic-arn': notification.TopicArn! },
+    headers: {
+      'x-amz-sns-message-type': 'Notification',
+      'x-amz-sns-message-id': notification.MessageId!,
+      'x-amz-sns-topic-arn': notification.TopicArn!,
+    },
     body: { contentType: 'text/plain; charset=UTF-8', text: JSON.stringify(notification) },
   };
 }
@@ -180,7 +234,10 @@ export class CallbackSender {
   ) {}
 
   schedule(callback: Callback): void {
-    const entry = { timer: setTimeout(() => void this.send(callback, entry), this.delayMs), abort: new AbortController() };
+    const entry = {
+      timer: setTimeout(() => void this.send(callback, entry), this.delayMs),
+      abort: new AbortController(),
+    };
     entry.timer.unref();
     this.pending.add(entry);
   }
@@ -189,7 +246,10 @@ export class CallbackSender {
     try {
       await fetch(callback.url, {
         method: 'POST',
-        headers: { 'Content-Type': callback.body?.contentType ?? 'application/x-www-form-urlencoded', ...callback.headers },
+        headers: {
+          'Content-Type': callback.body?.contentType ?? 'application/x-www-form-urlencoded',
+          ...callback.headers,
+        },
         body: callback.body?.text ?? new URLSearchParams(callback.params).toString(),
         signal: AbortSignal.any([entry.abort.signal, AbortSignal.timeout(5_000)]),
       }).then((res) => res.arrayBuffer());

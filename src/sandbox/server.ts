@@ -33,7 +33,9 @@ export async function startSandbox(options: StartSandboxOptions): Promise<Runnin
     bodyLimit: 2 * 1024 * 1024,
   });
   app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send({ error: 'not_found', message: `no sandbox route for ${request.method} ${request.url.split('?')[0]}` }),
+    reply
+      .code(404)
+      .send({ error: 'not_found', message: `no sandbox route for ${request.method} ${request.url.split('?')[0]}` }),
   );
   await app.register(sandboxApp, { state, callbacks });
   await app.listen({ host, port: options.port });

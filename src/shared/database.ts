@@ -54,7 +54,12 @@ export interface DatabaseControlEvent {
   change: string;
 }
 
-export const INITIAL_DATABASE_CONTROL: DatabaseControlState = { readOnly: { on: false }, pool: null, primary: null, generation: 0 };
+export const INITIAL_DATABASE_CONTROL: DatabaseControlState = {
+  readOnly: { on: false },
+  pool: null,
+  primary: null,
+  generation: 0,
+};
 
 /** Invalid changes, refused by the workflow's validator (the API maps them to 400). */
 export const DATABASE_CONTROL_INVALID = 'InvalidDatabaseControlChange';
@@ -66,16 +71,24 @@ export function invalidControlChange(change: DatabaseControlChange): string | un
   if (!change.by) return 'by is required';
   if (change.pool) {
     const { max, maxIdle } = change.pool;
-    if (!Number.isInteger(max) || max < 1 || max > POOL_LIMITS.max) return `pool.max must be an integer in 1..${POOL_LIMITS.max}`;
-    if (!Number.isInteger(maxIdle) || maxIdle < 0 || maxIdle > max) return 'pool.max_idle must be an integer in 0..pool.max';
+    if (!Number.isInteger(max) || max < 1 || max > POOL_LIMITS.max)
+      return `pool.max must be an integer in 1..${POOL_LIMITS.max}`;
+    if (!Number.isInteger(maxIdle) || maxIdle < 0 || maxIdle > max)
+      return 'pool.max_idle must be an integer in 0..pool.max';
   }
-  if (change.primary !== undefined && change.primary !== null && !ENDPOINT_PATTERN.test(change.primary)) return 'primary must be host:port';
-  if (change.readOnly === undefined && change.pool === undefined && change.primary === undefined) return 'nothing to change';
+  if (change.primary !== undefined && change.primary !== null && !ENDPOINT_PATTERN.test(change.primary))
+    return 'primary must be host:port';
+  if (change.readOnly === undefined && change.pool === undefined && change.primary === undefined)
+    return 'nothing to change';
   return undefined;
 }
 
-export const changeDatabaseControlUpdate = defineUpdate<DatabaseControlState, [DatabaseControlChange]>('changeDatabaseControl');
-export const databaseControlQuery = defineQuery<{ state: DatabaseControlState; history: DatabaseControlEvent[] }>('databaseControl');
+export const changeDatabaseControlUpdate = defineUpdate<DatabaseControlState, [DatabaseControlChange]>(
+  'changeDatabaseControl',
+);
+export const databaseControlQuery = defineQuery<{ state: DatabaseControlState; history: DatabaseControlEvent[] }>(
+  'databaseControl',
+);
 
 /** Activity failures no retry can fix (the failover runbook's nonRetryableErrorTypes). */
 export const DB_OPS_PERMANENT_ERRORS = ['PromotionRefusedError', 'InvalidControlChangeError', 'UnknownEndpointError'];

@@ -124,14 +124,21 @@ export const approveStepUpdate = defineUpdate<RunbookState, [ApproveStepInput]>(
 export const cancelRunbookUpdate = defineUpdate<RunbookState, [CancelRunbookInput]>('cancelRunbook');
 
 /** Update rejections as ApplicationFailure types; the API maps each to 404/409/422. */
-export const RUNBOOK_ERRORS = ['UnknownStep', 'NotAwaitingApproval', 'RunbookFinished', 'AlreadyCancelling', 'InvalidInput'] as const;
+export const RUNBOOK_ERRORS = [
+  'UnknownStep',
+  'NotAwaitingApproval',
+  'RunbookFinished',
+  'AlreadyCancelling',
+  'InvalidInput',
+] as const;
 export type RunbookErrorType = (typeof RUNBOOK_ERRORS)[number];
 
 /** Default severities at which destructive steps wait for a responder (P0 containment never waits). */
 export const DEFAULT_APPROVAL_SEVERITIES: Severity[] = ['P1', 'P2', 'P3'];
 
 /** The idempotency key of one run of a step: the same on every retry and replay. */
-export const stepKey = (workflowId: string, step: string, run = 1) => (run > 1 ? `${workflowId}/${step}#${run}` : `${workflowId}/${step}`);
+export const stepKey = (workflowId: string, step: string, run = 1) =>
+  run > 1 ? `${workflowId}/${step}#${run}` : `${workflowId}/${step}`;
 
 // ---- abuse mitigation -----------------------------------------------------------------------
 

@@ -28,7 +28,10 @@ function seconds(duration: google.protobuf.IDuration | null | undefined): number
 }
 
 /** Backlog and pollers of Warden's task queue, from the Temporal server's own statistics. */
-export function taskQueueProbe(connection: Connection, config: Pick<Config, 'temporal'>): () => Promise<TaskQueueSample[]> {
+export function taskQueueProbe(
+  connection: Connection,
+  config: Pick<Config, 'temporal'>,
+): () => Promise<TaskQueueSample[]> {
   const { namespace, taskQueue } = config.temporal;
   return () =>
     withTimeout(
@@ -69,7 +72,12 @@ export function openIncidentsProbe(db: Database): () => Promise<Array<{ severity
 /** The circuit breakers of every provider (src/delivery/circuit.ts), shared by all workers. */
 export function circuitProbe(db: Database): () => Promise<Array<{ channel: string; provider: string; state: string }>> {
   return async () => {
-    const result = await withTimeout(db.query<{ channel: string; provider: string; state: string }>('SELECT channel, provider, state FROM provider_circuits'), 'circuit query');
+    const result = await withTimeout(
+      db.query<{ channel: string; provider: string; state: string }>(
+        'SELECT channel, provider, state FROM provider_circuits',
+      ),
+      'circuit query',
+    );
     return result.rows;
   };
 }

@@ -174,7 +174,8 @@ export function createMetrics(registry: Registry) {
   for (const channel of CHANNELS) {
     for (const provider of CHANNEL_PROVIDERS[channel]) {
       metrics.deliveryAttempts.inc({ channel, provider }, 0);
-      for (const error_class of ['transient', 'permanent']) metrics.deliveryFailures.inc({ channel, provider, error_class }, 0);
+      for (const error_class of ['transient', 'permanent'])
+        metrics.deliveryFailures.inc({ channel, provider, error_class }, 0);
     }
   }
   return metrics;
@@ -183,7 +184,10 @@ export function createMetrics(registry: Registry) {
 export type Metrics = ReturnType<typeof createMetrics>;
 
 /** The runbook greps /metrics for `db_connections`: the pool's state, read at scrape time. */
-export function registerPoolMetrics(registry: Registry, stats: () => { total: number; idle: number; waiting: number; max: number }) {
+export function registerPoolMetrics(
+  registry: Registry,
+  stats: () => { total: number; idle: number; waiting: number; max: number },
+) {
   return new Gauge({
     name: 'warden_db_connections',
     help: 'Postgres pool connections by state (total, idle, in_use, waiting, max)',
@@ -201,7 +205,10 @@ export function registerPoolMetrics(registry: Registry, stats: () => { total: nu
 }
 
 /** Read-only degradation and the server in use, from the process's topology watcher at scrape time. */
-export function registerDatabaseTopologyMetrics(registry: Registry, state: () => { current: string; role: string; readOnly: { forced: boolean; standby: boolean } }) {
+export function registerDatabaseTopologyMetrics(
+  registry: Registry,
+  state: () => { current: string; role: string; readOnly: { forced: boolean; standby: boolean } },
+) {
   new Gauge({
     name: 'warden_db_read_only',
     help: '1 while this process refuses writes: forced (responder or runbook) or standby (only a standby is reachable)',
@@ -273,7 +280,11 @@ export function registerTaskQueueMetrics(registry: Registry, probe: () => Promis
       },
     });
   return {
-    backlog: gauge('warden_temporal_task_queue_backlog', 'Approximate tasks waiting in the Temporal task queue', (s) => s.backlog),
+    backlog: gauge(
+      'warden_temporal_task_queue_backlog',
+      'Approximate tasks waiting in the Temporal task queue',
+      (s) => s.backlog,
+    ),
     backlogAge: gauge(
       'warden_temporal_task_queue_backlog_age_seconds',
       'Age of the oldest task waiting in the Temporal task queue',
@@ -287,7 +298,10 @@ export function registerTaskQueueMetrics(registry: Registry, probe: () => Promis
  * The circuit breakers' state, read from `provider_circuits` at scrape time: the state is shared
  * by every worker, so every process reports the same value and none reports a stale one.
  */
-export function registerCircuitMetrics(registry: Registry, probe: () => Promise<Array<{ channel: string; provider: string; state: string }>>) {
+export function registerCircuitMetrics(
+  registry: Registry,
+  probe: () => Promise<Array<{ channel: string; provider: string; state: string }>>,
+) {
   const sample = memo(probe);
   return new Gauge({
     name: 'warden_provider_circuit_open',
@@ -297,13 +311,20 @@ export function registerCircuitMetrics(registry: Registry, probe: () => Promise<
     async collect() {
       this.reset();
       const rows = await sample().catch(() => undefined);
-      for (const row of rows ?? []) this.set({ channel: row.channel, provider: row.provider }, row.state === 'open' ? 1 : row.state === 'half_open' ? 0.5 : 0);
+      for (const row of rows ?? [])
+        this.set(
+          { channel: row.channel, provider: row.provider },
+          row.state === 'open' ? 1 : row.state === 'half_open' ? 0.5 : 0,
+        );
     },
   });
 }
 
 /** Open incidents by severity, read from the `incidents` projection at scrape time. */
-export function registerIncidentMetrics(registry: Registry, probe: () => Promise<Array<{ severity: string; count: number }>>) {
+export function registerIncidentMetrics(
+  registry: Registry,
+  probe: () => Promise<Array<{ severity: string; count: number }>>,
+) {
   return new Gauge({
     name: 'warden_incidents_open',
     help: 'Incidents not yet resolved, by severity',

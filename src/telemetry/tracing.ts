@@ -33,7 +33,9 @@ export interface Tracing {
 }
 
 /** Workflow-side interceptors; bundles of workflow code must include them for workflow spans. */
-export const TRACING_WORKFLOW_MODULES = [require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors')];
+export const TRACING_WORKFLOW_MODULES = [
+  require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors'),
+];
 
 let propagationInstalled = false;
 function installContextPropagation(): void {
@@ -43,15 +45,22 @@ function installContextPropagation(): void {
   otel.propagation.setGlobalPropagator(new W3CTraceContextPropagator());
 }
 
-export function createTracing(config: Pick<Config, 'tracing'>, options: { exporter?: SpanExporter } = {}): Tracing | undefined {
+export function createTracing(
+  config: Pick<Config, 'tracing'>,
+  options: { exporter?: SpanExporter } = {},
+): Tracing | undefined {
   const endpoint = config.tracing.otlpEndpoint?.replace(/\/+$/, '');
-  const exporter = options.exporter ?? (endpoint ? new OTLPTraceExporter({ url: `${endpoint}/v1/traces`, timeoutMillis: 5000 }) : undefined);
+  const exporter =
+    options.exporter ??
+    (endpoint ? new OTLPTraceExporter({ url: `${endpoint}/v1/traces`, timeoutMillis: 5000 }) : undefined);
   if (!exporter) return undefined;
   installContextPropagation();
   const resource = new Resource({ [ATTR_SERVICE_NAME]: config.tracing.serviceName });
   const redacting = new RedactingSpanExporter(exporter);
   // a test's in-memory exporter sees every span as it ends; OTLP gets batches off the hot path
-  const spanProcessor = options.exporter ? new SimpleSpanProcessor(redacting) : new BatchSpanProcessor(redacting, { maxQueueSize: 4096 });
+  const spanProcessor = options.exporter
+    ? new SimpleSpanProcessor(redacting)
+    : new BatchSpanProcessor(redacting, { maxQueueSize: 4096 });
   const provider = new BasicTracerProvider({ resource, spanProcessors: [spanProcessor] });
   return {
     tracer: provider.getTracer('warden'),
@@ -82,7 +91,14 @@ export function scrub(value: string): string {
 
 // ids Temporal and the SDK generate (run ids, the worker build's hash): never user data, and
 // a build hash looks like the seed's hex-token pattern
-const GENERATED_IDS = new Set(['currentBuildId', 'runId', 'run_id', 'firstExecutionRunId', 'originalExecutionRunId', 'temporalUpdateId']);
+const GENERATED_IDS = new Set([
+  'currentBuildId',
+  'runId',
+  'run_id',
+  'firstExecutionRunId',
+  'originalExecutionRunId',
+  'temporalUpdateId',
+]);
 
 function scrubAttributes(attributes: otel.Attributes): otel.Attributes {
   const out: otel.Attributes = {};
@@ -91,7 +107,8 @@ function scrubAttributes(attributes: otel.Attributes): otel.Attributes {
     // objects are not valid attribute values, and a memo is exactly where PII could sit
     if (value !== null && typeof value === 'object' && !Array.isArray(value)) continue;
     if (typeof value === 'string') out[key] = GENERATED_IDS.has(key) ? value : scrub(value);
-    else if (Array.isArray(value)) out[key] = value.map((v) => (typeof v === 'string' ? scrub(v) : v)) as otel.AttributeValue;
+    else if (Array.isArray(value))
+      out[key] = value.map((v) => (typeof v === 'string' ? scrub(v) : v)) as otel.AttributeValue;
     else out[key] = value;
   }
   return out;
@@ -102,7 +119,13 @@ function redactSpan(span: ReadableSpan): ReadableSpan {
   return Object.create(span, {
     name: { value: scrub(span.name) },
     attributes: { value: scrubAttributes(span.attributes) },
-    events: { value: span.events.map((e) => ({ ...e, name: scrub(e.name), attributes: e.attributes && scrubAttributes(e.attributes) })) },
+    events: {
+      value: span.events.map((e) => ({
+        ...e,
+        name: scrub(e.name),
+        attributes: e.attributes && scrubAttributes(e.attributes),
+      })),
+    },
     status: { value: { ...span.status, message: span.status.message && scrub(span.status.message) } },
     links: { value: span.links.map((l) => ({ ...l, attributes: l.attributes && scrubAttributes(l.attributes) })) },
   }) as ReadableSpan;

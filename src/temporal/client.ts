@@ -26,7 +26,9 @@ export async function connectTemporal(
     namespace: config.temporal.namespace,
     dataConverter: createDataConverter(config),
     // starts, signals, updates and queries become spans, and carry the trace to the workflow
-    interceptors: tracing ? { workflow: [new OpenTelemetryWorkflowClientInterceptor({ tracer: tracing.tracer })] } : undefined,
+    interceptors: tracing
+      ? { workflow: [new OpenTelemetryWorkflowClientInterceptor({ tracer: tracing.tracer })] }
+      : undefined,
   });
   return { client, connection, close: () => connection.close() };
 }

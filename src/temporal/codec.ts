@@ -69,7 +69,10 @@ export class EncryptionCodec implements PayloadCodec {
       const tag = data.subarray(data.length - TAG_BYTES);
       const decipher = createDecipheriv(CIPHER, key, iv);
       decipher.setAuthTag(tag);
-      const plain = Buffer.concat([decipher.update(data.subarray(IV_BYTES, data.length - TAG_BYTES)), decipher.final()]);
+      const plain = Buffer.concat([
+        decipher.update(data.subarray(IV_BYTES, data.length - TAG_BYTES)),
+        decipher.final(),
+      ]);
       return temporal.api.common.v1.Payload.decode(plain);
     });
   }

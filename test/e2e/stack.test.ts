@@ -34,7 +34,11 @@ describe('npm start (the embedded stack)', () => {
       TEMPORAL_UI_PORT: await freePort(),
       TEMPORAL_PORT: await freePort(),
     };
-    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, TEMPORAL_CLI: inject('temporalCli') };
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      TEMPORAL_CLI: inject('temporalCli'),
+    };
     for (const [key, value] of Object.entries(ports)) env[key] = String(value);
     env.TEMPORAL_ADDRESS = `127.0.0.1:${ports.TEMPORAL_PORT}`;
     env.WARDEN_DATA_DIR = dataDir;
@@ -67,7 +71,9 @@ describe('npm start (the embedded stack)', () => {
     expect(await outbox.json()).toEqual({ messages: [] });
 
     // leave a trace in Postgres and in Temporal
-    const db = new pg.Client({ connectionString: `postgres://warden:warden@127.0.0.1:${first.ports.WARDEN_EMBEDDED_PG_PORT}/warden` });
+    const db = new pg.Client({
+      connectionString: `postgres://warden:warden@127.0.0.1:${first.ports.WARDEN_EMBEDDED_PG_PORT}/warden`,
+    });
     await db.connect();
     await db.query(`INSERT INTO users (sub, email) VALUES ('persist-check', 'p@example.com')`);
     await db.end();
@@ -82,13 +88,18 @@ describe('npm start (the embedded stack)', () => {
     expect(processesMentioning(dataDir)).toEqual([]);
 
     const second = await start();
-    const db2 = new pg.Client({ connectionString: `postgres://warden:warden@127.0.0.1:${second.ports.WARDEN_EMBEDDED_PG_PORT}/warden` });
+    const db2 = new pg.Client({
+      connectionString: `postgres://warden:warden@127.0.0.1:${second.ports.WARDEN_EMBEDDED_PG_PORT}/warden`,
+    });
     await db2.connect();
     const rows = await db2.query(`SELECT sub FROM users WHERE sub = 'persist-check'`);
     await db2.end();
     expect(rows.rowCount).toBe(1);
     const connection2 = await Connection.connect({ address: second.temporalAddress });
-    const client2 = new Client({ connection: connection2, dataConverter: { payloadCodecs: [new EncryptionCodec(keys)] } });
+    const client2 = new Client({
+      connection: connection2,
+      dataConverter: { payloadCodecs: [new EncryptionCodec(keys)] },
+    });
     const described = await client2.workflow.getHandle('persist-check').describe();
     await connection2.close();
     expect(described.status.name).toBe('COMPLETED');

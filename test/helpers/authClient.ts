@@ -61,14 +61,24 @@ export async function secretFor(h: Harness, challengeId: string, count = 1, to?:
     const sent = await messagesFor(h, challengeId, to);
     const message = sent.find((m) => m.idempotency_key === `challenge-${challengeId}/send-${count}`);
     if (!message) return undefined;
-    const match = message.channel === 'sms' ? /\b(\d{6})\b/.exec(message.body) : /[?&]token=([A-Za-z0-9_-]{43})/.exec(message.body);
+    const match =
+      message.channel === 'sms' ? /\b(\d{6})\b/.exec(message.body) : /[?&]token=([A-Za-z0-9_-]{43})/.exec(message.body);
     if (!match?.[1]) throw new Error(`message of challenge ${challengeId} carries no secret`);
     return match[1];
   });
 }
 
 export async function challengeRow(h: Harness, challengeId: string) {
-  const rows = await h.sql<{ status: string; attempts: number; sends: number; sealed_secret: Buffer | null; secret_hash: string; key_id: string; end_reason: string | null; delivery_outcome: string | null }>(
+  const rows = await h.sql<{
+    status: string;
+    attempts: number;
+    sends: number;
+    sealed_secret: Buffer | null;
+    secret_hash: string;
+    key_id: string;
+    end_reason: string | null;
+    delivery_outcome: string | null;
+  }>(
     'SELECT status, attempts, sends, sealed_secret, secret_hash, key_id, end_reason, delivery_outcome FROM auth_challenges WHERE id = $1',
     [challengeId],
   );
@@ -76,20 +86,34 @@ export async function challengeRow(h: Harness, challengeId: string) {
 }
 
 export async function waitForStatus(h: Harness, challengeId: string, status: string, timeoutMs = 15_000) {
-  return waitFor(`challenge ${challengeId} to be ${status}`, async () => {
-    const row = await challengeRow(h, challengeId);
-    return row?.status === status ? row : undefined;
-  }, timeoutMs);
+  return waitFor(
+    `challenge ${challengeId} to be ${status}`,
+    async () => {
+      const row = await challengeRow(h, challengeId);
+      return row?.status === status ? row : undefined;
+    },
+    timeoutMs,
+  );
 }
 
 export async function putSettings(h: Harness, settings: Record<string, number>) {
-  const res = await h.admin.inject({ method: 'PUT', url: '/admin/api/v1/auth/settings', headers: h.adminHeaders, payload: settings });
+  const res = await h.admin.inject({
+    method: 'PUT',
+    url: '/admin/api/v1/auth/settings',
+    headers: h.adminHeaders,
+    payload: settings,
+  });
   if (res.statusCode !== 200) throw new Error(`PUT auth/settings answered ${res.statusCode}: ${res.body}`);
   return res.json();
 }
 
 export async function putRateLimits(h: Harness, limits: unknown) {
-  const res = await h.admin.inject({ method: 'PUT', url: '/admin/api/v1/ratelimits', headers: h.adminHeaders, payload: limits as Record<string, unknown> });
+  const res = await h.admin.inject({
+    method: 'PUT',
+    url: '/admin/api/v1/ratelimits',
+    headers: h.adminHeaders,
+    payload: limits as Record<string, unknown>,
+  });
   if (res.statusCode !== 200) throw new Error(`PUT ratelimits answered ${res.statusCode}: ${res.body}`);
   return res.json();
 }

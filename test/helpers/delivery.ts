@@ -46,7 +46,12 @@ export interface DeliveryRow {
 }
 
 /** Waits until the challenge's `sendNumber`-th send has an outcome on the row. */
-export async function deliveryOutcome(h: Harness, challengeId: string, sendNumber = 1, timeoutMs = 20_000): Promise<DeliveryRow> {
+export async function deliveryOutcome(
+  h: Harness,
+  challengeId: string,
+  sendNumber = 1,
+  timeoutMs = 20_000,
+): Promise<DeliveryRow> {
   return waitFor(
     `delivery outcome of send ${sendNumber} of ${challengeId}`,
     async () => {
@@ -63,12 +68,39 @@ export async function deliveryOutcome(h: Harness, challengeId: string, sendNumbe
 /** Routes and circuits back to the seed's configuration (tests share one database per file). */
 export async function resetDelivery(h: Harness): Promise<void> {
   await clearFaults(h);
-  await h.sql(`UPDATE provider_circuits SET state = 'closed', consecutive_failures = 0, opened_at = NULL, probe_lease_until = NULL, probe_key = NULL, throttled_until = NULL`);
+  await h.sql(
+    `UPDATE provider_circuits SET state = 'closed', consecutive_failures = 0, opened_at = NULL, probe_lease_until = NULL, probe_key = NULL, throttled_until = NULL`,
+  );
   for (const [channel, body] of [
-    ['sms', { primary_provider: 'twilio', backup_provider: 'plivo', failover_threshold: 5, enabled: true, mode: 'auto', circuit_cooldown_seconds: 30 }],
-    ['email', { primary_provider: 'sendgrid', backup_provider: 'ses', failover_threshold: 3, enabled: true, mode: 'auto', circuit_cooldown_seconds: 30 }],
+    [
+      'sms',
+      {
+        primary_provider: 'twilio',
+        backup_provider: 'plivo',
+        failover_threshold: 5,
+        enabled: true,
+        mode: 'auto',
+        circuit_cooldown_seconds: 30,
+      },
+    ],
+    [
+      'email',
+      {
+        primary_provider: 'sendgrid',
+        backup_provider: 'ses',
+        failover_threshold: 3,
+        enabled: true,
+        mode: 'auto',
+        circuit_cooldown_seconds: 30,
+      },
+    ],
   ] as const) {
-    const res = await h.admin.inject({ method: 'PUT', url: `/admin/api/v1/delivery/routes/${channel}`, headers: h.adminHeaders, payload: body });
+    const res = await h.admin.inject({
+      method: 'PUT',
+      url: `/admin/api/v1/delivery/routes/${channel}`,
+      headers: h.adminHeaders,
+      payload: body,
+    });
     expect(res.statusCode, res.body).toBe(200);
   }
 }
@@ -86,7 +118,11 @@ export async function metric(h: Harness, name: string, labels: Record<string, st
 }
 
 export async function publicState(h: Harness, challengeId: string) {
-  const res = await h.public.inject({ method: 'GET', url: `/browser/api/v1/identity/auth/challenges/${challengeId}`, remoteAddress: '127.0.0.1' });
+  const res = await h.public.inject({
+    method: 'GET',
+    url: `/browser/api/v1/identity/auth/challenges/${challengeId}`,
+    remoteAddress: '127.0.0.1',
+  });
   return { statusCode: res.statusCode, body: res.json<Record<string, unknown>>() };
 }
 

@@ -120,13 +120,20 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
 
     let testEnv: TestWorkflowEnvironment | undefined;
     if (options.timeSkipping) {
-      const started = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: inject('temporalTestServer') } } });
+      const started = await TestWorkflowEnvironment.createTimeSkipping({
+        server: { executable: { type: 'existing-path', path: inject('temporalTestServer') } },
+      });
       testEnv = started;
       cleanups.push(() => started.teardown());
       // the test server takes AddSearchAttributes (not the List call ensureSearchAttributes makes)
       await started.connection.operatorService.addSearchAttributes({
         namespace: 'default',
-        searchAttributes: Object.fromEntries(SEARCH_ATTRIBUTES.map((key) => [key.name, proto.api.enums.v1.IndexedValueType[`INDEXED_VALUE_TYPE_${key.type}`]])),
+        searchAttributes: Object.fromEntries(
+          SEARCH_ATTRIBUTES.map((key) => [
+            key.name,
+            proto.api.enums.v1.IndexedValueType[`INDEXED_VALUE_TYPE_${key.type}`],
+          ]),
+        ),
       });
     }
 
@@ -158,7 +165,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
 
     let worker: WorkerHandle | undefined;
     if (options.worker ?? true) {
-      const handle = await startWorker(runtime, { workflowBundlePath: options.workflowBundlePath ?? inject('workflowBundlePath') });
+      const handle = await startWorker(runtime, {
+        workflowBundlePath: options.workflowBundlePath ?? inject('workflowBundlePath'),
+      });
       worker = handle;
       cleanups.push(() => handle.shutdown());
     }

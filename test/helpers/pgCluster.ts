@@ -1,5 +1,15 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+  appendFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -75,7 +85,13 @@ function nodeUrl(port: number, database: string): string {
   return `postgres://${SUPERUSER}:${PASSWORD}@127.0.0.1:${port}/${database}`;
 }
 
-async function startPostmaster(name: PgNode['name'], dir: string, port: number, database: string, ids: ReturnType<typeof osUser>): Promise<PgNode> {
+async function startPostmaster(
+  name: PgNode['name'],
+  dir: string,
+  port: number,
+  database: string,
+  ids: ReturnType<typeof osUser>,
+): Promise<PgNode> {
   const output: string[] = [];
   const proc = spawnManaged(path.join(BIN, 'postgres'), ['-D', dir, '-p', String(port)], {
     ...(ids ?? {}),
@@ -87,12 +103,16 @@ async function startPostmaster(name: PgNode['name'], dir: string, port: number, 
     },
   });
   const adminUrl = nodeUrl(port, 'postgres');
-  await waitFor(`postgres ${name} to accept connections`, async () => {
-    if (proc.child.exitCode !== null) throw new Error(`postgres ${name} exited: ${output.slice(-5).join('\n')}`);
-    const c = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 1000 });
-    await c.connect();
-    await c.end();
-  }, { timeoutMs: 60_000, intervalMs: 100 });
+  await waitFor(
+    `postgres ${name} to accept connections`,
+    async () => {
+      if (proc.child.exitCode !== null) throw new Error(`postgres ${name} exited: ${output.slice(-5).join('\n')}`);
+      const c = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 1000 });
+      await c.connect();
+      await c.end();
+    },
+    { timeoutMs: 60_000, intervalMs: 100 },
+  );
   return {
     name,
     port,
@@ -119,7 +139,16 @@ async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Pro
 
 /** Copies a running cluster's data folder for a base backup: no runtime state, no WAL, no slots. */
 function copyDataDir(from: string, to: string): void {
-  const skipContents = new Set(['pg_wal', 'pg_replslot', 'pg_stat_tmp', 'pg_dynshmem', 'pg_notify', 'pg_serial', 'pg_snapshots', 'pg_subtrans']);
+  const skipContents = new Set([
+    'pg_wal',
+    'pg_replslot',
+    'pg_stat_tmp',
+    'pg_dynshmem',
+    'pg_notify',
+    'pg_serial',
+    'pg_snapshots',
+    'pg_subtrans',
+  ]);
   const skipFiles = new Set(['postmaster.pid', 'postmaster.opts', 'pg_internal.init']);
   cpSync(from, to, {
     recursive: true,
@@ -129,7 +158,8 @@ function copyDataDir(from: string, to: string): void {
       const parts = rel.split(path.sep);
       if (skipFiles.has(parts[parts.length - 1]!)) return false;
       // keep the folders themselves (the server expects them), drop what is in them
-      if (skipContents.has(parts[0]!) && parts.length > 1) return parts[0] === 'pg_wal' && parts[1] === 'archive_status' && parts.length === 2;
+      if (skipContents.has(parts[0]!) && parts.length > 1)
+        return parts[0] === 'pg_wal' && parts[1] === 'archive_status' && parts.length === 2;
       return true;
     },
   });
@@ -167,11 +197,24 @@ export async function startPgCluster(options: PgClusterOptions = {}): Promise<Pg
     if (ids) chownSync(primaryDir, ids.uid, ids.gid);
     const pwfile = path.join(root, 'pwfile');
     writeFileSync(pwfile, `${PASSWORD}\n`, { mode: 0o644 });
-    execFileSync(path.join(BIN, 'initdb'), ['-D', primaryDir, '-U', SUPERUSER, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C'], {
-      ...(ids ?? {}),
-      stdio: 'ignore',
-      env: { PATH: process.env.PATH, LC_ALL: 'C' },
-    });
+    execFileSync(
+      path.join(BIN, 'initdb'),
+      [
+        '-D',
+        primaryDir,
+        '-U',
+        SUPERUSER,
+        `--pwfile=${pwfile}`,
+        '--auth=scram-sha-256',
+        '--encoding=UTF8',
+        '--locale=C',
+      ],
+      {
+        ...(ids ?? {}),
+        stdio: 'ignore',
+        env: { PATH: process.env.PATH, LC_ALL: 'C' },
+      },
+    );
     rmSync(pwfile);
 
     const [primaryPort, replicaPort] = [await freePort(), await freePort()];
@@ -212,13 +255,16 @@ export async function startPgCluster(options: PgClusterOptions = {}): Promise<Pg
       // reserve WAL from here on, so the standby can stream everything after the backup's start
       await c.query('SELECT pg_create_physical_replication_slot($1, true)', [STANDBY_NAME]);
     });
-    if (statStatements) await withClient(primary.url, (c) => c.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements'));
+    if (statStatements)
+      await withClient(primary.url, (c) => c.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements'));
 
     // base backup: one session holds the backup open while the folder is copied
     await withClient(primary.adminUrl, async (c) => {
       await c.query("SELECT pg_backup_start('warden-replica', true)");
       copyDataDir(primaryDir, replicaDir);
-      const { rows } = await c.query<{ labelfile: string; spcmapfile: string | null }>('SELECT labelfile, spcmapfile FROM pg_backup_stop(true)');
+      const { rows } = await c.query<{ labelfile: string; spcmapfile: string | null }>(
+        'SELECT labelfile, spcmapfile FROM pg_backup_stop(true)',
+      );
       writeFileSync(path.join(replicaDir, 'backup_label'), rows[0]!.labelfile);
       if (rows[0]!.spcmapfile) writeFileSync(path.join(replicaDir, 'tablespace_map'), rows[0]!.spcmapfile);
     });
@@ -247,14 +293,21 @@ export async function startPgCluster(options: PgClusterOptions = {}): Promise<Pg
         await c.query('SELECT pg_reload_conf()');
       });
     }
-    await waitFor('the standby to stream from the primary', async () => {
-      const state = await withClient(primary.adminUrl, (c) =>
-        c.query<{ state: string; sync_state: string }>('SELECT state, sync_state FROM pg_stat_replication WHERE application_name = $1', [STANDBY_NAME]),
-      );
-      const row = state.rows[0];
-      if (row?.state !== 'streaming') throw new Error(`replication state ${row?.state ?? 'none'}`);
-      if (synchronous && row.sync_state !== 'sync') throw new Error(`sync_state ${row.sync_state}`);
-    }, { timeoutMs: 60_000, intervalMs: 200 });
+    await waitFor(
+      'the standby to stream from the primary',
+      async () => {
+        const state = await withClient(primary.adminUrl, (c) =>
+          c.query<{ state: string; sync_state: string }>(
+            'SELECT state, sync_state FROM pg_stat_replication WHERE application_name = $1',
+            [STANDBY_NAME],
+          ),
+        );
+        const row = state.rows[0];
+        if (row?.state !== 'streaming') throw new Error(`replication state ${row?.state ?? 'none'}`);
+        if (synchronous && row.sync_state !== 'sync') throw new Error(`sync_state ${row.sync_state}`);
+      },
+      { timeoutMs: 60_000, intervalMs: 200 },
+    );
 
     return {
       primary,
@@ -262,18 +315,23 @@ export async function startPgCluster(options: PgClusterOptions = {}): Promise<Pg
       database,
       async kill(node) {
         node.process.child.kill('SIGKILL');
-        await waitFor(`postgres ${node.name} to be gone`, async () => {
-          if (node.process.child.exitCode === null && node.process.child.signalCode === null) throw new Error('still running');
-          const c = new pg.Client({ connectionString: node.adminUrl, connectionTimeoutMillis: 1000 });
-          try {
-            await c.connect();
-          } catch {
-            return;
-          } finally {
-            await c.end().catch(() => {});
-          }
-          throw new Error('still accepting connections');
-        }, { timeoutMs: 30_000, intervalMs: 100 });
+        await waitFor(
+          `postgres ${node.name} to be gone`,
+          async () => {
+            if (node.process.child.exitCode === null && node.process.child.signalCode === null)
+              throw new Error('still running');
+            const c = new pg.Client({ connectionString: node.adminUrl, connectionTimeoutMillis: 1000 });
+            try {
+              await c.connect();
+            } catch {
+              return;
+            } finally {
+              await c.end().catch(() => {});
+            }
+            throw new Error('still accepting connections');
+          },
+          { timeoutMs: 30_000, intervalMs: 100 },
+        );
       },
       stop,
     };

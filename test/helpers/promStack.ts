@@ -31,7 +31,9 @@ export async function startPromStack(options: PromStackOptions): Promise<PromSta
   mkdirSync(path.join(dir, 'prometheus-data'), { recursive: true });
   mkdirSync(path.join(dir, 'alertmanager-data'), { recursive: true });
 
-  const rules = parse(readFileSync('deploy/prometheus/rules.yml', 'utf8')) as { groups: Array<{ rules: Array<{ for?: string }> }> };
+  const rules = parse(readFileSync('deploy/prometheus/rules.yml', 'utf8')) as {
+    groups: Array<{ rules: Array<{ for?: string }> }>;
+  };
   for (const group of rules.groups) for (const rule of group.rules) if (rule.for) rule.for = '1s';
   writeFileSync(path.join(dir, 'rules.yml'), stringify(rules));
 
@@ -39,7 +41,9 @@ export async function startPromStack(options: PromStackOptions): Promise<PromSta
   writeFileSync(tokenFile, options.webhookToken, { mode: 0o600 });
   const am = parse(readFileSync('deploy/alertmanager/alertmanager.yml', 'utf8')) as {
     route: Record<string, unknown>;
-    receivers: Array<{ webhook_configs: Array<{ url: string; http_config: { authorization: { credentials_file: string } } }> }>;
+    receivers: Array<{
+      webhook_configs: Array<{ url: string; http_config: { authorization: { credentials_file: string } } }>;
+    }>;
   };
   Object.assign(am.route, { group_wait: '1s', group_interval: '1s', repeat_interval: '1h' });
   for (const receiver of am.receivers) {
@@ -68,35 +72,49 @@ export async function startPromStack(options: PromStackOptions): Promise<PromSta
   };
   try {
     processes.push(
-      spawnManaged('prometheus-alertmanager', [
-        `--config.file=${path.join(dir, 'alertmanager.yml')}`,
-        `--storage.path=${path.join(dir, 'alertmanager-data')}`,
-        `--web.listen-address=127.0.0.1:${amPort}`,
-        // no HA gossip: it would listen on every interface
-        '--cluster.listen-address=',
-      ], { onOutput: options.onOutput }),
+      spawnManaged(
+        'prometheus-alertmanager',
+        [
+          `--config.file=${path.join(dir, 'alertmanager.yml')}`,
+          `--storage.path=${path.join(dir, 'alertmanager-data')}`,
+          `--web.listen-address=127.0.0.1:${amPort}`,
+          // no HA gossip: it would listen on every interface
+          '--cluster.listen-address=',
+        ],
+        { onOutput: options.onOutput },
+      ),
     );
     processes.push(
-      spawnManaged('prometheus', [
-        `--config.file=${path.join(dir, 'prometheus.yml')}`,
-        `--storage.tsdb.path=${path.join(dir, 'prometheus-data')}`,
-        `--web.listen-address=127.0.0.1:${promPort}`,
-      ], { onOutput: options.onOutput }),
+      spawnManaged(
+        'prometheus',
+        [
+          `--config.file=${path.join(dir, 'prometheus.yml')}`,
+          `--storage.tsdb.path=${path.join(dir, 'prometheus-data')}`,
+          `--web.listen-address=127.0.0.1:${promPort}`,
+        ],
+        { onOutput: options.onOutput },
+      ),
     );
     const prometheusUrl = `http://127.0.0.1:${promPort}`;
     const alertmanagerUrl = `http://127.0.0.1:${amPort}`;
     for (const url of [prometheusUrl, alertmanagerUrl]) {
-      await waitFor(`${url}/-/ready`, async () => {
-        const res = await fetch(`${url}/-/ready`);
-        if (!res.ok) throw new Error(`status ${res.status}`);
-      }, { timeoutMs: 30_000 });
+      await waitFor(
+        `${url}/-/ready`,
+        async () => {
+          const res = await fetch(`${url}/-/ready`);
+          if (!res.ok) throw new Error(`status ${res.status}`);
+        },
+        { timeoutMs: 30_000 },
+      );
     }
     return {
       prometheusUrl,
       alertmanagerUrl,
       async query(expr) {
         const res = await fetch(`${prometheusUrl}/api/v1/query?query=${encodeURIComponent(expr)}`);
-        const body = (await res.json()) as { data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } };
+        const body = (await res.json()) as {
+          data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> };
+        };
         return body.data.result;
       },
       stop,

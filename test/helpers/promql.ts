@@ -30,7 +30,11 @@ export async function catalogSeriesNames(): Promise<Set<string>> {
   registerTaskQueueMetrics(registry, async () => []);
   registerIncidentMetrics(registry, async () => []);
   registerCircuitMetrics(registry, async () => []);
-  registerDatabaseTopologyMetrics(registry, () => ({ current: 'catalog', role: 'primary', readOnly: { forced: false, standby: false } }));
+  registerDatabaseTopologyMetrics(registry, () => ({
+    current: 'catalog',
+    role: 'primary',
+    readOnly: { forced: false, standby: false },
+  }));
   const app = Fastify();
   await app.register(runtimePlugin, { runtime: { registry } as unknown as Runtime });
   await app.register(httpMetrics, { server: 'catalog' });
@@ -47,8 +51,31 @@ export async function catalogSeriesNames(): Promise<Set<string>> {
 }
 
 const KEYWORDS = new Set([
-  'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'bool', 'offset', 'inf', 'nan',
-  'sum', 'min', 'max', 'avg', 'count', 'stddev', 'stdvar', 'topk', 'bottomk', 'quantile', 'count_values', 'group',
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'and',
+  'or',
+  'unless',
+  'bool',
+  'offset',
+  'inf',
+  'nan',
+  'sum',
+  'min',
+  'max',
+  'avg',
+  'count',
+  'stddev',
+  'stdvar',
+  'topk',
+  'bottomk',
+  'quantile',
+  'count_values',
+  'group',
 ]);
 
 /**
@@ -89,10 +116,15 @@ export function promtoolParses(exprs: string[]): { ok: boolean; output: string }
   const dir = mkdtempSync(path.join(os.tmpdir(), 'warden-promql-'));
   try {
     const file = path.join(dir, 'exprs.yml');
-    const rules = exprs.map((expr, i) => `      - record: check:expr_${i}\n        expr: ${JSON.stringify(expr)}`).join('\n');
+    const rules = exprs
+      .map((expr, i) => `      - record: check:expr_${i}\n        expr: ${JSON.stringify(expr)}`)
+      .join('\n');
     writeFileSync(file, `groups:\n  - name: dashboard-expressions\n    rules:\n${rules}\n`);
     try {
-      return { ok: true, output: execFileSync('promtool', ['check', 'rules', file], { encoding: 'utf8', stdio: 'pipe' }) };
+      return {
+        ok: true,
+        output: execFileSync('promtool', ['check', 'rules', file], { encoding: 'utf8', stdio: 'pipe' }),
+      };
     } catch (err) {
       const e = err as { stdout?: string; stderr?: string };
       return { ok: false, output: `${e.stdout ?? ''}${e.stderr ?? ''}` };

@@ -24,7 +24,10 @@ export function appRoutes(app: WardenApp): AppRoute[] {
     const depth = (match[1] ?? '').length / 4;
     stack.length = depth;
     stack.push(match[2]!);
-    const methods = (match[3] ?? '').split(',').map((m) => m.trim()).filter((m) => m && m !== '-');
+    const methods = (match[3] ?? '')
+      .split(',')
+      .map((m) => m.trim())
+      .filter((m) => m && m !== '-');
     const url = stack.join('');
     for (const method of methods) routes.push({ method, url });
   }

@@ -19,18 +19,35 @@ export function slackHeaders(secret: string, body: string, timestamp = nowSecond
 /** The URL a provider signs: the configured public callback base plus path and query. */
 export const callbackUrl = (h: Harness, url: string) => `${h.config.delivery.callbackBaseUrl}${url}`;
 
-export function twilioHeaders(h: Harness, url: string, params: Record<string, string>, token = h.config.providers.twilio.authToken): Record<string, string> {
+export function twilioHeaders(
+  h: Harness,
+  url: string,
+  params: Record<string, string>,
+  token = h.config.providers.twilio.authToken,
+): Record<string, string> {
   return { 'x-twilio-signature': twilioSignature(token, callbackUrl(h, url), params) };
 }
 
-export function plivoHeaders(h: Harness, url: string, params: Record<string, string>, token = h.config.providers.plivo.authToken): Record<string, string> {
+export function plivoHeaders(
+  h: Harness,
+  url: string,
+  params: Record<string, string>,
+  token = h.config.providers.plivo.authToken,
+): Record<string, string> {
   const nonce = String(Math.floor(Math.random() * 1e12));
-  return { 'x-plivo-signature-v3': plivoV3Signature(token, callbackUrl(h, url), params, nonce), 'x-plivo-signature-v3-nonce': nonce };
+  return {
+    'x-plivo-signature-v3': plivoV3Signature(token, callbackUrl(h, url), params, nonce),
+    'x-plivo-signature-v3-nonce': nonce,
+  };
 }
 
 export function sendgridHeaders(privateKey: KeyObject, body: string, timestamp = nowSeconds()): Record<string, string> {
   return {
-    'x-twilio-email-event-webhook-signature': sign('sha256', Buffer.from(`${timestamp}${body}`, 'utf8'), privateKey).toString('base64'),
+    'x-twilio-email-event-webhook-signature': sign(
+      'sha256',
+      Buffer.from(`${timestamp}${body}`, 'utf8'),
+      privateKey,
+    ).toString('base64'),
     'x-twilio-email-event-webhook-timestamp': timestamp,
   };
 }

@@ -38,21 +38,33 @@ describe('alerts end to end: Prometheus -> Alertmanager -> Warden incident', () 
   });
 
   const incidentWorkflow = (type: string) =>
-    waitFor(`the ${type} incident workflow`, async () => {
-      const query = `TaskQueue = '${h.config.temporal.taskQueue}' AND IncidentType = '${type}'`;
-      for await (const wf of h.runtime.temporal.client.workflow.list({ query })) return wf;
-      return undefined;
-    }, 60_000);
+    waitFor(
+      `the ${type} incident workflow`,
+      async () => {
+        const query = `TaskQueue = '${h.config.temporal.taskQueue}' AND IncidentType = '${type}'`;
+        for await (const wf of h.runtime.temporal.client.workflow.list({ query })) return wf;
+        return undefined;
+      },
+      60_000,
+    );
   const webhookCount = (metrics: string, name: string) =>
-    [...metrics.matchAll(new RegExp(`^${name}\\{integration="webhook"[^}]*\\} (\\d+)`, 'gm'))].reduce((sum, m) => sum + Number(m[1]), 0);
+    [...metrics.matchAll(new RegExp(`^${name}\\{integration="webhook"[^}]*\\} (\\d+)`, 'gm'))].reduce(
+      (sum, m) => sum + Number(m[1]),
+      0,
+    );
 
   it('opens a provider-outage incident when Twilio fails every send (sandbox fault)', async () => {
     // the failure counters exist at zero from the start: once Prometheus holds a zero sample,
     // the outage's failures are an increase that rate() sees (after the breaker opens, Twilio
     // gets no more traffic, so there is no second chance to see one)
-    await waitFor('Prometheus to scrape the zero failure counter', async () =>
-      (await stack.query('warden_delivery_failures_total{provider="twilio",error_class="transient"} == 0')).length > 0 ? true : undefined,
-    30_000);
+    await waitFor(
+      'Prometheus to scrape the zero failure counter',
+      async () =>
+        (await stack.query('warden_delivery_failures_total{provider="twilio",error_class="transient"} == 0')).length > 0
+          ? true
+          : undefined,
+      30_000,
+    );
     const fault = await fetch(`${h.sandbox.url}/sandbox/faults`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -70,12 +82,22 @@ describe('alerts end to end: Prometheus -> Alertmanager -> Warden incident', () 
       await send(0);
       await send(1);
 
-      const firing = await waitFor('DeliveryFailureRateHigh to fire for twilio', async () =>
-        (await stack.query('ALERTS{alertname="DeliveryFailureRateHigh",alertstate="firing"}'))[0], 60_000);
-      expect(firing.metric).toMatchObject({ severity: 'P1', incident_type: 'provider_outage', channel: 'sms', provider: 'twilio' });
+      const firing = await waitFor(
+        'DeliveryFailureRateHigh to fire for twilio',
+        async () => (await stack.query('ALERTS{alertname="DeliveryFailureRateHigh",alertstate="firing"}'))[0],
+        60_000,
+      );
+      expect(firing.metric).toMatchObject({
+        severity: 'P1',
+        incident_type: 'provider_outage',
+        channel: 'sms',
+        provider: 'twilio',
+      });
 
       const incident = await incidentWorkflow('provider_outage');
-      expect((await h.runtime.temporal.client.workflow.getHandle(incident.workflowId).describe()).status.name).toBe('RUNNING');
+      expect((await h.runtime.temporal.client.workflow.getHandle(incident.workflowId).describe()).status.name).toBe(
+        'RUNNING',
+      );
     } finally {
       await fetch(`${h.sandbox.url}/sandbox/faults?provider=twilio`, { method: 'DELETE' });
     }
@@ -87,17 +109,23 @@ describe('alerts end to end: Prometheus -> Alertmanager -> Warden incident', () 
     const statuses: number[] = [];
     for (let i = 0; i < 11; i += 1) statuses.push((await initiate(h, 'otp', 'test-user')).statusCode);
     expect(statuses.filter((s) => s === 429)).toHaveLength(1);
-    await waitFor('Prometheus to scrape the refusals counter', async () =>
-      (await stack.query('warden_ratelimit_exceeded_total{scope="user"}')).length > 0 ? true : undefined,
-    30_000);
+    await waitFor(
+      'Prometheus to scrape the refusals counter',
+      async () => ((await stack.query('warden_ratelimit_exceeded_total{scope="user"}')).length > 0 ? true : undefined),
+      30_000,
+    );
 
     // 200 refusals in a few seconds: well over the rule's 0.5/s averaged over 5 minutes
     for (let i = 0; i < 200; i += 1) expect((await initiate(h, 'otp', 'test-user')).statusCode).toBe(429);
 
-    const firing = await waitFor('HighRateLimitExceededRate to fire', async () => {
-      const alerts = await stack.query('ALERTS{alertname="HighRateLimitExceededRate",alertstate="firing"}');
-      return alerts[0];
-    }, 60_000);
+    const firing = await waitFor(
+      'HighRateLimitExceededRate to fire',
+      async () => {
+        const alerts = await stack.query('ALERTS{alertname="HighRateLimitExceededRate",alertstate="firing"}');
+        return alerts[0];
+      },
+      60_000,
+    );
     expect(firing.metric).toMatchObject({ severity: 'P1', incident_type: 'abuse', scope: 'user' });
 
     // Alertmanager delivered it, and Warden runs the incident: a workflow tagged with the

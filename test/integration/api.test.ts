@@ -19,7 +19,10 @@ describe('API skeleton', () => {
     const missing = await h.admin.inject({ url: '/admin/api/v1/anything' });
     expect(missing.statusCode).toBe(401);
     expect(missing.json()).toMatchObject({ error: 'unauthorized' });
-    const forged = await h.admin.inject({ url: '/admin/api/v1/anything', headers: { authorization: 'Bearer not-the-token-at-all' } });
+    const forged = await h.admin.inject({
+      url: '/admin/api/v1/anything',
+      headers: { authorization: 'Bearer not-the-token-at-all' },
+    });
     expect(forged.statusCode).toBe(401);
     const authorised = await h.admin.inject({ url: '/admin/api/v1/anything', headers: h.adminHeaders });
     expect(authorised.statusCode).toBe(404);
@@ -43,13 +46,17 @@ describe('API skeleton', () => {
     const res = await fetch(`${h.servers!.urls.metrics}/metrics`);
     expect(res.status).toBe(200);
     const body = await res.text();
-    expect(body).toMatch(/warden_http_request_duration_seconds_count\{[^}]*server="admin",method="GET",route="\/livez",status="200"\} [1-9]/);
+    expect(body).toMatch(
+      /warden_http_request_duration_seconds_count\{[^}]*server="admin",method="GET",route="\/livez",status="200"\} [1-9]/,
+    );
     expect(body).toContain('process_cpu_user_seconds_total');
     expect(body).toMatch(/warden_db_connections\{(?=[^}]*state="max")[^}]*\} 25/);
   });
 
   it('logs requests with the magic-link token redacted from the URL', async () => {
-    await h.public.inject({ url: '/browser/api/v1/identity/auth/magic-link/verify?challenge=abc&token=SECRETTOKENVALUE' });
+    await h.public.inject({
+      url: '/browser/api/v1/identity/auth/magic-link/verify?challenge=abc&token=SECRETTOKENVALUE',
+    });
     const text = h.logs.text();
     expect(text).toContain('token=[REDACTED]');
     expect(text).not.toContain('SECRETTOKENVALUE');

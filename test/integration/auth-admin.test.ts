@@ -15,7 +15,12 @@ describe('auth admin actions', () => {
   afterAll(async () => h?.close());
 
   const admin = (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown) =>
-    h.admin.inject({ method, url: `/admin/api/v1${url}`, headers: h.adminHeaders, ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }) });
+    h.admin.inject({
+      method,
+      url: `/admin/api/v1${url}`,
+      headers: h.adminHeaders,
+      ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }),
+    });
 
   it('rotates the data key, revokes challenges under the old key through their workflows, and verifies new ones', async () => {
     const old = [];
@@ -25,7 +30,11 @@ describe('auth admin actions', () => {
     }
     const before = (await challengeRow(h, old[0]!.challenge_id))!.key_id;
 
-    const res = await admin('POST', '/keys/rotate', { reason: 'suspected token leak', revoke_outstanding: true, incident_id: 'INC-2025-01-15-01' });
+    const res = await admin('POST', '/keys/rotate', {
+      reason: 'suspected token leak',
+      revoke_outstanding: true,
+      incident_id: 'INC-2025-01-15-01',
+    });
     expect(res.statusCode).toBe(200);
     const rotated = res.json<{ key_id: string; previous_key_id: string; revoked_challenges: number }>();
     expect(rotated.previous_key_id).toBe(before);
@@ -39,11 +48,23 @@ describe('auth admin actions', () => {
       expect(late.statusCode).toBe(410);
       expect(late.json()).toMatchObject({ error: 'revoked' });
     }
-    const rotations = await h.sql('SELECT from_key_id, to_key_id, reason, incident_id, revoked_challenges, rotated_by FROM key_rotations');
+    const rotations = await h.sql(
+      'SELECT from_key_id, to_key_id, reason, incident_id, revoked_challenges, rotated_by FROM key_rotations',
+    );
     expect(rotations).toEqual([
-      { from_key_id: before, to_key_id: rotated.key_id, reason: 'suspected token leak', incident_id: 'INC-2025-01-15-01', revoked_challenges: 2, rotated_by: 'admin-api' },
+      {
+        from_key_id: before,
+        to_key_id: rotated.key_id,
+        reason: 'suspected token leak',
+        incident_id: 'INC-2025-01-15-01',
+        revoked_challenges: 2,
+        rotated_by: 'admin-api',
+      },
     ]);
-    const invalidated = await h.sql(`SELECT reason, incident_id FROM audit_events WHERE event_type = 'identity.auth.token_invalidated' AND challenge_id = $1`, [old[0]!.challenge_id]);
+    const invalidated = await h.sql(
+      `SELECT reason, incident_id FROM audit_events WHERE event_type = 'identity.auth.token_invalidated' AND challenge_id = $1`,
+      [old[0]!.challenge_id],
+    );
     expect(invalidated).toEqual([{ reason: 'key_rotation', incident_id: 'INC-2025-01-15-01' }]);
 
     const { challenge_id } = (await initiate(h, 'otp', 'test-user')).json<{ challenge_id: string }>();
@@ -83,26 +104,44 @@ describe('auth admin actions', () => {
     const token = await secretFor(h, challenge_id);
     const res = await admin('POST', '/keys/rotate', { reason: 'scheduled' });
     expect(res.json()).toMatchObject({ revoked_challenges: 0 });
-    const ok = await h.public.inject({ method: 'POST', url: '/browser/api/v1/identity/auth/magic-link/verify', payload: { challenge: challenge_id, token } });
+    const ok = await h.public.inject({
+      method: 'POST',
+      url: '/browser/api/v1/identity/auth/magic-link/verify',
+      payload: { challenge: challenge_id, token },
+    });
     expect(ok.statusCode).toBe(200);
   });
 
   it("revokes a user's active challenges, forces a password reset and audits both", async () => {
     const ids = [];
-    for (let i = 0; i < 2; i += 1) ids.push((await initiate(h, i ? 'magic-link' : 'otp', 'test-user-3')).json<{ challenge_id: string }>().challenge_id);
+    for (let i = 0; i < 2; i += 1)
+      ids.push(
+        (await initiate(h, i ? 'magic-link' : 'otp', 'test-user-3')).json<{ challenge_id: string }>().challenge_id,
+      );
     const other = (await initiate(h, 'otp', 'test-user-2')).json<{ challenge_id: string }>().challenge_id;
 
-    const revoked = await admin('POST', '/users/revoke-challenges', { user_ids: ['test-user-3'], reason: 'security_incident', incident_id: 'INC-2025-01-15-02' });
+    const revoked = await admin('POST', '/users/revoke-challenges', {
+      user_ids: ['test-user-3'],
+      reason: 'security_incident',
+      incident_id: 'INC-2025-01-15-02',
+    });
     expect(revoked.statusCode).toBe(200);
     expect(revoked.json()).toEqual({ signalled: 2, revoked: 2 });
-    for (const id of ids) expect(await challengeRow(h, id)).toMatchObject({ status: 'revoked', end_reason: 'security_incident', sealed_secret: null });
+    for (const id of ids)
+      expect(await challengeRow(h, id)).toMatchObject({
+        status: 'revoked',
+        end_reason: 'security_incident',
+        sealed_secret: null,
+      });
     expect((await challengeRow(h, other))!.status).not.toBe('revoked');
 
     const reset = await admin('POST', '/users/force-password-reset', { user_ids: ['test-user-3', 'bob', 'nobody'] });
     expect(reset.json()).toEqual({ updated: ['bob', 'test-user-3'] });
     const users = await h.sql(`SELECT sub FROM users WHERE force_password_reset ORDER BY sub`);
     expect(users.map((u) => u.sub)).toEqual(['bob', 'test-user-3']);
-    const actions = await h.sql(`SELECT outcome, user_id FROM audit_events WHERE event_type = 'identity.admin.user_action' ORDER BY id`);
+    const actions = await h.sql(
+      `SELECT outcome, user_id FROM audit_events WHERE event_type = 'identity.admin.user_action' ORDER BY id`,
+    );
     expect(actions).toEqual([
       { outcome: 'revoke_challenges', user_id: 'test-user-3' },
       { outcome: 'force_password_reset', user_id: 'test-user-3' },
@@ -112,9 +151,16 @@ describe('auth admin actions', () => {
   });
 
   it('audits every event with masked facts only, as rows and JSON log lines, and exports them as NDJSON', async () => {
-    const { challenge_id } = (await initiate(h, 'otp', 'test-user', { ip: '203.0.113.77' })).json<{ challenge_id: string }>();
+    const { challenge_id } = (await initiate(h, 'otp', 'test-user', { ip: '203.0.113.77' })).json<{
+      challenge_id: string;
+    }>();
     const code = await secretFor(h, challenge_id);
-    await post(h, '/otp/verify', { challenge_id, otp: code === '000000' ? '000001' : '000000' }, { ip: '2001:db8:1:2:3:4:5:6' });
+    await post(
+      h,
+      '/otp/verify',
+      { challenge_id, otp: code === '000000' ? '000001' : '000000' },
+      { ip: '2001:db8:1:2:3:4:5:6' },
+    );
     await post(h, '/otp/verify', { challenge_id, otp: code }, { ip: '203.0.113.77' });
 
     const rows = await h.sql(
@@ -123,35 +169,75 @@ describe('auth admin actions', () => {
     );
     const base = { user_id: 'test-user', method: 'sms_otp', phone_last4: '0100', email_domain: null };
     expect(rows).toEqual([
-      { ...base, event_type: 'identity.auth.token_generated', outcome: 'issued', reason: null, ip_masked: '203.0.113.0/24' },
-      { ...base, event_type: 'identity.auth.validation_attempt', outcome: 'invalid_otp', reason: null, ip_masked: '2001:db8:1:2::/64' },
-      { ...base, event_type: 'identity.auth.token_invalidated', outcome: 'verified', reason: 'used', ip_masked: '203.0.113.0/24' },
-      { ...base, event_type: 'identity.auth.validation_attempt', outcome: 'success', reason: null, ip_masked: '203.0.113.0/24' },
+      {
+        ...base,
+        event_type: 'identity.auth.token_generated',
+        outcome: 'issued',
+        reason: null,
+        ip_masked: '203.0.113.0/24',
+      },
+      {
+        ...base,
+        event_type: 'identity.auth.validation_attempt',
+        outcome: 'invalid_otp',
+        reason: null,
+        ip_masked: '2001:db8:1:2::/64',
+      },
+      {
+        ...base,
+        event_type: 'identity.auth.token_invalidated',
+        outcome: 'verified',
+        reason: 'used',
+        ip_masked: '203.0.113.0/24',
+      },
+      {
+        ...base,
+        event_type: 'identity.auth.validation_attempt',
+        outcome: 'success',
+        reason: null,
+        ip_masked: '203.0.113.0/24',
+      },
     ]);
     const lines = h.logs.records('identity.auth.validation_attempt').filter((r) => r.challenge_id === challenge_id);
     expect(lines.map((l) => l.outcome)).toEqual(['invalid_otp', 'success']);
     // the end's row carries the workflow's count of attempts (the wrong one and the right one)
-    const [invalidated] = await h.sql<{ details: unknown }>(`SELECT details FROM audit_events WHERE challenge_id = $1 AND event_type = 'identity.auth.token_invalidated'`, [challenge_id]);
+    const [invalidated] = await h.sql<{ details: unknown }>(
+      `SELECT details FROM audit_events WHERE challenge_id = $1 AND event_type = 'identity.auth.token_invalidated'`,
+      [challenge_id],
+    );
     expect(invalidated!.details).toEqual({ attempts: 2 });
 
     const res = await admin('GET', '/audit/export?since=24h');
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toMatch(/^application\/x-ndjson/);
-    const exported = res.body.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const exported = res.body
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const mine = exported.filter((e) => e.challenge_id === challenge_id);
     expect(mine.map((e) => e.event)).toEqual(rows.map((r) => r.event_type));
     const total = await h.sql<{ n: number }>('SELECT count(*)::int AS n FROM audit_events');
     expect(exported).toHaveLength(total[0]!.n);
 
-    const iso = await admin('GET', `/audit/export?since=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}&until=${encodeURIComponent(new Date(Date.now() + 120_000).toISOString())}`);
+    const iso = await admin(
+      'GET',
+      `/audit/export?since=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}&until=${encodeURIComponent(new Date(Date.now() + 120_000).toISOString())}`,
+    );
     expect(iso.statusCode).toBe(200);
     expect(iso.body).toBe('');
     const typed = await admin('GET', '/audit/export?since=1h&type=identity.auth.token_generated');
-    expect(typed.body.trim().split('\n').every((l) => (JSON.parse(l) as { event: string }).event === 'identity.auth.token_generated')).toBe(true);
+    expect(
+      typed.body
+        .trim()
+        .split('\n')
+        .every((l) => (JSON.parse(l) as { event: string }).event === 'identity.auth.token_generated'),
+    ).toBe(true);
 
     const metrics = await h.runtime.registry.metrics();
     expect(metrics).toMatch(/warden_auth_tokens_generated_total\{[^}]*method="sms_otp"[^}]*\} [1-9]/);
-    expect(metrics).toMatch(/warden_auth_validation_attempts_total\{[^}]*method="sms_otp",outcome="success"[^}]*\} [1-9]/);
+    expect(metrics).toMatch(
+      /warden_auth_validation_attempts_total\{[^}]*method="sms_otp",outcome="success"[^}]*\} [1-9]/,
+    );
     expect(metrics).toMatch(/warden_auth_validation_duration_seconds_count\{[^}]*method="sms_otp"[^}]*\} [1-9]/);
     expect(metrics).toMatch(/warden_auth_generation_duration_seconds_count\{[^}]*method="sms_otp"[^}]*\} [1-9]/);
     expect(metrics).not.toContain('test-user');
@@ -178,7 +264,11 @@ describe('auth admin actions', () => {
       expect(res.statusCode, `${method} ${url} ${JSON.stringify(payload)}`).toBe(400);
       expect(res.json()).toMatchObject({ error: 'invalid_request', message: expect.any(String) });
     }
-    const anonymous = await h.admin.inject({ method: 'POST', url: '/admin/api/v1/keys/rotate', payload: { reason: 'x' } });
+    const anonymous = await h.admin.inject({
+      method: 'POST',
+      url: '/admin/api/v1/keys/rotate',
+      payload: { reason: 'x' },
+    });
     expect(anonymous.statusCode).toBe(401);
   });
 });

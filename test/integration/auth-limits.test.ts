@@ -15,11 +15,13 @@ describe('rate limits and blocklist', () => {
   });
   afterAll(async () => h?.close());
 
-  const block = (payload: Record<string, unknown>) => h.admin.inject({ method: 'POST', url: '/admin/api/v1/blocklist/ip', headers: h.adminHeaders, payload });
+  const block = (payload: Record<string, unknown>) =>
+    h.admin.inject({ method: 'POST', url: '/admin/api/v1/blocklist/ip', headers: h.adminHeaders, payload });
 
   it('limits initiates per user, answers 429 with Retry-After, audits it, counts it, and follows a runtime change', async () => {
     await putRateLimits(h, { per_user: { window: '5m', max_attempts: 3 }, per_ip: { max_attempts: 1000 } });
-    for (let i = 0; i < 3; i += 1) expect((await initiate(h, 'otp', 'test-user', { ip: `192.0.2.${i + 1}` })).statusCode).toBe(202);
+    for (let i = 0; i < 3; i += 1)
+      expect((await initiate(h, 'otp', 'test-user', { ip: `192.0.2.${i + 1}` })).statusCode).toBe(202);
     const refused = await initiate(h, 'otp', 'test-user', { ip: '192.0.2.50' });
     expect(refused.statusCode).toBe(429);
     expect(refused.json()).toMatchObject({ error: 'rate_limited', retry_after_seconds: expect.any(Number) });
@@ -34,19 +36,29 @@ describe('rate limits and blocklist', () => {
     );
     expect(audit).toEqual([{ outcome: 'user', user_id: 'test-user', ip_masked: '192.0.2.0/24', phone_last4: '0100' }]);
     expect(h.logs.records('identity.ratelimit.exceeded')).toHaveLength(1);
-    expect(await h.runtime.registry.metrics()).toMatch(/warden_ratelimit_exceeded_total\{[^}]*scope="user"[^}]*action="initiate"[^}]*\} 1/);
+    expect(await h.runtime.registry.metrics()).toMatch(
+      /warden_ratelimit_exceeded_total\{[^}]*scope="user"[^}]*action="initiate"[^}]*\} 1/,
+    );
 
     // the responder raises the limit: in force at once, without a restart
     const raised = await putRateLimits(h, { per_user: { max_attempts: 4 } });
-    expect(raised).toEqual({ per_user: { window_seconds: 300, max_attempts: 4 }, per_ip: { window_seconds: 300, max_attempts: 1000 } });
+    expect(raised).toEqual({
+      per_user: { window_seconds: 300, max_attempts: 4 },
+      per_ip: { window_seconds: 300, max_attempts: 1000 },
+    });
     expect((await initiate(h, 'otp', 'test-user', { ip: '192.0.2.52' })).statusCode).toBe(202);
     expect((await initiate(h, 'otp', 'test-user', { ip: '192.0.2.53' })).statusCode).toBe(429);
 
     // the seed's recovery step clears the user's state
-    const cleared = await h.admin.inject({ method: 'POST', url: '/admin/api/v1/users/clear-rate-limits', headers: h.adminHeaders, payload: { user_ids: ['test-user'] } });
+    const cleared = await h.admin.inject({
+      method: 'POST',
+      url: '/admin/api/v1/users/clear-rate-limits',
+      headers: h.adminHeaders,
+      payload: { user_ids: ['test-user'] },
+    });
     expect(cleared.statusCode).toBe(200);
     expect(cleared.json<{ deleted: number }>().deleted).toBeGreaterThanOrEqual(4);
-    expect((await h.sql(`SELECT 1 FROM rate_limit_attempts WHERE user_id = 'test-user'`))).toHaveLength(0);
+    expect(await h.sql(`SELECT 1 FROM rate_limit_attempts WHERE user_id = 'test-user'`)).toHaveLength(0);
     expect((await initiate(h, 'otp', 'test-user', { ip: '192.0.2.54' })).statusCode).toBe(202);
   });
 
@@ -69,17 +81,24 @@ describe('rate limits and blocklist', () => {
     expect(refused.statusCode).toBe(429);
     expect(refused.headers['retry-after']).toBeDefined();
     // other addresses, and initiates from this one (another action), still pass
-    expect((await post(h, '/otp/verify', { challenge_id: UNKNOWN(10), otp: '123456' }, { ip: '198.18.0.8' })).statusCode).toBe(404);
+    expect(
+      (await post(h, '/otp/verify', { challenge_id: UNKNOWN(10), otp: '123456' }, { ip: '198.18.0.8' })).statusCode,
+    ).toBe(404);
     expect((await initiate(h, 'otp', 'bob', { ip })).statusCode).toBe(202);
     const outcomes = await h.sql<{ outcome: string; n: number }>(
       `SELECT outcome, count(*)::int AS n FROM audit_events WHERE event_type = 'identity.auth.validation_attempt' AND ip_masked = '198.18.0.0/24' GROUP BY outcome ORDER BY outcome`,
     );
-    expect(outcomes).toEqual([{ outcome: 'not_found', n: 5 }, { outcome: 'rate_limited', n: 1 }]);
-    const exceeded = await h.sql(`SELECT 1 FROM rate_limit_attempts WHERE ip = '198.18.0.7' AND exceeded AND action = 'verify'`);
+    expect(outcomes).toEqual([
+      { outcome: 'not_found', n: 5 },
+      { outcome: 'rate_limited', n: 1 },
+    ]);
+    const exceeded = await h.sql(
+      `SELECT 1 FROM rate_limit_attempts WHERE ip = '198.18.0.7' AND exceeded AND action = 'verify'`,
+    );
     expect(exceeded).toHaveLength(1);
   });
 
-  it('counts verifies against the challenge\'s user, read with the check, and a challenge of another flow against the IP only', async () => {
+  it("counts verifies against the challenge's user, read with the check, and a challenge of another flow against the IP only", async () => {
     await putRateLimits(h, { per_user: { window_seconds: 300, max_attempts: 2 }, per_ip: { max_attempts: 1000 } });
     try {
       // a user of its own (unknown users get a challenge like anyone else), so no earlier attempt counts
@@ -87,12 +106,15 @@ describe('rate limits and blocklist', () => {
       expect(started.statusCode).toBe(202);
       const challengeId = started.json<{ challenge_id: string }>().challenge_id;
       // a different address each time: only the user's count can refuse the third
-      const wrong = (n: number) => post(h, '/otp/verify', { challenge_id: challengeId, otp: '000000' }, { ip: `198.18.3.${10 + n}` });
+      const wrong = (n: number) =>
+        post(h, '/otp/verify', { challenge_id: challengeId, otp: '000000' }, { ip: `198.18.3.${10 + n}` });
       expect((await wrong(1)).statusCode).toBe(401);
       expect((await wrong(2)).statusCode).toBe(401);
       const refused = await wrong(3);
       expect(refused.statusCode).toBe(429);
-      const rows = await h.sql<{ user_id: string; exceeded: boolean }>(`SELECT user_id, exceeded FROM rate_limit_attempts WHERE action = 'verify' AND user_id = 'limits-verify-user' ORDER BY id`);
+      const rows = await h.sql<{ user_id: string; exceeded: boolean }>(
+        `SELECT user_id, exceeded FROM rate_limit_attempts WHERE action = 'verify' AND user_id = 'limits-verify-user' ORDER BY id`,
+      );
       expect(rows).toEqual([
         { user_id: 'limits-verify-user', exceeded: false },
         { user_id: 'limits-verify-user', exceeded: false },
@@ -106,10 +128,19 @@ describe('rate limits and blocklist', () => {
 
       // the same id through the magic-link route is no challenge of that flow: it counts against
       // the IP only (the user's count would otherwise have grown by one)
-      const other = await post(h, '/magic-link/verify', { challenge: challengeId, token: 'x'.repeat(43) }, { ip: '198.18.3.99' });
+      const other = await post(
+        h,
+        '/magic-link/verify',
+        { challenge: challengeId, token: 'x'.repeat(43) },
+        { ip: '198.18.3.99' },
+      );
       expect(other.statusCode).toBe(404);
-      expect(await h.sql(`SELECT 1 FROM rate_limit_attempts WHERE ip = '198.18.3.99' AND action = 'verify'`)).toHaveLength(1);
-      expect(await h.sql(`SELECT 1 FROM rate_limit_attempts WHERE user_id = 'limits-verify-user' AND action = 'verify'`)).toHaveLength(3);
+      expect(
+        await h.sql(`SELECT 1 FROM rate_limit_attempts WHERE ip = '198.18.3.99' AND action = 'verify'`),
+      ).toHaveLength(1);
+      expect(
+        await h.sql(`SELECT 1 FROM rate_limit_attempts WHERE user_id = 'limits-verify-user' AND action = 'verify'`),
+      ).toHaveLength(3);
     } finally {
       await putRateLimits(h, { per_user: { max_attempts: 1000 } });
     }
@@ -129,7 +160,9 @@ describe('rate limits and blocklist', () => {
     await h.sql('ANALYZE rate_limit_attempts');
     try {
       // refused rows do not count: one more attempt passes, the one after is refused
-      expect((await post(h, '/otp/verify', { challenge_id: UNKNOWN(200), otp: '123456' }, { ip })).statusCode).toBe(404);
+      expect((await post(h, '/otp/verify', { challenge_id: UNKNOWN(200), otp: '123456' }, { ip })).statusCode).toBe(
+        404,
+      );
       const refused = await post(h, '/otp/verify', { challenge_id: UNKNOWN(201), otp: '123456' }, { ip });
       expect(refused.statusCode).toBe(429);
       expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
@@ -141,7 +174,12 @@ describe('rate limits and blocklist', () => {
         `INSERT INTO rate_limit_attempts (user_id, ip, action, exceeded, attempted_at)
          SELECT NULL, '198.18.2.3'::inet, 'verify', false, now() - make_interval(secs => 200 - 10 * g) FROM generate_series(0, 5) AS g`,
       );
-      const overLowered = await post(h, '/otp/verify', { challenge_id: UNKNOWN(202), otp: '123456' }, { ip: '198.18.2.3' });
+      const overLowered = await post(
+        h,
+        '/otp/verify',
+        { challenge_id: UNKNOWN(202), otp: '123456' },
+        { ip: '198.18.2.3' },
+      );
       expect(overLowered.statusCode).toBe(429);
       expect(Number(overLowered.headers['retry-after'])).toBeGreaterThanOrEqual(95);
       expect(Number(overLowered.headers['retry-after'])).toBeLessThanOrEqual(101);
@@ -151,7 +189,9 @@ describe('rate limits and blocklist', () => {
       await client.connect();
       try {
         const buffers = async () => {
-          const { rows } = await client.query<{ 'QUERY PLAN': Array<{ Plan: { 'Shared Hit Blocks': number; 'Shared Read Blocks': number } }> }>(
+          const { rows } = await client.query<{
+            'QUERY PLAN': Array<{ Plan: { 'Shared Hit Blocks': number; 'Shared Read Blocks': number } }>;
+          }>(
             `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
              SELECT * FROM warden_rate_limit_check('t:user', 't:ip', 'flood-user', $1::inet, 'verify', 300, 10, 300, 4)`,
             [ip],
@@ -166,7 +206,10 @@ describe('rate limits and blocklist', () => {
         await client.end();
       }
     } finally {
-      await h.sql(`DELETE FROM rate_limit_attempts WHERE ip = $1::inet OR ip = '198.18.2.3' OR user_id = 'flood-user'`, [ip]);
+      await h.sql(
+        `DELETE FROM rate_limit_attempts WHERE ip = $1::inet OR ip = '198.18.2.3' OR user_id = 'flood-user'`,
+        [ip],
+      );
       await putRateLimits(h, { per_ip: { max_attempts: 1000 } });
     }
   });
@@ -174,7 +217,11 @@ describe('rate limits and blocklist', () => {
   it('does not let a concurrent burst overshoot a limit', async () => {
     await putRateLimits(h, { per_ip: { max_attempts: 5 } });
     const ip = '198.18.1.1';
-    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => post(h, '/otp/verify', { challenge_id: UNKNOWN(100 + i), otp: '123456' }, { ip })));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        post(h, '/otp/verify', { challenge_id: UNKNOWN(100 + i), otp: '123456' }, { ip }),
+      ),
+    );
     expect(results.filter((r) => r.statusCode === 404)).toHaveLength(5);
     expect(results.filter((r) => r.statusCode === 429)).toHaveLength(15);
     await putRateLimits(h, { per_ip: { max_attempts: 1000 } });
@@ -184,7 +231,9 @@ describe('rate limits and blocklist', () => {
     // the seed's own request body
     const seed = await block({ ip: '192.168.1.100', reason: 'Mass token validation attempts' });
     expect(seed.statusCode).toBe(201);
-    expect(seed.json()).toMatchObject({ entry: { cidr: '192.168.1.100/32', reason: 'Mass token validation attempts', active: true, expires_at: null } });
+    expect(seed.json()).toMatchObject({
+      entry: { cidr: '192.168.1.100/32', reason: 'Mass token validation attempts', active: true, expires_at: null },
+    });
     expect((await block({ ip: '198.51.100.0/24', reason: 'botnet range' })).statusCode).toBe(201);
     expect((await block({ ip: '2001:db8:abcd::/48', reason: 'v6 range' })).statusCode).toBe(201);
 
@@ -213,31 +262,57 @@ describe('rate limits and blocklist', () => {
     expect(page.statusCode).toBe(403);
     // before anything else: even a malformed body is not looked at
     expect((await post(h, '/otp/verify', { nonsense: true }, { ip: '198.51.100.3' })).statusCode).toBe(403);
-    const blockedAttempts = await h.sql(`SELECT outcome FROM audit_events WHERE event_type = 'identity.auth.validation_attempt' AND ip_masked = '198.51.100.0/24'`);
+    const blockedAttempts = await h.sql(
+      `SELECT outcome FROM audit_events WHERE event_type = 'identity.auth.validation_attempt' AND ip_masked = '198.51.100.0/24'`,
+    );
     expect(blockedAttempts).toEqual([{ outcome: 'blocked' }, { outcome: 'blocked' }]);
     const blockedRows = await h.sql(`SELECT 1 FROM rate_limit_attempts WHERE ip <<= '198.51.100.0/24'`);
     expect(blockedRows).toHaveLength(0);
 
     // X-Forwarded-For is believed from the trusted proxy only
-    const viaProxy = await initiate(h, 'otp', 'test-user-2', { ip: '127.0.0.1', headers: { 'x-forwarded-for': '198.51.100.20' } });
+    const viaProxy = await initiate(h, 'otp', 'test-user-2', {
+      ip: '127.0.0.1',
+      headers: { 'x-forwarded-for': '198.51.100.20' },
+    });
     expect(viaProxy.statusCode).toBe(403);
-    const spoofed = await initiate(h, 'otp', 'test-user-2', { ip: '192.0.2.200', headers: { 'x-forwarded-for': '198.51.100.20' } });
+    const spoofed = await initiate(h, 'otp', 'test-user-2', {
+      ip: '192.0.2.200',
+      headers: { 'x-forwarded-for': '198.51.100.20' },
+    });
     expect(spoofed.statusCode).toBe(202);
-    const garbage = await initiate(h, 'otp', 'test-user-2', { ip: '127.0.0.1', headers: { 'x-forwarded-for': 'not-an-address' } });
+    const garbage = await initiate(h, 'otp', 'test-user-2', {
+      ip: '127.0.0.1',
+      headers: { 'x-forwarded-for': 'not-an-address' },
+    });
     expect(garbage.statusCode).toBe(400);
     expect(garbage.json()).toMatchObject({ error: 'invalid_request' });
 
     const list = await h.admin.inject({ url: '/admin/api/v1/blocklist/ip', headers: h.adminHeaders });
-    expect(list.json<{ entries: Array<{ cidr: string }> }>().entries.map((e) => e.cidr).sort()).toEqual(['192.168.1.100/32', '198.51.100.0/24', '2001:db8:abcd::/48']);
+    expect(
+      list
+        .json<{ entries: Array<{ cidr: string }> }>()
+        .entries.map((e) => e.cidr)
+        .sort(),
+    ).toEqual(['192.168.1.100/32', '198.51.100.0/24', '2001:db8:abcd::/48']);
 
-    const removed = await h.admin.inject({ method: 'DELETE', url: '/admin/api/v1/blocklist/ip?ip=198.51.100.0/24', headers: h.adminHeaders });
+    const removed = await h.admin.inject({
+      method: 'DELETE',
+      url: '/admin/api/v1/blocklist/ip?ip=198.51.100.0/24',
+      headers: h.adminHeaders,
+    });
     expect(removed.statusCode).toBe(200);
     expect((await initiate(h, 'otp', 'test-user-2', { ip: '198.51.100.77' })).statusCode).toBe(202);
-    const gone = await h.admin.inject({ method: 'DELETE', url: '/admin/api/v1/blocklist/ip?ip=198.51.100.0/24', headers: h.adminHeaders });
+    const gone = await h.admin.inject({
+      method: 'DELETE',
+      url: '/admin/api/v1/blocklist/ip?ip=198.51.100.0/24',
+      headers: h.adminHeaders,
+    });
     expect(gone.statusCode).toBe(404);
     const history = await h.admin.inject({ url: '/admin/api/v1/blocklist/ip?all=true', headers: h.adminHeaders });
     expect(history.json<{ entries: unknown[] }>().entries).toHaveLength(3);
-    const audit = await h.sql(`SELECT outcome FROM audit_events WHERE event_type = 'identity.blocklist.changed' ORDER BY id`);
+    const audit = await h.sql(
+      `SELECT outcome FROM audit_events WHERE event_type = 'identity.blocklist.changed' ORDER BY id`,
+    );
     expect(audit.map((r) => r.outcome)).toEqual(['added', 'added', 'added', 'removed']);
   });
 
@@ -249,7 +324,9 @@ describe('rate limits and blocklist', () => {
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, Date.parse(expiresAt) - Date.now()) + 200));
     expect((await initiate(h, 'otp', 'test-user-3', { ip: '203.0.113.9' })).statusCode).toBe(202);
     const list = await h.admin.inject({ url: '/admin/api/v1/blocklist/ip', headers: h.adminHeaders });
-    expect(list.json<{ entries: Array<{ cidr: string }> }>().entries.map((e) => e.cidr)).not.toContain('203.0.113.0/25');
+    expect(list.json<{ entries: Array<{ cidr: string }> }>().entries.map((e) => e.cidr)).not.toContain(
+      '203.0.113.0/25',
+    );
   });
 
   it('answers malformed blocklist and rate-limit requests with 400', async () => {
@@ -268,10 +345,25 @@ describe('rate limits and blocklist', () => {
       expect(res.statusCode, JSON.stringify(body)).toBe(400);
       expect(res.json()).toMatchObject({ error: 'invalid_request' });
     }
-    const badDelete = await h.admin.inject({ method: 'DELETE', url: '/admin/api/v1/blocklist/ip?ip=nope', headers: h.adminHeaders });
+    const badDelete = await h.admin.inject({
+      method: 'DELETE',
+      url: '/admin/api/v1/blocklist/ip?ip=nope',
+      headers: h.adminHeaders,
+    });
     expect(badDelete.statusCode).toBe(400);
-    for (const body of [{}, { per_user: { max_attempts: 0 } }, { per_ip: { window: '5 minutes' } }, { per_user: { window: '5m', window_seconds: 300 } }, { burst: 1 }]) {
-      const res = await h.admin.inject({ method: 'PUT', url: '/admin/api/v1/ratelimits', headers: h.adminHeaders, payload: body });
+    for (const body of [
+      {},
+      { per_user: { max_attempts: 0 } },
+      { per_ip: { window: '5 minutes' } },
+      { per_user: { window: '5m', window_seconds: 300 } },
+      { burst: 1 },
+    ]) {
+      const res = await h.admin.inject({
+        method: 'PUT',
+        url: '/admin/api/v1/ratelimits',
+        headers: h.adminHeaders,
+        payload: body,
+      });
       expect(res.statusCode, JSON.stringify(body)).toBe(400);
       expect(res.json()).toMatchObject({ error: 'invalid_request' });
     }

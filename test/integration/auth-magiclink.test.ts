@@ -25,12 +25,17 @@ describe('email magic links', () => {
     expect(email!.body).toContain(`https://login.warden.example${LINK_PATH}?challenge=${challenge_id}&token=${token}`);
 
     for (let i = 0; i < 2; i += 1) {
-      const page = await h.public.inject({ method: 'GET', url: `${LINK_PATH}?challenge=${challenge_id}&token=${token}` });
+      const page = await h.public.inject({
+        method: 'GET',
+        url: `${LINK_PATH}?challenge=${challenge_id}&token=${token}`,
+      });
       expect(page.statusCode).toBe(200);
       expect(page.headers['content-type']).toMatch(/^text\/html/);
       expect(page.headers['cache-control']).toBe('no-store');
       expect(page.headers['referrer-policy']).toBe('no-referrer');
-      expect(page.body).toContain(`<form method="post" action="&#47;browser&#47;api&#47;v1&#47;identity&#47;auth&#47;magic-link&#47;verify">`);
+      expect(page.body).toContain(
+        `<form method="post" action="&#47;browser&#47;api&#47;v1&#47;identity&#47;auth&#47;magic-link&#47;verify">`,
+      );
       expect(page.body).toContain(`name="challenge" value="${challenge_id}"`);
       expect(page.body).toContain('name="token" value="');
     }
@@ -48,9 +53,13 @@ describe('email magic links', () => {
     });
     expect(form.statusCode).toBe(200);
     expect(form.json()).toEqual({ status: 'verified', user_id: 'test-user' });
-    expect((await challengeRow(h, challenge_id))).toMatchObject({ status: 'verified', sealed_secret: null });
+    expect(await challengeRow(h, challenge_id)).toMatchObject({ status: 'verified', sealed_secret: null });
 
-    const again = await h.public.inject({ method: 'POST', url: LINK_PATH, payload: { challenge: challenge_id, token } });
+    const again = await h.public.inject({
+      method: 'POST',
+      url: LINK_PATH,
+      payload: { challenge: challenge_id, token },
+    });
     expect(again.statusCode).toBe(409);
     expect(again.json()).toMatchObject({ error: 'already_used' });
   });
@@ -59,7 +68,11 @@ describe('email magic links', () => {
     const { challenge_id } = (await initiate(h, 'magic-link', 'bob')).json<{ challenge_id: string }>();
     const token = await secretFor(h, challenge_id);
     const forged = token.slice(0, -1) + (token.endsWith('A') ? 'B' : 'A');
-    const bad = await h.public.inject({ method: 'POST', url: LINK_PATH, payload: { challenge: challenge_id, token: forged } });
+    const bad = await h.public.inject({
+      method: 'POST',
+      url: LINK_PATH,
+      payload: { challenge: challenge_id, token: forged },
+    });
     expect(bad.statusCode).toBe(401);
     expect(bad.json()).toMatchObject({ error: 'invalid_token', remaining_attempts: 4 });
     const ok = await h.public.inject({ method: 'POST', url: `${LINK_PATH}?challenge=${challenge_id}&token=${token}` });
@@ -98,7 +111,11 @@ describe('email magic links', () => {
       const guess =
         a.method === 'otp'
           ? await post(h, '/otp/verify', { challenge_id: a.challenge_id, otp: '000000' })
-          : await h.public.inject({ method: 'POST', url: LINK_PATH, payload: { challenge: a.challenge_id, token: 'A'.repeat(43) } });
+          : await h.public.inject({
+              method: 'POST',
+              url: LINK_PATH,
+              payload: { challenge: a.challenge_id, token: 'A'.repeat(43) },
+            });
       expect(guess.statusCode).toBe(401);
       expect(guess.json()).toMatchObject({ remaining_attempts: 4 });
     }
@@ -119,9 +136,18 @@ describe('email magic links', () => {
       expect(res.json()).toMatchObject({ error: 'invalid_request' });
       expect(res.body).not.toContain('<script>');
     }
-    const posts: unknown[] = [{}, { challenge: id }, { challenge: id, token: 42 }, { challenge: [id], token: 'A'.repeat(43) }];
+    const posts: unknown[] = [
+      {},
+      { challenge: id },
+      { challenge: id, token: 42 },
+      { challenge: [id], token: 'A'.repeat(43) },
+    ];
     for (const payload of posts) {
-      const res = await h.public.inject({ method: 'POST', url: LINK_PATH, payload: payload as Record<string, unknown> });
+      const res = await h.public.inject({
+        method: 'POST',
+        url: LINK_PATH,
+        payload: payload as Record<string, unknown>,
+      });
       expect(res.statusCode, JSON.stringify(payload)).toBe(400);
       expect(res.json()).toMatchObject({ error: 'invalid_request' });
     }

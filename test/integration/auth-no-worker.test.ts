@@ -23,7 +23,10 @@ describe('initiate while no worker is running', () => {
   it('answers 202 once the workflow is started, then issues, delivers and verifies when a worker comes', async () => {
     const res = await initiate(h, 'otp', 'test-user-2');
     expect(res.statusCode, res.body).toBe(202);
-    const { challenge_id: challengeId, expires_at: expiresAt } = res.json<{ challenge_id: string; expires_at: string }>();
+    const { challenge_id: challengeId, expires_at: expiresAt } = res.json<{
+      challenge_id: string;
+      expires_at: string;
+    }>();
     expect(Date.parse(expiresAt)).toBeGreaterThan(Date.now());
     // accepted, not issued: no row and no message yet
     expect(await h.sql('SELECT id FROM auth_challenges WHERE id = $1', [challengeId])).toEqual([]);

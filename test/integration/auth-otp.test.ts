@@ -3,7 +3,16 @@ import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { AuditEventType } from '../../src/auth/audit';
 import { createDataConverter } from '../../src/temporal/client';
-import { challengeRow, initiate, messagesFor, post, putSettings, secretFor, waitFor, waitForStatus } from '../helpers/authClient';
+import {
+  challengeRow,
+  initiate,
+  messagesFor,
+  post,
+  putSettings,
+  secretFor,
+  waitFor,
+  waitForStatus,
+} from '../helpers/authClient';
 import { raiseRateLimits } from '../helpers/delivery';
 import { startHarness, type Harness } from '../helpers/harness';
 
@@ -29,7 +38,12 @@ describe('SMS OTP challenges', () => {
 
     const code = await secretFor(h, body.challenge_id);
     const [sms] = await messagesFor(h, body.challenge_id);
-    expect(sms).toMatchObject({ channel: 'sms', provider: 'twilio', to: '+15555550100', idempotency_key: `challenge-${body.challenge_id}/send-1` });
+    expect(sms).toMatchObject({
+      channel: 'sms',
+      provider: 'twilio',
+      to: '+15555550100',
+      idempotency_key: `challenge-${body.challenge_id}/send-1`,
+    });
     const row = await challengeRow(h, body.challenge_id);
     expect(row!.secret_hash).toMatch(/^\$2b\$10\$/);
     expect(row!.sealed_secret).not.toBeNull();
@@ -72,7 +86,9 @@ describe('SMS OTP challenges', () => {
   it('lets exactly one of several concurrent correct verifies succeed', async () => {
     const { challenge_id } = (await initiate(h, 'otp', 'alice')).json<{ challenge_id: string }>();
     const code = await secretFor(h, challenge_id);
-    const results = await Promise.all(Array.from({ length: 6 }, () => post(h, '/otp/verify', { challenge_id, otp: code })));
+    const results = await Promise.all(
+      Array.from({ length: 6 }, () => post(h, '/otp/verify', { challenge_id, otp: code })),
+    );
     const statuses = results.map((r) => r.statusCode).sort();
     expect(statuses.filter((s) => s === 200)).toHaveLength(1);
     expect(statuses.filter((s) => s === 409)).toHaveLength(5);
@@ -94,9 +110,12 @@ describe('SMS OTP challenges', () => {
       const row = await waitForStatus(h, challenge_id, 'expired', 20_000);
       expect(row).toMatchObject({ sealed_secret: null, end_reason: 'expired' });
       // the expiry itself flags the attempts made while the challenge was live (src/auth/end.ts)
-      expect(await h.sql('SELECT challenge_expired, validation_attempts FROM challenge_validation_attempts WHERE challenge_id = $1', [challenge_id])).toEqual([
-        { challenge_expired: true, validation_attempts: 1 },
-      ]);
+      expect(
+        await h.sql(
+          'SELECT challenge_expired, validation_attempts FROM challenge_validation_attempts WHERE challenge_id = $1',
+          [challenge_id],
+        ),
+      ).toEqual([{ challenge_expired: true, validation_attempts: 1 }]);
       const late = await post(h, '/otp/verify', { challenge_id, otp: code });
       expect(late.statusCode).toBe(410);
       expect(late.json()).toMatchObject({ error: 'expired' });
@@ -158,13 +177,19 @@ describe('SMS OTP challenges', () => {
   });
 
   it('replays every finished challenge history deterministically with the current workflow code', async () => {
-    const finished = await h.sql<{ id: string }>(`SELECT id FROM auth_challenges WHERE status IN ('verified', 'locked', 'expired') ORDER BY created_at`);
+    const finished = await h.sql<{ id: string }>(
+      `SELECT id FROM auth_challenges WHERE status IN ('verified', 'locked', 'expired') ORDER BY created_at`,
+    );
     expect(finished.length).toBeGreaterThanOrEqual(4);
     for (const { id } of finished) {
       const workflowId = `challenge-${id}`;
       const history = await h.runtime.temporal.client.workflow.getHandle(workflowId).fetchHistory();
       await Worker.runReplayHistory(
-        { workflowBundle: { codePath: inject('workflowBundlePath') }, dataConverter: createDataConverter(h.config), replayName: 'auth-replay' },
+        {
+          workflowBundle: { codePath: inject('workflowBundlePath') },
+          dataConverter: createDataConverter(h.config),
+          replayName: 'auth-replay',
+        },
         history,
         workflowId,
       );
@@ -183,18 +208,47 @@ describe('SMS OTP challenges', () => {
     const markerData = (name: string, key: string) =>
       events!
         .filter((e) => e.markerRecordedEventAttributes?.markerName === name)
-        .map((e) => JSON.parse(Buffer.from(e.markerRecordedEventAttributes!.details![key]!.payloads![0]!.data!).toString('utf8')) as Record<string, unknown>);
+        .map(
+          (e) =>
+            JSON.parse(
+              Buffer.from(e.markerRecordedEventAttributes!.details![key]!.payloads![0]!.data!).toString('utf8'),
+            ) as Record<string, unknown>,
+        );
     expect(markerData('core_patch', 'patch-data').map((d) => d.id)).toEqual(['challenge-folded-steps']);
-    expect(markerData('core_local_activity', 'data').map((d) => d.activity_type)).toEqual(['issueChallenge', 'attemptChallenge', 'attemptChallenge']);
-    expect(events!.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name)).toEqual(['sendDelivery']);
+    expect(markerData('core_local_activity', 'data').map((d) => d.activity_type)).toEqual([
+      'issueChallenge',
+      'attemptChallenge',
+      'attemptChallenge',
+    ]);
+    expect(
+      events!
+        .filter((e) => e.activityTaskScheduledEventAttributes)
+        .map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name),
+    ).toEqual(['sendDelivery']);
     // at most: start + issue, the send's completion, one per verify (a verify arriving with the
     // send's completion shares its task); the local activities add none
-    expect(events!.filter((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED).length).toBeLessThanOrEqual(4);
+    expect(
+      events!.filter((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED).length,
+    ).toBeLessThanOrEqual(4);
     // the effects of the folded steps are those of the separate ones
-    expect(await challengeRow(h, challenge_id)).toMatchObject({ status: 'verified', end_reason: 'used', attempts: 2, sends: 1, delivery_outcome: 'sent', sealed_secret: null });
+    expect(await challengeRow(h, challenge_id)).toMatchObject({
+      status: 'verified',
+      end_reason: 'used',
+      attempts: 2,
+      sends: 1,
+      delivery_outcome: 'sent',
+      sealed_secret: null,
+    });
     // each verify request: one forensic count and one validation_attempt audit row, written in one statement
-    expect(await h.sql('SELECT validation_attempts FROM challenge_validation_attempts WHERE challenge_id = $1', [challenge_id])).toEqual([{ validation_attempts: 2 }]);
-    const audited = await h.sql<{ outcome: string }>(`SELECT outcome FROM audit_events WHERE event_type = $1 AND challenge_id = $2 ORDER BY id`, [AuditEventType.validationAttempt, challenge_id]);
+    expect(
+      await h.sql('SELECT validation_attempts FROM challenge_validation_attempts WHERE challenge_id = $1', [
+        challenge_id,
+      ]),
+    ).toEqual([{ validation_attempts: 2 }]);
+    const audited = await h.sql<{ outcome: string }>(
+      `SELECT outcome FROM audit_events WHERE event_type = $1 AND challenge_id = $2 ORDER BY id`,
+      [AuditEventType.validationAttempt, challenge_id],
+    );
     expect(audited.map((r) => r.outcome)).toEqual(['invalid_otp', 'success']);
   });
 
@@ -203,7 +257,9 @@ describe('SMS OTP challenges', () => {
     expect(res.statusCode).toBe(404);
     expect(res.json()).toMatchObject({ error: 'not_found' });
     await waitFor('the not_found audit event', async () => {
-      const rows = await h.sql(`SELECT 1 FROM audit_events WHERE outcome = 'not_found' AND challenge_id = '00000000-0000-4000-8000-000000000000'`);
+      const rows = await h.sql(
+        `SELECT 1 FROM audit_events WHERE outcome = 'not_found' AND challenge_id = '00000000-0000-4000-8000-000000000000'`,
+      );
       return rows.length === 1 ? true : undefined;
     });
   });

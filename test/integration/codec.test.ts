@@ -27,17 +27,27 @@ const text = (value: string | undefined) => Buffer.from(value ?? '', 'base64').t
 describe('codec server (Temporal remote codec protocol on the admin port)', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness({ env: { WARDEN_PAYLOAD_KEYS: KEYRING, WARDEN_CODEC_TOKEN: CODEC_TOKEN, WARDEN_CODEC_CORS_ORIGINS: UI_ORIGIN } });
+    h = await startHarness({
+      env: { WARDEN_PAYLOAD_KEYS: KEYRING, WARDEN_CODEC_TOKEN: CODEC_TOKEN, WARDEN_CODEC_CORS_ORIGINS: UI_ORIGIN },
+    });
   });
   afterAll(async () => h?.close());
 
-  const uiHeaders = { origin: UI_ORIGIN, 'content-type': 'application/json', 'x-namespace': 'default', authorization: `Bearer ${CODEC_TOKEN}` };
+  const uiHeaders = {
+    origin: UI_ORIGIN,
+    'content-type': 'application/json',
+    'x-namespace': 'default',
+    authorization: `Bearer ${CODEC_TOKEN}`,
+  };
   const post = (operation: string, payloads: unknown[], headers: Record<string, string> = uiHeaders) =>
     h.admin.inject({ method: 'POST', url: `/codec/${operation}`, headers, payload: JSON.stringify({ payloads }) });
 
   it("decodes a real workflow's history payloads for a UI-style request", async () => {
     const workflowId = `health-${randomUUID()}`;
-    await h.runtime.temporal.client.workflow.execute(healthCheckWorkflow, { taskQueue: h.config.temporal.taskQueue, workflowId });
+    await h.runtime.temporal.client.workflow.execute(healthCheckWorkflow, {
+      taskQueue: h.config.temporal.taskQueue,
+      workflowId,
+    });
     const history = await h.runtime.temporal.client.workflow.getHandle(workflowId).fetchHistory();
     const encoded = (history.events ?? []).flatMap((e) => [
       ...(e.activityTaskCompletedEventAttributes?.result?.payloads ?? []),
@@ -46,7 +56,10 @@ describe('codec server (Temporal remote codec protocol on the admin port)', () =
     expect(encoded.length).toBe(2);
     for (const p of encoded) expect(Buffer.from(p.metadata!.encoding!).toString()).toBe('binary/encrypted');
 
-    const res = await post('decode', encoded.map((p) => toJson(p as Payload)));
+    const res = await post(
+      'decode',
+      encoded.map((p) => toJson(p as Payload)),
+    );
     expect(res.statusCode).toBe(200);
     expect(res.headers['access-control-allow-origin']).toBe(UI_ORIGIN);
     const decoded = res.json<{ payloads: JsonPayload[] }>().payloads;
@@ -58,7 +71,10 @@ describe('codec server (Temporal remote codec protocol on the admin port)', () =
   });
 
   it('encodes with the active key and decodes its own output', async () => {
-    const plain = { metadata: { encoding: b64(Buffer.from('json/plain')) }, data: b64(Buffer.from('{"note":"from the UI"}')) };
+    const plain = {
+      metadata: { encoding: b64(Buffer.from('json/plain')) },
+      data: b64(Buffer.from('{"note":"from the UI"}')),
+    };
     const encoded = (await post('encode', [plain])).json<{ payloads: JsonPayload[] }>().payloads[0]!;
     expect(text(encoded.metadata.encoding)).toBe('binary/encrypted');
     expect(text(encoded.metadata['encryption-key-id'])).toBe('k2');
@@ -68,13 +84,20 @@ describe('codec server (Temporal remote codec protocol on the admin port)', () =
   });
 
   it('decodes payloads written under an older key of the ring, and refuses a key it does not hold', async () => {
-    const plain: Payload = { metadata: { encoding: Buffer.from('json/plain') }, data: Buffer.from('"before the rotation"') };
-    const [old] = await new EncryptionCodec(parsePayloadKeyring(JSON.stringify({ active: 'k1', keys: { k1 } }))).encode([plain]);
+    const plain: Payload = {
+      metadata: { encoding: Buffer.from('json/plain') },
+      data: Buffer.from('"before the rotation"'),
+    };
+    const [old] = await new EncryptionCodec(parsePayloadKeyring(JSON.stringify({ active: 'k1', keys: { k1 } }))).encode(
+      [plain],
+    );
     const res = await post('decode', [toJson(old!)]);
     expect(res.statusCode).toBe(200);
     expect(text(res.json<{ payloads: JsonPayload[] }>().payloads[0]!.data)).toBe('"before the rotation"');
 
-    const [foreign] = await new EncryptionCodec(parsePayloadKeyring(JSON.stringify({ active: 'k9', keys: { k9: randomBytes(32).toString('base64') } }))).encode([plain]);
+    const [foreign] = await new EncryptionCodec(
+      parsePayloadKeyring(JSON.stringify({ active: 'k9', keys: { k9: randomBytes(32).toString('base64') } })),
+    ).encode([plain]);
     const refused = await post('decode', [toJson(foreign!)]);
     expect(refused.statusCode).toBe(400);
     expect(refused.json()).toMatchObject({ error: 'decode_failed' });
@@ -93,8 +116,12 @@ describe('codec server (Temporal remote codec protocol on the admin port)', () =
     expect(missing.headers['www-authenticate']).toContain('warden-codec');
     // the browser must see the 401, not a CORS failure
     expect(missing.headers['access-control-allow-origin']).toBe(UI_ORIGIN);
-    expect((await post('decode', payloads, { ...uiHeaders, authorization: 'Bearer forged-token-forged-token' })).statusCode).toBe(401);
-    expect((await post('encode', payloads, { ...uiHeaders, authorization: h.adminHeaders.authorization })).statusCode).toBe(401);
+    expect(
+      (await post('decode', payloads, { ...uiHeaders, authorization: 'Bearer forged-token-forged-token' })).statusCode,
+    ).toBe(401);
+    expect(
+      (await post('encode', payloads, { ...uiHeaders, authorization: h.adminHeaders.authorization })).statusCode,
+    ).toBe(401);
   });
 
   it('answers the CORS preflight for the UI origin only', async () => {
@@ -102,7 +129,11 @@ describe('codec server (Temporal remote codec protocol on the admin port)', () =
       h.admin.inject({
         method: 'OPTIONS',
         url: '/codec/decode',
-        headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-namespace,authorization' },
+        headers: {
+          origin,
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'content-type,x-namespace,authorization',
+        },
       });
     const ok = await preflight(UI_ORIGIN);
     expect(ok.statusCode).toBe(204);
@@ -121,7 +152,12 @@ describe('codec server (Temporal remote codec protocol on the admin port)', () =
     const notBase64 = await post('decode', [{ metadata: { encoding: 'not base64!' }, data: '' }]);
     expect(notBase64.statusCode).toBe(400);
     expect(notBase64.json()).toMatchObject({ error: 'invalid_request' });
-    const noPayloads = await h.admin.inject({ method: 'POST', url: '/codec/decode', headers: uiHeaders, payload: '{"nope":1}' });
+    const noPayloads = await h.admin.inject({
+      method: 'POST',
+      url: '/codec/decode',
+      headers: uiHeaders,
+      payload: '{"nope":1}',
+    });
     expect(noPayloads.statusCode).toBe(400);
     expect(noPayloads.json()).toMatchObject({ error: 'invalid_request' });
   });
@@ -133,7 +169,12 @@ describe('codec server (Temporal remote codec protocol on the admin port)', () =
     try {
       const { authorization: _drop, ...anonymous } = uiHeaders;
       const plain = { metadata: { encoding: b64(Buffer.from('json/plain')) }, data: b64(Buffer.from('1')) };
-      const res = await app.inject({ method: 'POST', url: '/codec/encode', headers: anonymous, payload: JSON.stringify({ payloads: [plain] }) });
+      const res = await app.inject({
+        method: 'POST',
+        url: '/codec/encode',
+        headers: anonymous,
+        payload: JSON.stringify({ payloads: [plain] }),
+      });
       expect(res.statusCode).toBe(200);
     } finally {
       await app.close();
@@ -151,7 +192,10 @@ describe('codec server (Temporal remote codec protocol on the admin port)', () =
     const started = await initiate(h, 'otp', 'test-user');
     const challengeId = started.json<{ challenge_id: string }>().challenge_id;
     const code = await secretFor(h, challengeId);
-    await h.runtime.temporal.client.workflow.execute(healthCheckWorkflow, { taskQueue: h.config.temporal.taskQueue, workflowId: `health-${randomUUID()}` });
+    await h.runtime.temporal.client.workflow.execute(healthCheckWorkflow, {
+      taskQueue: h.config.temporal.taskQueue,
+      workflowId: `health-${randomUUID()}`,
+    });
     const opened = await h.admin.inject({
       method: 'POST',
       url: '/admin/api/v1/incidents',
@@ -168,10 +212,15 @@ describe('codec server (Temporal remote codec protocol on the admin port)', () =
 
     const executions = await waitFor('the three workflows in visibility', async () => {
       const found = [];
-      for await (const wf of h.runtime.temporal.client.workflow.list({ query: `TaskQueue = '${h.config.temporal.taskQueue}'` })) found.push(wf);
+      for await (const wf of h.runtime.temporal.client.workflow.list({
+        query: `TaskQueue = '${h.config.temporal.taskQueue}'`,
+      }))
+        found.push(wf);
       const incident = found.find((wf) => wf.workflowId === incidentId);
       const tagged = incident?.typedSearchAttributes.getAll().some((p) => p.key.name === 'IncidentType');
-      return found.some((wf) => wf.workflowId === `challenge-${challengeId}`) && found.some((wf) => wf.type === 'healthCheckWorkflow') && tagged
+      return found.some((wf) => wf.workflowId === `challenge-${challengeId}`) &&
+        found.some((wf) => wf.type === 'healthCheckWorkflow') &&
+        tagged
         ? found
         : undefined;
     });
@@ -179,11 +228,16 @@ describe('codec server (Temporal remote codec protocol on the admin port)', () =
     for (const wf of executions) {
       for (const { key, value } of wf.typedSearchAttributes.getAll()) {
         if (!custom.has(key.name)) continue;
-        expect(SEARCH_ATTRIBUTES.map((k) => k.name), `${wf.type} sets ${key.name}`).toContain(key.name);
+        expect(
+          SEARCH_ATTRIBUTES.map((k) => k.name),
+          `${wf.type} sets ${key.name}`,
+        ).toContain(key.name);
         values.push(JSON.stringify(value));
       }
     }
-    const users = await h.sql<{ sub: string; phone: string | null; email: string | null }>('SELECT sub, phone, email FROM users');
+    const users = await h.sql<{ sub: string; phone: string | null; email: string | null }>(
+      'SELECT sub, phone, email FROM users',
+    );
     const pii = users.flatMap((u) => [u.phone, u.email]).filter((v): v is string => !!v);
     const text = values.join('\n');
     // the incident's keywords are there, and nothing else

@@ -17,7 +17,12 @@ describe('database control: read-only degradation and pool size', () => {
   let workerMetrics: string;
 
   const admin = (method: 'GET' | 'PUT' | 'POST' | 'DELETE', url: string, payload?: unknown) =>
-    h.admin.inject({ method, url: `/admin/api/v1${url}`, headers: h.adminHeaders, ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }) });
+    h.admin.inject({
+      method,
+      url: `/admin/api/v1${url}`,
+      headers: h.adminHeaders,
+      ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }),
+    });
 
   const counts = async () =>
     (
@@ -41,7 +46,10 @@ describe('database control: read-only degradation and pool size', () => {
   }, 120_000);
 
   afterAll(async () => {
-    await h?.runtime.temporal.client.workflow.getHandle(databaseControlWorkflowId(h.config.temporal.taskQueue)).terminate('test over').catch(() => {});
+    await h?.runtime.temporal.client.workflow
+      .getHandle(databaseControlWorkflowId(h.config.temporal.taskQueue))
+      .terminate('test over')
+      .catch(() => {});
     await worker?.stop();
     await h?.close();
   });
@@ -58,9 +66,13 @@ describe('database control: read-only degradation and pool size', () => {
     expect(on.json().this_process).toMatchObject({ read_only: true, read_only_reason: 'forced' });
     expect(on.json().control.read_only).toMatchObject({ on: true, reason: 'test', by: 'admin-api' });
     // the separate worker process applies it from the control plane too
-    await waitFor('the worker process to go read-only', async () => {
-      if (!(await workerGauge(/^warden_db_read_only\{reason="forced"[^}]*\} 1$/))) throw new Error('not yet');
-    }, { timeoutMs: 15_000, intervalMs: 200 });
+    await waitFor(
+      'the worker process to go read-only',
+      async () => {
+        if (!(await workerGauge(/^warden_db_read_only\{reason="forced"[^}]*\} 1$/))) throw new Error('not yet');
+      },
+      { timeoutMs: 15_000, intervalMs: 200 },
+    );
 
     const baseline = await counts();
     const refused = [
@@ -82,12 +94,18 @@ describe('database control: read-only degradation and pool size', () => {
     }
     expect(await counts()).toEqual(baseline);
     expect(await challengeRow(h, challengeId)).toMatchObject({ status: 'delivered', attempts: 0 });
-    expect((await h.sql('SELECT force_password_reset FROM users WHERE sub = $1', ['bob']))[0]).toEqual({ force_password_reset: false });
+    expect((await h.sql('SELECT force_password_reset FROM users WHERE sub = $1', ['bob']))[0]).toEqual({
+      force_password_reset: false,
+    });
 
     // Postgres enforces it below every code path: a raw statement through db.query is refused too
-    await expect(h.runtime.db.query("INSERT INTO runtime_settings (key, value) VALUES ('x', '{}')")).rejects.toBeInstanceOf(DatabaseReadOnlyError);
+    await expect(
+      h.runtime.db.query("INSERT INTO runtime_settings (key, value) VALUES ('x', '{}')"),
+    ).rejects.toBeInstanceOf(DatabaseReadOnlyError);
     // ...while the runbook's maintenance transactions still may write
-    await h.runtime.db.maintenance((tx) => tx.query("INSERT INTO runtime_settings (key, value) VALUES ('db-control-test', '{}')"));
+    await h.runtime.db.maintenance((tx) =>
+      tx.query("INSERT INTO runtime_settings (key, value) VALUES ('db-control-test', '{}')"),
+    );
     await h.runtime.db.maintenance((tx) => tx.query("DELETE FROM runtime_settings WHERE key = 'db-control-test'"));
 
     // reads keep working
@@ -100,9 +118,13 @@ describe('database control: read-only degradation and pool size', () => {
 
     const off = await admin('PUT', '/database/read-only', { read_only: false });
     expect(off.json().this_process).toMatchObject({ read_only: false, read_only_reason: null });
-    await waitFor('the worker process to take writes again', async () => {
-      if (!(await workerGauge(/^warden_db_read_only\{reason="forced"[^}]*\} 0$/))) throw new Error('not yet');
-    }, { timeoutMs: 15_000, intervalMs: 200 });
+    await waitFor(
+      'the worker process to take writes again',
+      async () => {
+        if (!(await workerGauge(/^warden_db_read_only\{reason="forced"[^}]*\} 0$/))) throw new Error('not yet');
+      },
+      { timeoutMs: 15_000, intervalMs: 200 },
+    );
     const verified = await post(h, '/otp/verify', { challenge_id: challengeId, otp: code });
     expect(verified.statusCode, verified.body).toBe(200);
     expect(verified.json()).toEqual({ status: 'verified', user_id: 'test-user' });
@@ -113,25 +135,37 @@ describe('database control: read-only degradation and pool size', () => {
     expect(raised.statusCode).toBe(200);
     expect(raised.json().this_process.pool).toMatchObject({ max: 50, max_idle: 10 });
     expect(raised.json().control.pool).toEqual({ max: 50, max_idle: 10 });
-    await waitFor('the worker process pool to grow', async () => {
-      if (!(await workerGauge(/^warden_db_connections\{state="max"[^}]*\} 50$/))) throw new Error('not yet');
-    }, { timeoutMs: 15_000, intervalMs: 200 });
+    await waitFor(
+      'the worker process pool to grow',
+      async () => {
+        if (!(await workerGauge(/^warden_db_connections\{state="max"[^}]*\} 50$/))) throw new Error('not yet');
+      },
+      { timeoutMs: 15_000, intervalMs: 200 },
+    );
 
     // the idle cap holds: after a burst of 12 concurrent queries, the connections beyond 2 are
     // closed once they have been idle for the trim time (10 s), not at once (src/db/database.ts)
     await admin('PUT', '/database/pool', { max: 50, max_idle: 2 });
     await Promise.all(Array.from({ length: 12 }, () => h.runtime.db.query('SELECT pg_sleep(0.2)')));
-    await waitFor('the pool to trim its idle connections to the cap', async () => {
-      const { idle, total } = h.runtime.db.stats();
-      if (idle > 2 || total > 2) throw new Error(`idle ${idle}, total ${total}`);
-    }, { timeoutMs: 20_000, intervalMs: 250 });
+    await waitFor(
+      'the pool to trim its idle connections to the cap',
+      async () => {
+        const { idle, total } = h.runtime.db.stats();
+        if (idle > 2 || total > 2) throw new Error(`idle ${idle}, total ${total}`);
+      },
+      { timeoutMs: 20_000, intervalMs: 250 },
+    );
 
     const reset = await admin('PUT', '/database/pool', { reset: true });
     expect(reset.json().this_process.pool).toMatchObject({ max: 25, max_idle: 5 });
     expect(reset.json().control.pool).toBeNull();
-    await waitFor('the worker process pool to be back to 25', async () => {
-      if (!(await workerGauge(/^warden_db_connections\{state="max"[^}]*\} 25$/))) throw new Error('not yet');
-    }, { timeoutMs: 15_000, intervalMs: 200 });
+    await waitFor(
+      'the worker process pool to be back to 25',
+      async () => {
+        if (!(await workerGauge(/^warden_db_connections\{state="max"[^}]*\} 25$/))) throw new Error('not yet');
+      },
+      { timeoutMs: 15_000, intervalMs: 200 },
+    );
   });
 
   it('switch pins a writable configured endpoint and refuses anything else with a clear 4xx', async () => {

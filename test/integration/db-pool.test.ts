@@ -28,18 +28,27 @@ describe('database pool idle cap', () => {
 
   /** Backends of this test's pool that Postgres has ever started (pids seen) and has now. */
   async function backends(): Promise<number[]> {
-    const { rows } = await admin.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [app]);
+    const { rows } = await admin.query<{ pid: number }>(
+      'SELECT pid FROM pg_stat_activity WHERE application_name = $1',
+      [app],
+    );
     return rows.map((r) => r.pid);
   }
 
   it('keeps its connections while busy above the cap and trims back to the cap once idle', async () => {
-    const db = new Database(dbh.url, { max: 12, maxIdle: 2, idleTrimMs: 400, connMaxLifetimeS: 300, statementTimeoutMs: 5000 }, app);
+    const db = new Database(
+      dbh.url,
+      { max: 12, maxIdle: 2, idleTrimMs: 400, connMaxLifetimeS: 300, statementTimeoutMs: 5000 },
+      app,
+    );
     try {
       const seen = new Set<number>();
       // ten rounds of ten concurrent queries: well above the idle cap of 2
       for (let round = 0; round < 10; round++) {
         const pids = await Promise.all(
-          Array.from({ length: 10 }, () => db.query<{ pid: number }>('SELECT pg_backend_pid() AS pid, pg_sleep(0.02)').then((r) => r.rows[0]!.pid)),
+          Array.from({ length: 10 }, () =>
+            db.query<{ pid: number }>('SELECT pg_backend_pid() AS pid, pg_sleep(0.02)').then((r) => r.rows[0]!.pid),
+          ),
         );
         for (const pid of pids) seen.add(pid);
       }
@@ -59,7 +68,11 @@ describe('database pool idle cap', () => {
   });
 
   it('applies a resized cap to the connections it already holds', async () => {
-    const db = new Database(dbh.url, { max: 8, maxIdle: 1, idleTrimMs: 300, connMaxLifetimeS: 300, statementTimeoutMs: 5000 }, app);
+    const db = new Database(
+      dbh.url,
+      { max: 8, maxIdle: 1, idleTrimMs: 300, connMaxLifetimeS: 300, statementTimeoutMs: 5000 },
+      app,
+    );
     try {
       db.resize(8, 4);
       await Promise.all(Array.from({ length: 8 }, () => db.query('SELECT pg_sleep(0.05)')));

@@ -34,8 +34,15 @@ describe('a worker killed mid-send', () => {
     const key = sendKey(challenge_id);
 
     // Twilio has the message (it is in the outbox) but has not answered yet: kill the worker now
-    await waitFor('Twilio to accept the message', async () => ((await messagesFor(h, challenge_id)).length > 0 ? true : undefined), 30_000);
-    const [inFlight] = await h.sql<{ status: string }>('SELECT status FROM delivery_attempts WHERE idempotency_key = $1', [key]);
+    await waitFor(
+      'Twilio to accept the message',
+      async () => ((await messagesFor(h, challenge_id)).length > 0 ? true : undefined),
+      30_000,
+    );
+    const [inFlight] = await h.sql<{ status: string }>(
+      'SELECT status FROM delivery_attempts WHERE idempotency_key = $1',
+      [key],
+    );
     expect(inFlight?.status).toBe('sending');
     first.child.kill('SIGKILL');
     await first.stop();
@@ -53,9 +60,9 @@ describe('a worker killed mid-send', () => {
       ['twilio', 'accepted'],
       ['twilio', 'deduplicated'],
     ]);
-    expect(await h.sql('SELECT provider, status, attempts FROM delivery_attempts WHERE challenge_id = $1', [challenge_id])).toEqual([
-      { provider: 'twilio', status: 'sent', attempts: 2 },
-    ]);
+    expect(
+      await h.sql('SELECT provider, status, attempts FROM delivery_attempts WHERE challenge_id = $1', [challenge_id]),
+    ).toEqual([{ provider: 'twilio', status: 'sent', attempts: 2 }]);
     expect(second.output.join('\n')).toContain('repeating a send whose outcome was lost');
 
     // the send activity records the outcome itself; the verify goes to the workflow once it has
@@ -65,9 +72,13 @@ describe('a worker killed mid-send', () => {
     await waitFor(
       'the workflow to take the send activity completion',
       async () => {
-        const types = (await h.runtime.temporal.client.workflow.getHandle(`challenge-${challenge_id}`).fetchHistory()).events!.map((e) => e.eventType);
+        const types = (
+          await h.runtime.temporal.client.workflow.getHandle(`challenge-${challenge_id}`).fetchHistory()
+        ).events!.map((e) => e.eventType);
         const completed = types.indexOf(EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED);
-        return completed >= 0 && types.slice(completed).includes(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED) ? true : undefined;
+        return completed >= 0 && types.slice(completed).includes(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+          ? true
+          : undefined;
       },
       30_000,
     );

@@ -1,6 +1,16 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { initiate, messagesFor, post, secretFor } from '../helpers/authClient';
-import { clearFaults, deliveryOutcome, metric, publicState, raiseRateLimits, requestsFor, resetDelivery, sendKey, setFault } from '../helpers/delivery';
+import {
+  clearFaults,
+  deliveryOutcome,
+  metric,
+  publicState,
+  raiseRateLimits,
+  requestsFor,
+  resetDelivery,
+  sendKey,
+  setFault,
+} from '../helpers/delivery';
 import { startHarness, type Harness } from '../helpers/harness';
 
 /**
@@ -21,9 +31,19 @@ describe('delivery with failover', () => {
     const { challenge_id } = (await initiate(h, 'otp', 'test-user')).json<{ challenge_id: string }>();
     const code = await secretFor(h, challenge_id);
     const row = await deliveryOutcome(h, challenge_id);
-    expect(row).toMatchObject({ status: 'delivered', delivery_provider: 'twilio', delivery_outcome: 'sent', delivery_error_class: null });
-    expect((await requestsFor(h, sendKey(challenge_id))).map((r) => [r.provider, r.outcome])).toEqual([['twilio', 'accepted']]);
-    const ledger = await h.sql('SELECT provider, status, attempts, failed_calls FROM delivery_attempts WHERE challenge_id = $1', [challenge_id]);
+    expect(row).toMatchObject({
+      status: 'delivered',
+      delivery_provider: 'twilio',
+      delivery_outcome: 'sent',
+      delivery_error_class: null,
+    });
+    expect((await requestsFor(h, sendKey(challenge_id))).map((r) => [r.provider, r.outcome])).toEqual([
+      ['twilio', 'accepted'],
+    ]);
+    const ledger = await h.sql(
+      'SELECT provider, status, attempts, failed_calls FROM delivery_attempts WHERE challenge_id = $1',
+      [challenge_id],
+    );
     expect(ledger).toEqual([{ provider: 'twilio', status: 'sent', attempts: 1, failed_calls: 0 }]);
     expect((await publicState(h, challenge_id)).body).toMatchObject({ status: 'delivered' });
     const verified = await post(h, '/otp/verify', { challenge_id, otp: code });
@@ -36,7 +56,11 @@ describe('delivery with failover', () => {
     // activity round trips), then Plivo's first call. Nothing here times it: the bound is the
     // policy's (src/delivery/policy.ts), the benchmark measures it.
     await setFault(h, { provider: 'twilio', mode: 'error', status: 503 });
-    const failoversBefore = await metric(h, 'warden_delivery_failovers_total', { from: 'twilio', to: 'plivo', scope: 'message' });
+    const failoversBefore = await metric(h, 'warden_delivery_failovers_total', {
+      from: 'twilio',
+      to: 'plivo',
+      scope: 'message',
+    });
     const { challenge_id } = (await initiate(h, 'otp', 'test-user-2')).json<{ challenge_id: string }>();
     const code = await secretFor(h, challenge_id);
 
@@ -50,15 +74,25 @@ describe('delivery with failover', () => {
       ['twilio', 'faulted', 503],
       ['plivo', 'accepted', 202],
     ]);
-    expect(await deliveryOutcome(h, challenge_id)).toMatchObject({ status: 'delivered', delivery_provider: 'plivo', delivery_outcome: 'failed_over' });
+    expect(await deliveryOutcome(h, challenge_id)).toMatchObject({
+      status: 'delivered',
+      delivery_provider: 'plivo',
+      delivery_outcome: 'failed_over',
+    });
     const ok = await post(h, '/otp/verify', { challenge_id, otp: code });
     expect(ok.statusCode).toBe(200);
     expect(ok.json()).toEqual({ status: 'verified', user_id: 'test-user-2' });
 
-    expect(await metric(h, 'warden_delivery_failovers_total', { from: 'twilio', to: 'plivo', scope: 'message' })).toBe(failoversBefore + 1);
-    expect(await metric(h, 'warden_delivery_failures_total', { provider: 'twilio', error_class: 'transient' })).toBeGreaterThanOrEqual(3);
+    expect(await metric(h, 'warden_delivery_failovers_total', { from: 'twilio', to: 'plivo', scope: 'message' })).toBe(
+      failoversBefore + 1,
+    );
+    expect(
+      await metric(h, 'warden_delivery_failures_total', { provider: 'twilio', error_class: 'transient' }),
+    ).toBeGreaterThanOrEqual(3);
     expect(await metric(h, 'warden_delivery_attempts_total', { provider: 'plivo' })).toBeGreaterThanOrEqual(1);
-    expect(await metric(h, 'warden_delivery_send_duration_seconds_count', { provider: 'twilio' })).toBeGreaterThanOrEqual(3);
+    expect(
+      await metric(h, 'warden_delivery_send_duration_seconds_count', { provider: 'twilio' }),
+    ).toBeGreaterThanOrEqual(3);
     expect(h.logs.lines.some((l) => l.includes('failed to send sms via twilio'))).toBe(true);
   });
 
@@ -66,11 +100,30 @@ describe('delivery with failover', () => {
     await setFault(h, { provider: 'twilio', mode: 'permanent' });
     const { challenge_id } = (await initiate(h, 'otp', 'alice')).json<{ challenge_id: string }>();
     const row = await deliveryOutcome(h, challenge_id);
-    expect(row).toMatchObject({ status: 'failed', delivery_provider: 'twilio', delivery_outcome: 'failed', delivery_error_class: 'permanent' });
+    expect(row).toMatchObject({
+      status: 'failed',
+      delivery_provider: 'twilio',
+      delivery_outcome: 'failed',
+      delivery_error_class: 'permanent',
+    });
     expect((await requestsFor(h, sendKey(challenge_id))).map((r) => [r.provider, r.status])).toEqual([['twilio', 400]]);
     expect(await messagesFor(h, challenge_id)).toEqual([]);
-    const failures = await h.sql('SELECT user_id, channel, provider, phone_number, email, error_class, error_code, failed_attempts FROM delivery_failures WHERE challenge_id = $1', [challenge_id]);
-    expect(failures).toEqual([{ user_id: 'alice', channel: 'sms', provider: 'twilio', phone_number: '+15555550111', email: null, error_class: 'permanent', error_code: '21211', failed_attempts: 1 }]);
+    const failures = await h.sql(
+      'SELECT user_id, channel, provider, phone_number, email, error_class, error_code, failed_attempts FROM delivery_failures WHERE challenge_id = $1',
+      [challenge_id],
+    );
+    expect(failures).toEqual([
+      {
+        user_id: 'alice',
+        channel: 'sms',
+        provider: 'twilio',
+        phone_number: '+15555550111',
+        email: null,
+        error_class: 'permanent',
+        error_code: '21211',
+        failed_attempts: 1,
+      },
+    ]);
     // a refused number is about the person: the public state does not tell (no enumeration)
     expect((await publicState(h, challenge_id)).body).toMatchObject({ status: 'delivered' });
     const circuit = await h.sql(`SELECT consecutive_failures FROM provider_circuits WHERE provider = 'twilio'`);
@@ -88,7 +141,10 @@ describe('delivery with failover', () => {
     ]);
     const waited = Date.parse(calls[1]!.created_at) - Date.parse(calls[0]!.created_at);
     expect(waited).toBeGreaterThanOrEqual(1000);
-    expect(await deliveryOutcome(h, challenge_id)).toMatchObject({ delivery_provider: 'twilio', delivery_outcome: 'sent' });
+    expect(await deliveryOutcome(h, challenge_id)).toMatchObject({
+      delivery_provider: 'twilio',
+      delivery_outcome: 'sent',
+    });
   });
 
   it('moves an email to SES when SendGrid fails, and the link verifies', async () => {
@@ -97,8 +153,17 @@ describe('delivery with failover', () => {
     const token = await secretFor(h, challenge_id);
     const [email] = await messagesFor(h, challenge_id);
     expect(email).toMatchObject({ provider: 'ses', to: 'test-user-3@example.com' });
-    expect((await requestsFor(h, sendKey(challenge_id))).map((r) => r.provider)).toEqual(['sendgrid', 'sendgrid', 'sendgrid', 'ses']);
-    const ok = await h.public.inject({ method: 'POST', url: '/browser/api/v1/identity/auth/magic-link/verify', payload: { challenge: challenge_id, token } });
+    expect((await requestsFor(h, sendKey(challenge_id))).map((r) => r.provider)).toEqual([
+      'sendgrid',
+      'sendgrid',
+      'sendgrid',
+      'ses',
+    ]);
+    const ok = await h.public.inject({
+      method: 'POST',
+      url: '/browser/api/v1/identity/auth/magic-link/verify',
+      payload: { challenge: challenge_id, token },
+    });
     expect(ok.statusCode).toBe(200);
   });
 
@@ -108,24 +173,52 @@ describe('delivery with failover', () => {
     const before = new Date(Date.now() - 1000).toISOString();
     const { challenge_id } = (await initiate(h, 'otp', 'phone-only')).json<{ challenge_id: string }>();
     const row = await deliveryOutcome(h, challenge_id);
-    expect(row).toMatchObject({ status: 'failed', delivery_outcome: 'failed', delivery_provider: 'plivo', delivery_error_class: 'transient' });
+    expect(row).toMatchObject({
+      status: 'failed',
+      delivery_outcome: 'failed',
+      delivery_provider: 'plivo',
+      delivery_error_class: 'transient',
+    });
     expect(await messagesFor(h, challenge_id)).toEqual([]);
-    expect((await publicState(h, challenge_id)).body).toMatchObject({ challenge_id, method: 'sms_otp', status: 'failed' });
+    expect((await publicState(h, challenge_id)).body).toMatchObject({
+      challenge_id,
+      method: 'sms_otp',
+      status: 'failed',
+    });
 
     // the seed's own query finds it
     const seed = await h.sql(
       'SELECT user_id, phone_number, email, failed_attempts, last_attempt_at FROM delivery_failures WHERE last_attempt_at BETWEEN $1 AND $2',
       [before, new Date(Date.now() + 1000).toISOString()],
     );
-    expect(seed).toEqual([{ user_id: 'phone-only', phone_number: '+15555550113', email: null, failed_attempts: 6, last_attempt_at: expect.any(Date) }]);
-    const audit = await h.sql(`SELECT outcome, details FROM audit_events WHERE event_type = 'identity.delivery.failed' AND challenge_id = $1`, [challenge_id]);
-    expect(audit).toEqual([{ outcome: 'transient', details: expect.objectContaining({ channel: 'sms', provider: 'plivo' }) }]);
+    expect(seed).toEqual([
+      {
+        user_id: 'phone-only',
+        phone_number: '+15555550113',
+        email: null,
+        failed_attempts: 6,
+        last_attempt_at: expect.any(Date),
+      },
+    ]);
+    const audit = await h.sql(
+      `SELECT outcome, details FROM audit_events WHERE event_type = 'identity.delivery.failed' AND challenge_id = $1`,
+      [challenge_id],
+    );
+    expect(audit).toEqual([
+      { outcome: 'transient', details: expect.objectContaining({ channel: 'sms', provider: 'plivo' }) },
+    ]);
     expect(h.logs.lines.some((l) => l.includes('failed to send: no provider took the message'))).toBe(true);
 
     // the challenge itself stays open: a resend after the outage can still reach the user
     await clearFaults(h);
-    const listed = await h.admin.inject({ method: 'GET', url: `/admin/api/v1/delivery/failures?since=${encodeURIComponent(before)}&resendable=true`, headers: h.adminHeaders });
+    const listed = await h.admin.inject({
+      method: 'GET',
+      url: `/admin/api/v1/delivery/failures?since=${encodeURIComponent(before)}&resendable=true`,
+      headers: h.adminHeaders,
+    });
     expect(listed.statusCode).toBe(200);
-    expect(listed.json<{ failures: Array<{ challenge_id: string; resendable: boolean }> }>().failures).toEqual([expect.objectContaining({ challenge_id, resendable: true })]);
+    expect(listed.json<{ failures: Array<{ challenge_id: string; resendable: boolean }> }>().failures).toEqual([
+      expect.objectContaining({ challenge_id, resendable: true }),
+    ]);
   });
 });

@@ -26,11 +26,17 @@ describe('incidents REST API', () => {
   const api = (method: 'GET' | 'POST', url: string, payload?: Record<string, unknown>) =>
     h.admin.inject({ method, url: `/admin/api/v1${url}`, headers: h.adminHeaders, ...(payload ? { payload } : {}) });
 
-  async function eventually<T>(probe: () => Promise<T>, accept: (v: T) => boolean, what: string, ms = 20_000): Promise<T> {
+  async function eventually<T>(
+    probe: () => Promise<T>,
+    accept: (v: T) => boolean,
+    what: string,
+    ms = 20_000,
+  ): Promise<T> {
     const deadline = Date.now() + ms;
     let last = await probe();
     while (!accept(last)) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(last).slice(0, 1500)}`);
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for ${what}: ${JSON.stringify(last).slice(0, 1500)}`);
       await new Promise((r) => setTimeout(r, 150));
       last = await probe();
     }
@@ -43,7 +49,7 @@ describe('incidents REST API', () => {
     return res.json<{ id: string }>().id;
   };
 
-  it("starts its runbook under a run-scoped id when the usual one is taken in the namespace, and keeps running", async () => {
+  it('starts its runbook under a run-scoped id when the usual one is taken in the namespace, and keeps running', async () => {
     const day = new Date().toISOString().slice(0, 10);
     const [{ next }] = (await h.sql<{ next: number }>(
       `SELECT COALESCE(MAX(substring(id FROM '(\\d+)$')::int), 0) + 1 AS next FROM incidents WHERE id LIKE $1`,
@@ -59,7 +65,11 @@ describe('incidents REST API', () => {
     try {
       const id = await open({ type: 'compromised_token', severity: 'P2', title: 'codes seen in a screenshot' });
       expect(id).toBe(predicted);
-      const s = await eventually(() => state(id), (x) => Boolean(x.runbook), 'its runbook');
+      const s = await eventually(
+        () => state(id),
+        (x) => Boolean(x.runbook),
+        'its runbook',
+      );
       expect(s.runbook?.workflowId).toMatch(new RegExp(`^${predicted}-runbook-[0-9a-f-]{8}$`));
       expect(s.runbook?.status).toBe('running');
       expect((await h.runtime.temporal.client.workflow.getHandle(id).describe()).status.name).toBe('RUNNING');
@@ -72,12 +82,24 @@ describe('incidents REST API', () => {
     const day = new Date().toISOString().slice(0, 10);
     const first = await open({ type: 'other', severity: 'P3', title: 'first of the day', opened_by: 'alice' });
     expect(first).toMatch(new RegExp(`^INC-${day}-\\d{2,}$`));
-    const ids = await Promise.all(Array.from({ length: 5 }, (_, i) => open({ type: 'other', severity: 'P3', title: `burst ${i}` })));
+    const ids = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => open({ type: 'other', severity: 'P3', title: `burst ${i}` })),
+    );
     expect(new Set([first, ...ids]).size).toBe(6);
-    const rows = await h.sql<{ id: string; run_id: string | null }>('SELECT id, run_id FROM incidents WHERE id = ANY($1)', [[first, ...ids]]);
+    const rows = await h.sql<{ id: string; run_id: string | null }>(
+      'SELECT id, run_id FROM incidents WHERE id = ANY($1)',
+      [[first, ...ids]],
+    );
     expect(rows).toHaveLength(6);
     // every row is bound to its workflow run once the workflow registers it
-    await eventually(() => h.sql<{ n: number }>('SELECT count(*)::int AS n FROM incidents WHERE id = ANY($1) AND run_id IS NOT NULL', [[first, ...ids]]), (r) => r[0]?.n === 6, 'registration');
+    await eventually(
+      () =>
+        h.sql<{ n: number }>('SELECT count(*)::int AS n FROM incidents WHERE id = ANY($1) AND run_id IS NOT NULL', [
+          [first, ...ids],
+        ]),
+      (r) => r[0]?.n === 6,
+      'registration',
+    );
   });
 
   it('refuses bad input with 400 and missing credentials with 401, and names unknown incidents', async () => {
@@ -86,7 +108,11 @@ describe('incidents REST API', () => {
     expect(bad.json().error).toBe('invalid_request');
     const extra = await api('POST', '/incidents', { type: 'other', severity: 'P1', title: 'x', surprise: true });
     expect(extra.statusCode).toBe(400);
-    const anonymous = await h.admin.inject({ method: 'POST', url: '/admin/api/v1/incidents', payload: { type: 'other', severity: 'P1', title: 'x' } });
+    const anonymous = await h.admin.inject({
+      method: 'POST',
+      url: '/admin/api/v1/incidents',
+      payload: { type: 'other', severity: 'P1', title: 'x' },
+    });
     expect(anonymous.statusCode).toBe(401);
     const unknown = await api('POST', '/incidents/INC-1999-01-01-01/ack', { by: 'alice' });
     expect(unknown.statusCode).toBe(404);
@@ -94,8 +120,18 @@ describe('incidents REST API', () => {
   });
 
   it('steers an incident through ack, escalation, notes, mitigation and resolution; validators refuse nonsense', async () => {
-    const id = await open({ type: 'provider_outage', severity: 'P1', title: 'Twilio 503s', impact: 'SMS OTP delayed', affected: { providers: ['twilio'] } });
-    let s = await eventually(() => state(id), (s) => s.escalations.some((e) => e.role === 'oncall'), 'on-call paged');
+    const id = await open({
+      type: 'provider_outage',
+      severity: 'P1',
+      title: 'Twilio 503s',
+      impact: 'SMS OTP delayed',
+      affected: { providers: ['twilio'] },
+    });
+    let s = await eventually(
+      () => state(id),
+      (s) => s.escalations.some((e) => e.role === 'oncall'),
+      'on-call paged',
+    );
     expect(s.status).toBe('investigating');
     expect(s.tasks.map((t) => t.id)).toEqual(['provider-support']);
 
@@ -108,31 +144,65 @@ describe('incidents REST API', () => {
 
     const escalated = await api('POST', `/incidents/${id}/escalate`, { by: 'omar', reason: 'need more hands' });
     expect(escalated.json<IncidentState>().escalations.map((e) => e.role)).toEqual(['oncall', 'engineering_manager']);
-    const twice = await api('POST', `/incidents/${id}/escalate`, { by: 'omar', reason: 'again', role: 'engineering_manager' });
+    const twice = await api('POST', `/incidents/${id}/escalate`, {
+      by: 'omar',
+      reason: 'again',
+      role: 'engineering_manager',
+    });
     expect(twice.statusCode).toBe(409);
     expect(twice.json().error).toBe('nothing_to_escalate');
 
-    expect((await api('POST', `/incidents/${id}/notes`, { by: 'omar', text: 'status page says major outage' })).statusCode).toBe(200);
-    const mitigated = await api('POST', `/incidents/${id}/mitigations`, { by: 'omar', description: 'SMS switched to Plivo' });
+    expect(
+      (await api('POST', `/incidents/${id}/notes`, { by: 'omar', text: 'status page says major outage' })).statusCode,
+    ).toBe(200);
+    const mitigated = await api('POST', `/incidents/${id}/mitigations`, {
+      by: 'omar',
+      description: 'SMS switched to Plivo',
+    });
     expect(mitigated.json<IncidentState>().status).toBe('mitigating');
-    expect((await api('POST', `/incidents/${id}/root-cause`, { by: 'omar', text: 'Twilio regional outage' })).statusCode).toBe(200);
+    expect(
+      (await api('POST', `/incidents/${id}/root-cause`, { by: 'omar', text: 'Twilio regional outage' })).statusCode,
+    ).toBe(200);
 
-    expect((await api('POST', `/incidents/${id}/tasks/nope`, { by: 'omar', outcome: 'done' })).json().error).toBe('unknown_task');
-    expect((await api('POST', `/incidents/${id}/checklist/nope`, { by: 'omar', passed: true })).json().error).toBe('unknown_checklist_item');
-    expect((await api('POST', `/incidents/${id}/checklist/sms_otp_generation`, { by: 'omar', passed: true })).json().error).toBe('automated_item');
+    expect((await api('POST', `/incidents/${id}/tasks/nope`, { by: 'omar', outcome: 'done' })).json().error).toBe(
+      'unknown_task',
+    );
+    expect((await api('POST', `/incidents/${id}/checklist/nope`, { by: 'omar', passed: true })).json().error).toBe(
+      'unknown_checklist_item',
+    );
+    expect(
+      (await api('POST', `/incidents/${id}/checklist/sms_otp_generation`, { by: 'omar', passed: true })).json().error,
+    ).toBe('automated_item');
 
     // closing needs a preventive action, the open task done, the manual items ticked
     const early = await api('POST', `/incidents/${id}/resolve`, { by: 'omar', resolution: 'Plivo carries SMS' });
     expect(early.statusCode).toBe(409);
     expect(early.json().error).toBe('preventive_action_required');
-    expect((await api('POST', `/incidents/${id}/preventive-actions`, { by: 'omar', description: 'Alert on Twilio status page changes', category: 'monitoring', owner: 'omar', due: '2030-01-31' })).statusCode).toBe(200);
+    expect(
+      (
+        await api('POST', `/incidents/${id}/preventive-actions`, {
+          by: 'omar',
+          description: 'Alert on Twilio status page changes',
+          category: 'monitoring',
+          owner: 'omar',
+          due: '2030-01-31',
+        })
+      ).statusCode,
+    ).toBe(200);
     const tasks = await api('POST', `/incidents/${id}/resolve`, { by: 'omar', resolution: 'Plivo carries SMS' });
     expect(tasks.json().error).toBe('open_tasks');
-    expect((await api('POST', `/incidents/${id}/tasks/provider-support`, { by: 'omar', outcome: 'done', note: 'ticket 42' })).statusCode).toBe(200);
+    expect(
+      (await api('POST', `/incidents/${id}/tasks/provider-support`, { by: 'omar', outcome: 'done', note: 'ticket 42' }))
+        .statusCode,
+    ).toBe(200);
     const manual = await api('POST', `/incidents/${id}/resolve`, { by: 'omar', resolution: 'Plivo carries SMS' });
     expect(manual.json().error).toBe('checklist_incomplete');
     expect(manual.json().message).toContain('user_notifications');
-    const noReason = await api('POST', `/incidents/${id}/resolve`, { by: 'omar', resolution: 'Plivo carries SMS', force: true });
+    const noReason = await api('POST', `/incidents/${id}/resolve`, {
+      by: 'omar',
+      resolution: 'Plivo carries SMS',
+      force: true,
+    });
     expect(noReason.statusCode).toBe(400);
 
     const notYet = await api('GET', `/incidents/${id}/customer-notification`);
@@ -153,7 +223,11 @@ describe('incidents REST API', () => {
 
     // the projection and the metrics follow
     const row = await eventually(
-      () => h.sql<{ status: string; owner: string; acknowledged_at: Date | null; report: string | null }>('SELECT status, owner, acknowledged_at, report FROM incidents WHERE id = $1', [id]),
+      () =>
+        h.sql<{ status: string; owner: string; acknowledged_at: Date | null; report: string | null }>(
+          'SELECT status, owner, acknowledged_at, report FROM incidents WHERE id = $1',
+          [id],
+        ),
       (r) => r[0]?.status === 'resolved' && r[0].report !== null,
       'resolved projection',
     );
@@ -183,7 +257,10 @@ describe('incidents REST API', () => {
       'Service restored, monitoring validation (not recorded)',
     ];
     const positions = order.map((text) => md.indexOf(text));
-    expect(positions.every((p) => p > 0), `${order.filter((_, i) => positions[i]! < 0).join(' | ')}\n${md}`).toBe(true);
+    expect(
+      positions.every((p) => p > 0),
+      `${order.filter((_, i) => positions[i]! < 0).join(' | ')}\n${md}`,
+    ).toBe(true);
     expect([...positions].sort((a, b) => a - b)).toEqual(positions);
     expect(md).toContain('1. Alert on Twilio status page changes (monitoring)');
     expect(md).toContain('synthetic checks run separately in this test');
@@ -195,34 +272,65 @@ describe('incidents REST API', () => {
     const notice = await api('GET', `/incidents/${id}/customer-notification?affected_percent=12`);
     expect(notice.statusCode).toBe(200);
     expect(notice.body).toContain(`Subject: Service Incident Notification - ${s.resolvedAt!.slice(0, 10)}`);
-    expect(notice.body).toContain('- 12% of users experienced delays or failures during SMS OTP/Magic Link authentication');
+    expect(notice.body).toContain(
+      '- 12% of users experienced delays or failures during SMS OTP/Magic Link authentication',
+    );
     expect(notice.body).toContain('- No user data was compromised');
     expect(notice.body).toContain('Twilio regional outage');
   });
 
   it('pages the contacts of WARDEN_CONTACTS_FILE by Slack mention and email', async () => {
     const id = await open({ type: 'other', severity: 'P2', title: 'contacts drill' });
-    const s = await eventually(() => state(id), (s) => Boolean(s.slack) && s.escalations.length === 1, 'on-call paged');
+    const s = await eventually(
+      () => state(id),
+      (s) => Boolean(s.slack) && s.escalations.length === 1,
+      'on-call paged',
+    );
     const calls = () => h.sandbox.state.slackCalls();
     const alert = calls().find((c) => c.ts === s.slack!.ts)!;
     expect(alert.text).toContain('Owner: <@U0PATPAGER>');
     expect(alert.text).toContain('War Room: https://meet.example.net/incident');
-    await eventually(async () => calls(), (c) => c.some((x) => x.thread_ts === s.slack!.ts && x.text?.startsWith(':pager: On-call notified: <@U0PATPAGER>')), 'on-call mention');
-    const mail = await eventually(async () => h.sandbox.state.messages('pat@ops.example.net').filter((m) => m.subject?.includes(id)), (m) => m.length === 1, 'on-call email');
+    await eventually(
+      async () => calls(),
+      (c) =>
+        c.some((x) => x.thread_ts === s.slack!.ts && x.text?.startsWith(':pager: On-call notified: <@U0PATPAGER>')),
+      'on-call mention',
+    );
+    const mail = await eventually(
+      async () => h.sandbox.state.messages('pat@ops.example.net').filter((m) => m.subject?.includes(id)),
+      (m) => m.length === 1,
+      'on-call email',
+    );
     expect(mail[0]!.subject).toBe(`[${id}] P2 incident: contacts drill`);
     expect(mail[0]!.body).toContain('Pat Pager,');
     expect(h.sandbox.state.messages('oncall@example.com').filter((m) => m.subject?.includes(id))).toHaveLength(0);
-    await api('POST', `/incidents/${id}/escalate`, { by: 'pat', reason: 'need a decision', role: 'engineering_manager' });
-    await eventually(async () => h.sandbox.state.messages('mo@ops.example.net'), (m) => m.some((x) => x.subject === `[${id}] P2 escalation: contacts drill`), 'manager email');
+    await api('POST', `/incidents/${id}/escalate`, {
+      by: 'pat',
+      reason: 'need a decision',
+      role: 'engineering_manager',
+    });
+    await eventually(
+      async () => h.sandbox.state.messages('mo@ops.example.net'),
+      (m) => m.some((x) => x.subject === `[${id}] P2 escalation: contacts drill`),
+      'manager email',
+    );
   });
 
   it('takes timeline entries and mitigations from a runbook through runbookProgressSignal', async () => {
     const id = await open({ type: 'other', severity: 'P1', title: 'runbook seam', affected: { users: ['alice'] } });
     const handle = h.runtime.temporal.client.workflow.getHandle(id);
-    await handle.signal(runbookProgressSignal, { kind: 'step', step: 'isolate', message: 'revoked 2 active challenges of alice' });
+    await handle.signal(runbookProgressSignal, {
+      kind: 'step',
+      step: 'isolate',
+      message: 'revoked 2 active challenges of alice',
+    });
     await handle.signal(runbookProgressSignal, { kind: 'mitigation', message: 'keys rotated' });
     await handle.signal(runbookProgressSignal, { kind: 'root_cause', message: 'debug logging of request bodies' });
-    const s = await eventually(() => state(id), (s) => s.status === 'mitigating' && Boolean(s.rootCause), 'runbook progress applied');
+    const s = await eventually(
+      () => state(id),
+      (s) => s.status === 'mitigating' && Boolean(s.rootCause),
+      'runbook progress applied',
+    );
     const entries = s.timeline.filter((e) => e.by === 'runbook').map((e) => [e.kind, e.message]);
     expect(entries).toEqual([
       ['runbook', 'isolate: revoked 2 active challenges of alice'],
@@ -239,12 +347,22 @@ describe('incidents REST API', () => {
     const list = async (query: string) => {
       const res = await api('GET', `/incidents${query}`);
       if (res.statusCode !== 200) throw new Error(res.body);
-      return res.json<{ incidents: Array<{ id: string; type: string; severity: string; status: string; title: string }> }>().incidents;
+      return res.json<{
+        incidents: Array<{ id: string; type: string; severity: string; status: string; title: string }>;
+      }>().incidents;
     };
-    const abuse = await eventually(() => list('?type=abuse'), (l) => l.some((i) => i.id === a), 'abuse incident listed');
+    const abuse = await eventually(
+      () => list('?type=abuse'),
+      (l) => l.some((i) => i.id === a),
+      'abuse incident listed',
+    );
     expect(abuse.every((i) => i.type === 'abuse')).toBe(true);
     expect(abuse.find((i) => i.id === a)?.title).toBe('credential stuffing');
-    const p0 = await eventually(() => list('?severity=P0&status=investigating'), (l) => l.some((i) => i.id === b), 'P0 listed');
+    const p0 = await eventually(
+      () => list('?severity=P0&status=investigating'),
+      (l) => l.some((i) => i.id === b),
+      'P0 listed',
+    );
     expect(p0.some((i) => i.id === a)).toBe(false);
     expect((await api('GET', '/incidents?status=closed')).statusCode).toBe(400);
   });

@@ -18,12 +18,18 @@ describe('operational metrics read at scrape time', () => {
     // the worker has polled once the server lists it; until then pollers reads 0
     const body = await waitFor('a poller on the task queue', async () => {
       const text = await scrape();
-      if (!new RegExp(`warden_temporal_task_queue_pollers\\{[^}]*task_queue="${tq}",task_type="workflow"[^}]*\\} [1-9]`).test(text)) {
+      if (
+        !new RegExp(
+          `warden_temporal_task_queue_pollers\\{[^}]*task_queue="${tq}",task_type="workflow"[^}]*\\} [1-9]`,
+        ).test(text)
+      ) {
         throw new Error('no poller yet');
       }
       return text;
     });
-    expect(body).toMatch(new RegExp(`warden_temporal_task_queue_backlog\\{[^}]*task_queue="${tq}",task_type="activity"[^}]*\\} 0`));
+    expect(body).toMatch(
+      new RegExp(`warden_temporal_task_queue_backlog\\{[^}]*task_queue="${tq}",task_type="activity"[^}]*\\} 0`),
+    );
     expect(body).toMatch(new RegExp(`warden_temporal_task_queue_backlog_age_seconds\\{[^}]*task_queue="${tq}"`));
   });
 
@@ -46,9 +52,16 @@ describe('operational metrics read at scrape time', () => {
     expect((await post(h, '/otp/verify', { challenge_id: challenge, otp: code })).statusCode).toBe(200);
     const body = await scrape();
     const count = (flow: string, stage: string) =>
-      Number(new RegExp(`^warden_auth_stage_duration_seconds_count\\{[^}]*flow="${flow}",stage="${stage}"[^}]*\\} (\\d+)`, 'm').exec(body)?.[1] ?? 0);
-    for (const stage of ['blocklist', 'rate_limit', 'settings', 'workflow', 'hash', 'db']) expect(count('initiate', stage), `initiate ${stage}`).toBeGreaterThanOrEqual(1);
-    for (const stage of ['blocklist', 'rate_limit', 'seal', 'workflow', 'compare', 'audit']) expect(count('verify', stage), `verify ${stage}`).toBeGreaterThanOrEqual(1);
+      Number(
+        new RegExp(
+          `^warden_auth_stage_duration_seconds_count\\{[^}]*flow="${flow}",stage="${stage}"[^}]*\\} (\\d+)`,
+          'm',
+        ).exec(body)?.[1] ?? 0,
+      );
+    for (const stage of ['blocklist', 'rate_limit', 'settings', 'workflow', 'hash', 'db'])
+      expect(count('initiate', stage), `initiate ${stage}`).toBeGreaterThanOrEqual(1);
+    for (const stage of ['blocklist', 'rate_limit', 'seal', 'workflow', 'compare', 'audit'])
+      expect(count('verify', stage), `verify ${stage}`).toBeGreaterThanOrEqual(1);
     // labels stay bounded: no challenge id, user or code in any series of it
     const series = body.split('\n').filter((l) => l.startsWith('warden_auth_stage_duration_seconds'));
     expect(series.some((l) => l.includes(challenge) || l.includes(code) || l.includes('test-user-2'))).toBe(false);

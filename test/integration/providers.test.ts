@@ -95,7 +95,12 @@ function sendVia(p: Providers, sender: Sender, key = `challenge-${randomUUID()}/
     const msg = { to: phone(), body: `Your Warden code: ${secret}`, idempotencyKey: key };
     return { to: msg.to, key, secret, run: () => p.sms[sender.name].send(msg) };
   }
-  const msg = { to: email(), subject: 'Sign in to Warden', text: `Sign in: https://warden.example/m/${secret}`, idempotencyKey: key };
+  const msg = {
+    to: email(),
+    subject: 'Sign in to Warden',
+    text: `Sign in: https://warden.example/m/${secret}`,
+    idempotencyKey: key,
+  };
   return { to: msg.to, key, secret, run: () => p.email[sender.name].send(msg) };
 }
 
@@ -119,31 +124,60 @@ describe('sending through the real SDKs into the sandbox outbox', () => {
     expect(result.latencyMs).toBeGreaterThanOrEqual(0);
     const [message, ...rest] = await outbox(to);
     expect(rest).toEqual([]);
-    expect(message).toMatchObject({ id: result.providerMessageId, provider: name, channel: 'sms', to, subject: null, body, idempotency_key: key });
+    expect(message).toMatchObject({
+      id: result.providerMessageId,
+      provider: name,
+      channel: 'sms',
+      to,
+      subject: null,
+      body,
+      idempotency_key: key,
+    });
   });
 
   it.each(['sendgrid', 'ses'] as const)('delivers an email through %s with its idempotency key', async (name) => {
     const to = email();
     const key = `challenge-${randomUUID()}/deliver:2`;
     const text = `Sign in: https://warden.example/m/${randomUUID()}`;
-    const result = await providers.email[name].send({ to, subject: 'Sign in to Warden', text, html: `<a href="x">Sign in</a>`, idempotencyKey: key });
+    const result = await providers.email[name].send({
+      to,
+      subject: 'Sign in to Warden',
+      text,
+      html: `<a href="x">Sign in</a>`,
+      idempotencyKey: key,
+    });
 
     expect(result.provider).toBe(name);
     const [message, ...rest] = await outbox(to);
     expect(rest).toEqual([]);
-    expect(message).toMatchObject({ id: result.providerMessageId, provider: name, channel: 'email', to, subject: 'Sign in to Warden', body: text, idempotency_key: key });
+    expect(message).toMatchObject({
+      id: result.providerMessageId,
+      provider: name,
+      channel: 'email',
+      to,
+      subject: 'Sign in to Warden',
+      body: text,
+      idempotency_key: key,
+    });
   });
 
-  it.each(SENDERS)('answers a repeated idempotency key through $name with the original id and one outbox entry', async (sender) => {
-    const send = sendVia(providers, sender);
-    const first = await send.run();
-    const second = await send.run();
+  it.each(SENDERS)(
+    'answers a repeated idempotency key through $name with the original id and one outbox entry',
+    async (sender) => {
+      const send = sendVia(providers, sender);
+      const first = await send.run();
+      const second = await send.run();
 
-    expect(second.providerMessageId).toBe(first.providerMessageId);
-    expect(await outbox(send.to)).toHaveLength(1);
-    const { requests } = await control<{ requests: { provider: string; outcome: string; idempotency_key: string | null }[] }>('GET', '/sandbox/requests');
-    expect(requests.find((r) => r.provider === sender.name && r.idempotency_key === send.key)?.outcome).toBe('deduplicated');
-  });
+      expect(second.providerMessageId).toBe(first.providerMessageId);
+      expect(await outbox(send.to)).toHaveLength(1);
+      const { requests } = await control<{
+        requests: { provider: string; outcome: string; idempotency_key: string | null }[];
+      }>('GET', '/sandbox/requests');
+      expect(requests.find((r) => r.provider === sender.name && r.idempotency_key === send.key)?.outcome).toBe(
+        'deduplicated',
+      );
+    },
+  );
 
   it('sends a signed Twilio and Plivo delivery callback that the SDKs own validators accept', async () => {
     const received: { url: string; headers: IncomingHttpHeaders; params: Record<string, string> }[] = [];
@@ -151,7 +185,11 @@ describe('sending through the real SDKs into the sandbox outbox', () => {
       let raw = '';
       req.on('data', (chunk: Buffer) => (raw += chunk.toString()));
       req.on('end', () => {
-        received.push({ url: req.url ?? '', headers: req.headers, params: Object.fromEntries(new URLSearchParams(raw)) });
+        received.push({
+          url: req.url ?? '',
+          headers: req.headers,
+          params: Object.fromEntries(new URLSearchParams(raw)),
+        });
         res.end();
       });
     });
@@ -160,15 +198,32 @@ describe('sending through the real SDKs into the sandbox outbox', () => {
     const base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
     try {
       const key = `challenge-${randomUUID()}/deliver:1`;
-      const tw = await providers.sms.twilio.send({ to: phone(), body: otpBody(), idempotencyKey: key, statusCallbackUrl: `${base}/twilio?tenant=a` });
-      const pl = await providers.sms.plivo.send({ to: phone(), body: otpBody(), idempotencyKey: key, statusCallbackUrl: `${base}/plivo` });
+      const tw = await providers.sms.twilio.send({
+        to: phone(),
+        body: otpBody(),
+        idempotencyKey: key,
+        statusCallbackUrl: `${base}/twilio?tenant=a`,
+      });
+      const pl = await providers.sms.plivo.send({
+        to: phone(),
+        body: otpBody(),
+        idempotencyKey: key,
+        statusCallbackUrl: `${base}/plivo`,
+      });
       await expect.poll(() => received.length, { timeout: 5_000 }).toBe(2);
 
       const twilioHit = received.find((r) => r.url.startsWith('/twilio'));
       const plivoHit = received.find((r) => r.url.startsWith('/plivo'));
       expect(twilioHit?.params).toMatchObject({ MessageSid: tw.providerMessageId, MessageStatus: 'delivered' });
       expect(new URL(`${base}${twilioHit?.url}`).searchParams.get('idempotency_key')).toBe(key);
-      expect(twilio.validateRequest(config.providers.twilio.authToken, String(twilioHit?.headers['x-twilio-signature']), `${base}${twilioHit?.url}`, twilioHit?.params ?? {})).toBe(true);
+      expect(
+        twilio.validateRequest(
+          config.providers.twilio.authToken,
+          String(twilioHit?.headers['x-twilio-signature']),
+          `${base}${twilioHit?.url}`,
+          twilioHit?.params ?? {},
+        ),
+      ).toBe(true);
 
       expect(plivoHit?.params).toMatchObject({ MessageUUID: pl.providerMessageId, Status: 'delivered' });
       const valid = plivo.validateV3Signature(
@@ -187,24 +242,36 @@ describe('sending through the real SDKs into the sandbox outbox', () => {
 });
 
 describe('fault injection and error classification', () => {
-  it.each(SENDERS)('turns a 503 from $name into a transient error with the status, and records nothing', async (sender) => {
-    await control('POST', '/sandbox/faults', { provider: sender.name, mode: 'error', status: 503 });
-    const send = sendVia(providers, sender);
-    const err = await failure(send.run());
+  it.each(SENDERS)(
+    'turns a 503 from $name into a transient error with the status, and records nothing',
+    async (sender) => {
+      await control('POST', '/sandbox/faults', { provider: sender.name, mode: 'error', status: 503 });
+      const send = sendVia(providers, sender);
+      const err = await failure(send.run());
 
-    expect(err).toBeInstanceOf(ProviderTransientError);
-    expect(err).toMatchObject({ name: 'ProviderTransientError', type: 'ProviderTransientError', kind: 'transient', provider: sender.name, status: 503 });
-    expect(await outbox(send.to)).toEqual([]);
-  });
+      expect(err).toBeInstanceOf(ProviderTransientError);
+      expect(err).toMatchObject({
+        name: 'ProviderTransientError',
+        type: 'ProviderTransientError',
+        kind: 'transient',
+        provider: sender.name,
+        status: 503,
+      });
+      expect(await outbox(send.to)).toEqual([]);
+    },
+  );
 
-  it.each(SENDERS.filter((s) => s.name !== 'plivo'))('carries Retry-After from a 429 by $name as retryAfterMs', async (sender) => {
-    await control('POST', '/sandbox/faults', { provider: sender.name, mode: 'error', status: 429, retry_after: 7 });
-    const err = await failure(sendVia(providers, sender).run());
+  it.each(SENDERS.filter((s) => s.name !== 'plivo'))(
+    'carries Retry-After from a 429 by $name as retryAfterMs',
+    async (sender) => {
+      await control('POST', '/sandbox/faults', { provider: sender.name, mode: 'error', status: 429, retry_after: 7 });
+      const err = await failure(sendVia(providers, sender).run());
 
-    expect(err).toBeInstanceOf(ProviderTransientError);
-    expect(err.status).toBe(429);
-    expect(err.retryAfterMs).toBe(7_000);
-  });
+      expect(err).toBeInstanceOf(ProviderTransientError);
+      expect(err.status).toBe(429);
+      expect(err.retryAfterMs).toBe(7_000);
+    },
+  );
 
   it('classifies a Plivo 429 as transient (plivo-node does not expose Retry-After)', async () => {
     await control('POST', '/sandbox/faults', { provider: 'plivo', mode: 'error', status: 429, retry_after: 7 });
@@ -219,12 +286,19 @@ describe('fault injection and error classification', () => {
     const err = await failure(send.run());
 
     expect(err).toBeInstanceOf(ProviderPermanentError);
-    expect(err).toMatchObject({ name: 'ProviderPermanentError', kind: 'permanent', provider: sender.name, status: 400 });
+    expect(err).toMatchObject({
+      name: 'ProviderPermanentError',
+      kind: 'permanent',
+      provider: sender.name,
+      status: 400,
+    });
     expect(await outbox(send.to)).toEqual([]);
   });
 
   it('rejects a malformed number through Twilio as permanent, without echoing the number', async () => {
-    const err = await failure(providers.sms.twilio.send({ to: '+1-not-a-number', body: otpBody(), idempotencyKey: randomUUID() }));
+    const err = await failure(
+      providers.sms.twilio.send({ to: '+1-not-a-number', body: otpBody(), idempotencyKey: randomUUID() }),
+    );
     expect(err).toBeInstanceOf(ProviderPermanentError);
     expect(err.providerCode).toBe(21211);
     expect(err.message).not.toContain('not-a-number');
@@ -243,7 +317,10 @@ describe('fault injection and error classification', () => {
   describe('with a 300 ms provider timeout', () => {
     let quick: Providers;
     beforeAll(() => {
-      quick = createProviders(configFor(sandbox.url, { WARDEN_PROVIDER_TIMEOUT_MS: '300' }), createLogger({ level: 'silent' }));
+      quick = createProviders(
+        configFor(sandbox.url, { WARDEN_PROVIDER_TIMEOUT_MS: '300' }),
+        createLogger({ level: 'silent' }),
+      );
     });
     afterAll(() => quick.close());
 
@@ -259,13 +336,24 @@ describe('fault injection and error classification', () => {
   });
 
   it.each(SENDERS)('never lets the message body reach a failed $name send error or the logs', async (sender) => {
-    for (const fault of [{ mode: 'error', status: 503 }, { mode: 'error', status: 429, retry_after: 1 }, { mode: 'permanent' }]) {
+    for (const fault of [
+      { mode: 'error', status: 503 },
+      { mode: 'error', status: 429, retry_after: 1 },
+      { mode: 'permanent' },
+    ]) {
       await control('POST', '/sandbox/faults', { provider: sender.name, ...fault });
       const send = sendVia(providers, sender);
       const err = await failure(send.run());
 
-      const views = [err.message, String(err.stack), JSON.stringify(err), String(err), inspect(err, { depth: 10, showHidden: true })];
-      for (let cause: unknown = err; cause; cause = (cause as { cause?: unknown }).cause) views.push(inspect(cause, { depth: 10, showHidden: true }));
+      const views = [
+        err.message,
+        String(err.stack),
+        JSON.stringify(err),
+        String(err),
+        inspect(err, { depth: 10, showHidden: true }),
+      ];
+      for (let cause: unknown = err; cause; cause = (cause as { cause?: unknown }).cause)
+        views.push(inspect(cause, { depth: 10, showHidden: true }));
       for (const view of views) {
         expect(view).not.toContain(send.secret);
         expect(view).not.toContain(send.to);
@@ -278,9 +366,15 @@ describe('fault injection and error classification', () => {
 
 describe('status pages, Slack and hCaptcha', () => {
   it('reports what /sandbox/status set for a provider', async () => {
-    expect(await providers.statusPage('sendgrid')).toEqual({ indicator: 'none', description: 'All Systems Operational' });
+    expect(await providers.statusPage('sendgrid')).toEqual({
+      indicator: 'none',
+      description: 'All Systems Operational',
+    });
     await control('POST', '/sandbox/status', { provider: 'sendgrid', indicator: 'major' });
-    expect(await providers.statusPage('sendgrid')).toEqual({ indicator: 'major', description: 'Partial System Outage' });
+    expect(await providers.statusPage('sendgrid')).toEqual({
+      indicator: 'major',
+      description: 'Partial System Outage',
+    });
     await control('POST', '/sandbox/status', { provider: 'sendgrid', indicator: 'none' });
   });
 
@@ -291,7 +385,16 @@ describe('status pages, Slack and hCaptcha', () => {
     expect(posted.ok).toBe(true);
     await providers.slack.chat.postMessage({ channel, text: 'update', thread_ts: posted.ts });
 
-    const { messages } = await control<{ messages: { method: string; channel: string; text: string; blocks: unknown; thread_ts: string | null; ts: string }[] }>('GET', '/sandbox/slack');
+    const { messages } = await control<{
+      messages: {
+        method: string;
+        channel: string;
+        text: string;
+        blocks: unknown;
+        thread_ts: string | null;
+        ts: string;
+      }[];
+    }>('GET', '/sandbox/slack');
     const ours = messages.filter((m) => m.channel === channel);
     expect(ours.map((m) => m.text)).toEqual(['update', 'INCIDENT ALERT - P1']);
     expect(ours[1]).toMatchObject({ method: 'chat.postMessage', blocks, thread_ts: null, ts: posted.ts });
@@ -300,16 +403,32 @@ describe('status pages, Slack and hCaptcha', () => {
 
   it('maps a Slack platform refusal to a permanent error and a Slack 429 to a transient one', async () => {
     await control('POST', '/sandbox/faults', { provider: 'slack', mode: 'permanent', count: 1 });
-    const refused = slackError(await providers.slack.chat.postMessage({ channel: '#x', text: 'y' }).catch((e: unknown) => e));
+    const refused = slackError(
+      await providers.slack.chat.postMessage({ channel: '#x', text: 'y' }).catch((e: unknown) => e),
+    );
     expect(refused).toMatchObject({ kind: 'permanent', providerCode: 'channel_not_found' });
 
-    await control('POST', '/sandbox/faults', { provider: 'slack', mode: 'error', status: 429, retry_after: 2, count: 1 });
-    const limited = slackError(await providers.slack.chat.postMessage({ channel: '#x', text: 'y' }).catch((e: unknown) => e));
+    await control('POST', '/sandbox/faults', {
+      provider: 'slack',
+      mode: 'error',
+      status: 429,
+      retry_after: 2,
+      count: 1,
+    });
+    const limited = slackError(
+      await providers.slack.chat.postMessage({ channel: '#x', text: 'y' }).catch((e: unknown) => e),
+    );
     expect(limited).toMatchObject({ kind: 'transient', status: 429, retryAfterMs: 2_000 });
   });
 
   it('passes hCaptcha with the documented test token and fails anything else', async () => {
-    expect(await providers.hcaptcha.verify('10000000-aaaa-bbbb-cccc-000000000001', '203.0.113.7')).toEqual({ success: true, errorCodes: [] });
-    expect(await providers.hcaptcha.verify('forged-token')).toEqual({ success: false, errorCodes: ['invalid-input-response'] });
+    expect(await providers.hcaptcha.verify('10000000-aaaa-bbbb-cccc-000000000001', '203.0.113.7')).toEqual({
+      success: true,
+      errorCodes: [],
+    });
+    expect(await providers.hcaptcha.verify('forged-token')).toEqual({
+      success: false,
+      errorCodes: ['invalid-input-response'],
+    });
   });
 });

@@ -53,10 +53,16 @@ describe('compromised-token runbook', () => {
   let expiredProbe: string;
 
   const admin = (method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown) =>
-    h.admin.inject({ method, url: `/admin/api/v1${url}`, headers: h.adminHeaders, ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }) });
+    h.admin.inject({
+      method,
+      url: `/admin/api/v1${url}`,
+      headers: h.adminHeaders,
+      ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }),
+    });
 
   const t0 = Date.now();
-  const phase = (what: string) => process.stderr.write(`[runbook-compromised-token] ${Math.round((Date.now() - t0) / 1000)} s: ${what}\n`);
+  const phase = (what: string) =>
+    process.stderr.write(`[runbook-compromised-token] ${Math.round((Date.now() - t0) / 1000)} s: ${what}\n`);
 
   beforeAll(async () => {
     h = await startHarness({ env: { WARDEN_TRUSTED_PROXIES: '127.0.0.1' } });
@@ -71,13 +77,18 @@ describe('compromised-token runbook', () => {
     // a challenge probed after it expired: the seed's second anomaly query must find it
     await admin('PUT', '/auth/settings', { otp_ttl_seconds: 1 });
     expiredProbe = (await initiate(h, 'otp', 'alice')).json<{ challenge_id: string }>().challenge_id;
-    await waitFor('the probe to expire', async () => ((await h.sql(`SELECT 1 FROM auth_challenges WHERE id = $1 AND status = 'expired'`, [expiredProbe])).length ? true : undefined));
+    await waitFor('the probe to expire', async () =>
+      (await h.sql(`SELECT 1 FROM auth_challenges WHERE id = $1 AND status = 'expired'`, [expiredProbe])).length
+        ? true
+        : undefined,
+    );
     const probe = await post(h, '/otp/verify', { challenge_id: expiredProbe, otp: '000000' });
     expect(probe.statusCode, probe.body).toBe(410);
     await admin('PUT', '/auth/settings', { otp_ttl_seconds: 900 });
 
     // bob is not affected, but asks for 11 codes: mass generation (first anomaly query), all under the old key
-    for (let i = 0; i < 11; i++) bobChallenges.push((await initiate(h, 'otp', 'bob')).json<{ challenge_id: string }>().challenge_id);
+    for (let i = 0; i < 11; i++)
+      bobChallenges.push((await initiate(h, 'otp', 'bob')).json<{ challenge_id: string }>().challenge_id);
 
     phase('probes done');
     // 1,000 users with a live OTP each, each through its own challenge workflow started directly
@@ -93,14 +104,21 @@ describe('compromised-token runbook', () => {
         expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
         limits: { maxAttempts: 5, resendCooldownSeconds: 30, maxSends: 5 },
       };
-      await h.runtime.temporal.client.workflow.start(CHALLENGE_WORKFLOW_TYPE, { workflowId: challengeWorkflowId(challengeId), taskQueue: h.config.temporal.taskQueue, args: [input] });
+      await h.runtime.temporal.client.workflow.start(CHALLENGE_WORKFLOW_TYPE, {
+        workflowId: challengeWorkflowId(challengeId),
+        taskQueue: h.config.temporal.taskQueue,
+        args: [input],
+      });
       return challengeId;
     });
     challengeIds.push(...started);
     await waitFor(
       'every code delivered',
       async () => {
-        const [row] = await h.sql<{ n: number }>(`SELECT count(*)::int AS n FROM auth_challenges WHERE id = ANY($1::uuid[]) AND status = 'delivered'`, [challengeIds]);
+        const [row] = await h.sql<{ n: number }>(
+          `SELECT count(*)::int AS n FROM auth_challenges WHERE id = ANY($1::uuid[]) AND status = 'delivered'`,
+          [challengeIds],
+        );
         return row!.n === USERS ? true : undefined;
       },
       300_000,
@@ -113,7 +131,12 @@ describe('compromised-token runbook', () => {
     expect(challengeIds.every((id) => codes.has(id))).toBe(true);
 
     phase('1,000 live challenges delivered');
-    const opened = await admin('POST', '/incidents', { type: 'other', severity: 'P0', title: 'OTP codes seen in a partner log export', opened_by: 'sec-oncall' });
+    const opened = await admin('POST', '/incidents', {
+      type: 'other',
+      severity: 'P0',
+      title: 'OTP codes seen in a partner log export',
+      opened_by: 'sec-oncall',
+    });
     incidentId = opened.json<{ id: string }>().id;
     const start = await admin('POST', '/runbooks/compromised-token', {
       severity: 'P0',
@@ -161,14 +184,22 @@ describe('compromised-token runbook', () => {
       [challengeIds],
     );
     expect(rows).toEqual([{ status: 'revoked', end_reason: 'security_incident', sealed: false, n: USERS }]);
-    const answers = await pool(challengeIds, 12, async (id) => (await post(h, '/otp/verify', { challenge_id: id, otp: codes.get(id)! })).json<{ error?: string }>().error);
+    const answers = await pool(
+      challengeIds,
+      12,
+      async (id) =>
+        (await post(h, '/otp/verify', { challenge_id: id, otp: codes.get(id)! })).json<{ error?: string }>().error,
+    );
     expect(new Set(answers)).toEqual(new Set(['revoked']));
     const closed = await h.runtime.temporal.client.workflow.getHandle(`challenge-${challengeIds[0]}`).describe();
     expect(closed.status.name).toBe('COMPLETED');
   });
 
   it('forces a password reset for every affected user', async () => {
-    const [row] = await h.sql<{ n: number }>('SELECT count(*)::int AS n FROM users WHERE sub = ANY($1::text[]) AND force_password_reset', [ids]);
+    const [row] = await h.sql<{ n: number }>(
+      'SELECT count(*)::int AS n FROM users WHERE sub = ANY($1::text[]) AND force_password_reset',
+      [ids],
+    );
     expect(row!.n).toBe(USERS);
   });
 
@@ -186,9 +217,20 @@ describe('compromised-token runbook', () => {
   });
 
   it('rotates the keys, revokes what was outstanding under the old key and records the rotation', async () => {
-    const rotations = await h.sql<{ incident_id: string; rotated_by: string; revoked_challenges: number }>('SELECT incident_id, rotated_by, revoked_challenges FROM key_rotations');
-    expect(rotations).toEqual([{ incident_id: incidentId, rotated_by: `workflow:${runId}/activity:rotate_keys`, revoked_challenges: bobChallenges.length }]);
-    const bob = await h.sql<{ status: string; end_reason: string }>('SELECT DISTINCT status, end_reason FROM auth_challenges WHERE id = ANY($1::uuid[])', [bobChallenges]);
+    const rotations = await h.sql<{ incident_id: string; rotated_by: string; revoked_challenges: number }>(
+      'SELECT incident_id, rotated_by, revoked_challenges FROM key_rotations',
+    );
+    expect(rotations).toEqual([
+      {
+        incident_id: incidentId,
+        rotated_by: `workflow:${runId}/activity:rotate_keys`,
+        revoked_challenges: bobChallenges.length,
+      },
+    ]);
+    const bob = await h.sql<{ status: string; end_reason: string }>(
+      'SELECT DISTINCT status, end_reason FROM auth_challenges WHERE id = ANY($1::uuid[])',
+      [bobChallenges],
+    );
     expect(bob).toEqual([{ status: 'revoked', end_reason: 'key_rotation' }]);
     const keys = await h.sql<{ status: string }>('SELECT status FROM signing_keys ORDER BY created_at');
     expect(keys.map((k) => k.status)).toEqual(['retired', 'active']);
@@ -199,17 +241,29 @@ describe('compromised-token runbook', () => {
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toContain('application/x-ndjson');
     expect(res.headers['x-content-sha256']).toBe(createHash('sha256').update(res.body).digest('hex'));
-    const lines = res.body.trim().split('\n').map((l) => JSON.parse(l) as { event: string; user_id?: string; outcome?: string });
-    expect(lines.filter((l) => l.event === 'identity.auth.token_generated' && l.user_id?.startsWith('ct-u')).length).toBe(USERS);
-    expect(lines.filter((l) => l.event === 'identity.admin.user_action' && l.outcome === 'revoke_challenges').length).toBe(USERS);
+    const lines = res.body
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; user_id?: string; outcome?: string });
+    expect(
+      lines.filter((l) => l.event === 'identity.auth.token_generated' && l.user_id?.startsWith('ct-u')).length,
+    ).toBe(USERS);
+    expect(
+      lines.filter((l) => l.event === 'identity.admin.user_action' && l.outcome === 'revoke_challenges').length,
+    ).toBe(USERS);
     expect([...codes.values()].filter((c) => new RegExp(`\\b${c}\\b`).test(res.body))).toEqual([]);
   });
 
   it('runs the seed anomaly queries: mass generation by one user, validation attempts on expired challenges', async () => {
     const res = await admin('GET', `/runbooks/runs/${runId}/artifacts/anomalies.json`);
-    const report = res.json<{ mass_token_generation: Array<{ user_id: string; challenge_count: number }>; validation_on_expired: Array<{ challenge_id: string; user_id: string }> }>();
+    const report = res.json<{
+      mass_token_generation: Array<{ user_id: string; challenge_count: number }>;
+      validation_on_expired: Array<{ challenge_id: string; user_id: string }>;
+    }>();
     expect(report.mass_token_generation).toEqual([expect.objectContaining({ user_id: 'bob', challenge_count: 11 })]);
-    expect(report.validation_on_expired).toEqual([expect.objectContaining({ challenge_id: expiredProbe, user_id: 'alice', validation_attempts: 1 })]);
+    expect(report.validation_on_expired).toEqual([
+      expect.objectContaining({ challenge_id: expiredProbe, user_id: 'alice', validation_attempts: 1 }),
+    ]);
   });
 
   it('finds none of the issued codes in logs, workflow histories or /metrics (matches reported apart from confirmed leaks)', () => {
@@ -231,10 +285,17 @@ describe('compromised-token runbook', () => {
     const mail = (await messages(h)).filter((m) => m.channel === 'email' && m.to.startsWith('ct-u'));
     expect(mail.length).toBe(USERS);
     expect(new Set(mail.map((m) => m.to)).size).toBe(USERS);
-    expect(mail.every((m) => m.subject === 'Security Incident Notification' && m.body === SEED_TEXT && m.provider === 'sendgrid')).toBe(true);
+    expect(
+      mail.every(
+        (m) => m.subject === 'Security Incident Notification' && m.body === SEED_TEXT && m.provider === 'sendgrid',
+      ),
+    ).toBe(true);
     // a second pass for the same incident sends nothing
     const { createActivities } = await import('../../src/activities/index.js');
-    const again = await createActivities(h.runtime).notifyAffectedUsers({ incidentKey: incidentId, userIds: ids.slice(0, 50) });
+    const again = await createActivities(h.runtime).notifyAffectedUsers({
+      incidentKey: incidentId,
+      userIds: ids.slice(0, 50),
+    });
     expect(again).toMatchObject({ sent: 0, alreadySent: 50 });
     expect((await messages(h)).filter((m) => m.channel === 'email' && m.to.startsWith('ct-u')).length).toBe(USERS);
   });
@@ -249,21 +310,37 @@ describe('compromised-token runbook', () => {
       'Emergency key rotation',
     ]);
     expect(mine.some((e) => e.kind === 'root_cause' && /no issued token appears/.test(e.message))).toBe(true);
-    expect(mine.some((e) => e.kind === 'runbook' && /^notify_users: security notification emailed to 1000 user/.test(e.message))).toBe(true);
+    expect(
+      mine.some(
+        (e) => e.kind === 'runbook' && /^notify_users: security notification emailed to 1000 user/.test(e.message),
+      ),
+    ).toBe(true);
     expect(incident.status).toBe('mitigating');
     const report = (await admin('GET', `/incidents/${incidentId}/report`)).body;
-    expect(report).toMatch(/Mitigation applied: Revoke active challenges of the affected users: revoked 1000 active challenge/);
+    expect(report).toMatch(
+      /Mitigation applied: Revoke active challenges of the affected users: revoked 1000 active challenge/,
+    );
     expect(report).toMatch(/Root cause identified: Runbook investigation: no issued token appears/);
   });
 
   it('counts its steps in warden_runbook_steps_total and lists the run', async () => {
     const text = await h.runtime.registry.metrics();
-    expect(text).toMatch(/^warden_runbook_steps_total\{runbook="compromised-token",step="rotate_keys",outcome="succeeded"[^}]*\} 1$/m);
-    const list = (await admin('GET', `/runbooks?incident_id=${incidentId}`)).json<{ available: string[]; runs: Array<{ workflow_id: string; status: string }> }>();
+    expect(text).toMatch(
+      /^warden_runbook_steps_total\{runbook="compromised-token",step="rotate_keys",outcome="succeeded"[^}]*\} 1$/m,
+    );
+    const list = (await admin('GET', `/runbooks?incident_id=${incidentId}`)).json<{
+      available: string[];
+      runs: Array<{ workflow_id: string; status: string }>;
+    }>();
     expect(list.available).toEqual(expect.arrayContaining(['compromised-token', 'abuse-mitigation']));
     expect(list.runs).toEqual([expect.objectContaining({ workflow_id: runId, status: 'completed' })]);
     // the same request id names the same run
-    const again = await admin('POST', '/runbooks/compromised-token', { severity: 'P0', by: 'sec-oncall', users: ['x'], request_id: 'ct-1000' });
+    const again = await admin('POST', '/runbooks/compromised-token', {
+      severity: 'P0',
+      by: 'sec-oncall',
+      users: ['x'],
+      request_id: 'ct-1000',
+    });
     expect(again.statusCode).toBe(200);
     expect(again.json()).toMatchObject({ workflow_id: runId, existing: true });
   });

@@ -16,14 +16,23 @@ import { startHarness, type Harness } from '../helpers/harness';
 describe('runbook framework', () => {
   let h: Harness;
   const admin = (method: 'GET' | 'POST', url: string, payload?: unknown) =>
-    h.admin.inject({ method, url: `/admin/api/v1${url}`, headers: h.adminHeaders, ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }) });
+    h.admin.inject({
+      method,
+      url: `/admin/api/v1${url}`,
+      headers: h.adminHeaders,
+      ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }),
+    });
   const stepOf = (s: RunbookState, name: string) => s.steps.find((x) => x.name === name)!;
   const until = (id: string, what: string, ok: (s: RunbookState) => boolean) =>
-    waitFor(what, async () => {
-      const res = await admin('GET', `/runbooks/runs/${id}`);
-      const s = res.json<RunbookState>();
-      return res.statusCode === 200 && s.steps && ok(s) ? s : undefined;
-    }, 60_000);
+    waitFor(
+      what,
+      async () => {
+        const res = await admin('GET', `/runbooks/runs/${id}`);
+        const s = res.json<RunbookState>();
+        return res.statusCode === 200 && s.steps && ok(s) ? s : undefined;
+      },
+      60_000,
+    );
 
   beforeAll(async () => {
     h = await startHarness({ env: { WARDEN_TRUSTED_PROXIES: '127.0.0.1' } });
@@ -33,7 +42,12 @@ describe('runbook framework', () => {
   it('at P1 waits for approval before each destructive step; a rejection skips one; cancel undoes the block and leaves revocations', async () => {
     const challenge = (await initiate(h, 'otp', 'alice')).json<{ challenge_id: string }>().challenge_id;
     const code = await secretFor(h, challenge);
-    const opened = await admin('POST', '/incidents', { type: 'compromised_token', severity: 'P1', title: 'alice reports a code she never asked for', affected: { users: ['alice'], ips: ['203.0.113.50'] } });
+    const opened = await admin('POST', '/incidents', {
+      type: 'compromised_token',
+      severity: 'P1',
+      title: 'alice reports a code she never asked for',
+      affected: { users: ['alice'], ips: ['203.0.113.50'] },
+    });
     const incident = opened.json<{ id: string }>().id;
     const id = `${incident}-runbook`;
 
@@ -44,21 +58,52 @@ describe('runbook framework', () => {
     const { client } = h.runtime.temporal;
     const waitingAt = await client.workflow.getHandle(id).query<string>('__stack_trace');
     expect(waitingAt).toMatch(/at approved \(.*steps\.ts:\d+/);
-    await expect(client.workflow.getHandle(challengeWorkflowId(challenge)).query('__stack_trace')).rejects.toThrow(/stack traces are not enabled/i);
-    expect((await h.sql<{ status: string }>('SELECT status FROM auth_challenges WHERE id = $1', [challenge]))[0]!.status).toBe('delivered');
+    await expect(client.workflow.getHandle(challengeWorkflowId(challenge)).query('__stack_trace')).rejects.toThrow(
+      /stack traces are not enabled/i,
+    );
+    expect(
+      (await h.sql<{ status: string }>('SELECT status FROM auth_challenges WHERE id = $1', [challenge]))[0]!.status,
+    ).toBe('delivered');
     // steps not yet reached, or not gated, cannot be approved
-    expect((await admin('POST', `/runbooks/runs/${id}/approve`, { step: 'forensic_export', by: 'pat' })).json()).toMatchObject({ error: 'not_awaiting_approval' });
-    expect((await admin('POST', `/runbooks/runs/${id}/approve`, { step: 'nope', by: 'pat' })).json()).toMatchObject({ error: 'unknown_step' });
+    expect(
+      (await admin('POST', `/runbooks/runs/${id}/approve`, { step: 'forensic_export', by: 'pat' })).json(),
+    ).toMatchObject({ error: 'not_awaiting_approval' });
+    expect((await admin('POST', `/runbooks/runs/${id}/approve`, { step: 'nope', by: 'pat' })).json()).toMatchObject({
+      error: 'unknown_step',
+    });
 
-    expect((await admin('POST', `/runbooks/runs/${id}/approve`, { step: 'revoke_challenges', by: 'pat', note: 'confirmed with alice' })).statusCode).toBe(200);
+    expect(
+      (
+        await admin('POST', `/runbooks/runs/${id}/approve`, {
+          step: 'revoke_challenges',
+          by: 'pat',
+          note: 'confirmed with alice',
+        })
+      ).statusCode,
+    ).toBe(200);
     s = await until(id, 'the reset gate', (x) => stepOf(x, 'force_password_reset').status === 'awaiting_approval');
-    expect(stepOf(s, 'revoke_challenges')).toMatchObject({ status: 'succeeded', approval: { how: 'responder', by: 'pat' } });
-    expect((await post(h, '/otp/verify', { challenge_id: challenge, otp: code })).json()).toMatchObject({ error: 'revoked' });
+    expect(stepOf(s, 'revoke_challenges')).toMatchObject({
+      status: 'succeeded',
+      approval: { how: 'responder', by: 'pat' },
+    });
+    expect((await post(h, '/otp/verify', { challenge_id: challenge, otp: code })).json()).toMatchObject({
+      error: 'revoked',
+    });
 
-    await admin('POST', `/runbooks/runs/${id}/reject`, { step: 'force_password_reset', by: 'pat', note: 'SSO account' });
+    await admin('POST', `/runbooks/runs/${id}/reject`, {
+      step: 'force_password_reset',
+      by: 'pat',
+      note: 'SSO account',
+    });
     s = await until(id, 'the block gate', (x) => stepOf(x, 'block_ips').status === 'awaiting_approval');
     expect(stepOf(s, 'force_password_reset').status).toBe('rejected');
-    expect((await h.sql<{ force_password_reset: boolean }>('SELECT force_password_reset FROM users WHERE sub = $1', ['alice']))[0]!.force_password_reset).toBe(false);
+    expect(
+      (
+        await h.sql<{ force_password_reset: boolean }>('SELECT force_password_reset FROM users WHERE sub = $1', [
+          'alice',
+        ])
+      )[0]!.force_password_reset,
+    ).toBe(false);
 
     await admin('POST', `/runbooks/runs/${id}/approve`, { step: 'block_ips', by: 'pat' });
     await until(id, 'the rotation gate', (x) => stepOf(x, 'rotate_keys').status === 'awaiting_approval');
@@ -83,7 +128,10 @@ describe('runbook framework', () => {
     const result = (await h.runtime.temporal.client.workflow.getHandle(id).result()) as RunbookResult;
     expect(result.leftInPlace).toEqual([{ step: 'revoke_challenges', why: expect.stringMatching(/stays revoked/) }]);
 
-    const timeline = (await admin('GET', `/incidents/${incident}`)).json<IncidentState>().timeline.filter((e) => e.by === 'runbook').map((e) => e.message);
+    const timeline = (await admin('GET', `/incidents/${incident}`))
+      .json<IncidentState>()
+      .timeline.filter((e) => e.by === 'runbook')
+      .map((e) => e.message);
     expect(timeline).toEqual(
       expect.arrayContaining([
         expect.stringMatching(/^revoke_challenges: awaiting a responder's approval/),
@@ -95,11 +143,14 @@ describe('runbook framework', () => {
         expect.stringMatching(/^revoke_challenges: left in place: a revoked challenge stays revoked/),
       ]),
     );
-    expect((await admin('POST', `/runbooks/runs/${id}/approve`, { step: 'rotate_keys', by: 'pat' })).json()).toMatchObject({ error: 'runbook_finished' });
+    expect(
+      (await admin('POST', `/runbooks/runs/${id}/approve`, { step: 'rotate_keys', by: 'pat' })).json(),
+    ).toMatchObject({ error: 'runbook_finished' });
   }, 120_000);
 
   it('refuses unknown runbooks, runbooks not built yet, bad parameters and missing incidents with stable codes', async () => {
-    const start = (name: string, body: Record<string, unknown>) => admin('POST', `/runbooks/${name}`, { severity: 'P2', by: 'pat', ...body });
+    const start = (name: string, body: Record<string, unknown>) =>
+      admin('POST', `/runbooks/${name}`, { severity: 'P2', by: 'pat', ...body });
     expect((await start('nope', {})).json()).toMatchObject({ error: 'unknown_runbook' });
     const outage = await start('provider-outage', {});
     if (outage.statusCode === 501) expect(outage.json()).toMatchObject({ error: 'runbook_not_available' });
@@ -107,8 +158,14 @@ describe('runbook framework', () => {
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toMatchObject({ error: 'invalid_request', message: expect.stringContaining('pollSeconds') });
     expect((await start('abuse-mitigation', { params: { unknownKnob: 1 } })).statusCode).toBe(400);
-    expect((await start('compromised-token', { params: { since: '2026-01-02T00:00:00Z', until: '2026-01-01T00:00:00Z' } })).json()).toMatchObject({ error: 'invalid_request' });
-    expect((await start('compromised-token', { incident_id: 'INC-2020-01-01-99' })).json()).toMatchObject({ error: 'incident_not_found' });
+    expect(
+      (
+        await start('compromised-token', { params: { since: '2026-01-02T00:00:00Z', until: '2026-01-01T00:00:00Z' } })
+      ).json(),
+    ).toMatchObject({ error: 'invalid_request' });
+    expect((await start('compromised-token', { incident_id: 'INC-2020-01-01-99' })).json()).toMatchObject({
+      error: 'incident_not_found',
+    });
     expect((await admin('POST', '/runbooks/compromised-token', { severity: 'P9', by: 'pat' })).statusCode).toBe(400);
     const nul = await start('compromised-token', { users: ['a\u0000b'] });
     expect(nul.statusCode).toBe(400);
@@ -119,26 +176,53 @@ describe('runbook framework', () => {
   it('attached to an incident without naming users, acts on the users the incident names', async () => {
     const challenge = (await initiate(h, 'otp', 'bob')).json<{ challenge_id: string }>().challenge_id;
     await secretFor(h, challenge);
-    const opened = await admin('POST', '/incidents', { type: 'other', severity: 'P2', title: 'bob shared a code', affected: { users: ['bob'] } });
+    const opened = await admin('POST', '/incidents', {
+      type: 'other',
+      severity: 'P2',
+      title: 'bob shared a code',
+      affected: { users: ['bob'] },
+    });
     const incident = opened.json<{ id: string }>().id;
-    const started = await admin('POST', '/runbooks/compromised-token', { severity: 'P2', by: 'pat', incident_id: incident, approve: ['revoke_challenges'] });
+    const started = await admin('POST', '/runbooks/compromised-token', {
+      severity: 'P2',
+      by: 'pat',
+      incident_id: incident,
+      approve: ['revoke_challenges'],
+    });
     expect(started.statusCode, started.body).toBe(201);
     const id = started.json<{ workflow_id: string }>().workflow_id;
-    const s = await until(id, 'the revocation', (x) => x.steps.some((step) => step.name === 'revoke_challenges' && step.status === 'succeeded'));
-    expect(s.steps.find((step) => step.name === 'revoke_challenges')?.summary).toMatch(/revoked \d+ active challenge\(s\) of 1 user/);
-    expect((await h.sql<{ status: string }>('SELECT status FROM auth_challenges WHERE id = $1', [challenge]))[0]!.status).toBe('revoked');
+    const s = await until(id, 'the revocation', (x) =>
+      x.steps.some((step) => step.name === 'revoke_challenges' && step.status === 'succeeded'),
+    );
+    expect(s.steps.find((step) => step.name === 'revoke_challenges')?.summary).toMatch(
+      /revoked \d+ active challenge\(s\) of 1 user/,
+    );
+    expect(
+      (await h.sql<{ status: string }>('SELECT status FROM auth_challenges WHERE id = $1', [challenge]))[0]!.status,
+    ).toBe('revoked');
     await admin('POST', `/runbooks/runs/${id}/cancel`, { by: 'pat', reason: 'test done' });
   });
 
   it('takes 10,000 affected users in one start request (over the admin default body limit) and refuses more', async () => {
     const users = Array.from({ length: 10_000 }, (_, i) => `bulk-user-${String(i).padStart(5, '0')}`);
-    const started = await admin('POST', '/runbooks/compromised-token', { severity: 'P2', by: 'pat', users, request_id: 'bulk-10k' });
+    const started = await admin('POST', '/runbooks/compromised-token', {
+      severity: 'P2',
+      by: 'pat',
+      users,
+      request_id: 'bulk-10k',
+    });
     expect(started.statusCode, started.body.slice(0, 300)).toBe(201);
     const id = started.json<{ workflow_id: string }>().workflow_id;
     // at P2 it waits for a responder before revoking: cancel it there
     await until(id, 'the first approval gate', (x) => x.steps.some((step) => step.status === 'awaiting_approval'));
-    expect((await admin('POST', `/runbooks/runs/${id}/cancel`, { by: 'pat', reason: 'size check only' })).statusCode).toBe(202);
-    const tooMany = await admin('POST', '/runbooks/compromised-token', { severity: 'P2', by: 'pat', users: [...users, 'one-more'] });
+    expect(
+      (await admin('POST', `/runbooks/runs/${id}/cancel`, { by: 'pat', reason: 'size check only' })).statusCode,
+    ).toBe(202);
+    const tooMany = await admin('POST', '/runbooks/compromised-token', {
+      severity: 'P2',
+      by: 'pat',
+      users: [...users, 'one-more'],
+    });
     expect(tooMany.statusCode).toBe(400);
     expect(tooMany.json()).toMatchObject({ error: 'invalid_request' });
   });
@@ -155,12 +239,19 @@ describe('runbook framework', () => {
       since,
       until: new Date().toISOString(),
       maxComparisons: 500,
-    })) as { clean: boolean; confirmedLeaks: Array<{ challengeId: string; sources: string[] }>; unverifiedCandidates: number; bcryptComparisons: number };
+    })) as {
+      clean: boolean;
+      confirmedLeaks: Array<{ challengeId: string; sources: string[] }>;
+      unverifiedCandidates: number;
+      bcryptComparisons: number;
+    };
     expect(report.clean).toBe(false);
     expect(report.confirmedLeaks).toEqual([{ challengeId: challenge, method: 'sms_otp', sources: ['logs'] }]);
     expect(report.unverifiedCandidates).toBe(0);
     expect(report.bcryptComparisons).toBeGreaterThan(0);
-    const stored = await h.sql<{ body: string }>(`SELECT c.body FROM runbook_artifact_chunks c JOIN runbook_artifacts a ON a.id = c.artifact_id WHERE a.workflow_id = 'leak-scan-probe'`);
+    const stored = await h.sql<{ body: string }>(
+      `SELECT c.body FROM runbook_artifact_chunks c JOIN runbook_artifacts a ON a.id = c.artifact_id WHERE a.workflow_id = 'leak-scan-probe'`,
+    );
     expect(stored[0]!.body).toContain(challenge);
     expect(stored[0]!.body).not.toContain(code);
   });

@@ -18,19 +18,38 @@ import { startHarness, type Harness } from '../helpers/harness';
 describe('provider-outage runbook', () => {
   let h: Harness;
   const admin = (method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown) =>
-    h.admin.inject({ method, url: `/admin/api/v1${url}`, headers: h.adminHeaders, ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }) });
+    h.admin.inject({
+      method,
+      url: `/admin/api/v1${url}`,
+      headers: h.adminHeaders,
+      ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }),
+    });
   const stepOf = (s: RunbookState, name: string) => s.steps.find((x) => x.name === name)!;
   const until = (id: string, what: string, ok: (s: RunbookState) => boolean, ms = 90_000) =>
-    waitFor(what, async () => {
-      const res = await admin('GET', `/runbooks/runs/${id}`);
-      const s = res.json<RunbookState>();
-      return res.statusCode === 200 && s.steps && ok(s) ? s : undefined;
-    }, ms);
+    waitFor(
+      what,
+      async () => {
+        const res = await admin('GET', `/runbooks/runs/${id}`);
+        const s = res.json<RunbookState>();
+        return res.statusCode === 200 && s.steps && ok(s) ? s : undefined;
+      },
+      ms,
+    );
   const setStatus = async (provider: string, indicator: string) => {
-    const res = await fetch(`${h.sandbox.url}/sandbox/status`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ provider, indicator }) });
+    const res = await fetch(`${h.sandbox.url}/sandbox/status`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ provider, indicator }),
+    });
     expect(res.status).toBe(200);
   };
-  const route = async (channel: string) => (await admin('GET', `/delivery/routes/${channel}`)).json<{ mode: string; enabled: boolean; primary_provider: string; updated_by: string }>();
+  const route = async (channel: string) =>
+    (await admin('GET', `/delivery/routes/${channel}`)).json<{
+      mode: string;
+      enabled: boolean;
+      primary_provider: string;
+      updated_by: string;
+    }>();
   /** An initiation whose every send fails: a delivery_failures row. */
   const failed = async (method: 'otp' | 'magic-link', user: string) => {
     const res = await initiate(h, method, user);
@@ -47,7 +66,10 @@ describe('provider-outage runbook', () => {
   };
 
   beforeAll(async () => {
-    h = await startHarness({ listen: true, env: { WARDEN_PUBLIC_PORT: String(await freePort()), WARDEN_TRUSTED_PROXIES: '127.0.0.1' } });
+    h = await startHarness({
+      listen: true,
+      env: { WARDEN_PUBLIC_PORT: String(await freePort()), WARDEN_TRUSTED_PROXIES: '127.0.0.1' },
+    });
     await raiseRateLimits(h);
   }, 60_000);
   afterAll(async () => h?.close());
@@ -58,7 +80,8 @@ describe('provider-outage runbook', () => {
 
   it('Twilio down: switches SMS to Plivo, polls, restores Twilio, resends the open failures once each and validates', async () => {
     // the outage's first minutes: nothing gets through, on either channel
-    for (const provider of ['twilio', 'plivo', 'sendgrid', 'ses']) await setFault(h, { provider, mode: 'error', status: 503 });
+    for (const provider of ['twilio', 'plivo', 'sendgrid', 'ses'])
+      await setFault(h, { provider, mode: 'error', status: 503 });
     await setStatus('twilio', 'major');
     const [alice, bob] = [await failed('otp', 'alice'), await failed('otp', 'bob')];
     const email = await failed('magic-link', 'test-user-3');
@@ -68,24 +91,42 @@ describe('provider-outage runbook', () => {
     await clearFaults(h);
     await setFault(h, { provider: 'twilio', mode: 'error', status: 503 }); // Twilio alone stays down
 
-    const start = await admin('POST', '/runbooks/provider-outage', { severity: 'P0', by: 'oncall', params: { provider: 'twilio', pollSeconds: 1, healthyChecks: 3 } });
+    const start = await admin('POST', '/runbooks/provider-outage', {
+      severity: 'P0',
+      by: 'oncall',
+      params: { provider: 'twilio', pollSeconds: 1, healthyChecks: 3 },
+    });
     expect(start.statusCode, start.body).toBe(201);
     const id = start.json<{ workflow_id: string }>().workflow_id;
 
-    let s = await until(id, 'the watch', (x) => stepOf(x, 'watch').status === 'running' && Number((x.detail?.watch as { checks?: number })?.checks) >= 2);
-    const scope = stepOf(s, 'scope').result as { provider: string; failures: Array<{ channel: string; unresolved: number }>; attempts: Array<{ provider: string; failedCalls: number }> };
+    let s = await until(
+      id,
+      'the watch',
+      (x) => stepOf(x, 'watch').status === 'running' && Number((x.detail?.watch as { checks?: number })?.checks) >= 2,
+    );
+    const scope = stepOf(s, 'scope').result as {
+      provider: string;
+      failures: Array<{ channel: string; unresolved: number }>;
+      attempts: Array<{ provider: string; failedCalls: number }>;
+    };
     expect(scope.provider).toBe('twilio');
     expect(scope.failures.filter((f) => f.channel === 'sms').reduce((n, f) => n + f.unresolved, 0)).toBe(3);
     expect(scope.attempts.find((a) => a.provider === 'twilio')?.failedCalls).toBeGreaterThan(0);
     expect(stepOf(s, 'status_page').summary).toContain('twilio status page: major');
-    expect(stepOf(s, 'switch_to_backup')).toMatchObject({ status: 'succeeded', approval: { how: 'auto_p0_containment' } });
+    expect(stepOf(s, 'switch_to_backup')).toMatchObject({
+      status: 'succeeded',
+      approval: { how: 'auto_p0_containment' },
+    });
     expect(stepOf(s, 'disable_channel').status).toBe('pending');
     expect(s.detail?.watch).toMatchObject({ provider: 'twilio', indicator: 'major', streak: 0, pollSeconds: 1 });
     expect(await route('sms')).toMatchObject({ mode: 'backup', enabled: true, updated_by: `workflow:${id}` });
     // a new code goes straight to Plivo: Twilio is not even tried
     const during = await delivered('test-user');
     expect(during.provider).toBe('plivo');
-    const twilioTried = await h.sql('SELECT 1 FROM delivery_attempts WHERE idempotency_key = $1 AND provider = $2', [during.idempotency_key, 'twilio']);
+    const twilioTried = await h.sql('SELECT 1 FROM delivery_attempts WHERE idempotency_key = $1 AND provider = $2', [
+      during.idempotency_key,
+      'twilio',
+    ]);
     expect(twilioTried).toEqual([]);
 
     // Twilio recovers and says so
@@ -100,22 +141,37 @@ describe('provider-outage runbook', () => {
     // resent once each: the open SMS failures; not the expired one, not the email one
     expect(stepOf(s, 'resend_failed').result).toMatchObject({ failures: 2, outcomes: { queued: 2 } });
     for (const challenge of [alice, bob]) {
-      const sent = await waitFor(`the resend of ${challenge}`, async () => {
-        const m = await messagesFor(h, challenge);
-        return m.length > 0 ? m : undefined;
-      }, 30_000);
+      const sent = await waitFor(
+        `the resend of ${challenge}`,
+        async () => {
+          const m = await messagesFor(h, challenge);
+          return m.length > 0 ? m : undefined;
+        },
+        30_000,
+      );
       expect(sent.map((m) => [m.provider, m.idempotency_key])).toEqual([['twilio', `challenge-${challenge}/send-2`]]);
     }
     expect(await messagesFor(h, expired)).toEqual([]);
     expect(await messagesFor(h, email)).toEqual([]);
     // validated through the public API: test-user got an OTP and a link, both verified
-    expect(stepOf(s, 'validate')).toMatchObject({ status: 'succeeded', summary: 'test-user: SMS OTP delivered and verified, magic link delivered and verified' });
+    expect(stepOf(s, 'validate')).toMatchObject({
+      status: 'succeeded',
+      summary: 'test-user: SMS OTP delivered and verified, magic link delivered and verified',
+    });
     const validated = await h.sql<{ method: string; status: string }>(
       `SELECT method, status FROM auth_challenges WHERE user_id = 'test-user' AND status = 'verified' ORDER BY created_at`,
     );
     expect(validated.map((r) => r.method)).toEqual(['sms_otp', 'magic_link']);
     // and every step is in the run's log; nothing is resent twice by a second look
-    for (const step of ['scope', 'status_page', 'switch_to_backup', 'watch', 'restore_primary', 'resend_failed', 'validate']) {
+    for (const step of [
+      'scope',
+      'status_page',
+      'switch_to_backup',
+      'watch',
+      'restore_primary',
+      'resend_failed',
+      'validate',
+    ]) {
       expect(s.log.some((l) => l.message.includes(step) || l.message.includes(stepOf(s, step).title))).toBe(true);
     }
     await new Promise((r) => setTimeout(r, 1000));
@@ -127,11 +183,21 @@ describe('provider-outage runbook', () => {
       await setFault(h, { provider, mode: 'error', status: 503 });
       await setStatus(provider, 'major');
     }
-    const start = await admin('POST', '/runbooks/provider-outage', { severity: 'P0', by: 'oncall', params: { provider: 'twilio', pollSeconds: 1, healthyChecks: 2 } });
+    const start = await admin('POST', '/runbooks/provider-outage', {
+      severity: 'P0',
+      by: 'oncall',
+      params: { provider: 'twilio', pollSeconds: 1, healthyChecks: 2 },
+    });
     expect(start.statusCode, start.body).toBe(201);
     const id = start.json<{ workflow_id: string }>().workflow_id;
-    const s = await until(id, 'the degradation', (x) => stepOf(x, 'disable_channel').status === 'succeeded' && stepOf(x, 'watch').status === 'running');
-    expect(stepOf(s, 'disable_channel').summary).toContain('SMS OTP off (initiate answers 503 channel_disabled), magic link stays on');
+    const s = await until(
+      id,
+      'the degradation',
+      (x) => stepOf(x, 'disable_channel').status === 'succeeded' && stepOf(x, 'watch').status === 'running',
+    );
+    expect(stepOf(s, 'disable_channel').summary).toContain(
+      'SMS OTP off (initiate answers 503 channel_disabled), magic link stays on',
+    );
     expect(stepOf(s, 'switch_to_backup').status).toBe('pending'); // the backup is down too: no switch
     expect(await route('sms')).toMatchObject({ enabled: false, mode: 'auto' });
     expect(await route('email')).toMatchObject({ enabled: true });
@@ -142,7 +208,9 @@ describe('provider-outage runbook', () => {
     const link = await initiate(h, 'magic-link', 'alice');
     expect(link.statusCode).toBe(202);
     const linkId = link.json<{ challenge_id: string }>().challenge_id;
-    expect((await waitFor('the magic link', async () => (await messagesFor(h, linkId))[0], 30_000)).provider).toBe('sendgrid');
+    expect((await waitFor('the magic link', async () => (await messagesFor(h, linkId))[0], 30_000)).provider).toBe(
+      'sendgrid',
+    );
 
     await clearFaults(h);
     for (const provider of ['twilio', 'plivo']) await setStatus(provider, 'none');
@@ -159,7 +227,11 @@ describe('provider-outage runbook', () => {
       await setFault(h, { provider, mode: 'error', status: 503 });
       await setStatus(provider, 'critical');
     }
-    const start = await admin('POST', '/runbooks/provider-outage', { severity: 'P0', by: 'oncall', params: { provider: 'sendgrid', pollSeconds: 1, healthyChecks: 1 } });
+    const start = await admin('POST', '/runbooks/provider-outage', {
+      severity: 'P0',
+      by: 'oncall',
+      params: { provider: 'sendgrid', pollSeconds: 1, healthyChecks: 1 },
+    });
     const id = start.json<{ workflow_id: string }>().workflow_id;
     await until(id, 'the degradation', (x) => stepOf(x, 'disable_channel').status === 'succeeded');
     expect(await route('email')).toMatchObject({ enabled: false });
@@ -176,7 +248,12 @@ describe('provider-outage runbook', () => {
   it('opened as an incident at P1: waits for approvals, polls every 30 s by default, and cancelling mid-watch puts the route and the channel back', async () => {
     await setFault(h, { provider: 'twilio', mode: 'error', status: 503 });
     await setStatus('twilio', 'major');
-    const opened = await admin('POST', '/incidents', { type: 'provider_outage', severity: 'P1', title: 'Twilio failing', affected: { providers: ['twilio'] } });
+    const opened = await admin('POST', '/incidents', {
+      type: 'provider_outage',
+      severity: 'P1',
+      title: 'Twilio failing',
+      affected: { providers: ['twilio'] },
+    });
     expect(opened.statusCode, opened.body).toBe(201);
     const incident = opened.json<{ id: string }>().id;
     const id = `${incident}-runbook`;
@@ -184,9 +261,20 @@ describe('provider-outage runbook', () => {
     let s = await until(id, 'the switch gate', (x) => stepOf(x, 'switch_to_backup').status === 'awaiting_approval');
     expect(s.detail?.params).toMatchObject({ pollSeconds: 30, healthyChecks: 3 });
     expect(await route('sms')).toMatchObject({ mode: 'auto' }); // nothing changes before the approval
-    expect((await admin('POST', `/runbooks/runs/${id}/approve`, { step: 'switch_to_backup', by: 'pat' })).statusCode).toBe(200);
-    s = await until(id, 'the first check', (x) => Number((x.detail?.watch as { checks?: number } | undefined)?.checks) >= 1);
-    const watch = s.detail!.watch as { pollSeconds: number; lastCheckAt: string; nextCheckAt: string; indicator: string };
+    expect(
+      (await admin('POST', `/runbooks/runs/${id}/approve`, { step: 'switch_to_backup', by: 'pat' })).statusCode,
+    ).toBe(200);
+    s = await until(
+      id,
+      'the first check',
+      (x) => Number((x.detail?.watch as { checks?: number } | undefined)?.checks) >= 1,
+    );
+    const watch = s.detail!.watch as {
+      pollSeconds: number;
+      lastCheckAt: string;
+      nextCheckAt: string;
+      indicator: string;
+    };
     expect(watch).toMatchObject({ pollSeconds: 30, indicator: 'major' });
     expect(Date.parse(watch.nextCheckAt) - Date.parse(watch.lastCheckAt)).toBe(30_000);
     expect(await route('sms')).toMatchObject({ mode: 'backup', enabled: true });
@@ -194,19 +282,35 @@ describe('provider-outage runbook', () => {
     // Plivo goes down during the watch: the next check (30 s later, a durable timer) turns SMS off, after approval
     await setStatus('plivo', 'major');
     await until(id, 'the degradation gate', (x) => stepOf(x, 'disable_channel').status === 'awaiting_approval', 90_000);
-    expect((await admin('POST', `/runbooks/runs/${id}/approve`, { step: 'disable_channel', by: 'pat' })).statusCode).toBe(200);
+    expect(
+      (await admin('POST', `/runbooks/runs/${id}/approve`, { step: 'disable_channel', by: 'pat' })).statusCode,
+    ).toBe(200);
     await until(id, 'the degradation', (x) => stepOf(x, 'disable_channel').status === 'succeeded');
     expect((await initiate(h, 'otp', 'bob')).json()).toMatchObject({ error: 'channel_disabled' });
 
-    const cancel = await admin('POST', `/runbooks/runs/${id}/cancel`, { by: 'pat', reason: 'Twilio confirmed the fix' });
+    const cancel = await admin('POST', `/runbooks/runs/${id}/cancel`, {
+      by: 'pat',
+      reason: 'Twilio confirmed the fix',
+    });
     expect(cancel.statusCode, cancel.body).toBe(202);
     s = await until(id, 'the cancellation', (x) => x.status === 'cancelled');
-    expect(stepOf(s, 'switch_to_backup')).toMatchObject({ status: 'compensated', compensationSummary: 'sms routed back to its primary' });
-    expect(stepOf(s, 'disable_channel')).toMatchObject({ status: 'compensated', compensationSummary: 'SMS OTP back on' });
-    expect(stepOf(s, 'resend_failed').compensation).toEqual({ compensable: false, why: 'a sent message cannot be unsent: the resends stay sent' });
+    expect(stepOf(s, 'switch_to_backup')).toMatchObject({
+      status: 'compensated',
+      compensationSummary: 'sms routed back to its primary',
+    });
+    expect(stepOf(s, 'disable_channel')).toMatchObject({
+      status: 'compensated',
+      compensationSummary: 'SMS OTP back on',
+    });
+    expect(stepOf(s, 'resend_failed').compensation).toEqual({
+      compensable: false,
+      why: 'a sent message cannot be unsent: the resends stay sent',
+    });
     expect(await route('sms')).toMatchObject({ mode: 'auto', enabled: true });
     expect((await initiate(h, 'otp', 'bob')).statusCode).toBe(202);
-    const timeline = (await admin('GET', `/incidents/${incident}`)).json<{ timeline: Array<{ message: string }> }>().timeline.map((e) => e.message);
+    const timeline = (await admin('GET', `/incidents/${incident}`))
+      .json<{ timeline: Array<{ message: string }> }>()
+      .timeline.map((e) => e.message);
     expect(timeline.some((m) => m.includes('undone: sms routed back to its primary'))).toBe(true);
     expect(timeline.some((m) => m.includes('twilio status page: major'))).toBe(true);
   }, 180_000);
@@ -215,24 +319,40 @@ describe('provider-outage runbook', () => {
   // These run last: the refusals they cause stay in the window of any later run's scope.
   describe('retry relief', () => {
     // this deployment's normal limits (not the defaults, so a restore to hard-coded values would show)
-    const NORMAL = { per_user: { window_seconds: 300, max_attempts: 4 }, per_ip: { window_seconds: 300, max_attempts: 10_000 } };
+    const NORMAL = {
+      per_user: { window_seconds: 300, max_attempts: 4 },
+      per_ip: { window_seconds: 300, max_attempts: 10_000 },
+    };
     const RAISED = { per_user: { window_seconds: 300, max_attempts: 8 }, per_ip: NORMAL.per_ip };
     const limits = async () => (await admin('GET', '/ratelimits')).json<typeof NORMAL>();
     const addUser = (sub: string, n: number) =>
-      h.sql('INSERT INTO users (sub, phone, email) VALUES ($1, $2, $3) ON CONFLICT (sub) DO NOTHING', [sub, `+155555501${40 + n}`, `${sub}@example.com`]);
-    const rows = async (user: string) => (await h.sql<{ n: number }>('SELECT count(*)::int AS n FROM rate_limit_attempts WHERE user_id = $1', [user]))[0]!.n;
+      h.sql('INSERT INTO users (sub, phone, email) VALUES ($1, $2, $3) ON CONFLICT (sub) DO NOTHING', [
+        sub,
+        `+155555501${40 + n}`,
+        `${sub}@example.com`,
+      ]);
+    const rows = async (user: string) =>
+      (await h.sql<{ n: number }>('SELECT count(*)::int AS n FROM rate_limit_attempts WHERE user_id = $1', [user]))[0]!
+        .n;
     /** During a Twilio outage: the user's SMS fails on both providers, then retries until the per-user limit answers 429. */
     const refusedRetrying = async (user: string) => {
       for (const provider of ['twilio', 'plivo']) await setFault(h, { provider, mode: 'error', status: 503 });
       await setStatus('twilio', 'major');
       await failed('otp', user);
-      const refused = await waitFor(`${user} refused by the per-user limit`, async () => {
-        const res = await initiate(h, 'otp', user);
-        if (res.statusCode !== 429) expect(res.statusCode, res.body).toBe(202);
-        return res.statusCode === 429 ? res : undefined;
-      }, 30_000);
+      const refused = await waitFor(
+        `${user} refused by the per-user limit`,
+        async () => {
+          const res = await initiate(h, 'otp', user);
+          if (res.statusCode !== 429) expect(res.statusCode, res.body).toBe(202);
+          return res.statusCode === 429 ? res : undefined;
+        },
+        30_000,
+      );
       expect(refused.json()).toMatchObject({ error: 'rate_limited' });
-      const audit = await h.sql<{ outcome: string }>(`SELECT outcome FROM audit_events WHERE event_type = 'identity.ratelimit.exceeded' AND user_id = $1`, [user]);
+      const audit = await h.sql<{ outcome: string }>(
+        `SELECT outcome FROM audit_events WHERE event_type = 'identity.ratelimit.exceeded' AND user_id = $1`,
+        [user],
+      );
       expect(audit.map((a) => a.outcome)).toContain('user');
       await clearFaults(h);
       await setFault(h, { provider: 'twilio', mode: 'error', status: 503 }); // Twilio alone stays down
@@ -249,10 +369,18 @@ describe('provider-outage runbook', () => {
       await refusedRetrying('relief-1');
       expect((await initiate(h, 'otp', 'relief-1')).statusCode).toBe(429);
 
-      const start = await admin('POST', '/runbooks/provider-outage', { severity: 'P0', by: 'oncall', params: { provider: 'twilio', pollSeconds: 1, healthyChecks: 2, validationUser: 'relief-check' } });
+      const start = await admin('POST', '/runbooks/provider-outage', {
+        severity: 'P0',
+        by: 'oncall',
+        params: { provider: 'twilio', pollSeconds: 1, healthyChecks: 2, validationUser: 'relief-check' },
+      });
       expect(start.statusCode, start.body).toBe(201);
       const id = start.json<{ workflow_id: string }>().workflow_id;
-      const s = await until(id, 'the relief', (x) => stepOf(x, 'relieve_retries').status === 'succeeded' && stepOf(x, 'watch').status === 'running');
+      const s = await until(
+        id,
+        'the relief',
+        (x) => stepOf(x, 'relieve_retries').status === 'succeeded' && stepOf(x, 'watch').status === 'running',
+      );
       expect(stepOf(s, 'scope').result).toMatchObject({ rateLimited: { perUser: 1 } });
       const relief = stepOf(s, 'relieve_retries');
       expect(relief.approval).toMatchObject({ how: 'not_required' }); // P0: not a containment step, and P0 is not an approval severity
@@ -265,9 +393,13 @@ describe('provider-outage runbook', () => {
         const res = await initiate(h, 'otp', 'relief-1');
         expect(res.statusCode, `retry ${i + 1}: ${res.body}`).toBe(202);
       }
-      const cleared = await h.sql<{ details: { reason: string } }>(`SELECT details FROM audit_events WHERE outcome = 'clear_rate_limits' AND user_id = 'relief-1'`);
+      const cleared = await h.sql<{ details: { reason: string } }>(
+        `SELECT details FROM audit_events WHERE outcome = 'clear_rate_limits' AND user_id = 'relief-1'`,
+      );
       expect(cleared).toHaveLength(1);
-      expect(cleared[0]!.details.reason).toContain('refused by the per-user rate limit while retrying failed deliveries');
+      expect(cleared[0]!.details.reason).toContain(
+        'refused by the per-user rate limit while retrying failed deliveries',
+      );
 
       await clearFaults(h);
       await setStatus('twilio', 'none');
@@ -279,7 +411,10 @@ describe('provider-outage runbook', () => {
       expect(at('resend_failed')).toBeGreaterThan(at('restore_primary'));
       expect(at('restore_limits')).toBeGreaterThan(at('resend_failed'));
       expect(at('validate')).toBeGreaterThan(at('restore_limits'));
-      expect(stepOf(done, 'restore_limits')).toMatchObject({ status: 'succeeded', summary: 'rate limits back to per user 4, per IP 10000 (as before the run)' });
+      expect(stepOf(done, 'restore_limits')).toMatchObject({
+        status: 'succeeded',
+        summary: 'rate limits back to per user 4, per IP 10000 (as before the run)',
+      });
       expect(stepOf(done, 'validate').status).toBe('succeeded');
       expect(await limits()).toEqual(NORMAL);
       expect(done.log.some((l) => l.message.startsWith('relieve_retries: per-user limit 4 -> 8'))).toBe(true);
@@ -290,34 +425,59 @@ describe('provider-outage runbook', () => {
     it('at P1 the relief waits for a responder; cancelling mid-watch puts the limits back with the route', async () => {
       await addUser('relief-2', 3);
       await refusedRetrying('relief-2');
-      const opened = await admin('POST', '/incidents', { type: 'provider_outage', severity: 'P1', title: 'Twilio failing, users retrying', affected: { providers: ['twilio'] } });
+      const opened = await admin('POST', '/incidents', {
+        type: 'provider_outage',
+        severity: 'P1',
+        title: 'Twilio failing, users retrying',
+        affected: { providers: ['twilio'] },
+      });
       expect(opened.statusCode, opened.body).toBe(201);
       const incident = opened.json<{ id: string }>().id;
       const id = `${incident}-runbook`;
 
       await until(id, 'the switch gate', (x) => stepOf(x, 'switch_to_backup').status === 'awaiting_approval');
-      expect((await admin('POST', `/runbooks/runs/${id}/approve`, { step: 'switch_to_backup', by: 'pat' })).statusCode).toBe(200);
+      expect(
+        (await admin('POST', `/runbooks/runs/${id}/approve`, { step: 'switch_to_backup', by: 'pat' })).statusCode,
+      ).toBe(200);
       await until(id, 'the relief gate', (x) => stepOf(x, 'relieve_retries').status === 'awaiting_approval');
       expect(await limits()).toEqual(NORMAL); // nothing changes before the approval
       expect((await initiate(h, 'otp', 'relief-2')).statusCode).toBe(429);
-      expect((await admin('POST', `/runbooks/runs/${id}/approve`, { step: 'relieve_retries', by: 'pat' })).statusCode).toBe(200);
+      expect(
+        (await admin('POST', `/runbooks/runs/${id}/approve`, { step: 'relieve_retries', by: 'pat' })).statusCode,
+      ).toBe(200);
       let s = await until(id, 'the relief', (x) => stepOf(x, 'relieve_retries').status === 'succeeded');
-      expect(stepOf(s, 'relieve_retries').result).toMatchObject({ users: expect.arrayContaining(['relief-2']), applied: RAISED });
+      expect(stepOf(s, 'relieve_retries').result).toMatchObject({
+        users: expect.arrayContaining(['relief-2']),
+        applied: RAISED,
+      });
       expect(await limits()).toEqual(RAISED);
       expect((await initiate(h, 'otp', 'relief-2')).statusCode).toBe(202);
 
-      const cancel = await admin('POST', `/runbooks/runs/${id}/cancel`, { by: 'pat', reason: 'Twilio confirmed the fix' });
+      const cancel = await admin('POST', `/runbooks/runs/${id}/cancel`, {
+        by: 'pat',
+        reason: 'Twilio confirmed the fix',
+      });
       expect(cancel.statusCode, cancel.body).toBe(202);
       s = await until(id, 'the cancellation', (x) => x.status === 'cancelled');
-      expect(stepOf(s, 'relieve_retries')).toMatchObject({ status: 'compensated', compensationSummary: 'rate limits back to per user 4, per IP 10000 (as before the run)' });
+      expect(stepOf(s, 'relieve_retries')).toMatchObject({
+        status: 'compensated',
+        compensationSummary: 'rate limits back to per user 4, per IP 10000 (as before the run)',
+      });
       expect(stepOf(s, 'switch_to_backup')).toMatchObject({ status: 'compensated' });
       expect(stepOf(s, 'restore_limits').status).toBe('skipped');
       expect(await limits()).toEqual(NORMAL);
-      const timeline = (await admin('GET', `/incidents/${incident}`)).json<{ timeline: Array<{ kind: string; message: string }> }>().timeline;
-      expect(timeline).toEqual(expect.arrayContaining([
-        expect.objectContaining({ kind: 'runbook', message: expect.stringContaining('relieve_retries: per-user limit 4 -> 8') }),
-        expect.objectContaining({ message: expect.stringContaining('undone: rate limits back to per user 4') }),
-      ]));
+      const timeline = (await admin('GET', `/incidents/${incident}`)).json<{
+        timeline: Array<{ kind: string; message: string }>;
+      }>().timeline;
+      expect(timeline).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({
+            kind: 'runbook',
+            message: expect.stringContaining('relieve_retries: per-user limit 4 -> 8'),
+          }),
+          expect.objectContaining({ message: expect.stringContaining('undone: rate limits back to per user 4') }),
+        ]),
+      );
     }, 180_000);
   });
 });

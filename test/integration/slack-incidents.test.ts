@@ -25,7 +25,8 @@ describe('Slack integration', () => {
 
   const secret = () => h.config.providers.slack.signingSecret!;
   const now = () => String(Math.floor(Date.now() / 1000));
-  const sign = (timestamp: string, body: string, key = secret()) => `v0=${createHmac('sha256', key).update(`v0:${timestamp}:${body}`).digest('hex')}`;
+  const sign = (timestamp: string, body: string, key = secret()) =>
+    `v0=${createHmac('sha256', key).update(`v0:${timestamp}:${body}`).digest('hex')}`;
   const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
   const send = (url: string, body: string, headers: Record<string, string> = {}, app: WardenApp = h.admin) => {
     const timestamp = headers['x-slack-request-timestamp'] ?? now();
@@ -33,11 +34,25 @@ describe('Slack integration', () => {
       method: 'POST',
       url,
       payload: body,
-      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': timestamp, 'x-slack-signature': sign(timestamp, body), ...headers },
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'x-slack-request-timestamp': timestamp,
+        'x-slack-signature': sign(timestamp, body),
+        ...headers,
+      },
     });
   };
   const command = (text: string, user = 'U0ALICE', name = 'alice') =>
-    form({ command: '/incident', text, user_id: user, user_name: name, channel_id: 'C0INCIDENTS', team_id: 'T0SANDBOX', response_url: 'https://hooks.slack.invalid/x', trigger_id: `t-${Math.random()}` });
+    form({
+      command: '/incident',
+      text,
+      user_id: user,
+      user_name: name,
+      channel_id: 'C0INCIDENTS',
+      team_id: 'T0SANDBOX',
+      response_url: 'https://hooks.slack.invalid/x',
+      trigger_id: `t-${Math.random()}`,
+    });
   const click = (actionId: string, value: string, user = 'U0BOB', name = 'bob') =>
     form({
       payload: JSON.stringify({
@@ -54,7 +69,8 @@ describe('Slack integration', () => {
     const deadline = Date.now() + 20_000;
     let last = await probe();
     while (!accept(last)) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(last).slice(0, 1500)}`);
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for ${what}: ${JSON.stringify(last).slice(0, 1500)}`);
       await new Promise((r) => setTimeout(r, 150));
       last = await probe();
     }
@@ -79,7 +95,11 @@ describe('Slack integration', () => {
 
   it('accepts a signed slash command and opens the incident, posting the seed alert with its buttons', async () => {
     const id = await openViaSlack('p1 provider_outage Twilio   returns 503 & more');
-    const s = await eventually(() => state(id), (s) => Boolean(s.slack), 'Slack alert posted');
+    const s = await eventually(
+      () => state(id),
+      (s) => Boolean(s.slack),
+      'Slack alert posted',
+    );
     expect(s.source).toBe('slack');
     expect(s.openedBy).toBe('<@U0ALICE|alice>');
     expect(s.severity).toBe('P1');
@@ -88,12 +108,20 @@ describe('Slack integration', () => {
     const alert = h.sandbox.state.slackCalls().find((c) => c.ts === s.slack!.ts && c.method === 'chat.postMessage')!;
     const lines = alert.text!.split('\n');
     expect(lines[0]).toBe('🚨 INCIDENT ALERT - P1');
-    expect(lines.slice(1, 7).map((l) => l.split(':')[0])).toEqual(['Title', 'Detected', 'Impact', 'Status', 'Owner', 'War Room']);
+    expect(lines.slice(1, 7).map((l) => l.split(':')[0])).toEqual([
+      'Title',
+      'Detected',
+      'Impact',
+      'Status',
+      'Owner',
+      'War Room',
+    ]);
     expect(lines[1]).toBe('Title: Twilio returns 503 &amp; more');
     expect(lines[4]).toBe('Status: Investigating');
     expect(alert.text).toContain('Updates: Thread below');
     const buttons = JSON.stringify(alert.blocks);
-    for (const action of ['incident_acknowledge', 'incident_escalate', 'incident_resolve']) expect(buttons).toContain(action);
+    for (const action of ['incident_acknowledge', 'incident_escalate', 'incident_resolve'])
+      expect(buttons).toContain(action);
     expect(buttons).toContain(`"value":"${id}"`);
   });
 
@@ -110,19 +138,33 @@ describe('Slack integration', () => {
   it('refuses a bad signature, a stale timestamp, missing headers and a replay (on another replica too)', async () => {
     const body = command('p3 other replay target');
     const ts = now();
-    const forged = await send('/slack/commands', body, { 'x-slack-request-timestamp': ts, 'x-slack-signature': sign(ts, body, 'not-the-secret') });
+    const forged = await send('/slack/commands', body, {
+      'x-slack-request-timestamp': ts,
+      'x-slack-signature': sign(ts, body, 'not-the-secret'),
+    });
     expect(forged.statusCode).toBe(401);
     expect(forged.json().error).toBe('invalid_signature');
 
-    const tampered = await send('/slack/commands', body.replace('replay', 'r3play'), { 'x-slack-request-timestamp': ts, 'x-slack-signature': sign(ts, body) });
+    const tampered = await send('/slack/commands', body.replace('replay', 'r3play'), {
+      'x-slack-request-timestamp': ts,
+      'x-slack-signature': sign(ts, body),
+    });
     expect(tampered.json().error).toBe('invalid_signature');
 
     const old = String(Math.floor(Date.now() / 1000) - 6 * 60);
-    const stale = await send('/slack/commands', body, { 'x-slack-request-timestamp': old, 'x-slack-signature': sign(old, body) });
+    const stale = await send('/slack/commands', body, {
+      'x-slack-request-timestamp': old,
+      'x-slack-signature': sign(old, body),
+    });
     expect(stale.statusCode).toBe(401);
     expect(stale.json().error).toBe('stale_request');
 
-    const bare = await h.admin.inject({ method: 'POST', url: '/slack/commands', payload: body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const bare = await h.admin.inject({
+      method: 'POST',
+      url: '/slack/commands',
+      payload: body,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     expect(bare.statusCode).toBe(401);
 
     const first = await send('/slack/commands', body, { 'x-slack-request-timestamp': ts });
@@ -137,7 +179,13 @@ describe('Slack integration', () => {
   });
 
   it('answers 503 not_configured without a signing secret', async () => {
-    const runtime = { ...h.runtime, config: { ...h.config, providers: { ...h.config.providers, slack: { ...h.config.providers.slack, signingSecret: undefined } } } };
+    const runtime = {
+      ...h.runtime,
+      config: {
+        ...h.config,
+        providers: { ...h.config.providers, slack: { ...h.config.providers.slack, signingSecret: undefined } },
+      },
+    };
     const app = await buildAdminApp(runtime);
     try {
       const res = await send('/slack/commands', command('p3 other x'), {}, app);
@@ -150,16 +198,31 @@ describe('Slack integration', () => {
 
   it('buttons reach the workflow: acknowledge, escalate, and resolve refused with the reason', async () => {
     const id = await openViaSlack('p0 db_connectivity Pool exhausted');
-    let s = await eventually(() => state(id), (s) => Boolean(s.slack), 'alert posted');
+    let s = await eventually(
+      () => state(id),
+      (s) => Boolean(s.slack),
+      'alert posted',
+    );
 
     expect((await send('/slack/interactions', click('incident_acknowledge', id))).statusCode).toBe(200);
-    s = await eventually(() => state(id), (s) => Boolean(s.acknowledgedAt), 'acknowledged');
+    s = await eventually(
+      () => state(id),
+      (s) => Boolean(s.acknowledgedAt),
+      'acknowledged',
+    );
     expect(s.owner).toBe('<@U0BOB|bob>');
-    await eventually(() => ephemerals('U0BOB'), (calls) => calls.some((c) => c.text?.includes(`You acknowledged *${id}*`)), 'ack confirmation');
+    await eventually(
+      () => ephemerals('U0BOB'),
+      (calls) => calls.some((c) => c.text?.includes(`You acknowledged *${id}*`)),
+      'ack confirmation',
+    );
     // the alert itself now names the owner, and the thread tells everyone
     await eventually(
       () => h.sandbox.state.slackCalls(),
-      (calls) => calls.some((c) => c.method === 'chat.update' && c.ts === s.slack!.ts && c.text?.includes('Owner: <@U0BOB|bob>')),
+      (calls) =>
+        calls.some(
+          (c) => c.method === 'chat.update' && c.ts === s.slack!.ts && c.text?.includes('Owner: <@U0BOB|bob>'),
+        ),
       'alert updated',
     );
     await eventually(
@@ -170,19 +233,35 @@ describe('Slack integration', () => {
 
     const again = await send('/slack/interactions', click('incident_acknowledge', id, 'U0CAROL', 'carol'));
     expect(again.statusCode).toBe(200);
-    await eventually(() => ephemerals('U0CAROL'), (calls) => calls.some((c) => c.text?.includes('already acknowledged')), 'second ack refused');
+    await eventually(
+      () => ephemerals('U0CAROL'),
+      (calls) => calls.some((c) => c.text?.includes('already acknowledged')),
+      'second ack refused',
+    );
 
     await send('/slack/interactions', click('incident_escalate', id));
-    s = await eventually(() => state(id), (s) => s.escalations.some((e) => e.role === 'dba'), 'escalated to the DBA');
+    s = await eventually(
+      () => state(id),
+      (s) => s.escalations.some((e) => e.role === 'dba'),
+      'escalated to the DBA',
+    );
     expect(s.escalations.find((e) => e.role === 'dba')?.reason).toContain('escalated by <@U0BOB|bob>');
 
     await send('/slack/interactions', click('incident_resolve', id));
-    await eventually(() => ephemerals('U0BOB'), (calls) => calls.some((c) => c.text?.includes('preventive action')), 'resolve refused');
+    await eventually(
+      () => ephemerals('U0BOB'),
+      (calls) => calls.some((c) => c.text?.includes('preventive action')),
+      'resolve refused',
+    );
     // refused: not resolved (a P0 database incident's own runbook may have moved it to mitigating)
     expect(['investigating', 'mitigating']).toContain((await state(id)).status);
 
     await send('/slack/interactions', click('incident_acknowledge', 'INC-1999-01-01-01'));
-    await eventually(() => ephemerals('U0BOB'), (calls) => calls.some((c) => c.text?.includes('no incident INC-1999-01-01-01')), 'unknown incident');
+    await eventually(
+      () => ephemerals('U0BOB'),
+      (calls) => calls.some((c) => c.text?.includes('no incident INC-1999-01-01-01')),
+      'unknown incident',
+    );
     const state2: IncidentState = await state(id);
     expect(state2.timeline.filter((e) => e.kind === 'acknowledged')).toHaveLength(1);
   });

@@ -58,21 +58,33 @@ describe('OpenTelemetry traces', () => {
     const tracer = h.runtime.tracing!.tracer;
     const workflowId = `health-${randomUUID()}`;
     const traceId = await tracer.startActiveSpan('synthetic-check', async (root) => {
-      await h.runtime.temporal.client.workflow.execute(healthCheckWorkflow, { taskQueue: h.config.temporal.taskQueue, workflowId });
+      await h.runtime.temporal.client.workflow.execute(healthCheckWorkflow, {
+        taskQueue: h.config.temporal.taskQueue,
+        workflowId,
+      });
       root.end();
       return root.spanContext().traceId;
     });
     const trace = await waitFor('the activity span', async () => {
       const inTrace = spans().filter((s) => s.spanContext().traceId === traceId);
-      return inTrace.some((s) => s.name === 'RunActivity:checkDatabaseHealth') && inTrace.some((s) => s.name === 'RunWorkflow:healthCheckWorkflow')
+      return inTrace.some((s) => s.name === 'RunActivity:checkDatabaseHealth') &&
+        inTrace.some((s) => s.name === 'RunWorkflow:healthCheckWorkflow')
         ? inTrace
         : undefined;
     });
     const byName = (name: string) => trace.find((s) => s.name === name)!;
-    expect(byName('StartWorkflow:healthCheckWorkflow').parentSpanId).toBe(byName('synthetic-check').spanContext().spanId);
-    expect(byName('RunWorkflow:healthCheckWorkflow').parentSpanId).toBe(byName('StartWorkflow:healthCheckWorkflow').spanContext().spanId);
-    expect(byName('StartActivity:checkDatabaseHealth').parentSpanId).toBe(byName('RunWorkflow:healthCheckWorkflow').spanContext().spanId);
-    expect(byName('RunActivity:checkDatabaseHealth').parentSpanId).toBe(byName('StartActivity:checkDatabaseHealth').spanContext().spanId);
+    expect(byName('StartWorkflow:healthCheckWorkflow').parentSpanId).toBe(
+      byName('synthetic-check').spanContext().spanId,
+    );
+    expect(byName('RunWorkflow:healthCheckWorkflow').parentSpanId).toBe(
+      byName('StartWorkflow:healthCheckWorkflow').spanContext().spanId,
+    );
+    expect(byName('StartActivity:checkDatabaseHealth').parentSpanId).toBe(
+      byName('RunWorkflow:healthCheckWorkflow').spanContext().spanId,
+    );
+    expect(byName('RunActivity:checkDatabaseHealth').parentSpanId).toBe(
+      byName('StartActivity:checkDatabaseHealth').spanContext().spanId,
+    );
     expect(byName('StartWorkflow:healthCheckWorkflow').attributes.temporalWorkflowId).toBe(workflowId);
   });
 
@@ -89,16 +101,22 @@ describe('OpenTelemetry traces', () => {
       spans().find((s) => s.name === 'POST /browser/api/v1/identity/auth/otp/initiate'),
     );
     expect(http.kind).toBe(otel.SpanKind.SERVER);
-    expect(http.attributes).toMatchObject({ 'http.route': '/browser/api/v1/identity/auth/otp/initiate', 'http.response.status_code': 202 });
+    expect(http.attributes).toMatchObject({
+      'http.route': '/browser/api/v1/identity/auth/otp/initiate',
+      'http.response.status_code': 202,
+    });
     const traceId = http.spanContext().traceId;
     const trace = await waitFor('workflow and activity spans of the initiate trace', async () => {
       const inTrace = spans().filter((s) => s.spanContext().traceId === traceId);
-      return inTrace.some((s) => s.name.startsWith('RunWorkflow:challengeWorkflow')) && inTrace.some((s) => s.name.startsWith('RunActivity:'))
+      return inTrace.some((s) => s.name.startsWith('RunWorkflow:challengeWorkflow')) &&
+        inTrace.some((s) => s.name.startsWith('RunActivity:'))
         ? inTrace
         : undefined;
     });
     // the route starts the workflow with update-with-start; its span is the HTTP span's child
-    const start = trace.find((s) => s.parentSpanId === http.spanContext().spanId && /^(UpdateWith)?StartWorkflow/.test(s.name))!;
+    const start = trace.find(
+      (s) => s.parentSpanId === http.spanContext().spanId && /^(UpdateWith)?StartWorkflow/.test(s.name),
+    )!;
     expect(start.attributes.temporalWorkflowId).toBe(`challenge-${challenge_id}`);
     const run = trace.find((s) => s.name === 'RunWorkflow:challengeWorkflow')!;
     expect(run.parentSpanId).toBe(start.spanContext().spanId);
@@ -107,7 +125,12 @@ describe('OpenTelemetry traces', () => {
 
     // the verify request is a trace of its own, reaching the workflow's update handler
     const verify = spans().find((s) => s.name === 'POST /browser/api/v1/identity/auth/otp/verify')!;
-    expect(spans().some((s) => s.spanContext().traceId === verify.spanContext().traceId && s.parentSpanId === verify.spanContext().spanId)).toBe(true);
+    expect(
+      spans().some(
+        (s) =>
+          s.spanContext().traceId === verify.spanContext().traceId && s.parentSpanId === verify.spanContext().spanId,
+      ),
+    ).toBe(true);
   });
 
   it('never puts a code, magic-link token, phone number, email or raw URL in any span', async () => {
@@ -125,11 +148,17 @@ describe('OpenTelemetry traces', () => {
       const linkId = link.json<{ challenge_id: string }>().challenge_id;
       const token = await secretFor(h, linkId);
       secrets.push(token);
-      expect((await h.public.inject({ method: 'GET', url: `${LINK_PATH}?challenge=${linkId}&token=${token}` })).statusCode).toBe(200);
-      expect((await h.public.inject({ method: 'POST', url: LINK_PATH, payload: { challenge: linkId, token } })).statusCode).toBe(200);
+      expect(
+        (await h.public.inject({ method: 'GET', url: `${LINK_PATH}?challenge=${linkId}&token=${token}` })).statusCode,
+      ).toBe(200);
+      expect(
+        (await h.public.inject({ method: 'POST', url: LINK_PATH, payload: { challenge: linkId, token } })).statusCode,
+      ).toBe(200);
       await waitForStatus(h, linkId, 'verified');
     }
-    const users = await h.sql<{ phone: string | null; email: string | null }>("SELECT phone, email FROM users WHERE sub IN ('test-user', 'test-user-2')");
+    const users = await h.sql<{ phone: string | null; email: string | null }>(
+      "SELECT phone, email FROM users WHERE sub IN ('test-user', 'test-user-2')",
+    );
     const pii = users.flatMap((u) => [u.phone, u.email]).filter((v): v is string => !!v);
     expect(pii.length).toBe(4);
 
@@ -139,7 +168,10 @@ describe('OpenTelemetry traces', () => {
     expect(all.length).toBeGreaterThan(20);
     const texts = all.map(spanText);
     for (const needle of [...secrets, ...pii]) {
-      expect(texts.filter((t) => t.includes(needle)), needle.slice(0, 3)).toEqual([]);
+      expect(
+        texts.filter((t) => t.includes(needle)),
+        needle.slice(0, 3),
+      ).toEqual([]);
     }
     // nothing even had to be scrubbed: the spans are built from ids and route templates
     expect(texts.filter((t) => /\[(code|phone|email|hex)\]/.test(t))).toEqual([]);

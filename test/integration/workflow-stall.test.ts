@@ -25,7 +25,10 @@ describe('workflow thread stall watchdog and stack-trace tracking (SDK patch)', 
     connection = await NativeConnection.connect({ address });
     clientConnection = await Connection.connect({ address });
     client = new Client({ connection: clientConnection });
-    const bundle = await bundleWorkflowCode({ workflowsPath: path.resolve(__dirname, '../fixtures/workflows/stall.ts'), logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
+    const bundle = await bundleWorkflowCode({
+      workflowsPath: path.resolve(__dirname, '../fixtures/workflows/stall.ts'),
+      logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
+    });
     codePath = path.join(mkdtempSync(path.join(tmpdir(), 'warden-stall-')), 'bundle.js');
     writeFileSync(codePath, bundle.code);
   });
@@ -35,13 +38,19 @@ describe('workflow thread stall watchdog and stack-trace tracking (SDK patch)', 
   });
 
   it('is applied: the installed SDK carries the patch', async () => {
-    const threaded = (await import('@temporalio/worker/lib/workflow/threaded-vm.js' as string)) as { WorkerThreadClient: { prototype: Record<string, unknown> } };
+    const threaded = (await import('@temporalio/worker/lib/workflow/threaded-vm.js' as string)) as {
+      WorkerThreadClient: { prototype: Record<string, unknown> };
+    };
     expect(typeof threaded.WorkerThreadClient.prototype.armStallWatchdog).toBe('function');
     const reusable = await readFile(require.resolve('@temporalio/worker/lib/workflow/reusable-vm.js'), 'utf8');
     expect(reusable).toContain('Warden patch');
-    const shared = (await import('@temporalio/worker/lib/workflow/vm-shared.js' as string)) as { GlobalHandlers: { prototype: Record<string, unknown> } };
+    const shared = (await import('@temporalio/worker/lib/workflow/vm-shared.js' as string)) as {
+      GlobalHandlers: { prototype: Record<string, unknown> };
+    };
     expect(typeof shared.GlobalHandlers.prototype.stackTracesEnabledFor).toBe('function');
-    expect(await readFile(require.resolve('@temporalio/worker/lib/workflow/vm-shared.js'), 'utf8')).toContain('const activatorGetters = new WeakMap()');
+    expect(await readFile(require.resolve('@temporalio/worker/lib/workflow/vm-shared.js'), 'utf8')).toContain(
+      'const activatorGetters = new WeakMap()',
+    );
   });
 
   it('tracks stack traces for every workflow type but those named in WARDEN_WORKFLOW_TYPES_WITHOUT_STACK_TRACES', async () => {
@@ -54,18 +63,29 @@ describe('workflow thread stall watchdog and stack-trace tracking (SDK patch)', 
     const running = worker.run();
     const started: { terminate(reason: string): Promise<unknown> }[] = [];
     try {
-      const tracked = await client.workflow.start('waitingWorkflow', { taskQueue, workflowId: `waiting-${randomUUID()}` });
+      const tracked = await client.workflow.start('waitingWorkflow', {
+        taskQueue,
+        workflowId: `waiting-${randomUUID()}`,
+      });
       started.push(tracked);
-      const untracked = await client.workflow.start('untrackedWaitingWorkflow', { taskQueue, workflowId: `untracked-${randomUUID()}` });
+      const untracked = await client.workflow.start('untrackedWaitingWorkflow', {
+        taskQueue,
+        workflowId: `untracked-${randomUUID()}`,
+      });
       started.push(untracked);
       const trace = await tracked.query<string>('__stack_trace');
       expect(trace).toMatch(/at waitingWorkflow \(/);
       await expect(untracked.query<string>('__stack_trace')).rejects.toThrow(/stack traces are not enabled/i);
 
-      const { ReusableVMWorkflowCreator } = (await import('@temporalio/worker/lib/workflow/reusable-vm.js' as string)) as {
-        ReusableVMWorkflowCreator: { workflowByRunId: Map<string, { activator: { promiseStackStore: { promiseToStack: Map<unknown, unknown> } } }> };
+      const { ReusableVMWorkflowCreator } = (await import(
+        '@temporalio/worker/lib/workflow/reusable-vm.js' as string
+      )) as {
+        ReusableVMWorkflowCreator: {
+          workflowByRunId: Map<string, { activator: { promiseStackStore: { promiseToStack: Map<unknown, unknown> } } }>;
+        };
       };
-      const recorded = (runId: string) => ReusableVMWorkflowCreator.workflowByRunId.get(runId)!.activator.promiseStackStore.promiseToStack.size;
+      const recorded = (runId: string) =>
+        ReusableVMWorkflowCreator.workflowByRunId.get(runId)!.activator.promiseStackStore.promiseToStack.size;
       expect(recorded(tracked.firstExecutionRunId)).toBeGreaterThan(0);
       expect(recorded(untracked.firstExecutionRunId)).toBe(0);
     } finally {
@@ -77,19 +97,27 @@ describe('workflow thread stall watchdog and stack-trace tracking (SDK patch)', 
     }
   });
 
-  it('still finds the workflow of an unhandled rejection (the cached getActivator) and fails that run\'s task only', async () => {
+  it("still finds the workflow of an unhandled rejection (the cached getActivator) and fails that run's task only", async () => {
     const taskQueue = `rejecting-${randomUUID()}`;
     const worker = await Worker.create({ connection, taskQueue, workflowBundle: { codePath } });
     const running = worker.run();
     try {
-      const handle = await client.workflow.start('rejectingWorkflow', { taskQueue, workflowId: `rejecting-${randomUUID()}` });
-      const failure = await waitFor('the rejecting workflow\'s failed task', async () => {
+      const handle = await client.workflow.start('rejectingWorkflow', {
+        taskQueue,
+        workflowId: `rejecting-${randomUUID()}`,
+      });
+      const failure = await waitFor("the rejecting workflow's failed task", async () => {
         const { events } = await handle.fetchHistory();
-        return events?.find((e) => e.workflowTaskFailedEventAttributes)?.workflowTaskFailedEventAttributes?.failure?.message ?? undefined;
+        return (
+          events?.find((e) => e.workflowTaskFailedEventAttributes)?.workflowTaskFailedEventAttributes?.failure
+            ?.message ?? undefined
+        );
       });
       expect(failure).toMatch(/Unhandled Promise rejection.*nobody handles this/);
       expect(worker.getState()).toBe('RUNNING');
-      expect(await client.workflow.execute('quickWorkflow', { taskQueue, workflowId: `quick-${randomUUID()}`, args: [41] })).toBe(42);
+      expect(
+        await client.workflow.execute('quickWorkflow', { taskQueue, workflowId: `quick-${randomUUID()}`, args: [41] }),
+      ).toBe(42);
       await handle.terminate('test over');
     } finally {
       worker.shutdown();
@@ -104,7 +132,11 @@ describe('workflow thread stall watchdog and stack-trace tracking (SDK patch)', 
     const running = worker.run();
     running.catch(() => {});
     try {
-      const results = await Promise.all([1, 2, 3].map((n) => client.workflow.execute('quickWorkflow', { taskQueue, workflowId: `quick-${randomUUID()}`, args: [n] })));
+      const results = await Promise.all(
+        [1, 2, 3].map((n) =>
+          client.workflow.execute('quickWorkflow', { taskQueue, workflowId: `quick-${randomUUID()}`, args: [n] }),
+        ),
+      );
       expect(results).toEqual([2, 3, 4]);
       const started = Date.now();
       await client.workflow.start('stuckWorkflow', { taskQueue, workflowId: `stuck-${randomUUID()}` });

@@ -40,7 +40,13 @@ interface FuzzCase {
   extraHeaders: Record<string, string>;
 }
 
-function checkAnswer(route: AppRoute, status: number, headers: Record<string, unknown>, body: string, what: string): void {
+function checkAnswer(
+  route: AppRoute,
+  status: number,
+  headers: Record<string, unknown>,
+  body: string,
+  what: string,
+): void {
   if (status >= 500) {
     let code: unknown;
     try {
@@ -48,7 +54,9 @@ function checkAnswer(route: AppRoute, status: number, headers: Record<string, un
     } catch {
       code = undefined;
     }
-    expect(DELIBERATE_5XX[status]?.includes(String(code)), `${what} answered ${status} ${body.slice(0, 300)}`).toBe(true);
+    expect(DELIBERATE_5XX[status]?.includes(String(code)), `${what} answered ${status} ${body.slice(0, 300)}`).toBe(
+      true,
+    );
   }
   if (status >= 400) {
     expect(String(headers['content-type']), `${what}: content type of ${status}`).toMatch(/^application\/json/);
@@ -59,7 +67,9 @@ function checkAnswer(route: AppRoute, status: number, headers: Record<string, un
     } catch {
       throw new Error(`${what} answered ${status} with a body that is not JSON: ${body.slice(0, 200)}`);
     }
-    expect(parsed.error, `${what}: error code of ${status} ${body.slice(0, 300)}`).toMatch(/^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$/);
+    expect(parsed.error, `${what}: error code of ${status} ${body.slice(0, 300)}`).toMatch(
+      /^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$/,
+    );
     expect(typeof parsed.message, `${what}: message of ${status}`).toBe('string');
   }
 }
@@ -91,15 +101,27 @@ describe('fuzzing every public and admin endpoint (fast-check)', () => {
   afterAll(async () => h?.close());
 
   /** The credentials a route's callers present, genuine or forged, over exactly this request. */
-  function credentialHeaders(route: AppRoute, url: string, body: FuzzBody, kind: Credentials): { headers: Record<string, string>; body: FuzzBody; url: string } {
+  function credentialHeaders(
+    route: AppRoute,
+    url: string,
+    body: FuzzBody,
+    kind: Credentials,
+  ): { headers: Record<string, string>; body: FuzzBody; url: string } {
     if (kind === 'none') return { headers: {}, body, url };
     const forged = kind === 'forged';
     const raw = body.payload === undefined ? '' : body.payload.toString();
-    const bearer = (token: string) => ({ authorization: `Bearer ${forged ? randomBytes(18).toString('base64url') : token}` });
+    const bearer = (token: string) => ({
+      authorization: `Bearer ${forged ? randomBytes(18).toString('base64url') : token}`,
+    });
     if (url.startsWith('/admin/api/')) return { headers: bearer(h.config.adminToken), body, url };
     if (url.startsWith('/alertmanager/')) return { headers: bearer(alertmanagerToken), body, url };
     if (url.startsWith('/codec/')) return { headers: bearer(codecToken), body, url };
-    if (url.startsWith('/slack/')) return { headers: slackHeaders(forged ? 'not-the-secret' : h.config.providers.slack.signingSecret!, raw), body, url };
+    if (url.startsWith('/slack/'))
+      return {
+        headers: slackHeaders(forged ? 'not-the-secret' : h.config.providers.slack.signingSecret!, raw),
+        body,
+        url,
+      };
     const params = () => {
       const ct = body.contentType ?? '';
       if (/x-www-form-urlencoded/i.test(ct)) return formParams(Object.fromEntries(new URLSearchParams(raw)));
@@ -112,15 +134,33 @@ describe('fuzzing every public and admin endpoint (fast-check)', () => {
       }
       return {};
     };
-    if (route.url.endsWith('/twilio/status')) return { headers: twilioHeaders(h, url, params(), forged ? 'wrong' : undefined), body, url };
-    if (route.url.endsWith('/plivo/status')) return { headers: plivoHeaders(h, url, params(), forged ? 'wrong' : undefined), body, url };
-    if (route.url.endsWith('/sendgrid/events')) return { headers: sendgridHeaders(forged ? generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey : sendgridKeys.privateKey, raw), body, url };
+    if (route.url.endsWith('/twilio/status'))
+      return { headers: twilioHeaders(h, url, params(), forged ? 'wrong' : undefined), body, url };
+    if (route.url.endsWith('/plivo/status'))
+      return { headers: plivoHeaders(h, url, params(), forged ? 'wrong' : undefined), body, url };
+    if (route.url.endsWith('/sendgrid/events'))
+      return {
+        headers: sendgridHeaders(
+          forged ? generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey : sendgridKeys.privateKey,
+          raw,
+        ),
+        body,
+        url,
+      };
     if (route.url.includes('/ses/')) {
       // the genuine path token and an SNS message signed over a random SES event
-      const message = snsMessage(snsKeys.privateKey, { Type: raw.length % 3 === 0 ? 'SubscriptionConfirmation' : 'Notification', Message: raw, SubscribeURL: raw.slice(0, 200), Token: 't' });
+      const message = snsMessage(snsKeys.privateKey, {
+        Type: raw.length % 3 === 0 ? 'SubscriptionConfirmation' : 'Notification',
+        Message: raw,
+        SubscribeURL: raw.slice(0, 200),
+        Token: 't',
+      });
       return {
         headers: {},
-        body: { payload: forged ? message.replace(/"Signature":"[^"]{8}/, '"Signature":"AAAAAAAA') : message, contentType: 'text/plain; charset=UTF-8' },
+        body: {
+          payload: forged ? message.replace(/"Signature":"[^"]{8}/, '"Signature":"AAAAAAAA') : message,
+          contentType: 'text/plain; charset=UTF-8',
+        },
         url: url.replace(/\/ses\/[^?]*/, `/ses/${snsToken}`),
       };
     }
@@ -129,10 +169,13 @@ describe('fuzzing every public and admin endpoint (fast-check)', () => {
 
   const caseOf = (route: AppRoute): fc.Arbitrary<FuzzCase> =>
     fc.record({
-      params: fc.array(fc.oneof({ weight: 4, arbitrary: fuzzParam }, { weight: 1, arbitrary: fc.constant(challengeId) }), {
-        minLength: routeParams(route.url).length,
-        maxLength: routeParams(route.url).length,
-      }),
+      params: fc.array(
+        fc.oneof({ weight: 4, arbitrary: fuzzParam }, { weight: 1, arbitrary: fc.constant(challengeId) }),
+        {
+          minLength: routeParams(route.url).length,
+          maxLength: routeParams(route.url).length,
+        },
+      ),
       query: fuzzQuery,
       body: fuzzBody,
       credentials: fc.constantFrom<Credentials>('none', 'forged', 'genuine', 'genuine'),
@@ -170,7 +213,10 @@ describe('fuzzing every public and admin endpoint (fast-check)', () => {
       );
     } catch (err) {
       const seed = /\{ seed: [^}]*\}/.exec(String((err as Error).message))?.[0] ?? '';
-      const cause = (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : String((err as Error).message);
+      const cause =
+        (err as Error).cause instanceof Error
+          ? ((err as Error).cause as Error).message
+          : String((err as Error).message);
       failures.push(`${route.method} ${route.url} ${seed}: ${cause.slice(0, 700)}`);
     }
     fuzzed.set(`${route.method} ${route.url}`, RUNS);
@@ -216,14 +262,18 @@ describe('fuzzing every public and admin endpoint (fast-check)', () => {
     expect(failures.slice(before).join('\n\n')).toBe('');
   });
 
-  it('admin app: no route answers a 5xx or a non-JSON error, with no, forged or genuine credentials', { timeout: 300_000 }, async () => {
-    const before = failures.length;
-    for (const route of appRoutes(h.admin)) {
-      await fuzzRoute(h.admin, route);
-      if (route.url.startsWith('/admin/api/v1/database')) await restore();
-    }
-    expect(failures.slice(before).join('\n\n')).toBe('');
-  });
+  it(
+    'admin app: no route answers a 5xx or a non-JSON error, with no, forged or genuine credentials',
+    { timeout: 300_000 },
+    async () => {
+      const before = failures.length;
+      for (const route of appRoutes(h.admin)) {
+        await fuzzRoute(h.admin, route);
+        if (route.url.startsWith('/admin/api/v1/database')) await restore();
+      }
+      expect(failures.slice(before).join('\n\n')).toBe('');
+    },
+  );
 
   // Found by probing every field with U+0000: random bodies seldom are valid enough to reach
   // Postgres with it, so the routes that store text are pinned here with otherwise valid bodies.
@@ -238,15 +288,19 @@ describe('fuzzing every public and admin endpoint (fast-check)', () => {
     ['PUT', '/admin/api/v1/delivery/routes/sms', { enabled: true, reason: NUL }],
     ['POST', '/admin/api/v1/delivery/routes/sms/switch', { to: 'primary', reason: NUL }],
     ['POST', '/admin/api/v1/runbooks/abuse-mitigation', { severity: 'P3', by: NUL, ips: ['203.0.113.7'] }],
-  ] as const)('%s %s with U+0000 in a stored text field answers 400 invalid_request, not 500', async (method, url, payload) => {
-    const res = await h.admin.inject({ method, url, headers: h.adminHeaders, payload });
-    expect(res.statusCode, res.body).toBe(400);
-    expect(res.json()).toMatchObject({ error: 'invalid_request' });
-  });
+  ] as const)(
+    '%s %s with U+0000 in a stored text field answers 400 invalid_request, not 500',
+    async (method, url, payload) => {
+      const res = await h.admin.inject({ method, url, headers: h.adminHeaders, payload });
+      expect(res.statusCode, res.body).toBe(400);
+      expect(res.json()).toMatchObject({ error: 'invalid_request' });
+    },
+  );
 
   it('fuzzed every route, and reached each one past its authentication', async () => {
     const routes = [...appRoutes(h.public), ...appRoutes(h.admin)];
-    for (const r of routes) expect(fuzzed.get(`${r.method} ${r.url}`), `${r.method} ${r.url} was not fuzzed`).toBe(RUNS);
+    for (const r of routes)
+      expect(fuzzed.get(`${r.method} ${r.url}`), `${r.method} ${r.url} was not fuzzed`).toBe(RUNS);
     // the HTTP histogram records the route template and status of every answer
     const histogram = h.runtime.registry.getSingleMetric('warden_http_request_duration_seconds') as Histogram;
     const reached = new Set(

@@ -47,7 +47,12 @@ describe('provider faults under load', () => {
       const users = method === 'otp' ? SMS_USERS : EMAIL_USERS;
       const user = users[Math.floor(i / 2) % users.length]!;
       ipCounter += 1;
-      return post(h, `/${method}/initiate`, { user_id: user }, { ip: `10.8.${Math.floor(ipCounter / 250)}.${(ipCounter % 250) + 1}` }).then((res) => {
+      return post(
+        h,
+        `/${method}/initiate`,
+        { user_id: user },
+        { ip: `10.8.${Math.floor(ipCounter / 250)}.${(ipCounter % 250) + 1}` },
+      ).then((res) => {
         expect(res.statusCode, res.body).toBe(202);
         return { id: res.json<{ challenge_id: string }>().challenge_id, method, user };
       });
@@ -59,24 +64,41 @@ describe('provider faults under load', () => {
     return waitFor(
       `a delivery outcome for all ${started.length} challenges`,
       async () => {
-        const rows = await h.sql<Outcome>('SELECT id, delivery_outcome, delivery_provider, sends FROM auth_challenges WHERE id = ANY($1::uuid[])', [started.map((s) => s.id)]);
-        return rows.length === started.length && rows.every((r) => r.delivery_outcome) ? new Map(rows.map((r) => [r.id, r])) : undefined;
+        const rows = await h.sql<Outcome>(
+          'SELECT id, delivery_outcome, delivery_provider, sends FROM auth_challenges WHERE id = ANY($1::uuid[])',
+          [started.map((s) => s.id)],
+        );
+        return rows.length === started.length && rows.every((r) => r.delivery_outcome)
+          ? new Map(rows.map((r) => [r.id, r]))
+          : undefined;
       },
       90_000,
     );
   }
 
-  const sandboxRequests = async () => ((await (await fetch(`${h.sandbox.url}/sandbox/requests`)).json()) as { requests: SandboxRequest[] }).requests;
+  const sandboxRequests = async () =>
+    ((await (await fetch(`${h.sandbox.url}/sandbox/requests`)).json()) as { requests: SandboxRequest[] }).requests;
 
   /**
    * Every send of every challenge reached the user exactly once: one outbox message and one
    * accepted provider call per idempotency key, through the channel's primary or backup; a send
    * no provider took has no message and a delivery_failures row instead. Returns the messages.
    */
-  async function checkExactlyOnce(started: Started[], rows: Map<string, Outcome>, sendNumber = 1): Promise<Map<string, OutboxMessage>> {
+  async function checkExactlyOnce(
+    started: Started[],
+    rows: Map<string, Outcome>,
+    sendNumber = 1,
+  ): Promise<Map<string, OutboxMessage>> {
     const outbox = await messages(h);
     const accepted = (await sandboxRequests()).filter((r) => r.outcome === 'accepted');
-    const failures = new Set((await h.sql<{ challenge_id: string }>('SELECT challenge_id FROM delivery_failures WHERE challenge_id = ANY($1::uuid[])', [started.map((s) => s.id)])).map((r) => r.challenge_id));
+    const failures = new Set(
+      (
+        await h.sql<{ challenge_id: string }>(
+          'SELECT challenge_id FROM delivery_failures WHERE challenge_id = ANY($1::uuid[])',
+          [started.map((s) => s.id)],
+        )
+      ).map((r) => r.challenge_id),
+    );
     const delivered = new Map<string, OutboxMessage>();
     const problems: string[] = [];
     for (const s of started) {
@@ -85,11 +107,16 @@ describe('provider faults under load', () => {
       const calls = accepted.filter((r) => r.idempotency_key === key);
       const row = rows.get(s.id)!;
       if (row.delivery_outcome === 'failed') {
-        if (sent.length !== 0 || !failures.has(s.id)) problems.push(`${s.method} ${s.id}: failed with ${sent.length} messages, failure row ${failures.has(s.id)}`);
+        if (sent.length !== 0 || !failures.has(s.id))
+          problems.push(`${s.method} ${s.id}: failed with ${sent.length} messages, failure row ${failures.has(s.id)}`);
         continue;
       }
-      if (sent.length !== 1 || calls.length !== 1) problems.push(`${s.method} ${s.id}: ${sent.length} messages and ${calls.length} accepted calls for ${key} (outcome ${row.delivery_outcome})`);
-      else if (!(PROVIDERS[s.method] as readonly string[]).includes(sent[0]!.provider)) problems.push(`${s.method} ${s.id}: sent by ${sent[0]!.provider}`);
+      if (sent.length !== 1 || calls.length !== 1)
+        problems.push(
+          `${s.method} ${s.id}: ${sent.length} messages and ${calls.length} accepted calls for ${key} (outcome ${row.delivery_outcome})`,
+        );
+      else if (!(PROVIDERS[s.method] as readonly string[]).includes(sent[0]!.provider))
+        problems.push(`${s.method} ${s.id}: sent by ${sent[0]!.provider}`);
       else delivered.set(s.id, sent[0]!);
     }
     expect(problems).toEqual([]);
@@ -106,68 +133,95 @@ describe('provider faults under load', () => {
         const res =
           s.method === 'otp'
             ? await post(h, '/otp/verify', { challenge_id: s.id, otp: /\b(\d{6})\b/.exec(body)![1] })
-            : await h.public.inject({ method: 'POST', url: '/browser/api/v1/identity/auth/magic-link/verify', payload: { challenge: s.id, token: /[?&]token=([A-Za-z0-9_-]{43})/.exec(body)![1] } });
-        if (res.statusCode !== 200 || res.json<{ user_id: string }>().user_id !== s.user) refused.push(`${s.method} ${s.id}: ${res.statusCode} ${res.body}`);
+            : await h.public.inject({
+                method: 'POST',
+                url: '/browser/api/v1/identity/auth/magic-link/verify',
+                payload: { challenge: s.id, token: /[?&]token=([A-Za-z0-9_-]{43})/.exec(body)![1] },
+              });
+        if (res.statusCode !== 200 || res.json<{ user_id: string }>().user_id !== s.user)
+          refused.push(`${s.method} ${s.id}: ${res.statusCode} ${res.body}`);
       }
     };
     await Promise.all(Array.from({ length: 6 }, worker));
     expect(refused).toEqual([]);
   }
 
-  it('Twilio answering 503 and SendGrid timing out under 60 concurrent initiates: every message arrives once through the backups and verifies', { timeout: 150_000 }, async () => {
-    await setFault(h, { provider: 'twilio', mode: 'error', status: 503 });
-    await setFault(h, { provider: 'sendgrid', mode: 'timeout' });
-    const started = await initiateMany(30);
-    const rows = await outcomes(started);
-    await clearFaults(h);
-    const delivered = await checkExactlyOnce(started, rows);
-    expect(delivered.size).toBe(started.length);
-    for (const s of started) expect(delivered.get(s.id)!.provider).toBe(s.method === 'otp' ? 'plivo' : 'ses');
-    await verifyAll(started, delivered);
-  });
+  it(
+    'Twilio answering 503 and SendGrid timing out under 60 concurrent initiates: every message arrives once through the backups and verifies',
+    { timeout: 150_000 },
+    async () => {
+      await setFault(h, { provider: 'twilio', mode: 'error', status: 503 });
+      await setFault(h, { provider: 'sendgrid', mode: 'timeout' });
+      const started = await initiateMany(30);
+      const rows = await outcomes(started);
+      await clearFaults(h);
+      const delivered = await checkExactlyOnce(started, rows);
+      expect(delivered.size).toBe(started.length);
+      for (const s of started) expect(delivered.get(s.id)!.provider).toBe(s.method === 'otp' ? 'plivo' : 'ses');
+      await verifyAll(started, delivered);
+    },
+  );
 
-  it('Twilio and SendGrid throttling (429 with Retry-After) under 60 concurrent initiates: every message arrives once, through the primary or the backup, and verifies', { timeout: 150_000 }, async () => {
-    // the throttling ends by itself after 45 refused calls per provider, if the burst gets that far
-    await setFault(h, { provider: 'twilio', mode: 'error', status: 429, retry_after: 1, count: 45 });
-    await setFault(h, { provider: 'sendgrid', mode: 'error', status: 429, retry_after: 1, count: 45 });
-    const started = await initiateMany(30);
-    const rows = await outcomes(started);
-    await clearFaults(h);
-    // both primaries really throttled this burst (the breaker may route the rest around them)
-    const keys = new Set(started.map((s) => `challenge-${s.id}/send-1`));
-    const throttled = (await sandboxRequests()).filter((r) => r.status === 429 && keys.has(r.idempotency_key ?? ''));
-    expect(new Set(throttled.map((r) => r.provider))).toEqual(new Set(['twilio', 'sendgrid']));
-    const delivered = await checkExactlyOnce(started, rows);
-    expect(delivered.size).toBe(started.length);
-    await verifyAll(started, delivered);
-  });
+  it(
+    'Twilio and SendGrid throttling (429 with Retry-After) under 60 concurrent initiates: every message arrives once, through the primary or the backup, and verifies',
+    { timeout: 150_000 },
+    async () => {
+      // the throttling ends by itself after 45 refused calls per provider, if the burst gets that far
+      await setFault(h, { provider: 'twilio', mode: 'error', status: 429, retry_after: 1, count: 45 });
+      await setFault(h, { provider: 'sendgrid', mode: 'error', status: 429, retry_after: 1, count: 45 });
+      const started = await initiateMany(30);
+      const rows = await outcomes(started);
+      await clearFaults(h);
+      // both primaries really throttled this burst (the breaker may route the rest around them)
+      const keys = new Set(started.map((s) => `challenge-${s.id}/send-1`));
+      const throttled = (await sandboxRequests()).filter((r) => r.status === 429 && keys.has(r.idempotency_key ?? ''));
+      expect(new Set(throttled.map((r) => r.provider))).toEqual(new Set(['twilio', 'sendgrid']));
+      const delivered = await checkExactlyOnce(started, rows);
+      expect(delivered.size).toBe(started.length);
+      await verifyAll(started, delivered);
+    },
+  );
 
-  it('every provider down (503, timeout, 429) under 40 concurrent initiates: each send is a delivery_failures row, none lost, and the resend after recovery arrives once and verifies', { timeout: 150_000 }, async () => {
-    await setFault(h, { provider: 'twilio', mode: 'error', status: 503 });
-    await setFault(h, { provider: 'plivo', mode: 'timeout' });
-    await setFault(h, { provider: 'sendgrid', mode: 'error', status: 429, retry_after: 1 });
-    await setFault(h, { provider: 'ses', mode: 'error', status: 503 });
-    const since = new Date(Date.now() - 1000).toISOString();
-    const started = await initiateMany(20);
-    const rows = await outcomes(started);
-    // every send failed, and each one is recorded: nothing lost
-    expect(await checkExactlyOnce(started, rows)).toEqual(new Map());
-    expect([...rows.values()].every((r) => r.delivery_outcome === 'failed')).toBe(true);
+  it(
+    'every provider down (503, timeout, 429) under 40 concurrent initiates: each send is a delivery_failures row, none lost, and the resend after recovery arrives once and verifies',
+    { timeout: 150_000 },
+    async () => {
+      await setFault(h, { provider: 'twilio', mode: 'error', status: 503 });
+      await setFault(h, { provider: 'plivo', mode: 'timeout' });
+      await setFault(h, { provider: 'sendgrid', mode: 'error', status: 429, retry_after: 1 });
+      await setFault(h, { provider: 'ses', mode: 'error', status: 503 });
+      const since = new Date(Date.now() - 1000).toISOString();
+      const started = await initiateMany(20);
+      const rows = await outcomes(started);
+      // every send failed, and each one is recorded: nothing lost
+      expect(await checkExactlyOnce(started, rows)).toEqual(new Map());
+      expect([...rows.values()].every((r) => r.delivery_outcome === 'failed')).toBe(true);
 
-    await clearFaults(h);
-    const res = await h.admin.inject({ method: 'POST', url: '/admin/api/v1/delivery/failures/resend', headers: h.adminHeaders, payload: { since } });
-    expect(res.statusCode, res.body).toBe(200);
-    expect(res.json<{ resent: number }>().resent).toBe(started.length);
-    const resentRows = await waitFor(
-      'an outcome for every resend',
-      async () => {
-        const latest = await h.sql<Outcome>('SELECT id, delivery_outcome, delivery_provider, sends FROM auth_challenges WHERE id = ANY($1::uuid[])', [started.map((s) => s.id)]);
-        return latest.every((r) => r.sends === 2 && ['sent', 'failed_over'].includes(r.delivery_outcome ?? '')) ? new Map(latest.map((r) => [r.id, r])) : undefined;
-      },
-      90_000,
-    );
-    const delivered = await checkExactlyOnce(started, resentRows, 2);
-    expect(delivered.size).toBe(started.length);
-    await verifyAll(started, delivered);
-  });
+      await clearFaults(h);
+      const res = await h.admin.inject({
+        method: 'POST',
+        url: '/admin/api/v1/delivery/failures/resend',
+        headers: h.adminHeaders,
+        payload: { since },
+      });
+      expect(res.statusCode, res.body).toBe(200);
+      expect(res.json<{ resent: number }>().resent).toBe(started.length);
+      const resentRows = await waitFor(
+        'an outcome for every resend',
+        async () => {
+          const latest = await h.sql<Outcome>(
+            'SELECT id, delivery_outcome, delivery_provider, sends FROM auth_challenges WHERE id = ANY($1::uuid[])',
+            [started.map((s) => s.id)],
+          );
+          return latest.every((r) => r.sends === 2 && ['sent', 'failed_over'].includes(r.delivery_outcome ?? ''))
+            ? new Map(latest.map((r) => [r.id, r]))
+            : undefined;
+        },
+        90_000,
+      );
+      const delivered = await checkExactlyOnce(started, resentRows, 2);
+      expect(delivered.size).toBe(started.length);
+      await verifyAll(started, delivered);
+    },
+  );
 });

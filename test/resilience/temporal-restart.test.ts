@@ -58,7 +58,8 @@ describe('the Temporal dev server restarted mid-incident', () => {
     return { id, detectedAt, dueAt: detectedAt.getTime() + ackSlaMs('P0') };
   }
   const state = (id: string) => client().workflow.getHandle(id).query(incidentStateQuery);
-  const history = async (id: string): Promise<HistoryEvent[]> => (await client().workflow.getHandle(id).fetchHistory()).events ?? [];
+  const history = async (id: string): Promise<HistoryEvent[]> =>
+    (await client().workflow.getHandle(id).fetchHistory()).events ?? [];
   const slackThread = (s: IncidentState) =>
     h.sandbox.state
       .slackCalls()
@@ -84,71 +85,79 @@ describe('the Temporal dev server restarted mid-incident', () => {
     expect(environ).toEqual(expect.arrayContaining([`GOGC=${wanted.GOGC}`, `GOMEMLIMIT=${wanted.GOMEMLIMIT}`]));
   });
 
-  it('fires the acknowledgement-SLA escalation timer after the server comes back on the same file', { timeout: 180_000 }, async () => {
-    const { id, detectedAt, dueAt } = await openDueIn(30_000, 'P0 drill across a Temporal restart');
+  it(
+    'fires the acknowledgement-SLA escalation timer after the server comes back on the same file',
+    { timeout: 180_000 },
+    async () => {
+      const { id, detectedAt, dueAt } = await openDueIn(30_000, 'P0 drill across a Temporal restart');
 
-    // on-call paged at detection; the workflow then sleeps on one durable timer: the SLA (the
-    // only item due within the hour; the next, the VP at 4 h, is hours away)
-    const before = await waitFor(
-      'the on-call page and the SLA timer',
-      async () => {
-        const s = await state(id);
-        if (!s.slack || !slackThread(s).some((t) => t.includes('On-call notified'))) return undefined;
-        const timers = (await history(id)).filter((e) => e.timerStartedEventAttributes);
-        return timers.length > 0 ? { s, timers } : undefined;
-      },
-      60_000,
-    );
-    expect(before.s.escalations.map((e) => e.role)).toEqual(['oncall']);
-    expect(before.s.detectedAt).toBe(detectedAt.toISOString());
-    expect(before.timers).toHaveLength(1);
-    const timer = before.timers[0]!.timerStartedEventAttributes!;
-    expect(Number(timer.startToFireTimeout?.seconds ?? 0)).toBeLessThan(3600);
+      // on-call paged at detection; the workflow then sleeps on one durable timer: the SLA (the
+      // only item due within the hour; the next, the VP at 4 h, is hours away)
+      const before = await waitFor(
+        'the on-call page and the SLA timer',
+        async () => {
+          const s = await state(id);
+          if (!s.slack || !slackThread(s).some((t) => t.includes('On-call notified'))) return undefined;
+          const timers = (await history(id)).filter((e) => e.timerStartedEventAttributes);
+          return timers.length > 0 ? { s, timers } : undefined;
+        },
+        60_000,
+      );
+      expect(before.s.escalations.map((e) => e.role)).toEqual(['oncall']);
+      expect(before.s.detectedAt).toBe(detectedAt.toISOString());
+      expect(before.timers).toHaveLength(1);
+      const timer = before.timers[0]!.timerStartedEventAttributes!;
+      expect(Number(timer.startToFireTimeout?.seconds ?? 0)).toBeLessThan(3600);
 
-    // stop the server (SIGTERM to its PID) before the timer is due, keep it down past the deadline
-    expect(Date.now()).toBeLessThan(dueAt);
-    const firstPid = server!.process.pid;
-    await server!.stop();
-    server = undefined;
-    expect(statSync(dbFile).size).toBeGreaterThan(0);
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, dueAt - Date.now()) + 2_000));
-    expect(slackThread(before.s).filter((t) => t.includes(MANAGER_PAGE))).toEqual([]);
+      // stop the server (SIGTERM to its PID) before the timer is due, keep it down past the deadline
+      expect(Date.now()).toBeLessThan(dueAt);
+      const firstPid = server!.process.pid;
+      await server!.stop();
+      server = undefined;
+      expect(statSync(dbFile).size).toBeGreaterThan(0);
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, dueAt - Date.now()) + 2_000));
+      expect(slackThread(before.s).filter((t) => t.includes(MANAGER_PAGE))).toEqual([]);
 
-    // same file, same port, a new process: Warden's worker and client find it by themselves
-    await start();
-    expect(server!.process.pid).not.toBe(firstPid);
-    expect(server!.address).toBe(`127.0.0.1:${port}`);
+      // same file, same port, a new process: Warden's worker and client find it by themselves
+      await start();
+      expect(server!.process.pid).not.toBe(firstPid);
+      expect(server!.address).toBe(`127.0.0.1:${port}`);
 
-    // the timer kept in the file fires: the manager is paged in the incident's thread, once
-    const after = await managerPaged(id, 90_000);
-    expect(after.status).toBe('investigating');
-    expect(after.escalations.map((e) => e.role)).toEqual(['oncall', 'engineering_manager']);
-    // workflow time of the escalation: the timer fired at its due time or later, never early
-    expect(Date.parse(after.escalations[1]!.at)).toBeGreaterThanOrEqual(dueAt);
-    expect(after.timeline.some((e) => e.kind === 'sla_breached')).toBe(true);
-    expect(after.timeline.filter((e) => e.kind === 'escalated').map((e) => e.role)).toEqual(['engineering_manager']);
-    expect(slackThread(after).filter((t) => t.includes(MANAGER_PAGE))).toHaveLength(1);
-    const fired = (await history(id)).filter((e) => e.timerFiredEventAttributes?.timerId === timer.timerId);
-    expect(fired).toHaveLength(1);
-    const [row] = await h.sql<{ status: string }>('SELECT status FROM incidents WHERE id = $1', [id]);
-    expect(row?.status).toBe('investigating');
-  });
+      // the timer kept in the file fires: the manager is paged in the incident's thread, once
+      const after = await managerPaged(id, 90_000);
+      expect(after.status).toBe('investigating');
+      expect(after.escalations.map((e) => e.role)).toEqual(['oncall', 'engineering_manager']);
+      // workflow time of the escalation: the timer fired at its due time or later, never early
+      expect(Date.parse(after.escalations[1]!.at)).toBeGreaterThanOrEqual(dueAt);
+      expect(after.timeline.some((e) => e.kind === 'sla_breached')).toBe(true);
+      expect(after.timeline.filter((e) => e.kind === 'escalated').map((e) => e.role)).toEqual(['engineering_manager']);
+      expect(slackThread(after).filter((t) => t.includes(MANAGER_PAGE))).toHaveLength(1);
+      const fired = (await history(id)).filter((e) => e.timerFiredEventAttributes?.timerId === timer.timerId);
+      expect(fired).toHaveLength(1);
+      const [row] = await h.sql<{ status: string }>('SELECT status FROM incidents WHERE id = $1', [id]);
+      expect(row?.status).toBe('investigating');
+    },
+  );
 
-  it('pages an escalation that fell due while the previous page was still going out, without waiting for the next timer', { timeout: 120_000 }, async () => {
-    // Slack holds the incident's first posts until the client gives up: the first round of
-    // effects (alert, on-call page) lasts well past the SLA deadline 10 s after the open
-    await setFault(h, { provider: 'slack', mode: 'timeout', count: 4 });
-    try {
-      const { id, dueAt } = await openDueIn(10_000, 'P0 drill with a slow Slack');
-      // without waiting for the next timer: that is the VP's, hours away
-      const s = await managerPaged(id, 90_000);
-      // the first round ran before the deadline (otherwise this test proves nothing)
-      expect(Date.parse(s.escalations[0]!.at)).toBeLessThan(dueAt);
-      expect(s.escalations.map((e) => e.role)).toEqual(['oncall', 'engineering_manager']);
-      expect(Date.parse(s.escalations[1]!.at)).toBeGreaterThanOrEqual(dueAt);
-      expect(s.timeline.some((e) => e.kind === 'sla_breached')).toBe(true);
-    } finally {
-      await clearFaults(h);
-    }
-  });
+  it(
+    'pages an escalation that fell due while the previous page was still going out, without waiting for the next timer',
+    { timeout: 120_000 },
+    async () => {
+      // Slack holds the incident's first posts until the client gives up: the first round of
+      // effects (alert, on-call page) lasts well past the SLA deadline 10 s after the open
+      await setFault(h, { provider: 'slack', mode: 'timeout', count: 4 });
+      try {
+        const { id, dueAt } = await openDueIn(10_000, 'P0 drill with a slow Slack');
+        // without waiting for the next timer: that is the VP's, hours away
+        const s = await managerPaged(id, 90_000);
+        // the first round ran before the deadline (otherwise this test proves nothing)
+        expect(Date.parse(s.escalations[0]!.at)).toBeLessThan(dueAt);
+        expect(s.escalations.map((e) => e.role)).toEqual(['oncall', 'engineering_manager']);
+        expect(Date.parse(s.escalations[1]!.at)).toBeGreaterThanOrEqual(dueAt);
+        expect(s.timeline.some((e) => e.kind === 'sla_breached')).toBe(true);
+      } finally {
+        await clearFaults(h);
+      }
+    },
+  );
 });

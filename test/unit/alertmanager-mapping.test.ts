@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { alertWorkflowId, incidentFromAlerts, severityOf, typeOf, type AlertmanagerPayload } from '../../src/incidents/alertmanager';
+import {
+  alertWorkflowId,
+  incidentFromAlerts,
+  severityOf,
+  typeOf,
+  type AlertmanagerPayload,
+} from '../../src/incidents/alertmanager';
 
 const payload = (alerts: AlertmanagerPayload['alerts'], common: Record<string, string> = {}): AlertmanagerPayload => ({
   version: '4',
@@ -26,16 +32,38 @@ describe('Alertmanager labels to incident', () => {
   it('takes the most severe firing alert, the summary as title, the providers, the earliest start and DDoS', () => {
     const input = incidentFromAlerts(
       payload([
-        { status: 'firing', labels: { alertname: 'ProviderCircuitOpen', severity: 'P2', provider: 'twilio' }, annotations: { summary: 'Twilio circuit open' }, startsAt: '2025-01-15T10:05:00Z' },
-        { status: 'firing', labels: { alertname: 'ChannelDeliveryDown', severity: 'P0', provider: 'plivo' }, startsAt: '2025-01-15T10:01:00Z' },
+        {
+          status: 'firing',
+          labels: { alertname: 'ProviderCircuitOpen', severity: 'P2', provider: 'twilio' },
+          annotations: { summary: 'Twilio circuit open' },
+          startsAt: '2025-01-15T10:05:00Z',
+        },
+        {
+          status: 'firing',
+          labels: { alertname: 'ChannelDeliveryDown', severity: 'P0', provider: 'plivo' },
+          startsAt: '2025-01-15T10:01:00Z',
+        },
         { status: 'resolved', labels: { alertname: 'Old', severity: 'P0' } },
       ]),
       'abc',
     );
-    expect(input).toMatchObject({ type: 'provider_outage', severity: 'P0', title: 'Twilio circuit open', source: 'alertmanager', detectedAt: '2025-01-15T10:01:00Z', alertGroup: 'abc', ddos: false });
+    expect(input).toMatchObject({
+      type: 'provider_outage',
+      severity: 'P0',
+      title: 'Twilio circuit open',
+      source: 'alertmanager',
+      detectedAt: '2025-01-15T10:01:00Z',
+      alertGroup: 'abc',
+      ddos: false,
+    });
     expect(input.affected?.providers).toEqual(['twilio', 'plivo']);
-    expect(incidentFromAlerts(payload([{ status: 'firing', labels: { alertname: 'HttpDDoSSuspected' } }]), 'x')).toMatchObject({ type: 'abuse', severity: 'P2', ddos: true });
-    expect(incidentFromAlerts(payload([{ status: 'firing', labels: { alertname: 'Mystery' } }]), 'x')).toMatchObject({ type: 'other', severity: 'P2' });
+    expect(
+      incidentFromAlerts(payload([{ status: 'firing', labels: { alertname: 'HttpDDoSSuspected' } }]), 'x'),
+    ).toMatchObject({ type: 'abuse', severity: 'P2', ddos: true });
+    expect(incidentFromAlerts(payload([{ status: 'firing', labels: { alertname: 'Mystery' } }]), 'x')).toMatchObject({
+      type: 'other',
+      severity: 'P2',
+    });
   });
 
   it('derives one workflow id per group key', () => {

@@ -14,7 +14,9 @@ interface Rule {
 }
 
 const RULES = 'deploy/prometheus/rules.yml';
-const rules = (parse(readFileSync(RULES, 'utf8')) as { groups: Array<{ name: string; rules: Rule[] }> }).groups.flatMap((g) => g.rules);
+const rules = (parse(readFileSync(RULES, 'utf8')) as { groups: Array<{ name: string; rules: Rule[] }> }).groups.flatMap(
+  (g) => g.rules,
+);
 const alerts = rules.filter((r) => r.alert);
 // CI installs Debian's prometheus and prometheus-alertmanager (.ci/run); a laptop may not have them
 const tools = hasBinary('promtool') || process.env.CI === 'true';
@@ -53,14 +55,24 @@ describe('Prometheus alert rules', () => {
   it('labels every alert with a P0-P3 severity and an incident type the webhook maps', () => {
     for (const alert of alerts) {
       expect(alert.labels?.severity, alert.alert).toMatch(/^P[0-3]$/);
-      expect(['compromised_token', 'provider_outage', 'abuse', 'db_connectivity', 'other'], alert.alert).toContain(alert.labels?.incident_type);
+      expect(['compromised_token', 'provider_outage', 'abuse', 'db_connectivity', 'other'], alert.alert).toContain(
+        alert.labels?.incident_type,
+      );
       expect(alert.annotations?.summary, alert.alert).toBeTruthy();
     }
   });
 
   it('links every alert to its section of docs/alerts.md', () => {
     const doc = readFileSync('docs/alerts.md', 'utf8');
-    const anchors = new Set([...doc.matchAll(/^#{2,3} (.+)$/gm)].map((m) => m[1]!.trim().toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-')));
+    const anchors = new Set(
+      [...doc.matchAll(/^#{2,3} (.+)$/gm)].map((m) =>
+        m[1]!
+          .trim()
+          .toLowerCase()
+          .replace(/[^a-z0-9 -]/g, '')
+          .replace(/ /g, '-'),
+      ),
+    );
     for (const alert of alerts) {
       const url = alert.annotations?.runbook_url ?? '';
       expect(url, alert.alert).toMatch(/^docs\/alerts\.md#/);
@@ -78,9 +90,15 @@ describe('Prometheus alert rules', () => {
 
   it('finds the series names of an expression (and not its functions, labels or keywords)', () => {
     expect(
-      seriesNames('histogram_quantile(0.95, sum by (le, method) (rate(warden_auth_generation_duration_seconds_bucket{method="otp"}[5m]))) > 0.5'),
+      seriesNames(
+        'histogram_quantile(0.95, sum by (le, method) (rate(warden_auth_generation_duration_seconds_bucket{method="otp"}[5m]))) > 0.5',
+      ),
     ).toEqual(['warden_auth_generation_duration_seconds_bucket']);
-    expect(seriesNames('a_total / ignoring(state) b{state="max"} and on (x) up == 0').sort()).toEqual(['a_total', 'b', 'up']);
+    expect(seriesNames('a_total / ignoring(state) b{state="max"} and on (x) up == 0').sort()).toEqual([
+      'a_total',
+      'b',
+      'up',
+    ]);
   });
 
   it.runIf(tools)('passes `promtool check rules`', () => {
@@ -95,7 +113,9 @@ describe('Prometheus alert rules', () => {
     const tests = parse(readFileSync('deploy/prometheus/rules.test.yml', 'utf8')) as {
       tests: Array<{ alert_rule_test: Array<{ alertname: string; exp_alerts: unknown[] }> }>;
     };
-    const firing = new Set(tests.tests.flatMap((t) => t.alert_rule_test.filter((a) => a.exp_alerts.length > 0).map((a) => a.alertname)));
+    const firing = new Set(
+      tests.tests.flatMap((t) => t.alert_rule_test.filter((a) => a.exp_alerts.length > 0).map((a) => a.alertname)),
+    );
     for (const alert of alerts) expect(firing, `no firing test for ${alert.alert}`).toContain(alert.alert);
   });
 
@@ -107,7 +127,14 @@ describe('Prometheus alert rules', () => {
   it('routes every alert to the Warden webhook with a bearer token read from a file', () => {
     const am = parse(readFileSync('deploy/alertmanager/alertmanager.yml', 'utf8')) as {
       route: { receiver: string; routes?: unknown[] };
-      receivers: Array<{ name: string; webhook_configs: Array<{ url: string; send_resolved: boolean; http_config: { authorization: { credentials_file: string } } }> }>;
+      receivers: Array<{
+        name: string;
+        webhook_configs: Array<{
+          url: string;
+          send_resolved: boolean;
+          http_config: { authorization: { credentials_file: string } };
+        }>;
+      }>;
     };
     const receiver = am.receivers.find((r) => r.name === am.route.receiver)!;
     expect(am.route.routes).toBeUndefined();

@@ -1,7 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { maskIp, normalizeIp, parseCidr } from '../../src/auth/clientIp';
-import { aad, compareSecret, generateSecret, hashSecret, MAGIC_TOKEN_PATTERN, OTP_PATTERN, seal, unseal, UnsealError } from '../../src/auth/crypto';
+import {
+  aad,
+  compareSecret,
+  generateSecret,
+  hashSecret,
+  MAGIC_TOKEN_PATTERN,
+  OTP_PATTERN,
+  seal,
+  unseal,
+  UnsealError,
+} from '../../src/auth/crypto';
 import { createDataKey } from '../../src/auth/keys';
 import { escapeHtml, magicLinkUrl, renderMagicLinkEmail, renderOtpSms } from '../../src/auth/messages';
 import { generateKeyring, parseKeyring } from '../../src/crypto/keyring';
@@ -59,7 +69,9 @@ describe('keyring parser (shared by the payload codec and the KEK keyring)', () 
     expect([...ring.keys.keys()]).toEqual(['k1', 'k2']);
     expect(() => parseKeyring('{"active":"k9","keys":{}}', 'keyring')).toThrow(/active/);
     expect(() => parseKeyring('{not json', 'keyring')).toThrow(/neither/);
-    expect(() => parseKeyring(JSON.stringify({ active: 'k1', keys: { k1: 'c2hvcnQ=' } }), 'keyring')).toThrow(/32 bytes/);
+    expect(() => parseKeyring(JSON.stringify({ active: 'k1', keys: { k1: 'c2hvcnQ=' } }), 'keyring')).toThrow(
+      /32 bytes/,
+    );
     try {
       parseKeyring(JSON.stringify({ active: 'k1', keys: { k1: k, 'bad id': k } }), 'keyring');
       expect.unreachable();
@@ -85,7 +97,18 @@ describe('client addresses', () => {
     expect(parseCidr('192.168.1.100')).toEqual({ text: '192.168.1.100/32', version: 4, prefix: 32 });
     expect(parseCidr('198.51.100.7/24')).toEqual({ text: '198.51.100.7/24', version: 4, prefix: 24 });
     expect(parseCidr('2001:db8::/32')).toEqual({ text: '2001:db8::/32', version: 6, prefix: 32 });
-    for (const bad of ['', '1.2.3', '1.2.3.4/33', '1.2.3.4/', '1.2.3.4/2/3', '::/129', 'example.com', '1.2.3.4/-1', 'fe80::1%eth0', '10.0.0.0/8; DROP']) {
+    for (const bad of [
+      '',
+      '1.2.3',
+      '1.2.3.4/33',
+      '1.2.3.4/',
+      '1.2.3.4/2/3',
+      '::/129',
+      'example.com',
+      '1.2.3.4/-1',
+      'fe80::1%eth0',
+      '10.0.0.0/8; DROP',
+    ]) {
       expect(parseCidr(bad), bad).toBeNull();
     }
   });
@@ -96,11 +119,15 @@ describe('messages', () => {
     const expires = new Date(Date.now() + 300_000);
     expect(renderOtpSms('012345', expires)).toMatch(/code is 012345\. It expires in 5 minutes/);
     const link = magicLinkUrl('https://login.example', '0b4c8e4e-1f6a-4d7a-9a0e-1c2d3e4f5a6b', 'tok_en-123');
-    expect(link).toBe('https://login.example/browser/api/v1/identity/auth/magic-link/verify?challenge=0b4c8e4e-1f6a-4d7a-9a0e-1c2d3e4f5a6b&token=tok_en-123');
+    expect(link).toBe(
+      'https://login.example/browser/api/v1/identity/auth/magic-link/verify?challenge=0b4c8e4e-1f6a-4d7a-9a0e-1c2d3e4f5a6b&token=tok_en-123',
+    );
     const email = renderMagicLinkEmail(link, expires);
     expect(email.text).toContain(link);
     expect(email.html).toContain('href="https:&#47;&#47;login.example&#47;browser');
     expect(email.html).toContain('&#38;token&#61;tok_en-123');
-    expect(escapeHtml(`<script>"x"&'y'</script>`)).toBe('&#60;script&#62;&#34;x&#34;&#38;&#39;y&#39;&#60;&#47;script&#62;');
+    expect(escapeHtml(`<script>"x"&'y'</script>`)).toBe(
+      '&#60;script&#62;&#34;x&#34;&#38;&#39;y&#39;&#60;&#47;script&#62;',
+    );
   });
 });

@@ -8,7 +8,15 @@ import { coresUsed, parseStat, perRequestTable } from '../../bench/lib/cpu';
 import { parsePinning } from '../../bench/lib/pinning';
 import { arrivalCount, dueBy, runOpenLoop, scheduledOffset } from '../../bench/lib/openLoop';
 import { histogramTotals, parsePrometheus, sumOf } from '../../bench/lib/prometheus';
-import { fractionOf, histogramDeltaMeanMs, percentile, percentileSorted, perSecond, ratio, summarize } from '../../bench/lib/stats';
+import {
+  fractionOf,
+  histogramDeltaMeanMs,
+  percentile,
+  percentileSorted,
+  perSecond,
+  ratio,
+  summarize,
+} from '../../bench/lib/stats';
 
 describe('bench percentiles (nearest rank)', () => {
   it('picks observed samples: p50 of 1..10 is 5, p95 and p99 are 10', () => {
@@ -35,16 +43,20 @@ describe('bench percentiles (nearest rank)', () => {
 
   it('at least p% of the samples are <= the p-th percentile, and it is one of them', () => {
     fc.assert(
-      fc.property(fc.array(fc.double({ min: 0, max: 1e6, noNaN: true }), { minLength: 1, maxLength: 200 }), fc.integer({ min: 1, max: 100 }), (values, p) => {
-        const sorted = [...values].sort((a, b) => a - b);
-        const q = percentileSorted(sorted, p);
-        expect(values).toContain(q);
-        const atOrBelow = sorted.filter((v) => v <= q).length;
-        expect(atOrBelow / sorted.length).toBeGreaterThanOrEqual(p / 100);
-        // and it is the smallest such sample
-        const below = sorted.filter((v) => v < q).length;
-        expect(below / sorted.length).toBeLessThan(p / 100);
-      }),
+      fc.property(
+        fc.array(fc.double({ min: 0, max: 1e6, noNaN: true }), { minLength: 1, maxLength: 200 }),
+        fc.integer({ min: 1, max: 100 }),
+        (values, p) => {
+          const sorted = [...values].sort((a, b) => a - b);
+          const q = percentileSorted(sorted, p);
+          expect(values).toContain(q);
+          const atOrBelow = sorted.filter((v) => v <= q).length;
+          expect(atOrBelow / sorted.length).toBeGreaterThanOrEqual(p / 100);
+          // and it is the smallest such sample
+          const below = sorted.filter((v) => v < q).length;
+          expect(below / sorted.length).toBeLessThan(p / 100);
+        },
+      ),
     );
   });
 
@@ -86,14 +98,19 @@ describe('bench open-loop schedule', () => {
 
   it('a late tick catches up: everything scheduled by then is due at once', () => {
     fc.assert(
-      fc.property(fc.double({ min: 0.5, max: 500, noNaN: true }), fc.integer({ min: 1, max: 10_000 }), fc.double({ min: 0, max: 20_000, noNaN: true }), (rate, total, elapsed) => {
-        const due = dueBy(elapsed, rate, total);
-        expect(due).toBeGreaterThanOrEqual(0);
-        expect(due).toBeLessThanOrEqual(total);
-        // every due arrival was scheduled no later than now; the next one is in the future
-        if (due > 0) expect(scheduledOffset(due - 1, rate)).toBeLessThanOrEqual(elapsed + 1e-6);
-        if (due < total) expect(scheduledOffset(due, rate)).toBeGreaterThan(elapsed - 1e-6);
-      }),
+      fc.property(
+        fc.double({ min: 0.5, max: 500, noNaN: true }),
+        fc.integer({ min: 1, max: 10_000 }),
+        fc.double({ min: 0, max: 20_000, noNaN: true }),
+        (rate, total, elapsed) => {
+          const due = dueBy(elapsed, rate, total);
+          expect(due).toBeGreaterThanOrEqual(0);
+          expect(due).toBeLessThanOrEqual(total);
+          // every due arrival was scheduled no later than now; the next one is in the future
+          if (due > 0) expect(scheduledOffset(due - 1, rate)).toBeLessThanOrEqual(elapsed + 1e-6);
+          if (due < total) expect(scheduledOffset(due, rate)).toBeGreaterThan(elapsed - 1e-6);
+        },
+      ),
     );
   });
 });
@@ -113,11 +130,21 @@ describe('bench Prometheus reader', () => {
 
   it('sums histogram totals across label sets that match', () => {
     const samples = parsePrometheus(text);
-    expect(histogramTotals(samples, 'warden_http_request_duration_seconds', { route: '/a' })).toEqual({ sum: 0.3, count: 10 });
-    expect(histogramTotals(samples, 'warden_http_request_duration_seconds', { status: '202' })).toEqual({ sum: 0.25, count: 5 });
+    expect(histogramTotals(samples, 'warden_http_request_duration_seconds', { route: '/a' })).toEqual({
+      sum: 0.3,
+      count: 10,
+    });
+    expect(histogramTotals(samples, 'warden_http_request_duration_seconds', { status: '202' })).toEqual({
+      sum: 0.25,
+      count: 5,
+    });
     expect(histogramTotals(samples, 'warden_http_request_duration_seconds', { route: '/b' })).toBeUndefined();
     expect(sumOf(samples, 'warden_auth_tokens_generated_total', { method: 'sms_otp' })).toBe(7);
-    expect(samples.find((s) => s.name === 'odd_label')).toEqual({ name: 'odd_label', labels: { x: 'a "quoted" value' }, value: Infinity });
+    expect(samples.find((s) => s.name === 'odd_label')).toEqual({
+      name: 'odd_label',
+      labels: { x: 'a "quoted" value' },
+      value: Infinity,
+    });
   });
 
   it('turns two scrapes into a mean per observation', () => {
@@ -153,7 +180,7 @@ describe('bench open-loop generator', () => {
 });
 
 describe('bench closed loop', () => {
-  it('a fixed amount ends at its last answer, not at autocannon\'s next 1-second tick', async () => {
+  it("a fixed amount ends at its last answer, not at autocannon's next 1-second tick", async () => {
     const server = createServer((req, res) => {
       req.resume();
       req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'));
@@ -193,8 +220,16 @@ describe('bench CPU accounting', () => {
   });
 
   it('turns two snapshots into cores used, with interrupts and the rest of the machine apart', () => {
-    const before = { at: 0, ticks: { 'warden JS thread|10': 100, 'postgres|20': 50 }, machine: { busy: 1000, kernel: 30 } };
-    const after = { at: 2000, ticks: { 'warden JS thread|10': 300, 'postgres|20': 90 }, machine: { busy: 1400, kernel: 70 } };
+    const before = {
+      at: 0,
+      ticks: { 'warden JS thread|10': 100, 'postgres|20': 50 },
+      machine: { busy: 1000, kernel: 30 },
+    };
+    const after = {
+      at: 2000,
+      ticks: { 'warden JS thread|10': 300, 'postgres|20': 90 },
+      machine: { busy: 1400, kernel: 70 },
+    };
     expect(coresUsed(before, after)).toEqual({
       'warden JS thread': 1,
       postgres: 0.2,
@@ -215,9 +250,22 @@ describe('bench CPU accounting', () => {
 
   it('turns cores used into CPU per request and sets it against the budget the 70% target leaves', () => {
     // 10 requests/s; one bcrypt op costs 56 ms, so a request may cost 80 ms in all, 24 beyond bcrypt
-    const cpu = { 'warden JS thread': 0.2, 'warden other threads': 0.8, 'temporal server': 0.3, postgres: 0.05, 'kernel (irq, softirq)': 0.1, sandbox: 0.03, 'bench (load generator)': 0.02, 'everything else on the machine': 0.1, 'machine busy': 1.6 };
+    const cpu = {
+      'warden JS thread': 0.2,
+      'warden other threads': 0.8,
+      'temporal server': 0.3,
+      postgres: 0.05,
+      'kernel (irq, softirq)': 0.1,
+      sandbox: 0.03,
+      'bench (load generator)': 0.02,
+      'everything else on the machine': 0.1,
+      'machine busy': 1.6,
+    };
     const [, , row] = perRequestTable([{ label: 'otp verify c=8', throughput: 10, cpu }], 56);
-    const cells = row!.split('|').map((c) => c.trim()).filter(Boolean);
+    const cells = row!
+      .split('|')
+      .map((c) => c.trim())
+      .filter(Boolean);
     expect(cells).toEqual(['otp verify c=8', '10.0', '160', '44', '30', '5', '10', '5', '10', '**104**', '24']);
     expect(perRequestTable([{ label: 'no answers', throughput: 0, cpu }], 56)).toEqual([]);
   });

@@ -19,14 +19,25 @@ describe('recovery checklist logic', () => {
     expect(checksToRerun(items, now, 15 * 60_000)).toEqual([]);
     const blocklistFailed = items.map((i) => (i.id === 'ip_blocklists' ? { ...i, status: 'failed' as const } : i));
     expect(checksToRerun(blocklistFailed, now, 15 * 60_000)).toEqual(['checkIpBlocklist']);
-    const latencyOld = items.map((i) => (i.id === 'generation_latency' ? { ...i, checkedAt: new Date(now - 3600_000).toISOString() } : i));
-    expect(checksToRerun(latencyOld, now, 15 * 60_000)).toEqual(['checkSmsOtpFlow', 'checkMagicLinkFlow', 'checkInvalidTokens', 'checkTokenLeaks', 'checkRateLimits', 'checkLatencies']);
+    const latencyOld = items.map((i) =>
+      i.id === 'generation_latency' ? { ...i, checkedAt: new Date(now - 3600_000).toISOString() } : i,
+    );
+    expect(checksToRerun(latencyOld, now, 15 * 60_000)).toEqual([
+      'checkSmsOtpFlow',
+      'checkMagicLinkFlow',
+      'checkInvalidTokens',
+      'checkTokenLeaks',
+      'checkRateLimits',
+      'checkLatencies',
+    ]);
   });
 
   it('computes p95 from histogram buckets like histogram_quantile, over a delta', () => {
     const before = totals(parseSamples('h_bucket{le="0.1"} 5\nh_bucket{le="0.5"} 5\nh_bucket{le="+Inf"} 5\n'));
     const after = totals(
-      parseSamples('# TYPE h histogram\nh_bucket{le="0.1",service="warden"} 95\nh_bucket{le="0.5",service="warden"} 105\nh_bucket{le="+Inf",service="warden"} 105\n'),
+      parseSamples(
+        '# TYPE h histogram\nh_bucket{le="0.1",service="warden"} 95\nh_bucket{le="0.5",service="warden"} 105\nh_bucket{le="+Inf",service="warden"} 105\n',
+      ),
     );
     const d = delta(after, before);
     const p95 = histogramQuantile(d, 'h', 0.95)!;
@@ -42,10 +53,30 @@ describe('recovery checklist logic', () => {
     const names = [...text.matchAll(/\b(warden_[a-z0-9_]+)/g)].map((m) => m[1]!.replace(/_(bucket|count|sum)$/, ''));
     expect(checkRulesDocument(text, new Set(names)).ok).toBe(true);
     expect(checkRulesDocument(text, new Set()).ok).toBe(false);
-    const unlabelled = 'groups:\n  - name: x\n    rules:\n      - alert: A\n        expr: up == 0\n        labels: { severity: high }\n';
-    expect(checkRulesDocument(unlabelled, new Set())).toMatchObject({ ok: false, detail: expect.stringContaining('severity label not P0-P3') });
+    const unlabelled =
+      'groups:\n  - name: x\n    rules:\n      - alert: A\n        expr: up == 0\n        labels: { severity: high }\n';
+    expect(checkRulesDocument(unlabelled, new Set())).toMatchObject({
+      ok: false,
+      detail: expect.stringContaining('severity label not P0-P3'),
+    });
     expect(checkRulesDocument('groups: [', new Set()).ok).toBe(false);
-    const api = { data: { groups: [{ rules: [{ name: 'A', query: 'up == 0', health: 'err', lastError: 'bad', labels: { severity: 'P1', incident_type: 'other' } }] }] } };
+    const api = {
+      data: {
+        groups: [
+          {
+            rules: [
+              {
+                name: 'A',
+                query: 'up == 0',
+                health: 'err',
+                lastError: 'bad',
+                labels: { severity: 'P1', incident_type: 'other' },
+              },
+            ],
+          },
+        ],
+      },
+    };
     expect(checkRulesApi(api)).toMatchObject({ ok: false, detail: 'A: health err (bad)' });
   });
 });

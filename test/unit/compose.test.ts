@@ -45,7 +45,9 @@ describe('docker-compose.yml', () => {
   });
 
   it('streams the replica from the primary through a replication role whose password is a file', () => {
-    expect(compose.services['postgres-replica']!.depends_on).toMatchObject({ postgres: { condition: 'service_healthy' } });
+    expect(compose.services['postgres-replica']!.depends_on).toMatchObject({
+      postgres: { condition: 'service_healthy' },
+    });
     expect(compose.services.postgres!.command!.join(' ')).toContain('wal_level=replica');
     const entrypoint = readFileSync('deploy/postgres/replica-entrypoint.sh', 'utf8');
     expect(entrypoint).toMatch(/pg_basebackup .*-R/);
@@ -54,10 +56,16 @@ describe('docker-compose.yml', () => {
   });
 
   it('loads the alert rules into Prometheus and routes Alertmanager to Warden with a token file', () => {
-    expect(compose.services.prometheus!.volumes).toContain('./deploy/prometheus/rules.yml:/etc/prometheus/rules.yml:ro');
+    expect(compose.services.prometheus!.volumes).toContain(
+      './deploy/prometheus/rules.yml:/etc/prometheus/rules.yml:ro',
+    );
     expect(compose.services.alertmanager!.secrets).toContain('alertmanager-token');
-    expect(compose.services['warden-api']!.environment!.WARDEN_ALERTMANAGER_TOKEN_FILE).toBe('/run/secrets/alertmanager-token');
-    expect(readFileSync('deploy/alertmanager/alertmanager.yml', 'utf8')).toContain('http://warden-api:9090/alertmanager/webhook');
+    expect(compose.services['warden-api']!.environment!.WARDEN_ALERTMANAGER_TOKEN_FILE).toBe(
+      '/run/secrets/alertmanager-token',
+    );
+    expect(readFileSync('deploy/alertmanager/alertmanager.yml', 'utf8')).toContain(
+      'http://warden-api:9090/alertmanager/webhook',
+    );
   });
 
   it('wires the Temporal UI to the codec server and exports traces over OTLP', () => {

@@ -11,7 +11,9 @@ describe('database topology: which server a process uses', () => {
   it('names endpoints host:port, never with credentials, and drops duplicates', () => {
     expect(endpointId('postgres://warden:secret@db-1.internal:5433/warden')).toBe('db-1.internal:5433');
     expect(endpointId('postgres://warden:secret@db-2/warden')).toBe('db-2:5432');
-    expect(parseEndpoints(['postgres://a:b@h1:1/x', 'postgres://c:d@h2:2/x', 'postgres://e:f@h1:1/y']).map((e) => e.id)).toEqual(['h1:1', 'h2:2']);
+    expect(
+      parseEndpoints(['postgres://a:b@h1:1/x', 'postgres://c:d@h2:2/x', 'postgres://e:f@h1:1/y']).map((e) => e.id),
+    ).toEqual(['h1:1', 'h2:2']);
   });
 
   it('prefers a writable server, the newest timeline when two claim to be primary, the current one on a tie', () => {
@@ -23,15 +25,27 @@ describe('database topology: which server a process uses', () => {
   });
 
   it('falls back to a standby for reads when nothing takes writes: the current one, else the most advanced', () => {
-    expect(chooseEndpoint([down('a'), standby('b', '0/5'), standby('c', '1/0')], { current: 'a' })).toEqual({ id: 'c', role: 'standby' });
-    expect(chooseEndpoint([down('a'), standby('b', '0/5'), standby('c', '1/0')], { current: 'b' })).toEqual({ id: 'b', role: 'standby' });
+    expect(chooseEndpoint([down('a'), standby('b', '0/5'), standby('c', '1/0')], { current: 'a' })).toEqual({
+      id: 'c',
+      role: 'standby',
+    });
+    expect(chooseEndpoint([down('a'), standby('b', '0/5'), standby('c', '1/0')], { current: 'b' })).toEqual({
+      id: 'b',
+      role: 'standby',
+    });
     expect(chooseEndpoint([down('a'), down('b')], { current: 'a' })).toBeNull();
   });
 
   it('sticks to a pinned endpoint, even when it is down and another server claims to be primary', () => {
-    expect(chooseEndpoint([primary('a', 1), primary('b', 2)], { current: 'b', pinned: 'a' })).toEqual({ id: 'a', role: 'primary' });
+    expect(chooseEndpoint([primary('a', 1), primary('b', 2)], { current: 'b', pinned: 'a' })).toEqual({
+      id: 'a',
+      role: 'primary',
+    });
     expect(chooseEndpoint([primary('a', 1), down('b')], { current: 'b', pinned: 'b' })).toBeNull();
-    expect(chooseEndpoint([down('a'), standby('b')], { current: 'a', pinned: 'b' })).toEqual({ id: 'b', role: 'standby' });
+    expect(chooseEndpoint([down('a'), standby('b')], { current: 'a', pinned: 'b' })).toEqual({
+      id: 'b',
+      role: 'standby',
+    });
   });
 });
 

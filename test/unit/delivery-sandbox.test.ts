@@ -12,7 +12,11 @@ const twilioSend = (key: string) =>
   app.inject({
     method: 'POST',
     url: '/2010-04-01/Accounts/AC1/Messages.json',
-    headers: { authorization: basic('AC1'), 'content-type': 'application/x-www-form-urlencoded', 'i-twilio-idempotency-token': key },
+    headers: {
+      authorization: basic('AC1'),
+      'content-type': 'application/x-www-form-urlencoded',
+      'i-twilio-idempotency-token': key,
+    },
     payload: new URLSearchParams({ To: '+15555550100', From: '+15005550006', Body: 'code 123456' }).toString(),
   });
 
@@ -31,14 +35,32 @@ beforeEach(() => {
 
 describe('sandbox faults for delivery tests', () => {
   it('lists the new modes in its validation message and shows delay_ms only for delay faults', async () => {
-    const bad = await app.inject({ method: 'POST', url: '/sandbox/faults', payload: { provider: 'twilio', mode: 'slow' } });
+    const bad = await app.inject({
+      method: 'POST',
+      url: '/sandbox/faults',
+      payload: { provider: 'twilio', mode: 'slow' },
+    });
     expect(bad.statusCode).toBe(400);
-    expect(bad.json<{ message: string }>().message).toMatch(/mode must be one of: error, timeout, permanent, delay, undelivered/);
-    const delay = await app.inject({ method: 'POST', url: '/sandbox/faults', payload: { provider: 'twilio', mode: 'delay', delay_ms: 150, count: 1 } });
-    expect(delay.json()).toEqual({ faults: [{ provider: 'twilio', mode: 'delay', status: 503, count: 1, retry_after: null, delay_ms: 150 }] });
+    expect(bad.json<{ message: string }>().message).toMatch(
+      /mode must be one of: error, timeout, permanent, delay, undelivered/,
+    );
+    const delay = await app.inject({
+      method: 'POST',
+      url: '/sandbox/faults',
+      payload: { provider: 'twilio', mode: 'delay', delay_ms: 150, count: 1 },
+    });
+    expect(delay.json()).toEqual({
+      faults: [{ provider: 'twilio', mode: 'delay', status: 503, count: 1, retry_after: null, delay_ms: 150 }],
+    });
     await app.inject({ method: 'POST', url: '/sandbox/faults', payload: { provider: 'plivo', mode: 'error' } });
     const listed = await app.inject({ method: 'GET', url: '/sandbox/faults' });
-    expect(listed.json<{ faults: unknown[] }>().faults).toContainEqual({ provider: 'plivo', mode: 'error', status: 503, count: null, retry_after: null });
+    expect(listed.json<{ faults: unknown[] }>().faults).toContainEqual({
+      provider: 'plivo',
+      mode: 'error',
+      status: 503,
+      count: null,
+      retry_after: null,
+    });
   });
 
   it('accepts and records a message under a delay fault before answering, and deduplicates the repeat', async () => {
@@ -66,12 +88,24 @@ describe('sandbox faults for delivery tests', () => {
   });
 
   it('registers event webhooks with a generated or given key and never shows the private key', async () => {
-    const bad = await app.inject({ method: 'POST', url: '/sandbox/webhooks', payload: { provider: 'sendgrid', url: 'ftp://x' } });
+    const bad = await app.inject({
+      method: 'POST',
+      url: '/sandbox/webhooks',
+      payload: { provider: 'sendgrid', url: 'ftp://x' },
+    });
     expect(bad.statusCode).toBe(400);
-    const sendgrid = await app.inject({ method: 'POST', url: '/sandbox/webhooks', payload: { provider: 'sendgrid', url: 'http://127.0.0.1:1/events' } });
+    const sendgrid = await app.inject({
+      method: 'POST',
+      url: '/sandbox/webhooks',
+      payload: { provider: 'sendgrid', url: 'http://127.0.0.1:1/events' },
+    });
     expect(sendgrid.statusCode).toBe(200);
     expect(sendgrid.json<{ public_key: string }>().public_key).toMatch(/^MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE/);
-    const ses = await app.inject({ method: 'POST', url: '/sandbox/webhooks', payload: { provider: 'ses', url: 'http://127.0.0.1:1/sns' } });
+    const ses = await app.inject({
+      method: 'POST',
+      url: '/sandbox/webhooks',
+      payload: { provider: 'ses', url: 'http://127.0.0.1:1/sns' },
+    });
     expect(ses.json<{ public_key: string }>().public_key).toMatch(/^-----BEGIN PUBLIC KEY-----/);
     const listed = await app.inject({ method: 'GET', url: '/sandbox/webhooks' });
     expect(JSON.stringify(listed.json())).not.toMatch(/PRIVATE/);

@@ -1,7 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseContacts, ContactsError, DEFAULT_CONTACTS } from '../../src/incidents/contacts';
-import { externalTasks, nextManualRole, plannedEscalations, slaChain, type PolicyState } from '../../src/incidents/escalation';
+import {
+  externalTasks,
+  nextManualRole,
+  plannedEscalations,
+  slaChain,
+  type PolicyState,
+} from '../../src/incidents/escalation';
 import { renderReport } from '../../src/incidents/report';
 import { ackSlaMs } from '../../src/incidents/severity';
 import { customerNotification, incidentAlertText } from '../../src/incidents/templates';
@@ -26,15 +32,34 @@ describe('severity table and escalation policy (seed)', () => {
   });
 
   it('walks the internal path per SLA period; P0 adds the manager at 1 h and the VP at 4 h', () => {
-    expect(plan({ type: 'compromised_token', severity: 'P0' })).toEqual(['oncall@0', 'security_lead@15', 'engineering_manager@30', 'vp_engineering@240']);
-    expect(plan({ type: 'db_connectivity', severity: 'P1' })).toEqual(['oncall@0', 'dba@60', 'engineering_manager@120']);
-    expect(plan({ type: 'provider_outage', severity: 'P0' })).toEqual(['oncall@0', 'engineering_manager@15', 'vp_engineering@240']);
+    expect(plan({ type: 'compromised_token', severity: 'P0' })).toEqual([
+      'oncall@0',
+      'security_lead@15',
+      'engineering_manager@30',
+      'vp_engineering@240',
+    ]);
+    expect(plan({ type: 'db_connectivity', severity: 'P1' })).toEqual([
+      'oncall@0',
+      'dba@60',
+      'engineering_manager@120',
+    ]);
+    expect(plan({ type: 'provider_outage', severity: 'P0' })).toEqual([
+      'oncall@0',
+      'engineering_manager@15',
+      'vp_engineering@240',
+    ]);
     expect(plan({ type: 'abuse', severity: 'P3' })).toEqual(['oncall@0', 'engineering_manager@1440']);
   });
 
   it('acknowledgement stops the SLA chain but not the P0 age rules; engaged roles are not paged again', () => {
-    expect(plan({ type: 'compromised_token', severity: 'P0', acknowledged: true })).toEqual(['oncall@0', 'engineering_manager@60', 'vp_engineering@240']);
-    expect(plan({ severity: 'P0', acknowledged: true, engaged: new Set<NotifiedRole>(['oncall', 'engineering_manager']) })).toEqual(['vp_engineering@240']);
+    expect(plan({ type: 'compromised_token', severity: 'P0', acknowledged: true })).toEqual([
+      'oncall@0',
+      'engineering_manager@60',
+      'vp_engineering@240',
+    ]);
+    expect(
+      plan({ severity: 'P0', acknowledged: true, engaged: new Set<NotifiedRole>(['oncall', 'engineering_manager']) }),
+    ).toEqual(['vp_engineering@240']);
     expect(plan({ resolved: true, severity: 'P0' })).toEqual([]);
   });
 
@@ -52,12 +77,18 @@ describe('severity table and escalation policy (seed)', () => {
 
   it('a manual escalation goes to the next role not yet engaged, ending with the VP', () => {
     expect(nextManualRole(policy({ type: 'db_connectivity', engaged: new Set<NotifiedRole>(['oncall']) }))).toBe('dba');
-    expect(nextManualRole(policy({ engaged: new Set<NotifiedRole>(['oncall', 'engineering_manager']) }))).toBe('vp_engineering');
-    expect(nextManualRole(policy({ engaged: new Set<NotifiedRole>(['oncall', 'engineering_manager', 'vp_engineering']) }))).toBeUndefined();
+    expect(nextManualRole(policy({ engaged: new Set<NotifiedRole>(['oncall', 'engineering_manager']) }))).toBe(
+      'vp_engineering',
+    );
+    expect(
+      nextManualRole(policy({ engaged: new Set<NotifiedRole>(['oncall', 'engineering_manager', 'vp_engineering']) })),
+    ).toBeUndefined();
   });
 
   it('external escalation tasks: provider support 30 min, ISP/CDN 15 min, GDPR 72 h', () => {
-    expect(externalTasks('provider_outage', false, false).map((t) => [t.id, t.withinMs / MIN])).toEqual([['provider-support', 30]]);
+    expect(externalTasks('provider_outage', false, false).map((t) => [t.id, t.withinMs / MIN])).toEqual([
+      ['provider-support', 30],
+    ]);
     expect(externalTasks('abuse', true, true).map((t) => [t.id, t.withinMs / MIN])).toEqual([
       ['isp-cdn', 15],
       ['gdpr-notification', 72 * 60],
@@ -87,7 +118,12 @@ const base: IncidentState = {
   alerts: null,
   timeline: [
     { at: '2025-01-15T10:00:00.000Z', kind: 'detected', message: 'P1 provider_outage: Twilio (via Alertmanager)' },
-    { at: '2025-01-15T10:00:01.000Z', kind: 'notified', role: 'oncall', message: 'On-Call Engineer: Incident detected' },
+    {
+      at: '2025-01-15T10:00:01.000Z',
+      kind: 'notified',
+      role: 'oncall',
+      message: 'On-Call Engineer: Incident detected',
+    },
     { at: '2025-01-15T10:07:00.000Z', kind: 'acknowledged', by: '<@U1|omar>', message: 'on it' },
     { at: '2025-01-16T09:00:00.000Z', kind: 'mitigation', by: 'omar', message: 'switched to Plivo' },
   ],
@@ -122,7 +158,13 @@ describe('templates and report', () => {
   });
 
   it('customer notification: never claims no data was compromised for a breach', () => {
-    const resolved = { ...base, status: 'resolved' as const, resolvedAt: '2025-01-15T12:30:00.000Z', rootCause: 'upstream outage', resolution: 'failed over' };
+    const resolved = {
+      ...base,
+      status: 'resolved' as const,
+      resolvedAt: '2025-01-15T12:30:00.000Z',
+      rootCause: 'upstream outage',
+      resolution: 'failed over',
+    };
     const text = customerNotification({ state: resolved, affectedPercent: 7, supportEmail: 'help@example.com' });
     expect(text).toContain('between 2025-01-15 10:00 and 2025-01-15 12:30 UTC');
     expect(text).toContain('- 7% of users experienced delays');
@@ -143,7 +185,9 @@ describe('contacts file', () => {
   });
 
   it('refuses bad addresses and member ids with the field named', () => {
-    expect(() => parseContacts({ dba: { email: 'not-an-email' } })).toThrow(new ContactsError('dba.email is not an email address'));
+    expect(() => parseContacts({ dba: { email: 'not-an-email' } })).toThrow(
+      new ContactsError('dba.email is not an email address'),
+    );
     expect(() => parseContacts({ oncall: { slack_user_id: '@bob' } })).toThrow(/oncall.slack_user_id/);
     expect(() => parseContacts([])).toThrow(ContactsError);
   });

@@ -34,7 +34,9 @@ function panelsOf(d: Dashboard): Panel[] {
 /** Every PromQL expression in a dashboard, with Grafana's range variables made concrete. */
 function expressions(d: Dashboard): Array<{ where: string; expr: string }> {
   const exprs = [
-    ...panelsOf(d).flatMap((p) => (p.targets ?? []).map((t) => ({ where: `${d.uid}: ${p.title}`, expr: t.expr ?? '' }))),
+    ...panelsOf(d).flatMap((p) =>
+      (p.targets ?? []).map((t) => ({ where: `${d.uid}: ${p.title}`, expr: t.expr ?? '' })),
+    ),
     ...(d.annotations?.list ?? []).filter((a) => a.expr).map((a) => ({ where: `${d.uid}: annotation`, expr: a.expr! })),
   ];
   return exprs.map(({ where, expr }) => ({
@@ -52,7 +54,8 @@ describe('Grafana dashboards', () => {
   });
 
   it('covers auth flows, delivery by provider, rate limiting and incidents', () => {
-    for (const uid of ['warden-auth', 'warden-delivery', 'warden-ratelimit', 'warden-incidents']) expect(byUid(uid), uid).toBeDefined();
+    for (const uid of ['warden-auth', 'warden-delivery', 'warden-ratelimit', 'warden-incidents'])
+      expect(byUid(uid), uid).toBeDefined();
     const incidents = panelsOf(byUid('warden-incidents')!).map((p) => p.title.toLowerCase());
     expect(incidents.some((t) => t.includes('open') && t.includes('severity'))).toBe(true);
     expect(incidents.some((t) => t.includes('time to acknowledge'))).toBe(true);
@@ -111,7 +114,9 @@ describe('Grafana dashboards', () => {
     const provider = parse(readFileSync('deploy/grafana/provisioning/dashboards/warden.yml', 'utf8')) as {
       providers: Array<{ options: { path: string } }>;
     };
-    const compose = parse(readFileSync('docker-compose.yml', 'utf8')) as { services: Record<string, { volumes?: string[] }> };
+    const compose = parse(readFileSync('docker-compose.yml', 'utf8')) as {
+      services: Record<string, { volumes?: string[] }>;
+    };
     const volumes = compose.services.grafana?.volumes ?? [];
     expect(volumes).toContain(`./deploy/grafana/dashboards:${provider.providers[0]!.options.path}:ro`);
     expect(volumes).toContain('./deploy/grafana/provisioning:/etc/grafana/provisioning:ro');

@@ -9,7 +9,8 @@ describe('README settings', () => {
     const names = Object.keys(ConfigSchema.properties);
     expect(names.length).toBeGreaterThan(30);
     // a `WARDEN_P95_GENERATION_MS` / `_VALIDATION_MS` row documents its siblings by suffix
-    const documented = (name: string) => readme.includes(name) || readme.includes(`\`_${name.split('_').slice(-2).join('_')}\``);
+    const documented = (name: string) =>
+      readme.includes(name) || readme.includes(`\`_${name.split('_').slice(-2).join('_')}\``);
     expect(names.filter((n) => !documented(n))).toEqual([]);
   });
 });

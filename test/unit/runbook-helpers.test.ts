@@ -1,17 +1,37 @@
 import { describe, expect, it } from 'vitest';
 import { abuseParams, quietClock, tightenLimits } from '../../src/runbooks/abuse';
 import { CandidateSet, classifyCandidate, findMatches } from '../../src/runbooks/leakPatterns';
-import { INCIDENT_NOTIFICATION_SUBJECT, INCIDENT_NOTIFICATION_TEXT, notificationKey } from '../../src/runbooks/notification';
+import {
+  INCIDENT_NOTIFICATION_SUBJECT,
+  INCIDENT_NOTIFICATION_TEXT,
+  notificationKey,
+} from '../../src/runbooks/notification';
 import { checkRunbookParams } from '../../src/runbooks/params';
 import { chunks, windowOf } from '../../src/workflows/runbooks/util';
 
 describe('runbook helpers', () => {
   it('tightens to the seed limits (3 per user, 10 per IP, 5 min) and never loosens a stricter limit', () => {
-    const normal = { per_user: { window_seconds: 300, max_attempts: 10 }, per_ip: { window_seconds: 300, max_attempts: 50 } };
-    expect(tightenLimits(normal, abuseParams({}).tightened)).toEqual({ per_user: { window_seconds: 300, max_attempts: 3 }, per_ip: { window_seconds: 300, max_attempts: 10 } });
-    const strict = { per_user: { window_seconds: 60, max_attempts: 2 }, per_ip: { window_seconds: 60, max_attempts: 6 } };
-    expect(tightenLimits(strict, abuseParams({}).tightened)).toEqual({ per_user: { window_seconds: 300, max_attempts: 2 }, per_ip: { window_seconds: 300, max_attempts: 6 } });
-    expect(abuseParams({ tightened: { perUser: 5 } as never }).tightened).toEqual({ perUser: 5, perIp: 10, windowSeconds: 300 });
+    const normal = {
+      per_user: { window_seconds: 300, max_attempts: 10 },
+      per_ip: { window_seconds: 300, max_attempts: 50 },
+    };
+    expect(tightenLimits(normal, abuseParams({}).tightened)).toEqual({
+      per_user: { window_seconds: 300, max_attempts: 3 },
+      per_ip: { window_seconds: 300, max_attempts: 10 },
+    });
+    const strict = {
+      per_user: { window_seconds: 60, max_attempts: 2 },
+      per_ip: { window_seconds: 60, max_attempts: 6 },
+    };
+    expect(tightenLimits(strict, abuseParams({}).tightened)).toEqual({
+      per_user: { window_seconds: 300, max_attempts: 2 },
+      per_ip: { window_seconds: 300, max_attempts: 6 },
+    });
+    expect(abuseParams({ tightened: { perUser: 5 } as never }).tightened).toEqual({
+      perUser: 5,
+      perIp: 10,
+      windowSeconds: 300,
+    });
   });
 
   it('counts the quiet stretch from the first quiet sample and restarts it on a busy one', () => {
@@ -25,7 +45,11 @@ describe('runbook helpers', () => {
 
   it('matches the seed regexes and the magic-link format, and tells token-shaped candidates from others', () => {
     const token = 'Ab3_-'.repeat(8) + 'xyz';
-    expect(findMatches(`code 123456 hash ${'a'.repeat(40)} link ${token} id 1234567`)).toEqual(['123456', 'a'.repeat(40), token]);
+    expect(findMatches(`code 123456 hash ${'a'.repeat(40)} link ${token} id 1234567`)).toEqual([
+      '123456',
+      'a'.repeat(40),
+      token,
+    ]);
     expect(classifyCandidate('123456')).toBe('sms_otp');
     expect(classifyCandidate(token)).toBe('magic_link');
     expect(classifyCandidate('f'.repeat(64))).toBe('other');
@@ -47,11 +71,18 @@ describe('runbook helpers', () => {
   });
 
   it('checks runbook parameters and windows', () => {
-    expect(checkRunbookParams('abuse-mitigation', { pollSeconds: 5, tightened: { perIp: 20 } })).toEqual({ ok: true, value: { pollSeconds: 5, tightened: { perIp: 20 } } });
+    expect(checkRunbookParams('abuse-mitigation', { pollSeconds: 5, tightened: { perIp: 20 } })).toEqual({
+      ok: true,
+      value: { pollSeconds: 5, tightened: { perIp: 20 } },
+    });
     expect(checkRunbookParams('abuse-mitigation', { blockThreshold: 0 }).ok).toBe(false);
-    expect(checkRunbookParams('compromised-token', { since: '2026-01-01T00:00:00Z', until: '2026-01-02T00:00:00Z' }).ok).toBe(true);
+    expect(
+      checkRunbookParams('compromised-token', { since: '2026-01-01T00:00:00Z', until: '2026-01-02T00:00:00Z' }).ok,
+    ).toBe(true);
     expect(checkRunbookParams('compromised-token', { since: 'yesterday' }).ok).toBe(false);
     expect(chunks([1, 2, 3, 4, 5], 2)).toEqual([[1, 2], [3, 4], [5]]);
-    expect(windowOf(undefined, undefined, Date.parse('2026-01-02T00:00:00Z'))).toEqual({ since: '2026-01-01T00:00:00.000Z' });
+    expect(windowOf(undefined, undefined, Date.parse('2026-01-02T00:00:00Z'))).toEqual({
+      since: '2026-01-01T00:00:00.000Z',
+    });
   });
 });

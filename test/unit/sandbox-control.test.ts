@@ -48,7 +48,12 @@ describe('sandbox control API validation', () => {
   });
 
   it('answers 400 JSON for a body that is not JSON', async () => {
-    const res = await app.inject({ method: 'POST', url: '/sandbox/faults', headers: { 'content-type': 'application/json' }, payload: '{"provider":' });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/sandbox/faults',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"provider":',
+    });
     expect(res.statusCode).toBe(400);
     expect(res.json()).toMatchObject({ error: 'invalid_request' });
   });
@@ -64,19 +69,32 @@ describe('sandbox control API validation', () => {
       ]),
     );
     const cleared = await app.inject({ method: 'DELETE', url: '/sandbox/faults?provider=twilio' });
-    expect(cleared.json()).toEqual({ faults: [{ provider: 'ses', mode: 'timeout', status: 503, count: 2, retry_after: null }] });
+    expect(cleared.json()).toEqual({
+      faults: [{ provider: 'ses', mode: 'timeout', status: 503, count: 2, retry_after: null }],
+    });
     const bad = await app.inject({ method: 'DELETE', url: '/sandbox/faults?provider=acme' });
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toMatchObject({ error: 'invalid_request' });
   });
 
   it('validates status page updates', async () => {
-    const bad = await app.inject({ method: 'POST', url: '/sandbox/status', payload: { provider: 'twilio', indicator: 'on-fire' } });
+    const bad = await app.inject({
+      method: 'POST',
+      url: '/sandbox/status',
+      payload: { provider: 'twilio', indicator: 'on-fire' },
+    });
     expect(bad.statusCode).toBe(400);
     expect(bad.json<{ message: string }>().message).toMatch(/indicator must be one of: none, minor, major, critical/);
 
-    const ok = await app.inject({ method: 'POST', url: '/sandbox/status', payload: { provider: 'plivo', indicator: 'critical' } });
-    expect(ok.json()).toEqual({ provider: 'plivo', status: { indicator: 'critical', description: 'Major Service Outage' } });
+    const ok = await app.inject({
+      method: 'POST',
+      url: '/sandbox/status',
+      payload: { provider: 'plivo', indicator: 'critical' },
+    });
+    expect(ok.json()).toEqual({
+      provider: 'plivo',
+      status: { indicator: 'critical', description: 'Major Service Outage' },
+    });
     const page = await app.inject({ method: 'GET', url: '/status/plivo/api/v2/status.json' });
     expect(page.json()).toMatchObject({ page: { name: 'Plivo' }, status: { indicator: 'critical' } });
   });
@@ -89,10 +107,24 @@ describe('sandbox control API validation', () => {
 
   it('keeps only the newest maxEntries messages, newest first', async () => {
     for (let i = 0; i < 7; i += 1) {
-      state.addMessage({ id: `m${i}`, provider: 'twilio', channel: 'sms', to: '+15555550100', subject: null, body: `b${i}`, idempotency_key: null });
+      state.addMessage({
+        id: `m${i}`,
+        provider: 'twilio',
+        channel: 'sms',
+        to: '+15555550100',
+        subject: null,
+        body: `b${i}`,
+        idempotency_key: null,
+      });
     }
     const res = await app.inject({ method: 'GET', url: '/sandbox/messages?to=%2B15555550100' });
-    expect(res.json<{ messages: { id: string }[] }>().messages.map((m) => m.id)).toEqual(['m6', 'm5', 'm4', 'm3', 'm2']);
+    expect(res.json<{ messages: { id: string }[] }>().messages.map((m) => m.id)).toEqual([
+      'm6',
+      'm5',
+      'm4',
+      'm3',
+      'm2',
+    ]);
   });
 
   it('counts a fault down and then lets calls through', () => {
@@ -104,11 +136,14 @@ describe('sandbox control API validation', () => {
 });
 
 describe('SES tag encoding of idempotency keys', () => {
-  it.each(['challenge-0f8e/deliver:1', 'plain-key.v1@x', 'under_score', 'h.looks-hashed', 'ünïcode ☃'])('round-trips %s through tag-safe characters', (key) => {
-    const encoded = encodeTagValue(key);
-    expect(encoded).toMatch(/^[A-Za-z0-9_\-.@]+$/);
-    expect(decodeTagValue(encoded)).toBe(key);
-  });
+  it.each(['challenge-0f8e/deliver:1', 'plain-key.v1@x', 'under_score', 'h.looks-hashed', 'ünïcode ☃'])(
+    'round-trips %s through tag-safe characters',
+    (key) => {
+      const encoded = encodeTagValue(key);
+      expect(encoded).toMatch(/^[A-Za-z0-9_\-.@]+$/);
+      expect(decodeTagValue(encoded)).toBe(key);
+    },
+  );
 
   it('hashes a key too long for a tag value into a stable, valid value', () => {
     const key = '/'.repeat(200);

@@ -15,7 +15,12 @@ describe('tracing setup', () => {
       'to [phone] / [phone], mail [email], code [code]',
     );
     expect(scrub(`token ${'ab12'.repeat(10)}`)).toBe('token [hex]');
-    for (const id of ['challenge-0193a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b', 'INC-2026-01-15-03', 'RunActivity:deliverChallenge', '@temporalio/worker@1.24.0']) {
+    for (const id of [
+      'challenge-0193a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b',
+      'INC-2026-01-15-03',
+      'RunActivity:deliverChallenge',
+      '@temporalio/worker@1.24.0',
+    ]) {
       expect(scrub(id)).toBe(id);
     }
   });
@@ -25,7 +30,10 @@ describe('tracing setup', () => {
     const tracing = createTracing({ tracing: { serviceName: 'warden-test' } }, { exporter })!;
     const span = tracing.tracer.startSpan('send', { attributes: { 'provider.to': '+15555550100' } });
     // what the workflow interceptors attach: workflowInfo, objects (memo) included
-    span.setAttributes({ memo: { phone: '+15555550100' }, currentBuildId: `@temporalio/worker@1.24.0+${'ab'.repeat(32)}` } as never);
+    span.setAttributes({
+      memo: { phone: '+15555550100' },
+      currentBuildId: `@temporalio/worker@1.24.0+${'ab'.repeat(32)}`,
+    } as never);
     span.recordException(new Error('invalid recipient test-user@example.com'));
     span.setStatus({ code: 2, message: 'code 654321 rejected' });
     span.end();

@@ -53,7 +53,11 @@ describe('challenge workflow replay against recorded histories', () => {
       for (const { path: scenario, workflowId, history } of recording.histories) {
         await expect(
           Worker.runReplayHistory(
-            { workflowBundle: { codePath: inject('workflowBundlePath') }, dataConverter, replayName: `replay-${recording.label}-${scenario}` },
+            {
+              workflowBundle: { codePath: inject('workflowBundlePath') },
+              dataConverter,
+              replayName: `replay-${recording.label}-${scenario}`,
+            },
             History.decode(Buffer.from(history, 'base64')),
             workflowId,
           ),
@@ -68,10 +72,16 @@ describe('challenge workflow replay against recorded histories', () => {
     const { workflowId, history } = recording!.histories.find((h) => h.path === 'otp-verified')!;
     const parsed = History.decode(Buffer.from(history, 'base64'));
     // the first activity-ish command is dropped: the code schedules something history lacks
-    const events = parsed.events!.filter((e) => !e.markerRecordedEventAttributes || e.markerRecordedEventAttributes.markerName !== 'core_local_activity');
+    const events = parsed.events!.filter(
+      (e) => !e.markerRecordedEventAttributes || e.markerRecordedEventAttributes.markerName !== 'core_local_activity',
+    );
     const dataConverter = createDataConverter({ keys: { payloadKeys: recording!.payloadKeys } } as Config);
     await expect(
-      Worker.runReplayHistory({ workflowBundle: { codePath: inject('workflowBundlePath') }, dataConverter, replayName: 'replay-broken' }, { events }, workflowId),
+      Worker.runReplayHistory(
+        { workflowBundle: { codePath: inject('workflowBundlePath') }, dataConverter, replayName: 'replay-broken' },
+        { events },
+        workflowId,
+      ),
     ).rejects.toThrow();
   });
 });
@@ -86,10 +96,13 @@ describe.runIf(RECORD)('recording the current challenge paths (WARDEN_RECORD_HIS
 
   it('records every path a challenge can take', async () => {
     const paths: Array<[string, string]> = [];
-    const otp = async (user = 'test-user') => (await initiate(h, 'otp', user)).json<{ challenge_id: string }>().challenge_id;
+    const otp = async (user = 'test-user') =>
+      (await initiate(h, 'otp', user)).json<{ challenge_id: string }>().challenge_id;
 
     const verified = await otp();
-    expect((await post(h, '/otp/verify', { challenge_id: verified, otp: await secretFor(h, verified) })).statusCode).toBe(200);
+    expect(
+      (await post(h, '/otp/verify', { challenge_id: verified, otp: await secretFor(h, verified) })).statusCode,
+    ).toBe(200);
     paths.push(['otp-verified', verified]);
 
     const retried = await otp();
@@ -115,12 +128,19 @@ describe.runIf(RECORD)('recording the current challenge paths (WARDEN_RECORD_HIS
 
     const link = (await initiate(h, 'magic-link', 'test-user-2')).json<{ challenge_id: string }>().challenge_id;
     const token = await secretFor(h, link);
-    expect((await h.public.inject({ method: 'POST', url: LINK_PATH, payload: { challenge: link, token } })).statusCode).toBe(200);
+    expect(
+      (await h.public.inject({ method: 'POST', url: LINK_PATH, payload: { challenge: link, token } })).statusCode,
+    ).toBe(200);
     paths.push(['magic-link-verified', link]);
 
     const revoked = await otp('test-user-3');
     await secretFor(h, revoked);
-    const revoke = await h.admin.inject({ method: 'POST', url: '/admin/api/v1/users/revoke-challenges', headers: h.adminHeaders, payload: { user_ids: ['test-user-3'] } });
+    const revoke = await h.admin.inject({
+      method: 'POST',
+      url: '/admin/api/v1/users/revoke-challenges',
+      headers: h.adminHeaders,
+      payload: { user_ids: ['test-user-3'] },
+    });
     expect(revoke.statusCode).toBe(200);
     await waitForStatus(h, revoked, 'revoked');
     paths.push(['otp-revoked', revoked]);
@@ -129,7 +149,9 @@ describe.runIf(RECORD)('recording the current challenge paths (WARDEN_RECORD_HIS
     const failedOver = await otp('test-user-2');
     expect(await deliveryOutcome(h, failedOver)).toMatchObject({ delivery_outcome: 'failed_over' });
     await clearFaults(h);
-    expect((await post(h, '/otp/verify', { challenge_id: failedOver, otp: await secretFor(h, failedOver) })).statusCode).toBe(200);
+    expect(
+      (await post(h, '/otp/verify', { challenge_id: failedOver, otp: await secretFor(h, failedOver) })).statusCode,
+    ).toBe(200);
     paths.push(['otp-failed-over-verified', failedOver]);
 
     const expired = await otp();
@@ -143,7 +165,11 @@ describe.runIf(RECORD)('recording the current challenge paths (WARDEN_RECORD_HIS
       const workflowId = `challenge-${challengeId}`;
       const handle = h.runtime.temporal.client.workflow.getHandle(workflowId);
       await handle.result();
-      histories.push({ path: scenario, workflowId, history: Buffer.from(History.encode(await handle.fetchHistory()).finish()).toString('base64') });
+      histories.push({
+        path: scenario,
+        workflowId,
+        history: Buffer.from(History.encode(await handle.fetchHistory()).finish()).toString('base64'),
+      });
     }
     const recording: Recording = {
       label: RECORD!,

@@ -44,7 +44,8 @@ describe('incident escalation timers (time-skipping server)', () => {
     const deadline = Date.now() + 20_000;
     let last: T = await probe();
     while (!accept(last)) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(last).slice(0, 2000)}`);
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for ${what}: ${JSON.stringify(last).slice(0, 2000)}`);
       await new Promise((r) => setTimeout(r, 100));
       last = await probe();
     }
@@ -54,10 +55,18 @@ describe('incident escalation timers (time-skipping server)', () => {
   const roles = (s: IncidentState) => s.escalations.map((e) => e.role);
   /** Waits until the incident has exactly these roles engaged and every page has gone out. */
   async function engaged(id: string, expected: string[]): Promise<IncidentState> {
-    await eventually(() => state(id), (s) => roles(s).join() === expected.join() && Boolean(s.slack), `roles ${expected.join(', ')}`);
+    await eventually(
+      () => state(id),
+      (s) => roles(s).join() === expected.join() && Boolean(s.slack),
+      `roles ${expected.join(', ')}`,
+    );
     for (const role of expected) {
       const page = role === 'oncall' ? 'On-call notified' : `Escalated to ${ROLE_TITLES[role as NotifiedRole]}`;
-      await eventually(async () => slackThread(await state(id)), (texts) => texts.some((t) => t.includes(page)), `Slack page of ${role}`);
+      await eventually(
+        async () => slackThread(await state(id)),
+        (texts) => texts.some((t) => t.includes(page)),
+        `Slack page of ${role}`,
+      );
     }
     return state(id);
   }
@@ -66,7 +75,8 @@ describe('incident escalation timers (time-skipping server)', () => {
       .slackCalls()
       .filter((c) => c.thread_ts === s.slack?.ts)
       .map((c) => c.text ?? '');
-  const emailsTo = (address: string, id: string) => h.sandbox.state.messages(address).filter((m) => m.subject?.includes(id));
+  const emailsTo = (address: string, id: string) =>
+    h.sandbox.state.messages(address).filter((m) => m.subject?.includes(id));
   const skip = (minutes: number) => h.testEnv!.sleep(minutes * 60_000);
 
   it('P0 security incident, never acknowledged: on-call, security lead at 15 min, manager, VP at 4 h; Slack and email each time', async () => {
@@ -76,23 +86,39 @@ describe('incident escalation timers (time-skipping server)', () => {
     const alert = h.sandbox.state.slackCalls().find((c) => c.ts === s.slack?.ts && c.method === 'chat.postMessage');
     expect(alert?.text).toContain('🚨 INCIDENT ALERT - P0');
     expect(JSON.stringify(alert?.blocks)).toContain('incident_acknowledge');
-    await eventually(async () => emailsTo('oncall@example.com', id), (m) => m.length === 1, 'on-call email');
+    await eventually(
+      async () => emailsTo('oncall@example.com', id),
+      (m) => m.length === 1,
+      'on-call email',
+    );
 
     await skip(16);
     s = await engaged(id, ['oncall', 'security_lead']);
     expect(s.timeline.map((e) => e.kind)).toContain('sla_breached');
-    await eventually(async () => emailsTo('security-lead@example.com', id), (m) => m.length === 1, 'security lead email');
+    await eventually(
+      async () => emailsTo('security-lead@example.com', id),
+      (m) => m.length === 1,
+      'security lead email',
+    );
 
     await skip(15); // 31 min: second SLA period without acknowledgement
     s = await engaged(id, ['oncall', 'security_lead', 'engineering_manager']);
-    await eventually(async () => emailsTo('eng-manager@example.com', id), (m) => m.length === 1, 'manager email');
+    await eventually(
+      async () => emailsTo('eng-manager@example.com', id),
+      (m) => m.length === 1,
+      'manager email',
+    );
 
     await skip(60); // 1 h 31 min: the P0 > 1 h rule finds the manager already engaged
     expect(roles(await state(id))).toEqual(['oncall', 'security_lead', 'engineering_manager']);
 
     await skip(150); // 4 h 01 min
     s = await engaged(id, ['oncall', 'security_lead', 'engineering_manager', 'vp_engineering']);
-    await eventually(async () => emailsTo('vp-eng@example.com', id), (m) => m.length === 1, 'VP email');
+    await eventually(
+      async () => emailsTo('vp-eng@example.com', id),
+      (m) => m.length === 1,
+      'VP email',
+    );
     expect(s.escalations.find((e) => e.role === 'vp_engineering')?.reason).toContain('more than 4 hours');
     // nobody acknowledged, but the P0 compromised-token incident started its runbook on its own
     // (P0 containment needs no approval), whose mitigation moved it on: the pages went out anyway
@@ -111,7 +137,11 @@ describe('incident escalation timers (time-skipping server)', () => {
     await engaged(id, ['oncall']);
     await skip(61);
     await engaged(id, ['oncall', 'dba']);
-    await eventually(async () => emailsTo('dba@example.com', id), (m) => m.length === 1, 'DBA email');
+    await eventually(
+      async () => emailsTo('dba@example.com', id),
+      (m) => m.length === 1,
+      'DBA email',
+    );
     await send(handle, acknowledgeUpdate, { by: 'dana' });
     await skip(180); // past the 2 h step that would have brought the manager
     const s = await state(id);
@@ -149,14 +179,26 @@ describe('incident escalation timers (time-skipping server)', () => {
   it('a data breach notifies VP, legal and the CISO at once and runs the GDPR 72-hour deadline with reminders', async () => {
     const { id, handle } = await open({ type: 'compromised_token', severity: 'P1', dataBreach: true });
     let s = await engaged(id, ['oncall', 'vp_engineering', 'legal', 'ciso']);
-    await eventually(async () => emailsTo('legal@example.com', id), (m) => m.length === 1, 'legal email');
-    await eventually(async () => emailsTo('ciso@example.com', id), (m) => m.length === 1, 'CISO email');
+    await eventually(
+      async () => emailsTo('legal@example.com', id),
+      (m) => m.length === 1,
+      'legal email',
+    );
+    await eventually(
+      async () => emailsTo('ciso@example.com', id),
+      (m) => m.length === 1,
+      'CISO email',
+    );
     const gdpr = s.tasks.find((t) => t.id === 'gdpr-notification')!;
     expect(new Date(gdpr.dueAt).getTime() - new Date(gdpr.createdAt).getTime()).toBe(72 * 3600_000);
     await send(handle, acknowledgeUpdate, { by: 'sam' });
 
     const reminders = async (n: number) =>
-      eventually(() => state(id), (s) => s.timeline.filter((e) => e.kind === 'task_reminder').length === n, `${n} GDPR reminder(s)`);
+      eventually(
+        () => state(id),
+        (s) => s.timeline.filter((e) => e.kind === 'task_reminder').length === n,
+        `${n} GDPR reminder(s)`,
+      );
     await skip(1441);
     await reminders(1);
     await skip(1440);
@@ -167,14 +209,37 @@ describe('incident escalation timers (time-skipping server)', () => {
     s = await reminders(4);
     expect(s.tasks[0]?.status).toBe('open');
     await skip(60); // 72 h 01 min
-    s = await eventually(() => state(id), (s) => s.tasks.some((t) => t.status === 'overdue'), 'GDPR deadline overdue');
-    expect(s.timeline.filter((e) => e.kind === 'task_overdue')[0]?.message).toContain('Regulatory notification (GDPR 72 hours)');
+    s = await eventually(
+      () => state(id),
+      (s) => s.tasks.some((t) => t.status === 'overdue'),
+      'GDPR deadline overdue',
+    );
+    expect(s.timeline.filter((e) => e.kind === 'task_overdue')[0]?.message).toContain(
+      'Regulatory notification (GDPR 72 hours)',
+    );
     // reminders and the overdue notice reach legal and the CISO by email too (1 page + 4 + 1)
-    await eventually(async () => emailsTo('legal@example.com', id), (m) => m.length === 6, 'legal reminder emails');
-    await eventually(async () => slackThread(await state(id)), (texts) => texts.some((t) => t.startsWith(':warning: Overdue')), 'overdue notice in Slack');
+    await eventually(
+      async () => emailsTo('legal@example.com', id),
+      (m) => m.length === 6,
+      'legal reminder emails',
+    );
+    await eventually(
+      async () => slackThread(await state(id)),
+      (texts) => texts.some((t) => t.startsWith(':warning: Overdue')),
+      'overdue notice in Slack',
+    );
 
-    await send(handle, completeTaskUpdate, { by: 'legal', taskId: 'gdpr-notification', outcome: 'done', note: 'regulator notified' });
-    s = await eventually(() => state(id), (s) => s.tasks[0]?.status === 'done', 'GDPR task done');
+    await send(handle, completeTaskUpdate, {
+      by: 'legal',
+      taskId: 'gdpr-notification',
+      outcome: 'done',
+      note: 'regulator notified',
+    });
+    s = await eventually(
+      () => state(id),
+      (s) => s.tasks[0]?.status === 'done',
+      'GDPR task done',
+    );
     expect(s.tasks[0]?.completedBy).toBe('legal');
     await close(handle);
   });
@@ -184,16 +249,41 @@ describe('incident escalation timers (time-skipping server)', () => {
     const ddos = await open({ type: 'abuse', severity: 'P0', ddos: true });
     let a = await state(outage.id);
     let b = await state(ddos.id);
-    expect(a.tasks.map((t) => [t.id, (new Date(t.dueAt).getTime() - new Date(t.createdAt).getTime()) / 60_000])).toEqual([['provider-support', 30]]);
-    expect(b.tasks.map((t) => [t.id, (new Date(t.dueAt).getTime() - new Date(t.createdAt).getTime()) / 60_000])).toEqual([['isp-cdn', 15]]);
-    await eventually(async () => slackThread(await state(outage.id)), (texts) => texts.some((t) => t.includes('Twilio support')), 'provider support task in Slack');
+    expect(
+      a.tasks.map((t) => [t.id, (new Date(t.dueAt).getTime() - new Date(t.createdAt).getTime()) / 60_000]),
+    ).toEqual([['provider-support', 30]]);
+    expect(
+      b.tasks.map((t) => [t.id, (new Date(t.dueAt).getTime() - new Date(t.createdAt).getTime()) / 60_000]),
+    ).toEqual([['isp-cdn', 15]]);
+    await eventually(
+      async () => slackThread(await state(outage.id)),
+      (texts) => texts.some((t) => t.includes('Twilio support')),
+      'provider support task in Slack',
+    );
 
     await skip(16);
-    b = await eventually(() => state(ddos.id), (s) => s.tasks[0]?.status === 'overdue', 'ISP/CDN task overdue');
-    await eventually(() => state(outage.id), (s) => s.tasks[0]?.remindersSent === 0 && s.tasks[0]?.status === 'open', 'provider task still open');
+    b = await eventually(
+      () => state(ddos.id),
+      (s) => s.tasks[0]?.status === 'overdue',
+      'ISP/CDN task overdue',
+    );
+    await eventually(
+      () => state(outage.id),
+      (s) => s.tasks[0]?.remindersSent === 0 && s.tasks[0]?.status === 'open',
+      'provider task still open',
+    );
     await skip(5);
-    await eventually(() => state(outage.id), (s) => s.tasks[0]?.remindersSent === 1, 'provider support reminder');
-    await send(handle(outage.id), completeTaskUpdate, { by: 'omar', taskId: 'provider-support', outcome: 'done', note: 'ticket 123, ETA 1h' });
+    await eventually(
+      () => state(outage.id),
+      (s) => s.tasks[0]?.remindersSent === 1,
+      'provider support reminder',
+    );
+    await send(handle(outage.id), completeTaskUpdate, {
+      by: 'omar',
+      taskId: 'provider-support',
+      outcome: 'done',
+      note: 'ticket 123, ETA 1h',
+    });
     await skip(20);
     a = await state(outage.id);
     expect(a.tasks[0]?.status).toBe('done');
@@ -221,7 +311,11 @@ describe('incident escalation timers (time-skipping server)', () => {
     await target.result();
   }
 
-  async function send<Arg>(target: WorkflowHandle, def: UpdateDefinition<IncidentState, [Arg]>, arg: Arg): Promise<void> {
+  async function send<Arg>(
+    target: WorkflowHandle,
+    def: UpdateDefinition<IncidentState, [Arg]>,
+    arg: Arg,
+  ): Promise<void> {
     await target.startUpdate(def, { args: [arg], waitForStage: WorkflowUpdateStage.ACCEPTED });
   }
 });

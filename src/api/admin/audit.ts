@@ -19,7 +19,8 @@ function instant(name: string, value: string | undefined, fallback: Date): Date 
   const duration = /^(\d{1,6})([smhd])$/.exec(value);
   if (duration) return new Date(Date.now() - Number(duration[1]) * UNIT_MS[duration[2] as keyof typeof UNIT_MS]);
   const at = /^\d{4}-\d{2}-\d{2}(T|$)/.test(value) ? new Date(value) : new Date(NaN);
-  if (Number.isNaN(at.getTime())) throw new ApiError(400, 'invalid_request', `\`${name}\` must be a duration like 24h or an ISO 8601 timestamp`);
+  if (Number.isNaN(at.getTime()))
+    throw new ApiError(400, 'invalid_request', `\`${name}\` must be a duration like 24h or an ISO 8601 timestamp`);
   return at;
 }
 
@@ -56,8 +57,10 @@ const audit: FastifyPluginAsyncTypebox = async (app) => {
       const now = new Date();
       const until = instant('until', request.query.until, now);
       const since = instant('since', request.query.since, new Date(until.getTime() - 24 * 3_600_000));
-      if (since.getTime() >= until.getTime()) throw new ApiError(400, 'invalid_request', '`since` must be before `until`');
-      if (until.getTime() - since.getTime() > MAX_WINDOW_MS) throw new ApiError(400, 'invalid_request', 'the export window is at most 31 days');
+      if (since.getTime() >= until.getTime())
+        throw new ApiError(400, 'invalid_request', '`since` must be before `until`');
+      if (until.getTime() - since.getTime() > MAX_WINDOW_MS)
+        throw new ApiError(400, 'invalid_request', 'the export window is at most 31 days');
       return reply
         .type('application/x-ndjson')
         .header('Cache-Control', 'no-store')

@@ -30,14 +30,20 @@ const AddBody = Type.Object({
 
 function cidrOf(value: string): ParsedCidr {
   const cidr = parseCidr(value);
-  if (!cidr) throw new ApiError(400, 'invalid_request', '`ip` must be an IPv4 or IPv6 address, or a CIDR block like 198.51.100.0/24');
+  if (!cidr)
+    throw new ApiError(
+      400,
+      'invalid_request',
+      '`ip` must be an IPv4 or IPv6 address, or a CIDR block like 198.51.100.0/24',
+    );
   return cidr;
 }
 
 function expiryOf(value: string | undefined): Date | undefined {
   if (value === undefined) return undefined;
   const at = /^\d{4}-\d{2}-\d{2}T/.test(value) ? new Date(value) : new Date(NaN);
-  if (Number.isNaN(at.getTime())) throw new ApiError(400, 'invalid_request', '`expires_at` must be an ISO 8601 timestamp');
+  if (Number.isNaN(at.getTime()))
+    throw new ApiError(400, 'invalid_request', '`expires_at` must be an ISO 8601 timestamp');
   if (at.getTime() <= Date.now()) throw new ApiError(400, 'invalid_request', '`expires_at` must be in the future');
   return at;
 }
@@ -53,7 +59,12 @@ const blocklist: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post(
     '/blocklist/ip',
-    { schema: { body: AddBody, response: { 200: Type.Object({ entry: Entry }), 201: Type.Object({ entry: Entry }), 400: ErrorBody } } },
+    {
+      schema: {
+        body: AddBody,
+        response: { 200: Type.Object({ entry: Entry }), 201: Type.Object({ entry: Entry }), 400: ErrorBody },
+      },
+    },
     async (request, reply) => {
       const cidr = cidrOf(request.body.ip);
       const expiresAt = expiryOf(request.body.expires_at);
@@ -64,7 +75,11 @@ const blocklist: FastifyPluginAsyncTypebox = async (app) => {
         createdBy: 'admin-api',
         incidentId: request.body.incident_id,
       });
-      await audit(created ? 'added' : 'updated', { cidr: entry.cidr, reason: entry.reason, expires_at: entry.expires_at }, request.body.incident_id);
+      await audit(
+        created ? 'added' : 'updated',
+        { cidr: entry.cidr, reason: entry.reason, expires_at: entry.expires_at },
+        request.body.incident_id,
+      );
       return reply.status(created ? 201 : 200).send({ entry });
     },
   );

@@ -2,7 +2,12 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { changeDatabaseControl, InvalidControlChangeError, readDatabaseControl } from '../../db/failoverControl';
 import { probeAll } from '../../db/topology';
 import type { TopologySnapshot } from '../../db/topologyWatcher';
-import { ENDPOINT_PATTERN, POOL_LIMITS, type DatabaseControlChange, type DatabaseControlState } from '../../shared/database';
+import {
+  ENDPOINT_PATTERN,
+  POOL_LIMITS,
+  type DatabaseControlChange,
+  type DatabaseControlState,
+} from '../../shared/database';
 import { ApiError, ErrorBody } from '../errors';
 
 /**
@@ -15,7 +20,12 @@ import { ApiError, ErrorBody } from '../errors';
 const Nullable = <T extends ReturnType<typeof Type.Object>>(t: T) => Type.Union([t, Type.Null()]);
 const Pool = Type.Object({ max: Type.Integer(), max_idle: Type.Integer() });
 const Control = Type.Object({
-  read_only: Type.Object({ on: Type.Boolean(), reason: Type.Optional(Type.String()), by: Type.Optional(Type.String()), since: Type.Optional(Type.String()) }),
+  read_only: Type.Object({
+    on: Type.Boolean(),
+    reason: Type.Optional(Type.String()),
+    by: Type.Optional(Type.String()),
+    since: Type.Optional(Type.String()),
+  }),
   pool: Nullable(Pool),
   primary: Type.Union([Type.String(), Type.Null()]),
   generation: Type.Integer(),
@@ -35,16 +45,27 @@ const StateResponse = Type.Object({
     role: Type.String(),
     read_only: Type.Boolean(),
     read_only_reason: Type.Union([Type.Literal('forced'), Type.Literal('standby'), Type.Null()]),
-    pool: Type.Object({ max: Type.Integer(), max_idle: Type.Integer(), total: Type.Integer(), idle: Type.Integer(), waiting: Type.Integer() }),
+    pool: Type.Object({
+      max: Type.Integer(),
+      max_idle: Type.Integer(),
+      total: Type.Integer(),
+      idle: Type.Integer(),
+      waiting: Type.Integer(),
+    }),
     switches: Type.Integer(),
-    last_switch: Type.Optional(Type.Object({ at: Type.String(), from: Type.String(), to: Type.String(), role: Type.String() })),
+    last_switch: Type.Optional(
+      Type.Object({ at: Type.String(), from: Type.String(), to: Type.String(), role: Type.String() }),
+    ),
     control_error: Type.Optional(Type.String()),
   }),
   control: Nullable(Control),
   endpoints: Type.Array(Probe),
 });
 
-const ReadOnlyBody = Type.Object({ read_only: Type.Boolean(), reason: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })) });
+const ReadOnlyBody = Type.Object({
+  read_only: Type.Boolean(),
+  reason: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
+});
 const PoolBody = Type.Object({
   max: Type.Optional(Type.Integer({ minimum: 1, maximum: POOL_LIMITS.max })),
   max_idle: Type.Optional(Type.Integer({ minimum: 0, maximum: POOL_LIMITS.max })),
@@ -79,7 +100,13 @@ function processJson(s: TopologySnapshot) {
     role: s.role,
     read_only: reason !== null,
     read_only_reason: reason,
-    pool: { max: s.pool.max, max_idle: s.pool.maxIdle, total: s.pool.total, idle: s.pool.idle, waiting: s.pool.waiting },
+    pool: {
+      max: s.pool.max,
+      max_idle: s.pool.maxIdle,
+      total: s.pool.total,
+      idle: s.pool.idle,
+      waiting: s.pool.waiting,
+    },
     switches: s.switches,
     ...(s.lastSwitch ? { last_switch: s.lastSwitch } : {}),
     ...(s.controlError ? { control_error: s.controlError } : {}),
@@ -92,7 +119,11 @@ const database: FastifyPluginAsyncTypebox = async (app) => {
   const log = logger.child({ component: 'db-admin' });
 
   const state = async () => {
-    const [probes, snapshot, desired] = await Promise.all([probeAll(topology.endpoints, 2000), Promise.resolve(topology.snapshot()), readDatabaseControl(control)]);
+    const [probes, snapshot, desired] = await Promise.all([
+      probeAll(topology.endpoints, 2000),
+      Promise.resolve(topology.snapshot()),
+      readDatabaseControl(control),
+    ]);
     return {
       this_process: processJson(snapshot),
       control: controlJson(desired),
@@ -124,13 +155,18 @@ const database: FastifyPluginAsyncTypebox = async (app) => {
 
   app.put('/database/read-only', { schema: { body: ReadOnlyBody, response: responses } }, async (request) => {
     const { read_only: on, reason } = request.body;
-    return apply({ by: ACTOR, readOnly: on, reason: reason ?? (on ? 'read-only degradation by a responder' : 'writes restored by a responder') });
+    return apply({
+      by: ACTOR,
+      readOnly: on,
+      reason: reason ?? (on ? 'read-only degradation by a responder' : 'writes restored by a responder'),
+    });
   });
 
   app.put('/database/pool', { schema: { body: PoolBody, response: responses } }, async (request) => {
     const { max, max_idle: maxIdle, reset, reason } = request.body;
     if (reset) {
-      if (max !== undefined || maxIdle !== undefined) throw new ApiError(400, 'invalid_request', 'give either `reset` or `max`/`max_idle`, not both');
+      if (max !== undefined || maxIdle !== undefined)
+        throw new ApiError(400, 'invalid_request', 'give either `reset` or `max`/`max_idle`, not both');
       return apply({ by: ACTOR, pool: null, reason });
     }
     if (max === undefined) throw new ApiError(400, 'invalid_request', '`max` is required (or `reset: true`)');
@@ -145,13 +181,26 @@ const database: FastifyPluginAsyncTypebox = async (app) => {
     const probes = await probeAll(topology.endpoints, 2000);
     let target: string;
     if (endpoint === undefined) {
-      const primaries = probes.filter((p) => p.role === 'primary').sort((a, b) => (b.timeline ?? 0) - (a.timeline ?? 0));
-      if (!primaries.length) throw new ApiError(409, 'no_primary', 'no configured endpoint takes writes; promote a replica first (the db-failover runbook)');
+      const primaries = probes
+        .filter((p) => p.role === 'primary')
+        .sort((a, b) => (b.timeline ?? 0) - (a.timeline ?? 0));
+      if (!primaries.length)
+        throw new ApiError(
+          409,
+          'no_primary',
+          'no configured endpoint takes writes; promote a replica first (the db-failover runbook)',
+        );
       target = primaries[0]!.id;
     } else {
       const probe = probes.find((p) => p.id === endpoint);
-      if (!probe) throw new ApiError(400, 'invalid_request', `${endpoint} is not a configured endpoint; candidates: ${probes.map((p) => p.id).join(', ')}`);
-      if (probe.role !== 'primary') throw new ApiError(409, 'not_primary', `${endpoint} is ${probe.role}, not a primary: promote it first`);
+      if (!probe)
+        throw new ApiError(
+          400,
+          'invalid_request',
+          `${endpoint} is not a configured endpoint; candidates: ${probes.map((p) => p.id).join(', ')}`,
+        );
+      if (probe.role !== 'primary')
+        throw new ApiError(409, 'not_primary', `${endpoint} is ${probe.role}, not a primary: promote it first`);
       target = endpoint;
     }
     return apply({ by: ACTOR, primary: target, reason: reason ?? `switched by a responder to ${target}` });

@@ -1,7 +1,12 @@
 import { Type, type FastifyPluginAsyncTypebox, type Static } from '@fastify/type-provider-typebox';
 import type { FastifyRequest, FastifySchemaValidationError } from 'fastify';
 import { NoBackupError, routeStatus, switchRoute, updateRoute, type ActorContext } from '../../delivery/admin';
-import { FailureNotFoundError, listDeliveryFailures, resendFailedDelivery, type ResendOutcome } from '../../delivery/resend';
+import {
+  FailureNotFoundError,
+  listDeliveryFailures,
+  resendFailedDelivery,
+  type ResendOutcome,
+} from '../../delivery/resend';
 import { RouteValidationError, type RouteChanges } from '../../delivery/routes';
 import type { Channel, ProviderName } from '../../providers/types';
 import { CHANNELS, PROVIDERS } from '../../shared/delivery';
@@ -97,7 +102,8 @@ function instant(name: string, value: string | undefined, fallback: Date): Date 
   const duration = /^(\d{1,6})([smhd])$/.exec(value);
   if (duration) return new Date(Date.now() - Number(duration[1]) * UNIT_MS[duration[2] as keyof typeof UNIT_MS]);
   const at = /^\d{4}-\d{2}-\d{2}(T|$| )/.test(value) ? new Date(value) : new Date(NaN);
-  if (Number.isNaN(at.getTime())) throw new ApiError(400, 'invalid_request', `\`${name}\` must be a duration like 2h or an ISO 8601 timestamp`);
+  if (Number.isNaN(at.getTime()))
+    throw new ApiError(400, 'invalid_request', `\`${name}\` must be a duration like 2h or an ISO 8601 timestamp`);
   return at;
 }
 
@@ -112,7 +118,12 @@ const Window = Type.Object(
   { additionalProperties: false },
 );
 const ResendWindow = Type.Object(
-  { since: Type.String({ maxLength: 40 }), until: Type.Optional(Type.String({ maxLength: 40 })), channel: Type.Optional(Type.Union(CHANNELS.map((c) => Type.Literal(c)))), incident_id: Text(64) },
+  {
+    since: Type.String({ maxLength: 40 }),
+    until: Type.Optional(Type.String({ maxLength: 40 })),
+    channel: Type.Optional(Type.Union(CHANNELS.map((c) => Type.Literal(c)))),
+    incident_id: Text(64),
+  },
   { additionalProperties: false },
 );
 
@@ -136,15 +147,23 @@ function changesOf(body: Static<typeof RouteUpdate>): RouteChanges {
 
 /** A 400 that names the offending field and what it must be (the routes attach their validation). */
 function rejectInvalid(request: FastifyRequest): void {
-  const error = request.validationError as (Error & { validation?: FastifySchemaValidationError[]; validationContext?: string }) | undefined;
+  const error = request.validationError as
+    (Error & { validation?: FastifySchemaValidationError[]; validationContext?: string }) | undefined;
   if (!error) return;
   const errors = error.validation ?? [];
   const context = error.validationContext ?? 'request';
   const unknown = errors.find((e) => e.keyword === 'additionalProperties');
-  if (unknown) throw new ApiError(400, 'invalid_request', `${context} has an unknown field: ${String((unknown.params as { additionalProperty?: unknown }).additionalProperty)}`);
+  if (unknown)
+    throw new ApiError(
+      400,
+      'invalid_request',
+      `${context} has an unknown field: ${String((unknown.params as { additionalProperty?: unknown }).additionalProperty)}`,
+    );
   const first = errors[0];
   const field = first?.instancePath ? first.instancePath.slice(1).replace(/\//g, '.') : '';
-  const allowed = errors.filter((e) => e.keyword === 'const' && e.instancePath === first?.instancePath).map((e) => String((e.params as { allowedValue?: unknown }).allowedValue));
+  const allowed = errors
+    .filter((e) => e.keyword === 'const' && e.instancePath === first?.instancePath)
+    .map((e) => String((e.params as { allowedValue?: unknown }).allowedValue));
   const what = allowed.length > 0 ? `must be one of ${allowed.join(', ')}` : (first?.message ?? 'is invalid');
   throw new ApiError(400, 'invalid_request', `${field ? `${context}.${field}` : context} ${what}`);
 }
@@ -159,60 +178,104 @@ function resendView(failureId: string, r: ResendOutcome) {
 }
 
 const delivery: FastifyPluginAsyncTypebox = async (app) => {
-  const ctx = (body: { reason?: string; incident_id?: string }): ActorContext => ({ actor: 'admin-api', reason: body.reason, incidentId: body.incident_id });
+  const ctx = (body: { reason?: string; incident_id?: string }): ActorContext => ({
+    actor: 'admin-api',
+    reason: body.reason,
+    incidentId: body.incident_id,
+  });
   const status = async (channel: Channel) => (await routeStatus(app.warden))[channel];
 
-  app.get('/delivery/routes', { schema: { response: { 200: Type.Object({ routes: Type.Array(RouteView) }) } } }, async () => {
-    const routes = await routeStatus(app.warden);
-    return { routes: CHANNELS.map((c) => routes[c]) };
-  });
+  app.get(
+    '/delivery/routes',
+    { schema: { response: { 200: Type.Object({ routes: Type.Array(RouteView) }) } } },
+    async () => {
+      const routes = await routeStatus(app.warden);
+      return { routes: CHANNELS.map((c) => routes[c]) };
+    },
+  );
 
-  app.get('/delivery/routes/:channel', { schema: { params: ChannelParam, response: { 200: RouteView, 400: ErrorBody } } }, async (request) => status(request.params.channel));
+  app.get(
+    '/delivery/routes/:channel',
+    { schema: { params: ChannelParam, response: { 200: RouteView, 400: ErrorBody } } },
+    async (request) => status(request.params.channel),
+  );
 
-  app.put('/delivery/routes/:channel', { attachValidation: true, schema: { params: ChannelParam, body: RouteUpdate, response: { 200: RouteView, 400: ErrorBody } } }, async (request) => {
-    rejectInvalid(request);
-    const { channel } = request.params;
-    const changes = changesOf(request.body);
-    if (Object.keys(changes).length === 0) throw new ApiError(400, 'invalid_request', 'the body changes nothing: name a route field');
-    try {
-      await updateRoute(app.warden, channel, changes, ctx(request.body));
-    } catch (err) {
-      if (err instanceof RouteValidationError) throw new ApiError(400, 'invalid_request', err.message);
-      throw err;
-    }
-    return status(channel);
-  });
+  app.put(
+    '/delivery/routes/:channel',
+    {
+      attachValidation: true,
+      schema: { params: ChannelParam, body: RouteUpdate, response: { 200: RouteView, 400: ErrorBody } },
+    },
+    async (request) => {
+      rejectInvalid(request);
+      const { channel } = request.params;
+      const changes = changesOf(request.body);
+      if (Object.keys(changes).length === 0)
+        throw new ApiError(400, 'invalid_request', 'the body changes nothing: name a route field');
+      try {
+        await updateRoute(app.warden, channel, changes, ctx(request.body));
+      } catch (err) {
+        if (err instanceof RouteValidationError) throw new ApiError(400, 'invalid_request', err.message);
+        throw err;
+      }
+      return status(channel);
+    },
+  );
 
-  app.post('/delivery/routes/:channel/switch', { attachValidation: true, schema: { params: ChannelParam, body: SwitchBody, response: { 200: RouteView, 400: ErrorBody, 409: ErrorBody } } }, async (request) => {
-    rejectInvalid(request);
-    const { channel } = request.params;
-    try {
-      await switchRoute(app.warden, channel, request.body.to, ctx(request.body));
-    } catch (err) {
-      if (err instanceof NoBackupError) throw new ApiError(409, 'no_backup', err.message);
-      throw err;
-    }
-    return status(channel);
-  });
+  app.post(
+    '/delivery/routes/:channel/switch',
+    {
+      attachValidation: true,
+      schema: { params: ChannelParam, body: SwitchBody, response: { 200: RouteView, 400: ErrorBody, 409: ErrorBody } },
+    },
+    async (request) => {
+      rejectInvalid(request);
+      const { channel } = request.params;
+      try {
+        await switchRoute(app.warden, channel, request.body.to, ctx(request.body));
+      } catch (err) {
+        if (err instanceof NoBackupError) throw new ApiError(409, 'no_backup', err.message);
+        throw err;
+      }
+      return status(channel);
+    },
+  );
 
-  app.get('/delivery/failures', { schema: { querystring: Window, response: { 200: Type.Object({ failures: Type.Array(FailureView) }), 400: ErrorBody } } }, async (request) => {
-    const q = request.query;
-    const failures = await listDeliveryFailures(app.warden.db, {
-      ...window(q),
-      channel: q.channel,
-      resendableOnly: q.resendable === 'true',
-      limit: q.limit ? Number(q.limit) : undefined,
-    });
-    return { failures };
-  });
+  app.get(
+    '/delivery/failures',
+    {
+      schema: {
+        querystring: Window,
+        response: { 200: Type.Object({ failures: Type.Array(FailureView) }), 400: ErrorBody },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const failures = await listDeliveryFailures(app.warden.db, {
+        ...window(q),
+        channel: q.channel,
+        resendableOnly: q.resendable === 'true',
+        limit: q.limit ? Number(q.limit) : undefined,
+      });
+      return { failures };
+    },
+  );
 
   app.post<{ Params: { id: string } }>(
     '/delivery/failures/:id/resend',
     // the body is optional (a bare POST resends): checked by hand, a root schema would demand one
-    { schema: { params: Type.Object({ id: Type.String({ pattern: '^[0-9]{1,18}$' }) }), response: { 200: ResendView, 400: ErrorBody, 404: ErrorBody } } },
+    {
+      schema: {
+        params: Type.Object({ id: Type.String({ pattern: '^[0-9]{1,18}$' }) }),
+        response: { 200: ResendView, 400: ErrorBody, 404: ErrorBody },
+      },
+    },
     async (request) => {
       const incidentId = (request.body as { incident_id?: unknown } | null | undefined)?.incident_id;
-      if (incidentId !== undefined && (typeof incidentId !== 'string' || incidentId.length < 1 || incidentId.length > 64)) {
+      if (
+        incidentId !== undefined &&
+        (typeof incidentId !== 'string' || incidentId.length < 1 || incidentId.length > 64)
+      ) {
         throw new ApiError(400, 'invalid_request', 'incident_id must be a string of 1 to 64 characters');
       }
       try {
@@ -225,14 +288,33 @@ const delivery: FastifyPluginAsyncTypebox = async (app) => {
     },
   );
 
-  app.post('/delivery/failures/resend', { schema: { body: ResendWindow, response: { 200: Type.Object({ resent: Type.Integer(), results: Type.Array(ResendView) }), 400: ErrorBody } } }, async (request) => {
-    const failures = await listDeliveryFailures(app.warden.db, { ...window(request.body), channel: request.body.channel, resendableOnly: true, limit: 1000 });
-    const results = [];
-    for (const f of failures) {
-      results.push(resendView(f.id, await resendFailedDelivery(app.warden, f.id, { actor: 'admin-api', incidentId: request.body.incident_id })));
-    }
-    return { resent: results.filter((r) => r.outcome === 'queued').length, results };
-  });
+  app.post(
+    '/delivery/failures/resend',
+    {
+      schema: {
+        body: ResendWindow,
+        response: { 200: Type.Object({ resent: Type.Integer(), results: Type.Array(ResendView) }), 400: ErrorBody },
+      },
+    },
+    async (request) => {
+      const failures = await listDeliveryFailures(app.warden.db, {
+        ...window(request.body),
+        channel: request.body.channel,
+        resendableOnly: true,
+        limit: 1000,
+      });
+      const results = [];
+      for (const f of failures) {
+        results.push(
+          resendView(
+            f.id,
+            await resendFailedDelivery(app.warden, f.id, { actor: 'admin-api', incidentId: request.body.incident_id }),
+          ),
+        );
+      }
+      return { resent: results.filter((r) => r.outcome === 'queued').length, results };
+    },
+  );
 };
 
 export default delivery;

@@ -49,7 +49,12 @@ const OpenBody = Type.Object(
     title: Type.String({ minLength: 1, maxLength: LIMITS.title }),
     impact: Type.Optional(Type.String({ maxLength: LIMITS.text })),
     opened_by: Type.Optional(By),
-    affected: Type.Optional(Type.Object({ users: Type.Optional(Names), ips: Type.Optional(Names), providers: Type.Optional(Names) }, { additionalProperties: false })),
+    affected: Type.Optional(
+      Type.Object(
+        { users: Type.Optional(Names), ips: Type.Optional(Names), providers: Type.Optional(Names) },
+        { additionalProperties: false },
+      ),
+    ),
     data_breach: Type.Optional(Type.Boolean()),
     ddos: Type.Optional(Type.Boolean()),
   },
@@ -69,23 +74,34 @@ const Summary = Type.Object({
 });
 
 const incidents: FastifyPluginAsyncTypebox = async (app) => {
-  const contacts = contactsSource(app.warden.config.incidents.contactsFile, (problem) => app.log.error({ problem }, 'contacts file unreadable'));
+  const contacts = contactsSource(app.warden.config.incidents.contactsFile, (problem) =>
+    app.log.error({ problem }, 'contacts file unreadable'),
+  );
 
-  app.post('/incidents', { schema: { body: OpenBody, response: { 201: Type.Object({ id: Type.String(), run_id: Type.String() }), ...errors } } }, async (request, reply) => {
-    const b = request.body;
-    const { id, runId } = await startIncident(app, {
-      type: b.type,
-      severity: b.severity,
-      title: b.title,
-      impact: b.impact,
-      source: 'api',
-      openedBy: b.opened_by ?? 'admin-api',
-      affected: b.affected,
-      dataBreach: b.data_breach,
-      ddos: b.ddos,
-    });
-    return reply.status(201).header('location', `/admin/api/v1/incidents/${id}`).send({ id, run_id: runId });
-  });
+  app.post(
+    '/incidents',
+    {
+      schema: {
+        body: OpenBody,
+        response: { 201: Type.Object({ id: Type.String(), run_id: Type.String() }), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const b = request.body;
+      const { id, runId } = await startIncident(app, {
+        type: b.type,
+        severity: b.severity,
+        title: b.title,
+        impact: b.impact,
+        source: 'api',
+        openedBy: b.opened_by ?? 'admin-api',
+        affected: b.affected,
+        dataBreach: b.data_breach,
+        ddos: b.ddos,
+      });
+      return reply.status(201).header('location', `/admin/api/v1/incidents/${id}`).send({ id, run_id: runId });
+    },
+  );
 
   app.get(
     '/incidents',
@@ -111,7 +127,15 @@ const incidents: FastifyPluginAsyncTypebox = async (app) => {
         ...(severity ? [`Severity = '${severity}'`] : []),
         ...(status ? [`IncidentStatus = '${status}'`] : []),
       ].join(' AND ');
-      const found: Array<{ workflowId: string; runId: string; type: string; severity: string; status: string; startTime: Date; closed: boolean }> = [];
+      const found: Array<{
+        workflowId: string;
+        runId: string;
+        type: string;
+        severity: string;
+        status: string;
+        startTime: Date;
+        closed: boolean;
+      }> = [];
       for await (const wf of app.warden.temporal.client.workflow.list({ query })) {
         const sa = wf.typedSearchAttributes;
         found.push({
@@ -147,18 +171,49 @@ const incidents: FastifyPluginAsyncTypebox = async (app) => {
     },
   );
 
-  app.get('/incidents/:id', { schema: { params: Id, response: { 200: StateBody, ...errors } } }, async (request) => readState(app, request.params.id));
+  app.get('/incidents/:id', { schema: { params: Id, response: { 200: StateBody, ...errors } } }, async (request) =>
+    readState(app, request.params.id),
+  );
 
   /** POST /incidents/:id/<path>: body -> update input -> the new state (or 202 while it runs). */
-  function action<S extends TSchema, Arg>(path: string, body: S, def: Parameters<typeof sendUpdate<Arg>>[2], toArg: (b: Static<S>, params: Record<string, string>) => Arg, waitMs?: number) {
+  function action<S extends TSchema, Arg>(
+    path: string,
+    body: S,
+    def: Parameters<typeof sendUpdate<Arg>>[2],
+    toArg: (b: Static<S>, params: Record<string, string>) => Arg,
+    waitMs?: number,
+  ) {
     app.post(
       `/incidents/:id/${path}`,
-      { schema: { params: Type.Object({ id: Id.properties.id, item: Type.Optional(Type.String({ maxLength: 100 })), task: Type.Optional(Type.String({ maxLength: 100 })) }), body, response: { 200: StateBody, 202: Accepted, ...errors } } },
-      async (request, reply) => answer(reply, request.params.id, await sendUpdate(app, request.params.id, def, toArg(request.body as Static<S>, request.params as Record<string, string>), waitMs)),
+      {
+        schema: {
+          params: Type.Object({
+            id: Id.properties.id,
+            item: Type.Optional(Type.String({ maxLength: 100 })),
+            task: Type.Optional(Type.String({ maxLength: 100 })),
+          }),
+          body,
+          response: { 200: StateBody, 202: Accepted, ...errors },
+        },
+      },
+      async (request, reply) =>
+        answer(
+          reply,
+          request.params.id,
+          await sendUpdate(
+            app,
+            request.params.id,
+            def,
+            toArg(request.body as Static<S>, request.params as Record<string, string>),
+            waitMs,
+          ),
+        ),
     );
   }
   const answer = (reply: FastifyReply, id: string, outcome: UpdateOutcome) =>
-    outcome.done ? reply.send(outcome.state) : reply.status(202).send({ id, status: 'pending', message: 'still running: GET the incident for the outcome' });
+    outcome.done
+      ? reply.send(outcome.state)
+      : reply.status(202).send({ id, status: 'pending', message: 'still running: GET the incident for the outcome' });
   const obj = <P extends Record<string, TSchema>>(props: P) => Type.Object(props, { additionalProperties: false });
 
   action('ack', obj({ by: By, note: Type.Optional(Text) }), acknowledgeUpdate, (b) => ({ by: b.by, note: b.note }));
@@ -168,12 +223,28 @@ const incidents: FastifyPluginAsyncTypebox = async (app) => {
   action('data-breach', obj({ by: By, reason: Text }), flagDataBreachUpdate, (b) => b);
   action('mitigations', obj({ by: By, description: Text }), reportMitigationUpdate, (b) => b);
   action('root-cause', obj({ by: By, text: Text }), recordRootCauseUpdate, (b) => b);
-  action('tasks/:task', obj({ by: By, outcome: lit(['done', 'not_needed'] as const), note: Type.Optional(Text) }), completeTaskUpdate, (b, p) => ({ ...b, taskId: p.task ?? '' }));
+  action(
+    'tasks/:task',
+    obj({ by: By, outcome: lit(['done', 'not_needed'] as const), note: Type.Optional(Text) }),
+    completeTaskUpdate,
+    (b, p) => ({ ...b, taskId: p.task ?? '' }),
+  );
   action('checklist/run', obj({ by: By }), runChecklistUpdate, (b) => b, 1_000);
-  action('checklist/:item', obj({ by: By, passed: Type.Boolean(), note: Type.Optional(Text) }), checkItemUpdate, (b, p) => ({ ...b, itemId: p.item ?? '' }));
+  action(
+    'checklist/:item',
+    obj({ by: By, passed: Type.Boolean(), note: Type.Optional(Text) }),
+    checkItemUpdate,
+    (b, p) => ({ ...b, itemId: p.item ?? '' }),
+  );
   action(
     'preventive-actions',
-    obj({ by: By, description: Text, category: lit(['code', 'monitoring', 'process', 'infrastructure'] as const), owner: Type.Optional(By), due: Type.Optional(Type.String({ maxLength: 40 })) }),
+    obj({
+      by: By,
+      description: Text,
+      category: lit(['code', 'monitoring', 'process', 'infrastructure'] as const),
+      owner: Type.Optional(By),
+      due: Type.Optional(Type.String({ maxLength: 40 })),
+    }),
     addPreventiveActionUpdate,
     (b) => b,
   );
@@ -190,13 +261,31 @@ const incidents: FastifyPluginAsyncTypebox = async (app) => {
       reason: Type.Optional(Text),
     }),
     resolveUpdate,
-    (b) => ({ by: b.by, resolution: b.resolution, rootCause: b.root_cause, impact: b.impact, wentWell: b.went_well, toImprove: b.to_improve, force: b.force, reason: b.reason }),
+    (b) => ({
+      by: b.by,
+      resolution: b.resolution,
+      rootCause: b.root_cause,
+      impact: b.impact,
+      wentWell: b.went_well,
+      toImprove: b.to_improve,
+      force: b.force,
+      reason: b.reason,
+    }),
   );
 
-  app.get('/incidents/:id/checklist', { schema: { params: Id, response: { 200: Type.Object({ checklist: Type.Array(StateBody), running: Type.Boolean() }), ...errors } } }, async (request) => {
-    const state = await readState(app, request.params.id);
-    return { checklist: state.checklist, running: state.checklistRunning };
-  });
+  app.get(
+    '/incidents/:id/checklist',
+    {
+      schema: {
+        params: Id,
+        response: { 200: Type.Object({ checklist: Type.Array(StateBody), running: Type.Boolean() }), ...errors },
+      },
+    },
+    async (request) => {
+      const state = await readState(app, request.params.id);
+      return { checklist: state.checklist, running: state.checklistRunning };
+    },
+  );
 
   app.get('/incidents/:id/report', { schema: { params: Id } }, async (request, reply) => {
     const state = await readState(app, request.params.id);
@@ -205,12 +294,28 @@ const incidents: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/incidents/:id/customer-notification',
-    { schema: { params: Id, querystring: Type.Object({ affected_percent: Type.Optional(Type.String({ pattern: '^(100|[0-9]{1,2})(\\.[0-9])?$' })) }) } },
+    {
+      schema: {
+        params: Id,
+        querystring: Type.Object({
+          affected_percent: Type.Optional(Type.String({ pattern: '^(100|[0-9]{1,2})(\\.[0-9])?$' })),
+        }),
+      },
+    },
     async (request, reply) => {
       const state: IncidentState = await readState(app, request.params.id);
-      if (state.status !== 'resolved') throw new ApiError(409, 'not_resolved', 'the customer notification names the restoration time: resolve the incident first');
+      if (state.status !== 'resolved')
+        throw new ApiError(
+          409,
+          'not_resolved',
+          'the customer notification names the restoration time: resolve the incident first',
+        );
       const percent = request.query.affected_percent;
-      const text = customerNotification({ state, affectedPercent: percent === undefined ? undefined : Number(percent), supportEmail: contacts().support_email });
+      const text = customerNotification({
+        state,
+        affectedPercent: percent === undefined ? undefined : Number(percent),
+        supportEmail: contacts().support_email,
+      });
       return reply.type('text/plain; charset=utf-8').send(text);
     },
   );

@@ -27,7 +27,9 @@ const adminRoutes: FastifyPluginAsync = async (app) => {
       admin.addHook('onRequest', auth);
       // unknown admin paths answer 401 too without a token: no probing which routes exist
       admin.setNotFoundHandler({ preHandler: auth }, async (request, reply) =>
-        reply.status(404).send({ error: 'not_found', message: `no route for ${request.method} ${request.url.split('?')[0]}` }),
+        reply
+          .status(404)
+          .send({ error: 'not_found', message: `no route for ${request.method} ${request.url.split('?')[0]}` }),
       );
       // admin feature route plugins are registered here
       await admin.register(keys);

@@ -44,42 +44,71 @@ const RotationView = Type.Object({
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 
 const keys: FastifyPluginAsyncTypebox = async (app) => {
-  app.get('/keys', { schema: { response: { 200: Type.Object({ keys: Type.Array(KeyView), rotations: Type.Array(RotationView) }) } } }, async () => {
-    // make sure a fresh deployment shows its first key rather than an empty list
-    await authServices(app.warden).keys.active();
-    const { db } = app.warden;
-    const keyRows = await db.query<{ id: string; kek_id: string; status: string; created_at: Date; retired_at: Date | null }>(
-      'SELECT id, kek_id, status, created_at, retired_at FROM signing_keys ORDER BY created_at DESC',
-    );
-    const rotationRows = await db.query<{
-      id: number; from_key_id: string | null; to_key_id: string; reason: string; incident_id: string | null;
-      revoked_challenges: number; rotated_by: string; rotated_at: Date;
-    }>('SELECT id::int AS id, from_key_id, to_key_id, reason, incident_id, revoked_challenges, rotated_by, rotated_at FROM key_rotations ORDER BY id DESC LIMIT 50');
-    return {
-      keys: keyRows.rows.map((k) => ({ ...k, created_at: k.created_at.toISOString(), retired_at: iso(k.retired_at) })),
-      rotations: rotationRows.rows.map((r) => ({ ...r, rotated_at: r.rotated_at.toISOString() })),
-    };
-  });
+  app.get(
+    '/keys',
+    { schema: { response: { 200: Type.Object({ keys: Type.Array(KeyView), rotations: Type.Array(RotationView) }) } } },
+    async () => {
+      // make sure a fresh deployment shows its first key rather than an empty list
+      await authServices(app.warden).keys.active();
+      const { db } = app.warden;
+      const keyRows = await db.query<{
+        id: string;
+        kek_id: string;
+        status: string;
+        created_at: Date;
+        retired_at: Date | null;
+      }>('SELECT id, kek_id, status, created_at, retired_at FROM signing_keys ORDER BY created_at DESC');
+      const rotationRows = await db.query<{
+        id: number;
+        from_key_id: string | null;
+        to_key_id: string;
+        reason: string;
+        incident_id: string | null;
+        revoked_challenges: number;
+        rotated_by: string;
+        rotated_at: Date;
+      }>(
+        'SELECT id::int AS id, from_key_id, to_key_id, reason, incident_id, revoked_challenges, rotated_by, rotated_at FROM key_rotations ORDER BY id DESC LIMIT 50',
+      );
+      return {
+        keys: keyRows.rows.map((k) => ({
+          ...k,
+          created_at: k.created_at.toISOString(),
+          retired_at: iso(k.retired_at),
+        })),
+        rotations: rotationRows.rows.map((r) => ({ ...r, rotated_at: r.rotated_at.toISOString() })),
+      };
+    },
+  );
 
-  app.post('/keys/rotate', { schema: { body: RotateBody, response: { 200: Rotated, 400: ErrorBody } } }, async (request) => {
-    const { warden } = app;
-    const result = await rotateKeys(
-      { db: warden.db, logger: warden.logger.child({ component: 'audit' }), client: warden.temporal.client, keys: authServices(warden).keys },
-      {
-        reason: request.body.reason,
-        revokeOutstanding: request.body.revoke_outstanding ?? false,
-        incidentId: request.body.incident_id,
-        actor: 'admin-api',
-      },
-    );
-    return {
-      key_id: result.keyId,
-      previous_key_id: result.previousKeyId,
-      rotation_id: result.rotationId,
-      rotated_at: result.rotatedAt,
-      revoked_challenges: result.revokedChallenges,
-    };
-  });
+  app.post(
+    '/keys/rotate',
+    { schema: { body: RotateBody, response: { 200: Rotated, 400: ErrorBody } } },
+    async (request) => {
+      const { warden } = app;
+      const result = await rotateKeys(
+        {
+          db: warden.db,
+          logger: warden.logger.child({ component: 'audit' }),
+          client: warden.temporal.client,
+          keys: authServices(warden).keys,
+        },
+        {
+          reason: request.body.reason,
+          revokeOutstanding: request.body.revoke_outstanding ?? false,
+          incidentId: request.body.incident_id,
+          actor: 'admin-api',
+        },
+      );
+      return {
+        key_id: result.keyId,
+        previous_key_id: result.previousKeyId,
+        rotation_id: result.rotationId,
+        rotated_at: result.rotatedAt,
+        revoked_challenges: result.revokedChallenges,
+      };
+    },
+  );
 };
 
 export default keys;

@@ -31,7 +31,12 @@ const RateLimitsUpdate = Type.Object(
   { additionalProperties: false, minProperties: 1 },
 );
 const ChallengeSettingsUpdate = Type.Object(
-  Object.fromEntries(Object.entries(ChallengeSettings.properties).map(([name, schema]) => [name, Type.Optional(Type.Integer({ minimum: schema.minimum, maximum: schema.maximum }))])),
+  Object.fromEntries(
+    Object.entries(ChallengeSettings.properties).map(([name, schema]) => [
+      name,
+      Type.Optional(Type.Integer({ minimum: schema.minimum, maximum: schema.maximum })),
+    ]),
+  ),
   { additionalProperties: false, minProperties: 1 },
 );
 
@@ -49,7 +54,12 @@ function windowSeconds(rule: { window_seconds?: number; window?: string }): numb
 const ratelimits: FastifyPluginAsyncTypebox = async (app) => {
   const settings = () => authServices(app.warden).settings;
 
-  async function change<T>(key: string, previous: T, next: T, schema: typeof RateLimitSettings | typeof ChallengeSettings): Promise<T> {
+  async function change<T>(
+    key: string,
+    previous: T,
+    next: T,
+    schema: typeof RateLimitSettings | typeof ChallengeSettings,
+  ): Promise<T> {
     if (!Value.Check(schema, next)) {
       const first = [...Value.Errors(schema, next)][0];
       throw new ApiError(400, 'invalid_request', `${first?.path || 'body'} ${first?.message ?? 'is invalid'}`);
@@ -66,24 +76,38 @@ const ratelimits: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get('/ratelimits', { schema: { response: { 200: RateLimitSettings } } }, async () => settings().rateLimits());
 
-  app.put('/ratelimits', { schema: { body: RateLimitsUpdate, response: { 200: RateLimitSettings, 400: ErrorBody } } }, async (request) => {
-    const previous = await settings().rateLimits();
-    const merge = (current: RateLimitSettingsValue['per_user'], update: typeof request.body.per_user) => {
-      if (!update) return current;
-      const seconds = windowSeconds(update);
-      return { window_seconds: seconds ?? current.window_seconds, max_attempts: update.max_attempts ?? current.max_attempts };
-    };
-    const next: RateLimitSettingsValue = { per_user: merge(previous.per_user, request.body.per_user), per_ip: merge(previous.per_ip, request.body.per_ip) };
-    return change(RATE_LIMITING_KEY, previous, next, RateLimitSettings);
-  });
+  app.put(
+    '/ratelimits',
+    { schema: { body: RateLimitsUpdate, response: { 200: RateLimitSettings, 400: ErrorBody } } },
+    async (request) => {
+      const previous = await settings().rateLimits();
+      const merge = (current: RateLimitSettingsValue['per_user'], update: typeof request.body.per_user) => {
+        if (!update) return current;
+        const seconds = windowSeconds(update);
+        return {
+          window_seconds: seconds ?? current.window_seconds,
+          max_attempts: update.max_attempts ?? current.max_attempts,
+        };
+      };
+      const next: RateLimitSettingsValue = {
+        per_user: merge(previous.per_user, request.body.per_user),
+        per_ip: merge(previous.per_ip, request.body.per_ip),
+      };
+      return change(RATE_LIMITING_KEY, previous, next, RateLimitSettings);
+    },
+  );
 
   app.get('/auth/settings', { schema: { response: { 200: ChallengeSettings } } }, async () => settings().challenge());
 
-  app.put('/auth/settings', { schema: { body: ChallengeSettingsUpdate, response: { 200: ChallengeSettings, 400: ErrorBody } } }, async (request) => {
-    const previous = await settings().challenge();
-    const next: ChallengeSettingsValue = { ...previous, ...request.body };
-    return change(CHALLENGE_SETTINGS_KEY, previous, next, ChallengeSettings);
-  });
+  app.put(
+    '/auth/settings',
+    { schema: { body: ChallengeSettingsUpdate, response: { 200: ChallengeSettings, 400: ErrorBody } } },
+    async (request) => {
+      const previous = await settings().challenge();
+      const next: ChallengeSettingsValue = { ...previous, ...request.body };
+      return change(CHALLENGE_SETTINGS_KEY, previous, next, ChallengeSettings);
+    },
+  );
 };
 
 export default ratelimits;

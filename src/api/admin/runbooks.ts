@@ -35,7 +35,8 @@ const By = Type.String({ minLength: 1, maxLength: 200 });
 const Text = Type.String({ minLength: 1, maxLength: 2000 });
 const RunId = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9._-]+$' }) });
 // no control characters (Postgres cannot store U+0000; the activities would fail on it later)
-const Names = (max: number) => Type.Array(Type.String({ minLength: 1, maxLength: 128, pattern: '^[^\\u0000-\\u001f\\u007f]+$' }), { maxItems: max });
+const Names = (max: number) =>
+  Type.Array(Type.String({ minLength: 1, maxLength: 128, pattern: '^[^\\u0000-\\u001f\\u007f]+$' }), { maxItems: max });
 const StateBody = Type.Object({}, { additionalProperties: true });
 const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody, 501: ErrorBody, 503: ErrorBody };
 const obj = <P extends Record<string, TSchema>>(props: P) => Type.Object(props, { additionalProperties: false });
@@ -53,19 +54,34 @@ const StartBody = obj({
   request_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' })),
 });
 
-const RUNBOOK_ERROR_STATUS: Record<string, number> = { UnknownStep: 404, NotAwaitingApproval: 409, RunbookFinished: 409, AlreadyCancelling: 409, InvalidInput: 400 };
+const RUNBOOK_ERROR_STATUS: Record<string, number> = {
+  UnknownStep: 404,
+  NotAwaitingApproval: 409,
+  RunbookFinished: 409,
+  AlreadyCancelling: 409,
+  InvalidInput: 400,
+};
 
 function apiError(err: unknown, id: string): ApiError | undefined {
   const c = classifyUpdateError(err);
-  if (c?.kind === 'not_found' || c?.kind === 'closed') return new ApiError(409, 'runbook_finished', `runbook ${id} has finished`);
+  if (c?.kind === 'not_found' || c?.kind === 'closed')
+    return new ApiError(409, 'runbook_finished', `runbook ${id} has finished`);
   const failure = (err as { cause?: { type?: string; message?: string } }).cause;
   const type = failure?.type ?? (err as { type?: string }).type;
-  if (type && type in RUNBOOK_ERROR_STATUS) return new ApiError(RUNBOOK_ERROR_STATUS[type]!, type === 'InvalidInput' ? 'invalid_request' : snakeCase(type), failure?.message ?? String(type));
+  if (type && type in RUNBOOK_ERROR_STATUS)
+    return new ApiError(
+      RUNBOOK_ERROR_STATUS[type]!,
+      type === 'InvalidInput' ? 'invalid_request' : snakeCase(type),
+      failure?.message ?? String(type),
+    );
   return undefined;
 }
 
 async function runHandle(app: FastifyInstance, id: string): Promise<{ handle: WorkflowHandle; runbook: string }> {
-  const { rows } = await app.warden.db.query<{ runbook: string }>('SELECT runbook FROM runbook_runs WHERE workflow_id = $1', [id]);
+  const { rows } = await app.warden.db.query<{ runbook: string }>(
+    'SELECT runbook FROM runbook_runs WHERE workflow_id = $1',
+    [id],
+  );
   const handle = app.warden.temporal.client.workflow.getHandle(id);
   if (rows[0]) return { handle, runbook: rows[0].runbook };
   // no projection row: a run started while Postgres refused writes (the db-failover runbook's
@@ -78,7 +94,8 @@ async function runHandle(app: FastifyInstance, id: string): Promise<{ handle: Wo
     },
   );
   // a runbook not built yet has no workflow type: it must not match a run that does not exist
-  const runbook = type === undefined ? undefined : RUNBOOK_NAMES.find((n) => RUNBOOK_WORKFLOWS[RUNBOOK_INCIDENT_TYPES[n]] === type);
+  const runbook =
+    type === undefined ? undefined : RUNBOOK_NAMES.find((n) => RUNBOOK_WORKFLOWS[RUNBOOK_INCIDENT_TYPES[n]] === type);
   if (!runbook) throw new ApiError(404, 'runbook_not_found', `no runbook run ${id}`);
   return { handle, runbook };
 }
@@ -92,12 +109,20 @@ async function readRun(app: FastifyInstance, id: string): Promise<RunbookState |
     // the history is gone (retention): answer from the projection
     const run = await app.warden.db.query('SELECT * FROM runbook_runs WHERE workflow_id = $1', [id]);
     if (!run.rows[0]) throw new ApiError(404, 'runbook_not_found', `no runbook run ${id}`);
-    const steps = await app.warden.db.query('SELECT step, status, summary, updated_at FROM runbook_steps WHERE workflow_id = $1 ORDER BY updated_at', [id]);
+    const steps = await app.warden.db.query(
+      'SELECT step, status, summary, updated_at FROM runbook_steps WHERE workflow_id = $1 ORDER BY updated_at',
+      [id],
+    );
     return { ...run.rows[0], steps: steps.rows, from: 'projection' };
   }
 }
 
-async function update<Arg>(app: FastifyInstance, id: string, def: UpdateDefinition<RunbookState, [Arg]>, arg: Arg): Promise<RunbookState> {
+async function update<Arg>(
+  app: FastifyInstance,
+  id: string,
+  def: UpdateDefinition<RunbookState, [Arg]>,
+  arg: Arg,
+): Promise<RunbookState> {
   const { handle } = await runHandle(app, id);
   try {
     return await handle.executeUpdate(def, { args: [arg] });
@@ -117,7 +142,10 @@ const runbooks: FastifyPluginAsyncTypebox = async (app) => {
           incident_id: Type.Optional(Type.String({ maxLength: 100 })),
           limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,2}$' })),
         }),
-        response: { 200: Type.Object({ available: Type.Array(Type.String()), runs: Type.Array(StateBody) }), ...errors },
+        response: {
+          200: Type.Object({ available: Type.Array(Type.String()), runs: Type.Array(StateBody) }),
+          ...errors,
+        },
       },
     },
     async (request) => {
@@ -136,13 +164,26 @@ const runbooks: FastifyPluginAsyncTypebox = async (app) => {
     '/runbooks/:name',
     // up to 10,000 affected users and IPs (a compromised-token response at scale): well over
     // the admin app's default 64 KB, still far under Temporal's payload limit
-    { bodyLimit: 1024 * 1024, schema: { params: Type.Object({ name: Type.String({ maxLength: 64 }) }), body: StartBody, response: { 200: StateBody, 201: StateBody, ...errors } } },
+    {
+      bodyLimit: 1024 * 1024,
+      schema: {
+        params: Type.Object({ name: Type.String({ maxLength: 64 }) }),
+        body: StartBody,
+        response: { 200: StateBody, 201: StateBody, ...errors },
+      },
+    },
     async (request, reply) => {
       const name = request.params.name as RunbookName;
-      if (!RUNBOOK_NAMES.includes(name)) throw new ApiError(404, 'unknown_runbook', `no runbook ${request.params.name}; runbooks: ${RUNBOOK_NAMES.join(', ')}`);
+      if (!RUNBOOK_NAMES.includes(name))
+        throw new ApiError(
+          404,
+          'unknown_runbook',
+          `no runbook ${request.params.name}; runbooks: ${RUNBOOK_NAMES.join(', ')}`,
+        );
       const type = RUNBOOK_INCIDENT_TYPES[name];
       const workflowType = RUNBOOK_WORKFLOWS[type];
-      if (!workflowType) throw new ApiError(501, 'runbook_not_available', `runbook ${name} is not available in this version`);
+      if (!workflowType)
+        throw new ApiError(501, 'runbook_not_available', `runbook ${name} is not available in this version`);
       const b = request.body;
       const checked = checkRunbookParams(name, (b.params ?? {}) as Record<string, unknown>);
       if (!checked.ok) throw new ApiError(400, 'invalid_request', checked.message);
@@ -156,14 +197,21 @@ const runbooks: FastifyPluginAsyncTypebox = async (app) => {
         if (!ref) throw new ApiError(404, 'incident_not_found', `no incident ${b.incident_id}`);
         let state: IncidentState;
         try {
-          state = await app.warden.temporal.client.workflow.getHandle(ref.workflowId, ref.runId).query(incidentStateQuery);
+          state = await app.warden.temporal.client.workflow
+            .getHandle(ref.workflowId, ref.runId)
+            .query(incidentStateQuery);
         } catch (err) {
-          if (classifyUpdateError(err)?.kind === 'not_found') throw new ApiError(404, 'incident_not_found', `no incident ${b.incident_id}`);
+          if (classifyUpdateError(err)?.kind === 'not_found')
+            throw new ApiError(404, 'incident_not_found', `no incident ${b.incident_id}`);
           throw err;
         }
         if (state.status === 'resolved') throw new ApiError(409, 'incident_closed', `${b.incident_id} is resolved`);
         if (state.runbook?.workflowType === workflowType && state.runbook.status === 'running') {
-          throw new ApiError(409, 'runbook_already_running', `${b.incident_id} already runs ${name} as ${state.runbook.workflowId}`);
+          throw new ApiError(
+            409,
+            'runbook_already_running',
+            `${b.incident_id} already runs ${name} as ${state.runbook.workflowId}`,
+          );
         }
         incidentId = state.id || ref.id;
         incidentWorkflowId = ref.workflowId;
@@ -175,7 +223,11 @@ const runbooks: FastifyPluginAsyncTypebox = async (app) => {
         type,
         severity: b.severity as Severity,
         // what the request names, else what the incident it attaches to says is affected
-        affected: { users: b.users ?? incident?.affected.users ?? [], ips: b.ips ?? incident?.affected.ips ?? [], providers: incident?.affected.providers ?? [] },
+        affected: {
+          users: b.users ?? incident?.affected.users ?? [],
+          ips: b.ips ?? incident?.affected.ips ?? [],
+          providers: incident?.affected.providers ?? [],
+        },
         dataBreach: incident?.dataBreach ?? false,
         ddos: incident?.ddos ?? false,
         startedBy: b.by,
@@ -185,15 +237,17 @@ const runbooks: FastifyPluginAsyncTypebox = async (app) => {
       };
       const workflowId = `runbook-${name}-${b.request_id ?? randomUUID()}`;
       // the row exists before the first workflow task runs, so the run can be read at once
-      await app.warden.db.write(
-        `INSERT INTO runbook_runs (workflow_id, runbook, incident_id, severity, status, started_by)
+      await app.warden.db
+        .write(
+          `INSERT INTO runbook_runs (workflow_id, runbook, incident_id, severity, status, started_by)
          VALUES ($1, $2, NULLIF($3, ''), $4, 'running', $5) ON CONFLICT (workflow_id) DO NOTHING`,
-        [workflowId, name, incidentId, b.severity, b.by],
-      ).catch((err: unknown) => {
-        // the row is a projection: while Postgres refuses writes the run still starts (the
-        // db-failover runbook has to) and is found through Temporal until its row exists
-        if (!(err instanceof DatabaseReadOnlyError)) throw err;
-      });
+          [workflowId, name, incidentId, b.severity, b.by],
+        )
+        .catch((err: unknown) => {
+          // the row is a projection: while Postgres refuses writes the run still starts (the
+          // db-failover runbook has to) and is found through Temporal until its row exists
+          if (!(err instanceof DatabaseReadOnlyError)) throw err;
+        });
       try {
         await app.warden.temporal.client.workflow.start(workflowType, {
           workflowId,
@@ -203,59 +257,115 @@ const runbooks: FastifyPluginAsyncTypebox = async (app) => {
         });
       } catch (err) {
         if (!(err instanceof WorkflowExecutionAlreadyStartedError) || !b.request_id) throw err;
-        return reply.status(200).send({ workflow_id: workflowId, runbook: name, incident_id: incidentId || null, existing: true });
+        return reply
+          .status(200)
+          .send({ workflow_id: workflowId, runbook: name, incident_id: incidentId || null, existing: true });
       }
-      return reply.status(201).header('location', `/admin/api/v1/runbooks/runs/${workflowId}`).send({ workflow_id: workflowId, runbook: name, incident_id: incidentId || null });
+      return reply
+        .status(201)
+        .header('location', `/admin/api/v1/runbooks/runs/${workflowId}`)
+        .send({ workflow_id: workflowId, runbook: name, incident_id: incidentId || null });
     },
   );
 
-  app.get('/runbooks/runs/:id', { schema: { params: RunId, response: { 200: StateBody, ...errors } } }, async (request) => readRun(app, request.params.id));
+  app.get(
+    '/runbooks/runs/:id',
+    { schema: { params: RunId, response: { 200: StateBody, ...errors } } },
+    async (request) => readRun(app, request.params.id),
+  );
 
-  const decide = (approve: boolean) => async (request: { params: { id: string }; body: { step: string; by: string; note?: string } }) =>
-    update(app, request.params.id, approveStepUpdate, { step: request.body.step, by: request.body.by, approve, note: request.body.note });
+  const decide =
+    (approve: boolean) =>
+    async (request: { params: { id: string }; body: { step: string; by: string; note?: string } }) =>
+      update(app, request.params.id, approveStepUpdate, {
+        step: request.body.step,
+        by: request.body.by,
+        approve,
+        note: request.body.note,
+      });
   const DecideBody = obj({ step: Type.String({ minLength: 1, maxLength: 100 }), by: By, note: Type.Optional(Text) });
-  app.post('/runbooks/runs/:id/approve', { schema: { params: RunId, body: DecideBody, response: { 200: StateBody, ...errors } } }, decide(true));
-  app.post('/runbooks/runs/:id/reject', { schema: { params: RunId, body: DecideBody, response: { 200: StateBody, ...errors } } }, decide(false));
+  app.post(
+    '/runbooks/runs/:id/approve',
+    { schema: { params: RunId, body: DecideBody, response: { 200: StateBody, ...errors } } },
+    decide(true),
+  );
+  app.post(
+    '/runbooks/runs/:id/reject',
+    { schema: { params: RunId, body: DecideBody, response: { 200: StateBody, ...errors } } },
+    decide(false),
+  );
 
   app.post(
     '/runbooks/runs/:id/cancel',
-    { schema: { params: RunId, body: obj({ by: By, reason: Text, compensate: Type.Optional(Type.Boolean()) }), response: { 202: StateBody, ...errors } } },
-    async (request, reply) => reply.status(202).send(await update(app, request.params.id, cancelRunbookUpdate, request.body)),
+    {
+      schema: {
+        params: RunId,
+        body: obj({ by: By, reason: Text, compensate: Type.Optional(Type.Boolean()) }),
+        response: { 202: StateBody, ...errors },
+      },
+    },
+    async (request, reply) =>
+      reply.status(202).send(await update(app, request.params.id, cancelRunbookUpdate, request.body)),
   );
 
   app.post(
     '/runbooks/runs/:id/false-positives',
-    { schema: { params: RunId, body: obj({ by: By, users: Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { minItems: 1, maxItems: 500 }) }), response: { 200: StateBody, ...errors } } },
+    {
+      schema: {
+        params: RunId,
+        body: obj({
+          by: By,
+          users: Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { minItems: 1, maxItems: 500 }),
+        }),
+        response: { 200: StateBody, ...errors },
+      },
+    },
     async (request) => {
       const { runbook } = await runHandle(app, request.params.id);
-      if (runbook !== 'abuse-mitigation') throw new ApiError(409, 'not_supported', `runbook ${runbook} takes no false positives`);
+      if (runbook !== 'abuse-mitigation')
+        throw new ApiError(409, 'not_supported', `runbook ${runbook} takes no false positives`);
       return update(app, request.params.id, markFalsePositivesUpdate, request.body);
     },
   );
 
-  app.get('/runbooks/runs/:id/artifacts', { schema: { params: RunId, response: { 200: Type.Object({ artifacts: Type.Array(StateBody) }), ...errors } } }, async (request) => {
-    await runHandle(app, request.params.id);
-    const { rows } = await app.warden.db.query(
-      'SELECT name, content_type, rows, bytes::text AS bytes, sha256, window_start, window_end, created_at FROM runbook_artifacts WHERE workflow_id = $1 ORDER BY id',
-      [request.params.id],
-    );
-    return { artifacts: rows };
-  });
+  app.get(
+    '/runbooks/runs/:id/artifacts',
+    { schema: { params: RunId, response: { 200: Type.Object({ artifacts: Type.Array(StateBody) }), ...errors } } },
+    async (request) => {
+      await runHandle(app, request.params.id);
+      const { rows } = await app.warden.db.query(
+        'SELECT name, content_type, rows, bytes::text AS bytes, sha256, window_start, window_end, created_at FROM runbook_artifacts WHERE workflow_id = $1 ORDER BY id',
+        [request.params.id],
+      );
+      return { artifacts: rows };
+    },
+  );
 
   app.get(
     '/runbooks/runs/:id/artifacts/:name',
-    { schema: { params: Type.Object({ id: RunId.properties.id, name: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9._-]+$' }) }) } },
+    {
+      schema: {
+        params: Type.Object({
+          id: RunId.properties.id,
+          name: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9._-]+$' }),
+        }),
+      },
+    },
     async (request, reply) => {
       const { rows } = await app.warden.db.query<{ id: string; content_type: string; sha256: string }>(
         'SELECT id, content_type, sha256 FROM runbook_artifacts WHERE workflow_id = $1 AND name = $2',
         [request.params.id, request.params.name],
       );
       const artifact = rows[0];
-      if (!artifact) throw new ApiError(404, 'artifact_not_found', `no artifact ${request.params.name} for ${request.params.id}`);
+      if (!artifact)
+        throw new ApiError(404, 'artifact_not_found', `no artifact ${request.params.name} for ${request.params.id}`);
       const db = app.warden.db;
       async function* body() {
         for (let seq = 0; ; seq++) {
-          const chunk = await db.query<{ body: string }>('SELECT body FROM runbook_artifact_chunks WHERE artifact_id = $1 AND seq = $2', [artifact!.id, seq]);
+          const chunk = await db.query<{ body: string }>(
+            'SELECT body FROM runbook_artifact_chunks WHERE artifact_id = $1 AND seq = $2',
+            [artifact!.id, seq],
+          );
           if (!chunk.rows[0]) return;
           yield chunk.rows[0].body;
         }

@@ -28,7 +28,12 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post(
     '/users/revoke-challenges',
-    { schema: { body: RevokeBody, response: { 200: Type.Object({ signalled: Type.Integer(), revoked: Type.Integer() }), 400: ErrorBody } } },
+    {
+      schema: {
+        body: RevokeBody,
+        response: { 200: Type.Object({ signalled: Type.Integer(), revoked: Type.Integer() }), 400: ErrorBody },
+      },
+    },
     async (request) =>
       revokeUserChallenges(deps(), {
         userIds: request.body.user_ids,
@@ -40,14 +45,29 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post(
     '/users/force-password-reset',
-    { schema: { body: UsersBody, response: { 200: Type.Object({ updated: Type.Array(Type.String()) }), 400: ErrorBody } } },
-    async (request) => forcePasswordReset(deps(), { userIds: request.body.user_ids, incidentId: request.body.incident_id, actor: 'admin-api' }),
+    {
+      schema: {
+        body: UsersBody,
+        response: { 200: Type.Object({ updated: Type.Array(Type.String()) }), 400: ErrorBody },
+      },
+    },
+    async (request) =>
+      forcePasswordReset(deps(), {
+        userIds: request.body.user_ids,
+        incidentId: request.body.incident_id,
+        actor: 'admin-api',
+      }),
   );
 
   app.post(
     '/users/clear-rate-limits',
     { schema: { body: UsersBody, response: { 200: Type.Object({ deleted: Type.Integer() }), 400: ErrorBody } } },
-    async (request) => clearRateLimits(deps(), { userIds: request.body.user_ids, incidentId: request.body.incident_id, actor: 'admin-api' }),
+    async (request) =>
+      clearRateLimits(deps(), {
+        userIds: request.body.user_ids,
+        incidentId: request.body.incident_id,
+        actor: 'admin-api',
+      }),
   );
 };
 

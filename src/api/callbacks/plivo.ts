@@ -9,7 +9,11 @@ import { CALLBACK_BASE, forged, formParams, signedUrl } from './common';
  * Plivo's message status callback (the `url` of the send), signed with X-Plivo-Signature-V3.
  * delivered; undelivered (transient); failed and rejected (permanent).
  */
-const FAILED: Record<string, 'transient' | 'permanent'> = { undelivered: 'transient', failed: 'permanent', rejected: 'permanent' };
+const FAILED: Record<string, 'transient' | 'permanent'> = {
+  undelivered: 'transient',
+  failed: 'permanent',
+  rejected: 'permanent',
+};
 
 const plivoCallbacks: FastifyPluginAsync = async (app) => {
   app.post(`${CALLBACK_BASE}/plivo/status`, async (request, reply) => {
@@ -17,7 +21,13 @@ const plivoCallbacks: FastifyPluginAsync = async (app) => {
     const signature = request.headers['x-plivo-signature-v3'];
     const nonce = request.headers['x-plivo-signature-v3-nonce'];
     const token = app.warden.config.providers.plivo.authToken;
-    const ok = verifyPlivo(token, typeof signature === 'string' ? signature : undefined, typeof nonce === 'string' ? nonce : undefined, signedUrl(app, request), params);
+    const ok = verifyPlivo(
+      token,
+      typeof signature === 'string' ? signature : undefined,
+      typeof nonce === 'string' ? nonce : undefined,
+      signedUrl(app, request),
+      params,
+    );
     if (!ok) throw forged(app, 'plivo');
     const status = params.Status;
     const uuid = params.MessageUUID;

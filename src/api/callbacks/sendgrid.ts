@@ -33,7 +33,13 @@ function report(e: SendgridEvent): DeliveryReport | undefined {
   if (e.event === 'delivered') return { ...base, outcome: 'delivered', report: 'delivered' };
   if (e.event === 'bounce' || e.event === 'dropped') {
     const errorClass = e.event === 'bounce' && e.type === 'blocked' ? 'transient' : 'permanent';
-    return { ...base, outcome: 'failed', report: e.event, errorClass, ...(typeof e.status === 'string' ? { errorCode: e.status.slice(0, 32) } : {}) };
+    return {
+      ...base,
+      outcome: 'failed',
+      report: e.event,
+      errorClass,
+      ...(typeof e.status === 'string' ? { errorCode: e.status.slice(0, 32) } : {}),
+    };
   }
   return undefined;
 }
@@ -41,7 +47,9 @@ function report(e: SendgridEvent): DeliveryReport | undefined {
 const sendgridCallbacks: FastifyPluginAsync = async (app) => {
   // the signature is over the exact bytes: this plugin keeps JSON bodies raw
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: 1024 * 1024 }, (_request, body, done) => done(null, body));
+  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: 1024 * 1024 }, (_request, body, done) =>
+    done(null, body),
+  );
 
   let key: KeyObject | undefined;
   const configured = app.warden.config.delivery.sendgridWebhookPublicKey;
@@ -52,7 +60,14 @@ const sendgridCallbacks: FastifyPluginAsync = async (app) => {
     const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
     const signature = request.headers['x-twilio-email-event-webhook-signature'];
     const timestamp = request.headers['x-twilio-email-event-webhook-timestamp'];
-    if (!verifySendgrid(key, raw, typeof signature === 'string' ? signature : undefined, typeof timestamp === 'string' ? timestamp : undefined)) {
+    if (
+      !verifySendgrid(
+        key,
+        raw,
+        typeof signature === 'string' ? signature : undefined,
+        typeof timestamp === 'string' ? timestamp : undefined,
+      )
+    ) {
       throw forged(app, 'sendgrid');
     }
     let events: unknown;
@@ -61,7 +76,8 @@ const sendgridCallbacks: FastifyPluginAsync = async (app) => {
     } catch {
       throw new ApiError(400, 'invalid_request', 'the body is not JSON');
     }
-    if (!Array.isArray(events) || events.length > MAX_EVENTS) throw new ApiError(400, 'invalid_request', `the body must be an array of at most ${MAX_EVENTS} events`);
+    if (!Array.isArray(events) || events.length > MAX_EVENTS)
+      throw new ApiError(400, 'invalid_request', `the body must be an array of at most ${MAX_EVENTS} events`);
     for (const event of events) {
       const r = typeof event === 'object' && event !== null ? report(event as SendgridEvent) : undefined;
       if (!r) {
@@ -69,7 +85,10 @@ const sendgridCallbacks: FastifyPluginAsync = async (app) => {
         continue;
       }
       const result = await applyReport(app.warden, r);
-      app.warden.metrics.deliveryCallbacks.inc({ provider: 'sendgrid', outcome: result === 'applied' ? r.outcome : result });
+      app.warden.metrics.deliveryCallbacks.inc({
+        provider: 'sendgrid',
+        outcome: result === 'applied' ? r.outcome : result,
+      });
     }
     return reply.code(204).send();
   });

@@ -17,7 +17,8 @@ const twilioCallbacks: FastifyPluginAsync = async (app) => {
     const params = formParams(request.body);
     const header = request.headers['x-twilio-signature'];
     const token = app.warden.config.providers.twilio.authToken;
-    if (!verifyTwilio(token, typeof header === 'string' ? header : undefined, signedUrl(app, request), params)) throw forged(app, 'twilio');
+    if (!verifyTwilio(token, typeof header === 'string' ? header : undefined, signedUrl(app, request), params))
+      throw forged(app, 'twilio');
     const status = params.MessageStatus ?? params.SmsStatus;
     const sid = params.MessageSid ?? params.SmsSid;
     if (!status || !sid) throw new ApiError(400, 'invalid_request', 'MessageStatus and MessageSid are required');
@@ -34,7 +35,10 @@ const twilioCallbacks: FastifyPluginAsync = async (app) => {
         ...(params.ErrorCode ? { errorCode: params.ErrorCode } : {}),
       };
       const result = await applyReport(app.warden, report);
-      app.warden.metrics.deliveryCallbacks.inc({ provider: 'twilio', outcome: result === 'applied' ? outcome : result });
+      app.warden.metrics.deliveryCallbacks.inc({
+        provider: 'twilio',
+        outcome: result === 'applied' ? outcome : result,
+      });
     } else {
       app.warden.metrics.deliveryCallbacks.inc({ provider: 'twilio', outcome: 'ignored' });
     }

@@ -1,6 +1,12 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { alertWorkflowId, fingerprintOf, incidentFromAlerts, alertGroupHash, type AlertmanagerPayload } from '../../incidents/alertmanager';
+import {
+  alertWorkflowId,
+  fingerprintOf,
+  incidentFromAlerts,
+  alertGroupHash,
+  type AlertmanagerPayload,
+} from '../../incidents/alertmanager';
 import { alertNotificationSignal, INCIDENT_WORKFLOW_TYPE, type AlertNotificationInput } from '../../shared/incidents';
 import { IncidentStatusKey, IncidentTypeKey, SeverityKey } from '../../shared/searchAttributes';
 import type { incidentWorkflow } from '../../workflows/incidents/incident';
@@ -54,7 +60,8 @@ const alertmanager: FastifyPluginAsyncTypebox = async (app) => {
     {
       // an unset token means "not wired up", not "open to anyone"
       onRequest: async (request, reply) => {
-        if (!config.incidents.alertmanagerToken) throw new ApiError(503, 'not_configured', 'WARDEN_ALERTMANAGER_TOKEN is not set');
+        if (!config.incidents.alertmanagerToken)
+          throw new ApiError(503, 'not_configured', 'WARDEN_ALERTMANAGER_TOKEN is not set');
         await bearer(request, reply);
       },
       bodyLimit: 1024 * 1024,
@@ -71,7 +78,10 @@ const alertmanager: FastifyPluginAsyncTypebox = async (app) => {
       };
       const incidentOf = async (runId: string | null) => {
         if (!runId) return null;
-        const { rows } = await db.query<{ id: string }>('SELECT id FROM incidents WHERE workflow_id = $1 AND run_id = $2', [workflowId, runId]);
+        const { rows } = await db.query<{ id: string }>(
+          'SELECT id FROM incidents WHERE workflow_id = $1 AND run_id = $2',
+          [workflowId, runId],
+        );
         return rows[0]?.id ?? null;
       };
 
@@ -82,7 +92,12 @@ const alertmanager: FastifyPluginAsyncTypebox = async (app) => {
           await handle.signal(alertNotificationSignal, signal);
           const runId = (await handle.describe()).runId;
           metrics.alertmanagerNotifications.inc({ status: payload.status, outcome: 'delivered' });
-          return { workflow_id: workflowId, run_id: runId, incident_id: await incidentOf(runId), outcome: 'delivered' as const };
+          return {
+            workflow_id: workflowId,
+            run_id: runId,
+            incident_id: await incidentOf(runId),
+            outcome: 'delivered' as const,
+          };
         } catch (err) {
           if (!(err instanceof WorkflowNotFoundError)) throw err;
           metrics.alertmanagerNotifications.inc({ status: payload.status, outcome: 'ignored' });
@@ -91,20 +106,28 @@ const alertmanager: FastifyPluginAsyncTypebox = async (app) => {
       }
 
       const input = incidentFromAlerts(payload, alertGroupHash(payload.groupKey));
-      const handle = await temporal.client.workflow.signalWithStart<typeof incidentWorkflow, [AlertNotificationInput]>(INCIDENT_WORKFLOW_TYPE, {
-        workflowId,
-        taskQueue: config.temporal.taskQueue,
-        args: [input],
-        signal: alertNotificationSignal,
-        signalArgs: [signal],
-        typedSearchAttributes: [
-          { key: IncidentTypeKey, value: input.type },
-          { key: SeverityKey, value: input.severity },
-          { key: IncidentStatusKey, value: 'investigating' },
-        ],
-      });
+      const handle = await temporal.client.workflow.signalWithStart<typeof incidentWorkflow, [AlertNotificationInput]>(
+        INCIDENT_WORKFLOW_TYPE,
+        {
+          workflowId,
+          taskQueue: config.temporal.taskQueue,
+          args: [input],
+          signal: alertNotificationSignal,
+          signalArgs: [signal],
+          typedSearchAttributes: [
+            { key: IncidentTypeKey, value: input.type },
+            { key: SeverityKey, value: input.severity },
+            { key: IncidentStatusKey, value: 'investigating' },
+          ],
+        },
+      );
       metrics.alertmanagerNotifications.inc({ status: payload.status, outcome: 'delivered' });
-      return { workflow_id: workflowId, run_id: handle.signaledRunId, incident_id: await incidentOf(handle.signaledRunId), outcome: 'delivered' as const };
+      return {
+        workflow_id: workflowId,
+        run_id: handle.signaledRunId,
+        incident_id: await incidentOf(handle.signaledRunId),
+        outcome: 'delivered' as const,
+      };
     },
   );
 };

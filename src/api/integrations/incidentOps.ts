@@ -1,6 +1,13 @@
 import { WorkflowUpdateStage } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
-import { classifyUpdateError, findIncident, incidentHandle, openIncident, snakeCase, type IncidentRef } from '../../incidents/client';
+import {
+  classifyUpdateError,
+  findIncident,
+  incidentHandle,
+  openIncident,
+  snakeCase,
+  type IncidentRef,
+} from '../../incidents/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import { incidentStateQuery, type IncidentInput, type IncidentState } from '../../shared/incidents';
 import { ApiError } from '../errors';
@@ -31,7 +38,10 @@ export function deps(app: FastifyInstance) {
   return { client: app.warden.temporal.client, db: app.warden.db, taskQueue: app.warden.config.temporal.taskQueue };
 }
 
-export async function startIncident(app: FastifyInstance, input: IncidentInput): Promise<{ id: string; runId: string }> {
+export async function startIncident(
+  app: FastifyInstance,
+  input: IncidentInput,
+): Promise<{ id: string; runId: string }> {
   return openIncident(deps(app), input);
 }
 
@@ -42,7 +52,13 @@ export type UpdateOutcome = { done: true; state: IncidentState } | { done: false
  * ApiError); the result is awaited up to `waitMs` (updates that run the checklist can take
  * longer than a request should), after which `{ done: false }` says it is still running.
  */
-export async function sendUpdate<Arg>(app: FastifyInstance, id: string, def: UpdateDefinition<IncidentState, [Arg]>, arg: Arg, waitMs = 25_000): Promise<UpdateOutcome> {
+export async function sendUpdate<Arg>(
+  app: FastifyInstance,
+  id: string,
+  def: UpdateDefinition<IncidentState, [Arg]>,
+  arg: Arg,
+  waitMs = 25_000,
+): Promise<UpdateOutcome> {
   const ref = await resolveRef(app, id);
   const handle = incidentHandle(app.warden.temporal.client, ref);
   try {
@@ -69,7 +85,10 @@ export async function readState(app: FastifyInstance, id: string): Promise<Incid
   } catch (err) {
     const c = classifyUpdateError(err);
     if (c?.kind !== 'not_found') throw err;
-    const { rows } = await app.warden.db.query<{ state: IncidentState | null }>('SELECT state FROM incidents WHERE id = $1', [ref.id]);
+    const { rows } = await app.warden.db.query<{ state: IncidentState | null }>(
+      'SELECT state FROM incidents WHERE id = $1',
+      [ref.id],
+    );
     if (!rows[0]?.state) throw new ApiError(404, 'incident_not_found', `no incident ${id}`);
     return rows[0].state;
   }

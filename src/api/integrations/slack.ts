@@ -1,7 +1,16 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { SLACK_ACTIONS } from '../../incidents/templates';
 import { slackError } from '../../providers';
-import { acknowledgeUpdate, escalateUpdate, INCIDENT_TYPES, LIMITS, resolveUpdate, SEVERITIES, type IncidentType, type Severity } from '../../shared/incidents';
+import {
+  acknowledgeUpdate,
+  escalateUpdate,
+  INCIDENT_TYPES,
+  LIMITS,
+  resolveUpdate,
+  SEVERITIES,
+  type IncidentType,
+  type Severity,
+} from '../../shared/incidents';
 import { ApiError } from '../errors';
 import { sendUpdate, startIncident } from './incidentOps';
 import { slackVerifier } from './slackAuth';
@@ -13,19 +22,24 @@ import { slackVerifier } from './slackAuth';
  * when the start takes under 2 s and otherwise says it is on its way; buttons answer at once
  * and report their outcome to the clicking user with chat.postEphemeral.
  */
-const USAGE = 'Usage: `/incident <p0|p1|p2|p3> <type> <title>`, type one of ' + INCIDENT_TYPES.map((t) => `\`${t}\``).join(', ');
+const USAGE =
+  'Usage: `/incident <p0|p1|p2|p3> <type> <title>`, type one of ' + INCIDENT_TYPES.map((t) => `\`${t}\``).join(', ');
 const QUICK_MS = 2000;
 
 interface Form {
   get(name: string): string | null;
 }
 
-export function parseIncidentCommand(text: string): { severity: Severity; type: IncidentType; title: string } | { error: string } {
+export function parseIncidentCommand(
+  text: string,
+): { severity: Severity; type: IncidentType; title: string } | { error: string } {
   const [rawSeverity = '', rawType = '', ...rest] = text.trim().split(/\s+/);
   const severity = rawSeverity.toUpperCase() as Severity;
-  if (!(SEVERITIES as readonly string[]).includes(severity)) return { error: `Unknown severity \`${rawSeverity || '(none)'}\`. ${USAGE}` };
+  if (!(SEVERITIES as readonly string[]).includes(severity))
+    return { error: `Unknown severity \`${rawSeverity || '(none)'}\`. ${USAGE}` };
   const type = rawType.toLowerCase() as IncidentType;
-  if (!(INCIDENT_TYPES as readonly string[]).includes(type)) return { error: `Unknown incident type \`${rawType || '(none)'}\`. ${USAGE}` };
+  if (!(INCIDENT_TYPES as readonly string[]).includes(type))
+    return { error: `Unknown incident type \`${rawType || '(none)'}\`. ${USAGE}` };
   const title = rest.join(' ').trim();
   if (!title) return { error: `A title is required. ${USAGE}` };
   if (title.length > LIMITS.title) return { error: `The title is longer than ${LIMITS.title} characters.` };
@@ -49,7 +63,9 @@ const slack: FastifyPluginAsync = async (app) => {
   // work that outlives the 3-second answer; the app waits for it on close
   const pending = new Set<Promise<unknown>>();
   const later = (work: Promise<unknown>) => {
-    const tracked = work.catch((err: unknown) => app.log.warn({ err: { name: (err as Error).name, message: (err as Error).message } }, 'slack follow-up failed'));
+    const tracked = work.catch((err: unknown) =>
+      app.log.warn({ err: { name: (err as Error).name, message: (err as Error).message } }, 'slack follow-up failed'),
+    );
     pending.add(tracked);
     void tracked.finally(() => pending.delete(tracked));
   };
@@ -77,13 +93,25 @@ const slack: FastifyPluginAsync = async (app) => {
       source: 'slack',
       openedBy: responder(user, form.get('user_name')),
     });
-    const quick = await Promise.race([starting.then((r) => ({ ok: r }), (err: unknown) => ({ err })), new Promise<null>((r) => setTimeout(() => r(null), QUICK_MS))]);
+    const quick = await Promise.race([
+      starting.then(
+        (r) => ({ ok: r }),
+        (err: unknown) => ({ err }),
+      ),
+      new Promise<null>((r) => setTimeout(() => r(null), QUICK_MS)),
+    ]);
     if (quick && 'ok' in quick) {
-      return { response_type: 'ephemeral', text: `Opened *${quick.ok.id}* (${parsed.severity} ${parsed.type}). The alert is posted in the incident channel.` };
+      return {
+        response_type: 'ephemeral',
+        text: `Opened *${quick.ok.id}* (${parsed.severity} ${parsed.type}). The alert is posted in the incident channel.`,
+      };
     }
     if (quick && 'err' in quick) {
       request.log.warn({ err: { name: (quick.err as Error).name } }, 'slash command could not open an incident');
-      return { response_type: 'ephemeral', text: 'Could not open the incident right now; try again or use the admin API.' };
+      return {
+        response_type: 'ephemeral',
+        text: 'Could not open the incident right now; try again or use the admin API.',
+      };
     }
     later(
       starting.then(
@@ -123,7 +151,13 @@ const slack: FastifyPluginAsync = async (app) => {
             return tell(`Escalated *${id}*${last ? ` to ${last.role.replace(/_/g, ' ')}` : ''}.`);
           }
           case SLACK_ACTIONS.resolve: {
-            const r = await sendUpdate(app, id, resolveUpdate, { by, resolution: `Resolved from Slack by ${by}` }, 60_000);
+            const r = await sendUpdate(
+              app,
+              id,
+              resolveUpdate,
+              { by, resolution: `Resolved from Slack by ${by}` },
+              60_000,
+            );
             return tell(r.done ? `Resolved *${id}*.` : `Resolving *${id}*: the recovery checklist is still running.`);
           }
           default:

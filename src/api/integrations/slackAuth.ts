@@ -25,9 +25,14 @@ export function slackVerifier(app: FastifyInstance) {
     const now = Date.now();
     if (now - lastCleanup > CLEANUP_EVERY_MS) {
       lastCleanup = now;
-      await db.write(`DELETE FROM slack_request_signatures WHERE seen_at < now() - interval '${FORGET_AFTER}'`).catch(() => {});
+      await db
+        .write(`DELETE FROM slack_request_signatures WHERE seen_at < now() - interval '${FORGET_AFTER}'`)
+        .catch(() => {});
     }
-    const { rows } = await db.write('INSERT INTO slack_request_signatures (signature) VALUES ($1) ON CONFLICT DO NOTHING RETURNING signature', [signature]);
+    const { rows } = await db.write(
+      'INSERT INTO slack_request_signatures (signature) VALUES ($1) ON CONFLICT DO NOTHING RETURNING signature',
+      [signature],
+    );
     return rows.length === 1;
   }
 
@@ -49,13 +54,27 @@ export function slackVerifier(app: FastifyInstance) {
       nowSeconds: Math.floor(Date.now() / 1000),
     });
     if (!verdict.ok) {
-      const text = { missing_headers: 'missing or malformed Slack signature headers', stale_timestamp: 'request timestamp outside the 5-minute window', bad_signature: 'signature does not match' };
-      throw refuse(401, verdict.reason === 'bad_signature' ? 'invalid_signature' : verdict.reason === 'stale_timestamp' ? 'stale_request' : 'invalid_signature', text[verdict.reason]);
+      const text = {
+        missing_headers: 'missing or malformed Slack signature headers',
+        stale_timestamp: 'request timestamp outside the 5-minute window',
+        bad_signature: 'signature does not match',
+      };
+      throw refuse(
+        401,
+        verdict.reason === 'bad_signature'
+          ? 'invalid_signature'
+          : verdict.reason === 'stale_timestamp'
+            ? 'stale_request'
+            : 'invalid_signature',
+        text[verdict.reason],
+      );
     }
     // Slack always posts a form; any other body was not what the signature covered (the raw
     // form is all it is checked against), and the handlers read only a parsed form
-    if (request.slackRawBody === undefined) throw refuse(415, 'unsupported_media_type', 'Slack requests are application/x-www-form-urlencoded');
-    if (!(await remember(signature as string))) throw refuse(401, 'replayed_request', 'this request was already received');
+    if (request.slackRawBody === undefined)
+      throw refuse(415, 'unsupported_media_type', 'Slack requests are application/x-www-form-urlencoded');
+    if (!(await remember(signature as string)))
+      throw refuse(401, 'replayed_request', 'this request was already received');
     metrics.slackRequests.inc({ endpoint, outcome: 'accepted' });
   };
 }

@@ -20,7 +20,12 @@ import { UUID_PATTERN } from './authSchemas';
 const UUID = new RegExp(UUID_PATTERN);
 const CAPTCHA_EVENT = 'identity.auth.captcha';
 
-async function failedAttempts(app: FastifyInstance, ip: string, userId: string | undefined, windowSeconds: number): Promise<number> {
+async function failedAttempts(
+  app: FastifyInstance,
+  ip: string,
+  userId: string | undefined,
+  windowSeconds: number,
+): Promise<number> {
   const { rows } = await app.warden.db.query<{ n: number }>(
     `SELECT (SELECT count(*) FROM rate_limit_attempts
               WHERE exceeded AND ip = $1::inet AND attempted_at > now() - make_interval(secs => $3))
@@ -35,41 +40,74 @@ async function failedAttempts(app: FastifyInstance, ip: string, userId: string |
   return Number(rows[0]?.n ?? 0);
 }
 
-async function userOf(app: FastifyInstance, body: Record<string, unknown>, query: Record<string, unknown>): Promise<string | undefined> {
+async function userOf(
+  app: FastifyInstance,
+  body: Record<string, unknown>,
+  query: Record<string, unknown>,
+): Promise<string | undefined> {
   if (typeof body.user_id === 'string') return body.user_id;
-  const challenge = [body.challenge_id, body.challenge, query.challenge].find((v): v is string => typeof v === 'string' && UUID.test(v));
+  const challenge = [body.challenge_id, body.challenge, query.challenge].find(
+    (v): v is string => typeof v === 'string' && UUID.test(v),
+  );
   if (!challenge) return undefined;
-  const { rows } = await app.warden.db.query<{ user_id: string }>('SELECT user_id FROM auth_challenges WHERE id = $1', [challenge.toLowerCase()]);
+  const { rows } = await app.warden.db.query<{ user_id: string }>('SELECT user_id FROM auth_challenges WHERE id = $1', [
+    challenge.toLowerCase(),
+  ]);
   return rows[0]?.user_id;
 }
 
 export function captchaGuard(app: FastifyInstance, method: AuthMethod) {
   return async (request: FastifyRequest): Promise<void> => {
     if (request.method !== 'POST') return;
-    const settings = await authServices(app.warden).settings.get(CAPTCHA_SETTINGS_KEY, CaptchaSettings, DEFAULT_CAPTCHA_SETTINGS);
+    const settings = await authServices(app.warden).settings.get(
+      CAPTCHA_SETTINGS_KEY,
+      CaptchaSettings,
+      DEFAULT_CAPTCHA_SETTINGS,
+    );
     if (!settings.enabled) return;
     const client = clientContext(request);
-    const body = typeof request.body === 'object' && request.body !== null ? (request.body as Record<string, unknown>) : {};
+    const body =
+      typeof request.body === 'object' && request.body !== null ? (request.body as Record<string, unknown>) : {};
     const userId = await userOf(app, body, (request.query ?? {}) as Record<string, unknown>);
     const failures = await failedAttempts(app, client.ip, userId, settings.window_seconds);
     if (failures < settings.threshold) return;
 
     const captcha = { provider: 'hcaptcha', site_key: app.warden.config.providers.hcaptcha.siteKey };
     const audit = (outcome: string) =>
-      recordAudit(app.warden.db, auditLogger(app), { type: CAPTCHA_EVENT, outcome, method, userId, ipMasked: client.ipMasked, details: { failed_attempts: failures, threshold: settings.threshold } });
-    const token = typeof body.captcha_token === 'string' && body.captcha_token.length > 0 ? body.captcha_token : undefined;
+      recordAudit(app.warden.db, auditLogger(app), {
+        type: CAPTCHA_EVENT,
+        outcome,
+        method,
+        userId,
+        ipMasked: client.ipMasked,
+        details: { failed_attempts: failures, threshold: settings.threshold },
+      });
+    const token =
+      typeof body.captcha_token === 'string' && body.captcha_token.length > 0 ? body.captcha_token : undefined;
     if (!token) {
       await audit('required');
-      throw new ApiError(403, 'captcha_required', `${failures} failed attempts: solve the CAPTCHA and send its token as captcha_token`, { captcha });
+      throw new ApiError(
+        403,
+        'captcha_required',
+        `${failures} failed attempts: solve the CAPTCHA and send its token as captcha_token`,
+        { captcha },
+      );
     }
     let verdict;
     try {
       verdict = await app.warden.providers.hcaptcha.verify(token, client.ip);
     } catch {
       await audit('unavailable');
-      throw new ApiError(503, 'captcha_unavailable', 'the CAPTCHA could not be checked; try again shortly', {}, { 'Retry-After': '5' });
+      throw new ApiError(
+        503,
+        'captcha_unavailable',
+        'the CAPTCHA could not be checked; try again shortly',
+        {},
+        { 'Retry-After': '5' },
+      );
     }
     await audit(verdict.success ? 'passed' : 'failed');
-    if (!verdict.success) throw new ApiError(403, 'captcha_invalid', 'the CAPTCHA answer was not accepted; solve it again', { captcha });
+    if (!verdict.success)
+      throw new ApiError(403, 'captcha_invalid', 'the CAPTCHA answer was not accepted; solve it again', { captcha });
   };
 }

@@ -1,6 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { WithStartWorkflowOperation, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
+import {
+  WithStartWorkflowOperation,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+} from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AuditEventType, insertAudit, logAudit, recordAudit } from '../../auth/audit';
@@ -20,7 +24,14 @@ import {
 import type { challengeWorkflow } from '../../workflows/auth/challenge';
 import { timeStage } from '../../telemetry/stages';
 import { ApiError } from '../errors';
-import { auditLogger, checkChallengeRateLimit, clientContext, enforceRateLimit, refuseOverLimit, type ClientContext } from './authGuards';
+import {
+  auditLogger,
+  checkChallengeRateLimit,
+  clientContext,
+  enforceRateLimit,
+  refuseOverLimit,
+  type ClientContext,
+} from './authGuards';
 import { assertChannelEnabled } from './channelGuard';
 
 /**
@@ -66,7 +77,13 @@ async function viaWorkflow<R>(app: FastifyInstance, fn: () => Promise<R>): Promi
     return await app.warden.temporal.client.withDeadline(Date.now() + WORKFLOW_DEADLINE_MS, fn);
   } catch (err) {
     if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
-      throw new ApiError(503, 'unavailable', 'the challenge service did not answer in time; try again shortly', {}, { 'Retry-After': '5' });
+      throw new ApiError(
+        503,
+        'unavailable',
+        'the challenge service did not answer in time; try again shortly',
+        {},
+        { 'Retry-After': '5' },
+      );
     }
     throw err;
   }
@@ -80,7 +97,10 @@ async function workflowStarted(app: FastifyInstance, challengeId: string): Promi
   const { client } = app.warden.temporal;
   return client
     .withDeadline(Date.now() + 3000, () => client.workflow.getHandle(challengeWorkflowId(challengeId)).describe())
-    .then(() => true, () => false);
+    .then(
+      () => true,
+      () => false,
+    );
 }
 
 // ---- initiate -----------------------------------------------------------------------------
@@ -91,14 +111,21 @@ async function workflowStarted(app: FastifyInstance, challengeId: string): Promi
  * phone or email take exactly the same path: their challenge is issued like any other and
  * simply never delivered (no enumeration by status, shape or timing).
  */
-export async function initiateChallenge(app: FastifyInstance, request: FastifyRequest, method: AuthMethod, userId: string) {
+export async function initiateChallenge(
+  app: FastifyInstance,
+  request: FastifyRequest,
+  method: AuthMethod,
+  userId: string,
+) {
   const started = performance.now();
   const client = clientContext(request);
   await assertChannelEnabled(app, method);
   await enforceRateLimit(app, client, { action: 'initiate', userId, method });
 
   const { config, temporal, metrics } = app.warden;
-  const settings = await timeStage(metrics, 'initiate', 'settings', () => authServices(app.warden).settings.challenge());
+  const settings = await timeStage(metrics, 'initiate', 'settings', () =>
+    authServices(app.warden).settings.challenge(),
+  );
   const ttl = method === 'sms_otp' ? settings.otp_ttl_seconds : settings.magic_link_ttl_seconds;
   const challengeId = randomUUID();
   const input: ChallengeInput = {
@@ -107,7 +134,11 @@ export async function initiateChallenge(app: FastifyInstance, request: FastifyRe
     method,
     ipMasked: client.ipMasked,
     expiresAt: new Date(Date.now() + ttl * 1000).toISOString(),
-    limits: { maxAttempts: settings.max_attempts, resendCooldownSeconds: settings.resend_cooldown_seconds, maxSends: settings.max_sends },
+    limits: {
+      maxAttempts: settings.max_attempts,
+      resendCooldownSeconds: settings.resend_cooldown_seconds,
+      maxSends: settings.max_sends,
+    },
   };
   const startWorkflowOperation = new WithStartWorkflowOperation<typeof challengeWorkflow>(CHALLENGE_WORKFLOW_TYPE, {
     workflowId: challengeWorkflowId(challengeId),
@@ -116,26 +147,42 @@ export async function initiateChallenge(app: FastifyInstance, request: FastifyRe
     workflowIdConflictPolicy: 'FAIL',
   });
   try {
-    const issued = await timeStage(metrics, 'initiate', 'workflow', () => temporal.client
-      .withDeadline(Date.now() + WORKFLOW_DEADLINE_MS, () => temporal.client.workflow.executeUpdateWithStart(awaitIssueUpdate, { args: [{}], startWorkflowOperation }))
-      .catch(async (err: unknown) => {
-        // The workflow was started but no worker issued it in time (overload, a worker restart):
-        // it issues and delivers as soon as a worker takes it, so the request was accepted.
-        // Answering 503 here would make the client start a second challenge and get two messages.
-        if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError && (await workflowStarted(app, challengeId))) {
-          request.log.warn({ challengeId }, 'challenge accepted before it was issued: no worker answered in time');
-          return { expiresAt: input.expiresAt };
-        }
-        throw err;
-      }));
+    const issued = await timeStage(metrics, 'initiate', 'workflow', () =>
+      temporal.client
+        .withDeadline(Date.now() + WORKFLOW_DEADLINE_MS, () =>
+          temporal.client.workflow.executeUpdateWithStart(awaitIssueUpdate, { args: [{}], startWorkflowOperation }),
+        )
+        .catch(async (err: unknown) => {
+          // The workflow was started but no worker issued it in time (overload, a worker restart):
+          // it issues and delivers as soon as a worker takes it, so the request was accepted.
+          // Answering 503 here would make the client start a second challenge and get two messages.
+          if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError && (await workflowStarted(app, challengeId))) {
+            request.log.warn({ challengeId }, 'challenge accepted before it was issued: no worker answered in time');
+            return { expiresAt: input.expiresAt };
+          }
+          throw err;
+        }),
+    );
     metrics.generationDuration.observe({ method }, (performance.now() - started) / 1000);
     return { challenge_id: challengeId, expires_at: issued.expiresAt };
   } catch (err) {
     if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
-      throw new ApiError(503, 'unavailable', 'the challenge service did not answer in time; try again shortly', {}, { 'Retry-After': '5' });
+      throw new ApiError(
+        503,
+        'unavailable',
+        'the challenge service did not answer in time; try again shortly',
+        {},
+        { 'Retry-After': '5' },
+      );
     }
     if (err instanceof WorkflowUpdateFailedError) {
-      throw new ApiError(503, 'unavailable', 'the challenge could not be issued; try again shortly', {}, { 'Retry-After': '5' });
+      throw new ApiError(
+        503,
+        'unavailable',
+        'the challenge could not be issued; try again shortly',
+        {},
+        { 'Retry-After': '5' },
+      );
     }
     throw err;
   }
@@ -144,12 +191,27 @@ export async function initiateChallenge(app: FastifyInstance, request: FastifyRe
 // ---- verify -------------------------------------------------------------------------------
 
 /** identity.auth.validation_attempt outcomes */
-type ValidationOutcome = 'success' | 'invalid_otp' | 'invalid_token' | 'expired' | 'locked' | 'not_found' | 'rate_limited' | 'already_used' | 'revoked';
+type ValidationOutcome =
+  | 'success'
+  | 'invalid_otp'
+  | 'invalid_token'
+  | 'expired'
+  | 'locked'
+  | 'not_found'
+  | 'rate_limited'
+  | 'already_used'
+  | 'revoked';
 
 async function recordValidation(
   app: FastifyInstance,
   client: ClientContext,
-  input: { outcome: ValidationOutcome; method: AuthMethod; challengeId: string; row?: ChallengeRow; details?: Record<string, unknown> },
+  input: {
+    outcome: ValidationOutcome;
+    method: AuthMethod;
+    challengeId: string;
+    row?: ChallengeRow;
+    details?: Record<string, unknown>;
+  },
 ): Promise<void> {
   const { row } = input;
   // the seed's forensic table: every attempt per challenge, flagged once it hits an expired one;
@@ -192,7 +254,13 @@ function invalidError(method: AuthMethod, remaining: number): ApiError {
  * attempt (a blocked client's is written by the blocklist hook, before the body is even read);
  * a request that fails because Postgres cannot be reached records nothing and answers 503.
  */
-export async function verifyChallenge(app: FastifyInstance, request: FastifyRequest, method: AuthMethod, challengeId: string, secret: string) {
+export async function verifyChallenge(
+  app: FastifyInstance,
+  request: FastifyRequest,
+  method: AuthMethod,
+  challengeId: string,
+  secret: string,
+) {
   const started = performance.now();
   const client = clientContext(request);
   const { metrics } = app.warden;
@@ -200,7 +268,9 @@ export async function verifyChallenge(app: FastifyInstance, request: FastifyRequ
   const finish = async (outcome: ValidationOutcome, details?: Record<string, unknown>) => {
     metrics.validationAttempts.inc({ method, outcome });
     metrics.validationDuration.observe({ method }, (performance.now() - started) / 1000);
-    await timeStage(metrics, 'verify', 'audit', () => recordValidation(app, client, { outcome, method, challengeId, row, details }));
+    await timeStage(metrics, 'verify', 'audit', () =>
+      recordValidation(app, client, { outcome, method, challengeId, row, details }),
+    );
   };
   const endedAnswer = async (status: Ended): Promise<never> => {
     const e = ENDED_ERRORS[status];
@@ -212,7 +282,12 @@ export async function verifyChallenge(app: FastifyInstance, request: FastifyRequ
   const limited = await checkChallengeRateLimit(app, client, { action: 'verify', method, challengeId });
   row = limited.row;
   try {
-    await refuseOverLimit(app, client, { action: 'verify', userId: row?.user_id, method, challengeId }, limited.decision);
+    await refuseOverLimit(
+      app,
+      client,
+      { action: 'verify', userId: row?.user_id, method, challengeId },
+      limited.decision,
+    );
   } catch (err) {
     await finish('rate_limited');
     throw err;
@@ -230,7 +305,9 @@ export async function verifyChallenge(app: FastifyInstance, request: FastifyRequ
   let result: VerifyResult;
   try {
     const handle = app.warden.temporal.client.workflow.getHandle(challengeWorkflowId(challengeId));
-    result = await timeStage(metrics, 'verify', 'workflow', () => viaWorkflow(app, () => handle.executeUpdate(verifyUpdate, { args: [{ candidate }] })));
+    result = await timeStage(metrics, 'verify', 'workflow', () =>
+      viaWorkflow(app, () => handle.executeUpdate(verifyUpdate, { args: [{ candidate }] })),
+    );
   } catch (err) {
     if (!(err instanceof WorkflowNotFoundError)) throw err;
     // the workflow ended between our read and the update: the row has the answer
@@ -262,13 +339,23 @@ export async function verifyChallenge(app: FastifyInstance, request: FastifyRequ
 // ---- resend -------------------------------------------------------------------------------
 
 /** Same challenge, same attempt budget: the workflow enforces the cooldown and the cap. */
-export async function resendChallenge(app: FastifyInstance, request: FastifyRequest, method: AuthMethod, challengeId: string) {
+export async function resendChallenge(
+  app: FastifyInstance,
+  request: FastifyRequest,
+  method: AuthMethod,
+  challengeId: string,
+) {
   const client = clientContext(request);
   await assertChannelEnabled(app, method);
   // a resend sends a message: it counts with initiates
   const limited = await checkChallengeRateLimit(app, client, { action: 'initiate', method, challengeId });
   const { row } = limited;
-  await refuseOverLimit(app, client, { action: 'initiate', userId: row?.user_id, method, challengeId }, limited.decision);
+  await refuseOverLimit(
+    app,
+    client,
+    { action: 'initiate', userId: row?.user_id, method, challengeId },
+    limited.decision,
+  );
   if (!row) throw notFound();
   const endedError = (status: Ended) => {
     const e = ENDED_ERRORS[status];
@@ -306,7 +393,11 @@ export async function resendChallenge(app: FastifyInstance, request: FastifyRequ
         { 'Retry-After': String(result.retryAfterSeconds) },
       );
     case 'limit_reached':
-      throw new ApiError(409, 'resend_limit_reached', 'no more messages can be sent for this challenge; start a new one');
+      throw new ApiError(
+        409,
+        'resend_limit_reached',
+        'no more messages can be sent for this challenge; start a new one',
+      );
     default:
       throw endedError(OUTCOME_TO_END[result.outcome]);
   }

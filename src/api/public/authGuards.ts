@@ -3,7 +3,13 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AuditEventType, insertAudit, logAudit, recordAudit } from '../../auth/audit';
 import { findBlock } from '../../auth/blocklist';
 import { maskIp, normalizeIp } from '../../auth/clientIp';
-import { checkRateLimit, checkRateLimitForChallenge, type LimitedChallengeRow, type RateLimitAction, type RateLimitDecision } from '../../auth/rateLimit';
+import {
+  checkRateLimit,
+  checkRateLimitForChallenge,
+  type LimitedChallengeRow,
+  type RateLimitAction,
+  type RateLimitDecision,
+} from '../../auth/rateLimit';
 import { authServices } from '../../auth/services';
 import type { AuthMethod } from '../../shared/auth';
 import { timeStage } from '../../telemetry/stages';
@@ -25,7 +31,8 @@ export interface ClientContext {
  */
 export function clientContext(request: FastifyRequest): ClientContext {
   const ip = normalizeIp(request.ip ?? '');
-  if (isIP(ip) === 0) throw new ApiError(400, 'invalid_request', 'the client address (X-Forwarded-For) is not an IP address');
+  if (isIP(ip) === 0)
+    throw new ApiError(400, 'invalid_request', 'the client address (X-Forwarded-For) is not an IP address');
   return { ip, ipMasked: maskIp(ip) };
 }
 
@@ -86,7 +93,12 @@ export async function checkChallengeRateLimit(
   const { db, metrics } = app.warden;
   return timeStage(metrics, input.action === 'initiate' ? 'resend' : input.action, 'rate_limit', async () => {
     const limits = await authServices(app.warden).settings.rateLimits();
-    return checkRateLimitForChallenge(db, limits, { challengeId: input.challengeId, method: input.method, ip: client.ip, action: input.action });
+    return checkRateLimitForChallenge(db, limits, {
+      challengeId: input.challengeId,
+      method: input.method,
+      ip: client.ip,
+      action: input.action,
+    });
   });
 }
 
@@ -107,7 +119,12 @@ export async function refuseOverLimit(
     userId: input.userId,
     challengeId: input.challengeId,
     ipMasked: client.ipMasked,
-    details: { scope: decision.scope, action: input.action, limit: decision.limit, window_seconds: decision.windowSeconds },
+    details: {
+      scope: decision.scope,
+      action: input.action,
+      limit: decision.limit,
+      window_seconds: decision.windowSeconds,
+    },
   });
   logAudit(auditLogger(app), row);
   throw new ApiError(

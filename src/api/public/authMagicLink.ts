@@ -13,7 +13,8 @@ const UUID = new RegExp(UUID_PATTERN);
 function linkParams(...sources: unknown[]): { challenge: string; token: string } {
   const pick = (name: string) => {
     for (const source of sources) {
-      const value = typeof source === 'object' && source !== null ? (source as Record<string, unknown>)[name] : undefined;
+      const value =
+        typeof source === 'object' && source !== null ? (source as Record<string, unknown>)[name] : undefined;
       if (value !== undefined) return value;
     }
     return undefined;
@@ -62,10 +63,17 @@ const magicLinkRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // the abuse runbook's CAPTCHA mode (a no-op while it is off)
   app.addHook('preHandler', captchaGuard(app, 'magic_link'));
 
-  app.post(`${base}/initiate`, { onRequest: blocklistGuard(app, 'initiate', 'magic_link'), schema: { body: InitiateBody, response: { 202: Initiated, ...errorResponses } } }, async (request, reply) => {
-    const body = await initiateChallenge(app, request, 'magic_link', request.body.user_id);
-    return reply.status(202).send(body);
-  });
+  app.post(
+    `${base}/initiate`,
+    {
+      onRequest: blocklistGuard(app, 'initiate', 'magic_link'),
+      schema: { body: InitiateBody, response: { 202: Initiated, ...errorResponses } },
+    },
+    async (request, reply) => {
+      const body = await initiateChallenge(app, request, 'magic_link', request.body.user_id);
+      return reply.status(202).send(body);
+    },
+  );
 
   app.get(MAGIC_LINK_PATH, { onRequest: blocklistGuard(app, 'confirm_page', 'magic_link') }, async (request, reply) => {
     const { challenge, token } = linkParams(request.query);
@@ -75,22 +83,39 @@ const magicLinkRoutes: FastifyPluginAsyncTypebox = async (app) => {
       .header('Referrer-Policy', 'no-referrer')
       .header('X-Content-Type-Options', 'nosniff')
       .header('X-Frame-Options', 'DENY')
-      .header('Content-Security-Policy', "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+      .header(
+        'Content-Security-Policy',
+        "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+      )
       .type('text/html; charset=utf-8')
       .send(confirmPage(challenge, token));
   });
 
-  app.post(MAGIC_LINK_PATH, { onRequest: blocklistGuard(app, 'verify', 'magic_link'), schema: { response: { 200: Verified, ...errorResponses } } }, async (request, reply) => {
-    // body fields win over the query string; a form post from the confirm page has only a body
-    const { challenge, token } = linkParams(request.body, request.query);
-    reply.header('Cache-Control', 'no-store').header('Referrer-Policy', 'no-referrer');
-    return verifyChallenge(app, request, 'magic_link', challenge, token);
-  });
+  app.post(
+    MAGIC_LINK_PATH,
+    {
+      onRequest: blocklistGuard(app, 'verify', 'magic_link'),
+      schema: { response: { 200: Verified, ...errorResponses } },
+    },
+    async (request, reply) => {
+      // body fields win over the query string; a form post from the confirm page has only a body
+      const { challenge, token } = linkParams(request.body, request.query);
+      reply.header('Cache-Control', 'no-store').header('Referrer-Policy', 'no-referrer');
+      return verifyChallenge(app, request, 'magic_link', challenge, token);
+    },
+  );
 
-  app.post(`${base}/resend`, { onRequest: blocklistGuard(app, 'resend', 'magic_link'), schema: { body: ResendBody, response: { 202: Resent, ...errorResponses } } }, async (request, reply) => {
-    const body = await resendChallenge(app, request, 'magic_link', request.body.challenge_id.toLowerCase());
-    return reply.status(202).send(body);
-  });
+  app.post(
+    `${base}/resend`,
+    {
+      onRequest: blocklistGuard(app, 'resend', 'magic_link'),
+      schema: { body: ResendBody, response: { 202: Resent, ...errorResponses } },
+    },
+    async (request, reply) => {
+      const body = await resendChallenge(app, request, 'magic_link', request.body.challenge_id.toLowerCase());
+      return reply.status(202).send(body);
+    },
+  );
 };
 
 export default magicLinkRoutes;

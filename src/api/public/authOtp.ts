@@ -5,7 +5,11 @@ import { captchaGuard } from './authCaptcha';
 import { blocklistGuard } from './authGuards';
 import { ChallengeId, errorResponses, Initiated, InitiateBody, Resent, ResendBody, Verified } from './authSchemas';
 
-const VerifyBody = Type.Object({ challenge_id: ChallengeId, otp: Type.String({ pattern: OTP_PATTERN.source }), captcha_token: Type.Optional(Type.String({ minLength: 1, maxLength: 8192 })) });
+const VerifyBody = Type.Object({
+  challenge_id: ChallengeId,
+  otp: Type.String({ pattern: OTP_PATTERN.source }),
+  captcha_token: Type.Optional(Type.String({ minLength: 1, maxLength: 8192 })),
+});
 
 /** SMS one-time passcodes: initiate, verify, resend. */
 const otpRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -13,19 +17,39 @@ const otpRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // the abuse runbook's CAPTCHA mode (a no-op while it is off)
   app.addHook('preHandler', captchaGuard(app, 'sms_otp'));
 
-  app.post(`${base}/initiate`, { onRequest: blocklistGuard(app, 'initiate', 'sms_otp'), schema: { body: InitiateBody, response: { 202: Initiated, ...errorResponses } } }, async (request, reply) => {
-    const body = await initiateChallenge(app, request, 'sms_otp', request.body.user_id);
-    return reply.status(202).send(body);
-  });
-
-  app.post(`${base}/verify`, { onRequest: blocklistGuard(app, 'verify', 'sms_otp'), schema: { body: VerifyBody, response: { 200: Verified, ...errorResponses } } }, async (request) =>
-    verifyChallenge(app, request, 'sms_otp', request.body.challenge_id.toLowerCase(), request.body.otp),
+  app.post(
+    `${base}/initiate`,
+    {
+      onRequest: blocklistGuard(app, 'initiate', 'sms_otp'),
+      schema: { body: InitiateBody, response: { 202: Initiated, ...errorResponses } },
+    },
+    async (request, reply) => {
+      const body = await initiateChallenge(app, request, 'sms_otp', request.body.user_id);
+      return reply.status(202).send(body);
+    },
   );
 
-  app.post(`${base}/resend`, { onRequest: blocklistGuard(app, 'resend', 'sms_otp'), schema: { body: ResendBody, response: { 202: Resent, ...errorResponses } } }, async (request, reply) => {
-    const body = await resendChallenge(app, request, 'sms_otp', request.body.challenge_id.toLowerCase());
-    return reply.status(202).send(body);
-  });
+  app.post(
+    `${base}/verify`,
+    {
+      onRequest: blocklistGuard(app, 'verify', 'sms_otp'),
+      schema: { body: VerifyBody, response: { 200: Verified, ...errorResponses } },
+    },
+    async (request) =>
+      verifyChallenge(app, request, 'sms_otp', request.body.challenge_id.toLowerCase(), request.body.otp),
+  );
+
+  app.post(
+    `${base}/resend`,
+    {
+      onRequest: blocklistGuard(app, 'resend', 'sms_otp'),
+      schema: { body: ResendBody, response: { 202: Resent, ...errorResponses } },
+    },
+    async (request, reply) => {
+      const body = await resendChallenge(app, request, 'sms_otp', request.body.challenge_id.toLowerCase());
+      return reply.status(202).send(body);
+    },
+  );
 };
 
 export default otpRoutes;

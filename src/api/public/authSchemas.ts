@@ -13,12 +13,18 @@ export const CaptchaToken = Type.Optional(Type.String({ minLength: 1, maxLength:
 export const InitiateBody = Type.Object({ user_id: UserId, captcha_token: CaptchaToken });
 export const ResendBody = Type.Object({ challenge_id: ChallengeId, captcha_token: CaptchaToken });
 
-export const Initiated = Type.Object({ challenge_id: Type.String(), expires_at: Type.String() }, { additionalProperties: false });
+export const Initiated = Type.Object(
+  { challenge_id: Type.String(), expires_at: Type.String() },
+  { additionalProperties: false },
+);
 export const Resent = Type.Object(
   { challenge_id: Type.String(), expires_at: Type.String(), sends_remaining: Type.Integer() },
   { additionalProperties: false },
 );
-export const Verified = Type.Object({ status: Type.Literal('verified'), user_id: Type.String() }, { additionalProperties: false });
+export const Verified = Type.Object(
+  { status: Type.Literal('verified'), user_id: Type.String() },
+  { additionalProperties: false },
+);
 
 export const errorResponses = {
   400: ErrorBody,

@@ -13,7 +13,9 @@ const State = Type.Object(
   {
     challenge_id: Type.String(),
     method: Type.Union([Type.Literal('sms_otp'), Type.Literal('magic_link')]),
-    status: Type.Union(['pending', 'delivered', 'failed', 'verified', 'expired', 'revoked', 'locked'].map((s) => Type.Literal(s))),
+    status: Type.Union(
+      ['pending', 'delivered', 'failed', 'verified', 'expired', 'revoked', 'locked'].map((s) => Type.Literal(s)),
+    ),
     expires_at: Type.String(),
   },
   { additionalProperties: false },
@@ -54,7 +56,12 @@ const challengeState: FastifyPluginAsyncTypebox = async (app) => {
       const row = rows[0];
       if (!row) throw new ApiError(404, 'not_found', 'no such challenge');
       reply.header('Cache-Control', 'no-store');
-      return { challenge_id: id.toLowerCase(), method: row.method, status: publicStatus(row, row.now), expires_at: row.expires_at.toISOString() };
+      return {
+        challenge_id: id.toLowerCase(),
+        method: row.method,
+        status: publicStatus(row, row.now),
+        expires_at: row.expires_at.toISOString(),
+      };
     },
   );
 };

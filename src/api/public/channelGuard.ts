@@ -3,7 +3,10 @@ import { channelEnabled } from '../../delivery/services';
 import type { AuthMethod } from '../../shared/auth';
 import { ApiError } from '../errors';
 
-const OTHER: Record<AuthMethod, string> = { sms_otp: 'sign in with an email link instead', magic_link: 'sign in with an SMS code instead' };
+const OTHER: Record<AuthMethod, string> = {
+  sms_otp: 'sign in with an email link instead',
+  magic_link: 'sign in with an SMS code instead',
+};
 
 /**
  * The seed's graceful degradation: a switched-off channel (`auth.sms_otp.enabled` /
@@ -12,5 +15,11 @@ const OTHER: Record<AuthMethod, string> = { sms_otp: 'sign in with an email link
  */
 export async function assertChannelEnabled(app: FastifyInstance, method: AuthMethod): Promise<void> {
   if (await channelEnabled(app.warden, method)) return;
-  throw new ApiError(503, 'channel_disabled', `${method === 'sms_otp' ? 'SMS codes are' : 'Email links are'} switched off for now; ${OTHER[method]}`, { method }, { 'Retry-After': '60' });
+  throw new ApiError(
+    503,
+    'channel_disabled',
+    `${method === 'sms_otp' ? 'SMS codes are' : 'Email links are'} switched off for now; ${OTHER[method]}`,
+    { method },
+    { 'Retry-After': '60' },
+  );
 }

@@ -77,14 +77,23 @@ const WebhookBody = Type.Object(
 const WebhookView = Type.Object({ provider: Type.String(), url: Type.String(), public_key: Type.String() });
 
 /** The public key as the provider shows it: base64 DER for SendGrid, PEM for SNS. */
-function webhookKeys(provider: WebhookProvider, privatePem: string | undefined): { privateKey: string; publicKey: string } {
+function webhookKeys(
+  provider: WebhookProvider,
+  privatePem: string | undefined,
+): { privateKey: string; publicKey: string } {
   let privateKey = privatePem;
   if (!privateKey) {
-    const pair = provider === 'sendgrid' ? generateKeyPairSync('ec', { namedCurve: 'prime256v1' }) : generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const pair =
+      provider === 'sendgrid'
+        ? generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
+        : generateKeyPairSync('rsa', { modulusLength: 2048 });
     privateKey = pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   }
   const pub = createPublicKey(createPrivateKey(privateKey));
-  const publicKey = provider === 'sendgrid' ? pub.export({ type: 'spki', format: 'der' }).toString('base64') : pub.export({ type: 'spki', format: 'pem' }).toString();
+  const publicKey =
+    provider === 'sendgrid'
+      ? pub.export({ type: 'spki', format: 'der' }).toString('base64')
+      : pub.export({ type: 'spki', format: 'pem' }).toString();
   return { privateKey, publicKey };
 }
 
@@ -114,24 +123,39 @@ export const controlRoutes: FastifyPluginAsyncTypebox<SandboxContext> = async (a
     async (request) => ({ messages: state.messages(request.query.to) }),
   );
 
-  app.delete('/sandbox/messages', { schema: { response: { 200: Type.Object({ messages: Type.Array(OutboxMessage) }) } } }, async () => {
-    state.clearMessages();
-    return { messages: [] };
-  });
+  app.delete(
+    '/sandbox/messages',
+    { schema: { response: { 200: Type.Object({ messages: Type.Array(OutboxMessage) }) } } },
+    async () => {
+      state.clearMessages();
+      return { messages: [] };
+    },
+  );
 
   app.post(
     '/sandbox/faults',
     { schema: { body: FaultBody, response: { 200: Type.Object({ faults: Type.Array(FaultView) }), 400: ErrorBody } } },
     async (request) => {
       const { provider, mode, status, count, retry_after: retryAfter, delay_ms: delayMs } = request.body;
-      state.setFault({ provider, mode, status: status ?? 503, remaining: count, retryAfter, ...(mode === 'delay' ? { delayMs: delayMs ?? 2000 } : {}) });
+      state.setFault({
+        provider,
+        mode,
+        status: status ?? 503,
+        remaining: count,
+        retryAfter,
+        ...(mode === 'delay' ? { delayMs: delayMs ?? 2000 } : {}),
+      });
       return { faults: faultsView() };
     },
   );
 
-  app.get('/sandbox/faults', { schema: { response: { 200: Type.Object({ faults: Type.Array(FaultView) }) } } }, async () => ({
-    faults: faultsView(),
-  }));
+  app.get(
+    '/sandbox/faults',
+    { schema: { response: { 200: Type.Object({ faults: Type.Array(FaultView) }) } } },
+    async () => ({
+      faults: faultsView(),
+    }),
+  );
 
   app.delete(
     '/sandbox/faults',
@@ -153,7 +177,10 @@ export const controlRoutes: FastifyPluginAsyncTypebox<SandboxContext> = async (a
       schema: {
         body: Type.Object({ provider: ProviderName, indicator: IndicatorName }, { additionalProperties: false }),
         response: {
-          200: Type.Object({ provider: Type.String(), status: Type.Object({ indicator: Type.String(), description: Type.String() }) }),
+          200: Type.Object({
+            provider: Type.String(),
+            status: Type.Object({ indicator: Type.String(), description: Type.String() }),
+          }),
           400: ErrorBody,
         },
       },
@@ -164,13 +191,21 @@ export const controlRoutes: FastifyPluginAsyncTypebox<SandboxContext> = async (a
     },
   );
 
-  app.get('/sandbox/slack', { schema: { response: { 200: Type.Object({ messages: Type.Array(SlackCall) }) } } }, async () => ({
-    messages: state.slackCalls(),
-  }));
+  app.get(
+    '/sandbox/slack',
+    { schema: { response: { 200: Type.Object({ messages: Type.Array(SlackCall) }) } } },
+    async () => ({
+      messages: state.slackCalls(),
+    }),
+  );
 
-  app.get('/sandbox/requests', { schema: { response: { 200: Type.Object({ requests: Type.Array(RequestRecord) }) } } }, async () => ({
-    requests: state.requestLog(),
-  }));
+  app.get(
+    '/sandbox/requests',
+    { schema: { response: { 200: Type.Object({ requests: Type.Array(RequestRecord) }) } } },
+    async () => ({
+      requests: state.requestLog(),
+    }),
+  );
 
   // A harmless default target for delivery callbacks when the caller configured none (see
   // providers/plivo.ts): the key still travels on the URL and nobody has to listen for it.
@@ -178,7 +213,8 @@ export const controlRoutes: FastifyPluginAsyncTypebox<SandboxContext> = async (a
 
   // Account-level event webhooks: SendGrid's Event Webhook (signed with ECDSA) and SES events
   // published to an SNS topic with an HTTP(S) subscription (signed with RSA, SignatureVersion 2).
-  const webhooksView = () => state.listWebhooks().map((w) => ({ provider: w.provider, url: w.url, public_key: w.publicKey }));
+  const webhooksView = () =>
+    state.listWebhooks().map((w) => ({ provider: w.provider, url: w.url, public_key: w.publicKey }));
 
   app.post(
     '/sandbox/webhooks',
@@ -189,18 +225,29 @@ export const controlRoutes: FastifyPluginAsyncTypebox<SandboxContext> = async (a
       try {
         keys = webhookKeys(provider, privatePem);
       } catch {
-        return reply.code(400).send({ error: 'invalid_request', message: 'private_key is not a usable PEM private key' });
+        return reply
+          .code(400)
+          .send({ error: 'invalid_request', message: 'private_key is not a usable PEM private key' });
       }
       state.setWebhook({ provider, url, ...keys });
       return { provider, url, public_key: keys.publicKey };
     },
   );
 
-  app.get('/sandbox/webhooks', { schema: { response: { 200: Type.Object({ webhooks: Type.Array(WebhookView) }) } } }, async () => ({ webhooks: webhooksView() }));
+  app.get(
+    '/sandbox/webhooks',
+    { schema: { response: { 200: Type.Object({ webhooks: Type.Array(WebhookView) }) } } },
+    async () => ({ webhooks: webhooksView() }),
+  );
 
   app.delete(
     '/sandbox/webhooks',
-    { schema: { querystring: Type.Object({ provider: Type.Optional(WebhookName) }), response: { 200: Type.Object({ webhooks: Type.Array(WebhookView) }), 400: ErrorBody } } },
+    {
+      schema: {
+        querystring: Type.Object({ provider: Type.Optional(WebhookName) }),
+        response: { 200: Type.Object({ webhooks: Type.Array(WebhookView) }), 400: ErrorBody },
+      },
+    },
     async (request) => {
       state.clearWebhooks(request.query.provider);
       return { webhooks: webhooksView() };

@@ -34,9 +34,23 @@ export async function miscRoutes(app: FastifyInstance, { state }: SandboxContext
     const { provider } = request.params;
     const name = PAGE_NAMES[provider];
     if (!name) return reply.code(404).send({ error: 'not_found', message: `no status page for ${provider}` });
-    state.recordRequest({ provider: 'statuspage', method: 'GET', path: request.url, outcome: 'accepted', status: 200, fault: null, idempotency_key: null });
+    state.recordRequest({
+      provider: 'statuspage',
+      method: 'GET',
+      path: request.url,
+      outcome: 'accepted',
+      status: 200,
+      fault: null,
+      idempotency_key: null,
+    });
     return {
-      page: { id: `sandbox-${provider}`, name, url: `https://status.${provider}.example`, time_zone: 'Etc/UTC', updated_at: new Date().toISOString() },
+      page: {
+        id: `sandbox-${provider}`,
+        name,
+        url: `https://status.${provider}.example`,
+        time_zone: 'Etc/UTC',
+        updated_at: new Date().toISOString(),
+      },
       status: state.status(provider),
     };
   });
@@ -55,6 +69,12 @@ export async function miscRoutes(app: FastifyInstance, { state }: SandboxContext
 
     record(state, 'hcaptcha', request, codes.length === 0 ? 'accepted' : 'rejected', 200, null);
     if (codes.length > 0) return sendFailure(reply, captchaFailure(200, codes));
-    return { success: true, challenge_ts: new Date().toISOString(), hostname: 'dummy-key-pass', credit: false, 'error-codes': [] };
+    return {
+      success: true,
+      challenge_ts: new Date().toISOString(),
+      hostname: 'dummy-key-pass',
+      credit: false,
+      'error-codes': [],
+    };
   });
 }

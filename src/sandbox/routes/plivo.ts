@@ -2,7 +2,17 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { plivoDeliveredCallback } from '../callbacks';
 import type { SandboxContext } from '../context';
-import { answerLate, applyFault, basicAuth, record, sendFailure, undelivered, urlParam, type FaultShapes, type ProviderFailure } from '../http';
+import {
+  answerLate,
+  applyFault,
+  basicAuth,
+  record,
+  sendFailure,
+  undelivered,
+  urlParam,
+  type FaultShapes,
+  type ProviderFailure,
+} from '../http';
 
 /** Plivo answers errors as `{api_id, error}`. */
 function plivoError(status: number, error: string): ProviderFailure {
@@ -70,14 +80,34 @@ export async function plivoRoutes(app: FastifyInstance, { state, callbacks }: Sa
     }
 
     const uuids = valid.map(() => randomUUID());
-    const response: Record<string, unknown> = { api_id: randomUUID(), message: 'message(s) queued', message_uuid: uuids };
+    const response: Record<string, unknown> = {
+      api_id: randomUUID(),
+      message: 'message(s) queued',
+      message_uuid: uuids,
+    };
     if (invalid.length > 0) response.invalid_number = invalid;
     const lost = undelivered(request);
     valid.forEach((to, i) => {
       const id = uuids[i] ?? randomUUID();
-      if (!lost) state.addMessage({ id, provider: 'plivo', channel: 'sms', to, subject: null, body: text, idempotency_key: key });
+      if (!lost)
+        state.addMessage({
+          id,
+          provider: 'plivo',
+          channel: 'sms',
+          to,
+          subject: null,
+          body: text,
+          idempotency_key: key,
+        });
       if (callbackUrl && state.callbacksEnabled) {
-        callbacks.schedule(plivoDeliveredCallback(callbackUrl, auth.password, { uuid: id, from: src, to }, lost ? 'undelivered' : 'delivered'));
+        callbacks.schedule(
+          plivoDeliveredCallback(
+            callbackUrl,
+            auth.password,
+            { uuid: id, from: src, to },
+            lost ? 'undelivered' : 'delivered',
+          ),
+        );
       }
     });
     state.remember('plivo', key, uuids, response);

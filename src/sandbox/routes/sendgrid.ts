@@ -2,7 +2,17 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { SandboxContext } from '../context';
 import { sendgridEventCallback } from '../callbacks';
-import { answerLate, applyFault, bearer, EMAIL, record, sendFailure, undelivered, type FaultShapes, type ProviderFailure } from '../http';
+import {
+  answerLate,
+  applyFault,
+  bearer,
+  EMAIL,
+  record,
+  sendFailure,
+  undelivered,
+  type FaultShapes,
+  type ProviderFailure,
+} from '../http';
 
 /** SendGrid's v3 error body: `{errors: [{message, field, help}]}`. */
 function sendgridError(status: number, message: string, field: string | null = null): ProviderFailure {
@@ -47,24 +57,46 @@ interface Parsed {
 function parseMail(mail: MailBody): Parsed | { failure: ProviderFailure } {
   const personalizations = array<Personalization>(mail.personalizations);
   if (personalizations.length === 0) {
-    return { failure: sendgridError(400, 'The personalizations field is required and must have at least one personalization.', 'personalizations') };
+    return {
+      failure: sendgridError(
+        400,
+        'The personalizations field is required and must have at least one personalization.',
+        'personalizations',
+      ),
+    };
   }
-  if (!str(mail.from?.email)) return { failure: sendgridError(400, 'The from object must be provided for every email send.', 'from') };
+  if (!str(mail.from?.email))
+    return { failure: sendgridError(400, 'The from object must be provided for every email send.', 'from') };
   const content = array<{ type?: unknown; value?: unknown }>(mail.content);
   const text = str(content.find((c) => c.type === 'text/plain')?.value) ?? str(content[0]?.value);
   if (!text) {
-    return { failure: sendgridError(400, 'Unless a valid template_id is provided, the content parameter is required.', 'content') };
+    return {
+      failure: sendgridError(
+        400,
+        'Unless a valid template_id is provided, the content parameter is required.',
+        'content',
+      ),
+    };
   }
   const recipients: Parsed['recipients'] = [];
   for (const [i, p] of personalizations.entries()) {
     const subject = str(p.subject) ?? str(mail.subject);
     if (!subject) return { failure: sendgridError(400, 'The subject is required.', 'subject') };
     const to = array<Address>(p.to);
-    if (to.length === 0) return { failure: sendgridError(400, 'The to array is required for all personalization objects.', `personalizations.${i}.to`) };
+    if (to.length === 0)
+      return {
+        failure: sendgridError(
+          400,
+          'The to array is required for all personalization objects.',
+          `personalizations.${i}.to`,
+        ),
+      };
     for (const [j, address] of to.entries()) {
       const email = str(address.email);
       if (!email || !EMAIL.test(email)) {
-        return { failure: sendgridError(400, 'Does not contain a valid address.', `personalizations.${i}.to.${j}.email`) };
+        return {
+          failure: sendgridError(400, 'Does not contain a valid address.', `personalizations.${i}.to.${j}.email`),
+        };
       }
       const key = str(p.custom_args?.idempotency_key) ?? str(mail.custom_args?.idempotency_key) ?? null;
       recipients.push({ to: email, subject, key });
@@ -85,7 +117,10 @@ function messageId(): string {
 export async function sendgridRoutes(app: FastifyInstance, { state, callbacks }: SandboxContext): Promise<void> {
   app.post<{ Body: MailBody }>('/v3/mail/send', async (request, reply) => {
     const mail: MailBody = typeof request.body === 'object' && request.body !== null ? request.body : {};
-    const key = str(mail.custom_args?.idempotency_key) ?? str(array<Personalization>(mail.personalizations)[0]?.custom_args?.idempotency_key) ?? null;
+    const key =
+      str(mail.custom_args?.idempotency_key) ??
+      str(array<Personalization>(mail.personalizations)[0]?.custom_args?.idempotency_key) ??
+      null;
 
     if (!bearer(request)) {
       record(state, 'sendgrid', request, 'rejected', 401, key);
@@ -104,7 +139,10 @@ export async function sendgridRoutes(app: FastifyInstance, { state, callbacks }:
     if (original) {
       record(state, 'sendgrid', request, 'deduplicated', 202, key);
       await answerLate(state, request, reply);
-      return reply.code(202).header('X-Message-Id', original.ids[0] ?? '').send();
+      return reply
+        .code(202)
+        .header('X-Message-Id', original.ids[0] ?? '')
+        .send();
     }
 
     const id = messageId();
@@ -113,9 +151,25 @@ export async function sendgridRoutes(app: FastifyInstance, { state, callbacks }:
     // One outbox entry per recipient; SendGrid gives each its own id derived from the request's.
     parsed.recipients.forEach((r, i) => {
       const entryId = i === 0 ? id : `${id}.${i}`;
-      if (!lost) state.addMessage({ id: entryId, provider: 'sendgrid', channel: 'email', to: r.to, subject: r.subject, body: parsed.text, idempotency_key: r.key });
+      if (!lost)
+        state.addMessage({
+          id: entryId,
+          provider: 'sendgrid',
+          channel: 'email',
+          to: r.to,
+          subject: r.subject,
+          body: parsed.text,
+          idempotency_key: r.key,
+        });
       if (webhook && state.callbacksEnabled) {
-        callbacks.schedule(sendgridEventCallback(webhook.url, webhook.privateKey, { id: entryId, to: r.to, idempotencyKey: r.key }, lost ? 'bounce' : 'delivered'));
+        callbacks.schedule(
+          sendgridEventCallback(
+            webhook.url,
+            webhook.privateKey,
+            { id: entryId, to: r.to, idempotencyKey: r.key },
+            lost ? 'bounce' : 'delivered',
+          ),
+        );
       }
     });
     state.remember('sendgrid', key, [id], null);

@@ -3,7 +3,19 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { decodeTagValue, SES_TAG_NAME } from '../../providers/idempotency';
 import type { SandboxContext } from '../context';
 import { sesEventCallback } from '../callbacks';
-import { answerLate, applyFault, asForm, EMAIL, field, record, sendFailure, undelivered, type FaultShapes, type FormBody, type ProviderFailure } from '../http';
+import {
+  answerLate,
+  applyFault,
+  asForm,
+  EMAIL,
+  field,
+  record,
+  sendFailure,
+  undelivered,
+  type FaultShapes,
+  type FormBody,
+  type ProviderFailure,
+} from '../http';
 
 const XMLNS = 'http://ses.amazonaws.com/doc/2010-12-01/';
 
@@ -12,7 +24,12 @@ function xml(text: string): string {
 }
 
 /** The query protocol's error document, which the SDK turns into a typed exception by Code. */
-function sesError(status: number, code: string, message: string, type: 'Sender' | 'Receiver' = 'Sender'): ProviderFailure {
+function sesError(
+  status: number,
+  code: string,
+  message: string,
+  type: 'Sender' | 'Receiver' = 'Sender',
+): ProviderFailure {
   const body =
     `<ErrorResponse xmlns="${XMLNS}"><Error><Type>${type}</Type><Code>${code}</Code>` +
     `<Message>${xml(message)}</Message></Error><RequestId>${randomUUID()}</RequestId></ErrorResponse>`;
@@ -25,8 +42,13 @@ const shapes: FaultShapes = {
   error: (status) =>
     status === 429
       ? sesError(429, 'Throttling', 'Maximum sending rate exceeded.')
-      : sesError(status, status === 500 ? 'InternalFailure' : 'ServiceUnavailable', 'Service is unavailable.', 'Receiver'),
-  permanent: () => sesError(400, 'InvalidParameterValue', 'Missing final \'@domain\''),
+      : sesError(
+          status,
+          status === 500 ? 'InternalFailure' : 'ServiceUnavailable',
+          'Service is unavailable.',
+          'Receiver',
+        ),
+  permanent: () => sesError(400, 'InvalidParameterValue', "Missing final '@domain'"),
 };
 
 /** Query-protocol lists: `Prefix.member.1`, `Prefix.member.2`, ... */
@@ -89,7 +111,10 @@ export async function sesRoutes(app: FastifyInstance, { state, callbacks }: Sand
     const action = field(form, 'Action');
     if (action !== 'SendEmail') {
       record(state, 'ses', request, 'rejected', 400, key);
-      return sendFailure(reply, sesError(400, 'InvalidAction', `The action ${action ?? '(none)'} is not valid for this web service.`));
+      return sendFailure(
+        reply,
+        sesError(400, 'InvalidAction', `The action ${action ?? '(none)'} is not valid for this web service.`),
+      );
     }
 
     if (await applyFault(state, 'ses', request, reply, shapes, key)) return reply;
@@ -101,7 +126,14 @@ export async function sesRoutes(app: FastifyInstance, { state, callbacks }: Sand
     if (!source || !subject || !text) {
       const missing = !source ? 'source' : !subject ? 'message.subject' : 'message.body';
       record(state, 'ses', request, 'rejected', 400, key);
-      return sendFailure(reply, sesError(400, 'ValidationError', `1 validation error detected: Value null at '${missing}' failed to satisfy constraint: Member must not be null`));
+      return sendFailure(
+        reply,
+        sesError(
+          400,
+          'ValidationError',
+          `1 validation error detected: Value null at '${missing}' failed to satisfy constraint: Member must not be null`,
+        ),
+      );
     }
     if (to.length === 0 || !to.every((address) => EMAIL.test(address))) {
       record(state, 'ses', request, 'rejected', 400, key);
@@ -121,9 +153,24 @@ export async function sesRoutes(app: FastifyInstance, { state, callbacks }: Sand
     const origin = `${request.protocol}://${request.host}`;
     to.forEach((address, i) => {
       const entryId = i === 0 ? id : `${id}.${i}`;
-      if (!lost) state.addMessage({ id: entryId, provider: 'ses', channel: 'email', to: address, subject, body: text, idempotency_key: key });
+      if (!lost)
+        state.addMessage({
+          id: entryId,
+          provider: 'ses',
+          channel: 'email',
+          to: address,
+          subject,
+          body: text,
+          idempotency_key: key,
+        });
       if (webhook && state.callbacksEnabled) {
-        const event = sesEventCallback(webhook.url, webhook.privateKey, origin, { id: entryId, to: address, from: source, tagValue: tagValue(form) }, lost ? 'Bounce' : 'Delivery');
+        const event = sesEventCallback(
+          webhook.url,
+          webhook.privateKey,
+          origin,
+          { id: entryId, to: address, from: source, tagValue: tagValue(form) },
+          lost ? 'Bounce' : 'Delivery',
+        );
         callbacks.schedule(event);
       }
     });

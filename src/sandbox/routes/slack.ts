@@ -2,7 +2,13 @@ import type { FastifyInstance } from 'fastify';
 import type { SandboxContext } from '../context';
 import { applyFault, bearer, record, sendFailure, type FaultShapes, type ProviderFailure } from '../http';
 
-const TEAM = { team: 'Warden Sandbox', team_id: 'T0SANDBOX', user: 'warden', user_id: 'U0SANDBOX', bot_id: 'B0SANDBOX' };
+const TEAM = {
+  team: 'Warden Sandbox',
+  team_id: 'T0SANDBOX',
+  user: 'warden',
+  user_id: 'U0SANDBOX',
+  bot_id: 'B0SANDBOX',
+};
 
 function slackError(status: number, error: string, headers?: Record<string, string>): ProviderFailure {
   return { status, body: { ok: false, error }, headers };
@@ -11,7 +17,8 @@ function slackError(status: number, error: string, headers?: Record<string, stri
 // Slack always names a wait on 429 (the SDK refuses a 429 without one); 1 s unless the
 // fault says otherwise.
 const shapes: FaultShapes = {
-  error: (status) => (status === 429 ? slackError(429, 'ratelimited', { 'Retry-After': '1' }) : slackError(status, 'service_unavailable')),
+  error: (status) =>
+    status === 429 ? slackError(429, 'ratelimited', { 'Retry-After': '1' }) : slackError(status, 'service_unavailable'),
   permanent: () => slackError(200, 'channel_not_found'),
 };
 
@@ -36,7 +43,15 @@ function answer(method: string, args: Args, ts: string): { body: Record<string, 
   const channel = str(args.channel);
   const text = str(args.text);
   const blocks = blocksOf(args.blocks);
-  const message = { type: 'message', text: text ?? '', user: TEAM.user_id, bot_id: TEAM.bot_id, ts, blocks: blocks ?? undefined, thread_ts: str(args.thread_ts) ?? undefined };
+  const message = {
+    type: 'message',
+    text: text ?? '',
+    user: TEAM.user_id,
+    bot_id: TEAM.bot_id,
+    ts,
+    blocks: blocks ?? undefined,
+    thread_ts: str(args.thread_ts) ?? undefined,
+  };
   switch (method) {
     case 'auth.test':
       return { body: { ok: true, url: 'https://warden-sandbox.slack.com/', ...TEAM, is_enterprise_install: false } };

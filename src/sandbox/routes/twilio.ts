@@ -1,6 +1,20 @@
 import type { FastifyInstance } from 'fastify';
 import { twilioDeliveredCallback } from '../callbacks';
-import { answerLate, applyFault, asForm, basicAuth, E164, field, record, sendFailure, undelivered, urlParam, type FaultShapes, type FormBody, type ProviderFailure } from '../http';
+import {
+  answerLate,
+  applyFault,
+  asForm,
+  basicAuth,
+  E164,
+  field,
+  record,
+  sendFailure,
+  undelivered,
+  urlParam,
+  type FaultShapes,
+  type FormBody,
+  type ProviderFailure,
+} from '../http';
 import { hexId } from '../state';
 import type { SandboxContext } from '../context';
 
@@ -106,12 +120,20 @@ export async function twilioRoutes(app: FastifyInstance, { state, callbacks }: S
       uri: `${uri}.json`,
     };
     const lost = undelivered(request);
-    if (!lost) state.addMessage({ id: sid, provider: 'twilio', channel: 'sms', to, subject: null, body, idempotency_key: key });
+    if (!lost)
+      state.addMessage({ id: sid, provider: 'twilio', channel: 'sms', to, subject: null, body, idempotency_key: key });
     state.remember('twilio', key, [sid], response);
     record(state, 'twilio', request, 'accepted', 201, key);
 
     if (statusCallback && state.callbacksEnabled) {
-      callbacks.schedule(twilioDeliveredCallback(statusCallback, auth.password, { sid, accountSid, from, to }, lost ? 'undelivered' : 'delivered'));
+      callbacks.schedule(
+        twilioDeliveredCallback(
+          statusCallback,
+          auth.password,
+          { sid, accountSid, from, to },
+          lost ? 'undelivered' : 'delivered',
+        ),
+      );
     }
     await answerLate(state, request, reply);
     return reply.code(201).send(response);

@@ -36,7 +36,13 @@ import { deliverSend } from '../delivery/deliver';
 // workflow task and no activity task round trip through the server.
 const issueOptions: ActivityOptions & LocalActivityOptions = {
   startToCloseTimeout: '10 seconds',
-  retry: { initialInterval: '200 ms', backoffCoefficient: 2, maximumInterval: '2 seconds', maximumAttempts: 5, nonRetryableErrorTypes: ['DataKeyUnavailableError'] },
+  retry: {
+    initialInterval: '200 ms',
+    backoffCoefficient: 2,
+    maximumInterval: '2 seconds',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: ['DataKeyUnavailableError'],
+  },
 };
 // The verify path runs as local activities: no server round trip per step (p95 < 200 ms).
 // A missing row cannot appear by retrying.
@@ -47,7 +53,12 @@ const checkOptions: LocalActivityOptions = {
 // An end must land (it wipes the sealed secret): retry until it does.
 const endOptions: ActivityOptions & LocalActivityOptions = {
   startToCloseTimeout: '10 seconds',
-  retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds', nonRetryableErrorTypes: ['ChallengeNotFoundError'] },
+  retry: {
+    initialInterval: '500 ms',
+    backoffCoefficient: 2,
+    maximumInterval: '30 seconds',
+    nonRetryableErrorTypes: ['ChallengeNotFoundError'],
+  },
 };
 
 const { issueChallenge } = proxyActivities<Activities>(issueOptions);
@@ -74,13 +85,24 @@ const BLOB = /^[A-Za-z0-9+/]{40,512}={0,2}$/;
 /** Rejected updates never reach history: malformed input costs nothing. */
 function validateVerify(input: VerifyInput): void {
   const candidate = input?.candidate;
-  if (!candidate || typeof candidate.keyId !== 'string' || !KEY_ID.test(candidate.keyId) || typeof candidate.blob !== 'string' || !BLOB.test(candidate.blob)) {
+  if (
+    !candidate ||
+    typeof candidate.keyId !== 'string' ||
+    !KEY_ID.test(candidate.keyId) ||
+    typeof candidate.blob !== 'string' ||
+    !BLOB.test(candidate.blob)
+  ) {
     throw new Error('verify needs a sealed candidate');
   }
 }
 
 function validateRedeliver(input: RedeliverInput): void {
-  if (typeof input?.failureId !== 'string' || !/^\d{1,18}$/.test(input.failureId) || !Number.isInteger(input.failedSendNumber) || input.failedSendNumber < 1) {
+  if (
+    typeof input?.failureId !== 'string' ||
+    !/^\d{1,18}$/.test(input.failureId) ||
+    !Number.isInteger(input.failedSendNumber) ||
+    input.failedSendNumber < 1
+  ) {
     throw new Error('redeliver needs a failure id and the failed send number');
   }
 }
@@ -126,7 +148,15 @@ export class ChallengeMachine {
     try {
       this.folded = patched(FOLDED_STEPS_PATCH);
       const issue = this.folded || patched(LOCAL_ISSUE_PATCH) ? issueChallengeLocally : issueChallenge;
-      const issued = await issue({ challengeId, userId, method, ipMasked, expiresAt, maxAttempts: limits.maxAttempts, ...(this.folded ? { planFirstSend: true } : {}) });
+      const issued = await issue({
+        challengeId,
+        userId,
+        method,
+        ipMasked,
+        expiresAt,
+        maxAttempts: limits.maxAttempts,
+        ...(this.folded ? { planFirstSend: true } : {}),
+      });
       this.firstPlan = issued.plan;
       this.issued = true;
     } catch (err) {
@@ -165,13 +195,25 @@ export class ChallengeMachine {
     this.reason = reason;
   }
 
-  private async end(status: ChallengeEnd, reason: InvalidationReason, fast: boolean, incidentId?: string): Promise<void> {
+  private async end(
+    status: ChallengeEnd,
+    reason: InvalidationReason,
+    fast: boolean,
+    incidentId?: string,
+  ): Promise<void> {
     this.settle(status, reason);
-    const args = { challengeId: this.input.challengeId, status, reason, attempts: this.attempts, ...(incidentId ? { incidentId } : {}) };
+    const args = {
+      challengeId: this.input.challengeId,
+      status,
+      reason,
+      attempts: this.attempts,
+      ...(incidentId ? { incidentId } : {}),
+    };
     await (fast ? localEnd.endChallenge(args) : endChallenge(args));
   }
 
-  private endedOutcome(): { outcome: 'expired' } | { outcome: 'already_used' } | { outcome: 'revoked' } | { outcome: 'locked' } {
+  private endedOutcome():
+    { outcome: 'expired' } | { outcome: 'already_used' } | { outcome: 'revoked' } | { outcome: 'locked' } {
     if (this.status === 'verified') return { outcome: 'already_used' };
     if (this.status === 'locked') return { outcome: 'locked' };
     if (this.status === 'revoked') return { outcome: 'revoked' };
@@ -200,8 +242,16 @@ export class ChallengeMachine {
       if (this.ended || sendNumber === undefined) return;
       // provider order, retries and failover live in deliverSend; its outcome is on the row
       const plan = sendNumber === 1 ? this.firstPlan : undefined;
-      const delivery = await deliverSend(this.input.challengeId, sendNumber, { ...(plan ? { plan } : {}), recordInSend: this.folded });
-      if (delivery.outcome === 'failed') log.warn('challenge delivery failed', { sendNumber, provider: delivery.provider, errorClass: delivery.errorClass });
+      const delivery = await deliverSend(this.input.challengeId, sendNumber, {
+        ...(plan ? { plan } : {}),
+        recordInSend: this.folded,
+      });
+      if (delivery.outcome === 'failed')
+        log.warn('challenge delivery failed', {
+          sendNumber,
+          provider: delivery.provider,
+          errorClass: delivery.errorClass,
+        });
     }
   }
 
@@ -235,7 +285,12 @@ export class ChallengeMachine {
   private async attempt(candidate: VerifyInput['candidate']): Promise<VerifyResult> {
     const { challengeId, userId, limits } = this.input;
     const attempts = this.attempts + 1;
-    const { match } = await local.attemptChallenge({ challengeId, candidate, attempts, maxAttempts: limits.maxAttempts });
+    const { match } = await local.attemptChallenge({
+      challengeId,
+      candidate,
+      attempts,
+      maxAttempts: limits.maxAttempts,
+    });
     this.attempts = attempts;
     if (match) {
       this.settle('verified', 'used');
@@ -256,7 +311,12 @@ export class ChallengeMachine {
     const waitMs = this.lastSendAt + resendCooldownSeconds * 1000 - Date.now();
     if (waitMs > 0) return { outcome: 'cooldown', retryAfterSeconds: Math.ceil(waitMs / 1000) };
     this.queueSend();
-    return { outcome: 'queued', sends: this.sends, sendsRemaining: maxSends - this.sends, expiresAt: this.input.expiresAt };
+    return {
+      outcome: 'queued',
+      sends: this.sends,
+      sendsRemaining: maxSends - this.sends,
+      expiresAt: this.input.expiresAt,
+    };
   }
 
   /** A responder's resend after an outage: no cooldown or send cap (the failure was ours), once per failure. */
@@ -280,7 +340,13 @@ export class ChallengeMachine {
     await this.withLock(async () => {
       // a local activity: a mass revocation (a compromised-token response for thousands of
       // users) costs one workflow task per challenge instead of an activity round trip too
-      if (!this.ended) await this.end('revoked', why, this.folded || patched(LOCAL_REVOKE_PATCH), typeof incidentId === 'string' ? incidentId : undefined);
+      if (!this.ended)
+        await this.end(
+          'revoked',
+          why,
+          this.folded || patched(LOCAL_REVOKE_PATCH),
+          typeof incidentId === 'string' ? incidentId : undefined,
+        );
     });
   }
 

@@ -9,12 +9,24 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import type { ProviderName } from '../../providers/types';
-import { DeliveryErrorType, type DeliveryPlan, type DeliverySummary, type ErrorClass, type SendFailureDetails } from '../../shared/delivery';
+import {
+  DeliveryErrorType,
+  type DeliveryPlan,
+  type DeliverySummary,
+  type ErrorClass,
+  type SendFailureDetails,
+} from '../../shared/delivery';
 
 // Planning reads the route and the shared circuits (and may claim a probe): quick, local.
 const planOptions: LocalActivityOptions = {
   startToCloseTimeout: '5 seconds',
-  retry: { initialInterval: '200 ms', backoffCoefficient: 2, maximumInterval: '2 seconds', maximumAttempts: 5, nonRetryableErrorTypes: ['ChallengeNotFoundError'] },
+  retry: {
+    initialInterval: '200 ms',
+    backoffCoefficient: 2,
+    maximumInterval: '2 seconds',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: ['ChallengeNotFoundError'],
+  },
 };
 // One provider call per attempt. The activity says whether to call this provider again
 // (ProviderTransientError, with the provider's Retry-After as nextRetryDelay) or not
@@ -74,7 +86,11 @@ export interface DeliverSendOptions {
  * failover). The outcome is recorded whatever happened, so no challenge is left without one:
  * a challenge that ended before any provider was called is `skipped`.
  */
-export async function deliverSend(challengeId: string, sendNumber: number, options: DeliverSendOptions = {}): Promise<DeliverySummary> {
+export async function deliverSend(
+  challengeId: string,
+  sendNumber: number,
+  options: DeliverSendOptions = {},
+): Promise<DeliverySummary> {
   const plan = options.plan ?? (await planDelivery({ challengeId, sendNumber }));
   if (plan.kind === 'skipped') {
     await record({ challengeId, sendNumber, outcome: 'skipped' });
@@ -102,7 +118,13 @@ export async function deliverSend(challengeId: string, sendNumber: number, optio
       return { outcome, provider: sent.provider };
     } catch (err) {
       last = stepFailure(err, step.provider);
-      log.warn('delivery step failed', { sendNumber, provider: step.provider, errorClass: last.errorClass, errorCode: last.errorCode, probe: step.probe });
+      log.warn('delivery step failed', {
+        sendNumber,
+        provider: step.provider,
+        errorClass: last.errorClass,
+        errorCode: last.errorCode,
+        probe: step.probe,
+      });
       if (last.errorClass === 'permanent') break;
     }
   }
@@ -111,6 +133,13 @@ export async function deliverSend(challengeId: string, sendNumber: number, optio
     return { outcome: 'skipped' };
   }
   const failed = last;
-  await record({ challengeId, sendNumber, outcome: 'failed', provider: failed.provider, errorClass: failed.errorClass, errorCode: failed.errorCode });
+  await record({
+    challengeId,
+    sendNumber,
+    outcome: 'failed',
+    provider: failed.provider,
+    errorClass: failed.errorClass,
+    errorCode: failed.errorCode,
+  });
   return { outcome: 'failed', provider: failed.provider, errorClass: failed.errorClass };
 }

@@ -28,10 +28,21 @@ export class ChecklistRunner {
     const m = this.machine;
     const s = m.state;
     s.checklistRunning = true;
-    m.record({ at: new Date().toISOString(), kind: 'checklist', message: `Recovery validation checklist run started (${only.length} of ${CHECK_ORDER.length} checks)`, by });
+    m.record({
+      at: new Date().toISOString(),
+      kind: 'checklist',
+      message: `Recovery validation checklist run started (${only.length} of ${CHECK_ORDER.length} checks)`,
+      by,
+    });
     try {
       const baseline = await checks.captureMetricsBaseline();
-      const input: CheckInput = { incidentId: s.id || s.workflowId, type: s.type, detectedAt: s.detectedAt, affected: s.affected, baseline };
+      const input: CheckInput = {
+        incidentId: s.id || s.workflowId,
+        type: s.type,
+        detectedAt: s.detectedAt,
+        affected: s.affected,
+        baseline,
+      };
       // an item several checks speak to (valid tokens: SMS and links) takes the worst verdict
       const merged = new Map<string, ItemResult>();
       for (const name of CHECK_ORDER.filter((c) => only.includes(c))) {
@@ -39,7 +50,13 @@ export class ChecklistRunner {
           const before = merged.get(result.id);
           merged.set(
             result.id,
-            before ? { id: result.id, status: before.status === 'failed' ? 'failed' : result.status, detail: `${before.detail}; ${result.detail}` } : result,
+            before
+              ? {
+                  id: result.id,
+                  status: before.status === 'failed' ? 'failed' : result.status,
+                  detail: `${before.detail}; ${result.detail}`,
+                }
+              : result,
           );
         }
         m.applyCheckOutcome({ items: [...merged.values()] }, Date.now());
@@ -64,7 +81,9 @@ export class ChecklistRunner {
       return await checks[name](input);
     } catch (err) {
       const detail = `check could not run: ${(err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)).slice(0, 200)}`;
-      return { items: CHECKLIST.filter((i) => i.check === name).map((i) => ({ id: i.id, status: 'failed' as const, detail })) };
+      return {
+        items: CHECKLIST.filter((i) => i.check === name).map((i) => ({ id: i.id, status: 'failed' as const, detail })),
+      };
     }
   }
 }

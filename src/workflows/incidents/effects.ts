@@ -24,7 +24,8 @@ function summary(s: IncidentState): IncidentSummary {
   };
 }
 
-const errorText = (err: unknown) => (err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)).slice(0, 300);
+const errorText = (err: unknown) =>
+  (err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)).slice(0, 300);
 
 /**
  * Carries out what the machine decided: registration, the Slack alert and its thread,
@@ -76,7 +77,12 @@ export class EffectRunner {
     if (this.registered) return;
     const info = workflowInfo();
     try {
-      const { id } = await store.registerIncident({ workflowId: info.workflowId, runId: info.runId, day: new Date().toISOString().slice(0, 10), state: this.machine.state });
+      const { id } = await store.registerIncident({
+        workflowId: info.workflowId,
+        runId: info.runId,
+        day: new Date().toISOString().slice(0, 10),
+        state: this.machine.state,
+      });
       this.machine.state.id = id;
       this.registered = true;
     } catch (err) {
@@ -92,7 +98,11 @@ export class EffectRunner {
       this.machine.state.slack = await notify.postIncidentAlert({ incident: summary(this.machine.state) });
       this.alertKey = this.currentAlertKey();
     } catch (err) {
-      this.machine.record({ at: new Date().toISOString(), kind: 'delivery_failed', message: `Slack incident alert not posted: ${errorText(err)}` });
+      this.machine.record({
+        at: new Date().toISOString(),
+        kind: 'delivery_failed',
+        message: `Slack incident alert not posted: ${errorText(err)}`,
+      });
     }
   }
 
@@ -130,19 +140,32 @@ export class EffectRunner {
     const thread = this.thread;
     const info = workflowInfo();
     const failed = (what: string, err: unknown) =>
-      this.machine.record({ at: new Date().toISOString(), kind: 'delivery_failed', message: `${what} failed: ${errorText(err)}` });
+      this.machine.record({
+        at: new Date().toISOString(),
+        kind: 'delivery_failed',
+        message: `${what} failed: ${errorText(err)}`,
+      });
 
     switch (effect.kind) {
       case 'thread':
-        await notify.postIncidentThread({ text: effect.text, thread }).catch((err: unknown) => failed('Slack update', err));
+        await notify
+          .postIncidentThread({ text: effect.text, thread })
+          .catch((err: unknown) => failed('Slack update', err));
         return;
       case 'escalate': {
         const { role, reason } = effect;
         // Slack and email independently: one channel down must not silence the other
         await Promise.all([
-          notify.notifyRoleSlack({ incident, role, reason, thread }).catch((err: unknown) => failed(`Slack page of ${role}`, err)),
           notify
-            .notifyRoleEmail({ incident, role, reason, idempotencyKey: `${info.workflowId}/${info.runId}/escalation-${role}` })
+            .notifyRoleSlack({ incident, role, reason, thread })
+            .catch((err: unknown) => failed(`Slack page of ${role}`, err)),
+          notify
+            .notifyRoleEmail({
+              incident,
+              role,
+              reason,
+              idempotencyKey: `${info.workflowId}/${info.runId}/escalation-${role}`,
+            })
             .catch((err: unknown) => failed(`Email to ${role}`, err)),
         ]);
         return;
@@ -151,13 +174,19 @@ export class EffectRunner {
         const task = this.machine.state.tasks.find((t) => t.id === effect.taskId);
         if (!task) return;
         const jobs: Array<Promise<unknown>> = [
-          notify.notifyTaskSlack({ incident, task, event: effect.event, text: effect.text, thread }).catch((err: unknown) => failed('Slack task notice', err)),
+          notify
+            .notifyTaskSlack({ incident, task, event: effect.event, text: effect.text, thread })
+            .catch((err: unknown) => failed('Slack task notice', err)),
         ];
         // the GDPR deadline also reaches legal and the CISO by email
         if (task.id === EXTERNAL_TASKS.gdpr.id && effect.event !== 'created') {
           for (const role of ['legal', 'ciso'] as const) {
             const key = `${info.workflowId}/${info.runId}/${task.id}-${effect.event}-${task.remindersSent}-${role}`;
-            jobs.push(notify.notifyRoleEmail({ incident, role, reason: effect.text, idempotencyKey: key }).catch((err: unknown) => failed(`Email to ${role}`, err)));
+            jobs.push(
+              notify
+                .notifyRoleEmail({ incident, role, reason: effect.text, idempotencyKey: key })
+                .catch((err: unknown) => failed(`Email to ${role}`, err)),
+            );
           }
         }
         await Promise.all(jobs);

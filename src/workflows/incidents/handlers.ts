@@ -32,16 +32,28 @@ export function registerHandlers(m: IncidentMachine, checklist: ChecklistRunner)
   setHandler(incidentStateQuery, () => m.state);
   setHandler(timelineQuery, () => m.state.timeline);
 
-  setHandler(acknowledgeUpdate, (i) => (m.acknowledge(i, now()), m.state), { validator: (i) => v.validateAcknowledge(i) });
+  setHandler(acknowledgeUpdate, (i) => (m.acknowledge(i, now()), m.state), {
+    validator: (i) => v.validateAcknowledge(i),
+  });
   setHandler(escalateUpdate, (i) => (m.escalate(i, now()), m.state), { validator: (i) => v.validateEscalate(i) });
   setHandler(addNoteUpdate, (i) => (m.addNote(i, now()), m.state), { validator: (i) => v.validateNote(i) });
-  setHandler(changeSeverityUpdate, (i) => (m.changeSeverity(i, now()), m.state), { validator: (i) => v.validateSeverity(i) });
-  setHandler(flagDataBreachUpdate, (i) => (m.flagDataBreach(i, now()), m.state), { validator: (i) => v.validateDataBreach(i) });
-  setHandler(reportMitigationUpdate, (i) => (m.reportMitigation(i, now()), m.state), { validator: (i) => v.validateMitigation(i) });
-  setHandler(recordRootCauseUpdate, (i) => (m.recordRootCause(i, now()), m.state), { validator: (i) => v.validateRootCause(i) });
+  setHandler(changeSeverityUpdate, (i) => (m.changeSeverity(i, now()), m.state), {
+    validator: (i) => v.validateSeverity(i),
+  });
+  setHandler(flagDataBreachUpdate, (i) => (m.flagDataBreach(i, now()), m.state), {
+    validator: (i) => v.validateDataBreach(i),
+  });
+  setHandler(reportMitigationUpdate, (i) => (m.reportMitigation(i, now()), m.state), {
+    validator: (i) => v.validateMitigation(i),
+  });
+  setHandler(recordRootCauseUpdate, (i) => (m.recordRootCause(i, now()), m.state), {
+    validator: (i) => v.validateRootCause(i),
+  });
   setHandler(completeTaskUpdate, (i) => (m.completeTask(i, now()), m.state), { validator: (i) => v.validateTask(i) });
   setHandler(checkItemUpdate, (i) => (m.checkItem(i, now()), m.state), { validator: (i) => v.validateCheckItem(i) });
-  setHandler(addPreventiveActionUpdate, (i) => (m.addPreventiveAction(i, now()), m.state), { validator: (i) => v.validatePreventiveAction(i) });
+  setHandler(addPreventiveActionUpdate, (i) => (m.addPreventiveAction(i, now()), m.state), {
+    validator: (i) => v.validatePreventiveAction(i),
+  });
 
   setHandler(
     runChecklistUpdate,
@@ -60,9 +72,14 @@ export function registerHandlers(m: IncidentMachine, checklist: ChecklistRunner)
         if (!i.force) {
           const stale = checklist.staleChecks(now());
           if (stale.length) await checklist.run(i.by, stale);
-          const failed = m.state.checklist.filter((item) => item.status !== 'passed' && item.status !== 'not_applicable');
+          const failed = m.state.checklist.filter(
+            (item) => item.status !== 'passed' && item.status !== 'not_applicable',
+          );
           if (failed.length) {
-            throw fail('ChecklistFailed', `recovery validation checklist not passed: ${failed.map((item) => `${item.id} (${item.status})`).join(', ')}`);
+            throw fail(
+              'ChecklistFailed',
+              `recovery validation checklist not passed: ${failed.map((item) => `${item.id} (${item.status})`).join(', ')}`,
+            );
           }
         }
         m.assertOpen();

@@ -1,5 +1,12 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { allHandlersFinished, condition, ParentClosePolicy, patched, startChild, workflowInfo } from '@temporalio/workflow';
+import {
+  allHandlersFinished,
+  condition,
+  ParentClosePolicy,
+  patched,
+  startChild,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { IncidentInput, IncidentResult, RunbookInput } from '../../shared/incidents';
 import { ChecklistRunner } from './checklistRunner';
 import { EffectRunner } from './effects';
@@ -41,7 +48,8 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentRe
       // something fell due while the last effects drained (or the worker/server was away): do it now
     } else if (wake.length) {
       const at = Math.min(...wake);
-      if (at > now) await condition(() => machine.hasWork(), at - now, { summary: 'next escalation, reminder or retry' });
+      if (at > now)
+        await condition(() => machine.hasWork(), at - now, { summary: 'next escalation, reminder or retry' });
     } else {
       await condition(() => machine.hasWork());
     }
@@ -67,7 +75,8 @@ async function startRunbook(machine: IncidentMachine): Promise<void> {
   };
   let workflowId = `${s.id || s.workflowId}-runbook`;
   // a resolved incident cancels its runbook; the runbook decides what cancellation means
-  const start = () => startChild(workflowType, { workflowId, args: [args], parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL });
+  const start = () =>
+    startChild(workflowType, { workflowId, args: [args], parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL });
   let child: Awaited<ReturnType<typeof start>>;
   try {
     child = await start();
@@ -79,7 +88,11 @@ async function startRunbook(machine: IncidentMachine): Promise<void> {
     child = await start();
   }
   s.runbook = { workflowType, workflowId, status: 'running' };
-  machine.record({ at: new Date().toISOString(), kind: 'runbook', message: `Runbook ${workflowType} started (${workflowId})` });
+  machine.record({
+    at: new Date().toISOString(),
+    kind: 'runbook',
+    message: `Runbook ${workflowType} started (${workflowId})`,
+  });
   child.result().then(
     () => {
       s.runbook = { workflowType, workflowId, status: 'completed' };
@@ -87,7 +100,11 @@ async function startRunbook(machine: IncidentMachine): Promise<void> {
     },
     (err: unknown) => {
       s.runbook = { workflowType, workflowId, status: 'failed' };
-      machine.record({ at: new Date().toISOString(), kind: 'runbook', message: `Runbook ${workflowType} failed: ${err instanceof Error ? err.message : String(err)}` });
+      machine.record({
+        at: new Date().toISOString(),
+        kind: 'runbook',
+        message: `Runbook ${workflowType} failed: ${err instanceof Error ? err.message : String(err)}`,
+      });
     },
   );
 }

@@ -1,6 +1,12 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import { checklistPassed, initialChecklist, type CheckOutcome } from '../../incidents/checklist';
-import { EXTERNAL_TASKS, externalTasks, nextManualRole, ROLE_TITLES, type EscalationTrigger } from '../../incidents/escalation';
+import {
+  EXTERNAL_TASKS,
+  externalTasks,
+  nextManualRole,
+  ROLE_TITLES,
+  type EscalationTrigger,
+} from '../../incidents/escalation';
 import { slackEscape, slackName } from '../../incidents/format';
 import {
   INCIDENT_ID_PATTERN,
@@ -37,7 +43,8 @@ export function fail(type: IncidentErrorType, message: string): ApplicationFailu
   return ApplicationFailure.create({ type, message, nonRetryable: true });
 }
 
-const clean = (list: readonly string[] | undefined) => [...new Set((list ?? []).map((s) => s.trim()).filter(Boolean))].slice(0, LIMITS.affected);
+const clean = (list: readonly string[] | undefined) =>
+  [...new Set((list ?? []).map((s) => s.trim()).filter(Boolean))].slice(0, LIMITS.affected);
 
 /**
  * The incident's state machine: investigating -> mitigating -> resolved, with its timeline,
@@ -55,7 +62,10 @@ export class IncidentMachine {
 
   constructor(input: IncidentInput, workflowId: string, now: number) {
     const nowIso = new Date(now).toISOString();
-    const detected = input.detectedAt && new Date(input.detectedAt).getTime() < now ? new Date(input.detectedAt).toISOString() : nowIso;
+    const detected =
+      input.detectedAt && new Date(input.detectedAt).getTime() < now
+        ? new Date(input.detectedAt).toISOString()
+        : nowIso;
     this.state = {
       id: INCIDENT_ID_PATTERN.test(workflowId) ? workflowId : '',
       workflowId,
@@ -66,7 +76,11 @@ export class IncidentMachine {
       status: 'investigating',
       source: input.source,
       openedBy: input.openedBy,
-      affected: { users: clean(input.affected?.users), ips: clean(input.affected?.ips), providers: clean(input.affected?.providers) },
+      affected: {
+        users: clean(input.affected?.users),
+        ips: clean(input.affected?.ips),
+        providers: clean(input.affected?.providers),
+      },
       dataBreach: Boolean(input.dataBreach),
       ddos: Boolean(input.ddos),
       detectedAt: detected,
@@ -79,9 +93,16 @@ export class IncidentMachine {
       timeline: [],
     };
     if (this.state.dataBreach) this.marks.dataBreachAt = nowIso;
-    const how = input.source === 'alertmanager' ? 'Alertmanager' : input.source === 'slack' ? 'Slack /incident' : input.source;
-    this.record({ at: detected, kind: 'detected', message: `${input.severity} ${input.type}: ${this.state.title} (via ${how})`, by: input.openedBy });
-    for (const plan of externalTasks(input.type, this.state.ddos, this.state.dataBreach)) this.addTask(newTask(plan, nowIso));
+    const how =
+      input.source === 'alertmanager' ? 'Alertmanager' : input.source === 'slack' ? 'Slack /incident' : input.source;
+    this.record({
+      at: detected,
+      kind: 'detected',
+      message: `${input.severity} ${input.type}: ${this.state.title} (via ${how})`,
+      by: input.openedBy,
+    });
+    for (const plan of externalTasks(input.type, this.state.ddos, this.state.dataBreach))
+      this.addTask(newTask(plan, nowIso));
   }
 
   get closed(): boolean {
@@ -111,12 +132,22 @@ export class IncidentMachine {
 
   private addTask(task: IncidentTask): void {
     this.state.tasks.push(task);
-    this.record({ at: task.createdAt, kind: 'task_created', message: `${task.title} (${task.contact}), due ${task.dueAt}` });
-    this.effects.push({ kind: 'task', taskId: task.id, event: 'created', text: `New task: "${task.title}", due ${task.dueAt}` });
+    this.record({
+      at: task.createdAt,
+      kind: 'task_created',
+      message: `${task.title} (${task.contact}), due ${task.dueAt}`,
+    });
+    this.effects.push({
+      kind: 'task',
+      taskId: task.id,
+      event: 'created',
+      text: `New task: "${task.title}", due ${task.dueAt}`,
+    });
   }
 
   assertOpen(): void {
-    if (this.state.status === 'resolved') throw fail('IncidentResolved', `${this.state.id || this.state.workflowId} is already resolved`);
+    if (this.state.status === 'resolved')
+      throw fail('IncidentResolved', `${this.state.id || this.state.workflowId} is already resolved`);
   }
 
   // ---- commands ---------------------------------------------------------------------------
@@ -129,8 +160,15 @@ export class IncidentMachine {
     this.state.acknowledgedAt = this.now(now);
     this.state.acknowledgedBy = i.by;
     this.state.owner = i.by;
-    this.record({ at: this.state.acknowledgedAt, kind: 'acknowledged', message: i.note ?? `Acknowledged; ${i.by} owns the incident`, by: i.by });
-    this.thread(`:white_check_mark: Acknowledged by ${slackName(i.by)}, who now owns the incident.${i.note ? ` ${slackEscape(i.note)}` : ''}`);
+    this.record({
+      at: this.state.acknowledgedAt,
+      kind: 'acknowledged',
+      message: i.note ?? `Acknowledged; ${i.by} owns the incident`,
+      by: i.by,
+    });
+    this.thread(
+      `:white_check_mark: Acknowledged by ${slackName(i.by)}, who now owns the incident.${i.note ? ` ${slackEscape(i.note)}` : ''}`,
+    );
   }
 
   nextRole() {
@@ -154,7 +192,12 @@ export class IncidentMachine {
   escalateTo(role: NotifiedRole, reason: string, trigger: EscalationTrigger, now: number): void {
     const at = this.now(now);
     this.state.escalations.push({ role, at, reason });
-    this.record({ at, kind: role === 'oncall' ? 'notified' : 'escalated', message: `${ROLE_TITLES[role]}: ${reason}`, role });
+    this.record({
+      at,
+      kind: role === 'oncall' ? 'notified' : 'escalated',
+      message: `${ROLE_TITLES[role]}: ${reason}`,
+      role,
+    });
     this.effects.push({ kind: 'escalate', role, reason, trigger });
   }
 
@@ -166,16 +209,30 @@ export class IncidentMachine {
   changeSeverity(i: ChangeSeverityInput, now: number): void {
     const from = this.state.severity;
     this.state.severity = i.severity;
-    this.record({ at: this.now(now), kind: 'severity_changed', message: `Severity ${from} -> ${i.severity}: ${i.reason}`, by: i.by });
-    this.thread(`:arrows_counterclockwise: Severity ${from} -> *${i.severity}* by ${slackName(i.by)}: ${slackEscape(i.reason)}`);
+    this.record({
+      at: this.now(now),
+      kind: 'severity_changed',
+      message: `Severity ${from} -> ${i.severity}: ${i.reason}`,
+      by: i.by,
+    });
+    this.thread(
+      `:arrows_counterclockwise: Severity ${from} -> *${i.severity}* by ${slackName(i.by)}: ${slackEscape(i.reason)}`,
+    );
   }
 
   flagDataBreach(i: FlagDataBreachInput, now: number): void {
     const at = this.now(now);
     this.state.dataBreach = true;
     this.marks.dataBreachAt = at;
-    this.record({ at, kind: 'data_breach', message: `Flagged as a data breach: ${i.reason}; GDPR 72-hour regulatory deadline started`, by: i.by });
-    this.thread(`:lock: Data breach flagged by ${slackName(i.by)}: ${slackEscape(i.reason)}. Legal and the CISO are notified; the GDPR 72-hour deadline runs.`);
+    this.record({
+      at,
+      kind: 'data_breach',
+      message: `Flagged as a data breach: ${i.reason}; GDPR 72-hour regulatory deadline started`,
+      by: i.by,
+    });
+    this.thread(
+      `:lock: Data breach flagged by ${slackName(i.by)}: ${slackEscape(i.reason)}. Legal and the CISO are notified; the GDPR 72-hour deadline runs.`,
+    );
     if (!this.state.tasks.some((t) => t.id === EXTERNAL_TASKS.gdpr.id)) this.addTask(newTask(EXTERNAL_TASKS.gdpr, at));
   }
 
@@ -201,7 +258,12 @@ export class IncidentMachine {
     task.completedAt = this.now(now);
     task.completedBy = i.by;
     const what = i.outcome === 'done' ? 'done' : 'not needed';
-    this.record({ at: task.completedAt, kind: 'task_completed', message: `${task.title}: ${what}${i.note ? ` (${i.note})` : ''}`, by: i.by });
+    this.record({
+      at: task.completedAt,
+      kind: 'task_completed',
+      message: `${task.title}: ${what}${i.note ? ` (${i.note})` : ''}`,
+      by: i.by,
+    });
     this.thread(`:ballot_box_with_check: Task "${task.title}" ${what} (${slackName(i.by)})`);
   }
 
@@ -211,7 +273,12 @@ export class IncidentMachine {
     item.checkedAt = this.now(now);
     item.by = i.by;
     item.detail = i.note;
-    this.record({ at: item.checkedAt, kind: 'checklist', message: `${item.label}: ${item.status}${i.note ? ` (${i.note})` : ''}`, by: i.by });
+    this.record({
+      at: item.checkedAt,
+      kind: 'checklist',
+      message: `${item.label}: ${item.status}${i.note ? ` (${i.note})` : ''}`,
+      by: i.by,
+    });
     this.checkPassed(now);
   }
 
@@ -239,8 +306,20 @@ export class IncidentMachine {
 
   addPreventiveAction(i: PreventiveActionInput, now: number): void {
     const at = this.now(now);
-    this.state.preventiveActions.push({ description: i.description, category: i.category, owner: i.owner, due: i.due, by: i.by, at });
-    this.record({ at, kind: 'preventive_action', message: `Preventive action (${i.category}): ${i.description}`, by: i.by });
+    this.state.preventiveActions.push({
+      description: i.description,
+      category: i.category,
+      owner: i.owner,
+      due: i.due,
+      by: i.by,
+      at,
+    });
+    this.record({
+      at,
+      kind: 'preventive_action',
+      message: `Preventive action (${i.category}): ${i.description}`,
+      by: i.by,
+    });
   }
 
   resolve(i: ResolveInput, now: number): void {
@@ -257,7 +336,9 @@ export class IncidentMachine {
     }
     const forced = i.force ? ` (forced without a passed checklist: ${i.reason})` : '';
     this.record({ at, kind: 'resolved', message: `${i.resolution}${forced}`, by: i.by });
-    this.thread(`:large_green_circle: Resolved by ${slackName(i.by)}: ${slackEscape(i.resolution)}${slackEscape(forced)}`);
+    this.thread(
+      `:large_green_circle: Resolved by ${slackName(i.by)}: ${slackEscape(i.resolution)}${slackEscape(forced)}`,
+    );
   }
 
   alert(i: AlertNotificationInput, now: number): void {
@@ -268,15 +349,24 @@ export class IncidentMachine {
     this.state.alerts = { status: i.status, firing };
     if (!before) return; // the notification that opened the incident is its "detected" entry
     const names = i.alertnames.join(', ') || 'alerts';
-    const message = i.status === 'resolved' ? `Alertmanager: ${names} resolved` : `Alertmanager: ${names} firing (${firing.length} alert(s))`;
+    const message =
+      i.status === 'resolved'
+        ? `Alertmanager: ${names} resolved`
+        : `Alertmanager: ${names} firing (${firing.length} alert(s))`;
     this.record({ at: this.now(now), kind: 'alert', message, by: 'alertmanager' });
     this.thread(`:bell: ${slackEscape(message)}`);
   }
 
   runbookProgress(i: RunbookProgressInput, now: number): void {
-    if (i.kind === 'mitigation' && this.state.status !== 'resolved') return this.reportMitigation({ by: 'runbook', description: i.message }, now);
+    if (i.kind === 'mitigation' && this.state.status !== 'resolved')
+      return this.reportMitigation({ by: 'runbook', description: i.message }, now);
     if (i.kind === 'root_cause') return this.recordRootCause({ by: 'runbook', text: i.message }, now);
-    this.record({ at: this.now(now), kind: 'runbook', message: i.step ? `${i.step}: ${i.message}` : i.message, by: 'runbook' });
+    this.record({
+      at: this.now(now),
+      kind: 'runbook',
+      message: i.step ? `${i.step}: ${i.message}` : i.message,
+      by: 'runbook',
+    });
   }
 
   // ---- the clock ---------------------------------------------------------------------------

@@ -11,7 +11,13 @@ import type { Activities } from '../../activities';
 // About a minute of retries; a permanent refusal (channel_not_found, bad address) is final.
 const notifyOptions: ActivityOptions = {
   startToCloseTimeout: '15 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '15 seconds', maximumAttempts: 5, nonRetryableErrorTypes: ['ProviderPermanentError'] },
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '15 seconds',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: ['ProviderPermanentError'],
+  },
 };
 
 // The projection may lag during a database incident; the workflow tries again on its next

@@ -53,10 +53,19 @@ function everything(state: IncidentState, marks: ScheduleMarks): Array<{ at: num
   const deadline = ackDeadline(policy);
   if (deadline !== undefined && !marks.slaBreached) {
     const sla = SEVERITY_TABLE[state.severity];
-    out.push({ at: deadline, action: { kind: 'sla_breach', message: `Acknowledgement SLA missed: ${state.severity} must be acknowledged ${sla.responseText}` } });
+    out.push({
+      at: deadline,
+      action: {
+        kind: 'sla_breach',
+        message: `Acknowledgement SLA missed: ${state.severity} must be acknowledged ${sla.responseText}`,
+      },
+    });
   }
   for (const step of plannedEscalations(policy)) {
-    out.push({ at: step.at, action: { kind: 'escalate', role: step.role, reason: step.reason, trigger: step.trigger } });
+    out.push({
+      at: step.at,
+      action: { kind: 'escalate', role: step.role, reason: step.reason, trigger: step.trigger },
+    });
   }
   for (const task of state.tasks) out.push(...taskTimes(task));
   return out;

@@ -29,14 +29,18 @@ export class IncidentValidators {
   }
 
   private assertRoom(): void {
-    if (this.m.state.timeline.length >= LIMITS.timeline) throw fail('LimitReached', `the timeline holds its maximum of ${LIMITS.timeline} entries`);
+    if (this.m.state.timeline.length >= LIMITS.timeline)
+      throw fail('LimitReached', `the timeline holds its maximum of ${LIMITS.timeline} entries`);
   }
 
   validateAcknowledge(i: AcknowledgeInput): void {
     this.m.assertOpen();
     this.assertText(i.by, 'by', 200);
     if (this.m.state.acknowledgedAt) {
-      throw fail('AlreadyAcknowledged', `already acknowledged by ${this.m.state.acknowledgedBy} at ${this.m.state.acknowledgedAt}`);
+      throw fail(
+        'AlreadyAcknowledged',
+        `already acknowledged by ${this.m.state.acknowledgedBy} at ${this.m.state.acknowledgedAt}`,
+      );
     }
   }
 
@@ -45,8 +49,10 @@ export class IncidentValidators {
     this.assertText(i.by, 'by', 200);
     this.assertText(i.reason, 'reason');
     const engaged = new Set(this.m.state.escalations.map((e) => e.role));
-    if (i.role && engaged.has(i.role)) throw fail('NothingToEscalate', `${ROLE_TITLES[i.role]} has already been engaged`);
-    if (!i.role && !this.m.nextRole()) throw fail('NothingToEscalate', 'every role of the escalation path has already been engaged');
+    if (i.role && engaged.has(i.role))
+      throw fail('NothingToEscalate', `${ROLE_TITLES[i.role]} has already been engaged`);
+    if (!i.role && !this.m.nextRole())
+      throw fail('NothingToEscalate', 'every role of the escalation path has already been engaged');
   }
 
   validateNote(i: AddNoteInput): void {
@@ -87,8 +93,13 @@ export class IncidentValidators {
   validateTask(i: CompleteTaskInput): void {
     this.assertText(i.by, 'by', 200);
     const task = this.m.state.tasks.find((t) => t.id === i.taskId);
-    if (!task) throw fail('UnknownTask', `no task ${i.taskId}; tasks: ${this.m.state.tasks.map((t) => t.id).join(', ') || 'none'}`);
-    if (task.status === 'done' || task.status === 'not_needed') throw fail('TaskClosed', `task ${i.taskId} is already ${task.status}`);
+    if (!task)
+      throw fail(
+        'UnknownTask',
+        `no task ${i.taskId}; tasks: ${this.m.state.tasks.map((t) => t.id).join(', ') || 'none'}`,
+      );
+    if (task.status === 'done' || task.status === 'not_needed')
+      throw fail('TaskClosed', `task ${i.taskId} is already ${task.status}`);
   }
 
   validateCheckItem(i: CheckItemInput): void {
@@ -108,25 +119,35 @@ export class IncidentValidators {
     this.m.assertOpen();
     this.assertText(i.by, 'by', 200);
     this.assertText(i.description, 'description');
-    if (!['code', 'monitoring', 'process', 'infrastructure'].includes(i.category)) throw fail('InvalidInput', 'category must be code, monitoring, process or infrastructure');
-    if (this.m.state.preventiveActions.length >= LIMITS.preventiveActions) throw fail('LimitReached', 'too many preventive actions');
+    if (!['code', 'monitoring', 'process', 'infrastructure'].includes(i.category))
+      throw fail('InvalidInput', 'category must be code, monitoring, process or infrastructure');
+    if (this.m.state.preventiveActions.length >= LIMITS.preventiveActions)
+      throw fail('LimitReached', 'too many preventive actions');
   }
 
   validateResolve(i: ResolveInput): void {
     this.m.assertOpen();
     this.assertText(i.by, 'by', 200);
     this.assertText(i.resolution, 'resolution');
-    if (this.m.resolving || this.m.state.checklistRunning) throw fail('ChecklistRunning', 'the checklist is running; try again when it has finished');
+    if (this.m.resolving || this.m.state.checklistRunning)
+      throw fail('ChecklistRunning', 'the checklist is running; try again when it has finished');
     if (this.m.state.preventiveActions.length === 0) {
-      throw fail('PreventiveActionRequired', 'record at least one preventive action before closing (seed: after EVERY incident, implement at least one preventive measure)');
+      throw fail(
+        'PreventiveActionRequired',
+        'record at least one preventive action before closing (seed: after EVERY incident, implement at least one preventive measure)',
+      );
     }
     if (i.force) {
       this.assertText(i.reason, 'reason (required with force)');
       return;
     }
     const open = this.m.state.tasks.filter((t) => t.status === 'open' || t.status === 'overdue');
-    if (open.length) throw fail('OpenTasks', `complete or waive the open tasks first: ${open.map((t) => t.id).join(', ')}`);
-    const manual = this.m.state.checklist.filter((item) => !item.automated && item.status !== 'passed' && item.status !== 'not_applicable');
-    if (manual.length) throw fail('ChecklistIncomplete', `manual checklist items not ticked: ${manual.map((m) => m.id).join(', ')}`);
+    if (open.length)
+      throw fail('OpenTasks', `complete or waive the open tasks first: ${open.map((t) => t.id).join(', ')}`);
+    const manual = this.m.state.checklist.filter(
+      (item) => !item.automated && item.status !== 'passed' && item.status !== 'not_applicable',
+    );
+    if (manual.length)
+      throw fail('ChecklistIncomplete', `manual checklist items not ticked: ${manual.map((m) => m.id).join(', ')}`);
   }
 }

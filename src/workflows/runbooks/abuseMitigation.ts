@@ -17,9 +17,29 @@ export type AbuseMitigationParams = Partial<AbuseParams>;
 
 const STEPS: StepDef[] = [
   { name: 'top_violators', title: 'Identify abusive patterns' },
-  { name: 'block_ips', title: 'Temporary IP blocks', destructive: true, containment: true, compensable: 'the blocks this run added are lifted' },
-  { name: 'tighten_limits', title: 'Tighten rate limits', destructive: true, containment: true, compensable: 'the limits in force before the run are put back', undoOnFailure: true },
-  { name: 'enable_captcha', title: 'Require CAPTCHA after failed attempts', destructive: true, containment: true, compensable: 'the CAPTCHA setting in force before the run is put back', undoOnFailure: true },
+  {
+    name: 'block_ips',
+    title: 'Temporary IP blocks',
+    destructive: true,
+    containment: true,
+    compensable: 'the blocks this run added are lifted',
+  },
+  {
+    name: 'tighten_limits',
+    title: 'Tighten rate limits',
+    destructive: true,
+    containment: true,
+    compensable: 'the limits in force before the run are put back',
+    undoOnFailure: true,
+  },
+  {
+    name: 'enable_captcha',
+    title: 'Require CAPTCHA after failed attempts',
+    destructive: true,
+    containment: true,
+    compensable: 'the CAPTCHA setting in force before the run is put back',
+    undoOnFailure: true,
+  },
   { name: 'clear_false_positives', title: 'Clear rate-limit state of false positives', repeatable: true },
   { name: 'watch', title: 'Watch the violation rate' },
   { name: 'restore_limits', title: 'Restore normal limits' },
@@ -49,7 +69,15 @@ export async function abuseMitigationRunbook(input: RunbookStartInput<AbuseMitig
       },
       {
         validator: (i) => {
-          if (!i || typeof i.by !== 'string' || !i.by.trim() || !Array.isArray(i.users) || i.users.length === 0 || i.users.length > 500 || !i.users.every((u: unknown) => typeof u === 'string' && u.length > 0 && u.length <= 128)) {
+          if (
+            !i ||
+            typeof i.by !== 'string' ||
+            !i.by.trim() ||
+            !Array.isArray(i.users) ||
+            i.users.length === 0 ||
+            i.users.length > 500 ||
+            !i.users.every((u: unknown) => typeof u === 'string' && u.length > 0 && u.length <= 128)
+          ) {
             throw fail('InvalidInput', '`by` and `users` (1 to 500 user ids) are required');
           }
           if (rb.state.status !== 'running') throw fail('RunbookFinished', `runbook is ${rb.state.status}`);
@@ -61,7 +89,10 @@ export async function abuseMitigationRunbook(input: RunbookStartInput<AbuseMitig
       if (!users.length) return;
       await rb.step('clear_false_positives', async (ctx) => {
         const r = await ctx.activities(quick).clearFalsePositives({ key: ctx.key, userIds: users, incidentId });
-        return { summary: `cleared ${r.cleared} rate-limit row(s) of ${r.users} user(s) marked as false positives: ${users.slice(0, 20).join(', ')}`, result: r };
+        return {
+          summary: `cleared ${r.cleared} rate-limit row(s) of ${r.users} user(s) marked as false positives: ${users.slice(0, 20).join(', ')}`,
+          result: r,
+        };
       });
     };
 
@@ -69,20 +100,41 @@ export async function abuseMitigationRunbook(input: RunbookStartInput<AbuseMitig
       const r = await ctx.activities(quick).topViolators({ top: p.top, hours: 1 });
       const ips = r.ips.map((x) => `${x.ip} (${x.violations})`).join(', ') || 'none';
       const users = r.users.map((x) => `${x.user_id} (${x.violations})`).join(', ') || 'none';
-      return { summary: `${r.violations} rate-limit violation(s) in the last hour; top IPs: ${ips}; top users: ${users}`, result: r };
+      return {
+        summary: `${r.violations} rate-limit violation(s) in the last hour; top IPs: ${ips}; top users: ${users}`,
+        result: r,
+      };
     });
     await clearPending();
 
     await rb.step(
       'block_ips',
       async (ctx) => {
-        const found = await ctx.activities(quick, 'find').abusiveIps({ threshold: p.blockThreshold, neverBlock: p.neverBlock });
-        if (!found.ips.length) return { summary: `no IP reached ${p.blockThreshold} violations in the last hour${found.spared.length ? ` (spared: ${found.spared.join(', ')})` : ''}`, result: { blocked: [], spared: found.spared } };
+        const found = await ctx
+          .activities(quick, 'find')
+          .abusiveIps({ threshold: p.blockThreshold, neverBlock: p.neverBlock });
+        if (!found.ips.length)
+          return {
+            summary: `no IP reached ${p.blockThreshold} violations in the last hour${found.spared.length ? ` (spared: ${found.spared.join(', ')})` : ''}`,
+            result: { blocked: [], spared: found.spared },
+          };
         const expiresAt = new Date(Date.now() + p.blockTtlMinutes * 60_000).toISOString();
-        const r = await ctx.activities(quick).blockIps({ key: ctx.key, ips: found.ips, reason: `abuse mitigation (${incidentId ?? ctx.workflowId}): >= ${p.blockThreshold} rate-limit violations in an hour`, expiresAt, incidentId });
-        return { summary: `blocked ${r.blocked.length} IP(s) until ${expiresAt}: ${r.blocked.slice(0, 20).join(', ')}${r.alreadyBlocked.length ? `; ${r.alreadyBlocked.length} already blocked` : ''}${found.spared.length ? `; spared ${found.spared.join(', ')}` : ''}`, result: { ...r, spared: found.spared } };
+        const r = await ctx.activities(quick).blockIps({
+          key: ctx.key,
+          ips: found.ips,
+          reason: `abuse mitigation (${incidentId ?? ctx.workflowId}): >= ${p.blockThreshold} rate-limit violations in an hour`,
+          expiresAt,
+          incidentId,
+        });
+        return {
+          summary: `blocked ${r.blocked.length} IP(s) until ${expiresAt}: ${r.blocked.slice(0, 20).join(', ')}${r.alreadyBlocked.length ? `; ${r.alreadyBlocked.length} already blocked` : ''}${found.spared.length ? `; spared ${found.spared.join(', ')}` : ''}`,
+          result: { ...r, spared: found.spared },
+        };
       },
-      { compensate: async (ctx) => `lifted ${(await ctx.activities(quick, 'undo').unblockIps({ key: ctx.key, incidentId })).unblocked.length} block(s)` },
+      {
+        compensate: async (ctx) =>
+          `lifted ${(await ctx.activities(quick, 'undo').unblockIps({ key: ctx.key, incidentId })).unblocked.length} block(s)`,
+      },
     );
 
     const tightened = await rb.step(
@@ -90,15 +142,27 @@ export async function abuseMitigationRunbook(input: RunbookStartInput<AbuseMitig
       async (ctx) => {
         const r = await ctx.activities(quick).tightenRateLimits({ workflowId: ctx.workflowId, tightened: p.tightened });
         const a = r.applied;
-        return { summary: `per user ${a.per_user.max_attempts}, per IP ${a.per_ip.max_attempts} per ${a.per_ip.window_seconds / 60} min (were ${r.previous.per_user.max_attempts} / ${r.previous.per_ip.max_attempts})`, result: r, value: r };
+        return {
+          summary: `per user ${a.per_user.max_attempts}, per IP ${a.per_ip.max_attempts} per ${a.per_ip.window_seconds / 60} min (were ${r.previous.per_user.max_attempts} / ${r.previous.per_ip.max_attempts})`,
+          result: r,
+          value: r,
+        };
       },
       { compensate: (ctx) => restore(ctx.activities(quick, 'undo'), ctx.workflowId, 'rate_limiting') },
     );
     const captcha = await rb.step(
       'enable_captcha',
       async (ctx) => {
-        const r = await ctx.activities(quick).enableCaptcha({ workflowId: ctx.workflowId, threshold: p.captchaThreshold, windowSeconds: p.captchaWindowSeconds });
-        return { summary: `hCaptcha required after ${p.captchaThreshold} failed attempts in ${p.captchaWindowSeconds / 60} min`, result: r, value: r };
+        const r = await ctx.activities(quick).enableCaptcha({
+          workflowId: ctx.workflowId,
+          threshold: p.captchaThreshold,
+          windowSeconds: p.captchaWindowSeconds,
+        });
+        return {
+          summary: `hCaptcha required after ${p.captchaThreshold} failed attempts in ${p.captchaWindowSeconds / 60} min`,
+          result: r,
+          value: r,
+        };
       },
       { compensate: (ctx) => restore(ctx.activities(quick, 'undo'), ctx.workflowId, 'auth.captcha') },
     );
@@ -108,7 +172,10 @@ export async function abuseMitigationRunbook(input: RunbookStartInput<AbuseMitig
     if (!tightened && !captcha) return rb.skip('restore_limits', 'nothing was changed');
     await rb.step('restore_limits', async (ctx) => {
       const acts = ctx.activities(quick);
-      const parts = [tightened ? await restore(acts, ctx.workflowId, 'rate_limiting') : '', captcha ? await restore(acts, ctx.workflowId, 'auth.captcha') : ''];
+      const parts = [
+        tightened ? await restore(acts, ctx.workflowId, 'rate_limiting') : '',
+        captcha ? await restore(acts, ctx.workflowId, 'auth.captcha') : '',
+      ];
       return { summary: parts.filter(Boolean).join('; ') };
     });
   });
@@ -120,7 +187,12 @@ async function restore(acts: Activities, workflowId: string, key: string): Promi
 }
 
 /** Polls the violation rate on a durable timer; true once it stayed low for quietMinutes. */
-async function watch(rb: Runbook, p: AbuseParams, clearPending: () => Promise<void>, pending: () => boolean): Promise<boolean> {
+async function watch(
+  rb: Runbook,
+  p: AbuseParams,
+  clearPending: () => Promise<void>,
+  pending: () => boolean,
+): Promise<boolean> {
   const outcome = await rb.step('watch', async (ctx) => {
     const acts = ctx.activities(sample);
     const started = Date.now();
@@ -144,12 +216,26 @@ async function watch(rb: Runbook, p: AbuseParams, clearPending: () => Promise<vo
       quietSince = clock.quietSince;
       sampleStart = now;
       samples++;
-      rb.state.detail = { watch: { ratePerMinute: Math.round(rate * 10) / 10, quietSince: quietSince ? new Date(quietSince).toISOString() : null, samples } };
+      rb.state.detail = {
+        watch: {
+          ratePerMinute: Math.round(rate * 10) / 10,
+          quietSince: quietSince ? new Date(quietSince).toISOString() : null,
+          samples,
+        },
+      };
       if (clock.subsided) {
-        return { summary: `violation rate below ${p.quietRatePerMinute}/min for ${p.quietMinutes} min (${samples} samples)`, result: rb.state.detail, value: true };
+        return {
+          summary: `violation rate below ${p.quietRatePerMinute}/min for ${p.quietMinutes} min (${samples} samples)`,
+          result: rb.state.detail,
+          value: true,
+        };
       }
       if (now - started >= p.maxWatchHours * 3_600_000) {
-        return { summary: `attack not subsided after ${p.maxWatchHours} h (last ${Math.round(rate)}/min): limits and CAPTCHA stay as tightened and this run ends here (nothing left to cancel): restore them through PUT /admin/api/v1/ratelimits and the auth.captcha runtime setting`, result: rb.state.detail, value: false };
+        return {
+          summary: `attack not subsided after ${p.maxWatchHours} h (last ${Math.round(rate)}/min): limits and CAPTCHA stay as tightened and this run ends here (nothing left to cancel): restore them through PUT /admin/api/v1/ratelimits and the auth.captcha runtime setting`,
+          result: rb.state.detail,
+          value: false,
+        };
       }
     }
   });

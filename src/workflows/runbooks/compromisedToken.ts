@@ -24,14 +24,44 @@ export interface CompromisedTokenParams {
 }
 
 const STEPS: StepDef[] = [
-  { name: 'revoke_challenges', title: 'Revoke active challenges of the affected users', destructive: true, containment: true, notCompensable: 'a revoked challenge stays revoked: reviving it would revive a code that may be compromised' },
-  { name: 'force_password_reset', title: 'Force password reset', destructive: true, containment: true, notCompensable: 'clearing the flag would let a possibly compromised password stand' },
-  { name: 'block_ips', title: 'Block suspicious IPs', destructive: true, containment: true, compensable: 'the blocks this run added are lifted (blocks others made stay)' },
-  { name: 'rotate_keys', title: 'Emergency key rotation', destructive: true, containment: true, notCompensable: 'the retired key may be compromised: it is never made active again, and the challenges revoked under it stay revoked' },
+  {
+    name: 'revoke_challenges',
+    title: 'Revoke active challenges of the affected users',
+    destructive: true,
+    containment: true,
+    notCompensable: 'a revoked challenge stays revoked: reviving it would revive a code that may be compromised',
+  },
+  {
+    name: 'force_password_reset',
+    title: 'Force password reset',
+    destructive: true,
+    containment: true,
+    notCompensable: 'clearing the flag would let a possibly compromised password stand',
+  },
+  {
+    name: 'block_ips',
+    title: 'Block suspicious IPs',
+    destructive: true,
+    containment: true,
+    compensable: 'the blocks this run added are lifted (blocks others made stay)',
+  },
+  {
+    name: 'rotate_keys',
+    title: 'Emergency key rotation',
+    destructive: true,
+    containment: true,
+    notCompensable:
+      'the retired key may be compromised: it is never made active again, and the challenges revoked under it stay revoked',
+  },
   { name: 'forensic_export', title: 'Forensic export of audit events', optional: true },
   { name: 'anomaly_queries', title: 'Database forensics (anomaly queries)', optional: true },
   { name: 'leak_scan', title: 'Validate no token leakage', optional: true },
-  { name: 'notify_users', title: 'Notify affected users', destructive: true, notCompensable: 'an email cannot be unsent' },
+  {
+    name: 'notify_users',
+    title: 'Notify affected users',
+    destructive: true,
+    notCompensable: 'an email cannot be unsent',
+  },
 ];
 
 const containment: ActivityOptions = {
@@ -59,7 +89,9 @@ const notify: ActivityOptions = {
 
 const USER_BATCH = 250;
 
-export async function compromisedTokenRunbook(input: RunbookStartInput<CompromisedTokenParams>): Promise<RunbookResult> {
+export async function compromisedTokenRunbook(
+  input: RunbookStartInput<CompromisedTokenParams>,
+): Promise<RunbookResult> {
   const p = input.params ?? {};
   const users = [...new Set(p.users ?? input.affected.users)];
   const ips = [...new Set(p.ips ?? input.affected.ips)];
@@ -74,17 +106,27 @@ export async function compromisedTokenRunbook(input: RunbookStartInput<Compromis
       await rb.step('revoke_challenges', async (ctx) => {
         let found = 0;
         for (const [i, batch] of chunks(users, USER_BATCH).entries()) {
-          found += (await ctx.activities(containment, `batch-${i}`).revokeUsersChallenges({ key: ctx.key, userIds: batch, incidentId })).found;
+          found += (
+            await ctx
+              .activities(containment, `batch-${i}`)
+              .revokeUsersChallenges({ key: ctx.key, userIds: batch, incidentId })
+          ).found;
         }
         let revoked = 0;
         for (const [i, batch] of chunks(users, USER_BATCH).entries()) {
           revoked += (await ctx.activities(settle, `settle-${i}`).awaitChallengesEnded({ userIds: batch })).revoked;
         }
-        return { summary: `revoked ${found} active challenge(s) of ${users.length} user(s) (reason security_incident); none is active now`, result: { users: users.length, found, revokedTotal: revoked } };
+        return {
+          summary: `revoked ${found} active challenge(s) of ${users.length} user(s) (reason security_incident); none is active now`,
+          result: { users: users.length, found, revokedTotal: revoked },
+        };
       });
       await rb.step('force_password_reset', async (ctx) => {
         const r = await ctx.activities(containment).forcePasswordResets({ key: ctx.key, userIds: users, incidentId });
-        return { summary: `password reset required for ${r.flagged} user(s)${r.unknownUsers ? ` (${r.unknownUsers} unknown user id(s))` : ''}`, result: r };
+        return {
+          summary: `password reset required for ${r.flagged} user(s)${r.unknownUsers ? ` (${r.unknownUsers} unknown user id(s))` : ''}`,
+          result: r,
+        };
       });
     }
 
@@ -94,42 +136,95 @@ export async function compromisedTokenRunbook(input: RunbookStartInput<Compromis
         'block_ips',
         async (ctx) => {
           const expiresAt = new Date(Date.now() + (p.blockMinutes ?? 24 * 60) * 60_000).toISOString();
-          const r = await ctx.activities(containment).blockIps({ key: ctx.key, ips, reason: `compromised token response (${incidentId ?? ctx.workflowId})`, expiresAt, incidentId });
-          const extra = [r.alreadyBlocked.length ? `${r.alreadyBlocked.length} already blocked` : '', r.invalid.length ? `${r.invalid.length} invalid: ${r.invalid.join(', ')}` : ''].filter(Boolean).join('; ');
-          return { summary: `blocked ${r.blocked.length} IP(s) until ${expiresAt}${extra ? ` (${extra})` : ''}`, result: r };
+          const r = await ctx.activities(containment).blockIps({
+            key: ctx.key,
+            ips,
+            reason: `compromised token response (${incidentId ?? ctx.workflowId})`,
+            expiresAt,
+            incidentId,
+          });
+          const extra = [
+            r.alreadyBlocked.length ? `${r.alreadyBlocked.length} already blocked` : '',
+            r.invalid.length ? `${r.invalid.length} invalid: ${r.invalid.join(', ')}` : '',
+          ]
+            .filter(Boolean)
+            .join('; ');
+          return {
+            summary: `blocked ${r.blocked.length} IP(s) until ${expiresAt}${extra ? ` (${extra})` : ''}`,
+            result: r,
+          };
         },
-        { compensate: async (ctx) => `lifted ${(await ctx.activities(containment, 'undo').unblockIps({ key: ctx.key, incidentId })).unblocked.length} block(s)` },
+        {
+          compensate: async (ctx) =>
+            `lifted ${(await ctx.activities(containment, 'undo').unblockIps({ key: ctx.key, incidentId })).unblocked.length} block(s)`,
+        },
       );
     }
 
     await rb.step('rotate_keys', async (ctx) => {
-      const r = await ctx.activities(containment).rotateDataKeys({ reason: `compromised token response (${incidentId ?? ctx.workflowId})`, revokeOutstanding: true, incidentId });
-      return { summary: `new pepper and seal key ${r.keyId} active (was ${r.previousKeyId ?? 'none'}), ${r.revokedChallenges} outstanding challenge(s) under the old key revoked, rotation #${r.rotationId} recorded`, result: r };
+      const r = await ctx.activities(containment).rotateDataKeys({
+        reason: `compromised token response (${incidentId ?? ctx.workflowId})`,
+        revokeOutstanding: true,
+        incidentId,
+      });
+      return {
+        summary: `new pepper and seal key ${r.keyId} active (was ${r.previousKeyId ?? 'none'}), ${r.revokedChallenges} outstanding challenge(s) under the old key revoked, rotation #${r.rotationId} recorded`,
+        result: r,
+      };
     });
 
     const window = windowOf(p.since, p.until, started);
     const exported = await rb.step('forensic_export', async (ctx) => {
-      const r = await ctx.activities(forensic).exportAuditWindow({ workflowId: ctx.workflowId, incidentId, since: window.since, until: window.until ?? new Date().toISOString() });
-      return { summary: `${r.rows} audit event(s) ${window.since} .. ${window.until ?? 'now'} exported as ${r.name} (sha256 ${r.sha256.slice(0, 16)}...)${r.truncated ? ', truncated' : ''}`, result: r, value: r };
+      const r = await ctx.activities(forensic).exportAuditWindow({
+        workflowId: ctx.workflowId,
+        incidentId,
+        since: window.since,
+        until: window.until ?? new Date().toISOString(),
+      });
+      return {
+        summary: `${r.rows} audit event(s) ${window.since} .. ${window.until ?? 'now'} exported as ${r.name} (sha256 ${r.sha256.slice(0, 16)}...)${r.truncated ? ', truncated' : ''}`,
+        result: r,
+        value: r,
+      };
     });
     const anomalies = await rb.step('anomaly_queries', async (ctx) => {
       const r = await ctx.activities(forensic).runAnomalyQueries({ workflowId: ctx.workflowId, incidentId });
-      return { summary: `${r.massTokenGeneration} user(s) with more than 10 challenges${r.topUsers.length ? ` (${r.topUsers.slice(0, 5).join(', ')})` : ''}; ${r.validationOnExpired} challenge(s) with validation attempts after expiry`, result: r, value: r };
+      return {
+        summary: `${r.massTokenGeneration} user(s) with more than 10 challenges${r.topUsers.length ? ` (${r.topUsers.slice(0, 5).join(', ')})` : ''}; ${r.validationOnExpired} challenge(s) with validation attempts after expiry`,
+        result: r,
+        value: r,
+      };
     });
     const leaks = await rb.step('leak_scan', async (ctx) => {
-      const r = await ctx.activities(scan).scanForTokenLeaks({ workflowId: ctx.workflowId, incidentId, since: window.since, until: new Date().toISOString(), maxComparisons: p.leakScanMaxComparisons ?? 2000 });
+      const r = await ctx.activities(scan).scanForTokenLeaks({
+        workflowId: ctx.workflowId,
+        incidentId,
+        since: window.since,
+        until: new Date().toISOString(),
+        maxComparisons: p.leakScanMaxComparisons ?? 2000,
+      });
       const verdict = r.confirmedLeaks.length
         ? `${r.confirmedLeaks.length} ISSUED TOKEN(S) FOUND (challenges ${r.confirmedLeaks.map((l) => l.challengeId).join(', ')})`
         : r.unverifiedCandidates
           ? `no issued token confirmed, but ${r.unverifiedCandidates} candidate(s) were not checked (comparison budget)`
           : 'zero issued tokens found';
       const where = `${r.scanned.logs.processLines} log line(s)${r.scanned.logs.files.length ? ` + ${r.scanned.logs.files.length} file(s)` : ''}, ${r.scanned.histories.workflows} workflow histories (${r.scanned.histories.payloads} payloads, decoded), ${r.scanned.metrics.pages} /metrics page(s)`;
-      return { summary: `${verdict}; ${r.matches} pattern match(es) in ${where}, ${r.numericMatches} inside numbers, ${r.distinctCandidates} distinct string candidate(s) of which ${r.benignByFormat} cannot be a token by format, ${r.bcryptComparisons} bcrypt comparison(s) against ${r.secretsInWindow} secret(s) of the window`, result: r, value: r };
+      return {
+        summary: `${verdict}; ${r.matches} pattern match(es) in ${where}, ${r.numericMatches} inside numbers, ${r.distinctCandidates} distinct string candidate(s) of which ${r.benignByFormat} cannot be a token by format, ${r.bcryptComparisons} bcrypt comparison(s) against ${r.secretsInWindow} secret(s) of the window`,
+        result: r,
+        value: r,
+      };
     });
     if (exported || anomalies || leaks) {
       const findings = [
-        leaks ? (leaks.clean ? 'no issued token appears in logs, workflow histories or /metrics' : `leak scan: ${leaks.confirmedLeaks.length} confirmed leak(s), ${leaks.unverifiedCandidates} unverified candidate(s)`) : 'leak scan did not complete',
-        anomalies ? `${anomalies.massTokenGeneration} user(s) with mass token generation, ${anomalies.validationOnExpired} challenge(s) probed after expiry` : 'anomaly queries did not complete',
+        leaks
+          ? leaks.clean
+            ? 'no issued token appears in logs, workflow histories or /metrics'
+            : `leak scan: ${leaks.confirmedLeaks.length} confirmed leak(s), ${leaks.unverifiedCandidates} unverified candidate(s)`
+          : 'leak scan did not complete',
+        anomalies
+          ? `${anomalies.massTokenGeneration} user(s) with mass token generation, ${anomalies.validationOnExpired} challenge(s) probed after expiry`
+          : 'anomaly queries did not complete',
         exported ? `audit export ${exported.rows} event(s) (artifact ${exported.name})` : 'no audit export',
       ];
       await rb.progress('root_cause', `Runbook investigation: ${findings.join('; ')}`);
@@ -140,10 +235,15 @@ export async function compromisedTokenRunbook(input: RunbookStartInput<Compromis
       await rb.step('notify_users', async (ctx) => {
         const totals = { sent: 0, alreadySent: 0, noEmail: 0, rejected: 0, unknownUsers: 0 };
         for (const [i, batch] of chunks(users, USER_BATCH).entries()) {
-          const r = await ctx.activities(notify, `batch-${i}`).notifyAffectedUsers({ incidentKey: input.incidentId || ctx.workflowId, userIds: batch });
+          const r = await ctx
+            .activities(notify, `batch-${i}`)
+            .notifyAffectedUsers({ incidentKey: input.incidentId || ctx.workflowId, userIds: batch });
           for (const k of Object.keys(totals) as Array<keyof typeof totals>) totals[k] += r[k];
         }
-        return { summary: `security notification emailed to ${totals.sent + totals.alreadySent} user(s)${totals.noEmail ? `, ${totals.noEmail} without an email address` : ''}${totals.rejected ? `, ${totals.rejected} refused by the provider` : ''}`, result: totals };
+        return {
+          summary: `security notification emailed to ${totals.sent + totals.alreadySent} user(s)${totals.noEmail ? `, ${totals.noEmail} without an email address` : ''}${totals.rejected ? `, ${totals.rejected} refused by the provider` : ''}`,
+          result: totals,
+        };
       });
     }
   });

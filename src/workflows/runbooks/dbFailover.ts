@@ -1,9 +1,21 @@
 import { isCancellation, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
-import { DB_FAILOVER_DEFAULTS, DB_OPS_PERMANENT_ERRORS, type DbFailoverParams, type PoolSize } from '../../shared/database';
+import {
+  DB_FAILOVER_DEFAULTS,
+  DB_OPS_PERMANENT_ERRORS,
+  type DbFailoverParams,
+  type PoolSize,
+} from '../../shared/database';
 import type { RunbookResult, RunbookStartInput } from '../../shared/runbooks';
 import { runRunbook, type StepContext, type StepDef } from './framework';
-import { cleanupSummary, consistencySummary, healthSummary, investigationSummary, needsCleanup, type Before } from './dbFailoverText';
+import {
+  cleanupSummary,
+  consistencySummary,
+  healthSummary,
+  investigationSummary,
+  needsCleanup,
+  type Before,
+} from './dbFailoverText';
 
 /**
  * Seed section 4, database connectivity: check health (every candidate server: connect and
@@ -20,8 +32,20 @@ import { cleanupSummary, consistencySummary, healthSummary, investigationSummary
  */
 const STEPS: StepDef[] = [
   { name: 'health', title: 'Check database health' },
-  { name: 'increase_pool', title: 'Temporary connection pool increase', containment: true, compensable: 'every process gets the pool it had before the run', undoOnFailure: true },
-  { name: 'read_only', title: 'Graceful degradation (read-only)', containment: true, compensable: 'writes are allowed again (as before the run)', undoOnFailure: true },
+  {
+    name: 'increase_pool',
+    title: 'Temporary connection pool increase',
+    containment: true,
+    compensable: 'every process gets the pool it had before the run',
+    undoOnFailure: true,
+  },
+  {
+    name: 'read_only',
+    title: 'Graceful degradation (read-only)',
+    containment: true,
+    compensable: 'writes are allowed again (as before the run)',
+    undoOnFailure: true,
+  },
   { name: 'investigate', title: 'Slow queries, lock contention, connection pools', optional: true },
   {
     name: 'promote',
@@ -30,7 +54,12 @@ const STEPS: StepDef[] = [
     containment: true,
     notCompensable: 'a promoted replica cannot be demoted: the old primary has to be rebuilt from it as a new standby',
   },
-  { name: 'switch_primary', title: 'Switch API and workers to the new primary', containment: true, notCompensable: 'processes stay on the promoted server: the old primary is down or behind it' },
+  {
+    name: 'switch_primary',
+    title: 'Switch API and workers to the new primary',
+    containment: true,
+    notCompensable: 'processes stay on the promoted server: the old primary is down or behind it',
+  },
   { name: 'consistency', title: 'Validate data consistency' },
   {
     name: 'cleanup',
@@ -53,18 +82,36 @@ const inspect: ActivityOptions = {
 // control-plane changes: Temporal is up when Postgres is not, but keep trying through a blip
 const control: ActivityOptions = {
   startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 10, nonRetryableErrorTypes: DB_OPS_PERMANENT_ERRORS },
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '10 seconds',
+    maximumAttempts: 10,
+    nonRetryableErrorTypes: DB_OPS_PERMANENT_ERRORS,
+  },
 };
 // pg_promote waits up to 60 s; a refusal (another primary is up, no standby) is final
 const promote: ActivityOptions = {
   startToCloseTimeout: '90 seconds',
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '15 seconds', maximumAttempts: 5, nonRetryableErrorTypes: DB_OPS_PERMANENT_ERRORS },
+  retry: {
+    initialInterval: '2 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '15 seconds',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: DB_OPS_PERMANENT_ERRORS,
+  },
 };
 // waits for the other processes to follow, heartbeating
 const switchOver: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
   heartbeatTimeout: '10 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 10, nonRetryableErrorTypes: DB_OPS_PERMANENT_ERRORS },
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '10 seconds',
+    maximumAttempts: 10,
+    nonRetryableErrorTypes: DB_OPS_PERMANENT_ERRORS,
+  },
 };
 const cleanup: ActivityOptions = {
   startToCloseTimeout: '5 minutes',
@@ -87,20 +134,32 @@ export async function dbFailoverRunbook(input: RunbookStartInput<DbFailoverParam
 
     const health = await rb.step('health', async (ctx) => {
       const report = await ctx.activities(inspect).dbFailoverHealth();
-      return { summary: healthSummary(report), result: { primary: report.primary, standbys: report.standbys, servers: report.servers }, value: report };
+      return {
+        summary: healthSummary(report),
+        result: { primary: report.primary, standbys: report.standbys, servers: report.servers },
+        value: report,
+      };
     });
     // the state before this run: what compensation and the final steps put back
     const before: Before = { pool: health!.control?.pool ?? null, readOnly: health!.control?.readOnly.on ?? false };
     const primaryDown = health!.primary === null;
 
-    const setPool = (ctx: StepContext, pool: PoolSize | null, reason: string, suffix?: string) => ctx.activities(control, suffix).dbFailoverSetPool({ pool, by, reason });
+    const setPool = (ctx: StepContext, pool: PoolSize | null, reason: string, suffix?: string) =>
+      ctx.activities(control, suffix).dbFailoverSetPool({ pool, by, reason });
     await rb.step(
       'increase_pool',
       async (ctx) => {
         await setPool(ctx, p.pool, 'db-failover: temporary pool increase');
-        return { summary: `every process: max_open_conns ${p.pool.max}, max_idle_conns ${p.pool.maxIdle} (was ${before.pool ? `${before.pool.max}/${before.pool.maxIdle}` : 'the configured defaults'})` };
+        return {
+          summary: `every process: max_open_conns ${p.pool.max}, max_idle_conns ${p.pool.maxIdle} (was ${before.pool ? `${before.pool.max}/${before.pool.maxIdle}` : 'the configured defaults'})`,
+        };
       },
-      { compensate: async (ctx) => (await setPool(ctx, before.pool, 'db-failover undone', 'undo'), 'pool put back as before the run') },
+      {
+        compensate: async (ctx) => (
+          await setPool(ctx, before.pool, 'db-failover undone', 'undo'),
+          'pool put back as before the run'
+        ),
+      },
     );
 
     const degrade = p.readOnly === 'always' || (p.readOnly === 'auto' && primaryDown);
@@ -108,13 +167,29 @@ export async function dbFailoverRunbook(input: RunbookStartInput<DbFailoverParam
       await rb.step(
         'read_only',
         async (ctx) => {
-          await ctx.activities(control).dbFailoverSetReadOnly({ on: true, by, reason: primaryDown ? 'db-failover: the primary is unavailable' : 'db-failover' });
-          return { summary: 'every process refuses writes (503 read_only) and serves reads from whatever server answers' };
+          await ctx.activities(control).dbFailoverSetReadOnly({
+            on: true,
+            by,
+            reason: primaryDown ? 'db-failover: the primary is unavailable' : 'db-failover',
+          });
+          return {
+            summary: 'every process refuses writes (503 read_only) and serves reads from whatever server answers',
+          };
         },
-        { compensate: async (ctx) => (await ctx.activities(control, 'undo').dbFailoverSetReadOnly({ on: before.readOnly, by, reason: 'db-failover undone' }), before.readOnly ? 'read-only kept (it was on before the run)' : 'writes allowed again') },
+        {
+          compensate: async (ctx) => (
+            await ctx
+              .activities(control, 'undo')
+              .dbFailoverSetReadOnly({ on: before.readOnly, by, reason: 'db-failover undone' }),
+            before.readOnly ? 'read-only kept (it was on before the run)' : 'writes allowed again'
+          ),
+        },
       );
     } else {
-      await rb.skip('read_only', p.readOnly === 'never' ? 'not wanted (readOnly: never)' : `the primary ${health!.primary} takes writes`);
+      await rb.skip(
+        'read_only',
+        p.readOnly === 'never' ? 'not wanted (readOnly: never)' : `the primary ${health!.primary} takes writes`,
+      );
     }
 
     await rb.step('investigate', async (ctx) => {
@@ -129,9 +204,19 @@ export async function dbFailoverRunbook(input: RunbookStartInput<DbFailoverParam
       });
       if (promoted) {
         await rb.step('switch_primary', async (ctx) => {
-          const result = await ctx.activities(switchOver).dbFailoverSwitch({ endpoint: promoted.endpoint, by, reason: `db-failover: ${promoted.endpoint} promoted` });
-          const processes = Object.entries(result.processes).map(([name, n]) => `${name} ${n}`).join(', ') || 'none seen yet';
-          return { summary: `every process pinned to ${result.endpoint}; processes connected there: ${processes}`, result };
+          const result = await ctx.activities(switchOver).dbFailoverSwitch({
+            endpoint: promoted.endpoint,
+            by,
+            reason: `db-failover: ${promoted.endpoint} promoted`,
+          });
+          const processes =
+            Object.entries(result.processes)
+              .map(([name, n]) => `${name} ${n}`)
+              .join(', ') || 'none seen yet';
+          return {
+            summary: `every process pinned to ${result.endpoint}; processes connected there: ${processes}`,
+            result,
+          };
         });
       } else {
         await rb.skip('switch_primary', 'the promotion was rejected');
@@ -148,10 +233,24 @@ export async function dbFailoverRunbook(input: RunbookStartInput<DbFailoverParam
     });
     if (report && needsCleanup(report)) {
       await rb.step('cleanup', async (ctx) => {
-        const totals = { expiredMarked: 0, leftToWorkflows: 0, orphansRevoked: 0, orphansSignalled: 0, secretsWiped: 0, more: true };
+        const totals = {
+          expiredMarked: 0,
+          leftToWorkflows: 0,
+          orphansRevoked: 0,
+          orphansSignalled: 0,
+          secretsWiped: 0,
+          more: true,
+        };
         for (let batch = 1; totals.more && batch <= CLEANUP_BATCHES; batch++) {
           const done = await ctx.activities(cleanup, `b${batch}`).dbFailoverCleanup({ incidentId });
-          for (const k of ['expiredMarked', 'leftToWorkflows', 'orphansRevoked', 'orphansSignalled', 'secretsWiped'] as const) totals[k] += done[k];
+          for (const k of [
+            'expiredMarked',
+            'leftToWorkflows',
+            'orphansRevoked',
+            'orphansSignalled',
+            'secretsWiped',
+          ] as const)
+            totals[k] += done[k];
           totals.more = done.more;
         }
         return { summary: cleanupSummary(totals), result: totals };
@@ -162,15 +261,25 @@ export async function dbFailoverRunbook(input: RunbookStartInput<DbFailoverParam
 
     if (degrade) {
       await rb.step('leave_read_only', async (ctx) => {
-        await ctx.activities(control).dbFailoverSetReadOnly({ on: before.readOnly, by, reason: 'db-failover: recovered' });
-        return { summary: before.readOnly ? 'read-only kept: it was on before the run' : 'writes allowed again in every process' };
+        await ctx
+          .activities(control)
+          .dbFailoverSetReadOnly({ on: before.readOnly, by, reason: 'db-failover: recovered' });
+        return {
+          summary: before.readOnly
+            ? 'read-only kept: it was on before the run'
+            : 'writes allowed again in every process',
+        };
       });
     } else {
       await rb.skip('leave_read_only', 'read-only was not applied');
     }
     await rb.step('restore_pool', async (ctx) => {
       await setPool(ctx, before.pool, 'db-failover: restore pool defaults');
-      return { summary: before.pool ? `pool back to ${before.pool.max}/${before.pool.maxIdle} (as before the run)` : 'every process back to the configured pool (max_open_conns 25, max_idle_conns 5 by default)' };
+      return {
+        summary: before.pool
+          ? `pool back to ${before.pool.max}/${before.pool.maxIdle} (as before the run)`
+          : 'every process back to the configured pool (max_open_conns 25, max_idle_conns 5 by default)',
+      };
     });
 
     // the projection rows the run could not write while Postgres refused writes; best effort
@@ -182,7 +291,9 @@ export async function dbFailoverRunbook(input: RunbookStartInput<DbFailoverParam
         incidentId: s.incidentId,
         severity: s.severity,
         startedBy: s.startedBy ?? null,
-        steps: s.steps.filter((x) => x.runs > 0 || x.status === 'skipped').map((x) => ({ step: x.name, status: x.status, summary: x.summary ?? x.error ?? null })),
+        steps: s.steps
+          .filter((x) => x.runs > 0 || x.status === 'skipped')
+          .map((x) => ({ step: x.name, status: x.status, summary: x.summary ?? x.error ?? null })),
       })
       .catch((err: unknown) => {
         if (isCancellation(err)) throw err;

@@ -1,4 +1,12 @@
-import { ApplicationFailure, allHandlersFinished, condition, continueAsNew, setHandler, upsertMemo, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  setHandler,
+  upsertMemo,
+  workflowInfo,
+} from '@temporalio/workflow';
 import {
   changeDatabaseControlUpdate,
   DATABASE_CONTROL_INVALID,
@@ -23,8 +31,10 @@ export interface DatabaseControlInput {
 function describe(change: DatabaseControlChange): string {
   const parts: string[] = [];
   if (change.readOnly !== undefined) parts.push(change.readOnly ? 'read-only on' : 'read-only off');
-  if (change.pool !== undefined) parts.push(change.pool ? `pool ${change.pool.max}/${change.pool.maxIdle} idle` : 'pool defaults');
-  if (change.primary !== undefined) parts.push(change.primary ? `primary pinned to ${change.primary}` : 'primary unpinned');
+  if (change.pool !== undefined)
+    parts.push(change.pool ? `pool ${change.pool.max}/${change.pool.maxIdle} idle` : 'pool defaults');
+  if (change.primary !== undefined)
+    parts.push(change.primary ? `primary pinned to ${change.primary}` : 'primary unpinned');
   return parts.join(', ') + (change.reason ? ` (${change.reason})` : '');
 }
 

@@ -12,11 +12,21 @@ export interface Before {
 
 export function healthSummary(h: FailoverHealth): string {
   const servers = h.servers
-    .map((s) => (s.ready ? `${s.id} ${s.role}${s.timeline ? ` (timeline ${s.timeline})` : ''}, SELECT 1 in ${s.latencyMs} ms, ${s.connections}/${s.maxConnections} connections` : `${s.id} unreachable (${s.error ?? 'no answer'})`))
+    .map((s) =>
+      s.ready
+        ? `${s.id} ${s.role}${s.timeline ? ` (timeline ${s.timeline})` : ''}, SELECT 1 in ${s.latencyMs} ms, ${s.connections}/${s.maxConnections} connections`
+        : `${s.id} unreachable (${s.error ?? 'no answer'})`,
+    )
     .join('; ');
   const me = h.thisProcess;
-  const ro = me.readOnly.forced ? 'read-only (forced)' : me.readOnly.standby ? 'read-only (on a standby)' : 'read-write';
-  const verdict = h.primary ? `primary ${h.primary} takes writes` : 'NO server takes writes: the primary is unavailable';
+  const ro = me.readOnly.forced
+    ? 'read-only (forced)'
+    : me.readOnly.standby
+      ? 'read-only (on a standby)'
+      : 'read-write';
+  const verdict = h.primary
+    ? `primary ${h.primary} takes writes`
+    : 'NO server takes writes: the primary is unavailable';
   return `${verdict}. ${servers}. This worker: ${me.current} ${me.role}, ${ro}, readyz database ${me.ping}, pool ${me.pool.total - me.pool.idle} in use of ${me.pool.max} (${me.pool.waiting} waiting)`;
 }
 
@@ -29,8 +39,12 @@ export function investigationSummary(i: Investigation): string {
           .join(' | ')}`
       : 'pg_stat_statements has no statements yet'
     : `slow queries not available (${i.slowQueries.reason})`;
-  const locks = i.locks.length ? `${i.locks.length} blocked backend(s), e.g. pid ${i.locks[0]!.blockedPid} waits for ${i.locks[0]!.blockingPid}` : 'no lock contention';
-  const pools = i.pools.map((p) => (p.error ? `${p.source}: ${p.error}` : `${p.source}: ${p.inUse}/${p.max} in use, ${p.waiting} waiting`)).join('; ');
+  const locks = i.locks.length
+    ? `${i.locks.length} blocked backend(s), e.g. pid ${i.locks[0]!.blockedPid} waits for ${i.locks[0]!.blockingPid}`
+    : 'no lock contention';
+  const pools = i.pools
+    .map((p) => (p.error ? `${p.source}: ${p.error}` : `${p.source}: ${p.inUse}/${p.max} in use, ${p.waiting} waiting`))
+    .join('; ');
   return `on ${i.server ?? 'no server'}: ${slow}; ${locks}; db_connections ${pools}`;
 }
 

@@ -85,7 +85,14 @@ export async function runRunbook<P>(
     },
     {
       validator: (i) => {
-        if (!i || typeof i.step !== 'string' || typeof i.by !== 'string' || !i.by.trim() || typeof i.approve !== 'boolean') throw fail('InvalidInput', '`step`, `by` and `approve` are required');
+        if (
+          !i ||
+          typeof i.step !== 'string' ||
+          typeof i.by !== 'string' ||
+          !i.by.trim() ||
+          typeof i.approve !== 'boolean'
+        )
+          throw fail('InvalidInput', '`step`, `by` and `approve` are required');
         rb.validateApproval(i.step);
       },
     },
@@ -93,15 +100,22 @@ export async function runRunbook<P>(
   setHandler(
     cancelRunbookUpdate,
     (i: CancelRunbookInput) => {
-      rb.state.cancel = { by: i.by, reason: i.reason, compensate: i.compensate !== false, at: new Date().toISOString() };
+      rb.state.cancel = {
+        by: i.by,
+        reason: i.reason,
+        compensate: i.compensate !== false,
+        at: new Date().toISOString(),
+      };
       main.cancel();
       return rb.state;
     },
     {
       validator: (i) => {
-        if (!i || typeof i.by !== 'string' || !i.by.trim() || typeof i.reason !== 'string' || !i.reason.trim()) throw fail('InvalidInput', '`by` and `reason` are required');
+        if (!i || typeof i.by !== 'string' || !i.by.trim() || typeof i.reason !== 'string' || !i.reason.trim())
+          throw fail('InvalidInput', '`by` and `reason` are required');
         if (rb.state.status !== 'running') throw fail('RunbookFinished', `runbook is ${rb.state.status}`);
-        if (rb.state.cancel) throw fail('AlreadyCancelling', `cancelled by ${rb.state.cancel.by} at ${rb.state.cancel.at}`);
+        if (rb.state.cancel)
+          throw fail('AlreadyCancelling', `cancelled by ${rb.state.cancel.by} at ${rb.state.cancel.at}`);
       },
     },
   );
@@ -121,13 +135,21 @@ export async function runRunbook<P>(
       });
       rb.applyPolicy(policy.approvalSeverities);
       const gated = rb.state.steps.filter((s) => s.approval.required && !s.approval.how).map((s) => s.name);
-      await rb.progress('step', `Runbook ${name} started at ${input.severity}${gated.length ? `; waiting for approval before: ${gated.join(', ')}` : '; no step needs approval'}`);
+      await rb.progress(
+        'step',
+        `Runbook ${name} started at ${input.severity}${gated.length ? `; waiting for approval before: ${gated.join(', ')}` : '; no step needs approval'}`,
+      );
       await body(rb);
     });
     final = 'completed';
   } catch (err) {
     if (isCancellation(err)) {
-      rb.state.cancel ??= { by: 'temporal', reason: 'cancellation requested (the incident closed, or the workflow was cancelled)', compensate: true, at: new Date().toISOString() };
+      rb.state.cancel ??= {
+        by: 'temporal',
+        reason: 'cancellation requested (the incident closed, or the workflow was cancelled)',
+        compensate: true,
+        at: new Date().toISOString(),
+      };
       final = 'cancelled';
       await CancellationScope.nonCancellable(() => compensate(rb, () => rb.state.cancel!.compensate));
     } else {
@@ -165,7 +187,11 @@ export async function runRunbook<P>(
 /** Runs the compensation stack in reverse; `which` picks the steps to undo. */
 async function compensate(rb: RunbookSteps, which: (step: string) => boolean): Promise<void> {
   const cancel = rb.state.cancel;
-  if (cancel) await rb.progress('step', `Runbook cancelled by ${cancel.by}: ${cancel.reason}${cancel.compensate ? '' : ' (nothing undone, as asked)'}`);
+  if (cancel)
+    await rb.progress(
+      'step',
+      `Runbook cancelled by ${cancel.by}: ${cancel.reason}${cancel.compensate ? '' : ' (nothing undone, as asked)'}`,
+    );
   for (const c of [...rb.compensations].reverse()) {
     if (!which(c.step)) continue;
     const s = rb.find(c.step);

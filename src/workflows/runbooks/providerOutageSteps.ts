@@ -17,9 +17,15 @@ export const quick: ActivityOptions = {
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '20 seconds', maximumAttempts: 10 },
 };
 // one status check: the activity answers `unknown` for an unreadable page, so retries are for lost workers only
-const check: ActivityOptions = { startToCloseTimeout: '30 seconds', retry: { initialInterval: '1 second', maximumAttempts: 3 } };
+const check: ActivityOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumAttempts: 3 },
+};
 // each synthetic flow waits up to 15 s for its message; a retry spends two more initiations of test-user
-const synthetic: ActivityOptions = { startToCloseTimeout: '2 minutes', retry: { initialInterval: '5 seconds', maximumAttempts: 2 } };
+const synthetic: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '5 seconds', maximumAttempts: 2 },
+};
 
 export type Scope = Awaited<ReturnType<Activities['outageScope']>> & { provider?: ProviderName };
 type Change = 'backup' | 'disable';
@@ -61,7 +67,13 @@ export class OutageRun {
   }
 
   private async undo(ctx: StepContext, change: Change, suffix: string): Promise<string> {
-    const r = await ctx.activities(quick, suffix).restoreOutageChange({ workflowId: ctx.workflowId, channel: this.channel, change, reason: this.reason('restore'), incidentId: this.incidentId });
+    const r = await ctx.activities(quick, suffix).restoreOutageChange({
+      workflowId: ctx.workflowId,
+      channel: this.channel,
+      change,
+      reason: this.reason('restore'),
+      incidentId: this.incidentId,
+    });
     const what = change === 'backup' ? `${this.channel} routed back to its primary` : `${METHOD[this.channel]} back on`;
     return r.restored ? what : `${what.split(' ')[0]} left as it is: ${r.reason}`;
   }
@@ -70,8 +82,20 @@ export class OutageRun {
     const r = await this.rb.step(
       'switch_to_backup',
       async (ctx) => {
-        const r = await ctx.activities(quick).applyOutageChange({ workflowId: ctx.workflowId, channel: this.channel, change: 'backup', reason: this.reason(why), incidentId: this.incidentId });
-        return { summary: r.changed ? `${this.channel} now sent through ${this.other} (${why})` : `${this.channel} was already on its backup before this run`, result: r, value: r };
+        const r = await ctx.activities(quick).applyOutageChange({
+          workflowId: ctx.workflowId,
+          channel: this.channel,
+          change: 'backup',
+          reason: this.reason(why),
+          incidentId: this.incidentId,
+        });
+        return {
+          summary: r.changed
+            ? `${this.channel} now sent through ${this.other} (${why})`
+            : `${this.channel} was already on its backup before this run`,
+          result: r,
+          value: r,
+        };
       },
       { compensate: (ctx) => this.undo(ctx, 'backup', 'undo') },
     );
@@ -84,9 +108,19 @@ export class OutageRun {
     const r = await this.rb.step(
       'disable_channel',
       async (ctx) => {
-        const r = await ctx.activities(quick).applyOutageChange({ workflowId: ctx.workflowId, channel: this.channel, change: 'disable', reason: this.reason(why), incidentId: this.incidentId });
+        const r = await ctx.activities(quick).applyOutageChange({
+          workflowId: ctx.workflowId,
+          channel: this.channel,
+          change: 'disable',
+          reason: this.reason(why),
+          incidentId: this.incidentId,
+        });
         const effect = `${METHOD[this.channel]} off (initiate answers 503 channel_disabled), ${METHOD[OTHER[this.channel]]} stays on`;
-        return { summary: r.changed ? `${effect}: ${why}` : `${METHOD[this.channel]} was already off before this run`, result: r, value: r };
+        return {
+          summary: r.changed ? `${effect}: ${why}` : `${METHOD[this.channel]} was already off before this run`,
+          result: r,
+          value: r,
+        };
       },
       { compensate: (ctx) => this.undo(ctx, 'disable', 'undo') },
     );
@@ -108,17 +142,38 @@ export class OutageRun {
     const r = await this.rb.step(
       'relieve_retries',
       async (ctx) => {
-        const found = await ctx.activities(quick, 'find').retryingUsers({ since: window.since, until: window.until ?? new Date().toISOString(), channel: window.channel, limit: RELIEF_MAX_USERS });
-        const limits = await ctx.activities(quick).relieveRateLimits({ workflowId: ctx.workflowId, factor: this.p.retryReliefFactor });
+        const found = await ctx.activities(quick, 'find').retryingUsers({
+          since: window.since,
+          until: window.until ?? new Date().toISOString(),
+          channel: window.channel,
+          limit: RELIEF_MAX_USERS,
+        });
+        const limits = await ctx
+          .activities(quick)
+          .relieveRateLimits({ workflowId: ctx.workflowId, factor: this.p.retryReliefFactor });
         const cleared = found.users.length
-          ? await ctx.activities(quick, 'clear').clearFalsePositives({ key: ctx.key, userIds: found.users, incidentId: this.incidentId, reason: this.reason('refused by the per-user rate limit while retrying failed deliveries') })
+          ? await ctx.activities(quick, 'clear').clearFalsePositives({
+              key: ctx.key,
+              userIds: found.users,
+              incidentId: this.incidentId,
+              reason: this.reason('refused by the per-user rate limit while retrying failed deliveries'),
+            })
           : { cleared: 0, users: 0 };
         const [was, now] = [limits.previous.per_user, limits.applied.per_user];
-        const raised = now.max_attempts > was.max_attempts ? `per-user limit ${was.max_attempts} -> ${now.max_attempts} per ${now.window_seconds} s until the end of the run` : `per-user limit already at ${now.max_attempts}: not raised`;
+        const raised =
+          now.max_attempts > was.max_attempts
+            ? `per-user limit ${was.max_attempts} -> ${now.max_attempts} per ${now.window_seconds} s until the end of the run`
+            : `per-user limit already at ${now.max_attempts}: not raised`;
         const users = `${found.users.slice(0, 20).join(', ')}${found.users.length > 20 ? ', ...' : ''}${found.truncated ? ` (first ${RELIEF_MAX_USERS} only)` : ''}`;
         return {
           summary: `${raised} (per IP unchanged); rate-limit state of ${cleared.users} user(s) refused while retrying cleared (${cleared.cleared} row(s)): ${users || 'none'}`,
-          result: { users: found.users, truncated: found.truncated, cleared: cleared.cleared, previous: limits.previous, applied: limits.applied },
+          result: {
+            users: found.users,
+            truncated: found.truncated,
+            cleared: cleared.cleared,
+            previous: limits.previous,
+            applied: limits.applied,
+          },
           value: true,
         };
       },
@@ -131,14 +186,18 @@ export class OutageRun {
     const r = await acts.restoreSetting({ workflowId, key: RATE_LIMITING });
     if (!r.restored) return `rate limits left as they are: ${r.reason ?? 'not restored'}`;
     const v = r.value as RateLimitSettings | null;
-    return v ? `rate limits back to per user ${v.per_user.max_attempts}, per IP ${v.per_ip.max_attempts} (as before the run)` : 'rate limits back to the defaults (no setting before the run)';
+    return v
+      ? `rate limits back to per user ${v.per_user.max_attempts}, per IP ${v.per_ip.max_attempts} (as before the run)`
+      : 'rate limits back to the defaults (no setting before the run)';
   }
 
   /** Puts back the limits the relief raised (only if nobody changed them since); the cleared state stays cleared. */
   async restoreLimits(): Promise<void> {
     if (!this.reliefPatched) return;
     if (!this.relieved) return this.rb.skip('restore_limits', 'this run did not raise the rate limits');
-    await this.rb.step('restore_limits', async (ctx) => ({ summary: await this.restoreLimitsText(ctx.activities(quick), ctx.workflowId) }));
+    await this.rb.step('restore_limits', async (ctx) => ({
+      summary: await this.restoreLimitsText(ctx.activities(quick), ctx.workflowId),
+    }));
   }
 
   /**
@@ -153,23 +212,46 @@ export class OutageRun {
       let streak = 0;
       for (let checks = 1; ; checks++) {
         const watchOther = degradeIfOtherDown && other !== null && !this.degradeTried;
-        const s = await ctx.activities(check, `check-${checks}`).outageStatus({ providers: watchOther ? [provider, other] : [provider] });
+        const s = await ctx
+          .activities(check, `check-${checks}`)
+          .outageStatus({ providers: watchOther ? [provider, other] : [provider] });
         const mine = s[0]!;
         streak = nextStreak(streak, mine.indicator);
         const last = Date.now();
         rb.state.detail = {
           ...rb.state.detail,
-          watch: { provider, indicator: mine.indicator, streak, checks, healthyChecks: p.healthyChecks, pollSeconds: p.pollSeconds, lastCheckAt: new Date(last).toISOString(), nextCheckAt: new Date(last + p.pollSeconds * 1000).toISOString() },
+          watch: {
+            provider,
+            indicator: mine.indicator,
+            streak,
+            checks,
+            healthyChecks: p.healthyChecks,
+            pollSeconds: p.pollSeconds,
+            lastCheckAt: new Date(last).toISOString(),
+            nextCheckAt: new Date(last + p.pollSeconds * 1000).toISOString(),
+          },
         };
         if (streak >= p.healthyChecks) {
-          return { summary: `${provider} status page "none" for ${streak} consecutive checks (${checks} checks, every ${p.pollSeconds} s)`, result: rb.state.detail.watch, value: true };
+          return {
+            summary: `${provider} status page "none" for ${streak} consecutive checks (${checks} checks, every ${p.pollSeconds} s)`,
+            result: rb.state.detail.watch,
+            value: true,
+          };
         }
         const theirs = s[1];
-        if (watchOther && theirs && isDown({ provider: other, indicator: theirs.indicator, circuit: 'closed', failedCalls: 0 })) {
+        if (
+          watchOther &&
+          theirs &&
+          isDown({ provider: other, indicator: theirs.indicator, circuit: 'closed', failedCalls: 0 })
+        ) {
           await this.degrade(`${other} went down too during the watch (status ${theirs.indicator})`);
         }
         if (last - started >= p.maxWatchHours * 3_600_000) {
-          return { summary: `${provider} not healthy after ${p.maxWatchHours} h (last status ${mine.indicator}): the ${this.channel} route stays as this run left it; this run ends here (nothing left to cancel): restore it through PUT /admin/api/v1/delivery/routes/${this.channel} once ${provider} is healthy`, result: rb.state.detail.watch, value: false };
+          return {
+            summary: `${provider} not healthy after ${p.maxWatchHours} h (last status ${mine.indicator}): the ${this.channel} route stays as this run left it; this run ends here (nothing left to cancel): restore it through PUT /admin/api/v1/delivery/routes/${this.channel} once ${provider} is healthy`,
+            result: rb.state.detail.watch,
+            value: false,
+          };
         }
         await sleep(p.pollSeconds * 1000);
       }
@@ -183,7 +265,9 @@ export class OutageRun {
       const parts: string[] = [];
       if (this.switched) parts.push(await this.undo(ctx, 'backup', 'route'));
       if (this.disabled) parts.push(await this.undo(ctx, 'disable', 'channel'));
-      return { summary: parts.length ? parts.join('; ') : `nothing to restore: this run changed no ${this.channel} setting` };
+      return {
+        summary: parts.length ? parts.join('; ') : `nothing to restore: this run changed no ${this.channel} setting`,
+      };
     });
   }
 
@@ -192,11 +276,20 @@ export class OutageRun {
     await this.rb.step('resend_failed', async (ctx) => {
       const outcomes: Record<string, number> = {};
       for (const batch of chunks(failureIds, 10)) {
-        const results = await Promise.all(batch.map((id) => ctx.activities(quick, `failure-${id}`).resendFailedDelivery({ failureId: id, incidentId: this.incidentId })));
+        const results = await Promise.all(
+          batch.map((id) =>
+            ctx.activities(quick, `failure-${id}`).resendFailedDelivery({ failureId: id, incidentId: this.incidentId }),
+          ),
+        );
         for (const r of results) outcomes[r.outcome] = (outcomes[r.outcome] ?? 0) + 1;
       }
-      const detail = Object.entries(outcomes).map(([k, n]) => `${k} ${n}`).join(', ');
-      return { summary: `${outcomes.queued ?? 0} of ${failureIds.length} ${this.channel} failure(s) since ${since} resent (${detail})`, result: { failures: failureIds.length, outcomes } };
+      const detail = Object.entries(outcomes)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ');
+      return {
+        summary: `${outcomes.queued ?? 0} of ${failureIds.length} ${this.channel} failure(s) since ${since} resent (${detail})`,
+        result: { failures: failureIds.length, outcomes },
+      };
     });
   }
 
@@ -204,10 +297,23 @@ export class OutageRun {
   async validate(): Promise<void> {
     await this.rb.step('validate', async (ctx) => {
       const r = await ctx.activities(synthetic).syntheticAuthFlows({ seed: ctx.key, user: this.p.validationUser });
-      if (!r.sandbox) throw ApplicationFailure.create({ type: 'RecoveryNotValidated', nonRetryable: true, message: 'live providers: the synthetic flows read codes from the sandbox outbox only; validate by hand' });
+      if (!r.sandbox)
+        throw ApplicationFailure.create({
+          type: 'RecoveryNotValidated',
+          nonRetryable: true,
+          message: 'live providers: the synthetic flows read codes from the sandbox outbox only; validate by hand',
+        });
       const failed = r.rounds.filter((x) => !x.verified);
-      if (failed.length) throw ApplicationFailure.create({ type: 'RecoveryNotValidated', nonRetryable: true, message: failed.map((x) => x.problem).join('; ') });
-      return { summary: `${this.p.validationUser}: ${r.rounds.map((x) => `${METHOD[x.method === 'sms_otp' ? 'sms' : 'email']} delivered and verified`).join(', ')}`, result: r.rounds };
+      if (failed.length)
+        throw ApplicationFailure.create({
+          type: 'RecoveryNotValidated',
+          nonRetryable: true,
+          message: failed.map((x) => x.problem).join('; '),
+        });
+      return {
+        summary: `${this.p.validationUser}: ${r.rounds.map((x) => `${METHOD[x.method === 'sms_otp' ? 'sms' : 'email']} delivered and verified`).join(', ')}`,
+        result: r.rounds,
+      };
     });
   }
 }

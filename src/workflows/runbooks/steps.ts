@@ -1,7 +1,21 @@
-import { ApplicationFailure, condition, getExternalWorkflowHandle, isCancellation, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  condition,
+  getExternalWorkflowHandle,
+  isCancellation,
+  proxyActivities,
+  type ActivityOptions,
+} from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import { runbookProgressSignal, type RunbookProgressInput, type Severity } from '../../shared/incidents';
-import { stepKey, type RunbookErrorType, type RunbookStartInput, type RunbookState, type RunbookStepState, type StepStatus } from '../../shared/runbooks';
+import {
+  stepKey,
+  type RunbookErrorType,
+  type RunbookStartInput,
+  type RunbookState,
+  type RunbookStepState,
+  type StepStatus,
+} from '../../shared/runbooks';
 
 /** How a runbook declares a step (see framework.ts for the rules). */
 export interface StepDef {
@@ -59,7 +73,14 @@ const bookkeeping = proxyActivities<Activities>({
 });
 
 const LOG_CAP = 500;
-const TERMINAL: readonly StepStatus[] = ['succeeded', 'failed', 'skipped', 'rejected', 'compensated', 'compensation_failed'];
+const TERMINAL: readonly StepStatus[] = [
+  'succeeded',
+  'failed',
+  'skipped',
+  'rejected',
+  'compensated',
+  'compensation_failed',
+];
 
 export function errorText(err: unknown): string {
   if (err instanceof ApplicationFailure && err.cause instanceof Error) return `${err.message}: ${err.cause.message}`;
@@ -100,7 +121,11 @@ export class RunbookSteps {
         title: def.title,
         destructive: Boolean(def.destructive),
         containment: Boolean(def.containment),
-        compensation: def.compensable ? { compensable: true, how: def.compensable } : def.notCompensable ? { compensable: false, why: def.notCompensable } : null,
+        compensation: def.compensable
+          ? { compensable: true, how: def.compensable }
+          : def.notCompensable
+            ? { compensable: false, why: def.notCompensable }
+            : null,
         status: 'pending',
         approval: { required: false },
         runs: 0,
@@ -116,9 +141,11 @@ export class RunbookSteps {
     const pre = new Set(this.input.preApproved ?? []);
     for (const s of this.state.steps) {
       if (!s.destructive) s.approval = { required: false, how: 'not_required' };
-      else if (this.state.severity === 'P0' && s.containment) s.approval = { required: false, how: 'auto_p0_containment' };
+      else if (this.state.severity === 'P0' && s.containment)
+        s.approval = { required: false, how: 'auto_p0_containment' };
       else if (!severities.includes(this.state.severity)) s.approval = { required: false, how: 'not_required' };
-      else if (pre.has(s.name)) s.approval = { required: true, how: 'pre_approved', by: this.input.startedBy ?? 'starter' };
+      else if (pre.has(s.name))
+        s.approval = { required: true, how: 'pre_approved', by: this.input.startedBy ?? 'starter' };
       else s.approval = { required: true };
     }
   }
@@ -146,10 +173,15 @@ export class RunbookSteps {
   /** Appends to the run's log and the incident's timeline (when there is an incident). */
   async progress(kind: RunbookProgressInput['kind'], message: string, step?: string): Promise<void> {
     const text = message.slice(0, 3900);
-    if (this.state.log.length < LOG_CAP) this.state.log.push({ at: new Date().toISOString(), kind, message: step ? `${step}: ${text}` : text });
+    if (this.state.log.length < LOG_CAP)
+      this.state.log.push({ at: new Date().toISOString(), kind, message: step ? `${step}: ${text}` : text });
     if (!this.input.incidentWorkflowId) return;
     try {
-      await getExternalWorkflowHandle(this.input.incidentWorkflowId).signal(runbookProgressSignal, { kind, message: text, ...(step ? { step } : {}) });
+      await getExternalWorkflowHandle(this.input.incidentWorkflowId).signal(runbookProgressSignal, {
+        kind,
+        message: text,
+        ...(step ? { step } : {}),
+      });
     } catch (err) {
       if (isCancellation(err)) throw err;
       this.state.undeliveredProgress++; // the incident has closed; the run's own log keeps the entry
@@ -180,7 +212,8 @@ export class RunbookSteps {
       run: s.runs,
       workflowId: this.state.workflowId,
       incidentId: this.input.incidentId,
-      activities: (options, extra) => proxyActivities<Activities>({ ...options, activityId: `${s.name}${suffix}${extra ? `.${extra}` : ''}` }),
+      activities: (options, extra) =>
+        proxyActivities<Activities>({ ...options, activityId: `${s.name}${suffix}${extra ? `.${extra}` : ''}` }),
     };
   }
 
@@ -209,7 +242,11 @@ export class RunbookSteps {
    * Runs one step: approval, then the body with its idempotency key, then the timeline entry.
    * Returns the body's value, or undefined when the step was rejected (or failed and is optional).
    */
-  async step<T>(name: string, body: (ctx: StepContext) => Promise<StepOutcome<T>>, options: StepOptions = {}): Promise<T | undefined> {
+  async step<T>(
+    name: string,
+    body: (ctx: StepContext) => Promise<StepOutcome<T>>,
+    options: StepOptions = {},
+  ): Promise<T | undefined> {
     const s = this.find(name);
     const def = this.defs.get(name)!;
     if (s.runs > 0 && !def.repeatable) throw fail('InvalidInput', `step ${name} already ran`);
@@ -231,7 +268,11 @@ export class RunbookSteps {
       s.endedAt = new Date().toISOString();
       await this.record(s);
       const kind = def.timeline ?? (def.containment ? 'mitigation' : 'step');
-      await this.progress(kind, kind === 'step' ? outcome.summary : `${def.title}: ${outcome.summary}`, kind === 'step' ? name : undefined);
+      await this.progress(
+        kind,
+        kind === 'step' ? outcome.summary : `${def.title}: ${outcome.summary}`,
+        kind === 'step' ? name : undefined,
+      );
       return outcome.value;
     } catch (err) {
       s.status = 'failed';

@@ -7,6 +7,10 @@ export function chunks<T>(items: readonly T[], size: number): T[][] {
 }
 
 /** The forensic window: explicit ISO times, else the 24 hours before `startedAt` up to the export. */
-export function windowOf(since: string | undefined, until: string | undefined, startedAt: number): { since: string; until?: string } {
+export function windowOf(
+  since: string | undefined,
+  until: string | undefined,
+  startedAt: number,
+): { since: string; until?: string } {
   return { since: since ?? new Date(startedAt - 24 * 3_600_000).toISOString(), ...(until ? { until } : {}) };
 }
