@@ -4,8 +4,6 @@ FROM node:20.19-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
-# the Temporal SDK patch (patches/README.md), applied by npm ci's postinstall
-COPY patches ./patches
 RUN npm ci --omit=dev --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src

@@ -5,7 +5,6 @@ import {
 } from '@temporalio/interceptors-opentelemetry';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
-import { CHALLENGE_WORKFLOW_TYPE } from '../shared/auth';
 import type { Runtime } from '../runtime';
 import { TRACING_WORKFLOW_MODULES, type Tracing } from '../telemetry/tracing';
 import { createDataConverter } from '../temporal/client';
@@ -45,18 +44,8 @@ function tracingOptions(tracing: Tracing, prebuilt: boolean): Pick<WorkerOptions
   };
 }
 
-/**
- * Workflow types whose promises the SDK does not track for the stack-trace queries (our SDK
- * patch, patches/README.md): a challenge is short and waits in one known place, and tracking
- * was 45% of the workflow thread's time under load. Runbook and incident workflows keep their
- * stack traces in the Temporal UI. The default of WARDEN_WORKFLOW_TYPES_WITHOUT_STACK_TRACES:
- * set it (empty to track every type) to override; read when the worker starts its threads.
- */
-export const WORKFLOW_TYPES_WITHOUT_STACK_TRACES = [CHALLENGE_WORKFLOW_TYPE];
-
 export async function startWorker(runtime: Runtime, settings: WorkerSettings = {}): Promise<WorkerHandle> {
   const { config } = runtime;
-  process.env.WARDEN_WORKFLOW_TYPES_WITHOUT_STACK_TRACES ??= WORKFLOW_TYPES_WITHOUT_STACK_TRACES.join(',');
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const options: WorkerOptions = {
     connection,

@@ -3,7 +3,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../src/activities/index.js';
 import type { IncidentState } from '../../src/shared/incidents';
 import type { RunbookResult, RunbookState } from '../../src/shared/runbooks';
-import { challengeWorkflowId } from '../../src/shared/auth';
 import { initiate, post, secretFor, waitFor } from '../helpers/authClient';
 import { startHarness, type Harness } from '../helpers/harness';
 
@@ -53,14 +52,9 @@ describe('runbook framework', () => {
 
     let s = await until(id, 'the approval gate', (x) => stepOf(x, 'revoke_challenges').status === 'awaiting_approval');
     expect(s.approvalSeverities).toEqual(['P1', 'P2', 'P3']);
-    // responders see where a runbook waits in the Temporal UI (its stack trace); a challenge's
-    // promises are not tracked (the worker's WORKFLOW_TYPES_WITHOUT_STACK_TRACES, our SDK patch)
-    const { client } = h.runtime.temporal;
-    const waitingAt = await client.workflow.getHandle(id).query<string>('__stack_trace');
+    // responders see where a runbook waits in the Temporal UI (its stack trace)
+    const waitingAt = await h.runtime.temporal.client.workflow.getHandle(id).query<string>('__stack_trace');
     expect(waitingAt).toMatch(/at approved \(.*steps\.ts:\d+/);
-    await expect(client.workflow.getHandle(challengeWorkflowId(challenge)).query('__stack_trace')).rejects.toThrow(
-      /stack traces are not enabled/i,
-    );
     expect(
       (await h.sql<{ status: string }>('SELECT status FROM auth_challenges WHERE id = $1', [challenge]))[0]!.status,
     ).toBe('delivered');

@@ -1,151 +1,94 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { waitFor } from '../helpers/authClient';
+import { temporal } from '@temporalio/proto';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { challengeWorkflowId } from '../../src/shared/auth';
+import { initiate, messagesFor, post, secretFor, waitFor } from '../helpers/authClient';
+import { raiseRateLimits } from '../helpers/delivery';
+import { startHarness, type Harness } from '../helpers/harness';
+
+const { WorkflowTaskFailedCause } = temporal.api.enums.v1;
 
 /**
- * The SDK patch (patches/README.md) drops the workflow VM's per-call timeout, Node's watchdog
- * thread per call, and replaces it with a stall watchdog on the workflow thread. Shown here
- * with a real worker on the run's dev server: ordinary workflows run, and a workflow stuck in
- * an endless loop makes the Worker fail with the reason instead of hanging every workflow.
- * It also lets a worker leave named workflow types out of the stack-trace tracking.
+ * A workflow stuck in an endless loop is a bug in workflow code. The SDK's isolate execution
+ * timeout (5 s per call into the workflow VM) fails that workflow's task and nothing else: the
+ * worker keeps running and challenges on the same worker, started at the same time, complete.
  */
-describe('workflow thread stall watchdog and stack-trace tracking (SDK patch)', () => {
-  let connection: NativeConnection;
-  let clientConnection: Connection;
-  let client: Client;
-  let codePath: string;
+describe('a workflow stuck in a loop', () => {
+  let h: Harness;
+  let scratch: string;
+
   beforeAll(async () => {
-    const address = inject('temporalAddress');
-    connection = await NativeConnection.connect({ address });
-    clientConnection = await Connection.connect({ address });
-    client = new Client({ connection: clientConnection });
-    const bundle = await bundleWorkflowCode({
+    scratch = mkdtempSync(path.join(os.tmpdir(), 'warden-stall-'));
+    const { code } = await bundleWorkflowCode({
       workflowsPath: path.resolve(__dirname, '../fixtures/workflows/stall.ts'),
-      logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
+      logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} } as never,
     });
-    codePath = path.join(mkdtempSync(path.join(tmpdir(), 'warden-stall-')), 'bundle.js');
-    writeFileSync(codePath, bundle.code);
+    const bundle = path.join(scratch, 'bundle.js');
+    writeFileSync(bundle, code);
+    h = await startHarness({ workflowBundlePath: bundle });
+    await raiseRateLimits(h);
   });
   afterAll(async () => {
-    await clientConnection?.close();
-    await connection?.close();
+    await h?.close();
+    rmSync(scratch, { recursive: true, force: true });
   });
 
-  it('is applied: the installed SDK carries the patch', async () => {
-    const threaded = (await import('@temporalio/worker/lib/workflow/threaded-vm.js' as string)) as {
-      WorkerThreadClient: { prototype: Record<string, unknown> };
-    };
-    expect(typeof threaded.WorkerThreadClient.prototype.armStallWatchdog).toBe('function');
-    const reusable = await readFile(require.resolve('@temporalio/worker/lib/workflow/reusable-vm.js'), 'utf8');
-    expect(reusable).toContain('Warden patch');
-    const shared = (await import('@temporalio/worker/lib/workflow/vm-shared.js' as string)) as {
-      GlobalHandlers: { prototype: Record<string, unknown> };
-    };
-    expect(typeof shared.GlobalHandlers.prototype.stackTracesEnabledFor).toBe('function');
-    expect(await readFile(require.resolve('@temporalio/worker/lib/workflow/vm-shared.js'), 'utf8')).toContain(
-      'const activatorGetters = new WeakMap()',
-    );
-  });
-
-  it('tracks stack traces for every workflow type but those named in WARDEN_WORKFLOW_TYPES_WITHOUT_STACK_TRACES', async () => {
-    const taskQueue = `traces-${randomUUID()}`;
-    const before = process.env.WARDEN_WORKFLOW_TYPES_WITHOUT_STACK_TRACES;
-    process.env.WARDEN_WORKFLOW_TYPES_WITHOUT_STACK_TRACES = 'someOtherWorkflow, untrackedWaitingWorkflow';
-    // debug mode runs the workflows in this process, where their promise records can be seen;
-    // the list is read when the first workflow is created
-    const worker = await Worker.create({ connection, taskQueue, workflowBundle: { codePath }, debugMode: true });
-    const running = worker.run();
-    const started: { terminate(reason: string): Promise<unknown> }[] = [];
+  it('fails only its own workflow task: challenges on the same worker complete and the worker keeps running', async () => {
+    const { client } = h.runtime.temporal;
+    const stuck = await client.workflow.start('stuckWorkflow', {
+      taskQueue: h.config.temporal.taskQueue,
+      workflowId: `stuck-${randomUUID()}`,
+    });
+    const events = async (workflowId: string) =>
+      (await client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
     try {
-      const tracked = await client.workflow.start('waitingWorkflow', {
-        taskQueue,
-        workflowId: `waiting-${randomUUID()}`,
-      });
-      started.push(tracked);
-      const untracked = await client.workflow.start('untrackedWaitingWorkflow', {
-        taskQueue,
-        workflowId: `untracked-${randomUUID()}`,
-      });
-      started.push(untracked);
-      const trace = await tracked.query<string>('__stack_trace');
-      expect(trace).toMatch(/at waitingWorkflow \(/);
-      await expect(untracked.query<string>('__stack_trace')).rejects.toThrow(/stack traces are not enabled/i);
-
-      const { ReusableVMWorkflowCreator } = (await import(
-        '@temporalio/worker/lib/workflow/reusable-vm.js' as string
-      )) as {
-        ReusableVMWorkflowCreator: {
-          workflowByRunId: Map<string, { activator: { promiseStackStore: { promiseToStack: Map<unknown, unknown> } } }>;
-        };
-      };
-      const recorded = (runId: string) =>
-        ReusableVMWorkflowCreator.workflowByRunId.get(runId)!.activator.promiseStackStore.promiseToStack.size;
-      expect(recorded(tracked.firstExecutionRunId)).toBeGreaterThan(0);
-      expect(recorded(untracked.firstExecutionRunId)).toBe(0);
-    } finally {
-      await Promise.all(started.map((w) => w.terminate('test over')));
-      worker.shutdown();
-      await running;
-      if (before === undefined) delete process.env.WARDEN_WORKFLOW_TYPES_WITHOUT_STACK_TRACES;
-      else process.env.WARDEN_WORKFLOW_TYPES_WITHOUT_STACK_TRACES = before;
-    }
-  });
-
-  it("still finds the workflow of an unhandled rejection (the cached getActivator) and fails that run's task only", async () => {
-    const taskQueue = `rejecting-${randomUUID()}`;
-    const worker = await Worker.create({ connection, taskQueue, workflowBundle: { codePath } });
-    const running = worker.run();
-    try {
-      const handle = await client.workflow.start('rejectingWorkflow', {
-        taskQueue,
-        workflowId: `rejecting-${randomUUID()}`,
-      });
-      const failure = await waitFor("the rejecting workflow's failed task", async () => {
-        const { events } = await handle.fetchHistory();
-        return (
-          events?.find((e) => e.workflowTaskFailedEventAttributes)?.workflowTaskFailedEventAttributes?.failure
-            ?.message ?? undefined
-        );
-      });
-      expect(failure).toMatch(/Unhandled Promise rejection.*nobody handles this/);
-      expect(worker.getState()).toBe('RUNNING');
-      expect(
-        await client.workflow.execute('quickWorkflow', { taskQueue, workflowId: `quick-${randomUUID()}`, args: [41] }),
-      ).toBe(42);
-      await handle.terminate('test over');
-    } finally {
-      worker.shutdown();
-      await running;
-    }
-  });
-
-  it('runs ordinary workflows, and fails the Worker with the reason when a workflow never yields', async () => {
-    const taskQueue = `stall-${randomUUID()}`;
-    // the SDK's default isolate execution timeout (5 s) is the stall limit
-    const worker = await Worker.create({ connection, taskQueue, workflowBundle: { codePath } });
-    const running = worker.run();
-    running.catch(() => {});
-    try {
-      const results = await Promise.all(
-        [1, 2, 3].map((n) =>
-          client.workflow.execute('quickWorkflow', { taskQueue, workflowId: `quick-${randomUUID()}`, args: [n] }),
-        ),
+      // the stuck task holds the worker's workflow thread now
+      await waitFor('the stuck workflow task to start', async () =>
+        (await events(stuck.workflowId)).find((e) => e.workflowTaskStartedEventAttributes),
       );
-      expect(results).toEqual([2, 3, 4]);
-      const started = Date.now();
-      await client.workflow.start('stuckWorkflow', { taskQueue, workflowId: `stuck-${randomUUID()}` });
-      await expect(running).rejects.toThrow(/made no progress for \d+ ms .*stuck in a loop/);
-      // caught by the watchdog (5 s limit), not by anything slower
-      expect(Date.now() - started).toBeLessThan(30_000);
+
+      const users = ['test-user', 'test-user-2', 'test-user-3'];
+      const verified = await Promise.all(
+        users.map(async (user) => {
+          const started = await initiate(h, 'otp', user);
+          expect(started.statusCode).toBe(202);
+          const challenge = started.json<{ challenge_id: string }>().challenge_id;
+          // sent once the challenge's first task gets past the stuck one's two back-to-back
+          // attempts (5 s each): longer than secretFor waits by itself
+          await waitFor(
+            `the code for ${user}`,
+            async () => ((await messagesFor(h, challenge)).length ? true : undefined),
+            45_000,
+          );
+          const otp = await secretFor(h, challenge);
+          const res = await post(h, '/otp/verify', { challenge_id: challenge, otp });
+          return { challenge, status: res.statusCode, body: res.json<unknown>() };
+        }),
+      );
+      expect(verified.map(({ status, body }) => ({ status, body }))).toEqual(
+        users.map((user) => ({ status: 200, body: { status: 'verified', user_id: user } })),
+      );
+
+      const failed = await waitFor('the stuck workflow task to fail', async () =>
+        (await events(stuck.workflowId)).find((e) => e.workflowTaskFailedEventAttributes),
+      );
+      expect(failed.workflowTaskFailedEventAttributes).toMatchObject({
+        cause: WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE,
+        failure: { message: expect.stringMatching(/timed out/) },
+      });
+      // a challenge's task queued behind the stuck one may time out and run again, but never fails
+      for (const { challenge } of verified) {
+        const history = await events(challengeWorkflowId(challenge));
+        expect(history.filter((e) => e.workflowTaskFailedEventAttributes)).toEqual([]);
+      }
+      expect(h.worker!.worker.getState()).toBe('RUNNING');
+      expect((await stuck.describe()).status.name).toBe('RUNNING');
     } finally {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
-      await running.catch(() => {});
+      await stuck.terminate('test over').catch(() => {});
     }
   });
 });
