@@ -32,7 +32,7 @@ const USAGE = `npm run bench [-- options]
 A running stack instead of the embedded one: set BENCH_WARDEN_PUBLIC_URL, BENCH_WARDEN_ADMIN_URL,
 BENCH_WARDEN_METRICS_URL, BENCH_SANDBOX_URL, BENCH_DATABASE_URL and WARDEN_ADMIN_TOKEN.`;
 
-const BCRYPT_COST = 10; // DESIGN.md section 3; the auth code's configured cost
+const BCRYPT_COST = 10; // the auth code's configured cost (docs/api.md)
 
 function parseOptions(argv: string[]): BenchOptions {
   const { values } = parseArgs({

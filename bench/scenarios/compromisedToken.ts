@@ -13,7 +13,7 @@ import type { Scenario } from './types';
  * through the admin API for all of them; the clock runs from that request until Postgres shows
  * every one of those challenges revoked.
  *
- * The runbook is issue 6's (`POST /admin/api/v1/runbooks/compromised-token`, src/api/admin/
+ * The runbook is the compromised-token one (`POST /admin/api/v1/runbooks/compromised-token`, src/api/admin/
  * runbooks.ts): started standalone at P0, where containment steps (revoking challenges first)
  * run without waiting for an approval. Until its route answers, the scenario reports itself
  * skipped. RUNBOOK_BODY is the one place that knows the request shape.

@@ -12,7 +12,7 @@ import type { Runtime } from '../runtime';
 import type { RevokeReason } from '../shared/auth';
 
 /**
- * The seed's auth containment steps as activities, for the runbook workflows: the same
+ * The auth containment steps as activities, for the runbook workflows: the same
  * functions the admin API calls. The actor recorded is the calling workflow's id.
  */
 export function createAuthAdminActivities(runtime: Runtime) {

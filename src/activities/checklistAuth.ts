@@ -8,7 +8,7 @@ import { awaitOutboxMessage, linkFrom, otpFrom, SyntheticClient } from './checkl
 /**
  * The functional items of the checklist, checked end to end the way a user meets Warden: the
  * public API at WARDEN_PUBLIC_BASE_URL, codes and links read from the provider sandbox's
- * outbox. The seed asks for 3+ users; test-user, test-user-2 and test-user-3 are seeded for it.
+ * outbox. The checklist asks for 3+ users; test-user, test-user-2 and test-user-3 are seeded for it.
  * A full run spends 3-4 initiations of each test user's 10 / 5 min budget; a resolution
  * re-runs only the checks that are not freshly passed.
  */

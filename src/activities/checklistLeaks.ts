@@ -7,11 +7,11 @@ import { EncryptionCodec, loadPayloadKeyring } from '../temporal/codec';
  * Where a plaintext code or link token must never be, scanned for secrets this check knows
  * (it just received them): audit rows, challenge rows, the challenge workflows' histories
  * (decrypted, as the Temporal UI would show them through the codec) and the metrics pages.
- * The seed's grep patterns (6-digit numbers, 32+ hex characters) are applied to the audit
+ * The leak-scan patterns (6-digit numbers, 32+ hex characters) are applied to the audit
  * rows written since the run started, outside their id and time columns.
  *
  * Process logs are not readable from here: `npm test` scans every log line of real flows
- * (test/integration), and in production the seed's grep runs against the log store.
+ * (test/integration), and in production the same grep runs against the log store.
  */
 const SEED_PATTERNS = [/\b[0-9]{6}\b/, /\b[a-f0-9]{32,}\b/];
 

@@ -4,7 +4,7 @@ import type { Runtime } from '../runtime';
 import type { CheckInput, MetricsBaseline } from './checklistTypes';
 
 /**
- * Checklist items judged from the metrics: the seed's p95 targets (generation < 500 ms,
+ * Checklist items judged from the metrics: the p95 targets (generation < 500 ms,
  * validation < 200 ms, provider calls < 1 s), metrics reporting, and rate-limit metrics moving.
  * Each compares the metrics now with the snapshot taken at the start of the run, so it judges
  * this run's synthetic traffic (and whatever real traffic ran beside it), not the process's

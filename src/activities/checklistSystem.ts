@@ -132,7 +132,7 @@ export function createSystemChecklistActivities({ db, config, registry }: Pick<R
       };
     },
 
-    /** The seed's pool check: nobody waits for a connection, usage below 90% here and on the server. */
+    /** The pool check: nobody waits for a connection, usage below 90% here and on the server. */
     async checkDatabasePool(): Promise<CheckOutcome> {
       const pool = db.stats();
       const server = await db.query<{ used: number; max: number }>(

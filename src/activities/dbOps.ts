@@ -166,7 +166,7 @@ export function createDbOpsActivities(runtime: Runtime) {
       };
     },
 
-    /** The seed's consistency queries: orphaned challenges, expired challenges not cleaned up. */
+    /** The consistency queries: orphaned challenges, expired challenges not cleaned up. */
     async dbFailoverConsistency(): Promise<ConsistencyReport> {
       return checkConsistency(db);
     },

@@ -22,9 +22,9 @@ import {
  * - switchDeliveryRoute({channel, to: 'backup'|'primary'}): `backup` routes everything through
  *   the backup until switched back; `primary` returns to automatic routing with the primary's
  *   circuit closed. Idempotent (switching to where it is changes nothing but the audit trail).
- * - setDeliveryChannelEnabled({channel, enabled}): the seed's auth.<method>.enabled switch;
+ * - setDeliveryChannelEnabled({channel, enabled}): the auth.<method>.enabled switch;
  *   a disabled channel answers 503 channel_disabled on initiate and resend. Idempotent.
- * - listDeliveryFailures({since, until, channel?, resendableOnly?}): the seed's resend query.
+ * - listDeliveryFailures({since, until, channel?, resendableOnly?}): the failures to resend.
  * - resendFailedDelivery({failureId}): resends one failure through its challenge workflow,
  *   at most once ever (a retry answers the first outcome), only while the challenge is open.
  */

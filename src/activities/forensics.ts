@@ -6,7 +6,7 @@ import type { Runtime } from '../runtime';
 /**
  * The compromised-token investigation: the forensic export of the audit trail for a window
  * (NDJSON, one line per event in the shape of the audit log lines, which carry no secret) and
- * the seed's two anomaly queries. Results are stored as artifacts of the run
+ * the two anomaly queries (docs/incident-response.md). Results are stored as artifacts of the run
  * (runbook_artifacts), fetched at `GET /admin/api/v1/runbooks/<id>/artifacts/<name>`.
  */
 const PAGE = 2000;
@@ -91,7 +91,7 @@ export async function storeArtifact(
 
 export function createForensicsActivities({ db }: Pick<Runtime, 'db'>) {
   return {
-    /** The seed's `logs --since 24h | grep identity.auth...`, as every audit event of the window. */
+    /** Every audit event of the window, as responders would grep them from the logs. */
     async exportAuditWindow(input: {
       workflowId: string;
       incidentId?: string;
@@ -134,7 +134,7 @@ export function createForensicsActivities({ db }: Pick<Runtime, 'db'>) {
       return truncated ? { ...info, truncated } : info;
     },
 
-    /** The seed's two database forensics queries, verbatim apart from a row limit. */
+    /** The two database forensics queries, with a row limit. */
     async runAnomalyQueries(input: { workflowId: string; incidentId?: string }) {
       const massGeneration = await db.query<{ user_id: string; challenge_count: number; min: Date; max: Date }>(
         `SELECT user_id, COUNT(*)::int as challenge_count, MIN(created_at), MAX(created_at)

@@ -11,14 +11,14 @@ import { EncryptionCodec, loadPayloadKeyring } from '../temporal/codec';
 import { storeArtifact } from './forensics';
 
 /**
- * The seed's recovery check "Validate No Token Leakage", run by a live service:
+ * The recovery check that no token leaked, run by a live service:
  *
  * - where: this process's recent log lines (telemetry/recentLogs.ts; the embedded stack runs
  *   API and worker in one process, so both are there) and the files of
  *   WARDEN_LEAK_SCAN_LOG_FILES (their last 64 MiB); every workflow history on the task queue
  *   started in the window or still running, its payloads decoded with the codec, plus failure
  *   messages; /metrics of this process and of WARDEN_CHECKLIST_METRICS_URLS.
- * - what: the seed's regexes plus the magic-link token format (leakPatterns.ts). A match in a
+ * - what: the leak patterns plus the magic-link token format (leakPatterns.ts). A match in a
  *   string is a candidate (one inside a number, e.g. a metric value, is counted, not checked); it is a confirmed leak only if it equals a secret issued in the window, which is
  *   checked the way verify checks a guess: bcrypt(HMAC(pepper of the challenge's key, value))
  *   against the stored hash. Nothing is ever compared in plaintext or stored: the report holds

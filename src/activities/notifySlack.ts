@@ -6,7 +6,7 @@ import type { Runtime } from '../runtime';
 import type { IncidentState, IncidentTask, NotifiedRole } from '../shared/incidents';
 
 /**
- * Slack side of an incident: the seed's alert posted once in the incident channel (with the
+ * Slack side of an incident: the incident alert posted once in the incident channel (with the
  * Acknowledge / Escalate / Resolve buttons), refreshed in place when status, severity or
  * owner change, and every update threaded under it. Slack has no idempotency key: a retry
  * after a lost reply can post twice, which is the lesser evil next to a missing page.
@@ -87,7 +87,7 @@ export function createSlackNotifyActivities({ providers, config, metrics, contac
   }
 
   return {
-    /** The seed's internal incident alert with buttons; returns the thread to post updates under. */
+    /** The internal incident alert with buttons; returns the thread to post updates under. */
     async postIncidentAlert(input: { incident: IncidentSummary }): Promise<SlackThread> {
       const v = view(input.incident);
       return post(incidentAlertText(v), undefined, incidentAlertBlocks(v));

@@ -52,7 +52,7 @@ export function createRunbookAbuseActivities(runtime: Runtime) {
   }
 
   return {
-    /** The seed's "top IPs / top users by rate limit violations (last hour)". */
+    /** The top IPs and users by rate-limit violations in the last hour. */
     async topViolators(input: { top: number; hours: number }) {
       const ips = await db.query<{ ip: string; violations: number }>(
         `SELECT host(ip) AS ip, count(*)::int AS violations FROM rate_limit_attempts
@@ -94,7 +94,7 @@ export function createRunbookAbuseActivities(runtime: Runtime) {
       };
     },
 
-    /** The seed's tightened limits (never looser than what is in force). */
+    /** The tightened limits (never looser than what is in force). */
     async tightenRateLimits(input: { workflowId: string; tightened: AbuseParams['tightened'] }) {
       return applySetting<RateLimitSettings>(input.workflowId, RATE_LIMITING_KEY, DEFAULT_RATE_LIMITS, (current) =>
         tightenLimits(current, input.tightened),
@@ -186,7 +186,7 @@ export function createRunbookAbuseActivities(runtime: Runtime) {
     },
 
     /**
-     * The seed's `DELETE FROM rate_limit_attempts WHERE user_id IN (...)` for false positives
+     * `DELETE FROM rate_limit_attempts WHERE user_id IN (...)` for false positives
      * (and for the provider-outage run's users refused while retrying failed deliveries: `reason`).
      */
     async clearFalsePositives(input: {

@@ -58,7 +58,7 @@ export function createRunbookAuthActivities(runtime: Runtime) {
   }
 
   return {
-    /** The seed's "revoke all active challenges" through each challenge's workflow (reason security_incident). */
+    /** Revokes all active challenges through each challenge's workflow (reason security_incident). */
     async revokeUsersChallenges(input: { key: string; userIds: string[]; incidentId?: string }) {
       const { rows } = await db.query<{ id: string }>(
         `SELECT id FROM auth_challenges WHERE user_id = ANY($1::text[]) AND ${ACTIVE} ORDER BY created_at`,
@@ -95,7 +95,7 @@ export function createRunbookAuthActivities(runtime: Runtime) {
       return counts;
     },
 
-    /** The seed's `UPDATE users SET force_password_reset = true`; only users not yet flagged are touched. */
+    /** `UPDATE users SET force_password_reset = true`; only users not yet flagged are touched. */
     async forcePasswordResets(input: { key: string; userIds: string[]; incidentId?: string }) {
       const { rows } = await db.write<{ sub: string }>(
         `UPDATE users SET force_password_reset = true, updated_at = now()
@@ -179,7 +179,7 @@ export function createRunbookAuthActivities(runtime: Runtime) {
     },
 
     /**
-     * The seed's incident-notification.txt to each user with an email, through the email
+     * The security notification (runbooks/notification.ts) to each user with an email, through the email
      * route (primary, then the backup on a transient failure). One per user per incident: the
      * row in runbook_notifications is checked first, and the provider gets an idempotency key
      * for the window between sending and recording.

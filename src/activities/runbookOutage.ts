@@ -38,7 +38,7 @@ export function createRunbookOutageActivities(runtime: Runtime) {
 
   return {
     /**
-     * The seed's `curl .../api/v2/status.json | jq '.status.indicator'` for each provider; a page
+     * The Statuspage indicator (`/api/v2/status.json`, `.status.indicator`) of each provider; a page
      * that cannot be read answers `unknown` (the watch counts it as not healthy) instead of failing.
      */
     async outageStatus(input: { providers: StatusPageName[] }) {
@@ -57,16 +57,16 @@ export function createRunbookOutageActivities(runtime: Runtime) {
       return out;
     },
 
-    /** The seed's resend query for one channel, as ids only: no phone or address enters the run's history. */
+    /** The failures to resend for one channel, as ids only: no phone or address enters the run's history. */
     async resendableFailures(input: { since: string; until: string; channel: Channel; limit: number }) {
       const rows = await listDeliveryFailures(db, { ...input, resendableOnly: true });
       return rows.map((f) => ({ id: f.id, challengeId: f.challenge_id, userId: f.user_id, provider: f.provider }));
     },
 
     /**
-     * The seed's "Verify Outage Scope": failed sends and provider calls per provider from the
+     * The outage's scope: failed sends and provider calls per provider from the
      * ledger (delivery_attempts), unresolved failures per provider (delivery_failures), the
-     * routes with their circuits, and the seed's "Rate Limiting Impact Analysis": users with
+     * routes with their circuits, and the rate-limit impact: users with
      * failed deliveries in the window who were then refused by a rate limit (likely retrying).
      */
     async outageScope(input: { since: string; until: string; channel?: Channel }) {
@@ -147,7 +147,7 @@ export function createRunbookOutageActivities(runtime: Runtime) {
     },
 
     /**
-     * Routes the channel to its backup (`backup`) or turns it off (`disable`, the seed's
+     * Routes the channel to its backup (`backup`) or turns it off (`disable`,
      * auth.<method>.enabled: false). `changed` is false when it already was so before the run.
      */
     async applyOutageChange(input: {

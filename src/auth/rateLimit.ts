@@ -5,7 +5,7 @@ import type { RateLimitSettings } from './settings';
 /**
  * Sliding-window rate limits per user and per client IP, state in `rate_limit_attempts` so
  * every process shares it. Each scope gets its own row (user rows carry no IP, IP rows no
- * user), so the seed's `DELETE FROM rate_limit_attempts WHERE user_id IN (...)` clears a
+ * user), so responders' `DELETE FROM rate_limit_attempts WHERE user_id IN (...)` clears a
  * user's state without touching the IP counters. Refused requests are kept as `exceeded` rows
  * for forensics but do not count against the window: a refused client is not punished for
  * retrying, only held to the limit.
@@ -125,7 +125,7 @@ function maybeCleanup(db: Database): void {
   db.write(`DELETE FROM rate_limit_attempts WHERE attempted_at < now() - $1::interval`, [RETENTION]).catch(() => {});
 }
 
-/** The seed's recovery step for false positives: forget the listed users' rate-limit state. */
+/** Recovery for false positives: forget the listed users' rate-limit state. */
 export async function clearUserRateLimits(db: Database, userIds: readonly string[]): Promise<number> {
   const result = await db.write('DELETE FROM rate_limit_attempts WHERE user_id = ANY($1::text[])', [userIds]);
   return result.rowCount ?? 0;

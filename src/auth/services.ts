@@ -3,7 +3,7 @@ import type { Runtime } from '../runtime';
 import { DataKeyStore } from './keys';
 import { SettingsCache } from './settings';
 
-/** How stale a process's copy of keys and settings may be (the "within 5 s"). */
+/** How stale a process's copy of keys and settings may be (a change reaches every process within 5 s). */
 export const MAX_STALENESS_MS = 5000;
 
 export interface AuthServices {

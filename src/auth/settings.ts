@@ -35,7 +35,7 @@ export type ChallengeSettings = Static<typeof ChallengeSettings>;
 export const RATE_LIMITING_KEY = 'rate_limiting';
 export const CHALLENGE_SETTINGS_KEY = 'auth.challenge';
 
-/** The seed's normal values, used when a row is missing or unreadable. */
+/** The normal values (docs/incident-response.md), used when a row is missing or unreadable. */
 export const DEFAULT_RATE_LIMITS: RateLimitSettings = {
   per_user: { window_seconds: 300, max_attempts: 10 },
   per_ip: { window_seconds: 300, max_attempts: 50 },

@@ -83,7 +83,7 @@ export interface Config {
 
 type Credentials = Record<string, string | undefined>;
 
-/** The seed's `credentials_file`: a JSON object whose keys are the env names without prefix. */
+/** A provider's credentials file: a JSON object whose keys are the env names without prefix. */
 function readCredentialsFile(file: string | undefined): Credentials {
   if (!file) return {};
   let parsed: unknown;

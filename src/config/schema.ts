@@ -29,11 +29,11 @@ export const ConfigSchema = Type.Object({
   ),
 
   DATABASE_URL: optionalString,
-  // the seed's pool defaults: max_open_conns 25, conn_max_lifetime 5m
+  // the normal pool (docs/incident-response.md): 25 open connections, 5-minute lifetime
   WARDEN_DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 25 }),
   WARDEN_DB_CONN_MAX_LIFETIME_S: Type.Integer({ minimum: 0, default: 300 }),
   WARDEN_DB_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 0, default: 5000 }),
-  // the seed's max_idle_conns: 5
+  // idle connections kept in the normal pool: 5
   WARDEN_DB_POOL_MAX_IDLE: Type.Integer({ minimum: 0, maximum: 500, default: 5 }),
   // comma-separated candidate servers (primary and replicas) for failover; DATABASE_URL is always one
   WARDEN_DATABASE_URLS: optionalString,
@@ -84,7 +84,7 @@ export const ConfigSchema = Type.Object({
   HCAPTCHA_SITE_KEY: optionalString,
   // status pages polled by the provider-outage runbook; %s is the provider name
   WARDEN_STATUS_URL_TEMPLATE: optionalString,
-  // Delivery status callbacks (issue 4). The public base URL providers call back on (Twilio
+  // Delivery status callbacks. The public base URL providers call back on (Twilio
   // StatusCallback, Plivo url); default WARDEN_PUBLIC_BASE_URL. Signatures are checked against it.
   WARDEN_CALLBACK_BASE_URL: optionalString,
   // SendGrid's signed Event Webhook: the verification key SendGrid shows (base64 DER or PEM);
@@ -107,8 +107,8 @@ export const ConfigSchema = Type.Object({
   OTEL_EXPORTER_OTLP_ENDPOINT: optionalString,
   OTEL_SERVICE_NAME: Type.String({ default: 'warden' }),
 
-  // Incidents (issue 5). Contacts of the escalation paths (JSON, see deploy/contacts.example.json);
-  // unset = the seed runbook's contacts.
+  // Incidents. Contacts of the escalation paths (JSON, see deploy/contacts.example.json);
+  // unset = the default contacts (docs/incident-response.md).
   WARDEN_CONTACTS_FILE: optionalString,
   // Bearer token Alertmanager presents on POST /alertmanager/webhook; no default on purpose:
   // unset, the endpoint answers 503 not_configured
@@ -120,13 +120,14 @@ export const ConfigSchema = Type.Object({
   // comma-separated /metrics URLs the checklist reads latencies from (the API processes when
   // the worker runs apart from them); unset = this process's own registry
   WARDEN_CHECKLIST_METRICS_URLS: optionalString,
-  // the seed's performance targets (p95) the checklist judges against; raise them only for
-  // environments that are slow by design (a laptop, CI), never to make an incident go away
+  // the performance targets (p95, docs/incident-response.md) the checklist judges against;
+  // raise them only for environments that are slow by design (a laptop, CI), never to make an
+  // incident go away
   WARDEN_P95_GENERATION_MS: Type.Integer({ minimum: 1, default: 500 }),
   WARDEN_P95_VALIDATION_MS: Type.Integer({ minimum: 1, default: 200 }),
   WARDEN_P95_PROVIDER_MS: Type.Integer({ minimum: 1, default: 1000 }),
 
-  // Runbooks (issue 6). Severities at which destructive runbook steps wait for a responder's
+  // Runbooks. Severities at which destructive runbook steps wait for a responder's
   // approval (comma-separated; containment at P0 is always approved automatically)
   WARDEN_RUNBOOK_APPROVAL_SEVERITIES: Type.String({
     default: 'P1,P2,P3',

@@ -21,7 +21,7 @@ function asReadOnly(err: unknown): unknown {
 export interface PoolSettings {
   max: number;
   /**
-   * The seed's max_idle_conns: the pool keeps at most this many connections once it has been
+   * Idle connections kept: the pool keeps at most this many connections once it has been
    * idle for `idleTrimMs`. Connections beyond it are closed after that idle time, not the moment
    * they are released: under sustained concurrency above the cap, closing on release opened and
    * closed a Postgres backend (a fork, authentication, a cold catalog cache) for most queries.

@@ -5,7 +5,7 @@ import { lsnValue, probeAll, type Endpoint, type EndpointProbe } from './topolog
 import { ACTIVE_CHALLENGE_STATUSES } from '../auth/end';
 
 /**
- * The seed's database checks ("4. Database Connectivity Issues"), each a plain function the
+ * The database-connectivity checks (docs/incident-response.md), each a plain function the
  * failover runbook's activities and the admin API call: health per candidate server, slow
  * queries and lock contention, pool monitoring, data consistency, promotion.
  */
@@ -43,7 +43,7 @@ export interface ServerHealth extends EndpointProbe {
   /** connect + SELECT 1, the pg_isready equivalent */
   ready: boolean;
   latencyMs?: number;
-  /** the seed's `SELECT count(*) FROM pg_stat_activity WHERE datname = <db>` */
+  /** `SELECT count(*) FROM pg_stat_activity WHERE datname = <db>` */
   connections?: number;
   maxConnections?: number;
 }
@@ -113,7 +113,7 @@ export async function slowQueries(c: pg.ClientBase): Promise<Investigation['slow
   const ext = await c.query("SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'");
   if (!ext.rowCount) return { available: false, reason: 'pg_stat_statements is not installed in this database' };
   try {
-    // the seed's query
+    // the ten slowest statements by mean time
     const { rows } = await c.query<{ query: string; mean_exec_time: number; calls: string }>(
       'SELECT query, mean_exec_time, calls FROM pg_stat_statements ORDER BY mean_exec_time DESC LIMIT 10',
     );
@@ -132,9 +132,9 @@ export async function slowQueries(c: pg.ClientBase): Promise<Investigation['slow
 }
 
 /**
- * Who blocks whom. The seed's version joins pg_locks on locktype alone, which pairs every lock
- * with every other lock of its type; pg_blocking_pids answers the question it asks, with the
- * same columns.
+ * Who blocks whom. Joining pg_locks on locktype alone would pair every lock with every other
+ * lock of its type; pg_blocking_pids answers the question, with the usual columns (blocked and
+ * blocking pid and query).
  */
 export async function lockContention(c: pg.ClientBase): Promise<Investigation['locks']> {
   const { rows } = await c.query<{
@@ -158,7 +158,7 @@ export async function lockContention(c: pg.ClientBase): Promise<Investigation['l
   }));
 }
 
-/** The seed's `curl -s .../metrics | grep db_connections`, for this process and the configured pages. */
+/** `curl -s .../metrics | grep db_connections`, for this process and the configured pages. */
 export async function poolMetrics(
   own: () => Promise<string>,
   urls: readonly string[],
@@ -222,7 +222,7 @@ export async function investigate(
 export const EXPIRY_GRACE_SECONDS = 60;
 
 export interface ConsistencyReport {
-  /** the seed's orphan query (no users row for the challenge's user_id), split by what it means */
+  /** the orphan query (no users row for the challenge's user_id), split by what it means */
   orphaned: {
     total: number;
     /** never sent: challenges of unknown users, issued on purpose so initiate does not reveal who exists */
@@ -233,7 +233,7 @@ export interface ConsistencyReport {
     deliveredOpen: number;
   };
   expired: {
-    /** the seed's `SELECT COUNT(*) FROM auth_challenges WHERE expires_at < NOW()`: ended ones included */
+    /** `SELECT COUNT(*) FROM auth_challenges WHERE expires_at < NOW()`: ended ones included */
     pastExpiry: number;
     /** still open more than EXPIRY_GRACE_SECONDS after expiry (cleanup ends those whose workflow is gone) */
     openPastExpiry: number;

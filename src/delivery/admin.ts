@@ -74,7 +74,7 @@ export async function updateRoute(
       ],
     );
     if (changes.enabled !== undefined) {
-      // the seed's switch (auth.sms_otp.enabled / auth.magic_link.enabled) moves with the route
+      // the channel switch (auth.sms_otp.enabled / auth.magic_link.enabled) moves with the route
       await tx.query(
         `INSERT INTO runtime_settings (key, value, updated_at, updated_by) VALUES ($1, $2::jsonb, now(), $3)
          ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now(), updated_by = EXCLUDED.updated_by`,
@@ -152,7 +152,7 @@ export async function switchRoute(
   return updateRoute(runtime, channel, { mode: 'auto' }, ctx, { resetPrimary: true });
 }
 
-/** The seed's graceful degradation (`auth.sms_otp.enabled: false`). */
+/** Graceful degradation: a channel switched off (`auth.sms_otp.enabled: false`). */
 export async function setChannelEnabled(
   runtime: DeliveryRuntime,
   channel: Channel,

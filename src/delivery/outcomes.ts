@@ -12,7 +12,7 @@ import { ACTIVE_CHALLENGE_SQL as ACTIVE } from '../auth/end';
 /**
  * A send's outcome on the challenge row (delivery_provider, delivery_outcome, status
  * delivered/failed) and, when it failed, in `delivery_failures` (one row per challenge: the
- * seed's resend query reads it). Idempotent: the failure counts are recomputed from the ledger,
+ * responders' resend query reads it). Idempotent: the failure counts are recomputed from the ledger,
  * and an older send's outcome never overwrites a newer one's.
  */
 

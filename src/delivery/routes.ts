@@ -24,7 +24,7 @@ export interface Route {
   incidentId: string | null;
 }
 
-/** The seed's configuration, used when a row is missing. */
+/** The default routes (docs/incident-response.md), used when a row is missing. */
 export const DEFAULT_ROUTES: Record<Channel, Route> = {
   sms: defaults('sms', 'twilio', 'plivo', 5),
   email: defaults('email', 'sendgrid', 'ses', 3),
@@ -48,7 +48,7 @@ function defaults(channel: Channel, primary: ProviderName, backup: ProviderName,
 
 export const METHOD_CHANNEL: Record<AuthMethod, Channel> = { sms_otp: 'sms', magic_link: 'email' };
 export const CHANNEL_METHOD: Record<Channel, AuthMethod> = { sms: 'sms_otp', email: 'magic_link' };
-/** The seed's graceful-degradation switches, one per auth method. */
+/** The graceful-degradation switches, one per auth method. */
 export const channelSettingKey = (channel: Channel) => `auth.${CHANNEL_METHOD[channel]}.enabled`;
 
 interface RouteRow {
@@ -174,7 +174,7 @@ export function applyChanges(current: Route, changes: RouteChanges): Route {
   };
 }
 
-/** The route as the admin API and the audit trail show it (snake_case, the seed's names). */
+/** The route as the admin API and the audit trail show it (snake_case, the configuration's names). */
 export function routeView(route: Route) {
   return {
     channel: route.channel,

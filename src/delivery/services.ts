@@ -21,7 +21,7 @@ export function deliveryServices(runtime: Pick<Runtime, 'db'>): DeliveryServices
 }
 
 /**
- * The seed's graceful degradation: a channel takes new challenges (and resends) only while
+ * Graceful degradation: a channel takes new challenges (and resends) only while
  * its `auth.<method>.enabled` setting and its route's `enabled` both say so. Both are written
  * together by setChannelEnabled; either one alone (an SQL edit) is enough to switch it off.
  */

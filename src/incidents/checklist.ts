@@ -1,7 +1,7 @@
 import type { ChecklistGroup, ChecklistItemState } from '../shared/incidents';
 
 /**
- * The seed's Recovery Validation Checklist. `check` names the activity that verifies an item
+ * The recovery validation checklist (docs/incident-response.md). `check` names the activity that verifies an item
  * (several items can share one: one synthetic OTP run proves generation and validation);
  * items without one are ticked by a responder through the checkItem update.
  */

@@ -3,7 +3,7 @@ import type { NotifiedRole } from '../shared/incidents';
 import { ROLE_TITLES } from './escalation';
 
 /**
- * Who gets paged: the seed's escalation contacts, overridable by a JSON file
+ * Who gets paged: the default escalation contacts (docs/incident-response.md), overridable by a JSON file
  * (WARDEN_CONTACTS_FILE, see deploy/contacts.example.json). Read by activities only, so
  * addresses never enter workflow history.
  */
@@ -78,7 +78,7 @@ function contact(value: unknown, where: string, fallback?: Contact): Contact {
   return out;
 }
 
-/** Validates a contacts document; every key is optional and falls back to the seed's defaults. */
+/** Validates a contacts document; every key is optional and falls back to the defaults. */
 export function parseContacts(doc: unknown): Contacts {
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
     throw new ContactsError('the contacts file must hold a JSON object');

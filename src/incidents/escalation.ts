@@ -2,14 +2,14 @@ import type { IncidentType, InternalRole, NotifiedRole, Severity } from '../shar
 import { ackSlaMs, formatDuration, HOUR, isSecurityIncident, MINUTE } from './severity';
 
 /**
- * The seed's escalation paths as data, and the policy that turns an incident's state into the
+ * The escalation paths (docs/incident-response.md) as data, and the policy that turns an incident's state into the
  * escalations due at a given time. Pure: the workflow calls it with workflow time.
  *
- * Internal path (seed, Escalation Paths): on-call is notified when the incident is detected.
+ * Internal path: on-call is notified when the incident is detected.
  * When the acknowledgement SLA of the severity passes without an acknowledgement, the incident
  * escalates one step along the path per further SLA period: the security lead (P0/P1 security
  * incidents), the DBA (database incidents), then the engineering manager, who allocates
- * resources when nobody picked the incident up (the seed names no one else to page for an
+ * resources when nobody picked the incident up (nobody else is paged for an
  * unacknowledged P2/P3). Independently of acknowledgement, a P0 open for more than 1 hour
  * brings in the engineering manager and one open for more than 4 hours the VP engineering;
  * a data breach brings in the VP engineering, legal and the CISO at once.
@@ -132,7 +132,7 @@ export function nextManualRole(s: PolicyState): InternalRole | undefined {
   return path.find((role) => !s.engaged.has(role));
 }
 
-// ---- external escalation (seed: External Escalation table) ----------------------------------
+// ---- external escalation ----------------------------------------------------------------------
 
 export interface PlannedTask {
   id: string;

@@ -1,5 +1,5 @@
 /**
- * Just enough of the Prometheus text exposition format to judge the seed's latency targets
+ * Just enough of the Prometheus text exposition format to judge the latency targets
  * from a /metrics page: series values by name and labels, and histogram quantiles computed
  * the way PromQL's histogram_quantile does (linear interpolation inside the bucket).
  */

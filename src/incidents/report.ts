@@ -4,7 +4,7 @@ import { clock, plainName, utc } from './format';
 import { formatDuration } from './severity';
 
 /**
- * The seed's Incident Report Template, filled from the workflow's own timeline. The template's
+ * The incident report template (docs/incident-response.md), filled from the workflow's own timeline. The template's
  * seven milestones are listed in time order with the other timeline entries (escalations,
  * notes, severity changes...) between them; a milestone that never happened is listed at the
  * end as "not recorded", so the report shows its gaps instead of hiding them.

@@ -3,7 +3,7 @@ import type { IncidentType, Severity } from '../shared/incidents';
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 
-/** The seed's severity table (Incident Classification). Response time = acknowledgement SLA. */
+/** The severity table (docs/incident-response.md). Response time = acknowledgement SLA. */
 export const SEVERITY_TABLE: Record<
   Severity,
   { name: string; impact: string; responseMs: number; responseText: string }
@@ -46,7 +46,7 @@ export const TYPE_LABELS: Record<IncidentType, string> = {
   other: 'Other',
 };
 
-/** Security incidents bring in the security lead (seed: "P0/P1 security incidents"). */
+/** Security incidents bring in the security lead (at P0/P1). */
 export function isSecurityIncident(type: IncidentType, dataBreach: boolean): boolean {
   return dataBreach || type === 'compromised_token' || type === 'abuse';
 }

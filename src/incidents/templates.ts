@@ -22,7 +22,7 @@ export interface AlertView {
 }
 
 /**
- * The seed's Internal Incident Notification, field for field:
+ * The internal incident notification (docs/incident-response.md), field for field:
  * INCIDENT ALERT - P{SEVERITY}, Title, Detected, Impact, Status, Owner, War Room, Updates.
  */
 export function incidentAlertText(view: AlertView): string {
@@ -148,7 +148,7 @@ export interface CustomerNotificationInput {
   supportEmail: string;
 }
 
-/** The seed's External Customer Notification, filled from the incident. */
+/** The customer notification (docs/incident-response.md), filled from the incident. */
 export function customerNotification(input: CustomerNotificationInput): string {
   const s = input.state;
   const date = (s.resolvedAt ?? s.detectedAt).slice(0, 10);

@@ -2,17 +2,17 @@ import type { RateLimitSettings } from '../auth/settings';
 
 /**
  * The abuse runbook's arithmetic, kept pure so it is tested without a workflow: its defaults
- * (the seed's numbers where it has them), the tightened limits, and the watch's quiet clock.
+ * (docs/incident-response.md), the tightened limits, and the watch's quiet clock.
  */
 export interface AbuseParams {
   /** violations in the last hour at which an IP is blocked */
   blockThreshold: number;
   blockTtlMinutes: number;
-  /** how many top IPs and users to report (the seed's `head -20`) */
+  /** how many top IPs and users to report (20 by default) */
   top: number;
-  /** the seed's tightened limits: per user 3, per IP 10, per 5 minutes */
+  /** the tightened limits: per user 3, per IP 10, per 5 minutes */
   tightened: { perUser: number; perIp: number; windowSeconds: number };
-  /** the seed's CAPTCHA threshold: after 3 failed attempts */
+  /** the CAPTCHA threshold: after 3 failed attempts */
   captchaThreshold: number;
   captchaWindowSeconds: number;
   /** violations per minute below which the attack counts as subsided */
@@ -49,7 +49,7 @@ export function abuseParams(p: Partial<AbuseParams> | undefined): AbuseParams {
   return merged;
 }
 
-/** Tightening never loosens: a limit already stricter than the seed's stays as it is. */
+/** Tightening never loosens: a limit already stricter than the tightened one stays as it is. */
 export function tightenLimits(current: RateLimitSettings, t: AbuseParams['tightened']): RateLimitSettings {
   return {
     per_user: { window_seconds: t.windowSeconds, max_attempts: Math.min(current.per_user.max_attempts, t.perUser) },

@@ -19,5 +19,5 @@ export const CaptchaSettings = Type.Object(
 );
 export type CaptchaSettings = Static<typeof CaptchaSettings>;
 
-/** Off, with the seed's threshold (3 failed attempts) ready for when it is switched on. */
+/** Off, with the normal threshold (3 failed attempts) ready for when it is switched on. */
 export const DEFAULT_CAPTCHA_SETTINGS: CaptchaSettings = { enabled: false, threshold: 3, window_seconds: 900 };

@@ -1,8 +1,8 @@
 import { MAGIC_TOKEN_PATTERN, OTP_PATTERN } from '../auth/crypto';
 
 /**
- * The seed's leak-scan patterns, `grep -E '\b[0-9]{6}\b|\b[a-f0-9]{32,}\b'`, plus the format of
- * our magic-link tokens (43 base64url characters), which the seed's hex pattern cannot match.
+ * The leak-scan patterns, `grep -E '\b[0-9]{6}\b|\b[a-f0-9]{32,}\b'`, plus the format of
+ * our magic-link tokens (43 base64url characters), which the hex pattern cannot match.
  * The patterns also match harmless things (6-digit numbers, hashes, trace ids), so a match is
  * only a candidate: it is a confirmed leak only if it equals a secret issued in the window,
  * which the scan checks against the stored bcrypt hashes (leak scan activity), never by
@@ -20,7 +20,7 @@ export function classifyCandidate(value: string): CandidateKind {
   return 'other';
 }
 
-/** Every match of the seed's patterns and the token format in `text` (the same string may repeat). */
+/** Every match of the leak patterns and the token format in `text` (the same string may repeat). */
 export function findMatches(text: string): string[] {
   const out: string[] = [];
   for (const pattern of [...SEED_LEAK_PATTERNS, TOKEN_FORMAT_PATTERN]) {

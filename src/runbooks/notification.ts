@@ -1,5 +1,5 @@
 /**
- * The seed's incident-notification.txt, word for word: the email the compromised-token
+ * The security notification (docs/incident-response.md): the email the compromised-token
  * runbook sends each affected user. The first line is the subject.
  */
 export const INCIDENT_NOTIFICATION_SUBJECT = 'Security Incident Notification';

@@ -4,7 +4,7 @@ import { channelOfProvider, PROVIDERS } from '../shared/delivery';
 
 /**
  * The provider-outage runbook's parameters and decisions, kept pure so they are tested without
- * a workflow: the seed's numbers where it has them (poll every 30 s), which provider the run is
+ * a workflow: the defaults of docs/incident-response.md (poll every 30 s), which provider the run is
  * about, and when a provider counts as down or as healthy again.
  */
 export interface OutageParams {
@@ -12,13 +12,13 @@ export interface OutageParams {
   provider?: ProviderName;
   /** narrows the scope when no provider is named */
   channel?: Channel;
-  /** the seed's `sleep 30` between status checks */
+  /** seconds between status checks */
   pollSeconds: number;
   /** consecutive "none" answers of the status page before the primary is restored */
   healthyChecks: number;
   /**
    * give up watching (the backup stays in use, the timeline says so) after this long: twice the
-   * seed's 4-hour recovery target, which also keeps the history near 10k events at 30 s polls
+   * 4-hour recovery target, which also keeps the history near 10k events at 30 s polls
    */
   maxWatchHours: number;
   /** the outage window (ISO); default the hour before the run up to the resend */
@@ -28,10 +28,10 @@ export interface OutageParams {
   confirmFailures: number;
   /** how many failures of the window are resent at most */
   resendLimit: number;
-  /** the seed's synthetic user for "Validate Service Recovery" */
+  /** the synthetic user of the recovery validation */
   validationUser: string;
   /**
-   * the seed's "Temporarily increase rate limits if users retrying due to delivery failures":
+   * raise the per-user limit for users retrying after failed deliveries:
    * false leaves the limits alone whatever the scope finds
    */
   retryRelief: boolean;

@@ -15,7 +15,7 @@ export function databaseControlWorkflowId(taskQueue: string): string {
   return `database-control-${taskQueue}`;
 }
 
-/** The seed's pool settings: max_open_conns and max_idle_conns. */
+/** A pool size: open connections at most, idle connections kept. */
 export interface PoolSize {
   max: number;
   maxIdle: number;
@@ -97,7 +97,7 @@ export const DB_OPS_PERMANENT_ERRORS = ['PromotionRefusedError', 'InvalidControl
 export interface DbFailoverParams {
   /** host:port of the standby to promote; default: the most advanced reachable standby */
   replica?: string;
-  /** the temporary pool; default the seed's max_open_conns 50, max_idle_conns 10 */
+  /** the temporary pool; default 50 open, 10 idle (docs/incident-response.md) */
   pool?: PoolSize;
   /** read-only degradation: `auto` (default) only while no server takes writes, `always`, `never` */
   readOnly?: 'auto' | 'always' | 'never';

@@ -11,7 +11,7 @@ export type Severity = (typeof SEVERITIES)[number];
 export const INCIDENT_STATUSES = ['investigating', 'mitigating', 'resolved'] as const;
 export type IncidentStatus = (typeof INCIDENT_STATUSES)[number];
 
-/** Roles of the seed's internal escalation table, then the external contacts. */
+/** Roles of the internal escalation chain (docs/incident-response.md), then the external contacts. */
 export const INTERNAL_ROLES = ['oncall', 'security_lead', 'dba', 'engineering_manager', 'vp_engineering'] as const;
 export type InternalRole = (typeof INTERNAL_ROLES)[number];
 export const NOTIFIED_ROLES = [...INTERNAL_ROLES, 'legal', 'ciso'] as const;
@@ -107,7 +107,7 @@ export interface ChecklistItemState {
   by?: string;
 }
 
-/** An action with a deadline: the seed's external escalations and the GDPR notification. */
+/** An action with a deadline: the external escalations and the GDPR notification. */
 export interface IncidentTask {
   id: string;
   title: string;

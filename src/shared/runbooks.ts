@@ -7,7 +7,7 @@ import type { IncidentType, RunbookInput, Severity } from './incidents';
  * src/workflows/runbooks/framework.ts (read its header first).
  */
 
-/** URL names of the seed's procedures and the incident type each one answers. */
+/** URL names of the runbooks (docs/incident-response.md) and the incident type each one answers. */
 export const RUNBOOK_INCIDENT_TYPES = {
   'compromised-token': 'compromised_token',
   'provider-outage': 'provider_outage',
@@ -144,7 +144,7 @@ export const stepKey = (workflowId: string, step: string, run = 1) =>
 
 export interface MarkFalsePositivesInput {
   by: string;
-  /** users whose rate-limit state is cleared now (the seed's "unblock legitimate users") */
+  /** users whose rate-limit state is cleared now (legitimate users unblocked) */
   users: string[];
 }
 export const markFalsePositivesUpdate = defineUpdate<RunbookState, [MarkFalsePositivesInput]>('markFalsePositives');

@@ -17,7 +17,7 @@ const LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2
 
 /**
  * The metric catalog: every name the alert rules and dashboards refer to is defined here, once.
- * The seed's event names map to: identity.auth.token_generated -> tokens_generated,
+ * The audit event names map to: identity.auth.token_generated -> tokens_generated,
  * identity.auth.validation_attempt -> validation_attempts, identity.auth.token_invalidated ->
  * tokens_invalidated, identity.ratelimit.exceeded -> ratelimit_exceeded.
  */

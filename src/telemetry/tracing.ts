@@ -71,8 +71,8 @@ export function createTracing(
 }
 
 /**
- * Secrets and PII must never reach a trace backend (the seed's "Check OpenTelemetry spans for
- * token attributes: should find ZERO"). Spans are built from ids and route templates only;
+ * Secrets and PII must never reach a trace backend (the leak check expects zero
+ * token attributes in spans). Spans are built from ids and route templates only;
  * this scrubs, as configuration rather than convention, anything shaped like an email, a
  * phone number, a 6-digit code or a long hex token from attribute values, event attributes
  * (exception messages) and status messages before export, and drops object-valued attributes.
@@ -90,7 +90,7 @@ export function scrub(value: string): string {
 }
 
 // ids Temporal and the SDK generate (run ids, the worker build's hash): never user data, and
-// a build hash looks like the seed's hex-token pattern
+// a build hash looks like the leak scan's hex-token pattern
 const GENERATED_IDS = new Set([
   'currentBuildId',
   'runId',

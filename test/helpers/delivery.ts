@@ -65,7 +65,7 @@ export async function deliveryOutcome(
   );
 }
 
-/** Routes and circuits back to the seed's configuration (tests share one database per file). */
+/** Routes and circuits back to the default configuration (tests share one database per file). */
 export async function resetDelivery(h: Harness): Promise<void> {
   await clearFaults(h);
   await h.sql(

@@ -8,8 +8,8 @@ import { startHarness, type Harness } from '../helpers/harness';
 import { startPromStack, type PromStack } from '../helpers/promStack';
 
 /**
- * The seed's "Prometheus alerts firing correctly (test with synthetic incident)" and
- * "automated runbook execution", with two synthetic incidents against a live Warden: Twilio
+ * The recovery checklist's "Prometheus alerts firing correctly (test with synthetic incident)"
+ * and automated runbook execution, with two synthetic incidents against a live Warden: Twilio
  * failing every send (sandbox fault) and a burst of rate-limit violations. The shipped rules
  * fire in a real Prometheus, a real Alertmanager routes them with the bearer token from a file
  * to POST /alertmanager/webhook, and an incident workflow of the alert's type runs.

@@ -49,7 +49,7 @@ describe('rate limits and blocklist', () => {
     expect((await initiate(h, 'otp', 'test-user', { ip: '192.0.2.52' })).statusCode).toBe(202);
     expect((await initiate(h, 'otp', 'test-user', { ip: '192.0.2.53' })).statusCode).toBe(429);
 
-    // the seed's recovery step clears the user's state
+    // the false-positive recovery step clears the user's state
     const cleared = await h.admin.inject({
       method: 'POST',
       url: '/admin/api/v1/users/clear-rate-limits',
@@ -228,7 +228,7 @@ describe('rate limits and blocklist', () => {
   });
 
   it('blocks single IPs and CIDR blocks, IPv4 and IPv6, with 403 before anything else', async () => {
-    // the seed's own request body
+    // the request body of the incident procedure
     const seed = await block({ ip: '192.168.1.100', reason: 'Mass token validation attempts' });
     expect(seed.statusCode).toBe(201);
     expect(seed.json()).toMatchObject({

@@ -15,7 +15,7 @@ describe('recovery validation checklist', () => {
   const abusiveIp = '203.0.113.7';
 
   beforeAll(async () => {
-    // the seed's p95 targets are judged in the benchmark; here a loaded CI machine must not
+    // the p95 targets are judged in the benchmark; here a loaded CI machine must not
     // decide the outcome, so the targets are generous and the test checks what was measured
     h = await startHarness({
       listen: true,

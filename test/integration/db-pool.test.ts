@@ -5,7 +5,7 @@ import { Database } from '../../src/db/database';
 import { createTestDatabase } from '../helpers/harness';
 
 /**
- * The seed's max_idle_conns (5) against sustained concurrency above it. Closing every released
+ * The idle cap (5 connections) against sustained concurrency above it. Closing every released
  * connection beyond the cap made Postgres fork, authenticate and tear down a backend for most
  * queries under load (a quarter of a core in the benchmark); the cap now applies to
  * connections that stay idle, so a busy pool keeps its connections and a quiet one shrinks.

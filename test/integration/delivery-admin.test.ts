@@ -23,7 +23,7 @@ describe('delivery routes and channel switches', () => {
       payload: payload as Record<string, unknown>,
     });
 
-  it('shows the seed routes with their circuits, and needs the admin token', async () => {
+  it('shows the default routes with their circuits, and needs the admin token', async () => {
     const res = await h.admin.inject({ method: 'GET', url: '/admin/api/v1/delivery/routes', headers: h.adminHeaders });
     expect(res.statusCode).toBe(200);
     const { routes } = res.json<{ routes: Array<Record<string, unknown>> }>();
@@ -182,7 +182,7 @@ describe('delivery routes and channel switches', () => {
     expect((await initiate(h, 'otp', 'test-user')).statusCode).toBe(202);
   });
 
-  it('honours the seed switch written directly in runtime_settings (as the seed runbook does)', async () => {
+  it('honours the channel switch written directly in runtime_settings by SQL', async () => {
     await h.sql(`UPDATE runtime_settings SET value = 'false' WHERE key = 'auth.magic_link.enabled'`);
     // this process dropped nothing: the change arrives with the 5 s bound
     const refused = await (async () => {

@@ -21,7 +21,7 @@ import {
 import { startHarness, type Harness } from '../helpers/harness';
 
 /**
- * After an outage: the failed deliveries of a window are listed (the seed's query) and resent
+ * After an outage: the failed deliveries of a window are listed (the responders' query) and resent
  * through their challenge workflows, each exactly once and only while the challenge is open;
  * and the public challenge state, which never gives a decoy away.
  */

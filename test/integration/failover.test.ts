@@ -186,7 +186,7 @@ describe('delivery with failover', () => {
       status: 'failed',
     });
 
-    // the seed's own query finds it
+    // the responders' query finds it
     const seed = await h.sql(
       'SELECT user_id, phone_number, email, failed_attempts, last_attempt_at FROM delivery_failures WHERE last_attempt_at BETWEEN $1 AND $2',
       [before, new Date(Date.now() + 1000).toISOString()],

@@ -9,7 +9,7 @@ import { startHarness, type Harness } from '../helpers/harness';
 describe('incidents REST API', () => {
   let h: Harness;
   beforeAll(async () => {
-    // a rota of our own: pages must go to these people, not the seed's defaults
+    // a rota of our own: pages must go to these people, not the default contacts
     const contacts = path.join(mkdtempSync(path.join(os.tmpdir(), 'warden-contacts-')), 'contacts.json');
     writeFileSync(
       contacts,

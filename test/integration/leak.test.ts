@@ -46,7 +46,7 @@ async function pool<T>(items: T[], size: number, run: (item: T) => Promise<void>
 }
 
 /**
- * The issue's leak scan: after 200 real flows (OTP and magic link, wrong guesses, resends,
+ * The leak scan: after 200 real flows (OTP and magic link, wrong guesses, resends,
  * lockouts and expiries), no issued secret appears in any log line, any workflow history
  * (raw and decoded), /metrics, or any column of any table.
  */

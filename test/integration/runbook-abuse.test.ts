@@ -5,12 +5,12 @@ import { initiate, post, waitFor } from '../helpers/authClient';
 import { startHarness, type Harness } from '../helpers/harness';
 
 /**
- * Seed section 3 against the real API: abuse from many client addresses (X-Forwarded-For from
+ * The abuse runbook against the real API: abuse from many client addresses (X-Forwarded-For from
  * the trusted loopback proxy), then the runbook blocks, tightens, requires a CAPTCHA, watches
  * on durable timers (short windows through params) and restores what was there before.
  */
 const HCAPTCHA_TEST_TOKEN = '10000000-aaaa-bbbb-cccc-000000000001';
-// the "normal" limits of this deployment: deliberately not the seed's defaults, so a restore to
+// the "normal" limits of this deployment: deliberately not the defaults, so a restore to
 // hard-coded values would show
 const NORMAL = { per_user: { window_seconds: 300, max_attempts: 8 }, per_ip: { window_seconds: 300, max_attempts: 6 } };
 
@@ -24,7 +24,7 @@ describe('abuse-mitigation runbook', () => {
       ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }),
     });
   const from = (ip: string) => ({ headers: { 'x-forwarded-for': ip } });
-  /** A verify on a challenge that does not exist: the seed's enumeration attack, counted per IP. */
+  /** A verify on a challenge that does not exist: an enumeration attack, counted per IP. */
   const probe = (ip: string, extra: Record<string, unknown> = {}) =>
     post(h, '/otp/verify', { challenge_id: randomUUID(), otp: '123456', ...extra }, from(ip));
   const run = async (id: string) => (await admin('GET', `/runbooks/runs/${id}`)).json<RunbookState>();

@@ -7,12 +7,12 @@ import { initiate, messages, post, waitFor } from '../helpers/authClient';
 import { startHarness, type Harness } from '../helpers/harness';
 
 /**
- * Seed section 1 at scale: a compromised-token runbook for 1,000 users with live OTP
+ * The compromised-token procedure at scale: a compromised-token runbook for 1,000 users with live OTP
  * challenges, attached to an open incident, on the real stack (dev server, Postgres, sandbox).
  */
 const USERS = 1000;
 const ids = Array.from({ length: USERS }, (_, i) => `ct-u${String(i).padStart(4, '0')}`);
-// The seed's incident-notification.txt, copied here independently of the code that sends it.
+// The security notification, copied here independently of the code that sends it.
 const SEED_TEXT = `Dear User,
 
 We recently detected unauthorized access attempts on your account.
@@ -74,7 +74,7 @@ describe('compromised-token runbook', () => {
       [USERS],
     );
 
-    // a challenge probed after it expired: the seed's second anomaly query must find it
+    // a challenge probed after it expired: the second anomaly query must find it
     await admin('PUT', '/auth/settings', { otp_ttl_seconds: 1 });
     expiredProbe = (await initiate(h, 'otp', 'alice')).json<{ challenge_id: string }>().challenge_id;
     await waitFor('the probe to expire', async () =>
@@ -254,7 +254,7 @@ describe('compromised-token runbook', () => {
     expect([...codes.values()].filter((c) => new RegExp(`\\b${c}\\b`).test(res.body))).toEqual([]);
   });
 
-  it('runs the seed anomaly queries: mass generation by one user, validation attempts on expired challenges', async () => {
+  it('runs the anomaly queries: mass generation by one user, validation attempts on expired challenges', async () => {
     const res = await admin('GET', `/runbooks/runs/${runId}/artifacts/anomalies.json`);
     const report = res.json<{
       mass_token_generation: Array<{ user_id: string; challenge_count: number }>;
@@ -281,7 +281,7 @@ describe('compromised-token runbook', () => {
     expect(scan.scanned.metrics.pages).toBe(1);
   });
 
-  it('emails the seed notification to every affected user through the email route, once per user per incident', async () => {
+  it('emails the security notification to every affected user through the email route, once per user per incident', async () => {
     const mail = (await messages(h)).filter((m) => m.channel === 'email' && m.to.startsWith('ct-u'));
     expect(mail.length).toBe(USERS);
     expect(new Set(mail.map((m) => m.to)).size).toBe(USERS);

@@ -6,7 +6,7 @@ import { clearFaults, deliveryOutcome, raiseRateLimits, resetDelivery, setFault 
 import { startHarness, type Harness } from '../helpers/harness';
 
 /**
- * Seed section 2 against the real stack: the sandbox fails Twilio (and its status page says
+ * The provider-outage runbook against the real stack: the sandbox fails Twilio (and its status page says
  * so), the runbook scopes the failures, routes SMS to Plivo, polls the status page on durable
  * timers, restores Twilio once the page says "none" for N checks, resends the outage's
  * failures whose challenges are still open (once each) and validates with test-user's
@@ -315,7 +315,7 @@ describe('provider-outage runbook', () => {
     expect(timeline.some((m) => m.includes('twilio status page: major'))).toBe(true);
   }, 180_000);
 
-  // The seed's "Temporarily increase rate limits if users retrying due to delivery failures".
+  // Room to retry for users whose deliveries failed: the per-user limit raised for the run.
   // These run last: the refusals they cause stay in the window of any later run's scope.
   describe('retry relief', () => {
     // this deployment's normal limits (not the defaults, so a restore to hard-coded values would show)

@@ -93,7 +93,7 @@ describe('Slack integration', () => {
     return id!;
   }
 
-  it('accepts a signed slash command and opens the incident, posting the seed alert with its buttons', async () => {
+  it('accepts a signed slash command and opens the incident, posting the incident alert with its buttons', async () => {
     const id = await openViaSlack('p1 provider_outage Twilio   returns 503 & more');
     const s = await eventually(
       () => state(id),

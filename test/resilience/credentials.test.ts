@@ -9,7 +9,7 @@ import { nowSeconds, plivoHeaders, sendgridHeaders, slackHeaders, snsMessage, tw
 
 /**
  * Every endpoint that authenticates its caller refuses a missing or forged credential with a
- * 401/403 JSON error and changes nothing (issue 8): the admin API (every route, from the app's
+ * 401/403 JSON error and changes nothing: the admin API (every route, from the app's
  * router), Slack (unsigned, wrong secret, stale timestamp, tampered body, replay), Alertmanager
  * (missing or wrong bearer), the provider status callbacks (Twilio and Plivo signatures,
  * SendGrid's ECDSA, SES through SNS) and the codec server (bearer token, CORS origin). Each

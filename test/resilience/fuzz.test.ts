@@ -11,7 +11,7 @@ import { plivoHeaders, sendgridHeaders, slackHeaders, snsMessage, twilioHeaders 
 import { fuzzBody, fuzzParam, fuzzQuery, jsonValue, wellFormed, type FuzzBody } from './fuzz-arbitraries';
 
 /**
- * Property-based fuzzing of every route of the real public and admin apps (issue 8): the routes
+ * Property-based fuzzing of every route of the real public and admin apps: the routes
  * come from the apps' own routers, so a new route is fuzzed without editing this file. Each
  * request carries an arbitrary body (wrong types, huge strings, unicode, nulls, deep objects,
  * non-JSON under JSON and form content types), query string and path parameters, and no,

@@ -4,7 +4,7 @@ import { clearFaults, raiseRateLimits, resetDelivery, setFault, type SandboxRequ
 import { startHarness, type Harness } from '../helpers/harness';
 
 /**
- * Provider faults under load (issue 8): sandbox faults on the providers (503, timeouts, 429 with
+ * Provider faults under load: sandbox faults on the providers (503, timeouts, 429 with
  * Retry-After) while many OTP and magic-link initiates run at once. Once the faults clear, every
  * challenge has a delivery outcome, every send reached the user exactly once (one message in the
  * sandbox outbox and one accepted provider call per idempotency key) through the primary or the

@@ -18,7 +18,7 @@ const MANAGER_PAGE = `Escalated to ${ROLE_TITLES.engineering_manager}`;
 
 /**
  * Durable timers across a restart of the Temporal server itself. The file runs its own dev
- * server on a SQLite file (as `npm start` does). The seed's acknowledgement SLA (15 minutes
+ * server on a SQLite file (as `npm start` does). The acknowledgement SLA (15 minutes
  * at P0) is not configurable, so each incident is opened with a detection time far enough back
  * that its SLA runs out seconds after the open: the escalation to the engineering manager is
  * a real durable timer of the incident workflow, due soon.

@@ -36,7 +36,7 @@ describe('Prometheus alert rules', () => {
     catalog = await catalogSeriesNames();
   });
 
-  it('has the seed-derived alerts and one for every failure mode the issue names', () => {
+  it('has an alert for every incident indicator and failure mode Warden watches', () => {
     const names = alerts.map((a) => a.alert);
     for (const name of [
       'HighRateLimitExceededRate',

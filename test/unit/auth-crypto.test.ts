@@ -51,7 +51,7 @@ describe('auth secrets', () => {
     const kek = parseKeyring(generateKeyring());
     const key = createDataKey(kek);
     expect(key.id).toMatch(/^dk-\d{8}T\d{6}-k[0-9a-f]{6}$/);
-    // never shaped like a code or token for the seed's leak-scan patterns, whatever the random part
+    // never shaped like a code or token for the leak-scan patterns, whatever the random part
     // (about 6% of random 6-hex suffixes are all decimal: 300 ids would find one)
     const ids = Array.from({ length: 300 }, () => createDataKey(kek).id);
     expect(ids.filter((id) => /\b[0-9]{6}\b/.test(id) || /\b[a-f0-9]{32,}\b/.test(id))).toEqual([]);

@@ -5,7 +5,7 @@ import { CHECKLIST, checksToRerun, initialChecklist } from '../../src/incidents/
 import { delta, histogramQuantile, parseSamples, totals } from '../../src/incidents/promText';
 
 describe('recovery checklist logic', () => {
-  it("holds the seed's four groups, every item once", () => {
+  it('holds the four groups, every item once', () => {
     const count = (group: string) => CHECKLIST.filter((i) => i.group === group).length;
     expect(['functional', 'security', 'performance', 'monitoring'].map(count)).toEqual([6, 5, 5, 4]);
     expect(new Set(CHECKLIST.map((i) => i.id)).size).toBe(CHECKLIST.length);

@@ -169,7 +169,7 @@ describe('route validation', () => {
     expect(() => validateRoute({ ...DEFAULT_ROUTES.sms, ...patch } as never)).toThrow(message);
   });
 
-  it('accepts the seed routes and a route without a backup', () => {
+  it('accepts the default routes and a route without a backup', () => {
     expect(() => validateRoute(DEFAULT_ROUTES.sms)).not.toThrow();
     expect(() => validateRoute({ ...DEFAULT_ROUTES.email, backup: null })).not.toThrow();
   });

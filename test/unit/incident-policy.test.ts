@@ -26,7 +26,7 @@ const policy = (over: Partial<PolicyState>): PolicyState => ({
 });
 const plan = (over: Partial<PolicyState>) => plannedEscalations(policy(over)).map((p) => `${p.role}@${p.at / MIN}`);
 
-describe('severity table and escalation policy (seed)', () => {
+describe('severity table and escalation policy', () => {
   it('acknowledgement SLAs are 15 min, 1 h, 4 h, 24 h', () => {
     expect(['P0', 'P1', 'P2', 'P3'].map((s) => ackSlaMs(s as 'P0') / MIN)).toEqual([15, 60, 240, 1440]);
   });
@@ -130,7 +130,7 @@ const base: IncidentState = {
 };
 
 describe('templates and report', () => {
-  it('renders the seed internal alert field for field, escaping Slack control characters', () => {
+  it('renders the internal incident alert field for field, escaping Slack control characters', () => {
     const text = incidentAlertText({ state: base, owner: '<@U0ONCALL>', warRoom: 'https://zoom.example/j/1' });
     expect(text.split('\n')).toEqual([
       '🚨 INCIDENT ALERT - P1',
@@ -177,7 +177,7 @@ describe('templates and report', () => {
 });
 
 describe('contacts file', () => {
-  it('the example file parses and overrides the seed defaults', () => {
+  it('the example file parses and overrides the default contacts', () => {
     const contacts = parseContacts(JSON.parse(readFileSync('deploy/contacts.example.json', 'utf8')));
     expect(contacts.roles.oncall).toMatchObject({ email: 'oncall@example.com', slack_user_id: 'U0ONCALL01' });
     expect(contacts.war_room).toBe('https://zoom.example.com/j/incident-war-room');

@@ -10,7 +10,7 @@ import { checkRunbookParams } from '../../src/runbooks/params';
 import { chunks, windowOf } from '../../src/workflows/runbooks/util';
 
 describe('runbook helpers', () => {
-  it('tightens to the seed limits (3 per user, 10 per IP, 5 min) and never loosens a stricter limit', () => {
+  it('tightens to 3 per user, 10 per IP, 5 min) and never loosens a stricter limit', () => {
     const normal = {
       per_user: { window_seconds: 300, max_attempts: 10 },
       per_ip: { window_seconds: 300, max_attempts: 50 },
@@ -43,7 +43,7 @@ describe('runbook helpers', () => {
     expect(quietClock(0, 120_000, 180_000, 9, p)).toEqual({ quietSince: undefined, subsided: false });
   });
 
-  it('matches the seed regexes and the magic-link format, and tells token-shaped candidates from others', () => {
+  it('matches the leak regexes and the magic-link format, and tells token-shaped candidates from others', () => {
     const token = 'Ab3_-'.repeat(8) + 'xyz';
     expect(findMatches(`code 123456 hash ${'a'.repeat(40)} link ${token} id 1234567`)).toEqual([
       '123456',
@@ -62,7 +62,7 @@ describe('runbook helpers', () => {
     expect(set.matches).toBe(5);
   });
 
-  it('carries the seed notification text word for word', () => {
+  it('carries the security notification text word for word', () => {
     expect(INCIDENT_NOTIFICATION_SUBJECT).toBe('Security Incident Notification');
     expect(INCIDENT_NOTIFICATION_TEXT.split('\n')[0]).toBe('Dear User,');
     expect(INCIDENT_NOTIFICATION_TEXT).toContain('- Reset your password (temporary password sent separately)\n');

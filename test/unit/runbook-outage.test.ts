@@ -21,7 +21,7 @@ const health = (over: Partial<ProviderHealth>): ProviderHealth => ({
 });
 
 describe('provider-outage runbook arithmetic', () => {
-  it("polls every 30 s (the seed's sleep 30) and restores after 3 healthy checks by default", () => {
+  it('polls every 30 s and restores after 3 healthy checks by default', () => {
     expect(DEFAULT_OUTAGE_PARAMS).toMatchObject({ pollSeconds: 30, healthyChecks: 3, validationUser: 'test-user' });
     expect(outageParams({ pollSeconds: 2, healthyChecks: undefined })).toMatchObject({
       pollSeconds: 2,

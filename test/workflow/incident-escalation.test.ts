@@ -17,7 +17,7 @@ import {
 import { startHarness, type Harness } from '../helpers/harness';
 
 /**
- * Every escalation step of the seed's paths and the GDPR 72-hour deadline, on the time-skipping
+ * Every escalation step of the escalation paths and the GDPR 72-hour deadline, on the time-skipping
  * test server with the real activities: Slack posts and emails land in the sandbox, the
  * projection in Postgres. Time only moves when a test sleeps; each step is awaited until its
  * effects are visible before time moves again.
@@ -82,7 +82,7 @@ describe('incident escalation timers (time-skipping server)', () => {
   it('P0 security incident, never acknowledged: on-call, security lead at 15 min, manager, VP at 4 h; Slack and email each time', async () => {
     const { id, handle } = await open({ type: 'compromised_token', severity: 'P0' });
     let s = await engaged(id, ['oncall']);
-    // the seed's alert, with its buttons, in the channel; on-call paged in its thread and by email
+    // the incident alert, with its buttons, in the channel; on-call paged in its thread and by email
     const alert = h.sandbox.state.slackCalls().find((c) => c.ts === s.slack?.ts && c.method === 'chat.postMessage');
     expect(alert?.text).toContain('🚨 INCIDENT ALERT - P0');
     expect(JSON.stringify(alert?.blocks)).toContain('incident_acknowledge');

@@ -6,7 +6,7 @@ import { ApiError } from '../errors';
 
 /**
  * `GET /admin/api/v1/audit/export?since=24h` streams audit events as NDJSON, oldest first,
- * one line per event in the same shape as the audit log lines (the seed's forensic export,
+ * one line per event in the same shape as the audit log lines (the forensic export,
  * without grepping container logs). `since`/`until` take a duration back from now (`90m`,
  * `24h`, `7d`) or an ISO timestamp; the window is capped at 31 days.
  */

@@ -5,7 +5,7 @@ import { parseCidr, type ParsedCidr } from '../../auth/clientIp';
 import { ApiError, ErrorBody } from '../errors';
 
 /**
- * The IP blocklist (the seed's `POST /admin/api/v1/blocklist/ip {"ip","reason"}`), plus
+ * The IP blocklist (`POST /admin/api/v1/blocklist/ip {"ip","reason"}`), plus
  * an optional `expires_at` and `incident_id`. A blocked client gets 403 on every public auth
  * route within one request: the check reads Postgres, no cache.
  */

@@ -11,7 +11,7 @@ import {
 import { ApiError, ErrorBody } from '../errors';
 
 /**
- * The database's state and the responder's levers (issue 6, runbook 4): read-only degradation,
+ * The database's state and the responder's levers (the database-failover runbook's): read-only degradation,
  * the temporary pool size, and which server is primary. Each lever changes the control plane
  * (a Temporal workflow, reachable while Postgres is not), which every API and worker process
  * applies within WARDEN_DB_WATCH_INTERVAL_MS; the process that took the request applies it at

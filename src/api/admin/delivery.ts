@@ -13,10 +13,10 @@ import { CHANNELS, PROVIDERS } from '../../shared/delivery';
 import { ApiError, ErrorBody } from '../errors';
 
 /**
- * Delivery for responders (the seed's "Switch to Backup Provider", "Enable Graceful
- * Degradation", "Re-enable Primary Provider", "Resend Failed Notifications"): routes per
+ * Delivery for responders (the provider-outage procedure's switch to
+ * the backup, graceful degradation, primary re-enabled, failed notifications resent): routes per
  * channel with their circuits, the switch to the backup and back, the channel on/off switch
- * (`enabled` is the seed's auth.sms_otp.enabled / auth.magic_link.enabled), and the failures
+ * (`enabled` is auth.sms_otp.enabled / auth.magic_link.enabled), and the failures
  * of a window with their resend (each at most once). The runbooks call the same functions.
  */
 const ChannelParam = Type.Object({ channel: Type.Union(CHANNELS.map((c) => Type.Literal(c))) });

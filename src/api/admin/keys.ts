@@ -4,7 +4,7 @@ import { authServices } from '../../auth/services';
 import { ErrorBody } from '../errors';
 
 /**
- * Data-key rotation (the seed's emergency key rotation). The same `rotateKeys` function backs
+ * Data-key rotation (the emergency key rotation). The same `rotateKeys` function backs
  * the compromised-token runbook's activity. Key material never leaves the process: these
  * routes show ids, statuses and dates only.
  */

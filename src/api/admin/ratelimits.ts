@@ -13,14 +13,14 @@ import {
 import { ApiError, ErrorBody } from '../errors';
 
 /**
- * Runtime settings of the auth flows, changed without a restart: rate limits (the seed's
- * `rate_limiting` block) and challenge lifetimes/budgets. Every process sees a change within
+ * Runtime settings of the auth flows, changed without a restart: rate limits (the
+ * `rate_limiting` setting) and challenge lifetimes/budgets. Every process sees a change within
  * 5 s; this one at once. Partial bodies change only what they name.
  */
 const RuleUpdate = Type.Object(
   {
     window_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400 })),
-    // the seed's YAML spelling: `window: 5m`
+    // the configuration's spelling: `window: 5m`
     window: Type.Optional(Type.String({ pattern: '^[0-9]{1,5}[smh]$' })),
     max_attempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
   },

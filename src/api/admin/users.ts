@@ -4,7 +4,7 @@ import { authServices } from '../../auth/services';
 import { ErrorBody } from '../errors';
 
 /**
- * The seed's per-user containment and recovery steps: revoke active challenges (through their
+ * Per-user containment and recovery steps: revoke active challenges (through their
  * workflows), force a password reset, clear rate-limit state. The runbooks call the same
  * functions through activities.
  */

@@ -214,7 +214,7 @@ async function recordValidation(
   },
 ): Promise<void> {
   const { row } = input;
-  // the seed's forensic table: every attempt per challenge, flagged once it hits an expired one;
+  // the forensic table: every attempt per challenge, flagged once it hits an expired one;
   // counted in the same statement as the audit row (one round trip, both or neither)
   const attempt = row
     ? {
@@ -278,7 +278,7 @@ export async function verifyChallenge(
     throw new ApiError(e.status, e.code, e.message);
   };
 
-  // attempts on unknown challenges count against the IP: the seed's enumeration attack
+  // attempts on unknown challenges count against the IP: an enumeration attack
   const limited = await checkChallengeRateLimit(app, client, { action: 'verify', method, challengeId });
   row = limited.row;
   try {

@@ -9,7 +9,7 @@ const OTHER: Record<AuthMethod, string> = {
 };
 
 /**
- * The seed's graceful degradation: a switched-off channel (`auth.sms_otp.enabled` /
+ * Graceful degradation: a switched-off channel (`auth.sms_otp.enabled` /
  * `auth.magic_link.enabled`, or its delivery route disabled) refuses initiate and resend with
  * 503 channel_disabled, the same for every user, before any rate-limit row or workflow.
  */

@@ -5,7 +5,7 @@ import { markFalsePositivesUpdate, type RunbookResult, type RunbookStartInput } 
 import { fail, runRunbook, type Runbook, type StepDef } from './framework';
 
 /**
- * Seed section 3, abuse detection: find the top IPs and users by rate-limit violations, block
+ * Abuse (docs/incident-response.md): find the top IPs and users by rate-limit violations, block
  * the worst IPs for a while, tighten the limits (per user 3, per IP 10 per 5 min) and require
  * a CAPTCHA after 3 failed attempts while the attack lasts, watch the violation rate on a
  * durable timer until it stays low for `quietMinutes`, then put the limits and the CAPTCHA

@@ -4,7 +4,7 @@ import { runRunbook, type StepDef } from './framework';
 import { chunks, windowOf } from './util';
 
 /**
- * Seed section 1, compromised token discovery: isolate the users (revoke their live
+ * Compromised token (docs/incident-response.md): isolate the users (revoke their live
  * challenges through the challenge workflows, force a password reset), block the IPs, rotate
  * the data keys, then investigate (forensic export, anomaly queries, leak scan) and notify
  * the users. The incident renders the post-incident report from the timeline this writes.

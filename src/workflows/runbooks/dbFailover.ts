@@ -18,7 +18,7 @@ import {
 } from './dbFailoverText';
 
 /**
- * Seed section 4, database connectivity: check health (every candidate server: connect and
+ * Database connectivity (docs/incident-response.md): check health (every candidate server: connect and
  * SELECT 1, connections; this worker's readyz), raise the pool 25 -> 50 (idle 5 -> 10) in every
  * process, degrade to read-only while no server takes writes, look for slow queries and lock
  * contention, promote the replica (`pg_promote()`), move every API and worker process to it

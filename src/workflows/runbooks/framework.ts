@@ -1,5 +1,5 @@
 /**
- * THE RUNBOOK FRAMEWORK: how every procedure of the seed runbook runs as a workflow.
+ * THE RUNBOOK FRAMEWORK: how every incident-response procedure (docs/incident-response.md) runs as a workflow.
  *
  * Write a runbook as a short script over declared steps:
  *

@@ -15,7 +15,7 @@ import { runRunbook, type StepDef } from './framework';
 import { OutageRun, quick, type Scope } from './providerOutageSteps';
 
 /**
- * Seed section 2, SMS/email provider outage: scope the failures per provider, read the
+ * SMS or email provider outage (docs/incident-response.md): scope the failures per provider, read the
  * provider's status page, route the channel to its backup (or, with both providers down,
  * turn the channel off: SMS OTP answers 503 channel_disabled while magic links keep working,
  * and the other way round), poll the status page on a durable timer (every 30 s) until it says
@@ -154,7 +154,7 @@ export async function providerOutageRunbook(input: RunbookStartInput<ProviderOut
       );
     }
 
-    // the seed's rate-limit impact analysis: users refused while retrying get room to retry
+    // the rate-limit impact analysis: users refused while retrying get room to retry
     await run.relieve(scope.rateLimited.perUser, { since, until: p.until, channel });
 
     const healthy = await run.watch(confirmed && !otherDown);

@@ -128,7 +128,7 @@ export class OutageRun {
   }
 
   /**
-   * The seed's "Temporarily increase rate limits if users retrying due to delivery failures":
+   * Room to retry for users whose deliveries failed (docs/incident-response.md):
    * when the scope found at least retryReliefUsers users with failed deliveries refused by the
    * per-user limit, the per-user maximum is raised for the run (saved first in
    * runbook_saved_settings by the abuse runbook's machinery) and exactly those users' rate-limit
@@ -201,7 +201,7 @@ export class OutageRun {
   }
 
   /**
-   * The seed's `while true; curl .../status.json; sleep 30`: one check per pollSeconds on a
+   * The status-page watch: one check per pollSeconds on a
    * durable timer until the page says "none" healthyChecks times in a row. While the channel
    * still runs, a backup that goes down meanwhile turns the channel off. False: gave up.
    */
@@ -293,7 +293,7 @@ export class OutageRun {
     });
   }
 
-  /** The seed's "Validate Service Recovery": an OTP and a magic-link flow for test-user through the public API. */
+  /** Recovery validation: an OTP and a magic-link flow for test-user through the public API. */
   async validate(): Promise<void> {
     await this.rb.step('validate', async (ctx) => {
       const r = await ctx.activities(synthetic).syntheticAuthFlows({ seed: ctx.key, user: this.p.validationUser });
