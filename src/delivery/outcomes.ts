@@ -97,10 +97,10 @@ async function reportedFailed(
  */
 export async function recordSentOutcome(
   tx: Queryable,
-  input: { challengeId: string; sendNumber: number; provider?: ProviderName; outcome: 'sent' | 'failed_over' },
+  input: { challengeId: string; sendNumber: number; provider: ProviderName; outcome: 'sent' | 'failed_over' },
 ): Promise<void> {
   const { challengeId, sendNumber, provider, outcome } = input;
-  if (provider && (await reportedFailed(tx, challengeId, sendNumber, provider))) {
+  if (await reportedFailed(tx, challengeId, sendNumber, provider)) {
     // the provider's failure report arrived first and recorded the failure: keep it
     await tx.query('UPDATE auth_challenges SET sends = GREATEST(sends, $2), delivery_provider = $3 WHERE id = $1', [
       challengeId,
@@ -111,15 +111,16 @@ export async function recordSentOutcome(
   }
   const { rows } = await tx.query<{ id: string }>(
     `UPDATE auth_challenges
-        SET sends = GREATEST(sends, $2), delivery_provider = COALESCE($3, delivery_provider), delivery_outcome = $4, delivery_error_class = NULL,
-            status = CASE WHEN ${ACTIVE} THEN 'delivered' ELSE status END
+        SET sends = GREATEST(sends, $2), delivery_provider = $3, delivery_outcome = $4,
+            delivery_error_class = NULL, status = CASE WHEN ${ACTIVE} THEN 'delivered' ELSE status END
       WHERE id = $1 AND sends <= $2
       RETURNING id`,
-    [challengeId, sendNumber, provider ?? null, outcome],
+    [challengeId, sendNumber, provider, outcome],
   );
   if (rows[0]) await resolveFailure(tx, challengeId);
 }
 
+/** A send no provider took: failed, no recipient (the decoy), or skipped (the challenge ended first). */
 export async function recordDeliveryOutcome(
   runtime: Pick<Runtime, 'db' | 'logger'>,
   input: RecordDeliveryInput,
@@ -136,10 +137,6 @@ export async function recordDeliveryOutcome(
     return;
   }
   const audit = await runtime.db.transaction(async (tx) => {
-    if (outcome === 'sent' || outcome === 'failed_over') {
-      await recordSentOutcome(tx, { challengeId, sendNumber, provider: input.provider, outcome });
-      return undefined;
-    }
     const { rows } = await tx.query<{ id: string }>(
       `UPDATE auth_challenges
           SET sends = GREATEST(sends, $2), delivery_provider = COALESCE($3, delivery_provider), delivery_outcome = $4,

@@ -16,6 +16,16 @@ export const challengeWorkflowId = (challengeId: string) => `${CHALLENGE_WORKFLO
 export type ChallengeEnd = 'verified' | 'expired' | 'revoked' | 'locked';
 export const TERMINAL_STATUSES: readonly ChallengeEnd[] = ['verified', 'expired', 'revoked', 'locked'];
 
+/** Stable failure types (ApplicationFailure.type) of the challenge workflow and its activities. */
+export const ChallengeErrorType = {
+  /** the challenge has no row: no retry can make one appear */
+  notFound: 'ChallengeNotFoundError',
+  /** the issue failed: the waiting initiate answers 503 */
+  notIssued: 'ChallengeNotIssued',
+  /** no active data key can be unwrapped (the keyring lacks its key-encryption key) */
+  dataKeyUnavailable: 'DataKeyUnavailableError',
+} as const;
+
 /** identity.auth.token_invalidated reasons (`locked`: the attempt budget ran out). */
 export type RevokeReason = 'manual_revoke' | 'security_incident' | 'key_rotation';
 export const REVOKE_REASONS: readonly RevokeReason[] = ['manual_revoke', 'security_incident', 'key_rotation'];
@@ -54,6 +64,23 @@ export interface SealedCandidate {
 
 export interface VerifyInput {
   candidate: SealedCandidate;
+}
+
+/**
+ * What one verify attempt does to a challenge: the decision, made only here. The attempt
+ * activity calls it and carries out the end or the count; the workflow settles on its answer.
+ * `attempts` counts this attempt.
+ */
+export type AttemptDecision =
+  | { outcome: 'verified'; end: { status: 'verified'; reason: 'used' } }
+  | { outcome: 'invalid'; remainingAttempts: number }
+  | { outcome: 'locked'; end: { status: 'locked'; reason: 'locked' } };
+
+export function decideAttempt(match: boolean, attempts: number, maxAttempts: number): AttemptDecision {
+  if (match) return { outcome: 'verified', end: { status: 'verified', reason: 'used' } };
+  const remainingAttempts = Math.max(0, maxAttempts - attempts);
+  if (remainingAttempts > 0) return { outcome: 'invalid', remainingAttempts };
+  return { outcome: 'locked', end: { status: 'locked', reason: 'locked' } };
 }
 
 export type VerifyResult =

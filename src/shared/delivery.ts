@@ -66,11 +66,10 @@ export interface SendDeliveryInput {
   /** set when an earlier provider of this send failed: counted as a failover */
   failoverFrom?: ProviderName;
   /**
-   * set by challenges since `challenge-folded-steps`: a provider that takes the message records
-   * the send's outcome (`sent` if it is this primary, else `failed_over`) in the same transaction
-   * as the call's own bookkeeping, instead of a separate recordDeliveryOutcome
+   * the route's primary: the provider that takes the message records the send's outcome (`sent`
+   * if it is this one, else `failed_over`) in the same transaction as the call's own bookkeeping
    */
-  record?: { primary: ProviderName };
+  primary: ProviderName;
 }
 
 export type SendDeliveryResult = { outcome: 'sent'; provider: ProviderName } | { outcome: 'skipped' };
@@ -78,10 +77,11 @@ export type SendDeliveryResult = { outcome: 'sent'; provider: ProviderName } | {
 /** delivery_outcome on auth_challenges; `skipped`: the challenge ended before any provider was called */
 export type DeliveryOutcome = 'sent' | 'failed_over' | 'failed' | 'no_recipient' | 'skipped';
 
+/** An outcome no provider took (a provider that takes a send records it itself, see SendDeliveryInput). */
 export interface RecordDeliveryInput {
   challengeId: string;
   sendNumber: number;
-  outcome: DeliveryOutcome;
+  outcome: Exclude<DeliveryOutcome, 'sent' | 'failed_over'>;
   provider?: ProviderName;
   errorClass?: ErrorClass;
   errorCode?: string;
