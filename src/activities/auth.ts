@@ -145,9 +145,9 @@ export function createAuthActivities(runtime: Runtime) {
         const audit = await timeStage(metrics, 'initiate', 'db', () =>
           db.transaction(async (tx): Promise<AuditRow | undefined | false> => {
             const inserted = await tx.query(
-              `INSERT INTO auth_challenges (id, user_id, method, status, secret_hash, key_id, sealed_secret,
+              `INSERT INTO auth_challenges (id, user_id, method, secret_hash, key_id, sealed_secret,
                                           max_attempts, client_ip_masked, expires_at)
-             SELECT $1, $2, $3, 'pending', $4, k.id, $6, $7, $8, $9
+             SELECT $1, $2, $3, $4, k.id, $6, $7, $8, $9
                FROM signing_keys k WHERE k.id = $5 AND k.status = 'active' FOR SHARE OF k
              ON CONFLICT (id) DO NOTHING`,
               [challengeId, userId, method, secretHash, key.id, sealed, input.maxAttempts, ipMasked, input.expiresAt],

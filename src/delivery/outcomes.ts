@@ -7,13 +7,13 @@ import type { ErrorClass, RecordDeliveryInput } from '../shared/delivery';
 import { DeliveryAuditEvent } from './events';
 import { challengeFailures } from './ledger';
 import { METHOD_CHANNEL } from './routes';
-import { ACTIVE_CHALLENGE_SQL as ACTIVE } from '../auth/end';
 
 /**
- * A send's outcome on the challenge row (delivery_provider, delivery_outcome, status
- * delivered/failed) and, when it failed, in `delivery_failures` (one row per challenge: the
- * seed's resend query reads it). Idempotent: the failure counts are recomputed from the ledger,
- * and an older send's outcome never overwrites a newer one's.
+ * A send's outcome on the challenge row (delivery_provider, delivery_outcome, delivery_status
+ * delivered/failed; never the lifecycle `status`, which is the workflow's) and, when it failed,
+ * in `delivery_failures` (one row per challenge: the seed's resend query reads it). Idempotent:
+ * the failure counts are recomputed from the ledger, and an older send's outcome never
+ * overwrites a newer one's.
  */
 
 interface ChallengeFacts {
@@ -92,7 +92,7 @@ async function reportedFailed(
 
 /**
  * A send that a provider took, on the row: sends, provider, outcome `sent` / `failed_over`,
- * status delivered, the challenge's failure row resolved. Inside the caller's transaction (the
+ * delivered, the challenge's failure row resolved. Inside the caller's transaction (the
  * send activity records it with the provider call's own bookkeeping).
  */
 export async function recordSentOutcome(
@@ -112,7 +112,7 @@ export async function recordSentOutcome(
   const { rows } = await tx.query<{ id: string }>(
     `UPDATE auth_challenges
         SET sends = GREATEST(sends, $2), delivery_provider = $3, delivery_outcome = $4,
-            delivery_error_class = NULL, status = CASE WHEN ${ACTIVE} THEN 'delivered' ELSE status END
+            delivery_error_class = NULL, delivery_status = 'delivered'
       WHERE id = $1 AND sends <= $2
       RETURNING id`,
     [challengeId, sendNumber, provider, outcome],
@@ -140,7 +140,7 @@ export async function recordDeliveryOutcome(
     const { rows } = await tx.query<{ id: string }>(
       `UPDATE auth_challenges
           SET sends = GREATEST(sends, $2), delivery_provider = COALESCE($3, delivery_provider), delivery_outcome = $4,
-              delivery_error_class = $5, status = CASE WHEN ${ACTIVE} THEN $6 ELSE status END
+              delivery_error_class = $5, delivery_status = $6
         WHERE id = $1 AND sends <= $2
         RETURNING id`,
       [challengeId, sendNumber, input.provider ?? null, outcome, input.errorClass ?? null, status],

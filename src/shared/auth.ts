@@ -12,9 +12,21 @@ export const CHALLENGE_WORKFLOW_PREFIX = 'challenge-';
 export const CHALLENGE_WORKFLOW_TYPE = 'challengeWorkflow';
 export const challengeWorkflowId = (challengeId: string) => `${CHALLENGE_WORKFLOW_PREFIX}${challengeId}`;
 
-/** How a challenge ended, as written to auth_challenges.status. */
-export type ChallengeEnd = 'verified' | 'expired' | 'revoked' | 'locked';
-export const TERMINAL_STATUSES: readonly ChallengeEnd[] = ['verified', 'expired', 'revoked', 'locked'];
+/**
+ * auth_challenges.status: a challenge's lifecycle, and nothing else (delivery has columns of its
+ * own). Only the challenge workflow's path writes it: the issue inserts it open, and
+ * src/auth/end.ts ends it. migrations/0001_base_schema.sql repeats the list in a CHECK.
+ */
+export const CHALLENGE_OPEN = 'open';
+export const CHALLENGE_ENDS = ['verified', 'expired', 'revoked', 'locked'] as const;
+/** How a challenge ended. */
+export type ChallengeEnd = (typeof CHALLENGE_ENDS)[number];
+export type ChallengeStatus = typeof CHALLENGE_OPEN | ChallengeEnd;
+export const CHALLENGE_STATUSES: readonly ChallengeStatus[] = [CHALLENGE_OPEN, ...CHALLENGE_ENDS];
+
+export function isChallengeEnd(status: string | null | undefined): status is ChallengeEnd {
+  return (CHALLENGE_ENDS as readonly (string | null | undefined)[]).includes(status);
+}
 
 /** Stable failure types (ApplicationFailure.type) of the challenge workflow and its activities. */
 export const ChallengeErrorType = {
@@ -114,7 +126,7 @@ export interface RevokeInput {
 
 export interface ChallengeState {
   issued: boolean;
-  status: 'pending' | ChallengeEnd;
+  status: ChallengeStatus;
   attempts: number;
   maxAttempts: number;
   sends: number;

@@ -1,5 +1,6 @@
 import { defineUpdate } from '@temporalio/workflow';
 import type { Channel, ProviderName } from '../providers/types';
+import { CHALLENGE_ENDS } from './auth';
 
 /**
  * The delivery contract shared by the challenge workflow, the delivery activities, the API
@@ -77,6 +78,10 @@ export type SendDeliveryResult = { outcome: 'sent'; provider: ProviderName } | {
 /** delivery_outcome on auth_challenges; `skipped`: the challenge ended before any provider was called */
 export type DeliveryOutcome = 'sent' | 'failed_over' | 'failed' | 'no_recipient' | 'skipped';
 
+/** auth_challenges.delivery_status: NULL until a send has an outcome, then whether the message reached the user. */
+export const DELIVERY_STATUSES = ['delivered', 'failed'] as const;
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
+
 /** An outcome no provider took (a provider that takes a send records it itself, see SendDeliveryInput). */
 export interface RecordDeliveryInput {
   challengeId: string;
@@ -111,4 +116,5 @@ export type RedeliverResult =
 export const redeliverUpdate = defineUpdate<RedeliverResult, [RedeliverInput]>('redeliver');
 
 /** What GET .../auth/challenges/:id answers (see src/delivery/publicState.ts for the rule). */
-export type PublicChallengeStatus = 'pending' | 'delivered' | 'failed' | 'verified' | 'expired' | 'revoked' | 'locked';
+export const PUBLIC_CHALLENGE_STATUSES = ['pending', ...DELIVERY_STATUSES, ...CHALLENGE_ENDS] as const;
+export type PublicChallengeStatus = (typeof PUBLIC_CHALLENGE_STATUSES)[number];

@@ -65,7 +65,7 @@ describe('db-failover runbook: approvals, cancellation, incident timeline', () =
     const id = randomUUID();
     await h.sql(
       `INSERT INTO auth_challenges (id, user_id, method, status, max_attempts, expires_at, sealed_secret, delivery_provider)
-       VALUES ($1, 'bob', 'sms_otp', 'delivered', 5, now() - interval '5 minutes', '\\x01', 'twilio')`,
+       VALUES ($1, 'bob', 'sms_otp', 'open', 5, now() - interval '5 minutes', '\\x01', 'twilio')`,
       [id],
     );
     return id;

@@ -14,12 +14,14 @@ import {
   resendUpdate,
   revokeSignal,
   verifyUpdate,
+  CHALLENGE_OPEN,
   ChallengeErrorType,
   REVOKE_REASONS,
   type ChallengeEnd,
   type ChallengeInput,
   type ChallengeResult,
   type ChallengeState,
+  type ChallengeStatus,
   type InvalidationReason,
   type ResendResult,
   type RevokeInput,
@@ -100,7 +102,7 @@ function validateRedeliver(input: RedeliverInput): void {
 export class ChallengeMachine {
   private issued = false;
   private issueFailed = false;
-  private status: 'pending' | ChallengeEnd = 'pending';
+  private status: ChallengeStatus = CHALLENGE_OPEN;
   private reason: InvalidationReason = 'expired';
   private attempts = 0;
   private sends = 0;
@@ -151,7 +153,7 @@ export class ChallengeMachine {
   }
 
   private get ended(): boolean {
-    return this.status !== 'pending';
+    return this.status !== CHALLENGE_OPEN;
   }
 
   private async untilIssued(): Promise<void> {
