@@ -1,6 +1,6 @@
 -- Up Migration
--- Auth challenges (issue 3): idempotent audit inserts from activity retries, and the
--- runtime-configurable challenge settings beside the seed's rate limits.
+-- Auth challenges: idempotent audit inserts from activity retries, and the
+-- runtime-configurable challenge settings beside the rate limits.
 
 -- An activity that inserts an audit event may run twice (a retry after a lost reply); the
 -- second insert with the same key is dropped. NULL keys never conflict.
@@ -8,7 +8,7 @@ ALTER TABLE audit_events ADD COLUMN dedupe_key text;
 CREATE UNIQUE INDEX audit_events_dedupe_idx ON audit_events (dedupe_key);
 CREATE INDEX audit_events_challenge_idx ON audit_events (challenge_id) WHERE challenge_id IS NOT NULL;
 
--- Challenge lifetimes and budgets (DESIGN.md section 3 defaults), changed at runtime through
+-- Challenge lifetimes and budgets (the defaults README.md lists), changed at runtime through
 -- PUT /admin/api/v1/auth/settings; a live challenge keeps the values it started with.
 INSERT INTO runtime_settings (key, value) VALUES
   ('auth.challenge', '{"otp_ttl_seconds": 300, "magic_link_ttl_seconds": 900, "max_attempts": 5, "resend_cooldown_seconds": 30, "max_sends": 5}')

@@ -1,5 +1,5 @@
 -- Up Migration
--- Durable delivery (issue 4): routes that cannot name a provider of the wrong channel, a
+-- Durable delivery: routes that cannot name a provider of the wrong channel, a
 -- circuit breaker per provider shared by every worker, a ledger of provider calls keyed by
 -- the send's idempotency key, and one resendable failure row per challenge.
 

@@ -1,5 +1,5 @@
 -- Up Migration
--- Incidents (issue 5): the projection gets what the API needs to find an incident's workflow
+-- Incidents: the projection gets what the API needs to find an incident's workflow
 -- and to answer for it after Temporal's retention has dropped the history.
 
 -- REST and Slack incidents run as workflow `INC-YYYY-MM-DD-NN`. Alertmanager incidents run as

@@ -1,5 +1,5 @@
 -- Up Migration
--- Runbooks (issue 6): a projection of every run and step (the workflow is the source of truth;
+-- Runbooks: a projection of every run and step (the workflow is the source of truth;
 -- these rows answer after Temporal's retention and feed SQL reporting), what a run changed so
 -- it can put it back, the files it produced for responders, and who it notified.
 
@@ -75,7 +75,7 @@ CREATE TABLE runbook_notifications (
 CREATE INDEX audit_events_user_idx ON audit_events (user_id, occurred_at) WHERE user_id IS NOT NULL;
 CREATE INDEX rate_limit_attempts_exceeded_idx ON rate_limit_attempts (attempted_at) WHERE exceeded;
 
--- CAPTCHA after N failed attempts (the seed's threshold 3), switched on by the abuse runbook.
+-- CAPTCHA after N failed attempts (threshold 3 by default), switched on by the abuse runbook.
 INSERT INTO runtime_settings (key, value) VALUES
   ('auth.captcha', '{"enabled": false, "threshold": 3, "window_seconds": 900}')
 ON CONFLICT (key) DO NOTHING;
