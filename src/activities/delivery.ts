@@ -96,7 +96,8 @@ export function createDeliveryActivities(runtime: Runtime) {
         });
         return { channel: route.channel, mode: route.mode, primary: route.primary, backup: route.backup };
       } catch (err) {
-        if (err instanceof NoBackupError) throw ApplicationFailure.nonRetryable(err.message, 'NoBackupError');
+        if (err instanceof NoBackupError)
+          throw ApplicationFailure.nonRetryable(err.message, DeliveryErrorType.noBackup);
         throw err;
       }
     },

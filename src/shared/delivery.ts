@@ -18,7 +18,7 @@ export function channelOfProvider(provider: ProviderName): Channel {
   return provider === 'twilio' || provider === 'plivo' ? 'sms' : 'email';
 }
 
-/** Stable failure types of the send activity (ApplicationFailure.type). */
+/** Stable failure types of the delivery activities (ApplicationFailure.type). */
 export const DeliveryErrorType = {
   /** invalid recipient or a rejected request: no retry, no failover */
   permanent: 'ProviderPermanentError',
@@ -26,6 +26,8 @@ export const DeliveryErrorType = {
   transient: 'ProviderTransientError',
   /** stop calling this provider for this send: retries used up, a timeout, a long Retry-After */
   exhausted: 'ProviderExhaustedError',
+  /** a switch to the backup of a route that has none (the responder actions, not the send) */
+  noBackup: 'NoBackupError',
 } as const;
 
 export type ErrorClass = 'transient' | 'permanent';
