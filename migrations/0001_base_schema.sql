@@ -11,15 +11,17 @@ CREATE TABLE users (
   updated_at            timestamptz NOT NULL DEFAULT now()
 );
 
--- One row per challenge, a projection written only by the challenge workflow's activities.
--- The secret is stored as bcrypt(HMAC-SHA256(pepper[key_id], secret)); sealed_secret is an
--- AES-256-GCM copy for delivery retries, wiped when the challenge ends.
+-- One row per challenge. `status` is its lifecycle, written only on the challenge workflow's
+-- path (open at the issue, then how it ended: src/shared/auth.ts lists the statuses); the
+-- delivery_* columns say what delivery did, written by the send activities and by provider
+-- callbacks. The secret is stored as bcrypt(HMAC-SHA256(pepper[key_id], secret));
+-- sealed_secret is an AES-256-GCM copy for delivery retries, wiped when the challenge ends.
 CREATE TABLE auth_challenges (
   id               uuid PRIMARY KEY,
   user_id          text NOT NULL,       -- no FK: unknown users get the same response shape
   method           text NOT NULL CHECK (method IN ('sms_otp', 'magic_link')),
-  status           text NOT NULL DEFAULT 'pending'
-                   CHECK (status IN ('pending', 'delivered', 'failed', 'verified', 'expired', 'revoked', 'locked')),
+  status           text NOT NULL DEFAULT 'open'
+                   CHECK (status IN ('open', 'verified', 'expired', 'revoked', 'locked')),
   secret_hash      text,
   key_id           text,
   sealed_secret    bytea,
@@ -29,6 +31,8 @@ CREATE TABLE auth_challenges (
   client_ip_masked text,
   delivery_provider text,
   delivery_outcome  text,
+  -- NULL until a send has an outcome; then whether the message reached the user
+  delivery_status   text CHECK (delivery_status IN ('delivered', 'failed')),
   created_at       timestamptz NOT NULL DEFAULT now(),
   expires_at       timestamptz NOT NULL,
   last_attempt_at  timestamptz,
@@ -36,7 +40,7 @@ CREATE TABLE auth_challenges (
   end_reason       text
 );
 CREATE INDEX auth_challenges_user_idx ON auth_challenges (user_id, created_at);
-CREATE INDEX auth_challenges_active_idx ON auth_challenges (status) WHERE status IN ('pending', 'delivered', 'failed');
+CREATE INDEX auth_challenges_active_idx ON auth_challenges (status) WHERE status = 'open';
 CREATE INDEX auth_challenges_key_idx ON auth_challenges (key_id) WHERE sealed_secret IS NOT NULL;
 
 -- Per-challenge validation counters, including attempts made after expiry (the runbook's

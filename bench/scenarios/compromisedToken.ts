@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { ACTIVE_CHALLENGE_SQL } from '../../src/auth/end';
 import { runClosedLoop } from '../lib/closedLoop';
 import { expectStatus, request } from '../lib/http';
 import { challengeIdOf, clientHeaders, initiateJson, ROUTES } from '../lib/wardenApi';
@@ -101,7 +102,7 @@ export const compromisedTokenScenario: Scenario<CompromisedTokenResult> = {
       const countRevoked = async () => {
         const { rows } = await db.query<{ revoked: number; live: number }>(
           `SELECT count(*) FILTER (WHERE status = 'revoked')::int AS revoked,
-                  count(*) FILTER (WHERE status IN ('pending', 'delivered', 'failed'))::int AS live
+                  count(*) FILTER (WHERE ${ACTIVE_CHALLENGE_SQL})::int AS live
              FROM auth_challenges WHERE id = ANY($1::uuid[])`,
           [challengeIds],
         );

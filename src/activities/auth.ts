@@ -1,3 +1,9 @@
+/**
+ * The challenge workflow's side effects on Postgres. Each activity does one thing, is
+ * idempotent (a retry after a lost reply changes nothing twice), and neither takes nor
+ * returns a secret: the secret is born, hashed and sealed inside `issueChallenge`, and the
+ * candidate arrives sealed and is opened only inside `attemptChallenge`.
+ */
 import { ApplicationFailure } from '@temporalio/common';
 import { AuditEventType, insertAudit, logAudit, type AuditRow } from '../auth/audit';
 import { endChallengeRow } from '../auth/end';
@@ -10,22 +16,17 @@ import type { Runtime } from '../runtime';
 import type { DeliveryPlan } from '../shared/delivery';
 import {
   challengeWorkflowId,
+  ChallengeErrorType,
+  decideAttempt,
+  type AttemptDecision,
   type AuthMethod,
   type ChallengeEnd,
   type InvalidationReason,
   type SealedCandidate,
 } from '../shared/auth';
 
-/**
- * The challenge workflow's side effects on Postgres. Each activity does one thing, is
- * idempotent (a retry after a lost reply changes nothing twice), and neither takes nor
- * returns a secret: the secret is born, hashed and sealed inside `issueChallenge`, and the
- * candidate arrives sealed and is opened only inside `checkChallengeSecret`.
- */
-export const CHALLENGE_NOT_FOUND = 'ChallengeNotFoundError';
-
 function notFound(challengeId: string): ApplicationFailure {
-  return ApplicationFailure.nonRetryable(`challenge ${challengeId} has no row`, CHALLENGE_NOT_FOUND);
+  return ApplicationFailure.nonRetryable(`challenge ${challengeId} has no row`, ChallengeErrorType.notFound);
 }
 
 export interface IssueChallengeInput {
@@ -35,13 +36,11 @@ export interface IssueChallengeInput {
   ipMasked: string;
   expiresAt: string;
   maxAttempts: number;
-  /** challenges since `challenge-folded-steps`: plan the first send here too (one local activity less) */
-  planFirstSend?: boolean;
 }
 
 export interface IssueChallengeResult {
   expiresAt: string;
-  /** the first send's plan, when asked for and planning worked (else the workflow plans it itself) */
+  /** the first send's plan (one local activity less), unless planning failed: the workflow then plans it itself */
   plan?: DeliveryPlan;
 }
 
@@ -114,14 +113,6 @@ export function createAuthActivities(runtime: Runtime) {
     }
   }
 
-  /** The failed-attempt count on the row (the workflow holds the authoritative one). */
-  async function recordAttempt(challengeId: string, attempts: number): Promise<void> {
-    await db.write(
-      'UPDATE auth_challenges SET attempts = GREATEST(attempts, $2), last_attempt_at = now() WHERE id = $1',
-      [challengeId, attempts],
-    );
-  }
-
   async function existingExpiry(challengeId: string): Promise<string | undefined> {
     const { rows } = await db.query<{ expires_at: Date }>('SELECT expires_at FROM auth_challenges WHERE id = $1', [
       challengeId,
@@ -139,7 +130,6 @@ export function createAuthActivities(runtime: Runtime) {
     async issueChallenge(input: IssueChallengeInput): Promise<IssueChallengeResult> {
       const { challengeId, userId, method, ipMasked } = input;
       const withPlan = async (expiresAt: string): Promise<IssueChallengeResult> => {
-        if (!input.planFirstSend) return { expiresAt };
         const plan = await planFirstSend(challengeId);
         return plan ? { expiresAt, plan } : { expiresAt };
       };
@@ -155,9 +145,9 @@ export function createAuthActivities(runtime: Runtime) {
         const audit = await timeStage(metrics, 'initiate', 'db', () =>
           db.transaction(async (tx): Promise<AuditRow | undefined | false> => {
             const inserted = await tx.query(
-              `INSERT INTO auth_challenges (id, user_id, method, status, secret_hash, key_id, sealed_secret,
+              `INSERT INTO auth_challenges (id, user_id, method, secret_hash, key_id, sealed_secret,
                                           max_attempts, client_ip_masked, expires_at)
-             SELECT $1, $2, $3, 'pending', $4, k.id, $6, $7, $8, $9
+             SELECT $1, $2, $3, $4, k.id, $6, $7, $8, $9
                FROM signing_keys k WHERE k.id = $5 AND k.status = 'active' FOR SHARE OF k
              ON CONFLICT (id) DO NOTHING`,
               [challengeId, userId, method, secretHash, key.id, sealed, input.maxAttempts, ipMasked, input.expiresAt],
@@ -188,40 +178,25 @@ export function createAuthActivities(runtime: Runtime) {
     },
 
     /**
-     * Opens the sealed candidate and compares it with the stored hash. Read-only: the workflow
-     * counts the attempt. A candidate that does not authenticate is simply wrong.
+     * One verify attempt: compares the sealed candidate (one that does not authenticate is simply
+     * wrong) with the stored hash, decides what that does to the challenge (decideAttempt), and
+     * does it: ends the row verified or locked, or records the failed-attempt count. Idempotent:
+     * a retry after the row ended compares again (the hash stays) and finds the end already done.
      */
-    async checkChallengeSecret(input: {
-      challengeId: string;
-      candidate: SealedCandidate;
-    }): Promise<{ match: boolean }> {
-      return { match: await matches(input.challengeId, input.candidate) };
-    },
-
-    /**
-     * One verify attempt of a challenge since `challenge-folded-steps`: the comparison and what
-     * it does to the row in one local activity. A match ends the row verified, the last allowed
-     * failure ends it locked, any other failure records the count. Idempotent: a retry after the
-     * row ended compares again (the hash stays) and finds the end already done.
-     */
-    async attemptChallenge(input: AttemptChallengeInput): Promise<{ match: boolean }> {
+    async attemptChallenge(input: AttemptChallengeInput): Promise<AttemptDecision> {
       const { challengeId, attempts } = input;
-      const match = await matches(challengeId, input.candidate);
-      if (!match && attempts < input.maxAttempts) {
-        await recordAttempt(challengeId, attempts);
-        return { match };
+      const decision = decideAttempt(await matches(challengeId, input.candidate), attempts, input.maxAttempts);
+      if (decision.outcome === 'invalid') {
+        // the workflow holds the authoritative count; the row's is for responders
+        await db.write(
+          'UPDATE auth_challenges SET attempts = GREATEST(attempts, $2), last_attempt_at = now() WHERE id = $1',
+          [challengeId, attempts],
+        );
+        return decision;
       }
-      const end = match
-        ? ({ status: 'verified', reason: 'used' } as const)
-        : ({ status: 'locked', reason: 'locked' } as const);
-      const result = await endChallengeRow(db.writer, { challengeId, ...end, attempts });
-      ended(result, end.reason);
-      return { match };
-    },
-
-    /** Challenges before `challenge-folded-steps` count a failed attempt in a step of its own. */
-    async recordChallengeAttempt(input: { challengeId: string; attempts: number }): Promise<void> {
-      await recordAttempt(input.challengeId, input.attempts);
+      const result = await endChallengeRow(db.writer, { challengeId, ...decision.end, attempts });
+      ended(result, decision.end.reason);
+      return decision;
     },
 
     /**

@@ -1,23 +1,8 @@
-import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
-import { NoBackupError, routeStatus, setChannelEnabled, switchRoute, type ActorContext } from '../delivery/admin';
-import { recordDeliveryOutcome } from '../delivery/outcomes';
-import { listDeliveryFailures, resendFailedDelivery, type FailureWindow } from '../delivery/resend';
-import { ChallengeNotFoundError, planDelivery, sendDelivery, SendFailure } from '../delivery/sender';
-import type { StatusPageName } from '../providers';
-import type { Channel } from '../providers/types';
-import type { Runtime } from '../runtime';
-import {
-  DeliveryErrorType,
-  type PlanDeliveryInput,
-  type RecordDeliveryInput,
-  type SendDeliveryInput,
-} from '../shared/delivery';
-
 /**
  * Delivery as activities. The challenge workflow runs planDelivery -> sendDelivery (one
- * provider call per attempt; Temporal retries it) -> recordDeliveryOutcome; the provider-outage
- * runbook uses the responder actions below, whose contracts are:
+ * provider call per attempt; Temporal retries it; the provider that takes the message records
+ * the outcome), or recordDeliveryOutcome when none did. The provider-outage runbook uses the
+ * responder actions below, whose contracts are:
  *
  * - switchDeliveryRoute({channel, to: 'backup'|'primary'}): `backup` routes everything through
  *   the backup until switched back; `primary` returns to automatic routing with the primary's
@@ -28,7 +13,22 @@ import {
  * - resendFailedDelivery({failureId}): resends one failure through its challenge workflow,
  *   at most once ever (a retry answers the first outcome), only while the challenge is open.
  */
-const NOT_FOUND = 'ChallengeNotFoundError';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { NoBackupError, routeStatus, setChannelEnabled, switchRoute, type ActorContext } from '../delivery/admin';
+import { recordDeliveryOutcome } from '../delivery/outcomes';
+import { listDeliveryFailures, resendFailedDelivery, type FailureWindow } from '../delivery/resend';
+import { ChallengeNotFoundError, planDelivery, sendDelivery, SendFailure } from '../delivery/sender';
+import type { StatusPageName } from '../providers';
+import type { Channel } from '../providers/types';
+import type { Runtime } from '../runtime';
+import { ChallengeErrorType } from '../shared/auth';
+import {
+  DeliveryErrorType,
+  type PlanDeliveryInput,
+  type RecordDeliveryInput,
+  type SendDeliveryInput,
+} from '../shared/delivery';
 
 function failure(err: SendFailure): ApplicationFailure {
   const { decision, details } = err;
@@ -54,7 +54,8 @@ export function createDeliveryActivities(runtime: Runtime) {
       try {
         return await planDelivery(runtime, input);
       } catch (err) {
-        if (err instanceof ChallengeNotFoundError) throw ApplicationFailure.nonRetryable(err.message, NOT_FOUND);
+        if (err instanceof ChallengeNotFoundError)
+          throw ApplicationFailure.nonRetryable(err.message, ChallengeErrorType.notFound);
         throw err;
       }
     },
@@ -65,7 +66,8 @@ export function createDeliveryActivities(runtime: Runtime) {
         return await sendDelivery(runtime, input, () => context.heartbeat());
       } catch (err) {
         if (err instanceof SendFailure) throw failure(err);
-        if (err instanceof ChallengeNotFoundError) throw ApplicationFailure.nonRetryable(err.message, NOT_FOUND);
+        if (err instanceof ChallengeNotFoundError)
+          throw ApplicationFailure.nonRetryable(err.message, ChallengeErrorType.notFound);
         throw err;
       }
     },
@@ -94,7 +96,8 @@ export function createDeliveryActivities(runtime: Runtime) {
         });
         return { channel: route.channel, mode: route.mode, primary: route.primary, backup: route.backup };
       } catch (err) {
-        if (err instanceof NoBackupError) throw ApplicationFailure.nonRetryable(err.message, 'NoBackupError');
+        if (err instanceof NoBackupError)
+          throw ApplicationFailure.nonRetryable(err.message, DeliveryErrorType.noBackup);
         throw err;
       }
     },

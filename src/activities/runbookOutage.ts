@@ -6,6 +6,7 @@ import { listDeliveryFailures } from '../delivery/resend';
 import type { StatusPageName } from '../providers';
 import type { Channel, StatusIndicator } from '../providers/types';
 import type { Runtime } from '../runtime';
+import { DeliveryErrorType } from '../shared/delivery';
 
 /**
  * The provider-outage runbook's own side effects (the route switch, the channel switch and
@@ -177,8 +178,8 @@ export function createRunbookOutageActivities(runtime: Runtime) {
           if (input.change === 'backup') await switchRoute(runtime, input.channel, 'backup', ctx);
           else await setChannelEnabled(runtime, input.channel, false, ctx);
         } catch (err) {
-          if (err instanceof Error && err.name === 'NoBackupError')
-            throw ApplicationFailure.nonRetryable(err.message, 'NoBackupError');
+          if (err instanceof Error && err.name === DeliveryErrorType.noBackup)
+            throw ApplicationFailure.nonRetryable(err.message, DeliveryErrorType.noBackup);
           throw err;
         }
       }

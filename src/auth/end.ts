@@ -1,11 +1,18 @@
 import type { Queryable } from '../db/database';
-import { challengeWorkflowId, type AuthMethod, type ChallengeEnd, type InvalidationReason } from '../shared/auth';
+import {
+  CHALLENGE_OPEN,
+  challengeWorkflowId,
+  type AuthMethod,
+  type ChallengeEnd,
+  type ChallengeStatus,
+  type InvalidationReason,
+} from '../shared/auth';
 import { AUDIT_INSERT_COLUMNS, AUDIT_RETURNING, AuditEventType, auditContactSql, type AuditRow } from './audit';
 
-/** The statuses of a challenge that has not ended (it may still verify). */
-export const ACTIVE_CHALLENGE_STATUSES = ['pending', 'delivered', 'failed'] as const;
+/** The statuses of a challenge that has not ended (it may still verify), for `status = ANY($n)`. */
+export const ACTIVE_CHALLENGE_STATUSES: readonly ChallengeStatus[] = [CHALLENGE_OPEN];
 /** The same, as a SQL condition on `auth_challenges.status`. */
-export const ACTIVE_CHALLENGE_SQL = `status IN (${ACTIVE_CHALLENGE_STATUSES.map((s) => `'${s}'`).join(', ')})`;
+export const ACTIVE_CHALLENGE_SQL = `status = '${CHALLENGE_OPEN}'`;
 
 export interface EndRowInput {
   challengeId: string;

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Keyring } from '../crypto/keyring';
 import type { Queryable } from '../db/database';
+import { ChallengeErrorType } from '../shared/auth';
 import { aad, seal, unseal } from './crypto';
 
 /**
@@ -25,7 +26,7 @@ export interface NewDataKey extends DataKey {
 }
 
 export class DataKeyUnavailableError extends Error {
-  override name = 'DataKeyUnavailableError';
+  override name = ChallengeErrorType.dataKeyUnavailable;
 }
 
 /** A fresh pair, wrapped under the keyring's active key-encryption key. */

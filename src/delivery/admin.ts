@@ -1,6 +1,7 @@
 import { insertAudit, logAudit } from '../auth/audit';
 import type { Channel } from '../providers/types';
 import type { Runtime } from '../runtime';
+import { DeliveryErrorType } from '../shared/delivery';
 import { listCircuits, resetCircuit, type Circuit } from './circuit';
 import { announceCircuit, auditCircuit, DeliveryAuditEvent } from './events';
 import {
@@ -30,7 +31,7 @@ export interface ActorContext {
 }
 
 export class NoBackupError extends Error {
-  override name = 'NoBackupError';
+  override name = DeliveryErrorType.noBackup;
 }
 
 type Snapshot = Omit<ReturnType<typeof routeView>, 'updated_at' | 'updated_by' | 'change_reason' | 'incident_id'>;

@@ -7,13 +7,13 @@ import type { ErrorClass, RecordDeliveryInput } from '../shared/delivery';
 import { DeliveryAuditEvent } from './events';
 import { challengeFailures } from './ledger';
 import { METHOD_CHANNEL } from './routes';
-import { ACTIVE_CHALLENGE_SQL as ACTIVE } from '../auth/end';
 
 /**
- * A send's outcome on the challenge row (delivery_provider, delivery_outcome, status
- * delivered/failed) and, when it failed, in `delivery_failures` (one row per challenge: the
- * responders' resend query reads it). Idempotent: the failure counts are recomputed from the ledger,
- * and an older send's outcome never overwrites a newer one's.
+ * A send's outcome on the challenge row (delivery_provider, delivery_outcome, delivery_status
+ * delivered/failed; never the lifecycle `status`, which is the workflow's) and, when it failed,
+ * in `delivery_failures` (one row per challenge: the responders' resend query reads it).
+ * Idempotent: the failure counts are recomputed from the ledger, and an older send's outcome never
+ * overwrites a newer one's.
  */
 
 interface ChallengeFacts {
@@ -92,15 +92,15 @@ async function reportedFailed(
 
 /**
  * A send that a provider took, on the row: sends, provider, outcome `sent` / `failed_over`,
- * status delivered, the challenge's failure row resolved. Inside the caller's transaction (the
+ * delivered, the challenge's failure row resolved. Inside the caller's transaction (the
  * send activity records it with the provider call's own bookkeeping).
  */
 export async function recordSentOutcome(
   tx: Queryable,
-  input: { challengeId: string; sendNumber: number; provider?: ProviderName; outcome: 'sent' | 'failed_over' },
+  input: { challengeId: string; sendNumber: number; provider: ProviderName; outcome: 'sent' | 'failed_over' },
 ): Promise<void> {
   const { challengeId, sendNumber, provider, outcome } = input;
-  if (provider && (await reportedFailed(tx, challengeId, sendNumber, provider))) {
+  if (await reportedFailed(tx, challengeId, sendNumber, provider)) {
     // the provider's failure report arrived first and recorded the failure: keep it
     await tx.query('UPDATE auth_challenges SET sends = GREATEST(sends, $2), delivery_provider = $3 WHERE id = $1', [
       challengeId,
@@ -111,15 +111,16 @@ export async function recordSentOutcome(
   }
   const { rows } = await tx.query<{ id: string }>(
     `UPDATE auth_challenges
-        SET sends = GREATEST(sends, $2), delivery_provider = COALESCE($3, delivery_provider), delivery_outcome = $4, delivery_error_class = NULL,
-            status = CASE WHEN ${ACTIVE} THEN 'delivered' ELSE status END
+        SET sends = GREATEST(sends, $2), delivery_provider = $3, delivery_outcome = $4,
+            delivery_error_class = NULL, delivery_status = 'delivered'
       WHERE id = $1 AND sends <= $2
       RETURNING id`,
-    [challengeId, sendNumber, provider ?? null, outcome],
+    [challengeId, sendNumber, provider, outcome],
   );
   if (rows[0]) await resolveFailure(tx, challengeId);
 }
 
+/** A send no provider took: failed, no recipient (the decoy), or skipped (the challenge ended first). */
 export async function recordDeliveryOutcome(
   runtime: Pick<Runtime, 'db' | 'logger'>,
   input: RecordDeliveryInput,
@@ -136,14 +137,10 @@ export async function recordDeliveryOutcome(
     return;
   }
   const audit = await runtime.db.transaction(async (tx) => {
-    if (outcome === 'sent' || outcome === 'failed_over') {
-      await recordSentOutcome(tx, { challengeId, sendNumber, provider: input.provider, outcome });
-      return undefined;
-    }
     const { rows } = await tx.query<{ id: string }>(
       `UPDATE auth_challenges
           SET sends = GREATEST(sends, $2), delivery_provider = COALESCE($3, delivery_provider), delivery_outcome = $4,
-              delivery_error_class = $5, status = CASE WHEN ${ACTIVE} THEN $6 ELSE status END
+              delivery_error_class = $5, delivery_status = $6
         WHERE id = $1 AND sends <= $2
         RETURNING id`,
       [challengeId, sendNumber, input.provider ?? null, outcome, input.errorClass ?? null, status],

@@ -1,3 +1,4 @@
+import { isChallengeEnd } from '../shared/auth';
 import type { PublicChallengeStatus } from '../shared/delivery';
 
 /**
@@ -22,15 +23,14 @@ export interface ChallengeStateRow {
   status: string;
   expires_at: Date;
   delivery_outcome: string | null;
+  delivery_status: string | null;
   delivery_error_class: string | null;
 }
 
-const ENDED: readonly PublicChallengeStatus[] = ['verified', 'expired', 'revoked', 'locked'];
-
 export function publicStatus(row: ChallengeStateRow, now: Date): PublicChallengeStatus {
-  if ((ENDED as readonly string[]).includes(row.status)) return row.status as PublicChallengeStatus;
+  if (isChallengeEnd(row.status)) return row.status;
   if (row.expires_at <= now) return 'expired';
   if (row.delivery_outcome === null) return 'pending';
-  if (row.status === 'failed' && row.delivery_error_class !== 'permanent') return 'failed';
+  if (row.delivery_status === 'failed' && row.delivery_error_class !== 'permanent') return 'failed';
   return 'delivered';
 }

@@ -3,7 +3,6 @@ import type { ProviderName } from '../providers/types';
 import type { Runtime } from '../runtime';
 import type { ErrorClass } from '../shared/delivery';
 import { resolveFailure, upsertFailure } from './outcomes';
-import { ACTIVE_CHALLENGE_SQL } from '../auth/end';
 
 /**
  * Delivery reports from provider status callbacks (Twilio, Plivo) and event webhooks (SendGrid,
@@ -80,7 +79,7 @@ export async function applyReport(
       await tx.query(
         `UPDATE auth_challenges
             SET delivery_report = 'delivered', delivery_reported_at = now(), delivery_error_class = NULL,
-                status = CASE WHEN status IN ('pending', 'failed') THEN 'delivered' ELSE status END
+                delivery_status = 'delivered'
           WHERE id = $1`,
         [row.challenge_id],
       );
@@ -90,8 +89,7 @@ export async function applyReport(
     const { rows } = await tx.query<{ id: string }>(
       `UPDATE auth_challenges
           SET delivery_report = $3, delivery_reported_at = now(), delivery_outcome = 'failed', delivery_provider = $4,
-              delivery_error_class = $5,
-              status = CASE WHEN ${ACTIVE_CHALLENGE_SQL} THEN 'failed' ELSE status END
+              delivery_error_class = $5, delivery_status = 'failed'
         WHERE id = $1 AND delivery_report IS DISTINCT FROM 'delivered'
           AND NOT EXISTS (SELECT 1 FROM delivery_attempts WHERE challenge_id = $1 AND send_number > $2)
         RETURNING id`,

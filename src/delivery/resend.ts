@@ -49,6 +49,8 @@ export interface DeliveryFailureRow {
 }
 
 const isActive = (status: string) => (ACTIVE_CHALLENGE_STATUSES as readonly string[]).includes(status);
+/** The listing's challenge status: how it ended, or while open, its delivery (pending, delivered, failed). */
+const CHALLENGE_STATUS = `CASE WHEN c.${ACTIVE} THEN COALESCE(c.delivery_status, 'pending') ELSE c.status END`;
 const RESENDABLE = `f.resolved_at IS NULL AND f.resent_at IS NULL AND c.${ACTIVE} AND c.expires_at > now()`;
 const MAX_ROWS = 10_000;
 
@@ -59,7 +61,7 @@ export async function listDeliveryFailures(q: Queryable, window: FailureWindow):
             f.failed_attempts, f.send_number, to_json(f.first_failed_at)#>>'{}' AS first_failed_at,
             to_json(f.last_attempt_at)#>>'{}' AS last_attempt_at, to_json(f.resolved_at)#>>'{}' AS resolved_at,
             to_json(f.resent_at)#>>'{}' AS resent_at, f.resend_outcome, f.resend_send_number,
-            c.status AS challenge_status, to_json(c.expires_at)#>>'{}' AS challenge_expires_at,
+            ${CHALLENGE_STATUS} AS challenge_status, to_json(c.expires_at)#>>'{}' AS challenge_expires_at,
             COALESCE(${RESENDABLE}, false) AS resendable
        FROM delivery_failures f LEFT JOIN auth_challenges c ON c.id = f.challenge_id
       WHERE f.last_attempt_at BETWEEN $1 AND $2 AND ($3::text IS NULL OR f.channel = $3)

@@ -5,7 +5,7 @@ import { authServices } from '../auth/services';
 import { ProviderError, type SendResult } from '../providers';
 import type { ProviderName } from '../providers/types';
 import type { Runtime } from '../runtime';
-import { sendIdempotencyKey, type AuthMethod } from '../shared/auth';
+import { ChallengeErrorType, sendIdempotencyKey, type AuthMethod } from '../shared/auth';
 import {
   channelOfProvider,
   type DeliveryPlan,
@@ -26,7 +26,7 @@ import {
 } from './circuit';
 import { announceCircuit, auditCircuit, type CircuitChange } from './events';
 import { beginCall, callFailed, callSucceeded, sentBy, unresolvedCall } from './ledger';
-import { recordDeliveryOutcome, recordSentOutcome } from './outcomes';
+import { recordSentOutcome } from './outcomes';
 import { decide, errorCode, type SendDecision } from './policy';
 import { METHOD_CHANNEL, type Route } from './routes';
 import { deliveryServices } from './services';
@@ -39,7 +39,7 @@ import { deliveryServices } from './services';
 export type SenderRuntime = Pick<Runtime, 'db' | 'logger' | 'metrics' | 'config' | 'providers'>;
 
 export class ChallengeNotFoundError extends Error {
-  override name = 'ChallengeNotFoundError';
+  override name = ChallengeErrorType.notFound;
 }
 
 /** A failed provider call, with what the policy decided about it. */
@@ -167,15 +167,12 @@ export async function sendDelivery(
   const channel = channelOfProvider(provider);
   const log = runtime.logger.child({ component: 'delivery' });
 
-  // with `record`, the provider that takes the message also records the send's outcome
+  // the provider that takes the message records the send's outcome
   const sent = (by: ProviderName) =>
-    input.record
-      ? { provider: by, outcome: by === input.record.primary ? ('sent' as const) : ('failed_over' as const) }
-      : undefined;
+    ({ challengeId, sendNumber, provider: by, outcome: by === input.primary ? 'sent' : 'failed_over' }) as const;
   /** the ledger already says a provider took this send: answered without calling anyone */
   const alreadySent = async (by: ProviderName): Promise<SendDeliveryResult> => {
-    const outcome = sent(by);
-    if (outcome) await recordDeliveryOutcome(runtime, { challengeId, sendNumber, ...outcome });
+    await db.transaction((tx) => recordSentOutcome(tx, sent(by)));
     return { outcome: 'sent', provider: by };
   };
   const done = await sentBy(db, key);
@@ -279,8 +276,7 @@ export async function sendDelivery(
     await callSucceeded(tx, { key, provider, providerMessageId: result.providerMessageId });
     const outcome = await recordOutcome(tx, { provider, event: 'success', threshold: route.failoverThreshold });
     // last: the challenge row is locked only for the end of this transaction
-    const recorded = sent(provider);
-    if (recorded) await recordSentOutcome(tx, { challengeId, sendNumber, ...recorded });
+    await recordSentOutcome(tx, sent(provider));
     if (!outcome.transition) return undefined;
     const c: CircuitChange = {
       provider,

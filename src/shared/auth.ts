@@ -12,9 +12,31 @@ export const CHALLENGE_WORKFLOW_PREFIX = 'challenge-';
 export const CHALLENGE_WORKFLOW_TYPE = 'challengeWorkflow';
 export const challengeWorkflowId = (challengeId: string) => `${CHALLENGE_WORKFLOW_PREFIX}${challengeId}`;
 
-/** How a challenge ended, as written to auth_challenges.status. */
-export type ChallengeEnd = 'verified' | 'expired' | 'revoked' | 'locked';
-export const TERMINAL_STATUSES: readonly ChallengeEnd[] = ['verified', 'expired', 'revoked', 'locked'];
+/**
+ * auth_challenges.status: a challenge's lifecycle, and nothing else (delivery has columns of its
+ * own). Only the challenge workflow's path writes it: the issue inserts it open, and
+ * src/auth/end.ts ends it. migrations/0001_base_schema.sql repeats the list in a CHECK.
+ */
+export const CHALLENGE_OPEN = 'open';
+export const CHALLENGE_ENDS = ['verified', 'expired', 'revoked', 'locked'] as const;
+/** How a challenge ended. */
+export type ChallengeEnd = (typeof CHALLENGE_ENDS)[number];
+export type ChallengeStatus = typeof CHALLENGE_OPEN | ChallengeEnd;
+export const CHALLENGE_STATUSES: readonly ChallengeStatus[] = [CHALLENGE_OPEN, ...CHALLENGE_ENDS];
+
+export function isChallengeEnd(status: string | null | undefined): status is ChallengeEnd {
+  return (CHALLENGE_ENDS as readonly (string | null | undefined)[]).includes(status);
+}
+
+/** Stable failure types (ApplicationFailure.type) of the challenge workflow and its activities. */
+export const ChallengeErrorType = {
+  /** the challenge has no row: no retry can make one appear */
+  notFound: 'ChallengeNotFoundError',
+  /** the issue failed: the waiting initiate answers 503 */
+  notIssued: 'ChallengeNotIssued',
+  /** no active data key can be unwrapped (the keyring lacks its key-encryption key) */
+  dataKeyUnavailable: 'DataKeyUnavailableError',
+} as const;
 
 /** identity.auth.token_invalidated reasons (`locked`: the attempt budget ran out). */
 export type RevokeReason = 'manual_revoke' | 'security_incident' | 'key_rotation';
@@ -56,6 +78,23 @@ export interface VerifyInput {
   candidate: SealedCandidate;
 }
 
+/**
+ * What one verify attempt does to a challenge: the decision, made only here. The attempt
+ * activity calls it and carries out the end or the count; the workflow settles on its answer.
+ * `attempts` counts this attempt.
+ */
+export type AttemptDecision =
+  | { outcome: 'verified'; end: { status: 'verified'; reason: 'used' } }
+  | { outcome: 'invalid'; remainingAttempts: number }
+  | { outcome: 'locked'; end: { status: 'locked'; reason: 'locked' } };
+
+export function decideAttempt(match: boolean, attempts: number, maxAttempts: number): AttemptDecision {
+  if (match) return { outcome: 'verified', end: { status: 'verified', reason: 'used' } };
+  const remainingAttempts = Math.max(0, maxAttempts - attempts);
+  if (remainingAttempts > 0) return { outcome: 'invalid', remainingAttempts };
+  return { outcome: 'locked', end: { status: 'locked', reason: 'locked' } };
+}
+
 export type VerifyResult =
   | { outcome: 'verified'; userId: string }
   | { outcome: 'invalid'; remainingAttempts: number }
@@ -87,7 +126,7 @@ export interface RevokeInput {
 
 export interface ChallengeState {
   issued: boolean;
-  status: 'pending' | ChallengeEnd;
+  status: ChallengeStatus;
   attempts: number;
   maxAttempts: number;
   sends: number;

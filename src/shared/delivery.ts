@@ -1,5 +1,6 @@
 import { defineUpdate } from '@temporalio/workflow';
 import type { Channel, ProviderName } from '../providers/types';
+import { CHALLENGE_ENDS } from './auth';
 
 /**
  * The delivery contract shared by the challenge workflow, the delivery activities, the API
@@ -17,7 +18,7 @@ export function channelOfProvider(provider: ProviderName): Channel {
   return provider === 'twilio' || provider === 'plivo' ? 'sms' : 'email';
 }
 
-/** Stable failure types of the send activity (ApplicationFailure.type). */
+/** Stable failure types of the delivery activities (ApplicationFailure.type). */
 export const DeliveryErrorType = {
   /** invalid recipient or a rejected request: no retry, no failover */
   permanent: 'ProviderPermanentError',
@@ -25,6 +26,8 @@ export const DeliveryErrorType = {
   transient: 'ProviderTransientError',
   /** stop calling this provider for this send: retries used up, a timeout, a long Retry-After */
   exhausted: 'ProviderExhaustedError',
+  /** a switch to the backup of a route that has none (the responder actions, not the send) */
+  noBackup: 'NoBackupError',
 } as const;
 
 export type ErrorClass = 'transient' | 'permanent';
@@ -66,11 +69,10 @@ export interface SendDeliveryInput {
   /** set when an earlier provider of this send failed: counted as a failover */
   failoverFrom?: ProviderName;
   /**
-   * set by challenges since `challenge-folded-steps`: a provider that takes the message records
-   * the send's outcome (`sent` if it is this primary, else `failed_over`) in the same transaction
-   * as the call's own bookkeeping, instead of a separate recordDeliveryOutcome
+   * the route's primary: the provider that takes the message records the send's outcome (`sent`
+   * if it is this one, else `failed_over`) in the same transaction as the call's own bookkeeping
    */
-  record?: { primary: ProviderName };
+  primary: ProviderName;
 }
 
 export type SendDeliveryResult = { outcome: 'sent'; provider: ProviderName } | { outcome: 'skipped' };
@@ -78,10 +80,15 @@ export type SendDeliveryResult = { outcome: 'sent'; provider: ProviderName } | {
 /** delivery_outcome on auth_challenges; `skipped`: the challenge ended before any provider was called */
 export type DeliveryOutcome = 'sent' | 'failed_over' | 'failed' | 'no_recipient' | 'skipped';
 
+/** auth_challenges.delivery_status: NULL until a send has an outcome, then whether the message reached the user. */
+export const DELIVERY_STATUSES = ['delivered', 'failed'] as const;
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
+
+/** An outcome no provider took (a provider that takes a send records it itself, see SendDeliveryInput). */
 export interface RecordDeliveryInput {
   challengeId: string;
   sendNumber: number;
-  outcome: DeliveryOutcome;
+  outcome: Exclude<DeliveryOutcome, 'sent' | 'failed_over'>;
   provider?: ProviderName;
   errorClass?: ErrorClass;
   errorCode?: string;
@@ -111,4 +118,5 @@ export type RedeliverResult =
 export const redeliverUpdate = defineUpdate<RedeliverResult, [RedeliverInput]>('redeliver');
 
 /** What GET .../auth/challenges/:id answers (see src/delivery/publicState.ts for the rule). */
-export type PublicChallengeStatus = 'pending' | 'delivered' | 'failed' | 'verified' | 'expired' | 'revoked' | 'locked';
+export const PUBLIC_CHALLENGE_STATUSES = ['pending', ...DELIVERY_STATUSES, ...CHALLENGE_ENDS] as const;
+export type PublicChallengeStatus = (typeof PUBLIC_CHALLENGE_STATUSES)[number];

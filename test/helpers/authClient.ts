@@ -78,8 +78,9 @@ export async function challengeRow(h: Harness, challengeId: string) {
     key_id: string;
     end_reason: string | null;
     delivery_outcome: string | null;
+    delivery_status: string | null;
   }>(
-    'SELECT status, attempts, sends, sealed_secret, secret_hash, key_id, end_reason, delivery_outcome FROM auth_challenges WHERE id = $1',
+    'SELECT status, attempts, sends, sealed_secret, secret_hash, key_id, end_reason, delivery_outcome, delivery_status FROM auth_challenges WHERE id = $1',
     [challengeId],
   );
   return rows[0];

@@ -38,6 +38,7 @@ export const sendKey = (challengeId: string, n = 1) => `challenge-${challengeId}
 
 export interface DeliveryRow {
   status: string;
+  delivery_status: string | null;
   delivery_provider: string | null;
   delivery_outcome: string | null;
   delivery_error_class: string | null;
@@ -56,7 +57,7 @@ export async function deliveryOutcome(
     `delivery outcome of send ${sendNumber} of ${challengeId}`,
     async () => {
       const [row] = await h.sql<DeliveryRow>(
-        'SELECT status, delivery_provider, delivery_outcome, delivery_error_class, delivery_report, sends FROM auth_challenges WHERE id = $1',
+        'SELECT status, delivery_status, delivery_provider, delivery_outcome, delivery_error_class, delivery_report, sends FROM auth_challenges WHERE id = $1',
         [challengeId],
       );
       return row?.delivery_outcome && row.sends >= sendNumber ? row : undefined;

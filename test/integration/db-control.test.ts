@@ -93,7 +93,11 @@ describe('database control: read-only degradation and pool size', () => {
       expect(res.headers['retry-after']).toBeDefined();
     }
     expect(await counts()).toEqual(baseline);
-    expect(await challengeRow(h, challengeId)).toMatchObject({ status: 'delivered', attempts: 0 });
+    expect(await challengeRow(h, challengeId)).toMatchObject({
+      status: 'open',
+      delivery_status: 'delivered',
+      attempts: 0,
+    });
     expect((await h.sql('SELECT force_password_reset FROM users WHERE sub = $1', ['bob']))[0]).toEqual({
       force_password_reset: false,
     });

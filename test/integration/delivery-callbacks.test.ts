@@ -90,10 +90,12 @@ describe('delivery status callbacks', () => {
       const { challenge_id } = (await initiate(h, method, 'test-user')).json<{ challenge_id: string }>();
       const row = await reported(challenge_id);
       expect(row).toMatchObject({ provider, report: provider === 'ses' ? 'Delivery' : 'delivered' });
-      const [challenge] = await h.sql('SELECT status, delivery_report FROM auth_challenges WHERE id = $1', [
-        challenge_id,
-      ]);
-      expect(challenge).toEqual({ status: 'delivered', delivery_report: 'delivered' });
+      const [challenge] = await h.sql(
+        'SELECT status, delivery_status, delivery_report FROM auth_challenges WHERE id = $1',
+        [challenge_id],
+      );
+      // a report is about delivery: the lifecycle stays the workflow's
+      expect(challenge).toEqual({ status: 'open', delivery_status: 'delivered', delivery_report: 'delivered' });
       expect(
         await metric(h, 'warden_delivery_callbacks_total', { provider, outcome: 'delivered' }),
       ).toBeGreaterThanOrEqual(1);
@@ -107,11 +109,12 @@ describe('delivery status callbacks', () => {
       (await ledger(challenge_id))?.report === 'undelivered' ? true : undefined,
     );
     const [challenge] = await h.sql(
-      'SELECT status, delivery_outcome, delivery_error_class, delivery_report FROM auth_challenges WHERE id = $1',
+      'SELECT status, delivery_status, delivery_outcome, delivery_error_class, delivery_report FROM auth_challenges WHERE id = $1',
       [challenge_id],
     );
     expect(challenge).toEqual({
-      status: 'failed',
+      status: 'open',
+      delivery_status: 'failed',
       delivery_outcome: 'failed',
       delivery_error_class: 'transient',
       delivery_report: 'undelivered',
@@ -130,10 +133,10 @@ describe('delivery status callbacks', () => {
     await setFault(h, { provider: 'sendgrid', mode: 'undelivered', count: 1 });
     const { challenge_id } = (await initiate(h, 'magic-link', 'test-user-3')).json<{ challenge_id: string }>();
     await waitFor('the bounce', async () => ((await ledger(challenge_id))?.report === 'bounce' ? true : undefined));
-    const [challenge] = await h.sql('SELECT status, delivery_error_class FROM auth_challenges WHERE id = $1', [
+    const [challenge] = await h.sql('SELECT delivery_status, delivery_error_class FROM auth_challenges WHERE id = $1', [
       challenge_id,
     ]);
-    expect(challenge).toEqual({ status: 'failed', delivery_error_class: 'permanent' });
+    expect(challenge).toEqual({ delivery_status: 'failed', delivery_error_class: 'permanent' });
     expect(
       await h.sql('SELECT error_class, email FROM delivery_failures WHERE challenge_id = $1', [challenge_id]),
     ).toEqual([{ error_class: 'permanent', email: 'test-user-3@example.com' }]);
@@ -204,7 +207,7 @@ describe('delivery status callbacks', () => {
       expect(await res.json()).toMatchObject({ error: 'invalid_signature' });
     }
     expect(await deliveryOutcome(h, challenge_id)).toMatchObject({
-      status: 'delivered',
+      delivery_status: 'delivered',
       delivery_outcome: 'sent',
       delivery_report: 'delivered',
     });

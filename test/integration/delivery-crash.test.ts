@@ -50,7 +50,7 @@ describe('a worker killed mid-send', () => {
     const second = await spawnWorkerProcess(h);
     workers.push(second);
     const row = await deliveryOutcome(h, challenge_id, 1, 60_000);
-    expect(row).toMatchObject({ status: 'delivered', delivery_provider: 'twilio', delivery_outcome: 'sent' });
+    expect(row).toMatchObject({ delivery_status: 'delivered', delivery_provider: 'twilio', delivery_outcome: 'sent' });
 
     // one message for the send; the repeated call reached Twilio and was deduplicated by key
     const sent = await messagesFor(h, challenge_id);

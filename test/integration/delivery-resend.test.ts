@@ -202,7 +202,7 @@ describe('resending failed deliveries and the public challenge state', () => {
     });
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect((await messagesFor(h, challenge)).map((m) => m.idempotency_key)).toEqual([`challenge-${challenge}/send-2`]);
-    expect((await challengeRow(h, challenge))?.status).toBe('delivered');
+    expect((await challengeRow(h, challenge))?.delivery_status).toBe('delivered');
     expect(
       await h.sql('SELECT resolved_at IS NOT NULL AS resolved, resend_outcome FROM delivery_failures WHERE id = $1', [
         failure!.id,

@@ -32,7 +32,7 @@ describe('delivery with failover', () => {
     const code = await secretFor(h, challenge_id);
     const row = await deliveryOutcome(h, challenge_id);
     expect(row).toMatchObject({
-      status: 'delivered',
+      delivery_status: 'delivered',
       delivery_provider: 'twilio',
       delivery_outcome: 'sent',
       delivery_error_class: null,
@@ -75,7 +75,7 @@ describe('delivery with failover', () => {
       ['plivo', 'accepted', 202],
     ]);
     expect(await deliveryOutcome(h, challenge_id)).toMatchObject({
-      status: 'delivered',
+      delivery_status: 'delivered',
       delivery_provider: 'plivo',
       delivery_outcome: 'failed_over',
     });
@@ -101,7 +101,7 @@ describe('delivery with failover', () => {
     const { challenge_id } = (await initiate(h, 'otp', 'alice')).json<{ challenge_id: string }>();
     const row = await deliveryOutcome(h, challenge_id);
     expect(row).toMatchObject({
-      status: 'failed',
+      delivery_status: 'failed',
       delivery_provider: 'twilio',
       delivery_outcome: 'failed',
       delivery_error_class: 'permanent',
@@ -174,7 +174,7 @@ describe('delivery with failover', () => {
     const { challenge_id } = (await initiate(h, 'otp', 'phone-only')).json<{ challenge_id: string }>();
     const row = await deliveryOutcome(h, challenge_id);
     expect(row).toMatchObject({
-      status: 'failed',
+      delivery_status: 'failed',
       delivery_outcome: 'failed',
       delivery_provider: 'plivo',
       delivery_error_class: 'transient',

@@ -116,7 +116,7 @@ describe('compromised-token runbook', () => {
       'every code delivered',
       async () => {
         const [row] = await h.sql<{ n: number }>(
-          `SELECT count(*)::int AS n FROM auth_challenges WHERE id = ANY($1::uuid[]) AND status = 'delivered'`,
+          `SELECT count(*)::int AS n FROM auth_challenges WHERE id = ANY($1::uuid[]) AND delivery_status = 'delivered'`,
           [challengeIds],
         );
         return row!.n === USERS ? true : undefined;

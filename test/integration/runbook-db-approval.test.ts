@@ -65,7 +65,7 @@ describe('db-failover runbook: approvals, cancellation, incident timeline', () =
     const id = randomUUID();
     await h.sql(
       `INSERT INTO auth_challenges (id, user_id, method, status, max_attempts, expires_at, sealed_secret, delivery_provider)
-       VALUES ($1, 'bob', 'sms_otp', 'delivered', 5, now() - interval '5 minutes', '\\x01', 'twilio')`,
+       VALUES ($1, 'bob', 'sms_otp', 'open', 5, now() - interval '5 minutes', '\\x01', 'twilio')`,
       [id],
     );
     return id;
@@ -124,7 +124,7 @@ describe('db-failover runbook: approvals, cancellation, incident timeline', () =
       leave_read_only: 'skipped',
       restore_pool: 'skipped',
     });
-    expect(await statusOf(lost)).toBe('delivered');
+    expect(await statusOf(lost)).toBe('open');
     const database = (await admin('GET', '/database')).json();
     expect(database.control).toMatchObject({ read_only: { on: false }, pool: null });
     expect(database.this_process).toMatchObject({ read_only: false, pool: { max: 25, max_idle: 5 } });
@@ -139,7 +139,7 @@ describe('db-failover runbook: approvals, cancellation, incident timeline', () =
       'the cleanup to wait for approval',
       (s) => s.steps.find((x) => x.name === 'cleanup')?.status === 'awaiting_approval',
     );
-    expect(await statusOf(lost)).toBe('delivered');
+    expect(await statusOf(lost)).toBe('open');
     await handle.executeUpdate(approveStepUpdate, {
       args: [{ step: 'cleanup', by: 'dba', approve: true, note: 'checked' }],
     });

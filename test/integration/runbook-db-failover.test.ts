@@ -79,8 +79,8 @@ describe('db-failover runbook: kill the primary under traffic', () => {
     const [lost, orphan, sealed] = [randomUUID(), randomUUID(), randomUUID()];
     await h.sql(
       `INSERT INTO auth_challenges (id, user_id, method, status, max_attempts, expires_at, sealed_secret, delivery_provider) VALUES
-         ($1, 'test-user', 'sms_otp', 'delivered', 5, now() - interval '10 minutes', '\\x01', 'twilio'),
-         ($2, 'removed-user', 'sms_otp', 'delivered', 5, now() + interval '10 minutes', '\\x02', 'twilio'),
+         ($1, 'test-user', 'sms_otp', 'open', 5, now() - interval '10 minutes', '\\x01', 'twilio'),
+         ($2, 'removed-user', 'sms_otp', 'open', 5, now() + interval '10 minutes', '\\x02', 'twilio'),
          ($3, 'alice', 'magic_link', 'verified', 5, now() - interval '1 hour', '\\x03', 'sendgrid')`,
       [lost, orphan, sealed],
     );

@@ -57,7 +57,7 @@ describe('runbook framework', () => {
     expect(waitingAt).toMatch(/at approved \(.*steps\.ts:\d+/);
     expect(
       (await h.sql<{ status: string }>('SELECT status FROM auth_challenges WHERE id = $1', [challenge]))[0]!.status,
-    ).toBe('delivered');
+    ).toBe('open');
     // steps not yet reached, or not gated, cannot be approved
     expect(
       (await admin('POST', `/runbooks/runs/${id}/approve`, { step: 'forensic_export', by: 'pat' })).json(),

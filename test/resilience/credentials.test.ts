@@ -428,9 +428,9 @@ describe('credential refusal on every authenticated endpoint', () => {
       expect(after.messages).toBe(before.messages);
       expect(after.slack).toBe(before.slack);
       for (const { challenge } of [sms, email]) {
-        expect((await h.sql('SELECT status FROM auth_challenges WHERE id = $1', [challenge]))[0]).not.toMatchObject({
-          status: 'failed',
-        });
+        expect(
+          (await h.sql('SELECT delivery_status FROM auth_challenges WHERE id = $1', [challenge]))[0],
+        ).not.toMatchObject({ delivery_status: 'failed' });
       }
       expect(await h.sql('SELECT 1 FROM delivery_failures')).toEqual([]);
 

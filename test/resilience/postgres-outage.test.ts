@@ -4,12 +4,12 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../../src/db/embedded';
 import { freePort } from '../../src/dev/process';
-import { CHALLENGE_WORKFLOW_TYPE, challengeWorkflowId } from '../../src/shared/auth';
+import { CHALLENGE_ENDS, CHALLENGE_WORKFLOW_TYPE, challengeWorkflowId } from '../../src/shared/auth';
 import { initiate, messagesFor, post, secretFor, waitFor } from '../helpers/authClient';
 import { raiseRateLimits, sendKey, setFault } from '../helpers/delivery';
 import { startHarness, type Harness } from '../helpers/harness';
 
-const ENDED = ['verified', 'expired', 'revoked', 'locked'];
+const ENDED: readonly string[] = CHALLENGE_ENDS;
 
 /**
  * Postgres stopped under a running Warden (its own embedded server, so stopping it touches no
@@ -131,15 +131,15 @@ describe('Postgres stopped and started again under a running Warden', () => {
       const settled = await waitFor(
         'the in-flight send to have its outcome',
         async () => {
-          const [row] = await h.sql<{ status: string; delivery_outcome: string | null }>(
-            'SELECT status, delivery_outcome FROM auth_challenges WHERE id = $1',
+          const [row] = await h.sql<{ delivery_status: string | null; delivery_outcome: string | null }>(
+            'SELECT delivery_status, delivery_outcome FROM auth_challenges WHERE id = $1',
             [sending],
           );
           return row?.delivery_outcome ? row : undefined;
         },
         90_000,
       );
-      expect(settled).toMatchObject({ status: 'delivered', delivery_outcome: 'sent' });
+      expect(settled).toMatchObject({ delivery_status: 'delivered', delivery_outcome: 'sent' });
       expect(await messagesFor(h, sending)).toHaveLength(1);
       expect(
         await h.sql('SELECT provider, status FROM delivery_attempts WHERE idempotency_key = $1', [sendKey(sending)]),

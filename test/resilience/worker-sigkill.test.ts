@@ -125,6 +125,7 @@ describe('the worker process killed with SIGKILL under initiate load', () => {
         user_id: string;
         method: string;
         status: string;
+        delivery_status: string | null;
         delivery_outcome: string | null;
         sends: number;
       };
@@ -132,14 +133,20 @@ describe('the worker process killed with SIGKILL under initiate load', () => {
         'every challenge to be delivered',
         async () => {
           const found = await h.sql<Row>(
-            'SELECT id, user_id, method, status, delivery_outcome, sends FROM auth_challenges WHERE id = ANY($1::uuid[]) ORDER BY created_at, id',
+            'SELECT id, user_id, method, status, delivery_status, delivery_outcome, sends FROM auth_challenges WHERE id = ANY($1::uuid[]) ORDER BY created_at, id',
             [challengeIds],
           );
           return found.length === TOTAL && found.every((r) => r.delivery_outcome !== null) ? found : undefined;
         },
         120_000,
       );
-      for (const r of rows) expect(r, r.id).toMatchObject({ status: 'delivered', delivery_outcome: 'sent', sends: 1 });
+      for (const r of rows)
+        expect(r, r.id).toMatchObject({
+          status: 'open',
+          delivery_status: 'delivered',
+          delivery_outcome: 'sent',
+          sends: 1,
+        });
       for (const id of listed) {
         const settled = await waitFor(
           `workflow ${id} to have no activity in flight`,

@@ -11,6 +11,7 @@ import {
 import { afterOutcome, availability, planSteps, routeOrder, type Circuit } from '../../src/delivery/circuit';
 import { decide, MAX_CALLS_PER_PROVIDER, RETRY_AFTER_CAP_MS } from '../../src/delivery/policy';
 import { publicStatus } from '../../src/delivery/publicState';
+import { CHALLENGE_ENDS } from '../../src/shared/auth';
 import { DEFAULT_ROUTES, RouteValidationError, validateRoute } from '../../src/delivery/routes';
 import {
   plivoDeliveredCallback,
@@ -179,27 +180,40 @@ describe('the public challenge state', () => {
   const now = new Date('2026-01-15T10:00:00Z');
   const later = new Date('2026-01-15T10:05:00Z');
   const row = (patch: Partial<Parameters<typeof publicStatus>[0]>) => ({
-    status: 'pending',
+    status: 'open',
     expires_at: later,
     delivery_outcome: null,
+    delivery_status: null,
     delivery_error_class: null,
     ...patch,
   });
 
   it('hides person-specific failures and decoys, shows outages and ends', () => {
     expect(publicStatus(row({}), now)).toBe('pending');
-    expect(publicStatus(row({ status: 'delivered', delivery_outcome: 'sent' }), now)).toBe('delivered');
-    expect(publicStatus(row({ status: 'delivered', delivery_outcome: 'no_recipient' }), now)).toBe('delivered');
-    expect(publicStatus(row({ status: 'failed', delivery_outcome: 'no_recipient' }), now)).toBe('failed');
+    expect(publicStatus(row({ delivery_status: 'delivered', delivery_outcome: 'sent' }), now)).toBe('delivered');
+    expect(publicStatus(row({ delivery_status: 'delivered', delivery_outcome: 'no_recipient' }), now)).toBe(
+      'delivered',
+    );
+    expect(publicStatus(row({ delivery_status: 'failed', delivery_outcome: 'no_recipient' }), now)).toBe('failed');
     expect(
-      publicStatus(row({ status: 'failed', delivery_outcome: 'failed', delivery_error_class: 'transient' }), now),
+      publicStatus(
+        row({ delivery_status: 'failed', delivery_outcome: 'failed', delivery_error_class: 'transient' }),
+        now,
+      ),
     ).toBe('failed');
     expect(
-      publicStatus(row({ status: 'failed', delivery_outcome: 'failed', delivery_error_class: 'permanent' }), now),
+      publicStatus(
+        row({ delivery_status: 'failed', delivery_outcome: 'failed', delivery_error_class: 'permanent' }),
+        now,
+      ),
     ).toBe('delivered');
-    expect(publicStatus(row({ status: 'delivered', delivery_outcome: 'sent', expires_at: now }), now)).toBe('expired');
-    for (const end of ['verified', 'expired', 'revoked', 'locked'])
-      expect(publicStatus(row({ status: end, delivery_outcome: 'sent' }), now)).toBe(end);
+    // a report of delivery that beats the send's own record: still pending until the send has an outcome
+    expect(publicStatus(row({ delivery_status: 'delivered' }), now)).toBe('pending');
+    expect(publicStatus(row({ delivery_status: 'delivered', delivery_outcome: 'sent', expires_at: now }), now)).toBe(
+      'expired',
+    );
+    for (const end of CHALLENGE_ENDS)
+      expect(publicStatus(row({ status: end, delivery_status: 'failed', delivery_outcome: 'failed' }), now)).toBe(end);
   });
 });
 

@@ -23,13 +23,13 @@ describe('challenge expiry at the default TTLs (time-skipping server)', () => {
     await secretFor(h, link.challenge_id);
 
     await h.testEnv!.sleep(290_000);
-    expect((await challengeRow(h, otp.challenge_id))!.status).toBe('delivered');
+    expect((await challengeRow(h, otp.challenge_id))!.status).toBe('open');
     await h.testEnv!.sleep(15_000);
     const expired = await waitForStatus(h, otp.challenge_id, 'expired');
     expect(expired).toMatchObject({ end_reason: 'expired', sealed_secret: null });
     const late = await post(h, '/otp/verify', { challenge_id: otp.challenge_id, otp: code });
     expect(late.statusCode).toBe(410);
-    expect((await challengeRow(h, link.challenge_id))!.status).toBe('delivered');
+    expect((await challengeRow(h, link.challenge_id))!.status).toBe('open');
 
     await h.testEnv!.sleep(600_000);
     await waitForStatus(h, link.challenge_id, 'expired');

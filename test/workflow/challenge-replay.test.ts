@@ -11,14 +11,19 @@ import { clearFaults, deliveryOutcome, raiseRateLimits, setFault } from '../help
 import { startHarness, type Harness } from '../helpers/harness';
 
 /**
- * Challenge histories recorded by earlier versions of the workflow, replayed with today's code.
- * A change to the challenge workflow that alters its commands must keep these replaying (behind
- * `patched()`), or challenges in flight during a deploy fail with a nondeterminism error.
+ * Challenge histories recorded from the workflow code, replayed with today's code: a change to
+ * the challenge workflow that alters its commands fails here, as it would fail the challenges in
+ * flight during a deploy with a nondeterminism error.
+ *
+ * `patched()` is only for workflows that have been released. Until Warden's first release no
+ * challenge history exists outside tests, so such a change re-records the paths from the new
+ * code and deletes the old recordings. After a release, the released version's recordings stay
+ * and must keep replaying, behind `patched()`, next to a recording of the new code.
  *
  * test/fixtures/challenge-histories/<label>.json holds one recording: every path a challenge
  * can take, and the throwaway payload key its payloads were encrypted with (test users only;
- * no secret is ever in a payload). Record the current code's paths before changing the
- * workflow: `WARDEN_RECORD_HISTORIES=<label> npx vitest run test/workflow/challenge-replay.test.ts`.
+ * no secret is ever in a payload). Record the current code's paths:
+ * `WARDEN_RECORD_HISTORIES=<label> npx vitest run test/workflow/challenge-replay.test.ts`.
  */
 const FIXTURES = path.resolve(__dirname, '../fixtures/challenge-histories');
 const LINK_PATH = '/browser/api/v1/identity/auth/magic-link/verify';

@@ -17,7 +17,9 @@ import {
   CHALLENGE_WORKFLOW_TYPE,
   resendUpdate,
   verifyUpdate,
+  CHALLENGE_ENDS,
   type AuthMethod,
+  type ChallengeEnd,
   type ChallengeInput,
   type VerifyResult,
 } from '../../shared/auth';
@@ -41,8 +43,8 @@ import { assertChannelEnabled } from './channelGuard';
  */
 type ChallengeRow = LimitedChallengeRow;
 
-type Ended = 'verified' | 'expired' | 'revoked' | 'locked';
-const ENDED: readonly string[] = ['verified', 'expired', 'revoked', 'locked'];
+type Ended = ChallengeEnd;
+const ENDED: readonly string[] = CHALLENGE_ENDS;
 
 /** The stable error of each way a challenge can have ended. */
 const ENDED_ERRORS: Record<Ended, { status: number; code: string; message: string; outcome: string }> = {

@@ -3,6 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import { AuditEventType, recordAudit } from '../../auth/audit';
 import { findBlock } from '../../auth/blocklist';
 import { publicStatus, type ChallengeStateRow } from '../../delivery/publicState';
+import { PUBLIC_CHALLENGE_STATUSES } from '../../shared/delivery';
 import { ApiError, ErrorBody } from '../errors';
 import { auditLogger, clientContext } from './authGuards';
 import { UUID_PATTERN } from './authSchemas';
@@ -13,9 +14,7 @@ const State = Type.Object(
   {
     challenge_id: Type.String(),
     method: Type.Union([Type.Literal('sms_otp'), Type.Literal('magic_link')]),
-    status: Type.Union(
-      ['pending', 'delivered', 'failed', 'verified', 'expired', 'revoked', 'locked'].map((s) => Type.Literal(s)),
-    ),
+    status: Type.Union(PUBLIC_CHALLENGE_STATUSES.map((s) => Type.Literal(s))),
     expires_at: Type.String(),
   },
   { additionalProperties: false },
@@ -50,7 +49,7 @@ const challengeState: FastifyPluginAsyncTypebox = async (app) => {
       const id = request.params.id;
       if (!UUID.test(id)) throw new ApiError(400, 'invalid_request', 'the challenge id must be a UUID');
       const { rows } = await app.warden.db.query<ChallengeStateRow & { method: 'sms_otp' | 'magic_link'; now: Date }>(
-        'SELECT method, status, expires_at, delivery_outcome, delivery_error_class, now() AS now FROM auth_challenges WHERE id = $1',
+        'SELECT method, status, expires_at, delivery_outcome, delivery_status, delivery_error_class, now() AS now FROM auth_challenges WHERE id = $1',
         [id.toLowerCase()],
       );
       const row = rows[0];

@@ -3,11 +3,8 @@ import {
   ApplicationFailure,
   condition,
   log,
-  patched,
-  proxyActivities,
   proxyLocalActivities,
   setHandler,
-  type ActivityOptions,
   type LocalActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
@@ -17,11 +14,14 @@ import {
   resendUpdate,
   revokeSignal,
   verifyUpdate,
+  CHALLENGE_OPEN,
+  ChallengeErrorType,
   REVOKE_REASONS,
   type ChallengeEnd,
   type ChallengeInput,
   type ChallengeResult,
   type ChallengeState,
+  type ChallengeStatus,
   type InvalidationReason,
   type ResendResult,
   type RevokeInput,
@@ -31,53 +31,40 @@ import {
 import { redeliverUpdate, type DeliveryPlan, type RedeliverInput, type RedeliverResult } from '../../shared/delivery';
 import { deliverSend } from '../delivery/deliver';
 
+// The challenge's own steps run as local activities: no activity task round trip through the
+// server per step, so an initiate costs one workflow task, a verify stays well inside its 200 ms
+// p95, and a mass revocation (a compromised-token response) one workflow task per challenge.
+
 // Issuing answers the waiting initiate request: retry briefly, then fail it (the API says 503).
-// It runs as a local activity inside the first workflow task, so the initiate answer costs one
-// workflow task and no activity task round trip through the server.
-const issueOptions: ActivityOptions & LocalActivityOptions = {
+const issueOptions: LocalActivityOptions = {
   startToCloseTimeout: '10 seconds',
   retry: {
     initialInterval: '200 ms',
     backoffCoefficient: 2,
     maximumInterval: '2 seconds',
     maximumAttempts: 5,
-    nonRetryableErrorTypes: ['DataKeyUnavailableError'],
+    nonRetryableErrorTypes: [ChallengeErrorType.dataKeyUnavailable],
   },
 };
-// The verify path runs as local activities: no server round trip per step (p95 < 200 ms).
-// A missing row cannot appear by retrying.
-const checkOptions: LocalActivityOptions = {
+// A verify answers a waiting request: a few quick retries. A missing row cannot appear by retrying.
+const attemptOptions: LocalActivityOptions = {
   startToCloseTimeout: '5 seconds',
-  retry: { initialInterval: '100 ms', maximumAttempts: 3, nonRetryableErrorTypes: ['ChallengeNotFoundError'] },
+  retry: { initialInterval: '100 ms', maximumAttempts: 3, nonRetryableErrorTypes: [ChallengeErrorType.notFound] },
 };
 // An end must land (it wipes the sealed secret): retry until it does.
-const endOptions: ActivityOptions & LocalActivityOptions = {
+const endOptions: LocalActivityOptions = {
   startToCloseTimeout: '10 seconds',
   retry: {
     initialInterval: '500 ms',
     backoffCoefficient: 2,
     maximumInterval: '30 seconds',
-    nonRetryableErrorTypes: ['ChallengeNotFoundError'],
+    nonRetryableErrorTypes: [ChallengeErrorType.notFound],
   },
 };
 
-const { issueChallenge } = proxyActivities<Activities>(issueOptions);
-const { issueChallenge: issueChallengeLocally } = proxyLocalActivities<Activities>(issueOptions);
-/** Challenges started before the local issue replay their scheduled issue activity. */
-const LOCAL_ISSUE_PATCH = 'issue-as-local-activity';
-/** Challenges revoked before the local end replay their scheduled end activity. */
-const LOCAL_REVOKE_PATCH = 'revoke-as-local-activity';
-/**
- * Since this patch a challenge takes fewer steps (3 workflow activations fewer, the same
- * effects): the issue also plans the first send, the send activity records the outcome a
- * provider's acceptance makes, and a verify attempt is one local activity that compares and
- * ends or counts. It implies both patches above, so a new challenge records one marker.
- * Challenges recorded before it replay the older steps (test/workflow/challenge-replay.test.ts).
- */
-const FOLDED_STEPS_PATCH = 'challenge-folded-steps';
-const { endChallenge } = proxyActivities<Activities>(endOptions);
-const local = proxyLocalActivities<Activities>(checkOptions);
-const localEnd = proxyLocalActivities<Activities>(endOptions);
+const { issueChallenge } = proxyLocalActivities<Activities>(issueOptions);
+const { attemptChallenge } = proxyLocalActivities<Activities>(attemptOptions);
+const { endChallenge } = proxyLocalActivities<Activities>(endOptions);
 
 const KEY_ID = /^[A-Za-z0-9._-]{1,64}$/;
 const BLOB = /^[A-Za-z0-9+/]{40,512}={0,2}$/;
@@ -115,7 +102,7 @@ function validateRedeliver(input: RedeliverInput): void {
 export class ChallengeMachine {
   private issued = false;
   private issueFailed = false;
-  private status: 'pending' | ChallengeEnd = 'pending';
+  private status: ChallengeStatus = CHALLENGE_OPEN;
   private reason: InvalidationReason = 'expired';
   private attempts = 0;
   private sends = 0;
@@ -125,8 +112,6 @@ export class ChallengeMachine {
   private readonly redelivered = new Map<string, number>();
   private locked = false;
   private readonly expiresAtMs: number;
-  /** FOLDED_STEPS_PATCH applies (decided once, before the issue) */
-  private folded = false;
   /** the first send's plan, made with the issue */
   private firstPlan: DeliveryPlan | undefined;
 
@@ -146,16 +131,13 @@ export class ChallengeMachine {
   async run(): Promise<ChallengeResult> {
     const { challengeId, userId, method, ipMasked, expiresAt, limits } = this.input;
     try {
-      this.folded = patched(FOLDED_STEPS_PATCH);
-      const issue = this.folded || patched(LOCAL_ISSUE_PATCH) ? issueChallengeLocally : issueChallenge;
-      const issued = await issue({
+      const issued = await issueChallenge({
         challengeId,
         userId,
         method,
         ipMasked,
         expiresAt,
         maxAttempts: limits.maxAttempts,
-        ...(this.folded ? { planFirstSend: true } : {}),
       });
       this.firstPlan = issued.plan;
       this.issued = true;
@@ -171,12 +153,13 @@ export class ChallengeMachine {
   }
 
   private get ended(): boolean {
-    return this.status !== 'pending';
+    return this.status !== CHALLENGE_OPEN;
   }
 
   private async untilIssued(): Promise<void> {
     await condition(() => this.issued || this.issueFailed);
-    if (!this.issued) throw ApplicationFailure.nonRetryable('the challenge could not be issued', 'ChallengeNotIssued');
+    if (!this.issued)
+      throw ApplicationFailure.nonRetryable('the challenge could not be issued', ChallengeErrorType.notIssued);
   }
 
   /** `condition` may wake several waiters at once: each re-checks before taking the lock. */
@@ -195,21 +178,15 @@ export class ChallengeMachine {
     this.reason = reason;
   }
 
-  private async end(
-    status: ChallengeEnd,
-    reason: InvalidationReason,
-    fast: boolean,
-    incidentId?: string,
-  ): Promise<void> {
+  private async end(status: ChallengeEnd, reason: InvalidationReason, incidentId?: string): Promise<void> {
     this.settle(status, reason);
-    const args = {
+    await endChallenge({
       challengeId: this.input.challengeId,
       status,
       reason,
       attempts: this.attempts,
       ...(incidentId ? { incidentId } : {}),
-    };
-    await (fast ? localEnd.endChallenge(args) : endChallenge(args));
+    });
   }
 
   private endedOutcome():
@@ -225,7 +202,7 @@ export class ChallengeMachine {
     const endedFirst = remaining > 0 && (await condition(() => this.ended, remaining));
     if (endedFirst) return;
     await this.withLock(async () => {
-      if (!this.ended) await this.end('expired', 'expired', false);
+      if (!this.ended) await this.end('expired', 'expired');
     });
   }
 
@@ -241,11 +218,11 @@ export class ChallengeMachine {
       const sendNumber = this.sendQueue.shift();
       if (this.ended || sendNumber === undefined) return;
       // provider order, retries and failover live in deliverSend; its outcome is on the row
-      const plan = sendNumber === 1 ? this.firstPlan : undefined;
-      const delivery = await deliverSend(this.input.challengeId, sendNumber, {
-        ...(plan ? { plan } : {}),
-        recordInSend: this.folded,
-      });
+      const delivery = await deliverSend(
+        this.input.challengeId,
+        sendNumber,
+        sendNumber === 1 ? this.firstPlan : undefined,
+      );
       if (delivery.outcome === 'failed')
         log.warn('challenge delivery failed', {
           sendNumber,
@@ -260,46 +237,23 @@ export class ChallengeMachine {
     return this.withLock(async (): Promise<VerifyResult> => {
       if (this.ended) return this.endedOutcome();
       if (Date.now() >= this.expiresAtMs) {
-        await this.end('expired', 'expired', true);
+        await this.end('expired', 'expired');
         return { outcome: 'expired' };
       }
-      if (this.folded) return this.attempt(candidate);
-      const { challengeId, userId, limits } = this.input;
-      const { match } = await local.checkChallengeSecret({ challengeId, candidate });
-      this.attempts += 1;
-      if (match) {
-        await this.end('verified', 'used', true);
-        return { outcome: 'verified', userId };
-      }
-      const remainingAttempts = Math.max(0, limits.maxAttempts - this.attempts);
-      if (remainingAttempts === 0) {
-        await this.end('locked', 'locked', true);
-        return { outcome: 'locked', lockedByThisAttempt: true };
-      }
-      await local.recordChallengeAttempt({ challengeId, attempts: this.attempts });
-      return { outcome: 'invalid', remainingAttempts };
+      // the activity compares, decides (decideAttempt) and ends or counts on the row; this settles on its decision
+      const attempts = this.attempts + 1;
+      const decision = await attemptChallenge({
+        challengeId: this.input.challengeId,
+        candidate,
+        attempts,
+        maxAttempts: this.input.limits.maxAttempts,
+      });
+      this.attempts = attempts;
+      if (decision.outcome === 'invalid') return decision;
+      this.settle(decision.end.status, decision.end.reason);
+      if (decision.outcome === 'locked') return { outcome: 'locked', lockedByThisAttempt: true };
+      return { outcome: 'verified', userId: this.input.userId };
     });
-  }
-
-  /** A verify attempt as one local activity (FOLDED_STEPS_PATCH): it compares, then ends or counts. */
-  private async attempt(candidate: VerifyInput['candidate']): Promise<VerifyResult> {
-    const { challengeId, userId, limits } = this.input;
-    const attempts = this.attempts + 1;
-    const { match } = await local.attemptChallenge({
-      challengeId,
-      candidate,
-      attempts,
-      maxAttempts: limits.maxAttempts,
-    });
-    this.attempts = attempts;
-    if (match) {
-      this.settle('verified', 'used');
-      return { outcome: 'verified', userId };
-    }
-    const remainingAttempts = Math.max(0, limits.maxAttempts - attempts);
-    if (remainingAttempts > 0) return { outcome: 'invalid', remainingAttempts };
-    this.settle('locked', 'locked');
-    return { outcome: 'locked', lockedByThisAttempt: true };
   }
 
   private async resend(): Promise<ResendResult> {
@@ -338,15 +292,7 @@ export class ChallengeMachine {
     // a signal has no validator: an unknown reason is recorded as a manual revoke
     const why = REVOKE_REASONS.includes(reason) ? reason : 'manual_revoke';
     await this.withLock(async () => {
-      // a local activity: a mass revocation (a compromised-token response for thousands of
-      // users) costs one workflow task per challenge instead of an activity round trip too
-      if (!this.ended)
-        await this.end(
-          'revoked',
-          why,
-          this.folded || patched(LOCAL_REVOKE_PATCH),
-          typeof incidentId === 'string' ? incidentId : undefined,
-        );
+      if (!this.ended) await this.end('revoked', why, typeof incidentId === 'string' ? incidentId : undefined);
     });
   }
 

@@ -9,6 +9,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import type { ProviderName } from '../../providers/types';
+import { ChallengeErrorType } from '../../shared/auth';
 import {
   DeliveryErrorType,
   type DeliveryPlan,
@@ -25,7 +26,7 @@ const planOptions: LocalActivityOptions = {
     backoffCoefficient: 2,
     maximumInterval: '2 seconds',
     maximumAttempts: 5,
-    nonRetryableErrorTypes: ['ChallengeNotFoundError'],
+    nonRetryableErrorTypes: [ChallengeErrorType.notFound],
   },
 };
 // One provider call per attempt. The activity says whether to call this provider again
@@ -43,10 +44,11 @@ const sendOptions: ActivityOptions = {
     backoffCoefficient: 2,
     maximumInterval: '2 seconds',
     maximumAttempts: 6,
-    nonRetryableErrorTypes: [DeliveryErrorType.permanent, DeliveryErrorType.exhausted, 'ChallengeNotFoundError'],
+    nonRetryableErrorTypes: [DeliveryErrorType.permanent, DeliveryErrorType.exhausted, ChallengeErrorType.notFound],
   },
 };
-// The outcome must land (the challenge row and delivery_failures say what happened): retry until it does.
+// An outcome no provider took must land (the challenge row and delivery_failures say what
+// happened): retry until it does. A provider that takes a send records it in sendDelivery.
 const recordOptions: LocalActivityOptions = {
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds' },
@@ -73,25 +75,19 @@ function stepFailure(err: unknown, provider: ProviderName): StepFailure {
   return { provider, errorClass: 'transient', errorCode: 'activity_failed' };
 }
 
-export interface DeliverSendOptions {
-  /** the plan made with the challenge's issue (first send), instead of planning here */
-  plan?: DeliveryPlan;
-  /** the provider that takes the message records the outcome itself (challenges since `challenge-folded-steps`) */
-  recordInSend?: boolean;
-}
-
 /**
- * One send (the n-th of a challenge), orchestrated here: plan (route + circuits), then each
- * planned provider in turn until one takes the message; a permanent error stops at once (no
- * failover). The outcome is recorded whatever happened, so no challenge is left without one:
- * a challenge that ended before any provider was called is `skipped`.
+ * One send (the n-th of a challenge), orchestrated here: plan (route + circuits) unless the
+ * issue planned it already (the first send), then each planned provider in turn until one takes
+ * the message; a permanent error stops at once (no failover). The outcome is recorded whatever
+ * happened, so no challenge is left without one: a challenge that ended before any provider was
+ * called is `skipped`.
  */
 export async function deliverSend(
   challengeId: string,
   sendNumber: number,
-  options: DeliverSendOptions = {},
+  planned?: DeliveryPlan,
 ): Promise<DeliverySummary> {
-  const plan = options.plan ?? (await planDelivery({ challengeId, sendNumber }));
+  const plan = planned ?? (await planDelivery({ challengeId, sendNumber }));
   if (plan.kind === 'skipped') {
     await record({ challengeId, sendNumber, outcome: 'skipped' });
     return { outcome: 'skipped' };
@@ -108,14 +104,12 @@ export async function deliverSend(
         sendNumber,
         provider: step.provider,
         maxCalls: step.maxCalls,
+        primary: plan.primary,
         ...(last ? { failoverFrom: last.provider } : {}),
-        ...(options.recordInSend ? { record: { primary: plan.primary } } : {}),
       });
       // the challenge ended meanwhile: what was tried so far is the outcome
       if (sent.outcome === 'skipped') break;
-      const outcome = sent.provider === plan.primary ? 'sent' : 'failed_over';
-      if (!options.recordInSend) await record({ challengeId, sendNumber, outcome, provider: sent.provider });
-      return { outcome, provider: sent.provider };
+      return { outcome: sent.provider === plan.primary ? 'sent' : 'failed_over', provider: sent.provider };
     } catch (err) {
       last = stepFailure(err, step.provider);
       log.warn('delivery step failed', {

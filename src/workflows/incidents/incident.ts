@@ -1,25 +1,11 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import {
-  allHandlersFinished,
-  condition,
-  ParentClosePolicy,
-  patched,
-  startChild,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { allHandlersFinished, condition, ParentClosePolicy, startChild, workflowInfo } from '@temporalio/workflow';
 import type { IncidentInput, IncidentResult, RunbookInput } from '../../shared/incidents';
 import { ChecklistRunner } from './checklistRunner';
 import { EffectRunner } from './effects';
 import { registerHandlers } from './handlers';
 import { IncidentMachine } from './machine';
 import { RUNBOOK_WORKFLOWS } from './runbooks';
-
-/**
- * Incidents started before this replay their old loop, which slept until the next future item
- * even when one had fallen due meanwhile (while effects drained, or while no worker or server
- * ran): such an escalation waited for the next timer, hours later.
- */
-const OVERDUE_TICK_PATCH = 'incident-tick-overdue';
 
 /**
  * One incident, from detection to resolution. Workflow id `INC-YYYY-MM-DD-NN` (REST, Slack)
@@ -44,7 +30,7 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentRe
   while (!machine.closed) {
     const now = Date.now();
     const wake = [machine.nextWakeAt(now), effects.retryAt].filter((t): t is number => t !== undefined);
-    if (machine.hasDue(now) && patched(OVERDUE_TICK_PATCH)) {
+    if (machine.hasDue(now)) {
       // something fell due while the last effects drained (or the worker/server was away): do it now
     } else if (wake.length) {
       const at = Math.min(...wake);

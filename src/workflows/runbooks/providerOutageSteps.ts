@@ -1,4 +1,4 @@
-import { ApplicationFailure, patched, sleep, type ActivityOptions } from '@temporalio/workflow';
+import { ApplicationFailure, sleep, type ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import type { RateLimitSettings } from '../../auth/settings';
 import { isDown, nextStreak, RELIEF_MAX_USERS, reliefSkipReason, type OutageParams } from '../../runbooks/outage';
@@ -31,8 +31,6 @@ export type Scope = Awaited<ReturnType<Activities['outageScope']>> & { provider?
 type Change = 'backup' | 'disable';
 // the runtime_settings key of the rate limits (src/auth/settings.ts RATE_LIMITING_KEY; not imported: workflow bundle)
 const RATE_LIMITING = 'rate_limiting';
-/** Runs started before the retry relief replay without it (no relief, no restore_limits). */
-const RETRY_RELIEF_PATCH = 'provider-outage-retry-relief';
 
 const METHOD: Record<Channel, string> = { sms: 'SMS OTP', email: 'magic link' };
 const OTHER: Record<Channel, Channel> = { sms: 'email', email: 'sms' };
@@ -46,7 +44,6 @@ export class OutageRun {
   disabled = false;
   /** the retry relief ran: the end of the run (or a cancellation) puts the limits back */
   relieved = false;
-  private reliefPatched = false;
   private degradeTried = false;
 
   constructor(
@@ -135,8 +132,6 @@ export class OutageRun {
    * state is cleared, so they can retry at once. `window` is the scope's (since, channel).
    */
   async relieve(refusedUsers: number, window: { since: string; until?: string; channel?: Channel }): Promise<void> {
-    this.reliefPatched = patched(RETRY_RELIEF_PATCH);
-    if (!this.reliefPatched) return;
     const skip = reliefSkipReason(refusedUsers, this.p);
     if (skip) return this.rb.skip('relieve_retries', skip);
     const r = await this.rb.step(
@@ -193,7 +188,6 @@ export class OutageRun {
 
   /** Puts back the limits the relief raised (only if nobody changed them since); the cleared state stays cleared. */
   async restoreLimits(): Promise<void> {
-    if (!this.reliefPatched) return;
     if (!this.relieved) return this.rb.skip('restore_limits', 'this run did not raise the rate limits');
     await this.rb.step('restore_limits', async (ctx) => ({
       summary: await this.restoreLimitsText(ctx.activities(quick), ctx.workflowId),
