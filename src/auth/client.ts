@@ -9,6 +9,7 @@ import {
   WorkflowUpdateFailedError,
   WorkflowUpdateRPCTimeoutOrCancelledError,
   type Client,
+  type WorkflowHandle,
 } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import type { Database, Queryable } from '../db/database';
@@ -104,9 +105,9 @@ export async function startChallenge(
 async function update<R>(
   deps: ChallengeDeps,
   challengeId: string,
-  send: (handle: ReturnType<Client['workflow']['getHandle']>) => Promise<R>,
+  send: (handle: WorkflowHandle<typeof challengeWorkflow>) => Promise<R>,
 ): Promise<{ result: R } | { gone: LimitedChallengeRow | undefined }> {
-  const handle = deps.client.workflow.getHandle(challengeWorkflowId(challengeId));
+  const handle = deps.client.workflow.getHandle<typeof challengeWorkflow>(challengeWorkflowId(challengeId));
   try {
     return { result: await withDeadline(deps, () => send(handle)) };
   } catch (err) {
