@@ -16,6 +16,7 @@ import {
 import { cleanupConsistency, type CleanupResult } from '../db/failoverCleanup';
 import type { TopologySnapshot } from '../db/topologyWatcher';
 import type { Runtime } from '../runtime';
+import { insertRun, recordStep } from '../runbooks/projection';
 import type { DatabaseControlState, PoolSize } from '../shared/database';
 import type { Severity } from '../shared/incidents';
 import type { StepStatus } from '../shared/runbooks';
@@ -185,19 +186,8 @@ export function createDbOpsActivities(runtime: Runtime) {
       steps: Array<{ step: string; status: StepStatus; summary: string | null }>;
     }): Promise<void> {
       await db.maintenance(async (tx) => {
-        await tx.query(
-          `INSERT INTO runbook_runs (workflow_id, runbook, incident_id, severity, status, started_by)
-           VALUES ($1, $2, NULLIF($3, ''), $4, 'running', $5) ON CONFLICT (workflow_id) DO NOTHING`,
-          [input.workflowId, input.runbook, input.incidentId, input.severity, input.startedBy],
-        );
-        for (const s of input.steps) {
-          await tx.query(
-            `INSERT INTO runbook_steps (workflow_id, step, status, summary) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (workflow_id, step) DO UPDATE SET status = EXCLUDED.status, summary = EXCLUDED.summary, updated_at = now()
-               WHERE runbook_steps.status IS DISTINCT FROM EXCLUDED.status`,
-            [input.workflowId, s.step, s.status, s.summary?.slice(0, 2000) ?? null],
-          );
-        }
+        await insertRun(tx, input);
+        for (const s of input.steps) await recordStep(tx, { workflowId: input.workflowId, ...s });
       });
     },
 

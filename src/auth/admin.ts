@@ -223,3 +223,27 @@ export async function rotateKeys(
     revokedChallenges,
   };
 }
+
+/** The data keys (ids and statuses, never material) and the last 50 rotations, newest first. */
+export async function listKeys(db: Database) {
+  const keys = await db.query<{
+    id: string;
+    kek_id: string;
+    status: string;
+    created_at: Date;
+    retired_at: Date | null;
+  }>('SELECT id, kek_id, status, created_at, retired_at FROM signing_keys ORDER BY created_at DESC');
+  const rotations = await db.query<{
+    id: number;
+    from_key_id: string | null;
+    to_key_id: string;
+    reason: string;
+    incident_id: string | null;
+    revoked_challenges: number;
+    rotated_by: string;
+    rotated_at: Date;
+  }>(
+    'SELECT id::int AS id, from_key_id, to_key_id, reason, incident_id, revoked_challenges, rotated_by, rotated_at FROM key_rotations ORDER BY id DESC LIMIT 50',
+  );
+  return { keys: keys.rows, rotations: rotations.rows };
+}

@@ -146,3 +146,28 @@ export async function recordAudit(db: Queryable, logger: Logger, event: AuditEve
   logAudit(logger, row);
   return row;
 }
+
+const EXPORT_PAGE = 1000;
+
+/** Audit events of a window as NDJSON lines, oldest first, read a page at a time as they are sent. */
+export async function* exportAuditLines(
+  db: Queryable,
+  since: Date,
+  until: Date,
+  type: string | undefined,
+): AsyncGenerator<string> {
+  let after = '0';
+  for (;;) {
+    const { rows } = await db.query<AuditRow>(
+      `SELECT id, occurred_at, event_type, outcome, reason, challenge_id, user_id, method, ip_masked,
+              phone_last4, email_domain, incident_id, details
+         FROM audit_events
+        WHERE occurred_at >= $1 AND occurred_at < $2 AND ($3::text IS NULL OR event_type = $3) AND id > $4
+        ORDER BY id LIMIT ${EXPORT_PAGE}`,
+      [since, until, type ?? null, after],
+    );
+    for (const row of rows) yield `${JSON.stringify(auditRecord(row))}\n`;
+    if (rows.length < EXPORT_PAGE) return;
+    after = rows[rows.length - 1]!.id;
+  }
+}

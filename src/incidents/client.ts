@@ -1,27 +1,36 @@
+/**
+ * The client side of incidents, shared by the REST API, Slack and Alertmanager: opening an
+ * INC workflow (or an alert group's, by signal-with-start), finding an incident's run,
+ * listing incidents, reading their state, sending updates, and turning message failures into
+ * stable codes.
+ */
 import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
+  WorkflowUpdateStage,
   type Client,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, type UpdateDefinition } from '@temporalio/common';
 import type { Database } from '../db/database';
 import {
+  alertNotificationSignal,
   INCIDENT_ERRORS,
   INCIDENT_ID_PATTERN,
   INCIDENT_WORKFLOW_TYPE,
   incidentId,
+  incidentStateQuery,
+  type AlertNotificationInput,
   type IncidentInput,
   type IncidentState,
+  type IncidentStatus,
+  type IncidentType,
+  type Severity,
 } from '../shared/incidents';
 import { IncidentStatusKey, IncidentTypeKey, SeverityKey } from '../shared/searchAttributes';
 import type { incidentWorkflow } from '../workflows/incidents/incident';
 
-/**
- * The client side of incidents, shared by the REST API, Slack and Alertmanager: opening an
- * INC workflow, finding an incident's run, and turning message failures into stable codes.
- */
 export interface IncidentDeps {
   client: Client;
   db: Database;
@@ -135,4 +144,145 @@ export function snakeCase(type: string): string {
   return type.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
 }
 
-export type { IncidentState };
+/**
+ * One alert group's notification to its incident, `alert-<hash>`: a firing one by
+ * signal-with-start (repeats land on the open incident), an all-clear only to an incident that
+ * is open (`runId` null: there was none). `incidentId` is the INC id the run claimed, once it has.
+ */
+export async function notifyAlertGroup(
+  deps: IncidentDeps,
+  workflowId: string,
+  signal: AlertNotificationInput,
+  input: () => IncidentInput,
+): Promise<{ runId: string | null; incidentId: string | null }> {
+  const incidentOf = async (runId: string) => {
+    const { rows } = await deps.db.query<{ id: string }>(
+      'SELECT id FROM incidents WHERE workflow_id = $1 AND run_id = $2',
+      [workflowId, runId],
+    );
+    return rows[0]?.id ?? null;
+  };
+  if (signal.firing.length === 0) {
+    const handle = deps.client.workflow.getHandle(workflowId);
+    let runId: string;
+    try {
+      await handle.signal(alertNotificationSignal, signal);
+      runId = (await handle.describe()).runId;
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+      return { runId: null, incidentId: null };
+    }
+    return { runId, incidentId: await incidentOf(runId) };
+  }
+  const start = input();
+  const handle = await deps.client.workflow.signalWithStart<typeof incidentWorkflow, [AlertNotificationInput]>(
+    INCIDENT_WORKFLOW_TYPE,
+    {
+      workflowId,
+      taskQueue: deps.taskQueue,
+      args: [start],
+      signal: alertNotificationSignal,
+      signalArgs: [signal],
+      typedSearchAttributes: [
+        { key: IncidentTypeKey, value: start.type },
+        { key: SeverityKey, value: start.severity },
+        { key: IncidentStatusKey, value: 'investigating' },
+      ],
+    },
+  );
+  return { runId: handle.signaledRunId, incidentId: await incidentOf(handle.signaledRunId) };
+}
+
+export interface IncidentSummary {
+  id: string;
+  workflow_id: string;
+  run_id: string;
+  type: string;
+  severity: string;
+  status: string;
+  title: string | null;
+  started_at: string;
+  closed: boolean;
+}
+
+/** The newest incidents on this task queue, by their search attributes, with the projection's id and title. */
+export async function listIncidents(
+  deps: IncidentDeps,
+  filter: { type?: IncidentType; severity?: Severity; status?: IncidentStatus; limit: number },
+): Promise<IncidentSummary[]> {
+  // every value is one of the enums: nothing user-typed reaches the query text
+  const query = [
+    `WorkflowType = '${INCIDENT_WORKFLOW_TYPE}'`,
+    `TaskQueue = '${deps.taskQueue.replace(/'/g, '')}'`,
+    ...(filter.type ? [`IncidentType = '${filter.type}'`] : []),
+    ...(filter.severity ? [`Severity = '${filter.severity}'`] : []),
+    ...(filter.status ? [`IncidentStatus = '${filter.status}'`] : []),
+  ].join(' AND ');
+  const found: Array<Omit<IncidentSummary, 'id' | 'title'>> = [];
+  for await (const wf of deps.client.workflow.list({ query })) {
+    const attribute = (name: string) =>
+      String(wf.typedSearchAttributes.getAll().find((p) => p.key.name === name)?.value ?? '');
+    found.push({
+      workflow_id: wf.workflowId,
+      run_id: wf.runId,
+      type: attribute('IncidentType'),
+      severity: attribute('Severity'),
+      status: attribute('IncidentStatus'),
+      started_at: wf.startTime.toISOString(),
+      closed: wf.status.name !== 'RUNNING',
+    });
+    if (found.length >= filter.limit) break;
+  }
+  const { rows } = await deps.db.query<{ id: string; workflow_id: string; run_id: string; title: string }>(
+    // a run not yet registered is found by its INC workflow id
+    'SELECT id, workflow_id, run_id, title FROM incidents WHERE run_id = ANY($1) OR (run_id IS NULL AND workflow_id = ANY($2))',
+    [found.map((f) => f.run_id), found.map((f) => f.workflow_id)],
+  );
+  const byRun = new Map(rows.map((r) => [r.run_id ?? r.workflow_id, r]));
+  return found.map((f) => {
+    const row = byRun.get(f.run_id) ?? byRun.get(f.workflow_id);
+    return { ...f, id: row?.id ?? f.workflow_id, title: row?.title ?? null };
+  });
+}
+
+/** The live state from the workflow, or the projection's last copy once the history is gone. */
+export async function readIncidentState(deps: IncidentDeps, ref: IncidentRef): Promise<IncidentState | undefined> {
+  try {
+    return await incidentHandle(deps.client, ref).query(incidentStateQuery);
+  } catch (err) {
+    if (classifyUpdateError(err)?.kind !== 'not_found') throw err;
+    const { rows } = await deps.db.query<{ state: IncidentState | null }>('SELECT state FROM incidents WHERE id = $1', [
+      ref.id,
+    ]);
+    return rows[0]?.state ?? undefined;
+  }
+}
+
+export type UpdateOutcome = { done: true; state: IncidentState } | { done: false };
+
+/**
+ * Sends an update. The validator's verdict comes back at once (a rejection throws); the result
+ * is awaited up to `waitMs` (updates that run the checklist can take longer than a request
+ * should), after which `{ done: false }` says it is still running.
+ */
+export async function updateIncident<Arg>(
+  deps: IncidentDeps,
+  ref: IncidentRef,
+  def: UpdateDefinition<IncidentState, [Arg]>,
+  arg: Arg,
+  waitMs: number,
+): Promise<UpdateOutcome> {
+  const update = await incidentHandle(deps.client, ref).startUpdate(def, {
+    args: [arg],
+    waitForStage: WorkflowUpdateStage.ACCEPTED,
+  });
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'pending'>((resolve) => {
+    timer = setTimeout(() => resolve('pending'), waitMs);
+  });
+  const outcome = update.result();
+  // past the wait nobody awaits it: a late failure is on the incident's timeline, not here
+  outcome.catch(() => {});
+  const result = await Promise.race([outcome, timeout]).finally(() => clearTimeout(timer));
+  return result === 'pending' ? { done: false } : { done: true, state: result };
+}

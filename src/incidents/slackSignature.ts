@@ -1,11 +1,11 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
-
 /**
  * Slack request signing (https://api.slack.com/authentication/verifying-requests-from-slack):
  * `v0=` + hex HMAC-SHA256(signing secret, `v0:<timestamp>:<raw body>`), with the timestamp no
  * more than five minutes from now. Replays inside the window are caught by the caller, which
  * remembers the signatures it has seen.
  */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { Database } from '../db/database';
 export const SLACK_WINDOW_SECONDS = 5 * 60;
 
 export type SlackVerdict =
@@ -32,4 +32,30 @@ export function verifySlackRequest(input: {
   if (presented.length !== expected.length || !timingSafeEqual(presented, expected))
     return { ok: false, reason: 'bad_signature' };
   return { ok: true };
+}
+
+const FORGET_AFTER = '10 minutes';
+const CLEANUP_EVERY_MS = 60_000;
+
+/**
+ * The signatures seen, in Postgres (not in memory) so that every API replica refuses a replay,
+ * kept for the window in which the timestamp check would still accept it. The function answers
+ * whether a signature is new, and remembers it.
+ */
+export function signatureLedger(db: Database): (signature: string) => Promise<boolean> {
+  let lastCleanup = 0;
+  return async (signature) => {
+    const now = Date.now();
+    if (now - lastCleanup > CLEANUP_EVERY_MS) {
+      lastCleanup = now;
+      await db
+        .write(`DELETE FROM slack_request_signatures WHERE seen_at < now() - interval '${FORGET_AFTER}'`)
+        .catch(() => {});
+    }
+    const { rows } = await db.write(
+      'INSERT INTO slack_request_signatures (signature) VALUES ($1) ON CONFLICT DO NOTHING RETURNING signature',
+      [signature],
+    );
+    return rows.length === 1;
+  };
 }

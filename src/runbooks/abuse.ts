@@ -1,4 +1,5 @@
 import type { RateLimitSettings } from '../auth/settings';
+import type { RunbookParams } from './registry';
 
 /**
  * The abuse runbook's arithmetic, kept pure so it is tested without a workflow: its defaults
@@ -43,10 +44,8 @@ export const DEFAULT_ABUSE_PARAMS: AbuseParams = {
   neverBlock: [],
 };
 
-export function abuseParams(p: Partial<AbuseParams> | undefined): AbuseParams {
-  const merged = { ...DEFAULT_ABUSE_PARAMS, ...(p ?? {}) };
-  merged.tightened = { ...DEFAULT_ABUSE_PARAMS.tightened, ...(p?.tightened ?? {}) };
-  return merged;
+export function abuseParams(p: RunbookParams<'abuse-mitigation'> | undefined): AbuseParams {
+  return { ...DEFAULT_ABUSE_PARAMS, ...p, tightened: { ...DEFAULT_ABUSE_PARAMS.tightened, ...p?.tightened } };
 }
 
 /** Tightening never loosens: a limit already stricter than the tightened one stays as it is. */

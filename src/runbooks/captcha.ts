@@ -1,5 +1,3 @@
-import { Type, type Static } from '@sinclair/typebox';
-
 /**
  * CAPTCHA mode, a runtime setting the abuse runbook switches on while an attack lasts: a
  * client (its IP) or user with at least `threshold` failed attempts in the last
@@ -7,6 +5,8 @@ import { Type, type Static } from '@sinclair/typebox';
  * Failed attempts are requests the rate limiter refused (per IP or per user) and wrong,
  * locked or unknown-challenge verifications of the user.
  */
+import { Type, type Static } from '@sinclair/typebox';
+import type { Database } from '../db/database';
 export const CAPTCHA_SETTINGS_KEY = 'auth.captcha';
 
 export const CaptchaSettings = Type.Object(
@@ -21,3 +21,24 @@ export type CaptchaSettings = Static<typeof CaptchaSettings>;
 
 /** Off, with the normal threshold (3 failed attempts) ready for when it is switched on. */
 export const DEFAULT_CAPTCHA_SETTINGS: CaptchaSettings = { enabled: false, threshold: 3, window_seconds: 900 };
+
+/** The failed attempts of an IP or a user in the last `windowSeconds`, as the gate counts them. */
+export async function failedAttempts(
+  db: Database,
+  ip: string,
+  userId: string | undefined,
+  windowSeconds: number,
+): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `SELECT (SELECT count(*) FROM rate_limit_attempts
+              WHERE exceeded AND ip = $1::inet AND attempted_at > now() - make_interval(secs => $3))
+          + (SELECT count(*) FROM rate_limit_attempts
+              WHERE exceeded AND $2::text IS NOT NULL AND user_id = $2 AND attempted_at > now() - make_interval(secs => $3))
+          + (SELECT count(*) FROM audit_events
+              WHERE $2::text IS NOT NULL AND user_id = $2 AND event_type = 'identity.auth.validation_attempt'
+                AND outcome IN ('invalid_otp', 'invalid_token', 'locked') AND occurred_at > now() - make_interval(secs => $3))
+          AS n`,
+    [ip, userId ?? null, windowSeconds],
+  );
+  return Number(rows[0]?.n ?? 0);
+}

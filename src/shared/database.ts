@@ -1,4 +1,5 @@
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type { RunbookParams } from '../runbooks/registry';
 
 /**
  * The database control plane: the desired state every Warden process (API and worker) applies
@@ -94,17 +95,7 @@ export const databaseControlQuery = defineQuery<{ state: DatabaseControlState; h
 export const DB_OPS_PERMANENT_ERRORS = ['PromotionRefusedError', 'InvalidControlChangeError', 'UnknownEndpointError'];
 
 /** Parameters of the db-failover runbook; an incident's child runs with all defaults. */
-export interface DbFailoverParams {
-  /** host:port of the standby to promote; default: the most advanced reachable standby */
-  replica?: string;
-  /** the temporary pool; default 50 open, 10 idle (docs/incident-response.md) */
-  pool?: PoolSize;
-  /** read-only degradation: `auto` (default) only while no server takes writes, `always`, `never` */
-  readOnly?: 'auto' | 'always' | 'never';
-  /** `auto` (default): promote a replica when no server takes writes; `never`: investigate only */
-  failover?: 'auto' | 'never';
-}
-
+export type DbFailoverParams = RunbookParams<'db-failover'>;
 export const DB_FAILOVER_DEFAULTS: Required<Omit<DbFailoverParams, 'replica'>> = {
   pool: { max: 50, maxIdle: 10 },
   readOnly: 'auto',

@@ -1,25 +1,11 @@
-import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import type { IncidentType, RunbookInput, Severity } from './incidents';
-
 /**
  * The runbook workflows' contract, imported by the workflows, the activities and the admin API
  * (`/admin/api/v1/runbooks`). Every runbook speaks it; the framework that implements it is
- * src/workflows/runbooks/framework.ts (read its header first).
+ * src/workflows/runbooks/framework.ts (read its header first); which runbooks exist is
+ * src/runbooks/registry.ts.
  */
-
-/** URL names of the runbooks (docs/incident-response.md) and the incident type each one answers. */
-export const RUNBOOK_INCIDENT_TYPES = {
-  'compromised-token': 'compromised_token',
-  'provider-outage': 'provider_outage',
-  'abuse-mitigation': 'abuse',
-  'db-failover': 'db_connectivity',
-} as const satisfies Record<string, IncidentType>;
-export type RunbookName = keyof typeof RUNBOOK_INCIDENT_TYPES;
-export const RUNBOOK_NAMES = Object.keys(RUNBOOK_INCIDENT_TYPES) as RunbookName[];
-
-export function runbookNameOf(type: IncidentType): RunbookName | undefined {
-  return RUNBOOK_NAMES.find((name) => RUNBOOK_INCIDENT_TYPES[name] === type);
-}
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type { RunbookInput, Severity } from './incidents';
 
 /**
  * What a runbook workflow receives. An incident passes the RunbookInput part (its child starts

@@ -1,4 +1,6 @@
-// Every workflow the worker registers. Deterministic code only below this folder.
+// Every workflow the worker registers; an export's name is its workflow type (a runbook's is
+// named in src/runbooks/registry.ts, which the compiler checks against this list).
+// Deterministic code only below this folder.
 export { healthCheckWorkflow } from './ops/healthCheck';
 export { challengeWorkflow } from './auth/challenge';
 export { incidentWorkflow } from './incidents/incident';

@@ -7,6 +7,9 @@ import {
   notificationKey,
 } from '../../src/runbooks/notification';
 import { checkRunbookParams } from '../../src/runbooks/params';
+import { RUNBOOK_NAMES, RUNBOOKS, runbookOfIncident, runbookOfWorkflowType } from '../../src/runbooks/registry';
+import { INCIDENT_TYPES } from '../../src/shared/incidents';
+import * as workflows from '../../src/workflows';
 import { chunks, windowOf } from '../../src/workflows/runbooks/util';
 
 describe('runbook helpers', () => {
@@ -84,5 +87,21 @@ describe('runbook helpers', () => {
     expect(windowOf(undefined, undefined, Date.parse('2026-01-02T00:00:00Z'))).toEqual({
       since: '2026-01-01T00:00:00.000Z',
     });
+  });
+
+  it('the registry names each runbook once: one per incident type, a workflow the worker registers', () => {
+    expect(INCIDENT_TYPES.map((t) => runbookOfIncident(t)?.name)).toEqual([
+      'compromised-token',
+      'provider-outage',
+      'abuse-mitigation',
+      'db-failover',
+      undefined,
+    ]);
+    for (const name of RUNBOOK_NAMES) {
+      const { workflowType } = RUNBOOKS[name];
+      expect(typeof workflows[workflowType]).toBe('function');
+      expect(runbookOfWorkflowType(workflowType)).toBe(name);
+    }
+    expect(runbookOfWorkflowType('incidentWorkflow')).toBeUndefined();
   });
 });

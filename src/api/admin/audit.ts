@@ -1,17 +1,15 @@
-import { Readable } from 'node:stream';
-import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { auditRecord, type AuditRow } from '../../auth/audit';
-import type { Database } from '../../db/database';
-import { ApiError } from '../errors';
-
 /**
  * `GET /admin/api/v1/audit/export?since=24h` streams audit events as NDJSON, oldest first,
  * one line per event in the same shape as the audit log lines (the forensic export,
  * without grepping container logs). `since`/`until` take a duration back from now (`90m`,
  * `24h`, `7d`) or an ISO timestamp; the window is capped at 31 days.
  */
+import { Readable } from 'node:stream';
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { exportAuditLines } from '../../auth/audit';
+import { ApiError } from '../errors';
+
 const MAX_WINDOW_MS = 31 * 24 * 3600 * 1000;
-const PAGE = 1000;
 const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
 function instant(name: string, value: string | undefined, fallback: Date): Date {
@@ -22,23 +20,6 @@ function instant(name: string, value: string | undefined, fallback: Date): Date 
   if (Number.isNaN(at.getTime()))
     throw new ApiError(400, 'invalid_request', `\`${name}\` must be a duration like 24h or an ISO 8601 timestamp`);
   return at;
-}
-
-async function* exportLines(db: Database, since: Date, until: Date, type: string | undefined): AsyncGenerator<string> {
-  let after = '0';
-  for (;;) {
-    const { rows } = await db.query<AuditRow>(
-      `SELECT id, occurred_at, event_type, outcome, reason, challenge_id, user_id, method, ip_masked,
-              phone_last4, email_domain, incident_id, details
-         FROM audit_events
-        WHERE occurred_at >= $1 AND occurred_at < $2 AND ($3::text IS NULL OR event_type = $3) AND id > $4
-        ORDER BY id LIMIT ${PAGE}`,
-      [since, until, type ?? null, after],
-    );
-    for (const row of rows) yield `${JSON.stringify(auditRecord(row))}\n`;
-    if (rows.length < PAGE) return;
-    after = rows[rows.length - 1]!.id;
-  }
 }
 
 const audit: FastifyPluginAsyncTypebox = async (app) => {
@@ -64,7 +45,7 @@ const audit: FastifyPluginAsyncTypebox = async (app) => {
       return reply
         .type('application/x-ndjson')
         .header('Cache-Control', 'no-store')
-        .send(Readable.from(exportLines(app.warden.db, since, until, request.query.type)));
+        .send(Readable.from(exportAuditLines(app.warden.db, since, until, request.query.type)));
     },
   );
 };

@@ -1,5 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox, type Static, type TSchema } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
+import { listIncidents, type UpdateOutcome } from '../../incidents/client';
 import { contactsSource } from '../../incidents/contacts';
 import { renderReport } from '../../incidents/report';
 import { customerNotification } from '../../incidents/templates';
@@ -14,7 +15,6 @@ import {
   flagDataBreachUpdate,
   INCIDENT_STATUSES,
   INCIDENT_TYPES,
-  INCIDENT_WORKFLOW_TYPE,
   INTERNAL_ROLES,
   LIMITS,
   recordRootCauseUpdate,
@@ -25,7 +25,7 @@ import {
   type IncidentState,
 } from '../../shared/incidents';
 import { ApiError, ErrorBody } from '../errors';
-import { readState, sendUpdate, startIncident, type UpdateOutcome } from '../integrations/incidentOps';
+import { deps, readState, sendUpdate, startIncident } from '../integrations/incidentOps';
 
 /**
  * Incidents on the admin API (bearer token): open, list (Temporal visibility on the
@@ -119,55 +119,7 @@ const incidents: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const { type, severity, status } = request.query;
       const limit = Math.min(Number(request.query.limit ?? 50), 200);
-      // every value is one of the enums above: nothing user-typed reaches the query text
-      const query = [
-        `WorkflowType = '${INCIDENT_WORKFLOW_TYPE}'`,
-        `TaskQueue = '${app.warden.config.temporal.taskQueue.replace(/'/g, '')}'`,
-        ...(type ? [`IncidentType = '${type}'`] : []),
-        ...(severity ? [`Severity = '${severity}'`] : []),
-        ...(status ? [`IncidentStatus = '${status}'`] : []),
-      ].join(' AND ');
-      const found: Array<{
-        workflowId: string;
-        runId: string;
-        type: string;
-        severity: string;
-        status: string;
-        startTime: Date;
-        closed: boolean;
-      }> = [];
-      for await (const wf of app.warden.temporal.client.workflow.list({ query })) {
-        const sa = wf.typedSearchAttributes;
-        found.push({
-          workflowId: wf.workflowId,
-          runId: wf.runId,
-          type: String(sa.getAll().find((p) => p.key.name === 'IncidentType')?.value ?? ''),
-          severity: String(sa.getAll().find((p) => p.key.name === 'Severity')?.value ?? ''),
-          status: String(sa.getAll().find((p) => p.key.name === 'IncidentStatus')?.value ?? ''),
-          startTime: wf.startTime,
-          closed: wf.status.name !== 'RUNNING',
-        });
-        if (found.length >= limit) break;
-      }
-      const { rows } = await app.warden.db.query<{ id: string; workflow_id: string; run_id: string; title: string }>(
-        // a run not yet registered is found by its INC workflow id
-        'SELECT id, workflow_id, run_id, title FROM incidents WHERE run_id = ANY($1) OR (run_id IS NULL AND workflow_id = ANY($2))',
-        [found.map((f) => f.runId), found.map((f) => f.workflowId)],
-      );
-      const byRun = new Map(rows.map((r) => [r.run_id ?? r.workflow_id, r]));
-      return {
-        incidents: found.map((f) => ({
-          id: (byRun.get(f.runId) ?? byRun.get(f.workflowId))?.id ?? f.workflowId,
-          workflow_id: f.workflowId,
-          run_id: f.runId,
-          type: f.type,
-          severity: f.severity,
-          status: f.status,
-          title: (byRun.get(f.runId) ?? byRun.get(f.workflowId))?.title ?? null,
-          started_at: f.startTime.toISOString(),
-          closed: f.closed,
-        })),
-      };
+      return { incidents: await listIncidents(deps(app), { type, severity, status, limit }) };
     },
   );
 

@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { rotateKeys } from '../../auth/admin';
+import { listKeys, rotateKeys } from '../../auth/admin';
 import { authServices } from '../../auth/services';
 import { ErrorBody } from '../errors';
 
@@ -50,33 +50,14 @@ const keys: FastifyPluginAsyncTypebox = async (app) => {
     async () => {
       // make sure a fresh deployment shows its first key rather than an empty list
       await authServices(app.warden).keys.active();
-      const { db } = app.warden;
-      const keyRows = await db.query<{
-        id: string;
-        kek_id: string;
-        status: string;
-        created_at: Date;
-        retired_at: Date | null;
-      }>('SELECT id, kek_id, status, created_at, retired_at FROM signing_keys ORDER BY created_at DESC');
-      const rotationRows = await db.query<{
-        id: number;
-        from_key_id: string | null;
-        to_key_id: string;
-        reason: string;
-        incident_id: string | null;
-        revoked_challenges: number;
-        rotated_by: string;
-        rotated_at: Date;
-      }>(
-        'SELECT id::int AS id, from_key_id, to_key_id, reason, incident_id, revoked_challenges, rotated_by, rotated_at FROM key_rotations ORDER BY id DESC LIMIT 50',
-      );
+      const { keys: keyRows, rotations: rotationRows } = await listKeys(app.warden.db);
       return {
-        keys: keyRows.rows.map((k) => ({
+        keys: keyRows.map((k) => ({
           ...k,
           created_at: k.created_at.toISOString(),
           retired_at: iso(k.retired_at),
         })),
-        rotations: rotationRows.rows.map((r) => ({ ...r, rotated_at: r.rotated_at.toISOString() })),
+        rotations: rotationRows.map((r) => ({ ...r, rotated_at: r.rotated_at.toISOString() })),
       };
     },
   );

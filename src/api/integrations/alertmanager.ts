@@ -1,18 +1,3 @@
-import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { WorkflowNotFoundError } from '@temporalio/client';
-import {
-  alertWorkflowId,
-  fingerprintOf,
-  incidentFromAlerts,
-  alertGroupHash,
-  type AlertmanagerPayload,
-} from '../../incidents/alertmanager';
-import { alertNotificationSignal, INCIDENT_WORKFLOW_TYPE, type AlertNotificationInput } from '../../shared/incidents';
-import { IncidentStatusKey, IncidentTypeKey, SeverityKey } from '../../shared/searchAttributes';
-import type { incidentWorkflow } from '../../workflows/incidents/incident';
-import { ApiError, ErrorBody } from '../errors';
-import { requireBearer } from '../plugins/bearerAuth';
-
 /**
  * `POST /alertmanager/webhook` (Alertmanager's webhook_config, payload version 4), with the
  * bearer token WARDEN_ALERTMANAGER_TOKEN. One incident per notification group: the workflow id
@@ -22,6 +7,20 @@ import { requireBearer } from '../plugins/bearerAuth';
  * INC-YYYY-MM-DD-NN id in the `incidents` table when it starts; responders use that id.
  * A `resolved` notification goes onto the open incident's timeline and never opens one.
  */
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import {
+  alertWorkflowId,
+  fingerprintOf,
+  incidentFromAlerts,
+  alertGroupHash,
+  type AlertmanagerPayload,
+} from '../../incidents/alertmanager';
+import { notifyAlertGroup } from '../../incidents/client';
+import type { AlertNotificationInput } from '../../shared/incidents';
+import { ApiError, ErrorBody } from '../errors';
+import { requireBearer } from '../plugins/bearerAuth';
+import { deps } from './incidentOps';
+
 const Labels = Type.Record(Type.String({ maxLength: 200 }), Type.String({ maxLength: 2000 }));
 const Alert = Type.Object({
   status: Type.Union([Type.Literal('firing'), Type.Literal('resolved')]),
@@ -52,7 +51,7 @@ const Answer = Type.Object({
 });
 
 const alertmanager: FastifyPluginAsyncTypebox = async (app) => {
-  const { config, temporal, db, metrics } = app.warden;
+  const { config, metrics } = app.warden;
   const bearer = requireBearer(() => config.incidents.alertmanagerToken, 'warden-alertmanager');
 
   app.post(
@@ -76,58 +75,13 @@ const alertmanager: FastifyPluginAsyncTypebox = async (app) => {
         resolved: payload.alerts.filter((a) => a.status === 'resolved').map(fingerprintOf),
         alertnames: [...new Set(payload.alerts.map((a) => a.labels.alertname).filter((n): n is string => Boolean(n)))],
       };
-      const incidentOf = async (runId: string | null) => {
-        if (!runId) return null;
-        const { rows } = await db.query<{ id: string }>(
-          'SELECT id FROM incidents WHERE workflow_id = $1 AND run_id = $2',
-          [workflowId, runId],
-        );
-        return rows[0]?.id ?? null;
-      };
-
-      if (signal.firing.length === 0) {
-        // all clear: only an open incident hears about it
-        try {
-          const handle = temporal.client.workflow.getHandle(workflowId);
-          await handle.signal(alertNotificationSignal, signal);
-          const runId = (await handle.describe()).runId;
-          metrics.alertmanagerNotifications.inc({ status: payload.status, outcome: 'delivered' });
-          return {
-            workflow_id: workflowId,
-            run_id: runId,
-            incident_id: await incidentOf(runId),
-            outcome: 'delivered' as const,
-          };
-        } catch (err) {
-          if (!(err instanceof WorkflowNotFoundError)) throw err;
-          metrics.alertmanagerNotifications.inc({ status: payload.status, outcome: 'ignored' });
-          return { workflow_id: workflowId, run_id: null, incident_id: null, outcome: 'ignored' as const };
-        }
-      }
-
-      const input = incidentFromAlerts(payload, alertGroupHash(payload.groupKey));
-      const handle = await temporal.client.workflow.signalWithStart<typeof incidentWorkflow, [AlertNotificationInput]>(
-        INCIDENT_WORKFLOW_TYPE,
-        {
-          workflowId,
-          taskQueue: config.temporal.taskQueue,
-          args: [input],
-          signal: alertNotificationSignal,
-          signalArgs: [signal],
-          typedSearchAttributes: [
-            { key: IncidentTypeKey, value: input.type },
-            { key: SeverityKey, value: input.severity },
-            { key: IncidentStatusKey, value: 'investigating' },
-          ],
-        },
+      const { runId, incidentId } = await notifyAlertGroup(deps(app), workflowId, signal, () =>
+        incidentFromAlerts(payload, alertGroupHash(payload.groupKey)),
       );
-      metrics.alertmanagerNotifications.inc({ status: payload.status, outcome: 'delivered' });
-      return {
-        workflow_id: workflowId,
-        run_id: handle.signaledRunId,
-        incident_id: await incidentOf(handle.signaledRunId),
-        outcome: 'delivered' as const,
-      };
+      // an all-clear for a group with no open incident is ignored
+      const outcome = runId ? ('delivered' as const) : ('ignored' as const);
+      metrics.alertmanagerNotifications.inc({ status: payload.status, outcome });
+      return { workflow_id: workflowId, run_id: runId, incident_id: incidentId, outcome };
     },
   );
 };

@@ -1,40 +1,22 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { verifySlackRequest } from '../../incidents/slackSignature';
-import { ApiError } from '../errors';
-
 /**
  * Every Slack request is checked before it is read: the signing secret's v0 signature over
  * the raw body, a timestamp within five minutes, and a signature never seen before. Seen
  * signatures live in Postgres (not in memory) so that every API replica refuses a replay,
  * for the window in which the timestamp check would still accept it.
  */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { signatureLedger, verifySlackRequest } from '../../incidents/slackSignature';
+import { ApiError } from '../errors';
+
 declare module 'fastify' {
   interface FastifyRequest {
     slackRawBody?: string;
   }
 }
 
-const FORGET_AFTER = '10 minutes';
-const CLEANUP_EVERY_MS = 60_000;
-
 export function slackVerifier(app: FastifyInstance) {
-  let lastCleanup = 0;
   const { db, metrics, config } = app.warden;
-
-  async function remember(signature: string): Promise<boolean> {
-    const now = Date.now();
-    if (now - lastCleanup > CLEANUP_EVERY_MS) {
-      lastCleanup = now;
-      await db
-        .write(`DELETE FROM slack_request_signatures WHERE seen_at < now() - interval '${FORGET_AFTER}'`)
-        .catch(() => {});
-    }
-    const { rows } = await db.write(
-      'INSERT INTO slack_request_signatures (signature) VALUES ($1) ON CONFLICT DO NOTHING RETURNING signature',
-      [signature],
-    );
-    return rows.length === 1;
-  }
+  const remember = signatureLedger(db);
 
   return async function verify(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
     const endpoint = request.routeOptions.url ?? 'slack';

@@ -1,12 +1,3 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { recordAudit } from '../../auth/audit';
-import { authServices } from '../../auth/services';
-import { CAPTCHA_SETTINGS_KEY, CaptchaSettings, DEFAULT_CAPTCHA_SETTINGS } from '../../runbooks/captcha';
-import type { AuthMethod } from '../../shared/auth';
-import { ApiError } from '../errors';
-import { auditLogger, clientContext } from './authGuards';
-import { UUID_PATTERN } from './authSchemas';
-
 /**
  * The CAPTCHA gate of the public auth routes (a preHandler: after the blocklist and body
  * validation, before the rate limiter). It costs one cached settings read while CAPTCHA mode
@@ -17,28 +8,23 @@ import { UUID_PATTERN } from './authSchemas';
  * `captcha_unavailable` while hCaptcha cannot answer (flagged clients fail closed; everyone
  * else is never asked). The token is never logged or stored.
  */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { recordAudit } from '../../auth/audit';
+import { loadChallenge } from '../../auth/client';
+import { authServices } from '../../auth/services';
+import {
+  CAPTCHA_SETTINGS_KEY,
+  CaptchaSettings,
+  DEFAULT_CAPTCHA_SETTINGS,
+  failedAttempts,
+} from '../../runbooks/captcha';
+import type { AuthMethod } from '../../shared/auth';
+import { ApiError } from '../errors';
+import { auditLogger, clientContext } from './authGuards';
+import { UUID_PATTERN } from './authSchemas';
+
 const UUID = new RegExp(UUID_PATTERN);
 const CAPTCHA_EVENT = 'identity.auth.captcha';
-
-async function failedAttempts(
-  app: FastifyInstance,
-  ip: string,
-  userId: string | undefined,
-  windowSeconds: number,
-): Promise<number> {
-  const { rows } = await app.warden.db.query<{ n: number }>(
-    `SELECT (SELECT count(*) FROM rate_limit_attempts
-              WHERE exceeded AND ip = $1::inet AND attempted_at > now() - make_interval(secs => $3))
-          + (SELECT count(*) FROM rate_limit_attempts
-              WHERE exceeded AND $2::text IS NOT NULL AND user_id = $2 AND attempted_at > now() - make_interval(secs => $3))
-          + (SELECT count(*) FROM audit_events
-              WHERE $2::text IS NOT NULL AND user_id = $2 AND event_type = 'identity.auth.validation_attempt'
-                AND outcome IN ('invalid_otp', 'invalid_token', 'locked') AND occurred_at > now() - make_interval(secs => $3))
-          AS n`,
-    [ip, userId ?? null, windowSeconds],
-  );
-  return Number(rows[0]?.n ?? 0);
-}
 
 async function userOf(
   app: FastifyInstance,
@@ -50,10 +36,7 @@ async function userOf(
     (v): v is string => typeof v === 'string' && UUID.test(v),
   );
   if (!challenge) return undefined;
-  const { rows } = await app.warden.db.query<{ user_id: string }>('SELECT user_id FROM auth_challenges WHERE id = $1', [
-    challenge.toLowerCase(),
-  ]);
-  return rows[0]?.user_id;
+  return (await loadChallenge(app.warden.db, challenge.toLowerCase()))?.user_id;
 }
 
 export function captchaGuard(app: FastifyInstance, method: AuthMethod) {
@@ -69,7 +52,7 @@ export function captchaGuard(app: FastifyInstance, method: AuthMethod) {
     const body =
       typeof request.body === 'object' && request.body !== null ? (request.body as Record<string, unknown>) : {};
     const userId = await userOf(app, body, (request.query ?? {}) as Record<string, unknown>);
-    const failures = await failedAttempts(app, client.ip, userId, settings.window_seconds);
+    const failures = await failedAttempts(app.warden.db, client.ip, userId, settings.window_seconds);
     if (failures < settings.threshold) return;
 
     const captcha = { provider: 'hcaptcha', site_key: app.warden.config.providers.hcaptcha.siteKey };

@@ -1,29 +1,24 @@
+/**
+ * The public API's side of a challenge: guards, audit and metrics around src/auth/client.ts,
+ * and each outcome's HTTP answer. Challenge state changes only through the challenge workflow;
+ * the `auth_challenges` row is read to route a request and to answer once the workflow has ended.
+ */
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import {
-  WithStartWorkflowOperation,
-  WorkflowUpdateFailedError,
-  WorkflowUpdateRPCTimeoutOrCancelledError,
-} from '@temporalio/client';
-import { WorkflowNotFoundError } from '@temporalio/common';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { AuditEventType, insertAudit, logAudit, recordAudit } from '../../auth/audit';
+import { AuditEventType, logAudit, recordAudit } from '../../auth/audit';
+import {
+  ChallengeUnavailableError,
+  recordValidationAttempt,
+  requestResend,
+  startChallenge,
+  verifyCandidate,
+  type ChallengeDeps,
+} from '../../auth/client';
 import { aad, seal } from '../../auth/crypto';
 import type { LimitedChallengeRow } from '../../auth/rateLimit';
 import { authServices } from '../../auth/services';
-import {
-  awaitIssueUpdate,
-  challengeWorkflowId,
-  CHALLENGE_WORKFLOW_TYPE,
-  resendUpdate,
-  verifyUpdate,
-  CHALLENGE_ENDS,
-  type AuthMethod,
-  type ChallengeEnd,
-  type ChallengeInput,
-  type VerifyResult,
-} from '../../shared/auth';
-import type { challengeWorkflow } from '../../workflows/auth/challenge';
+import { CHALLENGE_ENDS, type AuthMethod, type ChallengeEnd, type ChallengeInput } from '../../shared/auth';
 import { timeStage } from '../../telemetry/stages';
 import { ApiError } from '../errors';
 import {
@@ -36,11 +31,6 @@ import {
 } from './authGuards';
 import { assertChannelEnabled } from './channelGuard';
 
-/**
- * The public API's side of a challenge. It never reads or writes challenge state itself except
- * through the challenge workflow; the `auth_challenges` row is read to route a request and to
- * answer once the workflow has ended.
- */
 type ChallengeRow = LimitedChallengeRow;
 
 type Ended = ChallengeEnd;
@@ -61,48 +51,23 @@ const OUTCOME_TO_END: Record<'already_used' | 'expired' | 'revoked' | 'locked', 
   locked: 'locked',
 };
 
-async function loadChallenge(app: FastifyInstance, challengeId: string): Promise<ChallengeRow | undefined> {
-  const { rows } = await app.warden.db.query<ChallengeRow>(
-    'SELECT user_id, method, status, expires_at FROM auth_challenges WHERE id = $1',
-    [challengeId],
-  );
-  return rows[0];
-}
-
 const notFound = () => new ApiError(404, 'not_found', 'no such challenge');
 
-/** How long a request waits for its challenge workflow (a worker outage must not pile up requests). */
-const WORKFLOW_DEADLINE_MS = 10_000;
+const challengeDeps = (app: FastifyInstance): ChallengeDeps => ({
+  client: app.warden.temporal.client,
+  db: app.warden.db,
+  taskQueue: app.warden.config.temporal.taskQueue,
+});
 
-async function viaWorkflow<R>(app: FastifyInstance, fn: () => Promise<R>): Promise<R> {
+/** The workflow did not answer in time or could not issue: nothing to do but retry shortly. */
+async function viaWorkflow<R>(work: () => Promise<R>): Promise<R> {
   try {
-    return await app.warden.temporal.client.withDeadline(Date.now() + WORKFLOW_DEADLINE_MS, fn);
+    return await work();
   } catch (err) {
-    if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
-      throw new ApiError(
-        503,
-        'unavailable',
-        'the challenge service did not answer in time; try again shortly',
-        {},
-        { 'Retry-After': '5' },
-      );
-    }
+    if (err instanceof ChallengeUnavailableError)
+      throw new ApiError(503, 'unavailable', err.message, {}, { 'Retry-After': '5' });
     throw err;
   }
-}
-
-/**
- * Whether the challenge workflow exists. Update-with-start only reports the start together with
- * the update's acceptance, which needs a worker; the server may have started the workflow anyway.
- */
-async function workflowStarted(app: FastifyInstance, challengeId: string): Promise<boolean> {
-  const { client } = app.warden.temporal;
-  return client
-    .withDeadline(Date.now() + 3000, () => client.workflow.getHandle(challengeWorkflowId(challengeId)).describe())
-    .then(
-      () => true,
-      () => false,
-    );
 }
 
 // ---- initiate -----------------------------------------------------------------------------
@@ -119,12 +84,12 @@ export async function initiateChallenge(
   method: AuthMethod,
   userId: string,
 ) {
-  const started = performance.now();
+  const began = performance.now();
   const client = clientContext(request);
   await assertChannelEnabled(app, method);
   await enforceRateLimit(app, client, { action: 'initiate', userId, method });
 
-  const { config, temporal, metrics } = app.warden;
+  const { metrics } = app.warden;
   const settings = await timeStage(metrics, 'initiate', 'settings', () =>
     authServices(app.warden).settings.challenge(),
   );
@@ -142,52 +107,13 @@ export async function initiateChallenge(
       maxSends: settings.max_sends,
     },
   };
-  const startWorkflowOperation = new WithStartWorkflowOperation<typeof challengeWorkflow>(CHALLENGE_WORKFLOW_TYPE, {
-    workflowId: challengeWorkflowId(challengeId),
-    taskQueue: config.temporal.taskQueue,
-    args: [input],
-    workflowIdConflictPolicy: 'FAIL',
-  });
-  try {
-    const issued = await timeStage(metrics, 'initiate', 'workflow', () =>
-      temporal.client
-        .withDeadline(Date.now() + WORKFLOW_DEADLINE_MS, () =>
-          temporal.client.workflow.executeUpdateWithStart(awaitIssueUpdate, { args: [{}], startWorkflowOperation }),
-        )
-        .catch(async (err: unknown) => {
-          // The workflow was started but no worker issued it in time (overload, a worker restart):
-          // it issues and delivers as soon as a worker takes it, so the request was accepted.
-          // Answering 503 here would make the client start a second challenge and get two messages.
-          if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError && (await workflowStarted(app, challengeId))) {
-            request.log.warn({ challengeId }, 'challenge accepted before it was issued: no worker answered in time');
-            return { expiresAt: input.expiresAt };
-          }
-          throw err;
-        }),
-    );
-    metrics.generationDuration.observe({ method }, (performance.now() - started) / 1000);
-    return { challenge_id: challengeId, expires_at: issued.expiresAt };
-  } catch (err) {
-    if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
-      throw new ApiError(
-        503,
-        'unavailable',
-        'the challenge service did not answer in time; try again shortly',
-        {},
-        { 'Retry-After': '5' },
-      );
-    }
-    if (err instanceof WorkflowUpdateFailedError) {
-      throw new ApiError(
-        503,
-        'unavailable',
-        'the challenge could not be issued; try again shortly',
-        {},
-        { 'Retry-After': '5' },
-      );
-    }
-    throw err;
-  }
+  const started = await timeStage(metrics, 'initiate', 'workflow', () =>
+    viaWorkflow(() => startChallenge(challengeDeps(app), input)),
+  );
+  if (!started.issued)
+    request.log.warn({ challengeId }, 'challenge accepted before it was issued: no worker answered in time');
+  metrics.generationDuration.observe({ method }, (performance.now() - began) / 1000);
+  return { challenge_id: challengeId, expires_at: started.expiresAt };
 }
 
 // ---- verify -------------------------------------------------------------------------------
@@ -215,31 +141,14 @@ async function recordValidation(
     details?: Record<string, unknown>;
   },
 ): Promise<void> {
-  const { row } = input;
-  // the forensic table: every attempt per challenge, flagged once it hits an expired one;
-  // counted in the same statement as the audit row (one round trip, both or neither)
-  const attempt = row
-    ? {
-        sql: `INSERT INTO challenge_validation_attempts AS a (challenge_id, user_id, validation_attempts, last_attempt_at, challenge_expired)
-              VALUES ($11, $12, 1, now(), $13)
-              ON CONFLICT (challenge_id) DO UPDATE SET validation_attempts = a.validation_attempts + 1,
-                last_attempt_at = now(), challenge_expired = a.challenge_expired OR EXCLUDED.challenge_expired`,
-        values: [input.challengeId, row.user_id, input.outcome === 'expired'],
-      }
-    : undefined;
-  const audit = await insertAudit(
-    app.warden.db.writer,
-    {
-      type: AuditEventType.validationAttempt,
-      outcome: input.outcome,
-      challengeId: input.challengeId,
-      userId: row?.user_id,
-      method: input.method,
-      ipMasked: client.ipMasked,
-      details: input.details,
-    },
-    attempt,
-  );
+  const audit = await recordValidationAttempt(app.warden.db.writer, {
+    outcome: input.outcome,
+    method: input.method,
+    challengeId: input.challengeId,
+    userId: input.row?.user_id,
+    ipMasked: client.ipMasked,
+    details: input.details,
+  });
   logAudit(auditLogger(app), audit);
 }
 
@@ -304,20 +213,17 @@ export async function verifyChallenge(
     const key = await authServices(app.warden).keys.active();
     return { keyId: key.id, blob: seal(key.seal, secret, aad.candidate(challengeId)).toString('base64') };
   });
-  let result: VerifyResult;
-  try {
-    const handle = app.warden.temporal.client.workflow.getHandle(challengeWorkflowId(challengeId));
-    result = await timeStage(metrics, 'verify', 'workflow', () =>
-      viaWorkflow(app, () => handle.executeUpdate(verifyUpdate, { args: [{ candidate }] })),
-    );
-  } catch (err) {
-    if (!(err instanceof WorkflowNotFoundError)) throw err;
+  const answer = await timeStage(metrics, 'verify', 'workflow', () =>
+    viaWorkflow(() => verifyCandidate(challengeDeps(app), challengeId, candidate)),
+  );
+  if ('gone' in answer) {
     // the workflow ended between our read and the update: the row has the answer
-    row = (await loadChallenge(app, challengeId)) ?? row;
+    row = answer.gone ?? row;
     if (ENDED.includes(row.status)) return endedAnswer(row.status as Ended);
     await finish('not_found');
     throw notFound();
   }
+  const result = answer.result;
 
   const invalidOutcome: ValidationOutcome = method === 'sms_otp' ? 'invalid_otp' : 'invalid_token';
   switch (result.outcome) {
@@ -365,16 +271,12 @@ export async function resendChallenge(
   };
   if (ENDED.includes(row.status)) throw endedError(row.status as Ended);
 
-  let result;
-  try {
-    const handle = app.warden.temporal.client.workflow.getHandle(challengeWorkflowId(challengeId));
-    result = await viaWorkflow(app, () => handle.executeUpdate(resendUpdate, { args: [{}] }));
-  } catch (err) {
-    if (!(err instanceof WorkflowNotFoundError)) throw err;
-    const now = await loadChallenge(app, challengeId);
-    if (now && ENDED.includes(now.status)) throw endedError(now.status as Ended);
+  const answer = await viaWorkflow(() => requestResend(challengeDeps(app), challengeId));
+  if ('gone' in answer) {
+    if (answer.gone && ENDED.includes(answer.gone.status)) throw endedError(answer.gone.status as Ended);
     throw notFound();
   }
+  const result = answer.result;
   await recordAudit(app.warden.db, auditLogger(app), {
     type: AuditEventType.resendRequested,
     outcome: result.outcome,

@@ -1,8 +1,16 @@
+/**
+ * `GET /browser/api/v1/identity/auth/challenges/:id`: the state of a challenge for the page that
+ * started it (polling for "sent" or "failed, try email"). Never a secret, a provider, a
+ * recipient or a user id; a decoy reads like a real challenge (src/delivery/publicState.ts).
+ * Not rate limited: the id is an unguessable UUID and the answer is one indexed read; blocked
+ * clients are refused like on every auth route.
+ */
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { AuditEventType, recordAudit } from '../../auth/audit';
 import { findBlock } from '../../auth/blocklist';
-import { publicStatus, type ChallengeStateRow } from '../../delivery/publicState';
+import { loadChallengeState } from '../../auth/client';
+import { publicStatus } from '../../delivery/publicState';
 import { PUBLIC_CHALLENGE_STATUSES } from '../../shared/delivery';
 import { ApiError, ErrorBody } from '../errors';
 import { auditLogger, clientContext } from './authGuards';
@@ -20,13 +28,6 @@ const State = Type.Object(
   { additionalProperties: false },
 );
 
-/**
- * `GET /browser/api/v1/identity/auth/challenges/:id`: the state of a challenge for the page that
- * started it (polling for "sent" or "failed, try email"). Never a secret, a provider, a
- * recipient or a user id; a decoy reads like a real challenge (src/delivery/publicState.ts).
- * Not rate limited: the id is an unguessable UUID and the answer is one indexed read; blocked
- * clients are refused like on every auth route.
- */
 const challengeState: FastifyPluginAsyncTypebox = async (app) => {
   const blocked = async (request: FastifyRequest): Promise<void> => {
     const client = clientContext(request);
@@ -48,11 +49,7 @@ const challengeState: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const id = request.params.id;
       if (!UUID.test(id)) throw new ApiError(400, 'invalid_request', 'the challenge id must be a UUID');
-      const { rows } = await app.warden.db.query<ChallengeStateRow & { method: 'sms_otp' | 'magic_link'; now: Date }>(
-        'SELECT method, status, expires_at, delivery_outcome, delivery_status, delivery_error_class, now() AS now FROM auth_challenges WHERE id = $1',
-        [id.toLowerCase()],
-      );
-      const row = rows[0];
+      const row = await loadChallengeState(app.warden.db, id.toLowerCase());
       if (!row) throw new ApiError(404, 'not_found', 'no such challenge');
       reply.header('Cache-Control', 'no-store');
       return {

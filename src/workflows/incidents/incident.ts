@@ -1,11 +1,11 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { allHandlersFinished, condition, ParentClosePolicy, startChild, workflowInfo } from '@temporalio/workflow';
+import { runbookOfIncident } from '../../runbooks/registry';
 import type { IncidentInput, IncidentResult, RunbookInput } from '../../shared/incidents';
 import { ChecklistRunner } from './checklistRunner';
 import { EffectRunner } from './effects';
 import { registerHandlers } from './handlers';
 import { IncidentMachine } from './machine';
-import { RUNBOOK_WORKFLOWS } from './runbooks';
 
 /**
  * One incident, from detection to resolution. Workflow id `INC-YYYY-MM-DD-NN` (REST, Slack)
@@ -48,7 +48,7 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentRe
 
 async function startRunbook(machine: IncidentMachine): Promise<void> {
   const s = machine.state;
-  const workflowType = RUNBOOK_WORKFLOWS[s.type];
+  const workflowType = runbookOfIncident(s.type)?.workflowType;
   if (!workflowType) return;
   const args: RunbookInput = {
     incidentId: s.id,

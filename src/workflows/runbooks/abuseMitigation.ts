@@ -1,6 +1,7 @@
 import { condition, setHandler, type ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import { abuseParams, quietClock, type AbuseParams } from '../../runbooks/abuse';
+import type { RunbookParams } from '../../runbooks/registry';
 import { markFalsePositivesUpdate, type RunbookResult, type RunbookStartInput } from '../../shared/runbooks';
 import { fail, runRunbook, type Runbook, type StepDef } from './framework';
 
@@ -13,8 +14,6 @@ import { fail, runRunbook, type Runbook, type StepDef } from './framework';
  * markFalsePositives update) get their rate-limit state cleared at once. The IP blocks stay
  * until they expire.
  */
-export type AbuseMitigationParams = Partial<AbuseParams>;
-
 const STEPS: StepDef[] = [
   { name: 'top_violators', title: 'Identify abusive patterns' },
   {
@@ -55,7 +54,9 @@ const sample: ActivityOptions = {
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 3 },
 };
 
-export async function abuseMitigationRunbook(input: RunbookStartInput<AbuseMitigationParams>): Promise<RunbookResult> {
+export async function abuseMitigationRunbook(
+  input: RunbookStartInput<RunbookParams<'abuse-mitigation'>>,
+): Promise<RunbookResult> {
   const p = abuseParams(input.params);
   const incidentId = input.incidentId || undefined;
   const falsePositives: string[] = [...p.falsePositives];

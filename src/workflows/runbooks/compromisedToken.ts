@@ -1,4 +1,5 @@
 import type { ActivityOptions } from '@temporalio/workflow';
+import type { RunbookParams } from '../../runbooks/registry';
 import type { RunbookResult, RunbookStartInput } from '../../shared/runbooks';
 import { runRunbook, type StepDef } from './framework';
 import { chunks, windowOf } from './util';
@@ -9,20 +10,6 @@ import { chunks, windowOf } from './util';
  * the data keys, then investigate (forensic export, anomaly queries, leak scan) and notify
  * the users. The incident renders the post-incident report from the timeline this writes.
  */
-export interface CompromisedTokenParams {
-  /** default: the incident's affected users */
-  users?: string[];
-  /** default: the incident's affected IPs */
-  ips?: string[];
-  /** how long the IP blocks last (default 24 h) */
-  blockMinutes?: number;
-  /** forensic window (ISO times); default the 24 h before the export */
-  since?: string;
-  until?: string;
-  /** bcrypt comparisons the leak scan may spend confirming candidates (default 2000) */
-  leakScanMaxComparisons?: number;
-}
-
 const STEPS: StepDef[] = [
   {
     name: 'revoke_challenges',
@@ -90,11 +77,11 @@ const notify: ActivityOptions = {
 const USER_BATCH = 250;
 
 export async function compromisedTokenRunbook(
-  input: RunbookStartInput<CompromisedTokenParams>,
+  input: RunbookStartInput<RunbookParams<'compromised-token'>>,
 ): Promise<RunbookResult> {
   const p = input.params ?? {};
-  const users = [...new Set(p.users ?? input.affected.users)];
-  const ips = [...new Set(p.ips ?? input.affected.ips)];
+  const users = [...new Set(input.affected.users)];
+  const ips = [...new Set(input.affected.ips)];
   const incidentId = input.incidentId || undefined;
   const started = Date.now();
 

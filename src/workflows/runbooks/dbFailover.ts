@@ -1,11 +1,7 @@
 import { isCancellation, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
-import {
-  DB_FAILOVER_DEFAULTS,
-  DB_OPS_PERMANENT_ERRORS,
-  type DbFailoverParams,
-  type PoolSize,
-} from '../../shared/database';
+import { DB_FAILOVER_DEFAULTS, DB_OPS_PERMANENT_ERRORS, type PoolSize } from '../../shared/database';
+import type { RunbookParams } from '../../runbooks/registry';
 import type { RunbookResult, RunbookStartInput } from '../../shared/runbooks';
 import { runRunbook, type StepContext, type StepDef } from './framework';
 import {
@@ -125,7 +121,9 @@ const projection = proxyActivities<Activities>({
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 5 },
 });
 
-export async function dbFailoverRunbook(input: RunbookStartInput<DbFailoverParams>): Promise<RunbookResult> {
+export async function dbFailoverRunbook(
+  input: RunbookStartInput<RunbookParams<'db-failover'>>,
+): Promise<RunbookResult> {
   const p = { ...DB_FAILOVER_DEFAULTS, ...(input.params ?? {}) };
   const incidentId = input.incidentId || undefined;
 

@@ -19,9 +19,8 @@
  *     });
  *   }
  *
- * Then register it: src/workflows/index.ts (export) and RUNBOOK_WORKFLOWS in
- * src/workflows/incidents/runbooks.ts (incident type -> workflow type). Its URL name is the
- * key of RUNBOOK_INCIDENT_TYPES in src/shared/runbooks.ts.
+ * Then register it: export it from src/workflows/index.ts and give it one entry in
+ * src/runbooks/registry.ts (URL name, incident type, workflow type, parameter schema).
  *
  * Rules the framework enforces:
  * - Start: as an incident's child (RunbookInput, no params: every parameter needs a default) or

@@ -6,9 +6,9 @@ import {
   outageConfirmed,
   outageParams,
   pickProvider,
-  type OutageParams,
   type ProviderHealth,
 } from '../../runbooks/outage';
+import type { RunbookParams } from '../../runbooks/registry';
 import { channelOfProvider } from '../../shared/delivery';
 import type { RunbookResult, RunbookStartInput } from '../../shared/runbooks';
 import { runRunbook, type StepDef } from './framework';
@@ -25,8 +25,6 @@ import { OutageRun, quick, type Scope } from './providerOutageSteps';
  * failed and who were then refused by the per-user rate limit (retrying) get the limit raised
  * for the run and their rate-limit state cleared; the limits go back before the validation.
  */
-export type ProviderOutageParams = Partial<OutageParams>;
-
 const STEPS: StepDef[] = [
   { name: 'scope', title: 'Verify outage scope' },
   // a step entry, not a root cause: the status page is evidence, and the responder's root cause must not be overwritten
@@ -68,7 +66,9 @@ const STEPS: StepDef[] = [
 
 const listing = proxyActivities<Activities>(quick);
 
-export async function providerOutageRunbook(input: RunbookStartInput<ProviderOutageParams>): Promise<RunbookResult> {
+export async function providerOutageRunbook(
+  input: RunbookStartInput<RunbookParams<'provider-outage'>>,
+): Promise<RunbookResult> {
   const p = outageParams(input.params);
   const incidentId = input.incidentId || undefined;
   const since = p.since ?? new Date(Date.now() - DEFAULT_WINDOW_MS).toISOString();
