@@ -7,7 +7,6 @@ import {
   type AdminDeps,
   type RotationResult,
 } from '../auth/admin';
-import { authServices } from '../auth/services';
 import type { Runtime } from '../runtime';
 import type { RevokeReason } from '../shared/auth';
 
@@ -20,7 +19,7 @@ export function createAuthAdminActivities(runtime: Runtime) {
     db: runtime.db,
     logger: runtime.logger.child({ component: 'audit' }),
     client: runtime.temporal.client,
-    keys: authServices(runtime).keys,
+    keys: runtime.keys,
   });
   const actor = () => `workflow:${Context.current().info.workflowExecution?.workflowId ?? 'standalone'}`;
 

@@ -1,6 +1,5 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { authServices } from '../auth/services';
 import { changeDatabaseControl, readDatabaseControl } from '../db/failoverControl';
 import {
   checkConsistency,
@@ -205,7 +204,7 @@ export function createDbOpsActivities(runtime: Runtime) {
     async dbFailoverCleanup(input: { incidentId?: string }): Promise<CleanupResult> {
       const ctx = Context.current();
       return cleanupConsistency(
-        { db, client: temporal.client, logger: logger.child({ component: 'audit' }), keys: authServices(runtime).keys },
+        { db, client: temporal.client, logger: logger.child({ component: 'audit' }), keys: runtime.keys },
         { incidentId: input.incidentId || undefined, heartbeat: () => ctx.heartbeat() },
       );
     },

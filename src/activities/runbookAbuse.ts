@@ -1,5 +1,4 @@
 import { AuditEventType, recordAudit } from '../auth/audit';
-import { authServices } from '../auth/services';
 import { DEFAULT_RATE_LIMITS, RATE_LIMITING_KEY, type RateLimitSettings } from '../auth/settings';
 import { tightenLimits, type AbuseParams } from '../runbooks/abuse';
 import { relievedLimits } from '../runbooks/outage';
@@ -14,7 +13,7 @@ import type { Runtime } from '../runtime';
 export function createRunbookAbuseActivities(runtime: Runtime) {
   const { db, config } = runtime;
   const audit = runtime.logger.child({ component: 'audit' });
-  const settings = () => authServices(runtime).settings;
+  const settings = () => runtime.settings;
 
   /** Saves the current value (first call wins), then writes `next(current)`. */
   async function applySetting<T>(

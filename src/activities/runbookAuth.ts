@@ -3,7 +3,6 @@ import { revokeChallenges, type AdminDeps } from '../auth/admin';
 import { AuditEventType, recordAudit } from '../auth/audit';
 import { addBlock, type BlocklistEntry } from '../auth/blocklist';
 import { parseCidr } from '../auth/clientIp';
-import { authServices } from '../auth/services';
 import { ProviderPermanentError, ProviderTransientError, type EmailProviderName } from '../providers';
 import { INCIDENT_NOTIFICATION_SUBJECT, INCIDENT_NOTIFICATION_TEXT, notificationKey } from '../runbooks/notification';
 import type { Runtime } from '../runtime';
@@ -41,7 +40,7 @@ export function createRunbookAuthActivities(runtime: Runtime) {
     db,
     logger: audit,
     client: runtime.temporal.client,
-    keys: authServices(runtime).keys,
+    keys: runtime.keys,
   });
 
   async function auditOnce(key: string, event: Parameters<typeof recordAudit>[2]) {

@@ -1,6 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { recordAudit } from '../../auth/audit';
-import { authServices } from '../../auth/services';
 import { CAPTCHA_SETTINGS_KEY, CaptchaSettings, DEFAULT_CAPTCHA_SETTINGS } from '../../runbooks/captcha';
 import type { AuthMethod } from '../../shared/auth';
 import { ApiError } from '../errors';
@@ -59,11 +58,7 @@ async function userOf(
 export function captchaGuard(app: FastifyInstance, method: AuthMethod) {
   return async (request: FastifyRequest): Promise<void> => {
     if (request.method !== 'POST') return;
-    const settings = await authServices(app.warden).settings.get(
-      CAPTCHA_SETTINGS_KEY,
-      CaptchaSettings,
-      DEFAULT_CAPTCHA_SETTINGS,
-    );
+    const settings = await app.warden.settings.get(CAPTCHA_SETTINGS_KEY, CaptchaSettings, DEFAULT_CAPTCHA_SETTINGS);
     if (!settings.enabled) return;
     const client = clientContext(request);
     const body =

@@ -10,7 +10,6 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AuditEventType, insertAudit, logAudit, recordAudit } from '../../auth/audit';
 import { aad, seal } from '../../auth/crypto';
 import type { LimitedChallengeRow } from '../../auth/rateLimit';
-import { authServices } from '../../auth/services';
 import {
   awaitIssueUpdate,
   challengeWorkflowId,
@@ -123,9 +122,7 @@ export async function initiateChallenge(
   await enforceRateLimit(app, client, { action: 'initiate', userId, method });
 
   const { config, temporal, metrics } = app.warden;
-  const settings = await timeStage(metrics, 'initiate', 'settings', () =>
-    authServices(app.warden).settings.challenge(),
-  );
+  const settings = await timeStage(metrics, 'initiate', 'settings', () => app.warden.settings.challenge());
   const ttl = method === 'sms_otp' ? settings.otp_ttl_seconds : settings.magic_link_ttl_seconds;
   const challengeId = randomUUID();
   const input: ChallengeInput = {
@@ -299,7 +296,7 @@ export async function verifyChallenge(
   if (ENDED.includes(row.status)) return endedAnswer(row.status as Ended);
 
   const candidate = await timeStage(metrics, 'verify', 'seal', async () => {
-    const key = await authServices(app.warden).keys.active();
+    const key = await app.warden.keys.active();
     return { keyId: key.id, blob: seal(key.seal, secret, aad.candidate(challengeId)).toString('base64') };
   });
   let result: VerifyResult;
