@@ -63,7 +63,9 @@ export interface EndChallengeInput {
 /** a data key retired between reading it and inserting is retried this many times */
 const ISSUE_KEY_RACES = 3;
 
-export function createAuthActivities(runtime: Runtime) {
+export function createAuthActivities(
+  runtime: Pick<Runtime, 'db' | 'logger' | 'metrics' | 'config' | 'providers' | 'keys' | 'routes'>,
+) {
   const { db, logger, metrics } = runtime;
   const auditLog = logger.child({ component: 'audit' });
 

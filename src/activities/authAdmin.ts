@@ -14,7 +14,7 @@ import type { RevokeReason } from '../shared/auth';
  * The seed's auth containment steps as activities, for the runbook workflows: the same
  * functions the admin API calls. The actor recorded is the calling workflow's id.
  */
-export function createAuthAdminActivities(runtime: Runtime) {
+export function createAuthAdminActivities(runtime: Pick<Runtime, 'db' | 'logger' | 'temporal' | 'keys'>) {
   const deps = (): AdminDeps => ({
     db: runtime.db,
     logger: runtime.logger.child({ component: 'audit' }),

@@ -49,7 +49,9 @@ const samePool = (a: PoolSize | null | undefined, b: PoolSize | null) =>
  * repeat: control-plane changes are skipped when already in force, promotion of a server that
  * is already primary is a no-op, cleanup only touches rows still open.
  */
-export function createDbOpsActivities(runtime: Runtime) {
+export function createDbOpsActivities(
+  runtime: Pick<Runtime, 'db' | 'topology' | 'config' | 'temporal' | 'logger' | 'registry' | 'keys'>,
+) {
   const { db, topology, config, temporal, logger } = runtime;
   const control = { client: temporal.client, taskQueue: config.temporal.taskQueue };
   const log = logger.child({ component: 'db-failover' });

@@ -62,7 +62,7 @@ function collect(value: unknown, payloads: Payload[], texts: string[], depth = 0
   for (const child of Array.isArray(value) ? value : Object.values(record)) collect(child, payloads, texts, depth + 1);
 }
 
-export function createLeakScanActivities(runtime: Runtime) {
+export function createLeakScanActivities(runtime: Pick<Runtime, 'db' | 'temporal' | 'registry' | 'config' | 'keys'>) {
   const { db, temporal, registry, config } = runtime;
 
   async function scanHistories(candidates: CandidateSet, input: LeakScanInput) {

@@ -27,7 +27,12 @@ async function projection<T>(write: () => Promise<T>): Promise<T | undefined> {
  * id, and the metric moves only when a row's status really changes, so retries and replays
  * count nothing twice.
  */
-export function createRunbookActivities(runtime: Runtime) {
+export function createRunbookActivities(
+  runtime: Pick<
+    Runtime,
+    'db' | 'logger' | 'metrics' | 'config' | 'providers' | 'temporal' | 'registry' | 'keys' | 'settings'
+  >,
+) {
   const { db, metrics, config } = runtime;
   return {
     ...createRunbookAuthActivities(runtime),

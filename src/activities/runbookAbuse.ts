@@ -10,7 +10,7 @@ import type { Runtime } from '../runtime';
  * keyed by the run) so the restore puts back what was there before, and only if nobody changed
  * the setting in the meantime. Every call is idempotent for the same run and step key.
  */
-export function createRunbookAbuseActivities(runtime: Runtime) {
+export function createRunbookAbuseActivities(runtime: Pick<Runtime, 'db' | 'config' | 'logger' | 'settings'>) {
   const { db, config } = runtime;
   const audit = runtime.logger.child({ component: 'audit' });
   const settings = () => runtime.settings;

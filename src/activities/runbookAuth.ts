@@ -33,7 +33,9 @@ export interface BlockIpsResult {
   expiresAt: string;
 }
 
-export function createRunbookAuthActivities(runtime: Runtime) {
+export function createRunbookAuthActivities(
+  runtime: Pick<Runtime, 'db' | 'logger' | 'temporal' | 'keys' | 'providers'>,
+) {
   const { db } = runtime;
   const audit = runtime.logger.child({ component: 'audit' });
   const deps = (): AdminDeps => ({
