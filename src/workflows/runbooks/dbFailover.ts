@@ -1,5 +1,4 @@
-import { isCancellation, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
-import type { Activities } from '../../activities';
+import { isCancellation, type ActivityOptions } from '@temporalio/workflow';
 import {
   DB_FAILOVER_DEFAULTS,
   DB_OPS_PERMANENT_ERRORS,
@@ -7,6 +6,7 @@ import {
   type PoolSize,
 } from '../../shared/database';
 import type { RunbookResult, RunbookStartInput } from '../../shared/runbooks';
+import { opsActivities } from '../opsActivities';
 import { runRunbook, type StepContext, type StepDef } from './framework';
 import {
   cleanupSummary,
@@ -120,10 +120,10 @@ const cleanup: ActivityOptions = {
 };
 const CLEANUP_BATCHES = 20;
 // bookkeeping: a few tries, never a reason to fail the run
-const projection = proxyActivities<Activities>({
+const projection: ActivityOptions = {
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 5 },
-});
+};
 
 export async function dbFailoverRunbook(input: RunbookStartInput<DbFailoverParams>): Promise<RunbookResult> {
   const p = { ...DB_FAILOVER_DEFAULTS, ...(input.params ?? {}) };
@@ -284,7 +284,7 @@ export async function dbFailoverRunbook(input: RunbookStartInput<DbFailoverParam
 
     // the projection rows the run could not write while Postgres refused writes; best effort
     const s = rb.state;
-    await projection
+    await opsActivities(projection)
       .dbFailoverRecordRun({
         workflowId: s.workflowId,
         runbook: s.runbook,
