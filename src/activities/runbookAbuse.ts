@@ -1,7 +1,7 @@
 import { AuditEventType, recordAudit } from '../auth/audit';
 import { DEFAULT_RATE_LIMITS, RATE_LIMITING_KEY, type RateLimitSettings } from '../auth/settings';
-import { tightenLimits, type AbuseParams } from '../runbooks/abuse';
-import { relievedLimits } from '../runbooks/outage';
+import { tightenLimits, type AbuseParams } from '../shared/runbookAbuse';
+import { relievedLimits } from '../shared/runbookOutage';
 import { CAPTCHA_SETTINGS_KEY, DEFAULT_CAPTCHA_SETTINGS, type CaptchaSettings } from '../runbooks/captcha';
 import type { Runtime } from '../runtime';
 
@@ -101,7 +101,7 @@ export function createRunbookAbuseActivities(runtime: Pick<Runtime, 'db' | 'conf
     },
 
     /**
-     * The provider-outage runbook's retry relief (src/runbooks/outage.ts relievedLimits): the
+     * The provider-outage runbook's retry relief (src/shared/runbookOutage.ts relievedLimits): the
      * per-user maximum raised for the run, saved and restored like the tightening above.
      */
     async relieveRateLimits(input: { workflowId: string; factor: number }) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { abuseParams, quietClock, tightenLimits } from '../../src/runbooks/abuse';
+import { abuseParams, quietClock, tightenLimits } from '../../src/shared/runbookAbuse';
 import { CandidateSet, classifyCandidate, findMatches } from '../../src/runbooks/leakPatterns';
 import {
   INCIDENT_NOTIFICATION_SUBJECT,

@@ -1,4 +1,4 @@
-import { CHECK_ORDER, CHECKLIST, checksToRerun, type CheckName, type CheckOutcome } from '../../incidents/checklist';
+import { CHECK_ORDER, CHECKLIST, checksToRerun, type CheckName, type CheckOutcome } from '../../shared/checklist';
 import type { CheckInput } from '../../activities/checklistTypes';
 import { checks } from './proxies';
 import type { IncidentMachine } from './machine';

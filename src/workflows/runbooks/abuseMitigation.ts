@@ -1,6 +1,6 @@
 import { condition, setHandler, type ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
-import { abuseParams, quietClock, type AbuseParams } from '../../runbooks/abuse';
+import { abuseParams, quietClock, type AbuseParams } from '../../shared/runbookAbuse';
 import { markFalsePositivesUpdate, type RunbookResult, type RunbookStartInput } from '../../shared/runbooks';
 import { fail, runRunbook, type Runbook, type StepDef } from './framework';
 

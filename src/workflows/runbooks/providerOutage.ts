@@ -6,7 +6,7 @@ import {
   pickProvider,
   type OutageParams,
   type ProviderHealth,
-} from '../../runbooks/outage';
+} from '../../shared/runbookOutage';
 import { channelOfProvider } from '../../shared/delivery';
 import type { RunbookResult, RunbookStartInput } from '../../shared/runbooks';
 import { opsActivities } from '../opsActivities';

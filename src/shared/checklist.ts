@@ -1,4 +1,4 @@
-import type { ChecklistGroup, ChecklistItemState } from '../shared/incidents';
+import type { ChecklistGroup, ChecklistItemState } from './incidents';
 
 /**
  * The seed's Recovery Validation Checklist. `check` names the activity that verifies an item
