@@ -11,9 +11,8 @@ import type { Runtime } from '../runtime';
  * the setting in the meantime. Every call is idempotent for the same run and step key.
  */
 export function createRunbookAbuseActivities(runtime: Pick<Runtime, 'db' | 'config' | 'logger' | 'settings'>) {
-  const { db, config } = runtime;
+  const { db, config, settings } = runtime;
   const audit = runtime.logger.child({ component: 'audit' });
-  const settings = () => runtime.settings;
 
   /** Saves the current value (first call wins), then writes `next(current)`. */
   async function applySetting<T>(
@@ -40,7 +39,7 @@ export function createRunbookAbuseActivities(runtime: Pick<Runtime, 'db' | 'conf
         [workflowId, key, rows[0] ? JSON.stringify(rows[0].value) : null, JSON.stringify(applied)],
       );
     }
-    await settings().put(key, applied, `runbook:${workflowId}`);
+    await settings.put(key, applied, `runbook:${workflowId}`);
     await recordAudit(db, audit, {
       type: AuditEventType.settingsChanged,
       outcome: 'updated',
@@ -149,8 +148,8 @@ export function createRunbookAbuseActivities(runtime: Pick<Runtime, 'db' | 'conf
         };
       }
       if (row.previous === null) await db.write('DELETE FROM runtime_settings WHERE key = $1', [input.key]);
-      else await settings().put(input.key, row.previous, `runbook:${input.workflowId}`);
-      settings().invalidate();
+      else await settings.put(input.key, row.previous, `runbook:${input.workflowId}`);
+      settings.invalidate();
       await db.write('UPDATE runbook_saved_settings SET restored_at = now() WHERE workflow_id = $1 AND key = $2', [
         input.workflowId,
         input.key,
