@@ -1,9 +1,13 @@
 import type { Registry } from 'prom-client';
+import { DataKeyStore } from './auth/keys';
+import { SettingsCache } from './auth/settings';
 import type { Config } from './config';
+import { loadKeyring } from './crypto/keyring';
 import { Database } from './db/database';
 import { readDatabaseControl } from './db/failoverControl';
 import { parseEndpoints } from './db/topology';
 import { TopologyWatcher } from './db/topologyWatcher';
+import { RouteCache } from './delivery/routes';
 import { createProviders, type Providers } from './providers';
 import { createLogger, type Logger } from './telemetry/logger';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
@@ -21,6 +25,9 @@ import {
 import { createTracing, type Tracing } from './telemetry/tracing';
 import { connectTemporal, type TemporalClient } from './temporal/client';
 
+/** How stale a process's copy of keys, settings and routes may be: every process sees a change within 5 s. */
+export const MAX_STALENESS_MS = 5000;
+
 /**
  * Everything a Warden process holds open, built once and handed to the API and the worker.
  * `close()` releases it all, in reverse order of acquisition.
@@ -35,6 +42,13 @@ export interface Runtime {
   topology: TopologyWatcher;
   temporal: TemporalClient;
   providers: Providers;
+  /**
+   * The caches of data keys, runtime settings and delivery routes. One per process, shared by
+   * its API and its worker, so a change made through this process is seen by it at once.
+   */
+  keys: DataKeyStore;
+  settings: SettingsCache;
+  routes: RouteCache;
   /** OpenTelemetry tracing; undefined (and free) unless OTEL_EXPORTER_OTLP_ENDPOINT is set */
   tracing?: Tracing;
   close(): Promise<void>;
@@ -52,6 +66,12 @@ export interface RuntimeOptions {
 
 export async function createRuntime(config: Config, options: RuntimeOptions): Promise<Runtime> {
   const logger = options.logger ?? createLogger({ level: config.logLevel });
+  // first, so a missing keyring stops the process before it opens anything
+  const kek = loadKeyring(
+    { inline: config.keys.keyring, file: config.keys.keyringFile },
+    'keyring',
+    'WARDEN_KEYRING or WARDEN_KEYRING_FILE is required: it wraps the OTP peppers and seal keys',
+  );
   const registry = options.registry ?? createRegistry();
   const metrics = createMetrics(registry);
   const db = Database.fromConfig(options.databaseUrl, config, options.applicationName);
@@ -81,6 +101,12 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   });
   registerDatabaseTopologyMetrics(registry, () => topology.snapshot());
   topology.start();
+  const authLog = logger.child({ component: 'auth' });
+  const warn = (message: string, fields: Record<string, unknown>) => authLog.warn(fields, message);
+  const keys = new DataKeyStore(db, kek, MAX_STALENESS_MS, {
+    warn,
+    info: (message, fields) => authLog.info(fields, message),
+  });
   return {
     config,
     logger,
@@ -90,6 +116,9 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     topology,
     temporal,
     providers,
+    keys,
+    settings: new SettingsCache(db, MAX_STALENESS_MS, warn),
+    routes: new RouteCache(db, MAX_STALENESS_MS),
     tracing,
     async close() {
       await topology.stop().catch(() => {});

@@ -10,7 +10,6 @@ import { endChallengeRow } from '../auth/end';
 import { timeStage } from '../telemetry/stages';
 import { aad, compareSecret, generateSecret, hashSecret, seal, unseal, UnsealError } from '../auth/crypto';
 import { DataKeyUnavailableError } from '../auth/keys';
-import { authServices } from '../auth/services';
 import { planDelivery } from '../delivery/sender';
 import type { Runtime } from '../runtime';
 import type { DeliveryPlan } from '../shared/delivery';
@@ -63,7 +62,9 @@ export interface EndChallengeInput {
 /** a data key retired between reading it and inserting is retried this many times */
 const ISSUE_KEY_RACES = 3;
 
-export function createAuthActivities(runtime: Runtime) {
+export function createAuthActivities(
+  runtime: Pick<Runtime, 'db' | 'logger' | 'metrics' | 'config' | 'providers' | 'keys' | 'routes'>,
+) {
   const { db, logger, metrics } = runtime;
   const auditLog = logger.child({ component: 'audit' });
 
@@ -75,7 +76,7 @@ export function createAuthActivities(runtime: Runtime) {
     );
     const row = rows[0];
     if (!row?.secret_hash || !row.key_id) throw notFound(challengeId);
-    const { keys } = authServices(runtime);
+    const { keys } = runtime;
     const transport = await keys.get(sealedCandidate.keyId);
     let candidate: string;
     try {
@@ -135,7 +136,7 @@ export function createAuthActivities(runtime: Runtime) {
       };
       const already = await existingExpiry(challengeId);
       if (already) return withPlan(already);
-      const { keys } = authServices(runtime);
+      const { keys } = runtime;
       for (let attempt = 0; attempt < ISSUE_KEY_RACES; attempt += 1) {
         const key = await keys.active();
         const secret = generateSecret(method);

@@ -7,7 +7,6 @@ import {
   type AdminDeps,
   type RotationResult,
 } from '../auth/admin';
-import { authServices } from '../auth/services';
 import type { Runtime } from '../runtime';
 import type { RevokeReason } from '../shared/auth';
 
@@ -15,12 +14,12 @@ import type { RevokeReason } from '../shared/auth';
  * The auth containment steps as activities, for the runbook workflows: the same
  * functions the admin API calls. The actor recorded is the calling workflow's id.
  */
-export function createAuthAdminActivities(runtime: Runtime) {
+export function createAuthAdminActivities(runtime: Pick<Runtime, 'db' | 'logger' | 'temporal' | 'keys'>) {
   const deps = (): AdminDeps => ({
     db: runtime.db,
     logger: runtime.logger.child({ component: 'audit' }),
     client: runtime.temporal.client,
-    keys: authServices(runtime).keys,
+    keys: runtime.keys,
   });
   const actor = () => `workflow:${Context.current().info.workflowExecution?.workflowId ?? 'standalone'}`;
 

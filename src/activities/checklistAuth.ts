@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { CheckOutcome } from '../incidents/checklist';
+import type { CheckOutcome } from '../shared/checklist';
 import type { Runtime } from '../runtime';
 import { scanForLeaks } from './checklistLeaks';
 import type { CheckInput } from './checklistTypes';

@@ -1,4 +1,4 @@
-import type { CheckOutcome } from '../incidents/checklist';
+import type { CheckOutcome } from '../shared/checklist';
 import { delta, histogramQuantile, parseKey, parseSamples, totals } from '../incidents/promText';
 import type { Runtime } from '../runtime';
 import type { CheckInput, MetricsBaseline } from './checklistTypes';

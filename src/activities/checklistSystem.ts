@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import type { CheckOutcome } from '../incidents/checklist';
+import type { CheckOutcome } from '../shared/checklist';
 import { checkRulesDocument, checkRulesApi } from '../incidents/alertRules';
 import type { Runtime } from '../runtime';
 import type { CheckInput } from './checklistTypes';

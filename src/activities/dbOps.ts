@@ -1,6 +1,5 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { authServices } from '../auth/services';
 import { changeDatabaseControl, readDatabaseControl } from '../db/failoverControl';
 import {
   checkConsistency,
@@ -51,7 +50,9 @@ const samePool = (a: PoolSize | null | undefined, b: PoolSize | null) =>
  * repeat: control-plane changes are skipped when already in force, promotion of a server that
  * is already primary is a no-op, cleanup only touches rows still open.
  */
-export function createDbOpsActivities(runtime: Runtime) {
+export function createDbOpsActivities(
+  runtime: Pick<Runtime, 'db' | 'topology' | 'config' | 'temporal' | 'logger' | 'registry' | 'keys'>,
+) {
   const { db, topology, config, temporal, logger } = runtime;
   const control = { client: temporal.client, taskQueue: config.temporal.taskQueue };
   const log = logger.child({ component: 'db-failover' });
@@ -195,7 +196,7 @@ export function createDbOpsActivities(runtime: Runtime) {
     async dbFailoverCleanup(input: { incidentId?: string }): Promise<CleanupResult> {
       const ctx = Context.current();
       return cleanupConsistency(
-        { db, client: temporal.client, logger: logger.child({ component: 'audit' }), keys: authServices(runtime).keys },
+        { db, client: temporal.client, logger: logger.child({ component: 'audit' }), keys: runtime.keys },
         { incidentId: input.incidentId || undefined, heartbeat: () => ctx.heartbeat() },
       );
     },

@@ -45,7 +45,12 @@ function failure(err: SendFailure): ApplicationFailure {
   return ApplicationFailure.create({ type, message: `${err.message}${why}`, nonRetryable: true, details: [details] });
 }
 
-export function createDeliveryActivities(runtime: Runtime) {
+export function createDeliveryActivities(
+  runtime: Pick<
+    Runtime,
+    'db' | 'logger' | 'metrics' | 'config' | 'providers' | 'temporal' | 'keys' | 'settings' | 'routes'
+  >,
+) {
   const actor = (): ActorContext['actor'] =>
     `workflow:${Context.current().info.workflowExecution?.workflowId ?? 'standalone'}`;
 

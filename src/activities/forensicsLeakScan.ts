@@ -2,7 +2,6 @@ import { readFile, stat } from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
 import type { Payload } from '@temporalio/common';
 import { compareSecret } from '../auth/crypto';
-import { authServices } from '../auth/services';
 import { CandidateSet, classifyCandidate } from '../runbooks/leakPatterns';
 import type { Runtime } from '../runtime';
 import { CHALLENGE_WORKFLOW_PREFIX } from '../shared/auth';
@@ -63,7 +62,7 @@ function collect(value: unknown, payloads: Payload[], texts: string[], depth = 0
   for (const child of Array.isArray(value) ? value : Object.values(record)) collect(child, payloads, texts, depth + 1);
 }
 
-export function createLeakScanActivities(runtime: Runtime) {
+export function createLeakScanActivities(runtime: Pick<Runtime, 'db' | 'temporal' | 'registry' | 'config' | 'keys'>) {
   const { db, temporal, registry, config } = runtime;
 
   async function scanHistories(candidates: CandidateSet, input: LeakScanInput) {
@@ -135,7 +134,7 @@ export function createLeakScanActivities(runtime: Runtime) {
         WHERE created_at >= $1 AND created_at <= $2 AND secret_hash IS NOT NULL AND key_id IS NOT NULL`,
       [input.since, input.until],
     );
-    const keys = authServices(runtime).keys;
+    const keys = runtime.keys;
     const byId = new Map(rows.map((r) => [r.id, r]));
     let comparisons = 0;
     let benignFormat = 0;

@@ -12,7 +12,9 @@ import { createSlackNotifyActivities } from './notifySlack';
  * and the recovery validation checks. The contacts file is read (and validated) here, at
  * worker start, so a broken file stops the worker instead of silencing a page later.
  */
-export function createIncidentActivities(runtime: Runtime) {
+export function createIncidentActivities(
+  runtime: Pick<Runtime, 'db' | 'logger' | 'metrics' | 'config' | 'providers' | 'temporal' | 'registry'>,
+) {
   const log = runtime.logger.child({ component: 'incidents' });
   const contacts = contactsSource(runtime.config.incidents.contactsFile, (message) =>
     log.error({ problem: message }, 'contacts file unreadable; keeping the last good contacts'),

@@ -13,7 +13,12 @@ import { createRunbookAuthActivities } from './runbookAuth';
  * skipped while Postgres refuses writes. The metric moves only when a row's status really
  * changes, so retries and replays count nothing twice.
  */
-export function createRunbookActivities(runtime: Runtime) {
+export function createRunbookActivities(
+  runtime: Pick<
+    Runtime,
+    'db' | 'logger' | 'metrics' | 'config' | 'providers' | 'temporal' | 'registry' | 'keys' | 'settings'
+  >,
+) {
   const { db, metrics, config } = runtime;
   return {
     ...createRunbookAuthActivities(runtime),

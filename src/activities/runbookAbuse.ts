@@ -1,8 +1,7 @@
 import { AuditEventType, recordAudit } from '../auth/audit';
-import { authServices } from '../auth/services';
 import { DEFAULT_RATE_LIMITS, RATE_LIMITING_KEY, type RateLimitSettings } from '../auth/settings';
-import { tightenLimits, type AbuseParams } from '../runbooks/abuse';
-import { relievedLimits } from '../runbooks/outage';
+import { tightenLimits, type AbuseParams } from '../shared/runbookAbuse';
+import { relievedLimits } from '../shared/runbookOutage';
 import { CAPTCHA_SETTINGS_KEY, DEFAULT_CAPTCHA_SETTINGS, type CaptchaSettings } from '../runbooks/captcha';
 import type { Runtime } from '../runtime';
 
@@ -11,10 +10,9 @@ import type { Runtime } from '../runtime';
  * keyed by the run) so the restore puts back what was there before, and only if nobody changed
  * the setting in the meantime. Every call is idempotent for the same run and step key.
  */
-export function createRunbookAbuseActivities(runtime: Runtime) {
-  const { db, config } = runtime;
+export function createRunbookAbuseActivities(runtime: Pick<Runtime, 'db' | 'config' | 'logger' | 'settings'>) {
+  const { db, config, settings } = runtime;
   const audit = runtime.logger.child({ component: 'audit' });
-  const settings = () => authServices(runtime).settings;
 
   /** Saves the current value (first call wins), then writes `next(current)`. */
   async function applySetting<T>(
@@ -41,7 +39,7 @@ export function createRunbookAbuseActivities(runtime: Runtime) {
         [workflowId, key, rows[0] ? JSON.stringify(rows[0].value) : null, JSON.stringify(applied)],
       );
     }
-    await settings().put(key, applied, `runbook:${workflowId}`);
+    await settings.put(key, applied, `runbook:${workflowId}`);
     await recordAudit(db, audit, {
       type: AuditEventType.settingsChanged,
       outcome: 'updated',
@@ -102,7 +100,7 @@ export function createRunbookAbuseActivities(runtime: Runtime) {
     },
 
     /**
-     * The provider-outage runbook's retry relief (src/runbooks/outage.ts relievedLimits): the
+     * The provider-outage runbook's retry relief (src/shared/runbookOutage.ts relievedLimits): the
      * per-user maximum raised for the run, saved and restored like the tightening above.
      */
     async relieveRateLimits(input: { workflowId: string; factor: number }) {
@@ -150,8 +148,8 @@ export function createRunbookAbuseActivities(runtime: Runtime) {
         };
       }
       if (row.previous === null) await db.write('DELETE FROM runtime_settings WHERE key = $1', [input.key]);
-      else await settings().put(input.key, row.previous, `runbook:${input.workflowId}`);
-      settings().invalidate();
+      else await settings.put(input.key, row.previous, `runbook:${input.workflowId}`);
+      settings.invalidate();
       await db.write('UPDATE runbook_saved_settings SET restored_at = now() WHERE workflow_id = $1 AND key = $2', [
         input.workflowId,
         input.key,

@@ -3,7 +3,6 @@ import { revokeChallenges, type AdminDeps } from '../auth/admin';
 import { AuditEventType, recordAudit } from '../auth/audit';
 import { addBlock, type BlocklistEntry } from '../auth/blocklist';
 import { parseCidr } from '../auth/clientIp';
-import { authServices } from '../auth/services';
 import { ProviderPermanentError, ProviderTransientError, type EmailProviderName } from '../providers';
 import { INCIDENT_NOTIFICATION_SUBJECT, INCIDENT_NOTIFICATION_TEXT, notificationKey } from '../runbooks/notification';
 import type { Runtime } from '../runtime';
@@ -34,14 +33,16 @@ export interface BlockIpsResult {
   expiresAt: string;
 }
 
-export function createRunbookAuthActivities(runtime: Runtime) {
+export function createRunbookAuthActivities(
+  runtime: Pick<Runtime, 'db' | 'logger' | 'temporal' | 'keys' | 'providers'>,
+) {
   const { db } = runtime;
   const audit = runtime.logger.child({ component: 'audit' });
   const deps = (): AdminDeps => ({
     db,
     logger: audit,
     client: runtime.temporal.client,
-    keys: authServices(runtime).keys,
+    keys: runtime.keys,
   });
 
   async function auditOnce(key: string, event: Parameters<typeof recordAudit>[2]) {

@@ -29,7 +29,9 @@ const PER_USER_RETRY = `a.outcome = 'user' AND a.details->>'action' = 'initiate'
 const settingKey = (channel: Channel, change: OutageChange) =>
   change === 'backup' ? `delivery.${channel}.mode` : `delivery.${channel}.enabled`;
 
-export function createRunbookOutageActivities(runtime: Runtime) {
+export function createRunbookOutageActivities(
+  runtime: Pick<Runtime, 'db' | 'logger' | 'metrics' | 'config' | 'providers' | 'settings' | 'routes'>,
+) {
   const { db } = runtime;
 
   async function current(channel: Channel, change: OutageChange): Promise<unknown> {

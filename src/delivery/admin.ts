@@ -21,7 +21,7 @@ import { invalidateDeliveryCaches } from './services';
  * change is one transaction (route row, channel setting, circuit, audit row), then a log line
  * and this process's caches dropped; other processes follow within 5 s.
  */
-export type DeliveryRuntime = Pick<Runtime, 'db' | 'logger' | 'metrics' | 'config'>;
+export type DeliveryRuntime = Pick<Runtime, 'db' | 'logger' | 'metrics' | 'config' | 'settings' | 'routes'>;
 
 export interface ActorContext {
   /** `admin-api`, or the calling workflow: `workflow:<id>` */

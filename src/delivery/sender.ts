@@ -1,7 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { aad, unseal } from '../auth/crypto';
 import { magicLinkUrl, renderMagicLinkEmail, renderOtpSms } from '../auth/messages';
-import { authServices } from '../auth/services';
 import { ProviderError, type SendResult } from '../providers';
 import type { ProviderName } from '../providers/types';
 import type { Runtime } from '../runtime';
@@ -29,14 +28,13 @@ import { beginCall, callFailed, callSucceeded, sentBy, unresolvedCall } from './
 import { recordSentOutcome } from './outcomes';
 import { decide, errorCode, type SendDecision } from './policy';
 import { METHOD_CHANNEL, type Route } from './routes';
-import { deliveryServices } from './services';
 
 /**
  * The two halves of one send that touch the outside world: planning it (route + shared
  * circuit state, claiming a half-open probe) and one provider call with its bookkeeping.
  * The order of providers and when to move on is the workflow's (src/workflows/delivery).
  */
-export type SenderRuntime = Pick<Runtime, 'db' | 'logger' | 'metrics' | 'config' | 'providers'>;
+export type SenderRuntime = Pick<Runtime, 'db' | 'logger' | 'metrics' | 'config' | 'providers' | 'keys' | 'routes'>;
 
 export class ChallengeNotFoundError extends Error {
   override name = ChallengeErrorType.notFound;
@@ -96,7 +94,7 @@ export async function planDelivery(runtime: SenderRuntime, input: PlanDeliveryIn
   const target = await loadTarget(runtime, input.challengeId);
   if (!target.sealed_secret || !target.key_id) return { kind: 'skipped' };
   const channel = METHOD_CHANNEL[target.method];
-  const route = await deliveryServices(runtime).routes.get(channel);
+  const route = await runtime.routes.get(channel);
   const order = routeOrder(route);
   const key = sendIdempotencyKey(input.challengeId, input.sendNumber);
   const { circuits, now } = await loadCircuits(runtime.db, order);
@@ -136,7 +134,7 @@ async function render(
   provider: ProviderName,
   key: string,
 ): Promise<() => Promise<SendResult>> {
-  const dataKey = await authServices(runtime).keys.get(target.key_id!);
+  const dataKey = await runtime.keys.get(target.key_id!);
   const secret = unseal(dataKey.seal, target.sealed_secret!, aad.storedSecret(challengeId)).toString('utf8');
   const { providers, config } = runtime;
   if (provider === 'twilio' || provider === 'plivo') {
@@ -202,7 +200,7 @@ export async function sendDelivery(
       { provider, errorClass: 'permanent', errorCode: 'no_recipient' },
     );
   const call = await render(runtime, challengeId, target, to, provider, key);
-  const route = await deliveryServices(runtime).routes.get(channel);
+  const route = await runtime.routes.get(channel);
 
   const begun = await beginCall(db, { key, provider, challengeId, sendNumber, channel });
   if (!begun) return alreadySent(provider);

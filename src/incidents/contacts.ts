@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import type { NotifiedRole } from '../shared/incidents';
-import { ROLE_TITLES } from './escalation';
+import { ROLE_TITLES } from '../shared/escalation';
 
 /**
  * Who gets paged: the default escalation contacts (docs/incident-response.md), overridable by a JSON file

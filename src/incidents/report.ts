@@ -1,7 +1,7 @@
 import type { IncidentState, TimelineEntry } from '../shared/incidents';
-import { ROLE_TITLES } from './escalation';
-import { clock, plainName, utc } from './format';
-import { formatDuration } from './severity';
+import { ROLE_TITLES } from '../shared/escalation';
+import { clock, plainName, utc } from '../shared/format';
+import { formatDuration } from '../shared/severity';
 
 /**
  * The incident report template (docs/incident-response.md), filled from the workflow's own timeline. The template's

@@ -1,7 +1,7 @@
 import type { IncidentState } from '../shared/incidents';
-import { plainName, slackEscape, slackName, statusLabel, utc } from './format';
-import { ROLE_RESPONSIBILITY, ROLE_TITLES } from './escalation';
-import { SEVERITY_TABLE, TYPE_LABELS } from './severity';
+import { plainName, slackEscape, slackName, statusLabel, utc } from '../shared/format';
+import { ROLE_RESPONSIBILITY, ROLE_TITLES } from '../shared/escalation';
+import { SEVERITY_TABLE, TYPE_LABELS } from '../shared/severity';
 import type { NotifiedRole } from '../shared/incidents';
 
 /** Slack action ids of the alert's buttons; the interactions endpoint dispatches on them. */

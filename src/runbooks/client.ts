@@ -28,7 +28,7 @@ import {
 } from '../shared/runbooks';
 import { checkRunbookParams } from './params';
 import { bestEffort, insertRun, listArtifacts, projectedRun, runbookOfRun } from './projection';
-import { RUNBOOK_NAMES, RUNBOOKS, runbookOfWorkflowType, type RunbookName } from './registry';
+import { RUNBOOK_NAMES, RUNBOOKS, runbookOfWorkflowType, type RunbookName } from '../shared/runbookRegistry';
 
 export interface RunbookDeps {
   client: Client;

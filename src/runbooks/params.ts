@@ -1,12 +1,12 @@
 /**
  * Checks the parameters of `POST /admin/api/v1/runbooks/<name>` against the runbook's schema
- * (src/runbooks/registry.ts) and the rules a schema cannot say, so a bad value is a 400 at the
+ * (src/shared/runbookRegistry.ts) and the rules a schema cannot say, so a bad value is a 400 at the
  * door, never a failed workflow.
  */
 import type { TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { channelOfProvider, PROVIDERS } from '../shared/delivery';
-import { RUNBOOKS, type RunbookName } from './registry';
+import { RUNBOOKS, type RunbookName } from '../shared/runbookRegistry';
 
 export type ParamsCheck = { ok: true; value: Record<string, unknown> } | { ok: false; message: string };
 

@@ -1,5 +1,5 @@
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import type { RunbookParams } from '../runbooks/registry';
+import type { RunbookParams } from './runbookRegistry';
 
 /**
  * The database control plane: the desired state every Warden process (API and worker) applies

@@ -2,7 +2,7 @@
  * The runbook workflows' contract, imported by the workflows, the activities and the admin API
  * (`/admin/api/v1/runbooks`). Every runbook speaks it; the framework that implements it is
  * src/workflows/runbooks/framework.ts (read its header first); which runbooks exist is
- * src/runbooks/registry.ts.
+ * src/shared/runbookRegistry.ts.
  */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { RunbookInput, Severity } from './incidents';

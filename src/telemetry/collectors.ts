@@ -2,6 +2,7 @@ import type { Connection } from '@temporalio/client';
 import { type google, temporal } from '@temporalio/proto';
 import type { Config } from '../config';
 import type { Database } from '../db/database';
+import { opsTaskQueue } from '../shared/taskQueues';
 import type { TaskQueueSample } from './metrics';
 
 // a scrape must never hang on a slow dependency: Prometheus' own scrape timeout is 10 s
@@ -17,26 +18,32 @@ function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
   ]).finally(() => clearTimeout(timer));
 }
 
-const TYPES = [
-  ['workflow', temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW],
-  ['activity', temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY],
-] as const;
+const WORKFLOW = ['workflow', temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW] as const;
+const ACTIVITY = ['activity', temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY] as const;
 
 function seconds(duration: google.protobuf.IDuration | null | undefined): number {
   if (!duration) return 0;
   return Number(duration.seconds ?? 0) + (duration.nanos ?? 0) / 1e9;
 }
 
-/** Backlog and pollers of Warden's task queue, from the Temporal server's own statistics. */
+/**
+ * Backlog and pollers of Warden's task queues, from the Temporal server's own statistics: the
+ * main queue's workflow and activity tasks, the ops queue's activity tasks (it has no workflows).
+ */
 export function taskQueueProbe(
   connection: Connection,
   config: Pick<Config, 'temporal'>,
 ): () => Promise<TaskQueueSample[]> {
-  const { namespace, taskQueue } = config.temporal;
+  const { namespace } = config.temporal;
+  const described = [
+    [config.temporal.taskQueue, WORKFLOW],
+    [config.temporal.taskQueue, ACTIVITY],
+    [opsTaskQueue(config.temporal.taskQueue), ACTIVITY],
+  ] as const;
   return () =>
     withTimeout(
       Promise.all(
-        TYPES.map(async ([taskType, type]) => {
+        described.map(async ([taskQueue, [taskType, type]]) => {
           const response = await connection.workflowService.describeTaskQueue({
             namespace,
             taskQueue: { name: taskQueue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },

@@ -2,6 +2,7 @@ import { buildMetricsApp } from '../api/app';
 import { loadConfig } from '../config';
 import { migrate } from '../db/migrate';
 import { createRuntime } from '../runtime';
+import { opsTaskQueue } from '../shared/taskQueues';
 import { installTemporalLogging } from '../temporal/logging';
 import { ensureSearchAttributes } from '../temporal/searchAttributes';
 import { createLogger } from '../telemetry/logger';
@@ -29,7 +30,8 @@ async function main(): Promise<void> {
   // the worker's own metrics (deliveries, activities) on the metrics port
   const metrics = await buildMetricsApp(runtime);
   await metrics.listen({ host: config.host, port: config.ports.metrics });
-  logger.info({ taskQueue: config.temporal.taskQueue }, 'worker started');
+  const taskQueue = config.temporal.taskQueue;
+  logger.info({ taskQueue, opsTaskQueue: opsTaskQueue(taskQueue) }, 'worker started');
 
   let stopping = false;
   const stop = async (signal: string) => {

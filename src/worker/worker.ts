@@ -5,13 +5,22 @@ import {
 } from '@temporalio/interceptors-opentelemetry';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
+import { opsTaskQueue } from '../shared/taskQueues';
 import type { Runtime } from '../runtime';
 import { TRACING_WORKFLOW_MODULES, type Tracing } from '../telemetry/tracing';
 import { createDataConverter } from '../temporal/client';
 
+/**
+ * Two Workers on one connection: `worker` polls the main task queue (workflows and every
+ * activity), `ops` the ops task queue, where runbooks and the recovery checklist schedule their
+ * activities (src/shared/taskQueues.ts), with activity slots of its own. Both register every
+ * activity: a runbook may call any of them, and an activity scheduled on the main queue before
+ * the ops queue existed still finds a Worker there.
+ */
 export interface WorkerHandle {
   worker: Worker;
-  /** resolves when the worker has stopped (after shutdown() or a fatal error) */
+  ops: Worker;
+  /** resolves when both Workers have stopped (after shutdown() or a fatal error of either) */
   running: Promise<void>;
   /** stops polling, lets running activities finish within the grace time, closes the connection */
   shutdown(): Promise<void>;
@@ -29,6 +38,16 @@ export interface WorkerSettings {
  * bundle must have been built with TRACING_WORKFLOW_MODULES for workflow spans to exist.
  */
 function tracingOptions(tracing: Tracing, prebuilt: boolean): Pick<WorkerOptions, 'interceptors' | 'sinks'> {
+  return {
+    interceptors: {
+      ...activityTracing(tracing).interceptors,
+      ...(prebuilt ? {} : { workflowModules: TRACING_WORKFLOW_MODULES }),
+    },
+    sinks: { exporter: makeWorkflowExporter(tracing.spanProcessor, tracing.resource) },
+  };
+}
+
+function activityTracing(tracing: Tracing): Pick<WorkerOptions, 'interceptors'> {
   const options = { tracer: tracing.tracer };
   return {
     interceptors: {
@@ -38,40 +57,56 @@ function tracingOptions(tracing: Tracing, prebuilt: boolean): Pick<WorkerOptions
           outbound: new OpenTelemetryActivityOutboundInterceptor(ctx),
         }),
       ],
-      ...(prebuilt ? {} : { workflowModules: TRACING_WORKFLOW_MODULES }),
     },
-    sinks: { exporter: makeWorkflowExporter(tracing.spanProcessor, tracing.resource) },
   };
 }
 
 export async function startWorker(runtime: Runtime, settings: WorkerSettings = {}): Promise<WorkerHandle> {
   const { config } = runtime;
   const connection = await NativeConnection.connect({ address: config.temporal.address });
-  const options: WorkerOptions = {
+  const taskQueue = settings.taskQueue ?? config.temporal.taskQueue;
+  const common = {
     connection,
     namespace: config.temporal.namespace,
-    taskQueue: settings.taskQueue ?? config.temporal.taskQueue,
     activities: createActivities(runtime),
     dataConverter: createDataConverter(config),
     shutdownGraceTime: '10 seconds',
-    ...(runtime.tracing ? tracingOptions(runtime.tracing, settings.workflowBundlePath !== undefined) : {}),
-    ...(settings.workflowBundlePath
-      ? { workflowBundle: { codePath: settings.workflowBundlePath } }
-      : { workflowsPath: require.resolve('../workflows') }),
-  };
+  } satisfies Partial<WorkerOptions>;
   let worker: Worker;
+  let ops: Worker;
   try {
-    worker = await Worker.create(options);
+    worker = await Worker.create({
+      ...common,
+      taskQueue,
+      ...(runtime.tracing ? tracingOptions(runtime.tracing, settings.workflowBundlePath !== undefined) : {}),
+      ...(settings.workflowBundlePath
+        ? { workflowBundle: { codePath: settings.workflowBundlePath } }
+        : { workflowsPath: require.resolve('../workflows') }),
+    });
+    ops = await Worker.create({
+      ...common,
+      taskQueue: opsTaskQueue(taskQueue),
+      ...(runtime.tracing ? activityTracing(runtime.tracing) : {}),
+    });
   } catch (err) {
-    await connection.close();
+    // refused while a created Worker holds it; the process is failing to start anyway
+    await connection.close().catch(() => {});
     throw err;
   }
-  const running = worker.run().finally(() => connection.close().catch(() => {}));
+  const stop = () => {
+    for (const w of [worker, ops]) if (w.getState() === 'RUNNING') w.shutdown();
+  };
+  // one Worker stopping (a fatal error) stops the other, so the process never runs half a worker
+  const running = Promise.allSettled([worker.run().finally(stop), ops.run().finally(stop)]).then(async (results) => {
+    await connection.close().catch(() => {});
+    for (const result of results) if (result.status === 'rejected') throw result.reason;
+  });
   return {
     worker,
+    ops,
     running,
     async shutdown() {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
+      stop();
       await running;
     },
   };

@@ -1,5 +1,5 @@
 // Every workflow the worker registers; an export's name is its workflow type (a runbook's is
-// named in src/runbooks/registry.ts, which the compiler checks against this list).
+// named in src/shared/runbookRegistry.ts, which the compiler checks against this list).
 // Deterministic code only below this folder.
 export { healthCheckWorkflow } from './ops/healthCheck';
 export { challengeWorkflow } from './auth/challenge';

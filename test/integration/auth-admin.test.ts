@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataKeyStore } from '../../src/auth/keys';
-import { authServices } from '../../src/auth/services';
 import { challengeRow, initiate, post, secretFor, waitForStatus } from '../helpers/authClient';
 import { raiseRateLimits } from '../helpers/delivery';
 import { startHarness, type Harness } from '../helpers/harness';
@@ -82,7 +81,7 @@ describe('auth admin actions', () => {
   });
 
   it('reaches other processes through Postgres: an unknown key id is fetched at once, the active key within the staleness bound', async () => {
-    const kek = authServices(h.runtime).keys.keyring;
+    const kek = h.runtime.keys.keyring;
     // another process's cache that would not refresh on its own for a minute
     const other = new DataKeyStore(h.runtime.db, kek, 60_000);
     const before = await other.active();

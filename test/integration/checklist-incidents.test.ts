@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/dev/process';
 import type { IncidentState } from '../../src/shared/incidents';
+import { opsTaskQueue } from '../../src/shared/taskQueues';
 import { startHarness, type Harness } from '../helpers/harness';
 
 /**
@@ -127,6 +128,15 @@ describe('recovery validation checklist', () => {
       expect(detail('provider_latency')).toMatch(/twilio p95 \d+ ms .*sendgrid p95 \d+ ms/);
       expect(detail('rate_limiting')).toMatch(/per-user refused at 11, per-IP refused at 51/);
       expect(detail('invalid_token_rejection')).toContain('expired challenge');
+      // every check ran on the ops task queue, away from the slots challenges need
+      const { events } = await h.runtime.temporal.client.workflow.getHandle(id).fetchHistory();
+      const checks = (events ?? [])
+        .map((e) => e.activityTaskScheduledEventAttributes)
+        .filter((a) => a && /^(check|capture)/.test(a.activityType!.name!));
+      expect(checks.length).toBeGreaterThan(1);
+      expect(new Set(checks.map((a) => a!.taskQueue!.name))).toEqual(
+        new Set([opsTaskQueue(h.config.temporal.taskQueue)]),
+      );
       // manual items wait for a responder
       expect(first.user_notifications).toBe('pending');
       expect(first.grafana_dashboards).toBe('pending');

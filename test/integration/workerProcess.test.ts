@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { opsTaskQueue } from '../../src/shared/taskQueues';
 import { healthCheckWorkflow } from '../../src/workflows';
+import { waitFor } from '../helpers/authClient';
 import { startHarness, type Harness } from '../helpers/harness';
 import { spawnWorkerProcess } from '../helpers/workerProcess';
 
@@ -19,6 +21,15 @@ describe('the production worker entry as a separate process', () => {
         workflowId: `health-${randomUUID()}`,
       });
     expect((await run()).ok).toBe(true);
+    // the same process polls the ops task queue for runbook and checklist activities
+    const ops = opsTaskQueue(h.config.temporal.taskQueue);
+    await waitFor('the worker process to poll the ops queue', async () =>
+      new RegExp(`warden_temporal_task_queue_pollers\\{task_queue="${ops}",task_type="activity"[^}]*\\} [1-9]`).test(
+        await h.runtime.registry.metrics(),
+      )
+        ? true
+        : undefined,
+    );
 
     first.child.kill('SIGKILL');
     await first.stop();

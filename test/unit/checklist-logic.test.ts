@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { checkRulesApi, checkRulesDocument } from '../../src/incidents/alertRules';
-import { CHECKLIST, checksToRerun, initialChecklist } from '../../src/incidents/checklist';
+import { CHECKLIST, checksToRerun, initialChecklist } from '../../src/shared/checklist';
 import { delta, histogramQuantile, parseSamples, totals } from '../../src/incidents/promText';
 
 describe('recovery checklist logic', () => {

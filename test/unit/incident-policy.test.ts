@@ -7,9 +7,9 @@ import {
   plannedEscalations,
   slaChain,
   type PolicyState,
-} from '../../src/incidents/escalation';
+} from '../../src/shared/escalation';
 import { renderReport } from '../../src/incidents/report';
-import { ackSlaMs } from '../../src/incidents/severity';
+import { ackSlaMs } from '../../src/shared/severity';
 import { customerNotification, incidentAlertText } from '../../src/incidents/templates';
 import type { IncidentState, NotifiedRole } from '../../src/shared/incidents';
 

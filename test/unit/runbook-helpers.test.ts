@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { abuseParams, quietClock, tightenLimits } from '../../src/runbooks/abuse';
+import { abuseParams, quietClock, tightenLimits } from '../../src/shared/runbookAbuse';
 import { CandidateSet, classifyCandidate, findMatches } from '../../src/runbooks/leakPatterns';
 import {
   INCIDENT_NOTIFICATION_SUBJECT,
@@ -7,7 +7,7 @@ import {
   notificationKey,
 } from '../../src/runbooks/notification';
 import { checkRunbookParams } from '../../src/runbooks/params';
-import { RUNBOOK_NAMES, RUNBOOKS, runbookOfIncident, runbookOfWorkflowType } from '../../src/runbooks/registry';
+import { RUNBOOK_NAMES, RUNBOOKS, runbookOfIncident, runbookOfWorkflowType } from '../../src/shared/runbookRegistry';
 import { INCIDENT_TYPES } from '../../src/shared/incidents';
 import * as workflows from '../../src/workflows';
 import { chunks, windowOf } from '../../src/workflows/runbooks/util';

@@ -10,7 +10,7 @@ import {
   reliefSkipReason,
   relievedLimits,
   type ProviderHealth,
-} from '../../src/runbooks/outage';
+} from '../../src/shared/runbookOutage';
 
 const health = (over: Partial<ProviderHealth>): ProviderHealth => ({
   provider: 'plivo',

@@ -2,7 +2,7 @@ import { WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openIncident } from '../../src/incidents/client';
-import { ROLE_TITLES } from '../../src/incidents/escalation';
+import { ROLE_TITLES } from '../../src/shared/escalation';
 import {
   type NotifiedRole,
   acknowledgeUpdate,

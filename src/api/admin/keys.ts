@@ -1,6 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { listKeys, rotateKeys } from '../../auth/admin';
-import { authServices } from '../../auth/services';
 import { ErrorBody } from '../errors';
 
 /**
@@ -49,7 +48,7 @@ const keys: FastifyPluginAsyncTypebox = async (app) => {
     { schema: { response: { 200: Type.Object({ keys: Type.Array(KeyView), rotations: Type.Array(RotationView) }) } } },
     async () => {
       // make sure a fresh deployment shows its first key rather than an empty list
-      await authServices(app.warden).keys.active();
+      await app.warden.keys.active();
       const { keys: keyRows, rotations: rotationRows } = await listKeys(app.warden.db);
       return {
         keys: keyRows.map((k) => ({
@@ -72,7 +71,7 @@ const keys: FastifyPluginAsyncTypebox = async (app) => {
           db: warden.db,
           logger: warden.logger.child({ component: 'audit' }),
           client: warden.temporal.client,
-          keys: authServices(warden).keys,
+          keys: warden.keys,
         },
         {
           reason: request.body.reason,

@@ -1,7 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Value } from '@sinclair/typebox/value';
 import { AuditEventType, recordAudit } from '../../auth/audit';
-import { authServices } from '../../auth/services';
 import {
   ChallengeSettings,
   CHALLENGE_SETTINGS_KEY,
@@ -52,7 +51,7 @@ function windowSeconds(rule: { window_seconds?: number; window?: string }): numb
 }
 
 const ratelimits: FastifyPluginAsyncTypebox = async (app) => {
-  const settings = () => authServices(app.warden).settings;
+  const settings = () => app.warden.settings;
 
   async function change<T>(
     key: string,

@@ -21,7 +21,7 @@ import {
   type RunbookErrorCode,
 } from '../../runbooks/client';
 import { listRuns, openArtifact } from '../../runbooks/projection';
-import { RUNBOOK_NAMES } from '../../runbooks/registry';
+import { RUNBOOK_NAMES } from '../../shared/runbookRegistry';
 import { SEVERITIES, type Severity } from '../../shared/incidents';
 import { ApiError, ErrorBody } from '../errors';
 

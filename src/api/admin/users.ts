@@ -1,6 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { clearRateLimits, forcePasswordReset, revokeUserChallenges, type AdminDeps } from '../../auth/admin';
-import { authServices } from '../../auth/services';
 import { ErrorBody } from '../errors';
 
 /**
@@ -23,7 +22,7 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
     db: app.warden.db,
     logger: app.warden.logger.child({ component: 'audit' }),
     client: app.warden.temporal.client,
-    keys: authServices(app.warden).keys,
+    keys: app.warden.keys,
   });
 
   app.post(

@@ -11,7 +11,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { recordAudit } from '../../auth/audit';
 import { loadChallenge } from '../../auth/client';
-import { authServices } from '../../auth/services';
 import {
   CAPTCHA_SETTINGS_KEY,
   CaptchaSettings,
@@ -42,11 +41,7 @@ async function userOf(
 export function captchaGuard(app: FastifyInstance, method: AuthMethod) {
   return async (request: FastifyRequest): Promise<void> => {
     if (request.method !== 'POST') return;
-    const settings = await authServices(app.warden).settings.get(
-      CAPTCHA_SETTINGS_KEY,
-      CaptchaSettings,
-      DEFAULT_CAPTCHA_SETTINGS,
-    );
+    const settings = await app.warden.settings.get(CAPTCHA_SETTINGS_KEY, CaptchaSettings, DEFAULT_CAPTCHA_SETTINGS);
     if (!settings.enabled) return;
     const client = clientContext(request);
     const body =

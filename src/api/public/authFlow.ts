@@ -17,7 +17,6 @@ import {
 } from '../../auth/client';
 import { aad, seal } from '../../auth/crypto';
 import type { LimitedChallengeRow } from '../../auth/rateLimit';
-import { authServices } from '../../auth/services';
 import { CHALLENGE_ENDS, type AuthMethod, type ChallengeEnd, type ChallengeInput } from '../../shared/auth';
 import { timeStage } from '../../telemetry/stages';
 import { ApiError } from '../errors';
@@ -90,9 +89,7 @@ export async function initiateChallenge(
   await enforceRateLimit(app, client, { action: 'initiate', userId, method });
 
   const { metrics } = app.warden;
-  const settings = await timeStage(metrics, 'initiate', 'settings', () =>
-    authServices(app.warden).settings.challenge(),
-  );
+  const settings = await timeStage(metrics, 'initiate', 'settings', () => app.warden.settings.challenge());
   const ttl = method === 'sms_otp' ? settings.otp_ttl_seconds : settings.magic_link_ttl_seconds;
   const challengeId = randomUUID();
   const input: ChallengeInput = {
@@ -210,7 +207,7 @@ export async function verifyChallenge(
   if (ENDED.includes(row.status)) return endedAnswer(row.status as Ended);
 
   const candidate = await timeStage(metrics, 'verify', 'seal', async () => {
-    const key = await authServices(app.warden).keys.active();
+    const key = await app.warden.keys.active();
     return { keyId: key.id, blob: seal(key.seal, secret, aad.candidate(challengeId)).toString('base64') };
   });
   const answer = await timeStage(metrics, 'verify', 'workflow', () =>

@@ -10,7 +10,6 @@ import {
   type RateLimitAction,
   type RateLimitDecision,
 } from '../../auth/rateLimit';
-import { authServices } from '../../auth/services';
 import type { AuthMethod } from '../../shared/auth';
 import { timeStage } from '../../telemetry/stages';
 import { ApiError } from '../errors';
@@ -74,7 +73,7 @@ export async function enforceRateLimit(
 ): Promise<void> {
   const { db, metrics } = app.warden;
   const decision = await timeStage(metrics, input.action, 'rate_limit', async () => {
-    const limits = await authServices(app.warden).settings.rateLimits();
+    const limits = await app.warden.settings.rateLimits();
     return checkRateLimit(db, limits, { userId: input.userId, ip: client.ip, action: input.action });
   });
   await refuseOverLimit(app, client, input, decision);
@@ -92,7 +91,7 @@ export async function checkChallengeRateLimit(
 ): Promise<{ row: LimitedChallengeRow | undefined; decision: RateLimitDecision }> {
   const { db, metrics } = app.warden;
   return timeStage(metrics, input.action === 'initiate' ? 'resend' : input.action, 'rate_limit', async () => {
-    const limits = await authServices(app.warden).settings.rateLimits();
+    const limits = await app.warden.settings.rateLimits();
     return checkRateLimitForChallenge(db, limits, {
       challengeId: input.challengeId,
       method: input.method,

@@ -1,4 +1,4 @@
-import { CHECK_ORDER, CHECKLIST, checksToRerun, type CheckName, type CheckOutcome } from '../../incidents/checklist';
+import { CHECK_ORDER, CHECKLIST, checksToRerun, type CheckName, type CheckOutcome } from '../../shared/checklist';
 import type { CheckInput } from '../../activities/checklistTypes';
 import { checks } from './proxies';
 import type { IncidentMachine } from './machine';
@@ -35,7 +35,7 @@ export class ChecklistRunner {
       by,
     });
     try {
-      const baseline = await checks.captureMetricsBaseline();
+      const baseline = await checks().captureMetricsBaseline();
       const input: CheckInput = {
         incidentId: s.id || s.workflowId,
         type: s.type,
@@ -78,7 +78,7 @@ export class ChecklistRunner {
 
   private async one(name: CheckName, input: CheckInput): Promise<CheckOutcome> {
     try {
-      return await checks[name](input);
+      return await checks()[name](input);
     } catch (err) {
       const detail = `check could not run: ${(err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)).slice(0, 200)}`;
       return {

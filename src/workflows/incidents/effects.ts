@@ -1,6 +1,6 @@
 import { log, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { IncidentSummary, SlackThread } from '../../activities/notifySlack';
-import { EXTERNAL_TASKS } from '../../incidents/escalation';
+import { EXTERNAL_TASKS } from '../../shared/escalation';
 import type { IncidentState } from '../../shared/incidents';
 import { IncidentStatusKey, IncidentTypeKey, SeverityKey } from '../../shared/searchAttributes';
 import { notify, store } from './proxies';

@@ -1,13 +1,13 @@
 import { ApplicationFailure } from '@temporalio/workflow';
-import { checklistPassed, initialChecklist, type CheckOutcome } from '../../incidents/checklist';
+import { checklistPassed, initialChecklist, type CheckOutcome } from '../../shared/checklist';
 import {
   EXTERNAL_TASKS,
   externalTasks,
   nextManualRole,
   ROLE_TITLES,
   type EscalationTrigger,
-} from '../../incidents/escalation';
-import { slackEscape, slackName } from '../../incidents/format';
+} from '../../shared/escalation';
+import { slackEscape, slackName } from '../../shared/format';
 import {
   INCIDENT_ID_PATTERN,
   LIMITS,

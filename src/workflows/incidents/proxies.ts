@@ -1,5 +1,6 @@
 import { proxyActivities, type ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
+import { opsActivities } from '../opsActivities';
 
 /**
  * The incident workflow's activities, each with options chosen for what a failure costs.
@@ -28,7 +29,7 @@ const storeOptions: ActivityOptions = {
 };
 
 // A check's verdict is its result; a throw is an infrastructure error worth one more try.
-// The synthetic flows wait for deliveries, hence the long timeout.
+// The synthetic flows wait for deliveries, hence the long timeout, and the ops task queue.
 const checkOptions: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '2 seconds', maximumAttempts: 2 },
@@ -36,4 +37,4 @@ const checkOptions: ActivityOptions = {
 
 export const notify = proxyActivities<Activities>(notifyOptions);
 export const store = proxyActivities<Activities>(storeOptions);
-export const checks = proxyActivities<Activities>(checkOptions);
+export const checks = (): Activities => opsActivities(checkOptions);

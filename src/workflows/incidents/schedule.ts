@@ -1,5 +1,5 @@
-import { ackDeadline, plannedEscalations, type EscalationTrigger, type PlannedTask } from '../../incidents/escalation';
-import { formatDuration, SEVERITY_TABLE } from '../../incidents/severity';
+import { ackDeadline, plannedEscalations, type EscalationTrigger, type PlannedTask } from '../../shared/escalation';
+import { formatDuration, SEVERITY_TABLE } from '../../shared/severity';
 import type { IncidentState, IncidentTask, NotifiedRole } from '../../shared/incidents';
 
 /**

@@ -1,5 +1,5 @@
-import { itemDef } from '../../incidents/checklist';
-import { ROLE_TITLES } from '../../incidents/escalation';
+import { itemDef } from '../../shared/checklist';
+import { ROLE_TITLES } from '../../shared/escalation';
 import {
   LIMITS,
   type AcknowledgeInput,

@@ -1,7 +1,7 @@
 import { condition, setHandler, type ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
-import { abuseParams, quietClock, type AbuseParams } from '../../runbooks/abuse';
-import type { RunbookParams } from '../../runbooks/registry';
+import { abuseParams, quietClock, type AbuseParams } from '../../shared/runbookAbuse';
+import type { RunbookParams } from '../../shared/runbookRegistry';
 import { markFalsePositivesUpdate, type RunbookResult, type RunbookStartInput } from '../../shared/runbooks';
 import { fail, runRunbook, type Runbook, type StepDef } from './framework';
 

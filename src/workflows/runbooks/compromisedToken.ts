@@ -1,5 +1,5 @@
 import type { ActivityOptions } from '@temporalio/workflow';
-import type { RunbookParams } from '../../runbooks/registry';
+import type { RunbookParams } from '../../shared/runbookRegistry';
 import type { RunbookResult, RunbookStartInput } from '../../shared/runbooks';
 import { runRunbook, type StepDef } from './framework';
 import { chunks, windowOf } from './util';

@@ -1,8 +1,12 @@
-import { isCancellation, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
-import type { Activities } from '../../activities';
-import { DB_FAILOVER_DEFAULTS, DB_OPS_PERMANENT_ERRORS, type PoolSize } from '../../shared/database';
-import type { RunbookParams } from '../../runbooks/registry';
+import { isCancellation, type ActivityOptions } from '@temporalio/workflow';
+import {
+  DB_FAILOVER_DEFAULTS,
+  DB_OPS_PERMANENT_ERRORS,
+  type DbFailoverParams,
+  type PoolSize,
+} from '../../shared/database';
 import type { RunbookResult, RunbookStartInput } from '../../shared/runbooks';
+import { opsActivities } from '../opsActivities';
 import { runRunbook, type StepContext, type StepDef } from './framework';
 import {
   cleanupSummary,
@@ -116,14 +120,12 @@ const cleanup: ActivityOptions = {
 };
 const CLEANUP_BATCHES = 20;
 // bookkeeping: a few tries, never a reason to fail the run
-const projection = proxyActivities<Activities>({
+const projection: ActivityOptions = {
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 5 },
-});
+};
 
-export async function dbFailoverRunbook(
-  input: RunbookStartInput<RunbookParams<'db-failover'>>,
-): Promise<RunbookResult> {
+export async function dbFailoverRunbook(input: RunbookStartInput<DbFailoverParams>): Promise<RunbookResult> {
   const p = { ...DB_FAILOVER_DEFAULTS, ...(input.params ?? {}) };
   const incidentId = input.incidentId || undefined;
 
@@ -282,7 +284,7 @@ export async function dbFailoverRunbook(
 
     // the projection rows the run could not write while Postgres refused writes; best effort
     const s = rb.state;
-    await projection
+    await opsActivities(projection)
       .dbFailoverRecordRun({
         workflowId: s.workflowId,
         runbook: s.runbook,

@@ -20,7 +20,7 @@
  *   }
  *
  * Then register it: export it from src/workflows/index.ts and give it one entry in
- * src/runbooks/registry.ts (URL name, incident type, workflow type, parameter schema).
+ * src/shared/runbookRegistry.ts (URL name, incident type, workflow type, parameter schema).
  *
  * Rules the framework enforces:
  * - Start: as an incident's child (RunbookInput, no params: every parameter needs a default) or
@@ -45,8 +45,7 @@
  * - Observability: runbookStateQuery (steps, statuses, approvals, log), rows in runbook_runs /
  *   runbook_steps, and warden_runbook_steps_total{runbook,step,outcome}.
  */
-import { CancellationScope, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../../activities';
+import { CancellationScope, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
 import {
   approveStepUpdate,
   cancelRunbookUpdate,
@@ -55,15 +54,10 @@ import {
   type RunbookResult,
   type RunbookStartInput,
 } from '../../shared/runbooks';
-import { errorText, fail, RunbookSteps, type StepDef } from './steps';
+import { bookkeeping, errorText, fail, RunbookSteps, type StepDef } from './steps';
 
 export { fail, type StepContext, type StepDef, type StepOutcome, type StepOptions } from './steps';
 export type Runbook = RunbookSteps;
-
-const bookkeeping = proxyActivities<Activities>({
-  startToCloseTimeout: '10 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 5 },
-});
 
 export async function runRunbook<P>(
   name: string,
@@ -124,7 +118,7 @@ export async function runRunbook<P>(
   let final: RunbookResult['status'] = 'completed';
   try {
     await main.run(async () => {
-      const policy = await bookkeeping.startRunbookRun({
+      const policy = await bookkeeping().startRunbookRun({
         workflowId,
         runbook: name,
         incidentId: input.incidentId,
@@ -174,7 +168,9 @@ export async function runRunbook<P>(
       .map((s) => ({ step: s.name, why: s.compensation && !s.compensation.compensable ? s.compensation.why : '' }));
     const summary = `Runbook ${name} ${final}: ${rb.state.steps.map((s) => `${s.name} ${s.status}`).join(', ')}`;
     await rb.progress('step', summary);
-    await bookkeeping.finishRunbookRun({ workflowId, status: final, summary }).catch(() => undefined);
+    await bookkeeping()
+      .finishRunbookRun({ workflowId, status: final, summary })
+      .catch(() => undefined);
     return {
       status: final,
       steps: rb.state.steps.map((s) => ({ name: s.name, status: s.status, summary: s.summary })),

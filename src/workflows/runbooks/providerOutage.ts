@@ -1,5 +1,3 @@
-import { proxyActivities } from '@temporalio/workflow';
-import type { Activities } from '../../activities';
 import {
   DEFAULT_WINDOW_MS,
   isDown,
@@ -7,10 +5,11 @@ import {
   outageParams,
   pickProvider,
   type ProviderHealth,
-} from '../../runbooks/outage';
-import type { RunbookParams } from '../../runbooks/registry';
+} from '../../shared/runbookOutage';
+import type { RunbookParams } from '../../shared/runbookRegistry';
 import { channelOfProvider } from '../../shared/delivery';
 import type { RunbookResult, RunbookStartInput } from '../../shared/runbooks';
+import { opsActivities } from '../opsActivities';
 import { runRunbook, type StepDef } from './framework';
 import { OutageRun, quick, type Scope } from './providerOutageSteps';
 
@@ -63,8 +62,6 @@ const STEPS: StepDef[] = [
   { name: 'restore_limits', title: 'Restore normal rate limits' },
   { name: 'validate', title: 'Validate service recovery' },
 ];
-
-const listing = proxyActivities<Activities>(quick);
 
 export async function providerOutageRunbook(
   input: RunbookStartInput<RunbookParams<'provider-outage'>>,
@@ -165,7 +162,7 @@ export async function providerOutageRunbook(
     }
     await run.restore();
 
-    const resendable = await listing.resendableFailures({
+    const resendable = await opsActivities(quick).resendableFailures({
       since,
       until: p.until ?? new Date().toISOString(),
       channel: run.channel,

@@ -1,7 +1,7 @@
 import { ApplicationFailure, sleep, type ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import type { RateLimitSettings } from '../../auth/settings';
-import { isDown, nextStreak, RELIEF_MAX_USERS, reliefSkipReason, type OutageParams } from '../../runbooks/outage';
+import { isDown, nextStreak, RELIEF_MAX_USERS, reliefSkipReason, type OutageParams } from '../../shared/runbookOutage';
 import type { Channel, ProviderName } from '../../providers/types';
 import { channelOfProvider } from '../../shared/delivery';
 import type { Runbook, StepContext } from './framework';

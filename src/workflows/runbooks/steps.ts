@@ -3,7 +3,6 @@ import {
   condition,
   getExternalWorkflowHandle,
   isCancellation,
-  proxyActivities,
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
@@ -16,6 +15,7 @@ import {
   type RunbookStepState,
   type StepStatus,
 } from '../../shared/runbooks';
+import { opsActivities } from '../opsActivities';
 
 /** How a runbook declares a step (see framework.ts for the rules). */
 export interface StepDef {
@@ -46,7 +46,7 @@ export interface StepContext {
   run: number;
   workflowId: string;
   incidentId: string;
-  /** activities whose ids are `<step>[#run][.suffix]`, so retries and replays reuse the same id */
+  /** activities (on the ops task queue) whose ids are `<step>[#run][.suffix]`, so retries and replays reuse the same id */
   activities(options: ActivityOptions, suffix?: string): Activities;
 }
 
@@ -67,10 +67,11 @@ export function fail(type: RunbookErrorType, message: string): ApplicationFailur
 }
 
 // Bookkeeping (projection rows, metrics) must never hold up or fail a runbook.
-const bookkeeping = proxyActivities<Activities>({
+const bookkeepingOptions: ActivityOptions = {
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 5 },
-});
+};
+export const bookkeeping = (): Activities => opsActivities(bookkeepingOptions);
 
 const LOG_CAP = 500;
 const TERMINAL: readonly StepStatus[] = [
@@ -191,7 +192,7 @@ export class RunbookSteps {
   async record(s: RunbookStepState): Promise<void> {
     if (!TERMINAL.includes(s.status) && s.status !== 'awaiting_approval') return;
     try {
-      await bookkeeping.recordRunbookStep({
+      await bookkeeping().recordRunbookStep({
         workflowId: this.state.workflowId,
         runbook: this.name,
         step: s.name,
@@ -213,7 +214,7 @@ export class RunbookSteps {
       workflowId: this.state.workflowId,
       incidentId: this.input.incidentId,
       activities: (options, extra) =>
-        proxyActivities<Activities>({ ...options, activityId: `${s.name}${suffix}${extra ? `.${extra}` : ''}` }),
+        opsActivities({ ...options, activityId: `${s.name}${suffix}${extra ? `.${extra}` : ''}` }),
     };
   }
 

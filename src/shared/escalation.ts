@@ -1,4 +1,4 @@
-import type { IncidentType, InternalRole, NotifiedRole, Severity } from '../shared/incidents';
+import type { IncidentType, InternalRole, NotifiedRole, Severity } from './incidents';
 import { ackSlaMs, formatDuration, HOUR, isSecurityIncident, MINUTE } from './severity';
 
 /**

@@ -1,4 +1,4 @@
-import type { IncidentType, Severity } from '../shared/incidents';
+import type { IncidentType, Severity } from './incidents';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;

@@ -1,6 +1,6 @@
 import type { RateLimitSettings } from '../auth/settings';
 import type { Channel, ProviderName, StatusIndicator } from '../providers/types';
-import { channelOfProvider, PROVIDERS } from '../shared/delivery';
+import { channelOfProvider, PROVIDERS } from './delivery';
 
 /**
  * The provider-outage runbook's parameters and decisions, kept pure so they are tested without

@@ -1,5 +1,5 @@
 import type { RateLimitSettings } from '../auth/settings';
-import type { RunbookParams } from './registry';
+import type { RunbookParams } from './runbookRegistry';
 
 /**
  * The abuse runbook's arithmetic, kept pure so it is tested without a workflow: its defaults

@@ -1,4 +1,4 @@
-import type { ChecklistGroup, ChecklistItemState } from '../shared/incidents';
+import type { ChecklistGroup, ChecklistItemState } from './incidents';
 
 /**
  * The recovery validation checklist (docs/incident-response.md). `check` names the activity that verifies an item

@@ -10,9 +10,9 @@
  * type is not exported there.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { ENDPOINT_PATTERN, POOL_LIMITS } from '../shared/database';
-import { PROVIDERS } from '../shared/delivery';
-import type { IncidentType } from '../shared/incidents';
+import { ENDPOINT_PATTERN, POOL_LIMITS } from './database';
+import { PROVIDERS } from './delivery';
+import type { IncidentType } from './incidents';
 import type * as workflows from '../workflows';
 
 const Iso = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}(:\\d{2}(\\.\\d+)?)?(Z|[+-]\\d{2}:\\d{2})$' });
