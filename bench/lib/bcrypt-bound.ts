@@ -1,12 +1,12 @@
-import { performance } from 'node:perf_hooks';
-import bcrypt from 'bcrypt';
-
 /**
  * The hardware bound, run as its own process (bench/lib/bcrypt.ts starts it) so that its libuv
  * threadpool can be sized to every core: bcrypt's async API hashes on that pool, 4 threads
  * by default. Half the operations hash, half compare: initiate hashes, verify compares, and
  * both cost one bcrypt run at the same cost. Prints one JSON line.
  */
+import { performance } from 'node:perf_hooks';
+import bcrypt from 'bcrypt';
+
 async function main(): Promise<void> {
   const cost = Number(process.env.BENCH_BCRYPT_COST ?? 10);
   const seconds = Number(process.env.BENCH_BCRYPT_SECONDS ?? 5);

@@ -1,14 +1,14 @@
-import { performance } from 'node:perf_hooks';
-import autocannon from 'autocannon';
-import { coresUsed, type CpuSnapshot, type CpuWatcher } from './cpu';
-import { perSecond, summarize, type Summary } from './stats';
-
 /**
  * Closed-loop load with autocannon: `connections` clients, each sending its next request as
  * soon as the previous one is answered (HTTP/1.1 keep-alive, no pipelining). Every request
  * gets its own body from `next()` (a distinct user, or a code read from the outbox), and every
  * answer is handed to `onAnswer` with its latency as autocannon measured it.
  */
+import { performance } from 'node:perf_hooks';
+import autocannon from 'autocannon';
+import { coresUsed, type CpuSnapshot, type CpuWatcher } from './cpu';
+import { perSecond, summarize, type Summary } from './stats';
+
 export interface ClosedLoopSpec<Item> {
   baseUrl: string;
   connections: number;

@@ -1,5 +1,3 @@
-import { readdirSync, readFileSync } from 'node:fs';
-
 /**
  * CPU time per component, from /proc, so a phase can say which process was busy: Warden's
  * JavaScript thread (API, workflow code and activities share one event loop in the embedded
@@ -7,6 +5,8 @@ import { readdirSync, readFileSync } from 'node:fs';
  * server, Postgres, the sandbox, the peer, the load generator, and everything else on the
  * machine (other users of a shared machine show up there). Linux only; elsewhere it is empty.
  */
+import { readdirSync, readFileSync } from 'node:fs';
+
 const TICKS_PER_SECOND = 100; // USER_HZ: 100 on every Linux architecture the bench runs on
 
 interface Stat {

@@ -1,11 +1,11 @@
-import http from 'node:http';
-import { performance } from 'node:perf_hooks';
-
 /**
  * A small keep-alive JSON client on node:http: the open-loop generator and the outbox reader
  * use it. No socket limit, so an open loop never queues inside the client (that would turn it
  * back into a closed loop).
  */
+import http from 'node:http';
+import { performance } from 'node:perf_hooks';
+
 export const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 256 });
 
 export interface HttpResponse<T = unknown> {

@@ -1,6 +1,3 @@
-import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
-
 /**
  * An open-loop, constant-arrival-rate load generator. Arrival i is due at i * 1000 / rate ms
  * after the start, whether or not earlier requests have been answered: a slow server does not
@@ -9,6 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
  * scheduled time, so a late send (the generator itself falling behind) counts against the
  * result rather than disappearing; the lag is reported on its own as well.
  */
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Number of arrivals in `durationMs` at `ratePerSecond`. */
 export function arrivalCount(ratePerSecond: number, durationMs: number): number {

@@ -1,6 +1,3 @@
-import { execFileSync } from 'node:child_process';
-import { descendantsOf } from './cpu';
-
 /**
  * The split topology (`--warden-cores`): Warden's process (API and worker) on some cores, and
  * everything it talks to (Temporal server, Postgres, the provider sandbox, the load generator)
@@ -10,6 +7,9 @@ import { descendantsOf } from './cpu';
  * Pinning uses `taskset` (util-linux) on every thread of each process; children forked later
  * (Postgres backends, per connection) inherit their parent's cores.
  */
+import { execFileSync } from 'node:child_process';
+import { descendantsOf } from './cpu';
+
 export interface Pinning {
   wardenCores: number[];
   otherCores: number[];

@@ -1,11 +1,11 @@
-import pg from 'pg';
-
 /**
  * Bench users: `bench-000001` ... with a phone and an email each, seeded straight into
  * Warden's users table. Every flow takes the next one, so no two flows in flight share a
  * user: per-user limits and "newest challenge" rules never tie them together, and each
  * message in the outbox belongs to exactly one flow.
  */
+import pg from 'pg';
+
 export interface BenchUser {
   sub: string;
   phone: string;

@@ -1,12 +1,3 @@
-import http from 'node:http';
-import { Client as SendGridClient } from '@sendgrid/client';
-import { MailService } from '@sendgrid/mail';
-import { betterAuth } from 'better-auth';
-import { getMigrations } from 'better-auth/db/migration';
-import { toNodeHandler } from 'better-auth/node';
-import { emailOTP } from 'better-auth/plugins/email-otp';
-import pg from 'pg';
-
 /**
  * The peer: Better Auth with its email-OTP plugin, as its documentation sets it up, on its
  * own database on the same Postgres server as Warden. Per request it does its own storage
@@ -16,6 +7,15 @@ import pg from 'pg';
  * bcrypt. Rate limiting is off, as Warden's limits are raised for the run: the benchmark
  * measures the services, not their limiters.
  */
+import http from 'node:http';
+import { Client as SendGridClient } from '@sendgrid/client';
+import { MailService } from '@sendgrid/mail';
+import { betterAuth } from 'better-auth';
+import { getMigrations } from 'better-auth/db/migration';
+import { toNodeHandler } from 'better-auth/node';
+import { emailOTP } from 'better-auth/plugins/email-otp';
+import pg from 'pg';
+
 const env = (name: string, fallback?: string): string => {
   const value = process.env[name] ?? fallback;
   if (value === undefined) throw new Error(`${name} is required`);

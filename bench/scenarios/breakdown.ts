@@ -1,3 +1,11 @@
+/**
+ * Where the time goes. Flows run `lanes` at a time, each lane one flow after another
+ * (initiate, read the message, verify), with the benchmark's own send and answer times; then
+ * each challenge's Temporal history splits those times into stages (see bench/lib/history.ts).
+ * At concurrency 1 the stages are pure service time; at 8 the queues show. Hashing and the
+ * database are not separable inside one activity from the outside: the bcrypt time of one
+ * operation alone (measured at the start) is shown next to them.
+ */
 import { Client, Connection } from '@temporalio/client';
 import { collect } from '../lib/flows';
 import { deliveryStages, initiateStages, normalize, verifyStages, type RawEvent, type Stages } from '../lib/history';
@@ -16,14 +24,6 @@ import type { HistogramDelta } from '../lib/prometheus';
 import type { SweepResult } from './sweep';
 import type { BenchContext, Scenario } from './types';
 
-/**
- * Where the time goes. Flows run `lanes` at a time, each lane one flow after another
- * (initiate, read the message, verify), with the benchmark's own send and answer times; then
- * each challenge's Temporal history splits those times into stages (see bench/lib/history.ts).
- * At concurrency 1 the stages are pure service time; at 8 the queues show. Hashing and the
- * database are not separable inside one activity from the outside: the bcrypt time of one
- * operation alone (measured at the start) is shown next to them.
- */
 interface StageStats {
   mean: number;
   p50: number;

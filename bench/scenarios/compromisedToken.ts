@@ -1,13 +1,3 @@
-import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
-import { ACTIVE_CHALLENGE_SQL } from '../../src/auth/end';
-import { runClosedLoop } from '../lib/closedLoop';
-import { expectStatus, request } from '../lib/http';
-import { challengeIdOf, clientHeaders, initiateJson, ROUTES } from '../lib/wardenApi';
-import type { BenchUser } from '../lib/users';
-import type { Scenario } from './types';
-
 /**
  * Compromised-token response at scale: N affected users (10,000 by default), each with a live
  * OTP challenge issued through the public API, then the compromised-token runbook started
@@ -19,6 +9,16 @@ import type { Scenario } from './types';
  * run without waiting for an approval. Until its route answers, the scenario reports itself
  * skipped. RUNBOOK_BODY is the one place that knows the request shape.
  */
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { ACTIVE_CHALLENGE_SQL } from '../../src/auth/end';
+import { runClosedLoop } from '../lib/closedLoop';
+import { expectStatus, request } from '../lib/http';
+import { challengeIdOf, clientHeaders, initiateJson, ROUTES } from '../lib/wardenApi';
+import type { BenchUser } from '../lib/users';
+import type { Scenario } from './types';
+
 export const RUNBOOK_PATH = '/admin/api/v1/runbooks/compromised-token';
 const RUNBOOK_BODY = (userIds: string[]) => ({ severity: 'P0', by: 'npm run bench', users: userIds });
 
@@ -53,7 +53,7 @@ export const compromisedTokenScenario: Scenario<CompromisedTokenResult> = {
       json: {},
     });
     if (probe.status === 404)
-      return { skipped: true, reason: `the runbook route ${RUNBOOK_PATH} does not exist yet (issue 6)` };
+      return { skipped: true, reason: `the runbook route ${RUNBOOK_PATH} does not exist on this stack` };
     if (probe.status === 501)
       return { skipped: true, reason: `the compromised-token runbook is not available in this version (501)` };
 

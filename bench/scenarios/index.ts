@@ -1,3 +1,8 @@
+/**
+ * Every scenario, in the order a run executes them. The sweep comes first (the peer compares
+ * against its rows); the peer comes after Warden's own runs so its traffic never shares the
+ * outbox with theirs. A new scenario is one module added here.
+ */
 import { breakdownScenario } from './breakdown';
 import { compromisedTokenScenario } from './compromisedToken';
 import { openLoopScenario } from './openLoop';
@@ -5,11 +10,6 @@ import { peerScenario } from './peer';
 import { sweepScenario } from './sweep';
 import type { Scenario } from './types';
 
-/**
- * Every scenario, in the order a run executes them. The sweep comes first (the peer compares
- * against its rows); the peer comes after Warden's own runs so its traffic never shares the
- * outbox with theirs. A new scenario is one module added here.
- */
 export const SCENARIOS: readonly Scenario[] = [
   sweepScenario,
   openLoopScenario,

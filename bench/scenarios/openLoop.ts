@@ -1,11 +1,3 @@
-import { coresUsed, cpuTable } from '../lib/cpu';
-import { collect } from '../lib/flows';
-import { request } from '../lib/http';
-import { runOpenLoop } from '../lib/openLoop';
-import { percentile, summarize, type Summary } from '../lib/stats';
-import { challengeIdOf, clientHeaders, initiateJson, ROUTES, verifyRequest, type FlowMethod } from '../lib/wardenApi';
-import type { Scenario, TargetCheck } from './types';
-
 /**
  * The SLO run: open loop at a constant arrival rate of half the bcrypt bound, i.e. bcrypt at
  * 50% utilisation. Each arrival is one user flow (OTP and magic link alternate): initiate at
@@ -16,6 +8,14 @@ import type { Scenario, TargetCheck } from './types';
  * on each connection. Initiate latency and initiate -> outbox are measured from the scheduled
  * time; verify from when it was sent (it depends on the message arriving, not on a schedule).
  */
+import { coresUsed, cpuTable } from '../lib/cpu';
+import { collect } from '../lib/flows';
+import { request } from '../lib/http';
+import { runOpenLoop } from '../lib/openLoop';
+import { percentile, summarize, type Summary } from '../lib/stats';
+import { challengeIdOf, clientHeaders, initiateJson, ROUTES, verifyRequest, type FlowMethod } from '../lib/wardenApi';
+import type { Scenario, TargetCheck } from './types';
+
 interface MethodStats {
   flows: number;
   /**

@@ -1,3 +1,10 @@
+/**
+ * The peer, side by side: Better Auth's email-OTP plugin (bench/peer/server.ts) in its own
+ * process on its own database of the same Postgres server, driven by the same autocannon
+ * phases as Warden's OTP sweep rows (same concurrencies, same phase length, same run):
+ * send-verification-otp, then sign-in/email-otp with the code read from the same sandbox
+ * outbox. Warden's numbers are its OTP rows of the sweep.
+ */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -13,13 +20,6 @@ import { ratio, summarize, type Summary } from '../lib/stats';
 import type { SweepResult } from './sweep';
 import type { BenchContext, Scenario } from './types';
 
-/**
- * The peer, side by side: Better Auth's email-OTP plugin (bench/peer/server.ts) in its own
- * process on its own database of the same Postgres server, driven by the same autocannon
- * phases as Warden's OTP sweep rows (same concurrencies, same phase length, same run):
- * send-verification-otp, then sign-in/email-otp with the code read from the same sandbox
- * outbox. Warden's numbers are its OTP rows of the sweep.
- */
 const DB_NAME = 'warden_bench_peer';
 const SEND = '/api/auth/email-otp/send-verification-otp';
 const VERIFY = '/api/auth/sign-in/email-otp';

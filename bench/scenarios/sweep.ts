@@ -1,3 +1,11 @@
+/**
+ * The closed-loop concurrency sweep. For each flow and each concurrency: an initiate phase
+ * (autocannon, one distinct user per request, fixed duration), then every issued challenge's
+ * message is read from the outbox (untimed; its acceptance time gives initiate -> outbox),
+ * then a verify phase that spends exactly those codes/links (autocannon, fixed amount).
+ * Initiate and verify each cost one bcrypt operation, so each phase's throughput is also
+ * shown as a fraction of the measured bcrypt bound.
+ */
 import { runClosedLoop, type PhaseResult } from '../lib/closedLoop';
 import { cpuTable, perRequestTable } from '../lib/cpu';
 import { collectAll, settle, type Delivered, type Issued } from '../lib/flows';
@@ -15,14 +23,6 @@ import {
 import { histogramDeltas, type HistogramDelta } from '../lib/prometheus';
 import type { BenchContext, Scenario, TargetCheck } from './types';
 
-/**
- * The closed-loop concurrency sweep. For each flow and each concurrency: an initiate phase
- * (autocannon, one distinct user per request, fixed duration), then every issued challenge's
- * message is read from the outbox (untimed; its acceptance time gives initiate -> outbox),
- * then a verify phase that spends exactly those codes/links (autocannon, fixed amount).
- * Initiate and verify each cost one bcrypt operation, so each phase's throughput is also
- * shown as a fraction of the measured bcrypt bound.
- */
 export interface SweepRow {
   method: FlowMethod;
   concurrency: number;

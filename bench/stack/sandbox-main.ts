@@ -1,11 +1,11 @@
-import { startSandbox } from '../../src/sandbox/server';
-
 /**
  * The provider sandbox in a process of its own for the benchmark: in production the
  * providers are elsewhere, so their work (and the benchmark's outbox reads) should not share
  * Warden's event loop. The outbox keeps more entries than the default, so a long run never
  * drops a message before the benchmark has read its code.
  */
+import { startSandbox } from '../../src/sandbox/server';
+
 async function main(): Promise<void> {
   const sandbox = await startSandbox({
     host: '127.0.0.1',

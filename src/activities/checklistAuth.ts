@@ -1,10 +1,3 @@
-import { randomUUID } from 'node:crypto';
-import type { CheckOutcome } from '../shared/checklist';
-import type { Runtime } from '../runtime';
-import { scanForLeaks } from './checklistLeaks';
-import type { CheckInput } from './checklistTypes';
-import { awaitOutboxMessage, linkFrom, otpFrom, SyntheticClient } from './checklistHttp';
-
 /**
  * The functional items of the checklist, checked end to end the way a user meets Warden: the
  * public API at WARDEN_PUBLIC_BASE_URL, codes and links read from the provider sandbox's
@@ -12,6 +5,13 @@ import { awaitOutboxMessage, linkFrom, otpFrom, SyntheticClient } from './checkl
  * A full run spends 3-4 initiations of each test user's 10 / 5 min budget; a resolution
  * re-runs only the checks that are not freshly passed.
  */
+import { randomUUID } from 'node:crypto';
+import type { CheckOutcome } from '../shared/checklist';
+import type { Runtime } from '../runtime';
+import { scanForLeaks } from './checklistLeaks';
+import type { CheckInput } from './checklistTypes';
+import { awaitOutboxMessage, linkFrom, otpFrom, SyntheticClient } from './checklistHttp';
+
 const OTP = '/browser/api/v1/identity/auth/otp';
 const LINK = '/browser/api/v1/identity/auth/magic-link';
 export const SYNTHETIC_USERS = ['test-user', 'test-user-2', 'test-user-3'] as const;

@@ -1,9 +1,3 @@
-import { createHash } from 'node:crypto';
-import http from 'node:http';
-import https from 'node:https';
-import { isIP } from 'node:net';
-import { CHALLENGE_WORKFLOW_PREFIX } from '../shared/auth';
-
 /**
  * The synthetic client of the recovery checklist: it uses Warden the way a browser does,
  * through the public API, and reads the codes it was sent from the provider sandbox's outbox.
@@ -14,6 +8,12 @@ import { CHALLENGE_WORKFLOW_PREFIX } from '../shared/auth';
  * benchmarking range 198.18.0.0/15, which the API believes only if the worker is one of its
  * WARDEN_TRUSTED_PROXIES. The rate-limit check verifies which one the API actually saw.
  */
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import { isIP } from 'node:net';
+import { CHALLENGE_WORKFLOW_PREFIX } from '../shared/auth';
+
 export interface HttpAnswer {
   status: number;
   body: Record<string, unknown>;

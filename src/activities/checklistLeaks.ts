@@ -1,8 +1,3 @@
-import type { Payload } from '@temporalio/common';
-import type { Runtime } from '../runtime';
-import { challengeWorkflowId } from '../shared/auth';
-import { EncryptionCodec, loadPayloadKeyring } from '../temporal/codec';
-
 /**
  * Where a plaintext code or link token must never be, scanned for secrets this check knows
  * (it just received them): audit rows, challenge rows, the challenge workflows' histories
@@ -13,7 +8,13 @@ import { EncryptionCodec, loadPayloadKeyring } from '../temporal/codec';
  * Process logs are not readable from here: `npm test` scans every log line of real flows
  * (test/integration), and in production the same grep runs against the log store.
  */
-const SEED_PATTERNS = [/\b[0-9]{6}\b/, /\b[a-f0-9]{32,}\b/];
+import type { Payload } from '@temporalio/common';
+import type { Runtime } from '../runtime';
+import { challengeWorkflowId } from '../shared/auth';
+import { EncryptionCodec, loadPayloadKeyring } from '../temporal/codec';
+import { LEAK_SCAN_PATTERNS } from '../runbooks/leakPatterns';
+
+const LEAK_SHAPES = LEAK_SCAN_PATTERNS.map((p) => new RegExp(p.source));
 
 function isPayload(value: unknown): value is Payload {
   return (
@@ -65,8 +66,8 @@ export async function scanForLeaks(
     [input.since],
   );
   if (audit.rows.some((r) => contains(r.line))) leaks.add('audit_events');
-  const patterned = audit.rows.filter((r) => SEED_PATTERNS.some((p) => p.test(r.free))).length;
-  if (patterned) leaks.add(`audit_events (${patterned} row(s) match the seed's token patterns)`);
+  const patterned = audit.rows.filter((r) => LEAK_SHAPES.some((p) => p.test(r.free))).length;
+  if (patterned) leaks.add(`audit_events (${patterned} row(s) match the leak-scan patterns)`);
   scanned.push(`${audit.rows.length} audit rows`);
 
   const challenges = await db.query<{ line: string; sealed: boolean }>(

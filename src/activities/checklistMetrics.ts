@@ -1,8 +1,3 @@
-import type { CheckOutcome } from '../shared/checklist';
-import { delta, histogramQuantile, parseKey, parseSamples, totals } from '../incidents/promText';
-import type { Runtime } from '../runtime';
-import type { CheckInput, MetricsBaseline } from './checklistTypes';
-
 /**
  * Checklist items judged from the metrics: the p95 targets (generation < 500 ms,
  * validation < 200 ms, provider calls < 1 s), metrics reporting, and rate-limit metrics moving.
@@ -10,6 +5,11 @@ import type { CheckInput, MetricsBaseline } from './checklistTypes';
  * this run's synthetic traffic (and whatever real traffic ran beside it), not the process's
  * whole life, which may include the incident itself.
  */
+import type { CheckOutcome } from '../shared/checklist';
+import { delta, histogramQuantile, parseKey, parseSamples, totals } from '../incidents/promText';
+import type { Runtime } from '../runtime';
+import type { CheckInput, MetricsBaseline } from './checklistTypes';
+
 const WATCHED = [
   'warden_auth_generation_duration_seconds_bucket',
   'warden_auth_validation_duration_seconds_bucket',

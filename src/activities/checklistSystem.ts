@@ -1,3 +1,7 @@
+/**
+ * Checklist items judged from the database, the pool and the alerting configuration.
+ * Read-only queries: they work while the database is in read-only degradation.
+ */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { CheckOutcome } from '../shared/checklist';
@@ -5,10 +9,6 @@ import { checkRulesDocument, checkRulesApi } from '../incidents/alertRules';
 import type { Runtime } from '../runtime';
 import type { CheckInput } from './checklistTypes';
 
-/**
- * Checklist items judged from the database, the pool and the alerting configuration.
- * Read-only queries: they work while the database is in read-only degradation.
- */
 const AUDIT_TYPES = [
   'identity.auth.token_generated',
   'identity.auth.validation_attempt',

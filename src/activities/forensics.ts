@@ -1,14 +1,14 @@
-import { createHash } from 'node:crypto';
-import { auditRecord, type AuditRow } from '../auth/audit';
-import type { Database, Queryable } from '../db/database';
-import type { Runtime } from '../runtime';
-
 /**
  * The compromised-token investigation: the forensic export of the audit trail for a window
  * (NDJSON, one line per event in the shape of the audit log lines, which carry no secret) and
  * the two anomaly queries (docs/incident-response.md). Results are stored as artifacts of the run
  * (runbook_artifacts), fetched at `GET /admin/api/v1/runbooks/<id>/artifacts/<name>`.
  */
+import { createHash } from 'node:crypto';
+import { auditRecord, type AuditRow } from '../auth/audit';
+import type { Database, Queryable } from '../db/database';
+import type { Runtime } from '../runtime';
+
 const PAGE = 2000;
 const MAX_EXPORT_ROWS = 2_000_000;
 const ANOMALY_ROWS = 1000;

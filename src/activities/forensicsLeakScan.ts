@@ -1,14 +1,3 @@
-import { readFile, stat } from 'node:fs/promises';
-import { Context } from '@temporalio/activity';
-import type { Payload } from '@temporalio/common';
-import { compareSecret } from '../auth/crypto';
-import { CandidateSet, classifyCandidate } from '../runbooks/leakPatterns';
-import type { Runtime } from '../runtime';
-import { CHALLENGE_WORKFLOW_PREFIX } from '../shared/auth';
-import { recentLogs } from '../telemetry/recentLogs';
-import { EncryptionCodec, loadPayloadKeyring } from '../temporal/codec';
-import { storeArtifact } from './forensics';
-
 /**
  * The recovery check that no token leaked, run by a live service:
  *
@@ -27,6 +16,17 @@ import { storeArtifact } from './forensics';
  *   unchecked when the budget runs out are reported as unverified, and the scan is then not
  *   clean.
  */
+import { readFile, stat } from 'node:fs/promises';
+import { Context } from '@temporalio/activity';
+import type { Payload } from '@temporalio/common';
+import { compareSecret } from '../auth/crypto';
+import { CandidateSet, classifyCandidate } from '../runbooks/leakPatterns';
+import type { Runtime } from '../runtime';
+import { CHALLENGE_WORKFLOW_PREFIX } from '../shared/auth';
+import { recentLogs } from '../telemetry/recentLogs';
+import { EncryptionCodec, loadPayloadKeyring } from '../temporal/codec';
+import { storeArtifact } from './forensics';
+
 const FILE_TAIL_BYTES = 64 * 1024 * 1024;
 const HISTORY_CONCURRENCY = 6;
 const MAX_HISTORIES = 20_000;

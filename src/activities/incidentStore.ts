@@ -1,13 +1,13 @@
-import { renderReport } from '../incidents/report';
-import type { Runtime } from '../runtime';
-import { incidentId, type IncidentState } from '../shared/incidents';
-
 /**
  * The `incidents` projection: one row per incident, written only by the incident workflow's
  * activities (and reserved by the API just before it starts an INC workflow). The workflow
  * is the source of truth; the row serves SQL reporting, the open-incidents gauge, and the
  * API once Temporal's retention has dropped a closed incident.
  */
+import { renderReport } from '../incidents/report';
+import type { Runtime } from '../runtime';
+import { incidentId, type IncidentState } from '../shared/incidents';
+
 export interface RegisterIncidentInput {
   workflowId: string;
   runId: string;

@@ -1,3 +1,9 @@
+/**
+ * Slack side of an incident: the incident alert posted once in the incident channel (with the
+ * Acknowledge / Escalate / Resolve buttons), refreshed in place when status, severity or
+ * owner change, and every update threaded under it. Slack has no idempotency key: a retry
+ * after a lost reply can post twice, which is the lesser evil next to a missing page.
+ */
 import type { Block, KnownBlock } from '@slack/web-api';
 import { providerSupportContact, slackMention, type Contacts } from '../incidents/contacts';
 import { escalationSlackText, incidentAlertBlocks, incidentAlertText, type AlertView } from '../incidents/templates';
@@ -5,12 +11,6 @@ import { slackError } from '../providers';
 import type { Runtime } from '../runtime';
 import type { IncidentState, IncidentTask, NotifiedRole } from '../shared/incidents';
 
-/**
- * Slack side of an incident: the incident alert posted once in the incident channel (with the
- * Acknowledge / Escalate / Resolve buttons), refreshed in place when status, severity or
- * owner change, and every update threaded under it. Slack has no idempotency key: a retry
- * after a lost reply can post twice, which is the lesser evil next to a missing page.
- */
 export type IncidentSummary = Pick<
   IncidentState,
   | 'id'

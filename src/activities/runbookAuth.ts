@@ -1,3 +1,9 @@
+/**
+ * The compromised-token runbook's containment and notification steps. Every call takes the
+ * step's idempotency key (`<workflow id>/<step>`) and a second call with it changes nothing:
+ * revocations only touch live challenges, audit rows carry dedupe keys derived from it,
+ * blocks are tagged with it (created_by), notifications are recorded per user per incident.
+ */
 import { ApplicationFailure } from '@temporalio/common';
 import { revokeChallenges, type AdminDeps } from '../auth/admin';
 import { AuditEventType, recordAudit } from '../auth/audit';
@@ -8,12 +14,6 @@ import { INCIDENT_NOTIFICATION_SUBJECT, INCIDENT_NOTIFICATION_TEXT, notification
 import type { Runtime } from '../runtime';
 import { ACTIVE_CHALLENGE_SQL as ACTIVE } from '../auth/end';
 
-/**
- * The compromised-token runbook's containment and notification steps. Every call takes the
- * step's idempotency key (`<workflow id>/<step>`) and a second call with it changes nothing:
- * revocations only touch live challenges, audit rows carry dedupe keys derived from it,
- * blocks are tagged with it (created_by), notifications are recorded per user per incident.
- */
 const EMAIL_PROVIDERS: readonly string[] = ['sendgrid', 'ses'];
 const NOTIFY_CONCURRENCY = 8;
 

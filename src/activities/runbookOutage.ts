@@ -1,3 +1,10 @@
+/**
+ * The provider-outage runbook's own side effects (the route switch, the channel switch and
+ * the resend go through src/delivery like the admin API's). A change this run makes is saved
+ * first in runbook_saved_settings (first call wins), so a retried activity still knows what
+ * the route was before the run, and the restore puts back only what this run changed, and
+ * only while nobody has changed it since.
+ */
 import { ApplicationFailure } from '@temporalio/common';
 import { AuditEventType } from '../auth/audit';
 import { routeStatus, setChannelEnabled, switchRoute } from '../delivery/admin';
@@ -8,13 +15,6 @@ import type { Channel, StatusIndicator } from '../providers/types';
 import type { Runtime } from '../runtime';
 import { DeliveryErrorType } from '../shared/delivery';
 
-/**
- * The provider-outage runbook's own side effects (the route switch, the channel switch and
- * the resend go through src/delivery like the admin API's). A change this run makes is saved
- * first in runbook_saved_settings (first call wins), so a retried activity still knows what
- * the route was before the run, and the restore puts back only what this run changed, and
- * only while nobody has changed it since.
- */
 export type OutageChange = 'backup' | 'disable';
 
 interface SavedRow {

@@ -1,10 +1,3 @@
-import type { Payload } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { EncryptionCodec, loadPayloadKeyring } from '../temporal/codec';
-import { ApiError } from './errors';
-import { requireBearer } from './plugins/bearerAuth';
-
 /**
  * Temporal's remote codec protocol, so authorised responders see decoded payloads in the
  * Temporal UI (`TEMPORAL_CODEC_ENDPOINT=<admin URL>/codec`) and CLI (`--codec-endpoint`):
@@ -16,6 +9,13 @@ import { requireBearer } from './plugins/bearerAuth';
  * dedicated bearer token (WARDEN_CODEC_TOKEN) that can decode and nothing else: the admin
  * token would also let whoever holds the browser's copy revoke challenges or resolve incidents.
  */
+import type { Payload } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { EncryptionCodec, loadPayloadKeyring } from '../temporal/codec';
+import { ApiError } from './errors';
+import { requireBearer } from './plugins/bearerAuth';
+
 const MAX_PAYLOADS = 1000;
 const BODY_LIMIT = 4 * 1024 * 1024;
 const ALLOWED_HEADERS = 'Content-Type, X-Namespace, Authorization';

@@ -1,10 +1,10 @@
+/** Production API entry: public, admin and metrics servers. Needs DATABASE_URL and Temporal. */
 import { loadConfig } from '../config';
 import { migrate } from '../db/migrate';
 import { createRuntime } from '../runtime';
 import { createLogger } from '../telemetry/logger';
 import { startApiServers } from './server';
 
-/** Production API entry: public, admin and metrics servers. Needs DATABASE_URL and Temporal. */
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger({ level: config.logLevel, name: 'warden-api' });

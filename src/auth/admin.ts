@@ -1,3 +1,9 @@
+/**
+ * Responder actions of the incident procedures (docs/incident-response.md), as plain
+ * functions: the admin API calls them, and the runbook workflows call them through activities.
+ * Challenge state is changed only through the challenge workflows (revokeSignal), never by
+ * writing auth_challenges directly.
+ */
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { DatabaseReadOnlyError, type Database } from '../db/database';
@@ -8,12 +14,6 @@ import { createDataKey, type DataKeyStore } from './keys';
 import { clearUserRateLimits } from './rateLimit';
 import { ACTIVE_CHALLENGE_SQL as ACTIVE } from './end';
 
-/**
- * Responder actions of the incident procedures (docs/incident-response.md), as plain
- * functions: the admin API calls them, and the runbook workflows call them through activities.
- * Challenge state is changed only through the challenge workflows (revokeSignal), never by
- * writing auth_challenges directly.
- */
 export interface AdminDeps {
   db: Database;
   logger: Logger;

@@ -1,12 +1,12 @@
-import type { Queryable } from '../db/database';
-import type { Logger } from '../telemetry/logger';
-
 /**
  * The audit trail: an append-only `audit_events` row plus one JSON log line per event (what
  * responders' log greps read). Events carry ids and masked facts only: the user id, the masked
  * client IP, the phone's last four digits or the email's domain. Never a secret, never a
  * full phone number or address.
  */
+import type { Queryable } from '../db/database';
+import type { Logger } from '../telemetry/logger';
+
 export const AuditEventType = {
   tokenGenerated: 'identity.auth.token_generated',
   validationAttempt: 'identity.auth.validation_attempt',

@@ -1,11 +1,11 @@
-import type { Database, Queryable } from '../db/database';
-import type { ParsedCidr } from './clientIp';
-
 /**
  * The IP blocklist: single addresses and CIDR blocks (IPv4 and IPv6, Postgres `cidr`), each
  * with an optional expiry. Entries are never deleted: removal stamps `removed_at`, so the list
  * keeps its own history for the incident report.
  */
+import type { Database, Queryable } from '../db/database';
+import type { ParsedCidr } from './clientIp';
+
 export interface BlocklistEntry {
   id: number;
   cidr: string;

@@ -147,7 +147,7 @@ export async function loadChallengeState(
 }
 
 /**
- * One answered validation attempt: its audit row and, for a known challenge, the seed's
+ * One answered validation attempt: its audit row and, for a known challenge, the
  * forensic counter (every attempt per challenge, flagged once it hits an expired one), in one
  * statement, so both land or neither does.
  */

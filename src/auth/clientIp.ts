@@ -1,10 +1,9 @@
-import { isIP } from 'node:net';
-
 /**
  * Client addresses. The address is the socket's, or X-Forwarded-For's when the socket peer is
  * one of WARDEN_TRUSTED_PROXIES (Fastify's trustProxy decides; `request.ip` is the result).
  * Audit rows and logs carry only the masked form: IPv4 /24, IPv6 /64.
  */
+import { isIP } from 'node:net';
 
 /** IPv4-mapped IPv6 (::ffff:a.b.c.d, what a dual-stack socket reports) becomes plain IPv4. */
 export function normalizeIp(ip: string): string {

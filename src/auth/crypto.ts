@@ -1,12 +1,12 @@
-import { createCipheriv, createDecipheriv, createHmac, randomBytes, randomInt } from 'node:crypto';
-import bcrypt from 'bcrypt';
-
 /**
  * The secret-handling primitives of a challenge. A secret is stored only as
  * bcrypt(HMAC-SHA256(pepper, secret)): the pepper lives wrapped in Postgres and unwrapped only
  * in memory, so a database dump alone cannot brute-force a 6-digit code. A sealed AES-256-GCM
  * copy exists for delivery retries and is wiped when the challenge ends.
  */
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, randomInt } from 'node:crypto';
+import bcrypt from 'bcrypt';
+
 export const BCRYPT_COST = 10;
 export const OTP_DIGITS = 6;
 /** 32 bytes: 256 bits, 43 base64url characters */

@@ -1,15 +1,15 @@
-import { randomBytes } from 'node:crypto';
-import type { Keyring } from '../crypto/keyring';
-import type { Queryable } from '../db/database';
-import { ChallengeErrorType } from '../shared/auth';
-import { aad, seal, unseal } from './crypto';
-
 /**
  * Data keys: the HMAC pepper and the seal key of a challenge secret, one pair per key id.
  * They are generated once and stored in `signing_keys` wrapped (AES-256-GCM) under a
  * key-encryption key from the keyring file, so a rotation made by one process reaches every
  * process through Postgres, and a database dump without the keyring reveals nothing.
  */
+import { randomBytes } from 'node:crypto';
+import type { Keyring } from '../crypto/keyring';
+import type { Queryable } from '../db/database';
+import { ChallengeErrorType } from '../shared/auth';
+import { aad, seal, unseal } from './crypto';
+
 export type DataKeyStatus = 'active' | 'retired' | 'revoked';
 
 export interface DataKey {

@@ -1,7 +1,3 @@
-import type { Database } from '../db/database';
-import type { AuthMethod } from '../shared/auth';
-import type { RateLimitSettings } from './settings';
-
 /**
  * Sliding-window rate limits per user and per client IP, state in `rate_limit_attempts` so
  * every process shares it. Each scope gets its own row (user rows carry no IP, IP rows no
@@ -10,6 +6,10 @@ import type { RateLimitSettings } from './settings';
  * for forensics but do not count against the window: a refused client is not punished for
  * retrying, only held to the limit.
  */
+import type { Database } from '../db/database';
+import type { AuthMethod } from '../shared/auth';
+import type { RateLimitSettings } from './settings';
+
 export type RateLimitScope = 'user' | 'ip';
 /** `initiate` covers everything that sends a message (initiate and resend); `verify` the checks. */
 export type RateLimitAction = 'initiate' | 'verify';

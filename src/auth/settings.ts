@@ -1,12 +1,12 @@
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
-import type { Queryable } from '../db/database';
-
 /**
  * Settings responders change during an incident, kept in `runtime_settings` and read through a
  * per-process cache that is at most `maxStalenessMs` old: a change made through the admin API
  * is in force in every process within that bound, without a restart.
  */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import type { Queryable } from '../db/database';
+
 export const RateLimitRule = Type.Object(
   {
     window_seconds: Type.Integer({ minimum: 1, maximum: 86_400 }),

@@ -1,10 +1,10 @@
-import { Type, type Static } from '@sinclair/typebox';
-
 /**
  * Every setting Warden reads from the environment, with its default written once.
  * Values that responders change during an incident (rate limits, delivery routes, channel
  * switches) live in Postgres instead, so they change at runtime without a restart.
  */
+import { Type, type Static } from '@sinclair/typebox';
+
 const port = (defaultPort: number) => Type.Integer({ minimum: 0, maximum: 65535, default: defaultPort });
 const optionalString = Type.Optional(Type.String({ minLength: 1 }));
 

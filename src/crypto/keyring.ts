@@ -1,11 +1,11 @@
-import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-
 /**
  * A versioned set of 256-bit keys, one of them active: the format of both the Temporal payload
  * keyring (WARDEN_PAYLOAD_KEYS) and the key-encryption keyring (WARDEN_KEYRING). Rotation adds
  * a key and makes it active; older keys stay to decrypt what they encrypted.
  */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+
 export interface Keyring {
   activeKeyId: string;
   keys: Map<string, Buffer>;

@@ -1,6 +1,6 @@
+/** `npm run migrate`: applies pending migrations to DATABASE_URL (production deploy step). */
 import { migrate } from './migrate';
 
-/** `npm run migrate`: applies pending migrations to DATABASE_URL (production deploy step). */
 async function main(): Promise<void> {
   const url = process.env.DATABASE_URL;
   if (!url) throw new Error('DATABASE_URL is required');

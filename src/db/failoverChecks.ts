@@ -1,14 +1,13 @@
-import pg from 'pg';
-import { parseSamples } from '../incidents/promText';
-import type { Database } from './database';
-import { lsnValue, probeAll, type Endpoint, type EndpointProbe } from './topology';
-import { ACTIVE_CHALLENGE_STATUSES } from '../auth/end';
-
 /**
  * The database-connectivity checks (docs/incident-response.md), each a plain function the
  * failover runbook's activities and the admin API call: health per candidate server, slow
  * queries and lock contention, pool monitoring, data consistency, promotion.
  */
+import pg from 'pg';
+import { parseSamples } from '../incidents/promText';
+import type { Database } from './database';
+import { lsnValue, probeAll, type Endpoint, type EndpointProbe } from './topology';
+import { ACTIVE_CHALLENGE_STATUSES } from '../auth/end';
 
 const CHECK_TIMEOUT_MS = 2000;
 

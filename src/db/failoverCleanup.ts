@@ -1,14 +1,3 @@
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import type pg from 'pg';
-import { revokeChallenges } from '../auth/admin';
-import { logAudit } from '../auth/audit';
-import { ACTIVE_CHALLENGE_STATUSES, endChallengeRow } from '../auth/end';
-import type { DataKeyStore } from '../auth/keys';
-import { challengeWorkflowId } from '../shared/auth';
-import type { Logger } from '../telemetry/logger';
-import type { Database } from './database';
-import { EXPIRY_GRACE_SECONDS } from './failoverChecks';
-
 /**
  * Cleanup after the consistency checks. Challenge rows belong to their challenge workflows, so
  * the cleanup only touches a row directly when its workflow is gone (lost with an old primary,
@@ -25,6 +14,17 @@ import { EXPIRY_GRACE_SECONDS } from './failoverChecks';
  * - ended challenges that still hold a sealed secret: wiped.
  * Rows are never deleted: the anomaly queries and forensic exports read them.
  */
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type pg from 'pg';
+import { revokeChallenges } from '../auth/admin';
+import { logAudit } from '../auth/audit';
+import { ACTIVE_CHALLENGE_STATUSES, endChallengeRow } from '../auth/end';
+import type { DataKeyStore } from '../auth/keys';
+import { challengeWorkflowId } from '../shared/auth';
+import type { Logger } from '../telemetry/logger';
+import type { Database } from './database';
+import { EXPIRY_GRACE_SECONDS } from './failoverChecks';
+
 export interface CleanupDeps {
   db: Database;
   client: Client;

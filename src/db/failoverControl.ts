@@ -1,3 +1,8 @@
+/**
+ * The client side of the database control plane (src/workflows/runbooks/dbFailoverControl.ts):
+ * reading the desired state, and changing it. The admin API and the failover runbook's
+ * activities change it; every process's topology watcher reads it.
+ */
 import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
@@ -18,11 +23,6 @@ import {
 } from '../shared/database';
 import type { databaseControlWorkflow } from '../workflows/runbooks/dbFailoverControl';
 
-/**
- * The client side of the database control plane (src/workflows/runbooks/dbFailoverControl.ts):
- * reading the desired state, and changing it. The admin API and the failover runbook's
- * activities change it; every process's topology watcher reads it.
- */
 export interface ControlDeps {
   client: Client;
   taskQueue: string;

@@ -1,5 +1,3 @@
-import pg from 'pg';
-
 /**
  * The Postgres servers a process may use, and how it tells which one is the primary. The idea
  * is libpq's `target_session_attrs=read-write`, done by hand because node-postgres has no
@@ -7,6 +5,7 @@ import pg from 'pg';
  * takes writes. A promoted standby starts a new WAL timeline, so when two servers both claim to
  * be primary (an old primary restarted after a failover) the higher timeline is the newer one.
  */
+import pg from 'pg';
 
 export interface Endpoint {
   /** `host:port`: how endpoints are named in logs, the API and the control plane (no password) */

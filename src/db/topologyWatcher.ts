@@ -1,17 +1,3 @@
-import pg from 'pg';
-import type { Logger } from '../telemetry/logger';
-import type { DatabaseControlState, PoolSize } from '../shared/database';
-import type { Database } from './database';
-import {
-  chooseEndpoint,
-  endpointId,
-  probeEndpoint,
-  roleOf,
-  type Endpoint,
-  type EndpointProbe,
-  type EndpointRole,
-} from './topology';
-
 /**
  * Keeps one process's Database on the right server, in the right mode, with the right pool.
  *
@@ -29,6 +15,20 @@ import {
  * The failover runbook and `POST /admin/api/v1/database/switch` change the control plane and
  * call `refresh()` in their own process; every other process follows within one interval.
  */
+import pg from 'pg';
+import type { Logger } from '../telemetry/logger';
+import type { DatabaseControlState, PoolSize } from '../shared/database';
+import type { Database } from './database';
+import {
+  chooseEndpoint,
+  endpointId,
+  probeEndpoint,
+  roleOf,
+  type Endpoint,
+  type EndpointProbe,
+  type EndpointRole,
+} from './topology';
+
 export interface TopologySnapshot {
   current: string;
   role: EndpointRole | 'unknown';

@@ -1,3 +1,9 @@
+/**
+ * Responder actions on routing, as plain functions: the admin API calls them and the
+ * provider-outage runbook calls them through activities (src/activities/delivery.ts). Each
+ * change is one transaction (route row, channel setting, circuit, audit row), then a log line
+ * and this process's caches dropped; other processes follow within 5 s.
+ */
 import { insertAudit, logAudit } from '../auth/audit';
 import type { Channel } from '../providers/types';
 import type { Runtime } from '../runtime';
@@ -15,12 +21,6 @@ import {
 } from './routes';
 import { invalidateDeliveryCaches } from './services';
 
-/**
- * Responder actions on routing, as plain functions: the admin API calls them and the
- * provider-outage runbook calls them through activities (src/activities/delivery.ts). Each
- * change is one transaction (route row, channel setting, circuit, audit row), then a log line
- * and this process's caches dropped; other processes follow within 5 s.
- */
 export type DeliveryRuntime = Pick<Runtime, 'db' | 'logger' | 'metrics' | 'config' | 'settings' | 'routes'>;
 
 export interface ActorContext {

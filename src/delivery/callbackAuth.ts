@@ -1,11 +1,10 @@
-import { createPublicKey, verify, type KeyObject } from 'node:crypto';
-import * as plivo from 'plivo';
-import twilio from 'twilio';
-
 /**
  * Who may report deliveries: each provider proves itself by its own signature scheme.
  * Pure functions over what the request carried; the routes in src/api/callbacks call them.
  */
+import { createPublicKey, verify, type KeyObject } from 'node:crypto';
+import * as plivo from 'plivo';
+import twilio from 'twilio';
 
 /** Twilio: X-Twilio-Signature, HMAC-SHA1 of the full URL and the sorted POST parameters. */
 export function verifyTwilio(

@@ -1,9 +1,3 @@
-import type { Queryable } from '../db/database';
-import type { Channel, ProviderName } from '../providers/types';
-import type { DeliveryStep } from '../shared/delivery';
-import { MAX_CALLS_PER_PROVIDER } from './policy';
-import type { Route } from './routes';
-
 /**
  * The per-provider circuit breaker, shared by every worker through `provider_circuits`.
  * Consecutive transient failures across messages open it at the route's failover_threshold;
@@ -11,6 +5,12 @@ import type { Route } from './routes';
  * dies mid-probe does not hold it forever); the probe's success closes it, its failure opens
  * it again. Permanent errors say nothing about the provider and are not counted.
  */
+import type { Queryable } from '../db/database';
+import type { Channel, ProviderName } from '../providers/types';
+import type { DeliveryStep } from '../shared/delivery';
+import { MAX_CALLS_PER_PROVIDER } from './policy';
+import type { Route } from './routes';
+
 export type CircuitState = 'closed' | 'open' | 'half_open';
 export type CircuitTransition = 'opened' | 'half_opened' | 'reopened' | 'closed';
 

@@ -1,13 +1,13 @@
-import type { Queryable } from '../db/database';
-import type { Channel, ProviderName } from '../providers/types';
-import type { ErrorClass } from '../shared/delivery';
-
 /**
  * `delivery_attempts`: one row per (idempotency key, provider), i.e. per logical send and
  * provider. The row is marked `sending` (committed) before the provider is called and `sent` or
  * `failed` right after, so a retry can tell a send that completed (never repeated) from one
  * whose outcome was lost with its worker (repeated with the same key).
  */
+import type { Queryable } from '../db/database';
+import type { Channel, ProviderName } from '../providers/types';
+import type { ErrorClass } from '../shared/delivery';
+
 export interface LedgerKey {
   key: string;
   provider: ProviderName;

@@ -1,3 +1,10 @@
+/**
+ * A send's outcome on the challenge row (delivery_provider, delivery_outcome, delivery_status
+ * delivered/failed; never the lifecycle `status`, which is the workflow's) and, when it failed,
+ * in `delivery_failures` (one row per challenge: the responders' resend query reads it).
+ * Idempotent: the failure counts are recomputed from the ledger, and an older send's outcome never
+ * overwrites a newer one's.
+ */
 import { insertAudit, logAudit } from '../auth/audit';
 import type { Queryable } from '../db/database';
 import type { Channel, ProviderName } from '../providers/types';
@@ -7,14 +14,6 @@ import type { ErrorClass, RecordDeliveryInput } from '../shared/delivery';
 import { DeliveryAuditEvent } from './events';
 import { challengeFailures } from './ledger';
 import { METHOD_CHANNEL } from './routes';
-
-/**
- * A send's outcome on the challenge row (delivery_provider, delivery_outcome, delivery_status
- * delivered/failed; never the lifecycle `status`, which is the workflow's) and, when it failed,
- * in `delivery_failures` (one row per challenge: the responders' resend query reads it).
- * Idempotent: the failure counts are recomputed from the ledger, and an older send's outcome never
- * overwrites a newer one's.
- */
 
 interface ChallengeFacts {
   user_id: string;

@@ -1,5 +1,3 @@
-import type { ProviderError } from '../providers';
-
 /**
  * What happens after one failed provider call. Pure, so the whole policy is one unit test.
  *
@@ -16,6 +14,8 @@ import type { ProviderError } from '../providers';
  * may have been sent, so the backup gets the next chance. A Retry-After longer than
  * RETRY_AFTER_CAP_MS also fails over at once rather than keep a user waiting for the primary.
  */
+import type { ProviderError } from '../providers';
+
 export const MAX_CALLS_PER_PROVIDER = 3;
 export const RETRY_AFTER_CAP_MS = 3_000;
 /** the retry policy's own backoff (mirrored in the workflow's options constant) */

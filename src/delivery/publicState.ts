@@ -1,6 +1,3 @@
-import { isChallengeEnd } from '../shared/auth';
-import type { PublicChallengeStatus } from '../shared/delivery';
-
 /**
  * What the public may learn about a challenge, from its row. The rule, chosen so that a decoy
  * (unknown user, or no phone/email: delivery_outcome `no_recipient`) reads like a real one:
@@ -19,6 +16,9 @@ import type { PublicChallengeStatus } from '../shared/delivery';
  * challenges fail and decoys do not; and a decoy reaches `delivered` without a provider's
  * round trip (milliseconds sooner).
  */
+import { isChallengeEnd } from '../shared/auth';
+import type { PublicChallengeStatus } from '../shared/delivery';
+
 export interface ChallengeStateRow {
   status: string;
   expires_at: Date;

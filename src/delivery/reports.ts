@@ -1,9 +1,3 @@
-import type { Queryable } from '../db/database';
-import type { ProviderName } from '../providers/types';
-import type { Runtime } from '../runtime';
-import type { ErrorClass } from '../shared/delivery';
-import { resolveFailure, upsertFailure } from './outcomes';
-
 /**
  * Delivery reports from provider status callbacks (Twilio, Plivo) and event webhooks (SendGrid,
  * SES through SNS), already authenticated by the caller. A report finds its ledger row by the
@@ -18,6 +12,12 @@ import { resolveFailure, upsertFailure } from './outcomes';
  *   record then keeps the reported failure (src/delivery/outcomes.ts).
  * A report also settles a ledger row left `sending` by a dead worker: the provider had it.
  */
+import type { Queryable } from '../db/database';
+import type { ProviderName } from '../providers/types';
+import type { Runtime } from '../runtime';
+import type { ErrorClass } from '../shared/delivery';
+import { resolveFailure, upsertFailure } from './outcomes';
+
 export interface DeliveryReport {
   provider: ProviderName;
   idempotencyKey?: string;

@@ -1,3 +1,9 @@
+/**
+ * After an outage: the failures of a window (`SELECT user_id, phone_number, email,
+ * failed_attempts, last_attempt_at FROM delivery_failures WHERE last_attempt_at BETWEEN ...`)
+ * and their resend, each at most once, through the challenge's own workflow (which queues a
+ * send with the next send number, so the ledger and the idempotency key stay per send).
+ */
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { insertAudit, logAudit } from '../auth/audit';
 import type { Queryable } from '../db/database';
@@ -9,12 +15,6 @@ import type { ActorContext } from './admin';
 import { DeliveryAuditEvent } from './events';
 import { ACTIVE_CHALLENGE_SQL as ACTIVE, ACTIVE_CHALLENGE_STATUSES } from '../auth/end';
 
-/**
- * After an outage: the failures of a window (`SELECT user_id, phone_number, email,
- * failed_attempts, last_attempt_at FROM delivery_failures WHERE last_attempt_at BETWEEN ...`)
- * and their resend, each at most once, through the challenge's own workflow (which queues a
- * send with the next send number, so the ledger and the idempotency key stay per send).
- */
 export interface FailureWindow {
   /** ISO timestamps: activity inputs are JSON */
   since: string;

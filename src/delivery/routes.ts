@@ -1,13 +1,13 @@
-import type { Queryable } from '../db/database';
-import type { Channel, ProviderName } from '../providers/types';
-import type { AuthMethod } from '../shared/auth';
-import { CHANNEL_PROVIDERS } from '../shared/delivery';
-
 /**
  * Routing per channel, kept in `delivery_routes` and read through a per-process cache that is
  * at most `maxStalenessMs` old: a change made by the admin API or a runbook is in force in
  * every worker within 5 s (in the process that made it, at once).
  */
+import type { Queryable } from '../db/database';
+import type { Channel, ProviderName } from '../providers/types';
+import type { AuthMethod } from '../shared/auth';
+import { CHANNEL_PROVIDERS } from '../shared/delivery';
+
 export type RouteMode = 'auto' | 'backup';
 
 export interface Route {

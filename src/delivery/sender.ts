@@ -1,3 +1,8 @@
+/**
+ * The two halves of one send that touch the outside world: planning it (route + shared
+ * circuit state, claiming a half-open probe) and one provider call with its bookkeeping.
+ * The order of providers and when to move on is the workflow's (src/workflows/delivery).
+ */
 import { performance } from 'node:perf_hooks';
 import { aad, unseal } from '../auth/crypto';
 import { magicLinkUrl, renderMagicLinkEmail, renderOtpSms } from '../auth/messages';
@@ -29,11 +34,6 @@ import { recordSentOutcome } from './outcomes';
 import { decide, errorCode, type SendDecision } from './policy';
 import { METHOD_CHANNEL, type Route } from './routes';
 
-/**
- * The two halves of one send that touch the outside world: planning it (route + shared
- * circuit state, claiming a half-open probe) and one provider call with its bookkeeping.
- * The order of providers and when to move on is the workflow's (src/workflows/delivery).
- */
 export type SenderRuntime = Pick<Runtime, 'db' | 'logger' | 'metrics' | 'config' | 'providers' | 'keys' | 'routes'>;
 
 export class ChallengeNotFoundError extends Error {

@@ -1,11 +1,11 @@
-import { parse } from 'yaml';
-import { INCIDENT_TYPES, SEVERITIES } from '../shared/incidents';
-
 /**
  * "Prometheus alerts configured": every alert rule carries the labels the incident pipeline
  * maps (severity P0-P3, incident_type) and, in the rules file, only names metrics Warden
  * exposes; through Prometheus' API, every rule is loaded and healthy.
  */
+import { parse } from 'yaml';
+import { INCIDENT_TYPES, SEVERITIES } from '../shared/incidents';
+
 export interface RulesVerdict {
   ok: boolean;
   detail: string;

@@ -1,3 +1,8 @@
+/**
+ * Alertmanager webhook (payload version 4) to incident. The rules in deploy/prometheus carry
+ * `severity` (P0-P3) and `incident_type` labels; alerts from elsewhere are mapped by their
+ * usual severity words and, failing an `incident_type`, by the alert name.
+ */
 import { createHash } from 'node:crypto';
 import {
   ALERT_WORKFLOW_PREFIX,
@@ -9,11 +14,6 @@ import {
   type Severity,
 } from '../shared/incidents';
 
-/**
- * Alertmanager webhook (payload version 4) to incident. The rules in deploy/prometheus carry
- * `severity` (P0-P3) and `incident_type` labels; alerts from elsewhere are mapped by their
- * usual severity words and, failing an `incident_type`, by the alert name.
- */
 export interface AlertmanagerAlert {
   status: 'firing' | 'resolved';
   labels: Record<string, string>;

@@ -1,12 +1,12 @@
-import { readFileSync, statSync } from 'node:fs';
-import type { NotifiedRole } from '../shared/incidents';
-import { ROLE_TITLES } from '../shared/escalation';
-
 /**
  * Who gets paged: the default escalation contacts (docs/incident-response.md), overridable by a JSON file
  * (WARDEN_CONTACTS_FILE, see deploy/contacts.example.json). Read by activities only, so
  * addresses never enter workflow history.
  */
+import { readFileSync, statSync } from 'node:fs';
+import type { NotifiedRole } from '../shared/incidents';
+import { ROLE_TITLES } from '../shared/escalation';
+
 export interface Contact {
   name: string;
   email?: string;

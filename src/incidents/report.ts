@@ -1,14 +1,13 @@
-import type { IncidentState, TimelineEntry } from '../shared/incidents';
-import { ROLE_TITLES } from '../shared/escalation';
-import { clock, plainName, utc } from '../shared/format';
-import { formatDuration } from '../shared/severity';
-
 /**
  * The incident report template (docs/incident-response.md), filled from the workflow's own timeline. The template's
  * seven milestones are listed in time order with the other timeline entries (escalations,
  * notes, severity changes...) between them; a milestone that never happened is listed at the
  * end as "not recorded", so the report shows its gaps instead of hiding them.
  */
+import type { IncidentState, TimelineEntry } from '../shared/incidents';
+import { ROLE_TITLES } from '../shared/escalation';
+import { clock, plainName, utc } from '../shared/format';
+import { formatDuration } from '../shared/severity';
 
 type Milestone = 'detected' | 'oncall' | 'confirmed' | 'root_cause' | 'mitigation' | 'restored' | 'resolved';
 

@@ -1,3 +1,4 @@
+/** Every SDK client Warden uses, built here and nowhere else. */
 import { Agent } from 'node:http';
 import { SESClient } from '@aws-sdk/client-ses';
 import { Client as SendGridClient } from '@sendgrid/client';
@@ -10,7 +11,6 @@ import type { Logger } from '../telemetry/logger';
 import { slackLogger } from './slack';
 import { WardenTwilioHttpClient } from './twilio-http';
 
-/** Every SDK client Warden uses, built here and nowhere else. */
 export interface SdkClients {
   twilio: twilio.Twilio;
   plivo: PlivoClient;

@@ -1,10 +1,10 @@
-import { createHash } from 'node:crypto';
-
 /**
  * Where the idempotency key travels when the provider has no field for it: a query parameter
  * on the delivery-status callback URL (Twilio StatusCallback, Plivo `url`). The provider
  * echoes the URL back on every status callback, so the key also correlates deliveries.
  */
+import { createHash } from 'node:crypto';
+
 export const CALLBACK_KEY_PARAM = 'idempotency_key';
 
 export function withKeyParam(callbackUrl: string, key: string): string {

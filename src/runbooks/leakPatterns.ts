@@ -1,5 +1,3 @@
-import { MAGIC_TOKEN_PATTERN, OTP_PATTERN } from '../auth/crypto';
-
 /**
  * The leak-scan patterns, `grep -E '\b[0-9]{6}\b|\b[a-f0-9]{32,}\b'`, plus the format of
  * our magic-link tokens (43 base64url characters), which the hex pattern cannot match.
@@ -8,7 +6,9 @@ import { MAGIC_TOKEN_PATTERN, OTP_PATTERN } from '../auth/crypto';
  * which the scan checks against the stored bcrypt hashes (leak scan activity), never by
  * keeping plaintext.
  */
-export const SEED_LEAK_PATTERNS: readonly RegExp[] = [/\b[0-9]{6}\b/g, /\b[a-f0-9]{32,}\b/g];
+import { MAGIC_TOKEN_PATTERN, OTP_PATTERN } from '../auth/crypto';
+
+export const LEAK_SCAN_PATTERNS: readonly RegExp[] = [/\b[0-9]{6}\b/g, /\b[a-f0-9]{32,}\b/g];
 export const TOKEN_FORMAT_PATTERN = /(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])/g;
 
 export type CandidateKind = 'sms_otp' | 'magic_link' | 'other';
@@ -23,7 +23,7 @@ export function classifyCandidate(value: string): CandidateKind {
 /** Every match of the leak patterns and the token format in `text` (the same string may repeat). */
 export function findMatches(text: string): string[] {
   const out: string[] = [];
-  for (const pattern of [...SEED_LEAK_PATTERNS, TOKEN_FORMAT_PATTERN]) {
+  for (const pattern of [...LEAK_SCAN_PATTERNS, TOKEN_FORMAT_PATTERN]) {
     for (const m of text.matchAll(pattern)) out.push(m[0]);
   }
   return out;

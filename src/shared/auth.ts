@@ -1,10 +1,10 @@
-import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-
 /**
  * The challenge workflow's contract, imported by the workflow, the API and the runbooks.
  * Nothing here carries a secret: inputs hold ids and non-secret settings, the verify update
  * carries the candidate only sealed (AES-256-GCM under a data key), results hold outcomes.
  */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+
 export type AuthMethod = 'sms_otp' | 'magic_link';
 export const AUTH_METHODS: readonly AuthMethod[] = ['sms_otp', 'magic_link'];
 

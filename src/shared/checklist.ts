@@ -1,10 +1,10 @@
-import type { ChecklistGroup, ChecklistItemState } from './incidents';
-
 /**
  * The recovery validation checklist (docs/incident-response.md). `check` names the activity that verifies an item
  * (several items can share one: one synthetic OTP run proves generation and validation);
  * items without one are ticked by a responder through the checkItem update.
  */
+import type { ChecklistGroup, ChecklistItemState } from './incidents';
+
 export type CheckName =
   | 'checkSmsOtpFlow'
   | 'checkMagicLinkFlow'

@@ -1,12 +1,12 @@
-import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import type { RunbookParams } from './runbookRegistry';
-
 /**
  * The database control plane: the desired state every Warden process (API and worker) applies
  * to its own Postgres handle: forced read-only, a temporary pool size, and the endpoint pinned
  * as primary. It lives in a Temporal workflow, not in Postgres, because it must reach every
  * process while Postgres itself is down. Imported by the workflow, the API and the processes.
  */
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type { RunbookParams } from './runbookRegistry';
+
 export const DATABASE_CONTROL_WORKFLOW_TYPE = 'databaseControlWorkflow';
 /** the memo key processes read through DescribeWorkflowExecution (no worker needed to answer) */
 export const DATABASE_CONTROL_MEMO = 'databaseControl';

@@ -1,12 +1,12 @@
-import { defineUpdate } from '@temporalio/workflow';
-import type { Channel, ProviderName } from '../providers/types';
-import { CHALLENGE_ENDS } from './auth';
-
 /**
  * The delivery contract shared by the challenge workflow, the delivery activities, the API
  * and the runbooks. Nothing here carries a secret or a recipient: the activities resolve
  * both from the challenge id.
  */
+import { defineUpdate } from '@temporalio/workflow';
+import type { Channel, ProviderName } from '../providers/types';
+import { CHALLENGE_ENDS } from './auth';
+
 export const CHANNEL_PROVIDERS: Record<Channel, readonly ProviderName[]> = {
   sms: ['twilio', 'plivo'],
   email: ['sendgrid', 'ses'],

@@ -1,6 +1,3 @@
-import type { IncidentType, InternalRole, NotifiedRole, Severity } from './incidents';
-import { ackSlaMs, formatDuration, HOUR, isSecurityIncident, MINUTE } from './severity';
-
 /**
  * The escalation paths (docs/incident-response.md) as data, and the policy that turns an incident's state into the
  * escalations due at a given time. Pure: the workflow calls it with workflow time.
@@ -15,6 +12,8 @@ import { ackSlaMs, formatDuration, HOUR, isSecurityIncident, MINUTE } from './se
  * a data breach brings in the VP engineering, legal and the CISO at once.
  * Every role is notified at most once per incident.
  */
+import type { IncidentType, InternalRole, NotifiedRole, Severity } from './incidents';
+import { ackSlaMs, formatDuration, HOUR, isSecurityIncident, MINUTE } from './severity';
 
 export const ROLE_TITLES: Record<NotifiedRole, string> = {
   oncall: 'On-Call Engineer',

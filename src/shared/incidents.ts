@@ -1,9 +1,9 @@
-import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-
 /**
  * The incident workflow's contract, imported by the workflow, the API (REST, Slack,
  * Alertmanager) and the runbook workflows. Every message is defined here once.
  */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+
 export const INCIDENT_TYPES = ['compromised_token', 'provider_outage', 'abuse', 'db_connectivity', 'other'] as const;
 export type IncidentType = (typeof INCIDENT_TYPES)[number];
 export const SEVERITIES = ['P0', 'P1', 'P2', 'P3'] as const;

@@ -1,10 +1,10 @@
-import type { RateLimitSettings } from '../auth/settings';
-import type { RunbookParams } from './runbookRegistry';
-
 /**
  * The abuse runbook's arithmetic, kept pure so it is tested without a workflow: its defaults
  * (docs/incident-response.md), the tightened limits, and the watch's quiet clock.
  */
+import type { RateLimitSettings } from '../auth/settings';
+import type { RunbookParams } from './runbookRegistry';
+
 export interface AbuseParams {
   /** violations in the last hour at which an IP is blocked */
   blockThreshold: number;

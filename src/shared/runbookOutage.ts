@@ -1,12 +1,12 @@
-import type { RateLimitSettings } from '../auth/settings';
-import type { Channel, ProviderName, StatusIndicator } from '../providers/types';
-import { channelOfProvider, PROVIDERS } from './delivery';
-
 /**
  * The provider-outage runbook's parameters and decisions, kept pure so they are tested without
  * a workflow: the defaults of docs/incident-response.md (poll every 30 s), which provider the run is
  * about, and when a provider counts as down or as healthy again.
  */
+import type { RateLimitSettings } from '../auth/settings';
+import type { Channel, ProviderName, StatusIndicator } from '../providers/types';
+import { channelOfProvider, PROVIDERS } from './delivery';
+
 export interface OutageParams {
   /** the failing provider; default the incident's affected provider, else the scope's worst */
   provider?: ProviderName;

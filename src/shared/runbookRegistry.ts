@@ -88,7 +88,7 @@ export const RUNBOOKS = {
     params: strict({
       /** host:port of the standby to promote; default the most advanced reachable standby */
       replica: Type.Optional(Type.String({ pattern: ENDPOINT_PATTERN.source, maxLength: 300 })),
-      /** the temporary pool; default the seed's max_open_conns 50, max_idle_conns 10 */
+      /** the temporary pool; default max_open_conns 50, max_idle_conns 10 (docs/incident-response.md) */
       pool: Type.Optional(
         strict({
           max: Type.Integer({ minimum: 1, maximum: POOL_LIMITS.max }),

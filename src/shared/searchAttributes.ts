@@ -1,9 +1,9 @@
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-
 /**
  * Custom search attributes responders filter on in the Temporal UI. Registered on the dev
  * server at start and by the deployment in production. They never carry PII or secrets.
  */
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
 export const IncidentTypeKey = defineSearchAttributeKey('IncidentType', SearchAttributeType.KEYWORD);
 export const SeverityKey = defineSearchAttributeKey('Severity', SearchAttributeType.KEYWORD);
 export const IncidentStatusKey = defineSearchAttributeKey('IncidentStatus', SearchAttributeType.KEYWORD);

@@ -1,3 +1,12 @@
+/**
+ * OpenTelemetry traces from the API through Temporal workflows to activities. Off unless
+ * OTEL_EXPORTER_OTLP_ENDPOINT is set (or a test passes an exporter): then no tracer, no
+ * interceptor and no HTTP hook exists at all, so tracing costs nothing.
+ *
+ * The tracer is handed to each instrumentation explicitly instead of being registered as
+ * the global provider, so a second runtime in the process (tests) never fights over it; only
+ * the context manager and the W3C propagator are process-wide, and both are stateless.
+ */
 import * as otel from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { type ExportResult, W3CTraceContextPropagator } from '@opentelemetry/core';
@@ -14,15 +23,6 @@ import {
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import type { Config } from '../config';
 
-/**
- * OpenTelemetry traces from the API through Temporal workflows to activities. Off unless
- * OTEL_EXPORTER_OTLP_ENDPOINT is set (or a test passes an exporter): then no tracer, no
- * interceptor and no HTTP hook exists at all, so tracing costs nothing.
- *
- * The tracer is handed to each instrumentation explicitly instead of being registered as
- * the global provider, so a second runtime in the process (tests) never fights over it; only
- * the context manager and the W3C propagator are process-wide, and both are stateless.
- */
 export interface Tracing {
   tracer: otel.Tracer;
   resource: Resource;

@@ -1,3 +1,7 @@
+/**
+ * Production worker entry: `node dist/src/worker/main.js` (or tsx). Needs DATABASE_URL and a
+ * running Temporal; the dev stack (`npm start`) runs the worker in-process instead.
+ */
 import { buildMetricsApp } from '../api/app';
 import { loadConfig } from '../config';
 import { migrate } from '../db/migrate';
@@ -8,10 +12,6 @@ import { ensureSearchAttributes } from '../temporal/searchAttributes';
 import { createLogger } from '../telemetry/logger';
 import { startWorker } from './worker';
 
-/**
- * Production worker entry: `node dist/src/worker/main.js` (or tsx). Needs DATABASE_URL and a
- * running Temporal; the dev stack (`npm start`) runs the worker in-process instead.
- */
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger({ level: config.logLevel, name: 'warden-worker' });

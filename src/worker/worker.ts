@@ -1,3 +1,10 @@
+/**
+ * Two Workers on one connection: `worker` polls the main task queue (workflows and every
+ * activity), `ops` the ops task queue, where runbooks and the recovery checklist schedule their
+ * activities (src/shared/taskQueues.ts), with activity slots of its own. Both register every
+ * activity: a runbook may call any of them, and an activity scheduled on the main queue before
+ * the ops queue existed still finds a Worker there.
+ */
 import {
   makeWorkflowExporter,
   OpenTelemetryActivityInboundInterceptor,
@@ -10,13 +17,6 @@ import type { Runtime } from '../runtime';
 import { TRACING_WORKFLOW_MODULES, type Tracing } from '../telemetry/tracing';
 import { createDataConverter } from '../temporal/client';
 
-/**
- * Two Workers on one connection: `worker` polls the main task queue (workflows and every
- * activity), `ops` the ops task queue, where runbooks and the recovery checklist schedule their
- * activities (src/shared/taskQueues.ts), with activity slots of its own. Both register every
- * activity: a runbook may call any of them, and an activity scheduled on the main queue before
- * the ops queue existed still finds a Worker there.
- */
 export interface WorkerHandle {
   worker: Worker;
   ops: Worker;

@@ -1,6 +1,6 @@
+/** Helpers for the auth tests: drive the public API through `inject`, read secrets from the sandbox outbox. */
 import type { Harness } from './harness';
 
-/** Helpers for the auth tests: drive the public API through `inject`, read secrets from the sandbox outbox. */
 export interface OutboxMessage {
   id: string;
   provider: string;

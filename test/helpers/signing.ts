@@ -1,12 +1,12 @@
-import { createHmac, randomUUID, sign, type KeyObject } from 'node:crypto';
-import { plivoV3Signature, snsStringToSign, twilioSignature } from '../../src/sandbox/callbacks';
-import type { Harness } from './harness';
-
 /**
  * Genuine credentials for the endpoints that authenticate their callers by signature rather
  * than by the admin token: what Slack, Twilio, Plivo, SendGrid and SNS would send. Tests use
  * them to reach past authentication (fuzzing) and to forge near misses (credential tests).
  */
+import { createHmac, randomUUID, sign, type KeyObject } from 'node:crypto';
+import { plivoV3Signature, snsStringToSign, twilioSignature } from '../../src/sandbox/callbacks';
+import type { Harness } from './harness';
+
 export const nowSeconds = () => String(Math.floor(Date.now() / 1000));
 
 export function slackHeaders(secret: string, body: string, timestamp = nowSeconds()): Record<string, string> {

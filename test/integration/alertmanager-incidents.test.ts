@@ -1,3 +1,4 @@
+/** Alertmanager's webhook: token, label mapping, groupKey deduplication, resolved notifications. */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAdminApp } from '../../src/api/app';
@@ -10,7 +11,6 @@ import {
 } from '../../src/shared/incidents';
 import { startHarness, type Harness } from '../helpers/harness';
 
-/** Alertmanager's webhook: token, label mapping, groupKey deduplication, resolved notifications. */
 describe('Alertmanager webhook', () => {
   const token = 'am-token-0123456789abcdef';
   let h: Harness;

@@ -1,3 +1,10 @@
+/**
+ * The recovery checklist's "Prometheus alerts firing correctly (test with synthetic incident)"
+ * and automated runbook execution, with two synthetic incidents against a live Warden: Twilio
+ * failing every send (sandbox fault) and a burst of rate-limit violations. The shipped rules
+ * fire in a real Prometheus, a real Alertmanager routes them with the bearer token from a file
+ * to POST /alertmanager/webhook, and an incident workflow of the alert's type runs.
+ */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -7,13 +14,6 @@ import { initiate, waitFor } from '../helpers/authClient';
 import { startHarness, type Harness } from '../helpers/harness';
 import { startPromStack, type PromStack } from '../helpers/promStack';
 
-/**
- * The recovery checklist's "Prometheus alerts firing correctly (test with synthetic incident)"
- * and automated runbook execution, with two synthetic incidents against a live Warden: Twilio
- * failing every send (sandbox fault) and a burst of rate-limit violations. The shipped rules
- * fire in a real Prometheus, a real Alertmanager routes them with the bearer token from a file
- * to POST /alertmanager/webhook, and an incident workflow of the alert's type runs.
- */
 describe('alerts end to end: Prometheus -> Alertmanager -> Warden incident', () => {
   const token = randomBytes(24).toString('base64url');
   let h: Harness;

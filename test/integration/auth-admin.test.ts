@@ -1,10 +1,10 @@
+/** Responder actions: key rotation, per-user revocation and resets, audit export, admin input checks. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataKeyStore } from '../../src/auth/keys';
 import { challengeRow, initiate, post, secretFor, waitForStatus } from '../helpers/authClient';
 import { raiseRateLimits } from '../helpers/delivery';
 import { startHarness, type Harness } from '../helpers/harness';
 
-/** Responder actions: key rotation, per-user revocation and resets, audit export, admin input checks. */
 describe('auth admin actions', () => {
   let h: Harness;
   beforeAll(async () => {

@@ -1,14 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initiate, messagesFor, post, secretFor } from '../helpers/authClient';
-import { startHarness, type Harness } from '../helpers/harness';
-import { spawnWorkerProcess, type WorkerProcess } from '../helpers/workerProcess';
-
 /**
  * An initiate whose challenge workflow started but that no worker issued in time (every worker
  * down or overloaded): the request was accepted, so it answers 202 with the challenge id, and
  * the code arrives and verifies once a worker runs. A 503 here would send the user to start a
  * second challenge and get two messages.
  */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initiate, messagesFor, post, secretFor } from '../helpers/authClient';
+import { startHarness, type Harness } from '../helpers/harness';
+import { spawnWorkerProcess, type WorkerProcess } from '../helpers/workerProcess';
+
 describe('initiate while no worker is running', () => {
   let h: Harness;
   let worker: WorkerProcess | undefined;

@@ -1,3 +1,4 @@
+/** SMS OTP end to end: real dev server, real Postgres, Twilio SDK into the sandbox. */
 import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -16,7 +17,6 @@ import {
 import { raiseRateLimits } from '../helpers/delivery';
 import { startHarness, type Harness } from '../helpers/harness';
 
-/** SMS OTP end to end: real dev server, real Postgres, Twilio SDK into the sandbox. */
 describe('SMS OTP challenges', () => {
   let h: Harness;
   beforeAll(async () => {

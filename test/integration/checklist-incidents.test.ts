@@ -1,15 +1,15 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../src/dev/process';
-import type { IncidentState } from '../../src/shared/incidents';
-import { opsTaskQueue } from '../../src/shared/taskQueues';
-import { startHarness, type Harness } from '../helpers/harness';
-
 /**
  * The recovery validation checklist for real: the automated items drive the public API on a
  * real port (OTP and magic links for test-user, test-user-2, test-user-3, read from the
  * sandbox outbox), probe the rate limits from synthetic addresses, and inspect the database,
  * the metrics and the alert rules. Resolution waits for it.
  */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../src/dev/process';
+import type { IncidentState } from '../../src/shared/incidents';
+import { opsTaskQueue } from '../../src/shared/taskQueues';
+import { startHarness, type Harness } from '../helpers/harness';
+
 describe('recovery validation checklist', () => {
   let h: Harness;
   let id: string;

@@ -1,3 +1,8 @@
+/**
+ * Read-only degradation and the pool levers of the database control plane, through the admin
+ * API, on the run's Postgres: every write path answers 503 read_only and leaves no row behind,
+ * reads keep working, and a second process (the production worker entry) follows the change.
+ */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DatabaseReadOnlyError } from '../../src/db/database';
 import { freePort, waitFor } from '../../src/dev/process';
@@ -6,11 +11,6 @@ import { challengeRow, initiate, post, secretFor } from '../helpers/authClient';
 import { startHarness, type Harness } from '../helpers/harness';
 import { spawnWorkerProcess, type WorkerProcess } from '../helpers/workerProcess';
 
-/**
- * Read-only degradation and the pool levers of the database control plane, through the admin
- * API, on the run's Postgres: every write path answers 503 read_only and leaves no row behind,
- * reads keep working, and a second process (the production worker entry) follows the change.
- */
 describe('database control: read-only degradation and pool size', () => {
   let h: Harness;
   let worker: WorkerProcess;

@@ -1,15 +1,15 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Database } from '../../src/db/database';
-import { createTestDatabase } from '../helpers/harness';
-
 /**
  * The idle cap (5 connections) against sustained concurrency above it. Closing every released
  * connection beyond the cap made Postgres fork, authenticate and tear down a backend for most
  * queries under load (a quarter of a core in the benchmark); the cap now applies to
  * connections that stay idle, so a busy pool keeps its connections and a quiet one shrinks.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Database } from '../../src/db/database';
+import { createTestDatabase } from '../helpers/harness';
+
 describe('database pool idle cap', () => {
   let dbh: Awaited<ReturnType<typeof createTestDatabase>>;
   let admin: pg.Client;

@@ -1,3 +1,4 @@
+/** Routing and channel switches at runtime through the admin API (and what every worker sees). */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RouteCache } from '../../src/delivery/routes';
 import { Database } from '../../src/db/database';
@@ -5,7 +6,6 @@ import { initiate, post, secretFor } from '../helpers/authClient';
 import { deliveryOutcome, raiseRateLimits, requestsFor, resetDelivery, sendKey } from '../helpers/delivery';
 import { startHarness, type Harness } from '../helpers/harness';
 
-/** Routing and channel switches at runtime through the admin API (and what every worker sees). */
 describe('delivery routes and channel switches', () => {
   let h: Harness;
   beforeAll(async () => {

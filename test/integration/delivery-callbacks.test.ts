@@ -1,3 +1,9 @@
+/**
+ * Provider status callbacks over real HTTP: the sandbox calls Warden's public port the way the
+ * providers do (Twilio and Plivo signed status callbacks, SendGrid's ECDSA-signed Event Webhook,
+ * SES events through an SNS subscription with a secret path token and an RSA signature), and
+ * forged calls are refused without changing anything.
+ */
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/dev/process';
@@ -14,12 +20,6 @@ import {
 } from '../helpers/delivery';
 import { startHarness, type Harness } from '../helpers/harness';
 
-/**
- * Provider status callbacks over real HTTP: the sandbox calls Warden's public port the way the
- * providers do (Twilio and Plivo signed status callbacks, SendGrid's ECDSA-signed Event Webhook,
- * SES events through an SNS subscription with a secret path token and an RSA signature), and
- * forged calls are refused without changing anything.
- */
 describe('delivery status callbacks', () => {
   let h: Harness;
   let base: string;

@@ -1,10 +1,3 @@
-import { temporal } from '@temporalio/proto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initiate, messagesFor, post, waitFor } from '../helpers/authClient';
-import { deliveryOutcome, requestsFor, sendKey, setFault } from '../helpers/delivery';
-import { startHarness, type Harness } from '../helpers/harness';
-import { spawnWorkerProcess, type WorkerProcess } from '../helpers/workerProcess';
-
 /**
  * Exactly once in effect across a crash: the production worker entry runs as a child process,
  * Twilio accepts the SMS but answers late (the sandbox's `delay` fault), and the worker is
@@ -12,6 +5,13 @@ import { spawnWorkerProcess, type WorkerProcess } from '../helpers/workerProcess
  * the same idempotency key (the heartbeat timeout notices the dead attempt), Twilio
  * deduplicates it, and the user has one SMS whose code verifies.
  */
+import { temporal } from '@temporalio/proto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initiate, messagesFor, post, waitFor } from '../helpers/authClient';
+import { deliveryOutcome, requestsFor, sendKey, setFault } from '../helpers/delivery';
+import { startHarness, type Harness } from '../helpers/harness';
+import { spawnWorkerProcess, type WorkerProcess } from '../helpers/workerProcess';
+
 describe('a worker killed mid-send', () => {
   let h: Harness;
   const workers: WorkerProcess[] = [];

@@ -1,3 +1,8 @@
+/**
+ * After an outage: the failed deliveries of a window are listed (the responders' query) and resent
+ * through their challenge workflows, each exactly once and only while the challenge is open;
+ * and the public challenge state, which never gives a decoy away.
+ */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { resendFailedDelivery } from '../../src/delivery/resend';
 import {
@@ -20,11 +25,6 @@ import {
 } from '../helpers/delivery';
 import { startHarness, type Harness } from '../helpers/harness';
 
-/**
- * After an outage: the failed deliveries of a window are listed (the responders' query) and resent
- * through their challenge workflows, each exactly once and only while the challenge is open;
- * and the public challenge state, which never gives a decoy away.
- */
 describe('resending failed deliveries and the public challenge state', () => {
   let h: Harness;
   beforeAll(async () => {

@@ -1,3 +1,9 @@
+/**
+ * The per-provider circuit breaker, shared through Postgres: consecutive failed calls across
+ * messages open Twilio's circuit at the route's threshold (5), SMS then goes straight to Plivo,
+ * a half-open probe after the cool-down finds Twilio still down (reopen) and later healthy
+ * (close), and Twilio takes the traffic again. Every switch is an audit row, a metric, a log line.
+ */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initiate, messagesFor } from '../helpers/authClient';
 import {
@@ -12,12 +18,6 @@ import {
 } from '../helpers/delivery';
 import { startHarness, type Harness } from '../helpers/harness';
 
-/**
- * The per-provider circuit breaker, shared through Postgres: consecutive failed calls across
- * messages open Twilio's circuit at the route's threshold (5), SMS then goes straight to Plivo,
- * a half-open probe after the cool-down finds Twilio still down (reopen) and later healthy
- * (close), and Twilio takes the traffic again. Every switch is an audit row, a metric, a log line.
- */
 describe('the provider circuit breaker', () => {
   let h: Harness;
   beforeAll(async () => {

@@ -1,3 +1,8 @@
+/**
+ * Per-message failover through the real SDKs into the sandbox: Twilio -> Plivo and
+ * SendGrid -> SES, with the error classification of src/delivery/policy.ts. Real worker, real
+ * dev server, real Postgres; the sandbox's request log shows every provider call.
+ */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { initiate, messagesFor, post, secretFor } from '../helpers/authClient';
 import {
@@ -13,11 +18,6 @@ import {
 } from '../helpers/delivery';
 import { startHarness, type Harness } from '../helpers/harness';
 
-/**
- * Per-message failover through the real SDKs into the sandbox: Twilio -> Plivo and
- * SendGrid -> SES, with the error classification of src/delivery/policy.ts. Real worker, real
- * dev server, real Postgres; the sandbox's request log shows every provider call.
- */
 describe('delivery with failover', () => {
   let h: Harness;
   beforeAll(async () => {

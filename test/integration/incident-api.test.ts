@@ -1,3 +1,4 @@
+/** The incidents REST API on the admin app, against the real dev server, worker and database. */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -5,7 +6,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runbookProgressSignal, type IncidentState } from '../../src/shared/incidents';
 import { startHarness, type Harness } from '../helpers/harness';
 
-/** The incidents REST API on the admin app, against the real dev server, worker and database. */
 describe('incidents REST API', () => {
   let h: Harness;
   beforeAll(async () => {

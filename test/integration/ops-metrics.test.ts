@@ -1,9 +1,9 @@
+/** The scrape-time gauges the Temporal and incident alerts and dashboards rely on. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../src/dev/process';
 import { initiate, post, secretFor } from '../helpers/authClient';
 import { startHarness, type Harness } from '../helpers/harness';
 
-/** The scrape-time gauges the Temporal and incident alerts and dashboards rely on. */
 describe('operational metrics read at scrape time', () => {
   let h: Harness;
   beforeAll(async () => {

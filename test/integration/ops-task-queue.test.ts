@@ -1,3 +1,8 @@
+/**
+ * Runbook activities go to the ops task queue, where a Worker of their own polls, so a long scan
+ * never takes an activity slot a challenge needs; challenge and incident-page activities stay on
+ * the main queue. Read from the workflows' histories, where Temporal records each activity's queue.
+ */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { challengeWorkflowId } from '../../src/shared/auth';
 import type { RunbookState } from '../../src/shared/runbooks';
@@ -5,11 +10,6 @@ import { opsTaskQueue } from '../../src/shared/taskQueues';
 import { initiate, secretFor, waitFor } from '../helpers/authClient';
 import { startHarness, type Harness } from '../helpers/harness';
 
-/**
- * Runbook activities go to the ops task queue, where a Worker of their own polls, so a long scan
- * never takes an activity slot a challenge needs; challenge and incident-page activities stay on
- * the main queue. Read from the workflows' histories, where Temporal records each activity's queue.
- */
 describe('the ops task queue', () => {
   let h: Harness;
   beforeAll(async () => {

@@ -1,14 +1,14 @@
+/**
+ * The abuse runbook against the real API: abuse from many client addresses (X-Forwarded-For from
+ * the trusted loopback proxy), then the runbook blocks, tightens, requires a CAPTCHA, watches
+ * on durable timers (short windows through params) and restores what was there before.
+ */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunbookState } from '../../src/shared/runbooks';
 import { initiate, post, waitFor } from '../helpers/authClient';
 import { startHarness, type Harness } from '../helpers/harness';
 
-/**
- * The abuse runbook against the real API: abuse from many client addresses (X-Forwarded-For from
- * the trusted loopback proxy), then the runbook blocks, tightens, requires a CAPTCHA, watches
- * on durable timers (short windows through params) and restores what was there before.
- */
 const HCAPTCHA_TEST_TOKEN = '10000000-aaaa-bbbb-cccc-000000000001';
 // the "normal" limits of this deployment: deliberately not the defaults, so a restore to
 // hard-coded values would show

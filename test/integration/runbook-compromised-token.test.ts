@@ -1,3 +1,7 @@
+/**
+ * The compromised-token procedure at scale: a compromised-token runbook for 1,000 users with live OTP
+ * challenges, attached to an open incident, on the real stack (dev server, Postgres, sandbox).
+ */
 import { createHash, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHALLENGE_WORKFLOW_TYPE, challengeWorkflowId, type ChallengeInput } from '../../src/shared/auth';
@@ -6,14 +10,10 @@ import type { RunbookState } from '../../src/shared/runbooks';
 import { initiate, messages, post, waitFor } from '../helpers/authClient';
 import { startHarness, type Harness } from '../helpers/harness';
 
-/**
- * The compromised-token procedure at scale: a compromised-token runbook for 1,000 users with live OTP
- * challenges, attached to an open incident, on the real stack (dev server, Postgres, sandbox).
- */
 const USERS = 1000;
 const ids = Array.from({ length: USERS }, (_, i) => `ct-u${String(i).padStart(4, '0')}`);
 // The security notification, copied here independently of the code that sends it.
-const SEED_TEXT = `Dear User,
+const NOTIFICATION_TEXT = `Dear User,
 
 We recently detected unauthorized access attempts on your account.
 As a precaution, we have:
@@ -287,7 +287,8 @@ describe('compromised-token runbook', () => {
     expect(new Set(mail.map((m) => m.to)).size).toBe(USERS);
     expect(
       mail.every(
-        (m) => m.subject === 'Security Incident Notification' && m.body === SEED_TEXT && m.provider === 'sendgrid',
+        (m) =>
+          m.subject === 'Security Incident Notification' && m.body === NOTIFICATION_TEXT && m.provider === 'sendgrid',
       ),
     ).toBe(true);
     // a second pass for the same incident sends nothing

@@ -1,3 +1,9 @@
+/**
+ * The db-failover runbook on a healthy primary (the run's Postgres): no promotion, approval
+ * gates at P1 on the destructive cleanup, cancellation putting the pool and the read-only flag
+ * back, and the incident seam (a db_connectivity incident starts the runbook as its child and
+ * gets its timeline entries).
+ */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../src/dev/process';
@@ -13,12 +19,6 @@ import { dbFailoverRunbook } from '../../src/workflows';
 import { initiate } from '../helpers/authClient';
 import { startHarness, type Harness } from '../helpers/harness';
 
-/**
- * The db-failover runbook on a healthy primary (the run's Postgres): no promotion, approval
- * gates at P1 on the destructive cleanup, cancellation putting the pool and the read-only flag
- * back, and the incident seam (a db_connectivity incident starts the runbook as its child and
- * gets its timeline entries).
- */
 describe('db-failover runbook: approvals, cancellation, incident timeline', () => {
   let h: Harness;
 

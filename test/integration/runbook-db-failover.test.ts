@@ -1,3 +1,11 @@
+/**
+ * Runbook 4 end to end on a real primary and a synchronous streaming standby started here:
+ * OTP flows run through the API (this process) and a separate worker process; the primary's
+ * postmaster is SIGKILLed under that traffic; both processes fall back to the standby for
+ * reads (writes answer 503); the runbook at P0 promotes the standby and pins every process to
+ * it; flows succeed again, and every challenge that answered 200 verified is verified on the
+ * new primary. Inconsistent rows seeded before the kill are cleaned up after it.
+ */
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,14 +18,6 @@ import { startHarness, type Harness } from '../helpers/harness';
 import { startPgCluster, type PgCluster } from '../helpers/pgCluster';
 import { spawnWorkerProcess, type WorkerProcess } from '../helpers/workerProcess';
 
-/**
- * Runbook 4 end to end on a real primary and a synchronous streaming standby started here:
- * OTP flows run through the API (this process) and a separate worker process; the primary's
- * postmaster is SIGKILLed under that traffic; both processes fall back to the standby for
- * reads (writes answer 503); the runbook at P0 promotes the standby and pins every process to
- * it; flows succeed again, and every challenge that answered 200 verified is verified on the
- * new primary. Inconsistent rows seeded before the kill are cleaned up after it.
- */
 const USERS = ['test-user', 'test-user-2', 'test-user-3', 'alice', 'bob'];
 const REQUEST_LIMIT_MS = 25_000;
 

@@ -1,3 +1,9 @@
+/**
+ * The framework through the compromised-token runbook at P1: started as an incident's child,
+ * every destructive step waits for a responder, a rejection skips a step, cancellation undoes
+ * what can be undone and names what stays. Plus the admin API's refusals and the leak scan's
+ * positive case.
+ */
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../src/activities/index.js';
@@ -6,12 +12,6 @@ import type { RunbookResult, RunbookState } from '../../src/shared/runbooks';
 import { initiate, post, secretFor, waitFor } from '../helpers/authClient';
 import { startHarness, type Harness } from '../helpers/harness';
 
-/**
- * The framework through the compromised-token runbook at P1: started as an incident's child,
- * every destructive step waits for a responder, a rejection skips a step, cancellation undoes
- * what can be undone and names what stays. Plus the admin API's refusals and the leak scan's
- * positive case.
- */
 describe('runbook framework', () => {
   let h: Harness;
   const admin = (method: 'GET' | 'POST', url: string, payload?: unknown) =>

@@ -1,10 +1,3 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { freePort } from '../../src/dev/process';
-import type { RunbookState } from '../../src/shared/runbooks';
-import { initiate, messagesFor, putSettings, waitFor, waitForStatus } from '../helpers/authClient';
-import { clearFaults, deliveryOutcome, raiseRateLimits, resetDelivery, setFault } from '../helpers/delivery';
-import { startHarness, type Harness } from '../helpers/harness';
-
 /**
  * The provider-outage runbook against the real stack: the sandbox fails Twilio (and its status page says
  * so), the runbook scopes the failures, routes SMS to Plivo, polls the status page on durable
@@ -15,6 +8,13 @@ import { startHarness, type Harness } from '../helpers/harness';
  * by the per-user limit while retrying failed SMS get the limit raised for the run and their
  * rate-limit state cleared; the limits go back at the end (or on cancellation).
  */
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { freePort } from '../../src/dev/process';
+import type { RunbookState } from '../../src/shared/runbooks';
+import { initiate, messagesFor, putSettings, waitFor, waitForStatus } from '../helpers/authClient';
+import { clearFaults, deliveryOutcome, raiseRateLimits, resetDelivery, setFault } from '../helpers/delivery';
+import { startHarness, type Harness } from '../helpers/harness';
+
 describe('provider-outage runbook', () => {
   let h: Harness;
   const admin = (method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown) =>

@@ -1,3 +1,8 @@
+/**
+ * Slack's side of incidents through the admin app: signed requests (accepted, refused, replayed),
+ * the /incident slash command, and the alert's buttons reaching the incident workflow. Slack
+ * itself is the sandbox, reached through the real @slack/web-api client.
+ */
 import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAdminApp, type WardenApp } from '../../src/api/app';
@@ -5,11 +10,6 @@ import { findIncident } from '../../src/incidents/client';
 import { incidentStateQuery, type IncidentState } from '../../src/shared/incidents';
 import { startHarness, type Harness } from '../helpers/harness';
 
-/**
- * Slack's side of incidents through the admin app: signed requests (accepted, refused, replayed),
- * the /incident slash command, and the alert's buttons reaching the incident workflow. Slack
- * itself is the sandbox, reached through the real @slack/web-api client.
- */
 describe('Slack integration', () => {
   let h: Harness;
   let replica: WardenApp;

@@ -1,12 +1,3 @@
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { WardenApp } from '../../src/api/app';
-import { initiate } from '../helpers/authClient';
-import { deliveryOutcome, sendKey } from '../helpers/delivery';
-import { startHarness, type Harness } from '../helpers/harness';
-import { appRoutes } from '../helpers/routes';
-import { nowSeconds, plivoHeaders, sendgridHeaders, slackHeaders, snsMessage, twilioHeaders } from '../helpers/signing';
-
 /**
  * Every endpoint that authenticates its caller refuses a missing or forged credential with a
  * 401/403 JSON error and changes nothing: the admin API (every route, from the app's
@@ -17,6 +8,15 @@ import { nowSeconds, plivoHeaders, sendgridHeaders, slackHeaders, snsMessage, tw
  * "nothing changed" is checked on every table of the database, on the workflows of the task
  * queue and on the sandbox (messages and Slack posts).
  */
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WardenApp } from '../../src/api/app';
+import { initiate } from '../helpers/authClient';
+import { deliveryOutcome, sendKey } from '../helpers/delivery';
+import { startHarness, type Harness } from '../helpers/harness';
+import { appRoutes } from '../helpers/routes';
+import { nowSeconds, plivoHeaders, sendgridHeaders, slackHeaders, snsMessage, twilioHeaders } from '../helpers/signing';
+
 describe('credential refusal on every authenticated endpoint', () => {
   let h: Harness;
   const sendgridKeys = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });

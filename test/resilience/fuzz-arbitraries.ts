@@ -1,12 +1,12 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import fc from 'fast-check';
-
 /**
  * The generators of the endpoint fuzzer: hostile strings, JSON of every shape, bodies that
  * lie about their content type, odd query strings and path parameters. Field names come from
  * the API's own schemas (read from src/api), so shaped bodies reach past "unknown field".
  */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import fc from 'fast-check';
+
 function apiFieldNames(): string[] {
   const root = join(__dirname, '../../src/api');
   const names = new Set<string>();

@@ -1,3 +1,14 @@
+/**
+ * Property-based fuzzing of every route of the real public and admin apps: the routes
+ * come from the apps' own routers, so a new route is fuzzed without editing this file. Each
+ * request carries an arbitrary body (wrong types, huge strings, unicode, nulls, deep objects,
+ * non-JSON under JSON and form content types), query string and path parameters, and no,
+ * forged or genuine credentials (admin token, Slack signature, provider signatures, the
+ * Alertmanager and codec tokens), so the handlers behind authentication are fuzzed too.
+ *
+ * Property: never a 5xx other than the deliberate ones (503 channel_disabled, read_only,
+ * not_configured...), and every 4xx/5xx is a JSON body with a stable snake_case `error` code.
+ */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import type { Histogram } from 'prom-client';
@@ -10,17 +21,6 @@ import { appRoutes, routeParams, type AppRoute } from '../helpers/routes';
 import { plivoHeaders, sendgridHeaders, slackHeaders, snsMessage, twilioHeaders } from '../helpers/signing';
 import { fuzzBody, fuzzParam, fuzzQuery, jsonValue, wellFormed, type FuzzBody } from './fuzz-arbitraries';
 
-/**
- * Property-based fuzzing of every route of the real public and admin apps: the routes
- * come from the apps' own routers, so a new route is fuzzed without editing this file. Each
- * request carries an arbitrary body (wrong types, huge strings, unicode, nulls, deep objects,
- * non-JSON under JSON and form content types), query string and path parameters, and no,
- * forged or genuine credentials (admin token, Slack signature, provider signatures, the
- * Alertmanager and codec tokens), so the handlers behind authentication are fuzzed too.
- *
- * Property: never a 5xx other than the deliberate ones (503 channel_disabled, read_only,
- * not_configured...), and every 4xx/5xx is a JSON body with a stable snake_case `error` code.
- */
 const RUNS = Number(process.env.WARDEN_FUZZ_RUNS ?? 100);
 
 /** 5xx answers that are a decision, not a failure: each names the switch or setting behind it. */

@@ -1,8 +1,3 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { messages, post, waitFor, type OutboxMessage } from '../helpers/authClient';
-import { clearFaults, raiseRateLimits, resetDelivery, setFault, type SandboxRequest } from '../helpers/delivery';
-import { startHarness, type Harness } from '../helpers/harness';
-
 /**
  * Provider faults under load: sandbox faults on the providers (503, timeouts, 429 with
  * Retry-After) while many OTP and magic-link initiates run at once. Once the faults clear, every
@@ -10,6 +5,11 @@ import { startHarness, type Harness } from '../helpers/harness';
  * sandbox outbox and one accepted provider call per idempotency key) through the primary or the
  * backup, or else has its delivery_failures row; nothing is lost, and every code verifies.
  */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { messages, post, waitFor, type OutboxMessage } from '../helpers/authClient';
+import { clearFaults, raiseRateLimits, resetDelivery, setFault, type SandboxRequest } from '../helpers/delivery';
+import { startHarness, type Harness } from '../helpers/harness';
+
 const SMS_USERS = ['test-user', 'test-user-2', 'test-user-3', 'alice', 'bob', 'phone-only'];
 const EMAIL_USERS = ['test-user', 'test-user-2', 'test-user-3', 'alice', 'bob', 'email-only'];
 const PROVIDERS = { otp: ['twilio', 'plivo'], 'magic-link': ['sendgrid', 'ses'] } as const;

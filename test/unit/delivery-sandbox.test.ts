@@ -1,10 +1,10 @@
+/** The sandbox extensions delivery tests rely on: `delay` and `undelivered` faults, event webhooks. */
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { sandboxApp } from '../../src/sandbox/app';
 import { CallbackSender } from '../../src/sandbox/callbacks';
 import { SandboxState } from '../../src/sandbox/state';
 
-/** The sandbox extensions delivery tests rely on: `delay` and `undelivered` faults, event webhooks. */
 let app: FastifyInstance;
 let state: SandboxState;
 const basic = (user: string) => `Basic ${Buffer.from(`${user}:token`).toString('base64')}`;

@@ -1,8 +1,8 @@
+/** Every setting the service validates at start is documented in docs/operations.md, so the docs cannot drift from the schema. */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ConfigSchema } from '../../src/config/schema';
 
-/** Every setting the service validates at start is documented in docs/operations.md, so the docs cannot drift from the schema. */
 describe('documented settings', () => {
   it('names every environment variable of the config schema in docs/operations.md', () => {
     const doc = readFileSync('docs/operations.md', 'utf8');

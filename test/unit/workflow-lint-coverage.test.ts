@@ -1,13 +1,13 @@
+/**
+ * The determinism lint must see every module of ours the workflow bundle contains, or a Node
+ * builtin or an I/O library can reach workflow code through a module it does not look at.
+ */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ESLint } from 'eslint';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
-/**
- * The determinism lint must see every module of ours the workflow bundle contains, or a Node
- * builtin or an I/O library can reach workflow code through a module it does not look at.
- */
 const root = path.resolve(__dirname, '../..');
 
 /** What an import names, as a file: `./x` is `./x.ts` or `./x/index.ts` (a `.js` suffix means `.ts`). */

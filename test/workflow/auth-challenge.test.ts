@@ -1,11 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { challengeRow, initiate, post, secretFor, waitForStatus } from '../helpers/authClient';
-import { startHarness, type Harness } from '../helpers/harness';
-
 /**
  * The challenge workflow's real lifetimes (OTP 300 s, magic link 900 s) on the time-skipping
  * test server, with the real activities, API and sandbox: no test TTLs, no sleeping.
  */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { challengeRow, initiate, post, secretFor, waitForStatus } from '../helpers/authClient';
+import { startHarness, type Harness } from '../helpers/harness';
+
 describe('challenge expiry at the default TTLs (time-skipping server)', () => {
   let h: Harness;
   beforeAll(async () => {

@@ -1,15 +1,3 @@
-import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { temporal } from '@temporalio/proto';
-import { Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { Config } from '../../src/config';
-import { createDataConverter } from '../../src/temporal/client';
-import { initiate, post, putSettings, secretFor, waitForStatus } from '../helpers/authClient';
-import { clearFaults, deliveryOutcome, raiseRateLimits, setFault } from '../helpers/delivery';
-import { startHarness, type Harness } from '../helpers/harness';
-
 /**
  * Challenge histories recorded from the workflow code, replayed with today's code: a change to
  * the challenge workflow that alters its commands fails here, as it would fail the challenges in
@@ -25,6 +13,18 @@ import { startHarness, type Harness } from '../helpers/harness';
  * no secret is ever in a payload). Record the current code's paths:
  * `WARDEN_RECORD_HISTORIES=<label> npx vitest run test/workflow/challenge-replay.test.ts`.
  */
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { temporal } from '@temporalio/proto';
+import { Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { Config } from '../../src/config';
+import { createDataConverter } from '../../src/temporal/client';
+import { initiate, post, putSettings, secretFor, waitForStatus } from '../helpers/authClient';
+import { clearFaults, deliveryOutcome, raiseRateLimits, setFault } from '../helpers/delivery';
+import { startHarness, type Harness } from '../helpers/harness';
+
 const FIXTURES = path.resolve(__dirname, '../fixtures/challenge-histories');
 const LINK_PATH = '/browser/api/v1/identity/auth/magic-link/verify';
 const RECORD = process.env.WARDEN_RECORD_HISTORIES;

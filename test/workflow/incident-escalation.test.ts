@@ -1,3 +1,9 @@
+/**
+ * Every escalation step of the escalation paths and the GDPR 72-hour deadline, on the time-skipping
+ * test server with the real activities: Slack posts and emails land in the sandbox, the
+ * projection in Postgres. Time only moves when a test sleeps; each step is awaited until its
+ * effects are visible before time moves again.
+ */
 import { WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,12 +22,6 @@ import {
 } from '../../src/shared/incidents';
 import { startHarness, type Harness } from '../helpers/harness';
 
-/**
- * Every escalation step of the escalation paths and the GDPR 72-hour deadline, on the time-skipping
- * test server with the real activities: Slack posts and emails land in the sandbox, the
- * projection in Postgres. Time only moves when a test sleeps; each step is awaited until its
- * effects are visible before time moves again.
- */
 describe('incident escalation timers (time-skipping server)', () => {
   let h: Harness;
   beforeAll(async () => {

@@ -1,14 +1,14 @@
+/**
+ * The IP blocklist (`POST /admin/api/v1/blocklist/ip {"ip","reason"}`), plus
+ * an optional `expires_at` and `incident_id`. A blocked client gets 403 on every public auth
+ * route within one request: the check reads Postgres, no cache.
+ */
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { AuditEventType, recordAudit } from '../../auth/audit';
 import { addBlock, listBlocks, removeBlock } from '../../auth/blocklist';
 import { parseCidr, type ParsedCidr } from '../../auth/clientIp';
 import { ApiError, ErrorBody } from '../errors';
 
-/**
- * The IP blocklist (`POST /admin/api/v1/blocklist/ip {"ip","reason"}`), plus
- * an optional `expires_at` and `incident_id`. A blocked client gets 403 on every public auth
- * route within one request: the check reads Postgres, no cache.
- */
 const Entry = Type.Object({
   id: Type.Integer(),
   cidr: Type.String(),

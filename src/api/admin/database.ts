@@ -1,3 +1,10 @@
+/**
+ * The database's state and the responder's levers (the database-failover runbook's): read-only degradation,
+ * the temporary pool size, and which server is primary. Each lever changes the control plane
+ * (a Temporal workflow, reachable while Postgres is not), which every API and worker process
+ * applies within WARDEN_DB_WATCH_INTERVAL_MS; the process that took the request applies it at
+ * once. Nothing here writes to Postgres, so it works in the middle of a database outage.
+ */
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { changeDatabaseControl, InvalidControlChangeError, readDatabaseControl } from '../../db/failoverControl';
 import { probeAll } from '../../db/topology';
@@ -10,13 +17,6 @@ import {
 } from '../../shared/database';
 import { ApiError, ErrorBody } from '../errors';
 
-/**
- * The database's state and the responder's levers (the database-failover runbook's): read-only degradation,
- * the temporary pool size, and which server is primary. Each lever changes the control plane
- * (a Temporal workflow, reachable while Postgres is not), which every API and worker process
- * applies within WARDEN_DB_WATCH_INTERVAL_MS; the process that took the request applies it at
- * once. Nothing here writes to Postgres, so it works in the middle of a database outage.
- */
 const Nullable = <T extends ReturnType<typeof Type.Object>>(t: T) => Type.Union([t, Type.Null()]);
 const Pool = Type.Object({ max: Type.Integer(), max_idle: Type.Integer() });
 const Control = Type.Object({

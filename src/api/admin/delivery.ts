@@ -1,3 +1,10 @@
+/**
+ * Delivery for responders (the provider-outage procedure's switch to
+ * the backup, graceful degradation, primary re-enabled, failed notifications resent): routes per
+ * channel with their circuits, the switch to the backup and back, the channel on/off switch
+ * (`enabled` is auth.sms_otp.enabled / auth.magic_link.enabled), and the failures
+ * of a window with their resend (each at most once). The runbooks call the same functions.
+ */
 import { Type, type FastifyPluginAsyncTypebox, type Static } from '@fastify/type-provider-typebox';
 import type { FastifyRequest, FastifySchemaValidationError } from 'fastify';
 import { NoBackupError, routeStatus, switchRoute, updateRoute, type ActorContext } from '../../delivery/admin';
@@ -12,13 +19,6 @@ import type { Channel, ProviderName } from '../../providers/types';
 import { CHANNELS, PROVIDERS } from '../../shared/delivery';
 import { ApiError, ErrorBody } from '../errors';
 
-/**
- * Delivery for responders (the provider-outage procedure's switch to
- * the backup, graceful degradation, primary re-enabled, failed notifications resent): routes per
- * channel with their circuits, the switch to the backup and back, the channel on/off switch
- * (`enabled` is auth.sms_otp.enabled / auth.magic_link.enabled), and the failures
- * of a window with their resend (each at most once). The runbooks call the same functions.
- */
 const ChannelParam = Type.Object({ channel: Type.Union(CHANNELS.map((c) => Type.Literal(c))) });
 const Provider = Type.Union(PROVIDERS.map((p) => Type.Literal(p)));
 const Text = (max: number) => Type.Optional(Type.String({ minLength: 1, maxLength: max }));

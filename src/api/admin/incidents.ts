@@ -1,3 +1,9 @@
+/**
+ * Incidents on the admin API (bearer token): open, list (Temporal visibility on the
+ * IncidentType / Severity / IncidentStatus search attributes), read, steer, and the
+ * post-incident documents (the report, the customer notification). Every change goes through
+ * an update of the incident's workflow; its validators decide what makes sense.
+ */
 import { Type, type FastifyPluginAsyncTypebox, type Static, type TSchema } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { listIncidents, type UpdateOutcome } from '../../incidents/client';
@@ -27,12 +33,6 @@ import {
 import { ApiError, ErrorBody } from '../errors';
 import { deps, readState, sendUpdate, startIncident } from '../integrations/incidentOps';
 
-/**
- * Incidents on the admin API (bearer token): open, list (Temporal visibility on the
- * IncidentType / Severity / IncidentStatus search attributes), read, steer, and the
- * post-incident documents (the report, the customer notification). Every change goes through
- * an update of the incident's workflow; its validators decide what makes sense.
- */
 const lit = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
 const By = Type.String({ minLength: 1, maxLength: 200 });
 const Text = Type.String({ minLength: 1, maxLength: LIMITS.text });

@@ -1,3 +1,8 @@
+/**
+ * The admin server (port 9090): probes, then everything under /admin/api/v1 behind the
+ * admin bearer token. Integrations with their own authentication (Slack signatures,
+ * Alertmanager token, provider callbacks, codec) register beside the admin scope.
+ */
 import type { FastifyPluginAsync } from 'fastify';
 import integrations from '../integrations';
 import { requireBearer } from '../plugins/bearerAuth';
@@ -12,11 +17,6 @@ import ratelimits from './ratelimits';
 import runbooks from './runbooks';
 import users from './users';
 
-/**
- * The admin server (port 9090): probes, then everything under /admin/api/v1 behind the
- * admin bearer token. Integrations with their own authentication (Slack signatures,
- * Alertmanager token, provider callbacks, codec) register beside the admin scope.
- */
 const adminRoutes: FastifyPluginAsync = async (app) => {
   await app.register(health);
   await app.register(integrations);

@@ -1,12 +1,12 @@
-import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { listKeys, rotateKeys } from '../../auth/admin';
-import { ErrorBody } from '../errors';
-
 /**
  * Data-key rotation (the emergency key rotation). The same `rotateKeys` function backs
  * the compromised-token runbook's activity. Key material never leaves the process: these
  * routes show ids, statuses and dates only.
  */
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { listKeys, rotateKeys } from '../../auth/admin';
+import { ErrorBody } from '../errors';
+
 const RotateBody = Type.Object({
   reason: Type.String({ minLength: 1, maxLength: 500 }),
   revoke_outstanding: Type.Optional(Type.Boolean()),

@@ -1,3 +1,8 @@
+/**
+ * Runtime settings of the auth flows, changed without a restart: rate limits (the
+ * `rate_limiting` setting) and challenge lifetimes/budgets. Every process sees a change within
+ * 5 s; this one at once. Partial bodies change only what they name.
+ */
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Value } from '@sinclair/typebox/value';
 import { AuditEventType, recordAudit } from '../../auth/audit';
@@ -11,11 +16,6 @@ import {
 } from '../../auth/settings';
 import { ApiError, ErrorBody } from '../errors';
 
-/**
- * Runtime settings of the auth flows, changed without a restart: rate limits (the
- * `rate_limiting` setting) and challenge lifetimes/budgets. Every process sees a change within
- * 5 s; this one at once. Partial bodies change only what they name.
- */
 const RuleUpdate = Type.Object(
   {
     window_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400 })),

@@ -1,12 +1,12 @@
-import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { clearRateLimits, forcePasswordReset, revokeUserChallenges, type AdminDeps } from '../../auth/admin';
-import { ErrorBody } from '../errors';
-
 /**
  * Per-user containment and recovery steps: revoke active challenges (through their
  * workflows), force a password reset, clear rate-limit state. The runbooks call the same
  * functions through activities.
  */
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { clearRateLimits, forcePasswordReset, revokeUserChallenges, type AdminDeps } from '../../auth/admin';
+import { ErrorBody } from '../errors';
+
 const UserIds = Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { minItems: 1, maxItems: 1000 });
 const IncidentId = Type.Optional(Type.String({ minLength: 1, maxLength: 64 }));
 

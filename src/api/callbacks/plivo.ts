@@ -1,3 +1,7 @@
+/**
+ * Plivo's message status callback (the `url` of the send), signed with X-Plivo-Signature-V3.
+ * delivered; undelivered (transient); failed and rejected (permanent).
+ */
 import type { FastifyPluginAsync } from 'fastify';
 import { verifyPlivo } from '../../delivery/callbackAuth';
 import { applyReport } from '../../delivery/reports';
@@ -5,10 +9,6 @@ import { CALLBACK_KEY_PARAM } from '../../providers/idempotency';
 import { ApiError } from '../errors';
 import { CALLBACK_BASE, forged, formParams, signedUrl } from './common';
 
-/**
- * Plivo's message status callback (the `url` of the send), signed with X-Plivo-Signature-V3.
- * delivered; undelivered (transient); failed and rejected (permanent).
- */
 const FAILED: Record<string, 'transient' | 'permanent'> = {
   undelivered: 'transient',
   failed: 'permanent',

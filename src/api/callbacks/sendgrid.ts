@@ -1,10 +1,3 @@
-import type { KeyObject } from 'node:crypto';
-import type { FastifyPluginAsync } from 'fastify';
-import { parsePublicKey, verifySendgrid } from '../../delivery/callbackAuth';
-import { applyReport, type DeliveryReport } from '../../delivery/reports';
-import { ApiError } from '../errors';
-import { CALLBACK_BASE, forged, notConfigured } from './common';
-
 /**
  * SendGrid's signed Event Webhook (https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/getting-started-event-webhook-security-features):
  * a JSON array of events, ECDSA-signed over the timestamp header and the raw body with the key
@@ -12,6 +5,13 @@ import { CALLBACK_BASE, forged, notConfigured } from './common';
  * otherwise permanent) and dropped (permanent); every other event is acknowledged and ignored.
  * Messages are matched by custom_args.idempotency_key, else by sg_message_id.
  */
+import type { KeyObject } from 'node:crypto';
+import type { FastifyPluginAsync } from 'fastify';
+import { parsePublicKey, verifySendgrid } from '../../delivery/callbackAuth';
+import { applyReport, type DeliveryReport } from '../../delivery/reports';
+import { ApiError } from '../errors';
+import { CALLBACK_BASE, forged, notConfigured } from './common';
+
 interface SendgridEvent {
   event?: unknown;
   type?: unknown;

@@ -1,12 +1,3 @@
-import type { KeyObject } from 'node:crypto';
-import type { FastifyPluginAsync } from 'fastify';
-import { parsePublicKey, verifySns } from '../../delivery/callbackAuth';
-import { applyReport, type DeliveryReport } from '../../delivery/reports';
-import { decodeTagValue, SES_TAG_NAME } from '../../providers/idempotency';
-import { tokensMatch } from '../plugins/bearerAuth';
-import { ApiError } from '../errors';
-import { CALLBACK_BASE, forged, notConfigured } from './common';
-
 /**
  * SES events published to an SNS topic with an HTTPS subscription to
  * `<callback base>/callbacks/v1/ses/<SES_SNS_TOKEN>`. The secret path token is always
@@ -16,6 +7,15 @@ import { CALLBACK_BASE, forged, notConfigured } from './common';
  * A SubscriptionConfirmation is confirmed when its signature verified and its SubscribeURL is
  * an https amazonaws.com URL; otherwise it is logged for a responder to confirm by hand.
  */
+import type { KeyObject } from 'node:crypto';
+import type { FastifyPluginAsync } from 'fastify';
+import { parsePublicKey, verifySns } from '../../delivery/callbackAuth';
+import { applyReport, type DeliveryReport } from '../../delivery/reports';
+import { decodeTagValue, SES_TAG_NAME } from '../../providers/idempotency';
+import { tokensMatch } from '../plugins/bearerAuth';
+import { ApiError } from '../errors';
+import { CALLBACK_BASE, forged, notConfigured } from './common';
+
 interface SesEvent {
   eventType?: unknown;
   notificationType?: unknown;

@@ -1,3 +1,8 @@
+/**
+ * Twilio's StatusCallback (https://www.twilio.com/docs/messaging/guides/track-outbound-message-status).
+ * Terminal statuses only: delivered; undelivered (the carrier gave up: transient, a resend may
+ * work) and failed (Twilio refused it: permanent). queued/sent/sending... are acknowledged.
+ */
 import type { FastifyPluginAsync } from 'fastify';
 import { verifyTwilio } from '../../delivery/callbackAuth';
 import { applyReport, type DeliveryReport } from '../../delivery/reports';
@@ -5,11 +10,6 @@ import { CALLBACK_KEY_PARAM } from '../../providers/idempotency';
 import { ApiError } from '../errors';
 import { CALLBACK_BASE, forged, formParams, signedUrl } from './common';
 
-/**
- * Twilio's StatusCallback (https://www.twilio.com/docs/messaging/guides/track-outbound-message-status).
- * Terminal statuses only: delivered; undelivered (the carrier gave up: transient, a resend may
- * work) and failed (Twilio refused it: permanent). queued/sent/sending... are acknowledged.
- */
 const FAILED: Record<string, 'transient' | 'permanent'> = { undelivered: 'transient', failed: 'permanent' };
 
 const twilioCallbacks: FastifyPluginAsync = async (app) => {

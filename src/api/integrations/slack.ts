@@ -1,3 +1,10 @@
+/**
+ * Slack's slash command and buttons: `POST /slack/commands` (`/incident <p0..p3> <type>
+ * <title>`) and `POST /slack/interactions` (Acknowledge / Escalate / Resolve on the alert).
+ * Slack wants an answer within 3 seconds: the command answers with the new incident's id
+ * when the start takes under 2 s and otherwise says it is on its way; buttons answer at once
+ * and report their outcome to the clicking user with chat.postEphemeral.
+ */
 import type { FastifyPluginAsync } from 'fastify';
 import { SLACK_ACTIONS } from '../../incidents/templates';
 import { slackError } from '../../providers';
@@ -15,13 +22,6 @@ import { ApiError } from '../errors';
 import { sendUpdate, startIncident } from './incidentOps';
 import { slackVerifier } from './slackAuth';
 
-/**
- * Slack's slash command and buttons: `POST /slack/commands` (`/incident <p0..p3> <type>
- * <title>`) and `POST /slack/interactions` (Acknowledge / Escalate / Resolve on the alert).
- * Slack wants an answer within 3 seconds: the command answers with the new incident's id
- * when the start takes under 2 s and otherwise says it is on its way; buttons answer at once
- * and report their outcome to the clicking user with chat.postEphemeral.
- */
 const USAGE =
   'Usage: `/incident <p0|p1|p2|p3> <type> <title>`, type one of ' + INCIDENT_TYPES.map((t) => `\`${t}\``).join(', ');
 const QUICK_MS = 2000;

@@ -1,3 +1,8 @@
+/**
+ * What every public auth route does before touching a challenge: find the client address,
+ * refuse blocklisted clients (403, before anything else), and hold the client to the rate
+ * limits (429 with Retry-After). Each refusal is an audit event and a metric.
+ */
 import { isIP } from 'node:net';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AuditEventType, insertAudit, logAudit, recordAudit } from '../../auth/audit';
@@ -14,11 +19,6 @@ import type { AuthMethod } from '../../shared/auth';
 import { timeStage } from '../../telemetry/stages';
 import { ApiError } from '../errors';
 
-/**
- * What every public auth route does before touching a challenge: find the client address,
- * refuse blocklisted clients (403, before anything else), and hold the client to the rate
- * limits (429 with Retry-After). Each refusal is an audit event and a metric.
- */
 export interface ClientContext {
   ip: string;
   ipMasked: string;

@@ -1,7 +1,7 @@
+/** Request and response schemas shared by the public auth routes: the public API's contract. */
 import { Type } from '@sinclair/typebox';
 import { ErrorBody } from '../errors';
 
-/** Request and response schemas shared by the public auth routes: the public API's contract. */
 export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
 
 export const UserId = Type.String({ minLength: 1, maxLength: 128, pattern: '^[^\\u0000-\\u001f\\u007f]+$' });

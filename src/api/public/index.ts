@@ -1,13 +1,13 @@
+/**
+ * The public API (browser-facing, port 8080). Each feature registers its routes here, one
+ * plugin per file, under /browser/api/v1.
+ */
 import type { FastifyPluginAsync } from 'fastify';
 import authMagicLink from './authMagicLink';
 import authOtp from './authOtp';
 import challengeState from './challengeState';
 import callbacks from '../callbacks';
 
-/**
- * The public API (browser-facing, port 8080). Each feature registers its routes here, one
- * plugin per file, under /browser/api/v1.
- */
 const publicRoutes: FastifyPluginAsync = async (app) => {
   // feature route plugins are registered here
   await app.register(authOtp);

@@ -1,13 +1,12 @@
-import { proxyActivities, type ActivityOptions } from '@temporalio/workflow';
-import type { Activities } from '../../activities';
-import { opsActivities } from '../opsActivities';
-
 /**
  * The incident workflow's activities, each with options chosen for what a failure costs.
  * Pages must go out even while Slack, the email provider or the database struggle (any of
  * them may be the incident): bounded retries, then the failure lands on the timeline and the
  * incident moves on; nothing blocks the escalation clock for long.
  */
+import { proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import type { Activities } from '../../activities';
+import { opsActivities } from '../opsActivities';
 
 // About a minute of retries; a permanent refusal (channel_not_found, bad address) is final.
 const notifyOptions: ActivityOptions = {

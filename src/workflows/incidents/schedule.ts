@@ -1,12 +1,11 @@
-import { ackDeadline, plannedEscalations, type EscalationTrigger, type PlannedTask } from '../../shared/escalation';
-import { formatDuration, SEVERITY_TABLE } from '../../shared/severity';
-import type { IncidentState, IncidentTask, NotifiedRole } from '../../shared/incidents';
-
 /**
  * The incident's clock: which escalations, SLA breaches and task reminders are due, and when
  * the next one is. The workflow sleeps until `nextWakeAt` (one durable timer at a time) and
  * then asks `due` what to do; both are pure functions of the state and the time.
  */
+import { ackDeadline, plannedEscalations, type EscalationTrigger, type PlannedTask } from '../../shared/escalation';
+import { formatDuration, SEVERITY_TABLE } from '../../shared/severity';
+import type { IncidentState, IncidentTask, NotifiedRole } from '../../shared/incidents';
 
 const ms = (iso: string) => new Date(iso).getTime();
 

@@ -134,7 +134,7 @@ export class IncidentValidators {
     if (this.m.state.preventiveActions.length === 0) {
       throw fail(
         'PreventiveActionRequired',
-        'record at least one preventive action before closing (seed: after EVERY incident, implement at least one preventive measure)',
+        'record at least one preventive action before closing (every incident ends with at least one preventive measure)',
       );
     }
     if (i.force) {

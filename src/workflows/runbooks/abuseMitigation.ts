@@ -1,10 +1,3 @@
-import { condition, setHandler, type ActivityOptions } from '@temporalio/workflow';
-import type { Activities } from '../../activities';
-import { abuseParams, quietClock, type AbuseParams } from '../../shared/runbookAbuse';
-import type { RunbookParams } from '../../shared/runbookRegistry';
-import { markFalsePositivesUpdate, type RunbookResult, type RunbookStartInput } from '../../shared/runbooks';
-import { fail, runRunbook, type Runbook, type StepDef } from './framework';
-
 /**
  * Abuse (docs/incident-response.md): find the top IPs and users by rate-limit violations, block
  * the worst IPs for a while, tighten the limits (per user 3, per IP 10 per 5 min) and require
@@ -14,6 +7,13 @@ import { fail, runRunbook, type Runbook, type StepDef } from './framework';
  * markFalsePositives update) get their rate-limit state cleared at once. The IP blocks stay
  * until they expire.
  */
+import { condition, setHandler, type ActivityOptions } from '@temporalio/workflow';
+import type { Activities } from '../../activities';
+import { abuseParams, quietClock, type AbuseParams } from '../../shared/runbookAbuse';
+import type { RunbookParams } from '../../shared/runbookRegistry';
+import { markFalsePositivesUpdate, type RunbookResult, type RunbookStartInput } from '../../shared/runbooks';
+import { fail, runRunbook, type Runbook, type StepDef } from './framework';
+
 const STEPS: StepDef[] = [
   { name: 'top_violators', title: 'Identify abusive patterns' },
   {

@@ -1,15 +1,15 @@
-import type { ActivityOptions } from '@temporalio/workflow';
-import type { RunbookParams } from '../../shared/runbookRegistry';
-import type { RunbookResult, RunbookStartInput } from '../../shared/runbooks';
-import { runRunbook, type StepDef } from './framework';
-import { chunks, windowOf } from './util';
-
 /**
  * Compromised token (docs/incident-response.md): isolate the users (revoke their live
  * challenges through the challenge workflows, force a password reset), block the IPs, rotate
  * the data keys, then investigate (forensic export, anomaly queries, leak scan) and notify
  * the users. The incident renders the post-incident report from the timeline this writes.
  */
+import type { ActivityOptions } from '@temporalio/workflow';
+import type { RunbookParams } from '../../shared/runbookRegistry';
+import type { RunbookResult, RunbookStartInput } from '../../shared/runbooks';
+import { runRunbook, type StepDef } from './framework';
+import { chunks, windowOf } from './util';
+
 const STEPS: StepDef[] = [
   {
     name: 'revoke_challenges',

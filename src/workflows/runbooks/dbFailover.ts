@@ -1,3 +1,16 @@
+/**
+ * Database connectivity (docs/incident-response.md): check health (every candidate server: connect and
+ * SELECT 1, connections; this worker's readyz), raise the pool 25 -> 50 (idle 5 -> 10) in every
+ * process, degrade to read-only while no server takes writes, look for slow queries and lock
+ * contention, promote the replica (`pg_promote()`), move every API and worker process to it
+ * (the control plane pins it), validate consistency and clean up, lift read-only, put the pool
+ * back. Pool, read-only and primary are changed through the database control plane
+ * (src/db/failoverControl.ts), so every process follows, not just the worker running this.
+ *
+ * Promotion and cleanup are destructive: at P1-P3 they wait for a responder's approval, at P0
+ * they are approved automatically. Cancelling puts the pool and the read-only flag back as they
+ * were before the run; a promotion is never undone.
+ */
 import { isCancellation, type ActivityOptions } from '@temporalio/workflow';
 import {
   DB_FAILOVER_DEFAULTS,
@@ -17,19 +30,6 @@ import {
   type Before,
 } from './dbFailoverText';
 
-/**
- * Database connectivity (docs/incident-response.md): check health (every candidate server: connect and
- * SELECT 1, connections; this worker's readyz), raise the pool 25 -> 50 (idle 5 -> 10) in every
- * process, degrade to read-only while no server takes writes, look for slow queries and lock
- * contention, promote the replica (`pg_promote()`), move every API and worker process to it
- * (the control plane pins it), validate consistency and clean up, lift read-only, put the pool
- * back. Pool, read-only and primary are changed through the database control plane
- * (src/db/failoverControl.ts), so every process follows, not just the worker running this.
- *
- * Promotion and cleanup are destructive: at P1-P3 they wait for a responder's approval, at P0
- * they are approved automatically. Cancelling puts the pool and the read-only flag back as they
- * were before the run; a promotion is never undone.
- */
 const STEPS: StepDef[] = [
   { name: 'health', title: 'Check database health' },
   {

@@ -1,8 +1,7 @@
+/** The db-failover runbook's timeline sentences, from its activities' results (pure functions). */
 import type { ConsistencyReport, FailoverHealth, Investigation } from '../../activities/dbOps';
 import type { CleanupResult } from '../../db/failoverCleanup';
 import type { PoolSize } from '../../shared/database';
-
-/** The db-failover runbook's timeline sentences, from its activities' results (pure functions). */
 
 /** The control-plane state before the run: what compensation and the last steps put back. */
 export interface Before {

@@ -1,3 +1,14 @@
+/**
+ * SMS or email provider outage (docs/incident-response.md): scope the failures per provider, read the
+ * provider's status page, route the channel to its backup (or, with both providers down,
+ * turn the channel off: SMS OTP answers 503 channel_disabled while magic links keep working,
+ * and the other way round), poll the status page on a durable timer (every 30 s) until it says
+ * "none" for N checks in a row, put back what this run changed, resend the failures of the
+ * outage window whose challenges are still open (each once, through the challenge workflows),
+ * and validate with a synthetic OTP and magic-link flow for test-user. Users whose deliveries
+ * failed and who were then refused by the per-user rate limit (retrying) get the limit raised
+ * for the run and their rate-limit state cleared; the limits go back before the validation.
+ */
 import {
   DEFAULT_WINDOW_MS,
   isDown,
@@ -13,17 +24,6 @@ import { opsActivities } from '../opsActivities';
 import { runRunbook, type StepDef } from './framework';
 import { OutageRun, quick, type Scope } from './providerOutageSteps';
 
-/**
- * SMS or email provider outage (docs/incident-response.md): scope the failures per provider, read the
- * provider's status page, route the channel to its backup (or, with both providers down,
- * turn the channel off: SMS OTP answers 503 channel_disabled while magic links keep working,
- * and the other way round), poll the status page on a durable timer (every 30 s) until it says
- * "none" for N checks in a row, put back what this run changed, resend the failures of the
- * outage window whose challenges are still open (each once, through the challenge workflows),
- * and validate with a synthetic OTP and magic-link flow for test-user. Users whose deliveries
- * failed and who were then refused by the per-user rate limit (retrying) get the limit raised
- * for the run and their rate-limit state cleared; the limits go back before the validation.
- */
 const STEPS: StepDef[] = [
   { name: 'scope', title: 'Verify outage scope' },
   // a step entry, not a root cause: the status page is evidence, and the responder's root cause must not be overwritten

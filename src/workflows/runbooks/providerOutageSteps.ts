@@ -1,3 +1,8 @@
+/**
+ * The provider-outage runbook's steps after the scope (providerOutage.ts is the script). The
+ * run remembers what it changed (switched, disabled): restore and cancellation put back only
+ * that, through restoreOutageChange, which also leaves alone what someone changed since.
+ */
 import { ApplicationFailure, sleep, type ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import type { RateLimitSettings } from '../../auth/settings';
@@ -7,11 +12,6 @@ import { channelOfProvider } from '../../shared/delivery';
 import type { Runbook, StepContext } from './framework';
 import { chunks } from './util';
 
-/**
- * The provider-outage runbook's steps after the scope (providerOutage.ts is the script). The
- * run remembers what it changed (switched, disabled): restore and cancellation put back only
- * that, through restoreOutageChange, which also leaves alone what someone changed since.
- */
 export const quick: ActivityOptions = {
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '20 seconds', maximumAttempts: 10 },
