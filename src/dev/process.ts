@@ -59,6 +59,20 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   return address.port;
 }
 
+/** Why `port` cannot be listened on at `host` (EADDRINUSE, EACCES, ...), or undefined when it can. */
+export async function portProblem(host: string, port: number): Promise<string | undefined> {
+  const server = net.createServer();
+  try {
+    server.listen(port, host);
+    await once(server, 'listening');
+    return undefined;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+  } finally {
+    server.close();
+  }
+}
+
 export async function waitFor<T>(
   what: string,
   probe: () => Promise<T>,
