@@ -174,7 +174,7 @@ function checkCluster(dir: string, dataDir: string, major: string, user: OsUser 
   if (runAs !== undefined && owner !== runAs) {
     throw new StartupError(
       `${dir} belongs to uid ${owner}, but Postgres runs as uid ${runAs} here (made by another user?)`,
-      `remove ${dir} to start with an empty database, or chown -R ${runAs} ${dataDir}`,
+      `remove ${dir} to start with an empty database, or chown -R ${runAs} '${dataDir}'`,
     );
   }
 }
@@ -229,7 +229,7 @@ function postgresFailure(dir: string, output: string[]): StartupError {
   if (/postmaster\.pid/.test(fatal)) {
     return new StartupError(
       `another Postgres already runs on ${dir}`,
-      'stop the other npm start of this checkout (or set WARDEN_DATA_DIR to another folder)',
+      `stop the other npm start of this checkout; if none runs, remove ${path.join(dir, 'postmaster.pid')}`,
     );
   }
   if (isDiskFull({ message: fatal })) {
