@@ -36,8 +36,9 @@ async function main(): Promise<void> {
         log?.warn({ component: name, err: (err as Error).message }, 'stop failed');
       }
     }
-    log?.flush();
-    // last, so that it is what the terminal ends with
+    const flushed = log;
+    if (flushed) await new Promise<void>((resolve) => flushed.flush(() => resolve()));
+    // last, after the log lines, so that it is what the terminal ends with
     if (failure) process.stderr.write(failure.report('Warden could not start'));
     process.exit(code);
   };
