@@ -15,7 +15,7 @@ import {
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort, spawnManaged, waitFor, type ManagedProcess } from '../../src/dev/process';
 
 /**
@@ -64,23 +64,34 @@ function startStack(cwd: string, env: NodeJS.ProcessEnv): { stack: ManagedProces
   return { stack, output };
 }
 
-/** Runs a stack that must fail: its exit code and its last two lines of output. */
+/** Runs a stack that must fail: its exit code, all its output and the last two lines of its stderr. */
 async function failedStart(env: NodeJS.ProcessEnv): Promise<{ code: number | null; last: string[]; output: string }> {
   const { stack, output } = startStack(repo, env);
+  let stderr = '';
+  stack.child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
   const timer = setTimeout(() => void stack.stop(), 90_000);
   if (stack.child.exitCode === null) await once(stack.child, 'exit');
   clearTimeout(timer);
-  return { code: stack.child.exitCode, last: output.slice(-2), output: output.join('\n') };
+  const last = stderr
+    .split('\n')
+    .filter((line) => line.trim())
+    .slice(-2);
+  return { code: stack.child.exitCode, last, output: output.join('\n') };
 }
 
 describe('npm start in a clone inside a folder only its owner may enter', () => {
-  const outer = mkdtempSync(path.join(os.tmpdir(), 'warden-700-'));
-  chmodSync(outer, 0o700);
-  // a space on the way, as in many home folders
-  const clone = path.join(outer, 'my clone');
-  const copiesBefore = new Set(existsSync(RELOCATED) ? readdirSync(RELOCATED) : undefined);
+  let outer: string;
+  let clone: string;
+  let copiesBefore: Set<string>;
   let stack: ManagedProcess | undefined;
   let cluster: string | undefined;
+  beforeAll(() => {
+    copiesBefore = new Set(existsSync(RELOCATED) ? readdirSync(RELOCATED) : undefined);
+    outer = mkdtempSync(path.join(os.tmpdir(), 'warden-700-'));
+    chmodSync(outer, 0o700);
+    // a space on the way, as in many home folders
+    clone = path.join(outer, 'my clone');
+  });
   afterAll(async () => {
     await stack?.stop(30_000);
     if (cluster && cluster.startsWith(RELOCATED)) rmSync(cluster, { recursive: true, force: true });
@@ -134,8 +145,12 @@ describe('npm start in a clone inside a folder only its owner may enter', () => 
 });
 
 describe('a start-up failure ends in its cause and its fix', () => {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'warden-startup-'));
-  chmodSync(dataDir, 0o755);
+  let dataDir: string;
+  beforeAll(() => {
+    dataDir = mkdtempSync(path.join(os.tmpdir(), 'warden-startup-'));
+    // as root, Postgres runs as the postgres user, which must enter it
+    chmodSync(dataDir, 0o755);
+  });
   afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
   const expectShortFailure = (result: Awaited<ReturnType<typeof failedStart>>) => {
