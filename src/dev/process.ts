@@ -5,7 +5,7 @@ import net from 'node:net';
 export interface ManagedProcess {
   readonly pid: number;
   readonly child: ChildProcess;
-  /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process has exited. */
+  /** The stop signal, then SIGKILL after `graceMs`; resolves once the process has exited. */
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -13,9 +13,13 @@ export interface ManagedProcess {
 export function spawnManaged(
   command: string,
   args: string[],
-  options: SpawnOptions & { onOutput?: (line: string) => void } = {},
+  options: SpawnOptions & {
+    onOutput?: (line: string) => void;
+    /** asks it to stop (default SIGTERM); a child that has one is also sent it, not SIGKILL, when we exit first */
+    stopSignal?: NodeJS.Signals;
+  } = {},
 ): ManagedProcess {
-  const { onOutput, ...spawnOptions } = options;
+  const { onOutput, stopSignal, ...spawnOptions } = options;
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...spawnOptions });
   if (child.pid === undefined) throw new Error(`could not start ${command}`);
   const forward = (chunk: Buffer) => {
@@ -27,7 +31,7 @@ export function spawnManaged(
   const exited = child.exitCode !== null ? Promise.resolve() : once(child, 'exit').then(() => undefined);
   // if we die without stopping it (a crash), the child must not outlive us
   const killOnExit = () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (child.exitCode === null && child.signalCode === null) child.kill(stopSignal ?? 'SIGKILL');
   };
   process.on('exit', killOnExit);
   void exited.then(() => process.off('exit', killOnExit));
@@ -36,7 +40,7 @@ export function spawnManaged(
     child,
     async stop(graceMs = 10_000) {
       if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
+      child.kill(stopSignal ?? 'SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
       await exited;
       clearTimeout(timer);
@@ -53,6 +57,20 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   server.close();
   if (typeof address !== 'object' || address === null) throw new Error('no port');
   return address.port;
+}
+
+/** Why `port` cannot be listened on at `host` (EADDRINUSE, EACCES, ...), or undefined when it can. */
+export async function portProblem(host: string, port: number): Promise<string | undefined> {
+  const server = net.createServer();
+  try {
+    server.listen(port, host);
+    await once(server, 'listening');
+    return undefined;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+  } finally {
+    server.close();
+  }
 }
 
 export async function waitFor<T>(

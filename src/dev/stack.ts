@@ -1,3 +1,8 @@
+/**
+ * `npm start`: the whole embedded stack in one command. Temporal dev server (SQLite file
+ * under the data folder, Web UI), Postgres (DATABASE_URL or embedded), the provider sandbox,
+ * the worker and the API. Ctrl-C or SIGTERM stops all of it, in reverse order.
+ */
 import path from 'node:path';
 import { startApiServers, type ApiServers } from '../api/server';
 import { describeConfig, loadConfig } from '../config';
@@ -6,58 +11,75 @@ import { migrate } from '../db/migrate';
 import { seedUsers } from '../db/seed';
 import { createRuntime, type Runtime } from '../runtime';
 import { startSandbox } from '../sandbox/server';
-import { createLogger } from '../telemetry/logger';
+import { createLogger, type Logger } from '../telemetry/logger';
 import { startDevServer, type DevServer } from '../temporal/devServer';
 import { installTemporalLogging } from '../temporal/logging';
 import { ensureTool } from '../temporal/tools';
 import { startWorker, type WorkerHandle } from '../worker/worker';
+import { portProblem } from './process';
 import { devSecretsEnv } from './secrets';
+import { StartupError, asStartupError } from './startupError';
 
-/**
- * `npm start`: the whole embedded stack in one command. Temporal dev server (SQLite file
- * under the data folder, Web UI), Postgres (DATABASE_URL or embedded), the provider sandbox,
- * the worker and the API. Ctrl-C or SIGTERM stops all of it, in reverse order.
- */
 async function main(): Promise<void> {
-  const dataDir = path.resolve(process.env.WARDEN_DATA_DIR ?? '.data');
-  Object.assign(process.env, devSecretsEnv(dataDir, process.env));
-  // The dev UI has no login, so it has no token to send to the codec: on a loopback-only stack
-  // the codec runs without one (anyone here can read .data/secrets anyway). loadConfig refuses
-  // this on any other bind address.
-  if (
-    !process.env.WARDEN_CODEC_AUTH &&
-    !process.env.WARDEN_CODEC_TOKEN &&
-    /^(127\.|localhost$|::1$)/.test(process.env.WARDEN_HOST ?? '127.0.0.1')
-  ) {
-    process.env.WARDEN_CODEC_AUTH = 'none';
-  }
-  const config = loadConfig();
-  const logger = createLogger({ level: config.logLevel, name: 'warden' });
-  installTemporalLogging(logger);
-  const say = (line: string) => logger.info(line);
-
+  // set once the configuration has been read
+  let log: Logger | undefined;
   const stops: Array<{ name: string; stop: () => Promise<void> }> = [];
   let stopping = false;
-  const shutdown = async (reason: string, code: number) => {
+  const shutdown = async (reason: string, code: number, failure?: StartupError) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ reason }, 'stopping the stack');
+    log?.info({ reason }, 'stopping the stack');
     for (const { name, stop } of stops.reverse()) {
       try {
         await stop();
       } catch (err) {
-        logger.warn({ component: name, err: (err as Error).message }, 'stop failed');
+        log?.warn({ component: name, err: (err as Error).message }, 'stop failed');
       }
     }
-    logger.flush();
+    const flushed = log;
+    if (flushed) await new Promise<void>((resolve) => flushed.flush(() => resolve()));
+    // last, after the log lines, so that it is what the terminal ends with
+    if (failure) process.stderr.write(failure.report('Warden could not start'));
     process.exit(code);
   };
   process.on('SIGINT', () => void shutdown('SIGINT', 0));
   process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
 
   try {
-    const cli = await ensureTool('cli', config.toolsDir, say);
+    const dataDir = path.resolve(process.env.WARDEN_DATA_DIR ?? '.data');
+    Object.assign(process.env, devSecretsEnv(dataDir, process.env));
+    // The dev UI has no login, so it has no token to send to the codec: on a loopback-only stack
+    // the codec runs without one (anyone here can read .data/secrets anyway). loadConfig refuses
+    // this on any other bind address.
+    if (
+      !process.env.WARDEN_CODEC_AUTH &&
+      !process.env.WARDEN_CODEC_TOKEN &&
+      /^(127\.|localhost$|::1$)/.test(process.env.WARDEN_HOST ?? '127.0.0.1')
+    ) {
+      process.env.WARDEN_CODEC_AUTH = 'none';
+    }
+    const config = loadConfig();
+    const logger = createLogger({ level: config.logLevel, name: 'warden' });
+    log = logger;
+    installTemporalLogging(logger);
+    const say = (line: string) => logger.info(line);
     const [host, port] = splitAddress(config.temporal.address);
+    const anySandbox = Object.values(config.providers).some(
+      (p) => typeof p === 'object' && p !== null && 'sandbox' in p && p.sandbox,
+    );
+    await checkPorts([
+      { variable: 'WARDEN_PUBLIC_PORT', host: config.host, port: config.ports.public },
+      { variable: 'WARDEN_ADMIN_PORT', host: config.host, port: config.ports.admin },
+      { variable: 'WARDEN_METRICS_PORT', host: config.host, port: config.ports.metrics },
+      ...(anySandbox ? [{ variable: 'WARDEN_SANDBOX_PORT', host: config.host, port: config.ports.sandbox }] : []),
+      ...(config.database.url
+        ? []
+        : [{ variable: 'WARDEN_EMBEDDED_PG_PORT', host: '127.0.0.1', port: config.database.embeddedPort }]),
+      { variable: 'TEMPORAL_ADDRESS', host, port },
+      { variable: 'TEMPORAL_UI_PORT', host, port: config.temporal.uiPort },
+    ]);
+
+    const cli = await ensureTool('cli', config.toolsDir, say);
     const temporal: DevServer = await startDevServer({
       cli,
       host,
@@ -84,9 +106,6 @@ async function main(): Promise<void> {
     const applied = await migrate(databaseUrl, (line) => logger.warn(line));
     if (applied.length) logger.info({ migrations: applied }, 'migrations applied');
 
-    const anySandbox = Object.values(config.providers).some(
-      (p) => typeof p === 'object' && p !== null && 'sandbox' in p && p.sandbox,
-    );
     let sandboxUrl: string | undefined;
     if (anySandbox) {
       const sandbox = await startSandbox({
@@ -129,8 +148,27 @@ async function main(): Promise<void> {
     ];
     process.stdout.write(lines.join('\n') + '\n');
   } catch (err) {
-    logger.error({ err: (err as Error).message }, 'the stack failed to start');
-    await shutdown('start failure', 1);
+    // the stack trace, for whoever asks for it; the terminal gets cause and fix
+    log?.debug({ err }, 'the stack failed to start');
+    await shutdown('start failure', 1, asStartupError(err));
+  }
+}
+
+/** Refuses to start anything while a port the stack needs is taken, naming the variable that moves it. */
+async function checkPorts(ports: Array<{ variable: string; host: string; port: number }>): Promise<void> {
+  for (const { variable, host, port } of ports) {
+    // 0: the OS picks a free one
+    if (port === 0) continue;
+    const problem = await portProblem(host, port);
+    if (!problem) continue;
+    throw new StartupError(
+      problem === 'EADDRINUSE'
+        ? `port ${port} on ${host} (${variable}) is already in use`
+        : `cannot listen on ${host}:${port} (${variable}): ${problem}`,
+      problem === 'EADDRINUSE'
+        ? `stop what listens there (another npm start?), or set ${variable} to a free port`
+        : `set ${variable} to another port (or WARDEN_HOST to an address of this machine)`,
+    );
   }
 }
 

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { searchAttributeFlags } from '../shared/searchAttributes';
 import { spawnManaged, waitFor, type ManagedProcess } from '../dev/process';
+import { StartupError, firstLine, isDiskFull } from '../dev/startupError';
 
 export interface DevServerOptions {
   cli: string;
@@ -35,6 +36,18 @@ export function goRuntimeEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return { ...env, GOGC: env.GOGC ?? '400', GOMEMLIMIT: env.GOMEMLIMIT ?? '1GiB' };
 }
 
+/** Why the server stopped while starting, from its last lines of output, with the fix. */
+function exitedDuringStart(options: DevServerOptions, output: string[], status: number | string | null): Error {
+  const cause = [...output].reverse().find((line) => /error|fatal|panic/i.test(line)) ?? output.at(-1);
+  if (isDiskFull({ message: cause })) return new StartupError('no space left on device', 'free some disk space');
+  return new StartupError(
+    `the Temporal dev server stopped while starting (${status}): ${firstLine(cause ?? 'no output')}`,
+    options.dbFile
+      ? `LOG_LEVEL=debug shows its output; if ${options.dbFile} is damaged or from another Temporal version, remove it`
+      : 'LOG_LEVEL=debug shows its output',
+  );
+}
+
 /** Starts `temporal server start-dev` with the project's search attributes and waits until it answers. */
 export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
   const host = options.host ?? '127.0.0.1';
@@ -57,12 +70,18 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   if (options.namespace && options.namespace !== 'default') args.push('--namespace', options.namespace);
   args.push(...searchAttributeFlags());
 
-  const proc = spawnManaged(options.cli, args, { onOutput: options.onOutput, env: goRuntimeEnv(process.env) });
+  const output: string[] = [];
+  const proc = spawnManaged(options.cli, args, {
+    env: goRuntimeEnv(process.env),
+    onOutput: (line) => {
+      output.push(line);
+      if (output.length > 50) output.shift();
+      options.onOutput?.(line);
+    },
+  });
   const address = `${host}:${options.port}`;
   const exitedEarly = new Promise<never>((_, reject) =>
-    proc.child.once('exit', (code, signal) =>
-      reject(new Error(`temporal server exited during start (code ${code}, signal ${signal})`)),
-    ),
+    proc.child.once('exit', (code, signal) => reject(exitedDuringStart(options, output, code ?? signal))),
   );
   try {
     await Promise.race([

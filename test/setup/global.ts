@@ -5,6 +5,7 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
 import { startEmbeddedPostgres } from '../../src/db/embedded';
 import { freePort } from '../../src/dev/process';
+import { asStartupError } from '../../src/dev/startupError';
 import { startDevServer } from '../../src/temporal/devServer';
 import { ensureTool } from '../../src/temporal/tools';
 
@@ -29,7 +30,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const toolsDir = path.resolve(process.env.WARDEN_TOOLS_DIR ?? path.join(root, '.tools'));
   const log = (line: string) => process.stderr.write(`[test setup] ${line}\n`);
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'warden-test-'));
-  // as root, initdb runs as the postgres user, which must be able to enter the folder
+  // as root, Postgres runs as the postgres user: in a folder it can enter, the cluster stays in
+  // it (instead of moving where that user reaches) and goes with it at teardown
   chmodSync(scratch, 0o755);
   const cleanups: Array<() => Promise<void>> = [async () => rmSync(scratch, { recursive: true, force: true })];
   const teardown = async () => {
@@ -67,7 +69,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
     project.provide('workflowBundlePath', workflowBundlePath);
   } catch (err) {
     await teardown();
-    throw err;
+    // cause and fix, not a stack trace through vitest's internals
+    const failure = asStartupError(err);
+    const short = new Error(failure.report('the test stack could not start').trimEnd());
+    short.stack = short.message;
+    throw short;
   }
   return teardown;
 }
