@@ -1,3 +1,4 @@
+import { DeliveryErrorType } from '../shared/delivery';
 import type { ExternalService } from './types';
 
 export type ProviderErrorKind = 'permanent' | 'transient';
@@ -67,8 +68,8 @@ export class ProviderTransientError extends ProviderError {
 
 // On the prototype rather than as instance fields, so that the stack trace captured inside
 // super() already starts with the right name.
-Object.defineProperty(ProviderPermanentError.prototype, 'name', { value: 'ProviderPermanentError' });
-Object.defineProperty(ProviderTransientError.prototype, 'name', { value: 'ProviderTransientError' });
+Object.defineProperty(ProviderPermanentError.prototype, 'name', { value: DeliveryErrorType.permanent });
+Object.defineProperty(ProviderTransientError.prototype, 'name', { value: DeliveryErrorType.transient });
 
 export function isTransientStatus(status: number): boolean {
   return status >= 500 || status === 429 || status === 408 || status < 400;

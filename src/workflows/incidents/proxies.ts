@@ -6,6 +6,7 @@
  */
 import { proxyActivities, type ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
+import { DeliveryErrorType } from '../../shared/delivery';
 import { opsActivities } from '../opsActivities';
 
 // About a minute of retries; a permanent refusal (channel_not_found, bad address) is final.
@@ -16,7 +17,7 @@ const notifyOptions: ActivityOptions = {
     backoffCoefficient: 2,
     maximumInterval: '15 seconds',
     maximumAttempts: 5,
-    nonRetryableErrorTypes: ['ProviderPermanentError'],
+    nonRetryableErrorTypes: [DeliveryErrorType.permanent],
   },
 };
 
