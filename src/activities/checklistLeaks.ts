@@ -11,20 +11,10 @@
 import type { Payload } from '@temporalio/common';
 import type { Runtime } from '../runtime';
 import { challengeWorkflowId } from '../shared/auth';
-import { EncryptionCodec, loadPayloadKeyring } from '../temporal/codec';
+import { EncryptionCodec, isPayload, loadPayloadKeyring } from '../temporal/codec';
 import { LEAK_SCAN_PATTERNS } from '../runbooks/leakPatterns';
 
 const LEAK_SHAPES = LEAK_SCAN_PATTERNS.map((p) => new RegExp(p.source));
-
-function isPayload(value: unknown): value is Payload {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    'data' in value &&
-    'metadata' in value &&
-    (value as Payload).data instanceof Uint8Array
-  );
-}
 
 function collectPayloads(value: unknown, out: Payload[], depth = 0): void {
   if (depth > 40 || typeof value !== 'object' || value === null) return;

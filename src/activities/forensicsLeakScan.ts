@@ -24,7 +24,7 @@ import { CandidateSet, classifyCandidate } from '../runbooks/leakPatterns';
 import type { Runtime } from '../runtime';
 import { CHALLENGE_WORKFLOW_PREFIX } from '../shared/auth';
 import { recentLogs } from '../telemetry/recentLogs';
-import { EncryptionCodec, loadPayloadKeyring } from '../temporal/codec';
+import { EncryptionCodec, isPayload, loadPayloadKeyring } from '../temporal/codec';
 import { storeArtifact } from './forensics';
 
 const FILE_TAIL_BYTES = 64 * 1024 * 1024;
@@ -38,16 +38,6 @@ export interface LeakScanInput {
   since: string;
   until: string;
   maxComparisons: number;
-}
-
-function isPayload(value: unknown): value is Payload {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    'data' in value &&
-    'metadata' in value &&
-    (value as Payload).data instanceof Uint8Array
-  );
 }
 
 /** Payloads and failure texts of a history; event times, ids and worker identities are the server's, not ours. */

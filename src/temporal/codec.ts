@@ -31,6 +31,17 @@ export function loadPayloadKeyring(source: { payloadKeys?: string; payloadKeysFi
 /** A fresh `{"active","keys"}` keyring with one random 256-bit key (dev stack and tests). */
 export const generatePayloadKeyring = generateKeyring;
 
+/** A payload as it sits in a decoded history (JSON or protobuf objects): data and metadata. */
+export function isPayload(value: unknown): value is Payload {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    'data' in value &&
+    'metadata' in value &&
+    (value as Payload).data instanceof Uint8Array
+  );
+}
+
 /**
  * Encrypts every payload with AES-256-GCM so phone numbers, emails and the like are not
  * readable in Temporal's database or UI without the key. The key id travels in metadata.
