@@ -202,4 +202,24 @@ describe('a start-up failure ends in its cause and its fix', () => {
     // the Temporal dev server it had started (its SQLite file is in the data folder) is gone
     expect(processesMentioning(stale)).toEqual([]);
   }, 90_000);
+
+  // a small disk of its own needs a tmpfs mount, which only root may make
+  it.runIf(process.getuid?.() === 0)(
+    'says the disk is full and what to free',
+    async () => {
+      const disk = path.join(dataDir, 'small-disk');
+      mkdirSync(disk, { recursive: true });
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m,mode=755', 'tmpfs', disk]);
+      try {
+        const result = await failedStart(await stackEnv({ WARDEN_DATA_DIR: path.join(disk, 'data') }));
+        expectShortFailure(result);
+        expect(result.last[0]).toContain('no space left on device');
+        expect(result.last[1]).toContain('free some disk space');
+        expect(processesMentioning(disk)).toEqual([]);
+      } finally {
+        execFileSync('umount', [disk]);
+      }
+    },
+    90_000,
+  );
 });
