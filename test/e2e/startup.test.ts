@@ -211,7 +211,13 @@ describe('a start-up failure ends in its cause and its fix', () => {
       mkdirSync(disk, { recursive: true });
       execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m,mode=755', 'tmpfs', disk]);
       try {
-        const result = await failedStart(await stackEnv({ WARDEN_DATA_DIR: path.join(disk, 'data') }));
+        // a free port chosen for the stack can be taken by another process's outgoing connection
+        // before the stack binds it: that failure says nothing about the disk, so try again
+        let result = await failedStart(await stackEnv({ WARDEN_DATA_DIR: path.join(disk, 'data') }));
+        for (let retry = 0; retry < 2 && result.last[0]?.includes('address already in use'); retry++) {
+          rmSync(path.join(disk, 'data'), { recursive: true, force: true });
+          result = await failedStart(await stackEnv({ WARDEN_DATA_DIR: path.join(disk, 'data') }));
+        }
         expectShortFailure(result);
         expect(result.last[0]).toContain('no space left on device');
         expect(result.last[1]).toContain('free some disk space');
