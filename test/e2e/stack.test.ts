@@ -1,19 +1,13 @@
-import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { freePort, spawnManaged, waitFor, type ManagedProcess } from '../../src/dev/process';
+import { freePort, spawnManaged, type ManagedProcess } from '../../src/dev/process';
+import { processesMentioning, waitForReady } from '../helpers/stack';
 import { EncryptionCodec, loadPayloadKeyring } from '../../src/temporal/codec';
 import { healthCheckWorkflow } from '../../src/workflows';
-
-/** Processes whose command line mentions `marker` (our temp data folder), other than ps itself. */
-function processesMentioning(marker: string): string[] {
-  const out = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
-  return out.split('\n').filter((line) => line.includes(marker) && !line.includes('ps -eo'));
-}
 
 describe('npm start (the embedded stack)', () => {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'warden-stack-'));
@@ -47,17 +41,7 @@ describe('npm start (the embedded stack)', () => {
       env,
       onOutput: (line) => output.push(line),
     });
-    const ready = await waitFor(
-      'readyz',
-      async () => {
-        const res = await fetch(`http://127.0.0.1:${ports.WARDEN_ADMIN_PORT}/readyz`);
-        if (res.status !== 200) throw new Error(`readyz ${res.status}`);
-        return res.json();
-      },
-      { timeoutMs: 90_000, intervalMs: 500 },
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}\n${output.slice(-30).join('\n')}`);
-    });
+    const ready = await waitForReady(ports.WARDEN_ADMIN_PORT, output, 90_000);
     return { ports, ready, output, temporalAddress: env.TEMPORAL_ADDRESS };
   }
 

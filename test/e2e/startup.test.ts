@@ -22,16 +22,11 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { freePort, spawnManaged, waitFor, type ManagedProcess } from '../../src/dev/process';
+import { freePort, spawnManaged, type ManagedProcess } from '../../src/dev/process';
+import { processesMentioning, waitForReady } from '../helpers/stack';
 
 const repo = process.cwd();
 const RELOCATED = '/var/lib/warden-postgres';
-
-/** Processes whose command line mentions `marker`, other than ps itself. */
-function processesMentioning(marker: string): string[] {
-  const out = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
-  return out.split('\n').filter((line) => line.includes(marker) && !line.includes('ps -eo'));
-}
 
 async function stackEnv(extra: NodeJS.ProcessEnv = {}): Promise<NodeJS.ProcessEnv> {
   const env: NodeJS.ProcessEnv = {
@@ -114,17 +109,7 @@ describe('npm start in a clone inside a folder only its owner may enter', () => 
     const env = await stackEnv();
     const started = startStack(clone, env);
     stack = started.stack;
-    const ready = await waitFor(
-      'readyz',
-      async () => {
-        const res = await fetch(`http://127.0.0.1:${env.WARDEN_ADMIN_PORT}/readyz`);
-        if (res.status !== 200) throw new Error(`readyz ${res.status}`);
-        return res.json();
-      },
-      { timeoutMs: 120_000, intervalMs: 500 },
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}\n${started.output.slice(-30).join('\n')}`);
-    });
+    const ready = await waitForReady(env.WARDEN_ADMIN_PORT, started.output, 120_000);
     expect(ready).toMatchObject({ status: 'ready', checks: { database: 'ok', temporal: 'ok' } });
 
     const dataLink = path.join(clone, '.data', 'postgres');
