@@ -10,7 +10,7 @@ import {
   OpenTelemetryActivityInboundInterceptor,
   OpenTelemetryActivityOutboundInterceptor,
 } from '@temporalio/interceptors-opentelemetry';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { GracefulShutdownPeriodExpiredError, NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { opsTaskQueue } from '../shared/taskQueues';
 import type { Runtime } from '../runtime';
@@ -22,7 +22,11 @@ export interface WorkerHandle {
   ops: Worker;
   /** resolves when both Workers have stopped (after shutdown() or a fatal error of either) */
   running: Promise<void>;
-  /** stops polling, lets running activities finish within the grace time, closes the connection */
+  /**
+   * Stops polling, lets running activities finish within the grace time, then cancels them; one
+   * that still has not returned after the force time is abandoned (Temporal retries it elsewhere
+   * once its timeout passes), so a stop never hangs. Closes the connection.
+   */
   shutdown(): Promise<void>;
 }
 
@@ -71,6 +75,7 @@ export async function startWorker(runtime: Runtime, settings: WorkerSettings = {
     activities: createActivities(runtime),
     dataConverter: createDataConverter(config),
     shutdownGraceTime: '10 seconds',
+    shutdownForceTime: '30 seconds',
   } satisfies Partial<WorkerOptions>;
   let worker: Worker;
   let ops: Worker;
@@ -99,7 +104,11 @@ export async function startWorker(runtime: Runtime, settings: WorkerSettings = {
   // one Worker stopping (a fatal error) stops the other, so the process never runs half a worker
   const running = Promise.allSettled([worker.run().finally(stop), ops.run().finally(stop)]).then(async (results) => {
     await connection.close().catch(() => {});
-    for (const result of results) if (result.status === 'rejected') throw result.reason;
+    for (const result of results) {
+      if (result.status === 'fulfilled') continue;
+      if (!(result.reason instanceof GracefulShutdownPeriodExpiredError)) throw result.reason;
+      runtime.logger.warn({ err: result.reason.message }, 'worker stopped with activities still running');
+    }
   });
   return {
     worker,

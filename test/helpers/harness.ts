@@ -92,14 +92,36 @@ export async function createTestDatabase(): Promise<{ url: string; drop(): Promi
   };
 }
 
+const CLEANUP_LIMIT_MS = 60_000;
+
+/**
+ * One step of a harness's teardown, bounded: a step that hangs is named on stderr and left
+ * behind, so the rest still runs and the file's afterAll ends with a cause instead of a timeout.
+ */
+async function boundedCleanup(name: string, run: () => Promise<void>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<'hung'>((resolve) => {
+    timer = setTimeout(() => resolve('hung'), CLEANUP_LIMIT_MS);
+  });
+  const outcome = await Promise.race([
+    run().then(
+      () => 'done' as const,
+      () => 'failed' as const,
+    ),
+    limit,
+  ]);
+  clearTimeout(timer);
+  if (outcome === 'hung') console.error(`harness teardown: "${name}" did not finish in ${CLEANUP_LIMIT_MS} ms`);
+}
+
 /**
  * One Warden, fully wired, per test file: its own database, sandbox, task queue and worker,
  * on the run's shared Temporal dev server. Nothing of Warden's own is mocked.
  */
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
-  const cleanups: Array<() => Promise<void>> = [];
+  const cleanups: Array<[name: string, run: () => Promise<void>]> = [];
   const close = async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+    for (const [name, run] of cleanups.reverse()) await boundedCleanup(name, run);
   };
   try {
     const logs = new LogCollector();
@@ -112,11 +134,11 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       await migrate(options.databaseUrl);
     } else {
       const created = await createTestDatabase();
-      cleanups.push(() => created.drop());
+      cleanups.push(['drop database', () => created.drop()]);
       database = created;
     }
     const sandbox = await startSandbox({ port: 0, logger: logger.child({ component: 'sandbox' }) });
-    cleanups.push(() => sandbox.close());
+    cleanups.push(['sandbox', () => sandbox.close()]);
 
     let testEnv: TestWorkflowEnvironment | undefined;
     if (options.timeSkipping) {
@@ -124,7 +146,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         server: { executable: { type: 'existing-path', path: inject('temporalTestServer') } },
       });
       testEnv = started;
-      cleanups.push(() => started.teardown());
+      cleanups.push(['time-skipping server', () => started.teardown()]);
       // the test server takes AddSearchAttributes (not the List call ensureSearchAttributes makes)
       await started.connection.operatorService.addSearchAttributes({
         namespace: 'default',
@@ -160,7 +182,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       applicationName: 'warden-test',
       spanExporter: options.spanExporter,
     });
-    cleanups.push(() => runtime.close());
+    cleanups.push(['runtime', () => runtime.close()]);
     await seedUsers(runtime.db);
 
     let worker: WorkerHandle | undefined;
@@ -169,18 +191,18 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         workflowBundlePath: options.workflowBundlePath ?? inject('workflowBundlePath'),
       });
       worker = handle;
-      cleanups.push(() => handle.shutdown());
+      cleanups.push(['worker', () => handle.shutdown()]);
     }
 
     const publicApp = await buildPublicApp(runtime);
-    cleanups.push(() => publicApp.close());
+    cleanups.push(['public app', () => publicApp.close()]);
     const adminApp = await buildAdminApp(runtime);
-    cleanups.push(() => adminApp.close());
+    cleanups.push(['admin app', () => adminApp.close()]);
     let servers: ApiServers | undefined;
     if (options.listen) {
       const started = await startApiServers(runtime);
       servers = started;
-      cleanups.push(() => started.close());
+      cleanups.push(['api servers', () => started.close()]);
     }
 
     return {
