@@ -6,6 +6,7 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { AuditEventType, insertAudit, logAudit, type AuditRow } from '../auth/audit';
+import { cutOffOf } from '../auth/cutoffs';
 import { endChallengeRow } from '../auth/end';
 import { timeStage } from '../telemetry/stages';
 import { aad, compareSecret, generateSecret, hashSecret, seal, unseal, UnsealError } from '../auth/crypto';
@@ -20,7 +21,9 @@ import {
   type AttemptDecision,
   type AuthMethod,
   type ChallengeEnd,
+  type ChallengeStatus,
   type InvalidationReason,
+  type RevokeReason,
   type SealedCandidate,
 } from '../shared/auth';
 
@@ -68,14 +71,34 @@ export function createAuthActivities(
   const { db, logger, metrics } = runtime;
   const auditLog = logger.child({ component: 'audit' });
 
-  /** Opens the sealed candidate and compares it with the stored hash; false for a candidate that does not authenticate. */
-  async function matches(challengeId: string, sealedCandidate: SealedCandidate): Promise<boolean> {
-    const { rows } = await db.query<{ secret_hash: string | null; key_id: string | null }>(
-      'SELECT secret_hash, key_id FROM auth_challenges WHERE id = $1',
+  /**
+   * The row an attempt needs: the stored hash, its key, and the reason of a revocation cut-off
+   * that covers it while it is open (src/auth/cutoffs.ts; ended rows answer by their status).
+   */
+  async function attemptRow(challengeId: string) {
+    const { rows } = await db.query<{
+      secret_hash: string | null;
+      key_id: string | null;
+      status: ChallengeStatus;
+      end_reason: InvalidationReason | null;
+      cut_reason: RevokeReason | null;
+    }>(
+      `SELECT c.secret_hash, c.key_id, c.status, c.end_reason,
+              CASE WHEN c.status = 'open' THEN ${cutOffOf('c')} END AS cut_reason
+         FROM auth_challenges c WHERE c.id = $1`,
       [challengeId],
     );
     const row = rows[0];
     if (!row?.secret_hash || !row.key_id) throw notFound(challengeId);
+    return { ...row, secret_hash: row.secret_hash, key_id: row.key_id };
+  }
+
+  /** Opens the sealed candidate and compares it with the stored hash; false for a candidate that does not authenticate. */
+  async function matches(
+    challengeId: string,
+    row: { secret_hash: string; key_id: string },
+    sealedCandidate: SealedCandidate,
+  ): Promise<boolean> {
     const { keys } = runtime;
     const transport = await keys.get(sealedCandidate.keyId);
     let candidate: string;
@@ -92,6 +115,17 @@ export function createAuthActivities(
     const stored = await keys.get(row.key_id);
     const hash = row.secret_hash;
     return timeStage(metrics, 'verify', 'compare', () => compareSecret(stored.pepper, candidate, hash));
+  }
+
+  /** A cut-off covers the challenge: the attempt ends it revoked, whatever the candidate. */
+  async function revokedByCutOff(
+    challengeId: string,
+    reason: RevokeReason,
+    attempts: number,
+  ): Promise<AttemptDecision> {
+    const result = await endChallengeRow(db.writer, { challengeId, status: 'revoked', reason, attempts });
+    ended(result, reason);
+    return { outcome: 'revoked', end: { status: 'revoked', reason: (result?.reason as RevokeReason) ?? reason } };
   }
 
   /** After an end landed: its audit line and, for ends without success, the catalog's counter. */
@@ -186,17 +220,27 @@ export function createAuthActivities(
      */
     async attemptChallenge(input: AttemptChallengeInput): Promise<AttemptDecision> {
       const { challengeId, attempts } = input;
-      const decision = decideAttempt(await matches(challengeId, input.candidate), attempts, input.maxAttempts);
+      const row = await attemptRow(challengeId);
+      // covered by a cut-off: no comparison (a retry after this ended it finds status revoked)
+      if (row.cut_reason) return revokedByCutOff(challengeId, row.cut_reason, attempts);
+      if (row.status === 'revoked') return revokedByCutOff(challengeId, row.end_reason as RevokeReason, attempts);
+      const decision = decideAttempt(await matches(challengeId, row, input.candidate), attempts, input.maxAttempts);
       if (decision.outcome === 'invalid') {
         // the workflow holds the authoritative count; the row's is for responders
-        await db.write(
-          'UPDATE auth_challenges SET attempts = GREATEST(attempts, $2), last_attempt_at = now() WHERE id = $1',
+        const { rows } = await db.write<{ cut_reason: RevokeReason | null }>(
+          `UPDATE auth_challenges c SET attempts = GREATEST(attempts, $2), last_attempt_at = now() WHERE id = $1
+           RETURNING CASE WHEN c.status = 'open' THEN ${cutOffOf('c')} END AS cut_reason`,
           [challengeId, attempts],
         );
-        return decision;
+        const cut = rows[0]?.cut_reason;
+        return cut ? revokedByCutOff(challengeId, cut, attempts) : decision;
       }
-      const result = await endChallengeRow(db.writer, { challengeId, ...decision.end, attempts });
-      ended(result, decision.end.reason);
+      // the end yields to a cut-off committed before it: then the challenge ends revoked, not verified
+      const result = await endChallengeRow(db.writer, { challengeId, ...decision.end, attempts, yieldsToCutOff: true });
+      ended(result, result?.reason ?? decision.end.reason);
+      if (result?.status === 'revoked') {
+        return { outcome: 'revoked', end: { status: 'revoked', reason: result.reason as RevokeReason } };
+      }
       return decision;
     },
 

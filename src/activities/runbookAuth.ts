@@ -5,8 +5,9 @@
  * blocks are tagged with it (created_by), notifications are recorded per user per incident.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { revokeChallenges, type AdminDeps } from '../auth/admin';
-import { AuditEventType, recordAudit } from '../auth/audit';
+import { inLanes, revokeChallenges, type AdminDeps } from '../auth/admin';
+import { AuditEventType, logAudit, recordAudit } from '../auth/audit';
+import { countCutOff, cutOffChallenges } from '../auth/cutoffs';
 import { addBlock, type BlocklistEntry } from '../auth/blocklist';
 import { parseCidr } from '../auth/clientIp';
 import { ProviderPermanentError, ProviderTransientError, type EmailProviderName } from '../providers';
@@ -16,6 +17,7 @@ import { ACTIVE_CHALLENGE_SQL as ACTIVE } from '../auth/end';
 
 const EMAIL_PROVIDERS: readonly string[] = ['sendgrid', 'ses'];
 const NOTIFY_CONCURRENCY = 8;
+const AUDIT_LANES = 8;
 
 export interface BlockIpsInput {
   key: string;
@@ -59,28 +61,49 @@ export function createRunbookAuthActivities(
   }
 
   return {
-    /** Revokes all active challenges through each challenge's workflow (reason security_incident). */
+    /**
+     * Containment: one cut-off for all the users (a single statement whatever their number);
+     * from its commit no code of theirs verifies. Answers the instant and how many open
+     * challenges it covers (counted after the commit, off the containment path).
+     */
+    async cutOffUsersChallenges(input: { key: string; userIds: string[]; incidentId?: string }) {
+      const cut = await cutOffChallenges(db.writer, {
+        scope: 'user',
+        subjects: input.userIds,
+        reason: 'security_incident',
+        actor: input.key,
+        incidentId: input.incidentId,
+        dedupeKey: `${input.key}/cut-off`,
+      });
+      if (!cut.repeated) logAudit(audit, cut.audit);
+      const covered = await countCutOff(db, 'user', input.userIds);
+      return { revokedBefore: cut.revokedBefore, users: cut.subjects, covered };
+    },
+
+    /** Cleanup: ends every active challenge through its workflow (reason security_incident). */
     async revokeUsersChallenges(input: { key: string; userIds: string[]; incidentId?: string }) {
       const { rows } = await db.query<{ id: string }>(
         `SELECT id FROM auth_challenges WHERE user_id = ANY($1::text[]) AND ${ACTIVE} ORDER BY created_at`,
         [input.userIds],
       );
+      // awaitChallengesEnded waits for the ends: no settling here
       const outcome = await revokeChallenges(
         deps(),
         rows.map((r) => r.id),
         'security_incident',
         input.incidentId,
+        { settle: false },
       );
-      for (const userId of input.userIds) {
-        await auditOnce(`${input.key}/revoke/${userId}`, {
+      await inLanes(input.userIds, AUDIT_LANES, (userId) =>
+        auditOnce(`${input.key}/revoke/${userId}`, {
           type: AuditEventType.userAction,
           outcome: 'revoke_challenges',
           userId,
           incidentId: input.incidentId,
           details: { actor: input.key, reason: 'security_incident' },
-        });
-      }
-      return { found: rows.length, signalled: outcome.signalled, revoked: outcome.revoked };
+        }),
+      );
+      return { found: rows.length, signalled: outcome.signalled };
     },
 
     /** Retried until every live challenge of the users has ended (revocation is asynchronous). */

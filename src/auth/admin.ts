@@ -2,14 +2,16 @@
  * Responder actions of the incident procedures (docs/incident-response.md), as plain
  * functions: the admin API calls them, and the runbook workflows call them through activities.
  * Challenge state is changed only through the challenge workflows (revokeSignal), never by
- * writing auth_challenges directly.
+ * writing auth_challenges directly; what makes a revocation take effect at once is a cut-off
+ * (src/auth/cutoffs.ts), written before the workflows are told.
  */
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { DatabaseReadOnlyError, type Database } from '../db/database';
 import { challengeWorkflowId, revokeSignal, type RevokeReason } from '../shared/auth';
 import type { Logger } from '../telemetry/logger';
-import { AuditEventType, insertAudit, logAudit, recordAudit } from './audit';
+import { AuditEventType, insertAudit, logAudit, recordAudit, type AuditRow } from './audit';
+import { cutOffChallenges } from './cutoffs';
 import { createDataKey, type DataKeyStore } from './keys';
 import { clearUserRateLimits } from './rateLimit';
 import { ACTIVE_CHALLENGE_SQL as ACTIVE } from './end';
@@ -27,46 +29,51 @@ export interface ActorContext {
   incidentId?: string;
 }
 
-const SIGNAL_BATCH = 25;
+/** signals in flight at once: enough to keep the Temporal frontend busy, few enough not to queue */
+const SIGNAL_LANES = 32;
 const SETTLE_TIMEOUT_MS = 5000;
 const SETTLE_POLL_MS = 100;
+
+/** Runs `fn` over `items` with at most `lanes` calls in flight; the first failure is thrown. */
+export async function inLanes<T>(items: readonly T[], lanes: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(lanes, items.length) }, lane));
+}
 
 export interface RevokeOutcome {
   /** challenges whose workflow took the signal */
   signalled: number;
-  /** of those, how many rows say `revoked` (some may have ended otherwise meanwhile) */
+  /** of those, how many rows say `revoked` (some may have ended otherwise meanwhile); not counted without `settle` */
   revoked: number;
 }
 
 /**
- * Signals each challenge's workflow to revoke itself, then waits (bounded) until the rows
- * say how they ended, so the caller's answer reflects what happened. A challenge whose
- * workflow is already gone has ended already and is not counted.
+ * Signals each challenge's workflow to revoke itself, then (unless `settle` is false) waits,
+ * bounded, until the rows say how they ended, so the caller's answer reflects what happened.
+ * A challenge whose workflow is already gone has ended already and is not counted.
  */
 export async function revokeChallenges(
   deps: AdminDeps,
   challengeIds: readonly string[],
   reason: RevokeReason,
   incidentId?: string,
+  options: { settle?: boolean } = {},
 ): Promise<RevokeOutcome> {
   const signalled: string[] = [];
-  for (let i = 0; i < challengeIds.length; i += SIGNAL_BATCH) {
-    const batch = challengeIds.slice(i, i + SIGNAL_BATCH);
-    const results = await Promise.all(
-      batch.map(async (id) => {
-        try {
-          await deps.client.workflow
-            .getHandle(challengeWorkflowId(id))
-            .signal(revokeSignal, { reason, ...(incidentId ? { incidentId } : {}) });
-          return id;
-        } catch (err) {
-          if (err instanceof WorkflowNotFoundError) return undefined;
-          throw err;
-        }
-      }),
-    );
-    for (const id of results) if (id) signalled.push(id);
-  }
+  await inLanes(challengeIds, SIGNAL_LANES, async (id) => {
+    try {
+      await deps.client.workflow
+        .getHandle(challengeWorkflowId(id))
+        .signal(revokeSignal, { reason, ...(incidentId ? { incidentId } : {}) });
+      signalled.push(id);
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+    }
+  });
+  if (options.settle === false) return { signalled: signalled.length, revoked: 0 };
   if (signalled.length === 0) return { signalled: 0, revoked: 0 };
   const deadline = Date.now() + SETTLE_TIMEOUT_MS;
   for (;;) {
@@ -81,16 +88,27 @@ export async function revokeChallenges(
   }
 }
 
-/** Revokes every live challenge of the given users (compromised-token containment). */
+/**
+ * Revokes every live challenge of the given users: first a cut-off (one statement: from its
+ * commit no code of theirs verifies), then each challenge's workflow ends it.
+ */
 export async function revokeUserChallenges(
   deps: AdminDeps,
   input: ActorContext & {
     userIds: readonly string[];
     reason: Extract<RevokeReason, 'manual_revoke' | 'security_incident'>;
   },
-): Promise<RevokeOutcome> {
-  // its first write comes after the signals: refuse up front, not after revoking half the users
+): Promise<RevokeOutcome & { revokedBefore?: string }> {
   if (deps.db.readOnly) throw new DatabaseReadOnlyError();
+  if (input.userIds.length === 0) return { signalled: 0, revoked: 0 };
+  const cut = await cutOffChallenges(deps.db.writer, {
+    scope: 'user',
+    subjects: input.userIds,
+    reason: input.reason,
+    actor: input.actor,
+    incidentId: input.incidentId,
+  });
+  logAudit(deps.logger, cut.audit);
   const { rows } = await deps.db.query<{ id: string }>(
     `SELECT id FROM auth_challenges WHERE user_id = ANY($1::text[]) AND ${ACTIVE} ORDER BY created_at`,
     [input.userIds],
@@ -102,7 +120,7 @@ export async function revokeUserChallenges(
     input.incidentId,
   );
   await auditUsers(deps, input, 'revoke_challenges', { reason: input.reason, revoked: outcome.revoked });
-  return outcome;
+  return { ...outcome, revokedBefore: cut.revokedBefore };
 }
 
 /** `UPDATE users SET force_password_reset = true WHERE sub IN (...)`. */
@@ -165,6 +183,7 @@ export async function rotateKeys(
   input: ActorContext & { reason: string; revokeOutstanding: boolean },
 ): Promise<RotationResult> {
   const next = createDataKey(deps.keys.keyring);
+  const cutOffs: AuditRow[] = [];
   const rotation = await deps.db.transaction(async (tx) => {
     const retired = await tx.query<{ id: string }>(
       `UPDATE signing_keys SET status = 'retired', retired_at = now() WHERE status = 'active' RETURNING id`,
@@ -174,6 +193,16 @@ export async function rotateKeys(
       `INSERT INTO signing_keys (id, kek_id, wrapped_pepper, wrapped_seal, status) VALUES ($1, $2, $3, $4, 'active')`,
       [next.id, next.kekId, next.wrappedPepper, next.wrappedSeal],
     );
+    if (input.revokeOutstanding) {
+      // unverifiable from this commit: everything issued before it, and all the retired key ever issued
+      const cut = { reason: 'key_rotation' as const, actor: input.actor, incidentId: input.incidentId };
+      cutOffs.push((await cutOffChallenges(tx, { ...cut, scope: 'all' })).audit);
+      if (previousKeyId) {
+        cutOffs.push(
+          (await cutOffChallenges(tx, { ...cut, scope: 'key', subjects: [previousKeyId], wholeKey: true })).audit,
+        );
+      }
+    }
     const { rows } = await tx.query<{ id: number; rotated_at: Date }>(
       `INSERT INTO key_rotations (from_key_id, to_key_id, reason, incident_id, rotated_by)
        VALUES ($1, $2, $3, $4, $5) RETURNING id::int AS id, rotated_at`,
@@ -195,6 +224,7 @@ export async function rotateKeys(
     return { previousKeyId, id: rows[0]!.id, rotatedAt: rows[0]!.rotated_at, audit };
   });
   logAudit(deps.logger, rotation.audit);
+  for (const audit of cutOffs) logAudit(deps.logger, audit);
   deps.keys.invalidate();
 
   let revokedChallenges = 0;

@@ -15,6 +15,7 @@ export const AuditEventType = {
   requestBlocked: 'identity.blocklist.rejected',
   resendRequested: 'identity.auth.resend_requested',
   keyRotated: 'identity.keys.rotated',
+  challengesCutOff: 'identity.auth.challenges_cut_off',
   blocklistChanged: 'identity.blocklist.changed',
   settingsChanged: 'identity.settings.changed',
   userAction: 'identity.admin.user_action',

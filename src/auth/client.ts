@@ -28,6 +28,7 @@ import {
 } from '../shared/auth';
 import type { challengeWorkflow } from '../workflows/auth/challenge';
 import { AuditEventType, insertAudit, type AuditRow } from './audit';
+import { statusAfterCutOff } from './cutoffs';
 import type { LimitedChallengeRow } from './rateLimit';
 
 export interface ChallengeDeps {
@@ -140,7 +141,8 @@ export async function loadChallengeState(
   challengeId: string,
 ): Promise<(ChallengeStateRow & { method: AuthMethod; now: Date }) | undefined> {
   const { rows } = await db.query<ChallengeStateRow & { method: AuthMethod; now: Date }>(
-    'SELECT method, status, expires_at, delivery_outcome, delivery_status, delivery_error_class, now() AS now FROM auth_challenges WHERE id = $1',
+    `SELECT c.method, ${statusAfterCutOff('c')}, c.expires_at, c.delivery_outcome, c.delivery_status, c.delivery_error_class, now() AS now
+       FROM auth_challenges c WHERE c.id = $1`,
     [challengeId],
   );
   return rows[0];

@@ -7,6 +7,7 @@ import {
   type ChallengeStatus,
   type InvalidationReason,
 } from '../shared/auth';
+import { cutOffOf } from './cutoffs';
 import { AUDIT_INSERT_COLUMNS, AUDIT_RETURNING, AuditEventType, auditContactSql, type AuditRow } from './audit';
 
 /** The statuses of a challenge that has not ended (it may still verify), for `status = ANY($n)`. */
@@ -23,6 +24,19 @@ export interface EndRowInput {
   incidentId?: string;
   /** who ended it when not its workflow (recorded in the audit details) */
   by?: string;
+  /**
+   * A verify attempt's end: when a revocation cut-off covers the challenge (src/auth/cutoffs.ts)
+   * it ends `revoked` with the cut-off's reason instead, decided in this same statement.
+   */
+  yieldsToCutOff?: boolean;
+}
+
+export interface EndRowResult {
+  audit: AuditRow | undefined;
+  method: AuthMethod;
+  /** how the row ended: the input's, or `revoked` when a cut-off won */
+  status: ChallengeEnd;
+  reason: InvalidationReason;
 }
 
 /**
@@ -33,33 +47,36 @@ export interface EndRowInput {
  * row exists already, the challenge is still ended and `audit` is undefined). Undefined when the
  * row was not open (already ended, or no such row).
  */
-export async function endChallengeRow(
-  q: Queryable,
-  input: EndRowInput,
-): Promise<{ audit: AuditRow | undefined; method: AuthMethod } | undefined> {
+export async function endChallengeRow(q: Queryable, input: EndRowInput): Promise<EndRowResult | undefined> {
   const { challengeId, status, reason } = input;
   const attempted = status === 'verified' || status === 'locked';
-  const { rows } = await q.query<Partial<AuditRow> & { ended_method: AuthMethod }>(
+  const cut = cutOffOf('auth_challenges');
+  const { rows } = await q.query<
+    Partial<AuditRow> & { ended_method: AuthMethod; ended_status: ChallengeEnd; ended_reason: InvalidationReason }
+  >(
     `WITH ended AS (
        UPDATE auth_challenges
-          SET status = $2, end_reason = $3, ended_at = now(), sealed_secret = NULL,
+          SET status = CASE WHEN $10 AND ${cut} IS NOT NULL THEN 'revoked' ELSE $2 END,
+              end_reason = COALESCE(CASE WHEN $10 THEN ${cut} END, $3),
+              ended_at = now(), sealed_secret = NULL,
               attempts = GREATEST(attempts, COALESCE($4::int, 0)),
               last_attempt_at = CASE WHEN $5 THEN now() ELSE last_attempt_at END
         WHERE id = $1 AND ${ACTIVE_CHALLENGE_SQL}
-        RETURNING id, user_id, method, client_ip_masked, attempts
+        RETURNING id, user_id, method, client_ip_masked, attempts, status, end_reason
      ), flagged AS (
        UPDATE challenge_validation_attempts SET challenge_expired = true
         WHERE $2 = 'expired' AND challenge_id = (SELECT id FROM ended)
      ), audit AS (
        INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS})
-       SELECT $6, $2, $3, e.id, e.user_id, e.method, e.client_ip_masked,
+       SELECT $6, e.status, e.end_reason, e.id, e.user_id, e.method, e.client_ip_masked,
               ${auditContactSql('e.method')},
               $7, jsonb_build_object('attempts', COALESCE($4::int, e.attempts)) || $8::jsonb, $9
          FROM ended e LEFT JOIN users u ON u.sub = e.user_id
        ON CONFLICT (dedupe_key) DO NOTHING
        RETURNING ${AUDIT_RETURNING}
      )
-     SELECT e.method AS ended_method, a.* FROM ended e LEFT JOIN audit a ON true`,
+     SELECT e.method AS ended_method, e.status AS ended_status, e.end_reason AS ended_reason, a.*
+       FROM ended e LEFT JOIN audit a ON true`,
     [
       challengeId,
       status,
@@ -70,11 +87,12 @@ export async function endChallengeRow(
       input.incidentId ?? null,
       JSON.stringify(input.by ? { by: input.by } : {}),
       `${challengeWorkflowId(challengeId)}/end`,
+      input.yieldsToCutOff ?? false,
     ],
   );
   const row = rows[0];
   if (!row) return undefined;
-  const { ended_method: method, ...audit } = row;
+  const { ended_method: method, ended_status: endedStatus, ended_reason: endedReason, ...audit } = row;
   // a deduped audit row leaves the joined columns NULL
-  return { audit: audit.id ? (audit as AuditRow) : undefined, method };
+  return { audit: audit.id ? (audit as AuditRow) : undefined, method, status: endedStatus, reason: endedReason };
 }

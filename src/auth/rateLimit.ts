@@ -8,7 +8,10 @@
  */
 import type { Database } from '../db/database';
 import type { AuthMethod } from '../shared/auth';
+import { statusAfterCutOff } from './cutoffs';
 import type { RateLimitSettings } from './settings';
+
+const STATUS_AFTER_CUTOFF = statusAfterCutOff('c');
 
 export type RateLimitScope = 'user' | 'ip';
 /** `initiate` covers everything that sends a message (initiate and resend); `verify` the checks. */
@@ -69,7 +72,7 @@ export async function checkRateLimitForChallenge(
 ): Promise<{ row: LimitedChallengeRow | undefined; decision: RateLimitDecision }> {
   const { challengeId, method, ip, action } = input;
   const { rows } = await db.write<CheckRow & Partial<LimitedChallengeRow>>(
-    `SELECT c.user_id, c.method, c.status, c.expires_at, r.allowed, r.scope, r.retry_after
+    `SELECT c.user_id, c.method, ${STATUS_AFTER_CUTOFF}, c.expires_at, r.allowed, r.scope, r.retry_after
        FROM (VALUES (1)) AS one (x)
        LEFT JOIN auth_challenges c ON c.id = $9 AND c.method = $10
       CROSS JOIN LATERAL warden_rate_limit_check(${CHECK_ARGS('c.user_id')}) AS r`,

@@ -86,7 +86,9 @@ export interface VerifyInput {
 export type AttemptDecision =
   | { outcome: 'verified'; end: { status: 'verified'; reason: 'used' } }
   | { outcome: 'invalid'; remainingAttempts: number }
-  | { outcome: 'locked'; end: { status: 'locked'; reason: 'locked' } };
+  | { outcome: 'locked'; end: { status: 'locked'; reason: 'locked' } }
+  /** a revocation cut-off covers the challenge: the attempt ended it, whatever the candidate */
+  | { outcome: 'revoked'; end: { status: 'revoked'; reason: RevokeReason } };
 
 export function decideAttempt(match: boolean, attempts: number, maxAttempts: number): AttemptDecision {
   if (match) return { outcome: 'verified', end: { status: 'verified', reason: 'used' } };

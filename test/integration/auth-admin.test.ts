@@ -47,6 +47,15 @@ describe('auth admin actions', () => {
       expect(late.statusCode).toBe(410);
       expect(late.json()).toMatchObject({ error: 'revoked' });
     }
+    // the rotation's cut-offs: everything issued before it, and whatever the old key ever issued
+    expect(
+      await h.sql(
+        `SELECT scope, subject, reason, revoked_before = 'infinity' AS whole FROM challenge_cutoffs ORDER BY scope`,
+      ),
+    ).toEqual([
+      { scope: 'all', subject: '', reason: 'key_rotation', whole: false },
+      { scope: 'key', subject: before, reason: 'key_rotation', whole: true },
+    ]);
     const rotations = await h.sql(
       'SELECT from_key_id, to_key_id, reason, incident_id, revoked_challenges, rotated_by FROM key_rotations',
     );
@@ -125,7 +134,22 @@ describe('auth admin actions', () => {
       incident_id: 'INC-2025-01-15-02',
     });
     expect(revoked.statusCode).toBe(200);
-    expect(revoked.json()).toEqual({ signalled: 2, revoked: 2 });
+    const answer = revoked.json<{ revoked_before: string }>();
+    expect(answer).toEqual({ signalled: 2, revoked: 2, revoked_before: expect.stringMatching(/^\d{4}-.+Z$/) });
+    // the cut-off came first: from its instant on, nothing of the user's verifies
+    expect(
+      await h.sql(
+        `SELECT subject, reason, incident_id, set_by, revoked_before FROM challenge_cutoffs WHERE scope = 'user'`,
+      ),
+    ).toEqual([
+      {
+        subject: 'test-user-3',
+        reason: 'security_incident',
+        incident_id: 'INC-2025-01-15-02',
+        set_by: 'admin-api',
+        revoked_before: new Date(answer.revoked_before),
+      },
+    ]);
     for (const id of ids)
       expect(await challengeRow(h, id)).toMatchObject({
         status: 'revoked',

@@ -305,6 +305,7 @@ describe('compromised-token runbook', () => {
     const incident = (await admin('GET', `/incidents/${incidentId}`)).json<IncidentState>();
     const mine = incident.timeline.filter((e) => e.by === 'runbook');
     expect(mine.filter((e) => e.kind === 'mitigation').map((e) => e.message.split(':')[0])).toEqual([
+      'Containment',
       'Revoke active challenges of the affected users',
       'Force password reset',
       'Block suspicious IPs',
@@ -319,7 +320,7 @@ describe('compromised-token runbook', () => {
     expect(incident.status).toBe('mitigating');
     const report = (await admin('GET', `/incidents/${incidentId}/report`)).body;
     expect(report).toMatch(
-      /Mitigation applied: Revoke active challenges of the affected users: revoked 1000 active challenge/,
+      /Mitigation applied: Revoke active challenges of the affected users: 1000 active challenge\(s\) of 1000 user\(s\) unverifiable from \S+; 1000 revoked through their workflows/,
     );
     expect(report).toMatch(/Root cause identified: Runbook investigation: no issued token appears/);
   });

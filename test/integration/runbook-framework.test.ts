@@ -130,7 +130,10 @@ describe('runbook framework', () => {
       expect.arrayContaining([
         expect.stringMatching(/^revoke_challenges: awaiting a responder's approval/),
         'revoke_challenges: approved by pat (confirmed with alice)',
-        expect.stringMatching(/^Revoke active challenges of the affected users: revoked 1 active challenge/),
+        expect.stringMatching(/^Containment: challenges of 1 user\(s\) unverifiable from \d{4}-/),
+        expect.stringMatching(
+          /^Revoke active challenges of the affected users: 1 active challenge\(s\) of 1 user\(s\) unverifiable from \S+; 1 revoked through their workflows/,
+        ),
         'force_password_reset: rejected by pat: SSO account; not run',
         'Runbook cancelled by pat: wrong user reported',
         'block_ips: undone: lifted 1 block(s)',
@@ -189,7 +192,7 @@ describe('runbook framework', () => {
       x.steps.some((step) => step.name === 'revoke_challenges' && step.status === 'succeeded'),
     );
     expect(s.steps.find((step) => step.name === 'revoke_challenges')?.summary).toMatch(
-      /revoked \d+ active challenge\(s\) of 1 user/,
+      /\d+ active challenge\(s\) of 1 user\(s\) unverifiable from \S+; \d+ revoked through their workflows/,
     );
     expect(
       (await h.sql<{ status: string }>('SELECT status FROM auth_challenges WHERE id = $1', [challenge]))[0]!.status,

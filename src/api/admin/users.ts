@@ -30,16 +30,25 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         body: RevokeBody,
-        response: { 200: Type.Object({ signalled: Type.Integer(), revoked: Type.Integer() }), 400: ErrorBody },
+        response: {
+          200: Type.Object({
+            signalled: Type.Integer(),
+            revoked: Type.Integer(),
+            revoked_before: Type.Optional(Type.String({ format: 'date-time' })),
+          }),
+          400: ErrorBody,
+        },
       },
     },
-    async (request) =>
-      revokeUserChallenges(deps(), {
+    async (request) => {
+      const { revokedBefore, ...outcome } = await revokeUserChallenges(deps(), {
         userIds: request.body.user_ids,
         reason: request.body.reason ?? 'manual_revoke',
         incidentId: request.body.incident_id,
         actor: 'admin-api',
-      }),
+      });
+      return { ...outcome, ...(revokedBefore ? { revoked_before: revokedBefore } : {}) };
+    },
   );
 
   app.post(

@@ -251,6 +251,7 @@ export class ChallengeMachine {
       this.attempts = attempts;
       if (decision.outcome === 'invalid') return decision;
       this.settle(decision.end.status, decision.end.reason);
+      if (decision.outcome === 'revoked') return { outcome: 'revoked' };
       if (decision.outcome === 'locked') return { outcome: 'locked', lockedByThisAttempt: true };
       return { outcome: 'verified', userId: this.input.userId };
     });

@@ -91,6 +91,17 @@ export async function compromisedTokenRunbook(
       await rb.skip('force_password_reset', 'no affected users named');
     } else {
       await rb.step('revoke_challenges', async (ctx) => {
+        // containment first: one cut-off, and no affected code verifies from its commit on
+        const cut = await ctx.activities(containment, 'cut-off').cutOffUsersChallenges({
+          key: ctx.key,
+          userIds: users,
+          incidentId,
+        });
+        await rb.progress(
+          'mitigation',
+          `Containment: challenges of ${users.length} user(s) unverifiable from ${cut.revokedBefore}`,
+        );
+        // then cleanup: each challenge's workflow ends it (row ended, sealed copy wiped, audited)
         let found = 0;
         for (const [i, batch] of chunks(users, USER_BATCH).entries()) {
           found += (
@@ -104,8 +115,14 @@ export async function compromisedTokenRunbook(
           revoked += (await ctx.activities(settle, `settle-${i}`).awaitChallengesEnded({ userIds: batch })).revoked;
         }
         return {
-          summary: `revoked ${found} active challenge(s) of ${users.length} user(s) (reason security_incident); none is active now`,
-          result: { users: users.length, found, revokedTotal: revoked },
+          summary: `${cut.covered} active challenge(s) of ${users.length} user(s) unverifiable from ${cut.revokedBefore}; ${found} revoked through their workflows (reason security_incident), none is active now`,
+          result: {
+            users: users.length,
+            revokedBefore: cut.revokedBefore,
+            covered: cut.covered,
+            found,
+            revokedTotal: revoked,
+          },
         };
       });
       await rb.step('force_password_reset', async (ctx) => {
