@@ -4,10 +4,11 @@
  * revocations only touch live challenges, audit rows carry dedupe keys derived from it,
  * blocks are tagged with it (created_by), notifications are recorded per user per incident.
  */
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { inLanes, revokeChallenges, type AdminDeps } from '../auth/admin';
 import { AuditEventType, logAudit, recordAudit } from '../auth/audit';
-import { countCutOff, cutOffChallenges } from '../auth/cutoffs';
+import { countCutOff, cutOffChallenges, cutOffOf } from '../auth/cutoffs';
 import { addBlock, type BlocklistEntry } from '../auth/blocklist';
 import { parseCidr } from '../auth/clientIp';
 import { ProviderPermanentError, ProviderTransientError, type EmailProviderName } from '../providers';
@@ -18,6 +19,8 @@ import { ACTIVE_CHALLENGE_SQL as ACTIVE } from '../auth/end';
 const EMAIL_PROVIDERS: readonly string[] = ['sendgrid', 'ses'];
 const NOTIFY_CONCURRENCY = 8;
 const AUDIT_LANES = 8;
+const SETTLE_POLL_MS = 200;
+const SETTLE_ROUND_MS = 4 * 60_000;
 
 export interface BlockIpsInput {
   key: string;
@@ -83,7 +86,8 @@ export function createRunbookAuthActivities(
     /** Cleanup: ends every active challenge through its workflow (reason security_incident). */
     async revokeUsersChallenges(input: { key: string; userIds: string[]; incidentId?: string }) {
       const { rows } = await db.query<{ id: string }>(
-        `SELECT id FROM auth_challenges WHERE user_id = ANY($1::text[]) AND ${ACTIVE} ORDER BY created_at`,
+        `SELECT id FROM auth_challenges c WHERE user_id = ANY($1::text[]) AND ${ACTIVE} AND EXISTS ${cutOffOf('c')}
+          ORDER BY created_at`,
         [input.userIds],
       );
       // awaitChallengesEnded waits for the ends: no settling here
@@ -106,17 +110,29 @@ export function createRunbookAuthActivities(
       return { found: rows.length, signalled: outcome.signalled };
     },
 
-    /** Retried until every live challenge of the users has ended (revocation is asynchronous). */
+    /**
+     * Waits until every challenge of the users that a cut-off covers has ended (revocation by
+     * the workflows is asynchronous), polling every SETTLE_POLL_MS and heartbeating; after
+     * SETTLE_ROUND_MS it fails retryably, so a stuck challenge shows in the step's attempts.
+     * Challenges started after the cut-off are not waited for: they are not revoked.
+     */
     async awaitChallengesEnded(input: { userIds: string[] }): Promise<{ active: number; revoked: number }> {
-      const { rows } = await db.query<{ active: number; revoked: number }>(
-        `SELECT count(*) FILTER (WHERE ${ACTIVE})::int AS active, count(*) FILTER (WHERE status = 'revoked')::int AS revoked
-           FROM auth_challenges WHERE user_id = ANY($1::text[])`,
-        [input.userIds],
-      );
-      const counts = rows[0]!;
-      if (counts.active > 0)
-        throw ApplicationFailure.retryable(`${counts.active} challenge(s) still active`, 'ChallengesStillActive');
-      return counts;
+      const ctx = Context.current();
+      const deadline = Date.now() + SETTLE_ROUND_MS;
+      for (;;) {
+        const { rows } = await db.query<{ active: number; revoked: number }>(
+          `SELECT count(*) FILTER (WHERE ${ACTIVE} AND EXISTS ${cutOffOf('c')})::int AS active,
+                  count(*) FILTER (WHERE status = 'revoked')::int AS revoked
+             FROM auth_challenges c WHERE user_id = ANY($1::text[])`,
+          [input.userIds],
+        );
+        const counts = rows[0]!;
+        if (counts.active === 0) return counts;
+        if (Date.now() >= deadline)
+          throw ApplicationFailure.retryable(`${counts.active} challenge(s) still active`, 'ChallengesStillActive');
+        ctx.heartbeat(counts.active);
+        await ctx.sleep(SETTLE_POLL_MS);
+      }
     },
 
     /** `UPDATE users SET force_password_reset = true`; only users not yet flagged are touched. */

@@ -11,7 +11,7 @@ import { DatabaseReadOnlyError, type Database } from '../db/database';
 import { challengeWorkflowId, revokeSignal, type RevokeReason } from '../shared/auth';
 import type { Logger } from '../telemetry/logger';
 import { AuditEventType, insertAudit, logAudit, recordAudit, type AuditRow } from './audit';
-import { cutOffChallenges } from './cutoffs';
+import { cutOffChallenges, cutOffOf } from './cutoffs';
 import { createDataKey, type DataKeyStore } from './keys';
 import { clearUserRateLimits } from './rateLimit';
 import { ACTIVE_CHALLENGE_SQL as ACTIVE } from './end';
@@ -109,8 +109,10 @@ export async function revokeUserChallenges(
     incidentId: input.incidentId,
   });
   logAudit(deps.logger, cut.audit);
+  // only what the cut-off covers: a challenge started since is not revoked
   const { rows } = await deps.db.query<{ id: string }>(
-    `SELECT id FROM auth_challenges WHERE user_id = ANY($1::text[]) AND ${ACTIVE} ORDER BY created_at`,
+    `SELECT id FROM auth_challenges c WHERE user_id = ANY($1::text[]) AND ${ACTIVE} AND EXISTS ${cutOffOf('c')}
+      ORDER BY created_at`,
     [input.userIds],
   );
   const outcome = await revokeChallenges(

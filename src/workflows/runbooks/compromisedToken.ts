@@ -55,10 +55,12 @@ const containment: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 10 },
 };
-// revocation lands asynchronously (each challenge workflow ends itself): poll for about 5 minutes
+// revocation lands asynchronously (each challenge workflow ends itself): the activity polls,
+// heartbeating, for up to 4 minutes a round; three rounds
 const settle: ActivityOptions = {
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 1.5, maximumInterval: '10 seconds', maximumAttempts: 40 },
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumAttempts: 3 },
 };
 const forensic: ActivityOptions = {
   startToCloseTimeout: '10 minutes',
