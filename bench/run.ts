@@ -22,7 +22,7 @@ const USAGE = `npm run bench [-- options]
   --concurrency 1,8,32,64  closed-loop concurrencies
   --phase-seconds N        length of each closed-loop phase
   --open-loop-seconds N    length of the open-loop SLO run
-  --compromised-users N    affected users of the compromised-token scenario (default 10000)
+  --containment-sizes a,b  affected challenges of each containment run (default 1000,10000,100000)
   --warden-cores LIST      split topology: Warden (API + worker) pinned to these cores (e.g. 1),
                            Temporal server, Postgres, sandbox and load generator to the others;
                            the bcrypt bound is measured on Warden's cores. Writes
@@ -44,7 +44,7 @@ function parseOptions(argv: string[]): BenchOptions {
       concurrency: { type: 'string' },
       'phase-seconds': { type: 'string' },
       'open-loop-seconds': { type: 'string' },
-      'compromised-users': { type: 'string' },
+      'containment-sizes': { type: 'string' },
       'warden-cores': { type: 'string' },
       results: { type: 'string' },
       markdown: { type: 'string' },
@@ -86,7 +86,11 @@ function parseOptions(argv: string[]): BenchOptions {
     phaseSeconds: num(values['phase-seconds'], quick ? 3 : 10),
     openLoopSeconds: num(values['open-loop-seconds'], quick ? 10 : 60),
     bcryptSeconds: quick ? 2 : 5,
-    compromisedUsers: num(values['compromised-users'], quick ? 500 : 10_000),
+    containmentSizes: values['containment-sizes']
+      ? list(values['containment-sizes']).map((v) => num(v, 0))
+      : quick
+        ? [200]
+        : [1_000, 10_000, 100_000],
     ...(pinning ? { pinning } : {}),
     only: list(values.only),
     skip: list(values.skip),
@@ -153,8 +157,8 @@ async function main(): Promise<number> {
     }
     if (options.pinning && target.embedded === false)
       throw new Error('--warden-cores needs the embedded stack (a running stack pins its own processes)');
-    // enough users that no two flows in flight share one, and the compromised-token set fits
-    const userCount = Math.max(50_000, options.compromisedUsers * 2);
+    // enough users that no two flows in flight share one, and every containment run has its own
+    const userCount = 50_000;
     await seedBenchUsers(target.databaseUrl, userCount);
     try {
       previousLimits = await raiseRateLimits(target);
@@ -208,7 +212,7 @@ async function main(): Promise<number> {
         phaseSeconds: options.phaseSeconds,
         openLoopSeconds: options.openLoopSeconds,
         bcryptSeconds: options.bcryptSeconds,
-        compromisedUsers: options.compromisedUsers,
+        containmentSizes: options.containmentSizes,
       },
       scenarios: results,
       scenarioRuns: Object.fromEntries(

@@ -4,7 +4,7 @@
  * outbox with theirs. A new scenario is one module added here.
  */
 import { breakdownScenario } from './breakdown';
-import { compromisedTokenScenario } from './compromisedToken';
+import { containmentScenario } from './containment';
 import { openLoopScenario } from './openLoop';
 import { peerScenario } from './peer';
 import { sweepScenario } from './sweep';
@@ -15,5 +15,5 @@ export const SCENARIOS: readonly Scenario[] = [
   openLoopScenario,
   breakdownScenario,
   peerScenario,
-  compromisedTokenScenario,
+  containmentScenario,
 ];

@@ -16,8 +16,8 @@ export interface BenchOptions {
   /** length of the open-loop SLO run */
   openLoopSeconds: number;
   bcryptSeconds: number;
-  /** affected users of the compromised-token scenario */
-  compromisedUsers: number;
+  /** affected live challenges of each containment run */
+  containmentSizes: number[];
   /** the split topology: Warden on these cores, the rest on the others (undefined: all share) */
   pinning?: Pinning;
   /** scenario names to run (all when empty) */
@@ -93,7 +93,7 @@ export interface BenchReport {
   bcrypt: { start: BcryptBound; end?: BcryptBound };
   options: Pick<
     BenchOptions,
-    'concurrencies' | 'phaseSeconds' | 'openLoopSeconds' | 'bcryptSeconds' | 'compromisedUsers'
+    'concurrencies' | 'phaseSeconds' | 'openLoopSeconds' | 'bcryptSeconds' | 'containmentSizes'
   >;
   scenarios: Record<string, unknown>;
   /** when each scenario's result was measured (runs with --only merge into the file) */
