@@ -231,8 +231,12 @@ export async function rotateKeys(
 
   let revokedChallenges = 0;
   if (input.revokeOutstanding) {
+    // a challenge a user's cut-off already covers is being revoked for that reason: left to it
     const { rows } = await deps.db.query<{ id: string }>(
-      `SELECT id FROM auth_challenges WHERE key_id IS DISTINCT FROM $1 AND ${ACTIVE} ORDER BY created_at`,
+      `SELECT id FROM auth_challenges c WHERE key_id IS DISTINCT FROM $1 AND ${ACTIVE}
+          AND NOT EXISTS (SELECT 1 FROM challenge_cutoffs u
+                           WHERE u.scope = 'user' AND u.subject = c.user_id AND u.revoked_before >= c.created_at)
+        ORDER BY created_at`,
       [next.id],
     );
     const outcome = await revokeChallenges(

@@ -61,6 +61,9 @@ describe('containment by cut-off', () => {
       expect((await challengeRow(h, c.id))!.status).toBe('open');
       const state = await h.public.inject({ method: 'GET', url: `/browser/api/v1/identity/auth/challenges/${c.id}` });
       expect(state.json()).toMatchObject({ status: 'revoked' });
+      // nor is another message sent for it
+      const resend = await post(h, '/otp/resend', { challenge_id: c.id });
+      expect([resend.statusCode, resend.json().error]).toEqual([410, 'revoked']);
     }
     const audit = await h.sql(
       `SELECT outcome, reason, incident_id, details->>'subjects' AS subjects, occurred_at FROM audit_events

@@ -171,6 +171,7 @@ describe('compromised-token runbook', () => {
       ['force_password_reset', 'succeeded', 'auto_p0_containment'],
       ['block_ips', 'succeeded', 'auto_p0_containment'],
       ['rotate_keys', 'succeeded', 'auto_p0_containment'],
+      ['end_challenges', 'succeeded', 'not_required'],
       ['forensic_export', 'succeeded', 'not_required'],
       ['anomaly_queries', 'succeeded', 'not_required'],
       ['leak_scan', 'succeeded', 'not_required'],
@@ -320,7 +321,7 @@ describe('compromised-token runbook', () => {
     expect(incident.status).toBe('mitigating');
     const report = (await admin('GET', `/incidents/${incidentId}/report`)).body;
     expect(report).toMatch(
-      /Mitigation applied: Revoke active challenges of the affected users: 1000 active challenge\(s\) of 1000 user\(s\) unverifiable from \S+; 1000 revoked through their workflows/,
+      /Mitigation applied: Revoke active challenges of the affected users: 1000 active challenge\(s\) of 1000 user\(s\) unverifiable from \S+; 1000 being revoked through their workflows/,
     );
     expect(report).toMatch(/Root cause identified: Runbook investigation: no issued token appears/);
   });

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../src/activities/index.js';
 import type { IncidentState } from '../../src/shared/incidents';
 import type { RunbookResult, RunbookState } from '../../src/shared/runbooks';
-import { initiate, post, secretFor, waitFor } from '../helpers/authClient';
+import { initiate, post, secretFor, waitFor, waitForStatus } from '../helpers/authClient';
 import { startHarness, type Harness } from '../helpers/harness';
 
 describe('runbook framework', () => {
@@ -112,6 +112,7 @@ describe('runbook framework', () => {
       ['force_password_reset', 'rejected'],
       ['block_ips', 'compensated'],
       ['rotate_keys', 'skipped'],
+      ['end_challenges', 'skipped'],
       ['forensic_export', 'skipped'],
       ['anomaly_queries', 'skipped'],
       ['leak_scan', 'skipped'],
@@ -132,7 +133,7 @@ describe('runbook framework', () => {
         'revoke_challenges: approved by pat (confirmed with alice)',
         expect.stringMatching(/^Containment: challenges of 1 user\(s\) unverifiable from \d{4}-/),
         expect.stringMatching(
-          /^Revoke active challenges of the affected users: 1 active challenge\(s\) of 1 user\(s\) unverifiable from \S+; 1 revoked through their workflows/,
+          /^Revoke active challenges of the affected users: 1 active challenge\(s\) of 1 user\(s\) unverifiable from \S+; 1 being revoked through their workflows/,
         ),
         'force_password_reset: rejected by pat: SSO account; not run',
         'Runbook cancelled by pat: wrong user reported',
@@ -192,11 +193,10 @@ describe('runbook framework', () => {
       x.steps.some((step) => step.name === 'revoke_challenges' && step.status === 'succeeded'),
     );
     expect(s.steps.find((step) => step.name === 'revoke_challenges')?.summary).toMatch(
-      /\d+ active challenge\(s\) of 1 user\(s\) unverifiable from \S+; \d+ revoked through their workflows/,
+      /\d+ active challenge\(s\) of 1 user\(s\) unverifiable from \S+; \d+ being revoked through their workflows/,
     );
-    expect(
-      (await h.sql<{ status: string }>('SELECT status FROM auth_challenges WHERE id = $1', [challenge]))[0]!.status,
-    ).toBe('revoked');
+    // the workflow ends it after the step (end_challenges waits for that)
+    await waitForStatus(h, challenge, 'revoked');
     await admin('POST', `/runbooks/runs/${id}/cancel`, { by: 'pat', reason: 'test done' });
   });
 

@@ -1,8 +1,8 @@
 /**
- * Compromised token (docs/incident-response.md): isolate the users (revoke their live
- * challenges through the challenge workflows, force a password reset), block the IPs, rotate
- * the data keys, then investigate (forensic export, anomaly queries, leak scan) and notify
- * the users. The incident renders the post-incident report from the timeline this writes.
+ * Compromised token (docs/incident-response.md): isolate the users (a cut-off makes their
+ * live challenges unverifiable at once, their workflows are told to end them; force a
+ * password reset), block the IPs, rotate the data keys, confirm the revoked challenges have
+ * ended, then investigate (forensic export, anomaly queries, leak scan) and notify the users. The incident renders the post-incident report from the timeline this writes.
  */
 import type { ActivityOptions } from '@temporalio/workflow';
 import type { RunbookParams } from '../../shared/runbookRegistry';
@@ -40,6 +40,8 @@ const STEPS: StepDef[] = [
     notCompensable:
       'the retired key may be compromised: it is never made active again, and the challenges revoked under it stay revoked',
   },
+  // the cut-off decided it; this only waits for the workflows to carry it out
+  { name: 'end_challenges', title: 'Confirm the revoked challenges have ended' },
   { name: 'forensic_export', title: 'Forensic export of audit events', optional: true },
   { name: 'anomaly_queries', title: 'Database forensics (anomaly queries)', optional: true },
   { name: 'leak_scan', title: 'Validate no token leakage', optional: true },
@@ -103,7 +105,8 @@ export async function compromisedTokenRunbook(
           'mitigation',
           `Containment: challenges of ${users.length} user(s) unverifiable from ${cut.revokedBefore}`,
         );
-        // then cleanup: each challenge's workflow ends it (row ended, sealed copy wiped, audited)
+        // then each challenge's workflow is told to end it (end_challenges waits for that,
+        // after the other containment steps: nothing here needs it to have happened)
         let found = 0;
         for (const [i, batch] of chunks(users, USER_BATCH).entries()) {
           found += (
@@ -112,19 +115,9 @@ export async function compromisedTokenRunbook(
               .revokeUsersChallenges({ key: ctx.key, userIds: batch, incidentId })
           ).found;
         }
-        let revoked = 0;
-        for (const [i, batch] of chunks(users, USER_BATCH).entries()) {
-          revoked += (await ctx.activities(settle, `settle-${i}`).awaitChallengesEnded({ userIds: batch })).revoked;
-        }
         return {
-          summary: `${cut.covered} active challenge(s) of ${users.length} user(s) unverifiable from ${cut.revokedBefore}; ${found} revoked through their workflows (reason security_incident), none is active now`,
-          result: {
-            users: users.length,
-            revokedBefore: cut.revokedBefore,
-            covered: cut.covered,
-            found,
-            revokedTotal: revoked,
-          },
+          summary: `${cut.covered} active challenge(s) of ${users.length} user(s) unverifiable from ${cut.revokedBefore}; ${found} being revoked through their workflows (reason security_incident)`,
+          result: { users: users.length, revokedBefore: cut.revokedBefore, covered: cut.covered, found },
         };
       });
       await rb.step('force_password_reset', async (ctx) => {
@@ -178,6 +171,20 @@ export async function compromisedTokenRunbook(
         result: r,
       };
     });
+
+    if (users.length === 0) await rb.skip('end_challenges', 'no affected users named');
+    else {
+      await rb.step('end_challenges', async (ctx) => {
+        let revoked = 0;
+        for (const [i, batch] of chunks(users, USER_BATCH).entries()) {
+          revoked += (await ctx.activities(settle, `settle-${i}`).awaitChallengesEnded({ userIds: batch })).revoked;
+        }
+        return {
+          summary: `every challenge the cut-off covers has ended (${revoked} revoked challenge(s) of ${users.length} user(s)); none is active`,
+          result: { users: users.length, revokedTotal: revoked },
+        };
+      });
+    }
 
     const window = windowOf(p.since, p.until, started);
     const exported = await rb.step('forensic_export', async (ctx) => {
