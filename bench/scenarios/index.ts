@@ -7,6 +7,7 @@ import { breakdownScenario } from './breakdown';
 import { containmentScenario } from './containment';
 import { openLoopScenario } from './openLoop';
 import { peerScenario } from './peer';
+import { providerOutageScenario } from './providerOutage';
 import { sweepScenario } from './sweep';
 import type { Scenario } from './types';
 
@@ -16,4 +17,5 @@ export const SCENARIOS: readonly Scenario[] = [
   breakdownScenario,
   peerScenario,
   containmentScenario,
+  providerOutageScenario,
 ];
