@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../src/activities/index.js';
 import type { IncidentState } from '../../src/shared/incidents';
 import type { RunbookResult, RunbookState } from '../../src/shared/runbooks';
-import { initiate, post, secretFor, waitFor, waitForStatus } from '../helpers/authClient';
+import { initiate, post, secretFor, waitFor } from '../helpers/authClient';
 import { startHarness, type Harness } from '../helpers/harness';
 
 describe('runbook framework', () => {
@@ -133,7 +133,7 @@ describe('runbook framework', () => {
         'revoke_challenges: approved by pat (confirmed with alice)',
         expect.stringMatching(/^Containment: challenges of 1 user\(s\) unverifiable from \d{4}-/),
         expect.stringMatching(
-          /^Revoke active challenges of the affected users: 1 active challenge\(s\) of 1 user\(s\) unverifiable from \S+; 1 being revoked through their workflows/,
+          /^Revoke active challenges of the affected users: 1 active challenge\(s\) of 1 user\(s\) unverifiable from \S+; their workflows end them after/,
         ),
         'force_password_reset: rejected by pat: SSO account; not run',
         'Runbook cancelled by pat: wrong user reported',
@@ -173,7 +173,7 @@ describe('runbook framework', () => {
 
   it('attached to an incident without naming users, acts on the users the incident names', async () => {
     const challenge = (await initiate(h, 'otp', 'bob')).json<{ challenge_id: string }>().challenge_id;
-    await secretFor(h, challenge);
+    const code = await secretFor(h, challenge);
     const opened = await admin('POST', '/incidents', {
       type: 'other',
       severity: 'P2',
@@ -193,10 +193,17 @@ describe('runbook framework', () => {
       x.steps.some((step) => step.name === 'revoke_challenges' && step.status === 'succeeded'),
     );
     expect(s.steps.find((step) => step.name === 'revoke_challenges')?.summary).toMatch(
-      /\d+ active challenge\(s\) of 1 user\(s\) unverifiable from \S+; \d+ being revoked through their workflows/,
+      /\d+ active challenge\(s\) of 1 user\(s\) unverifiable from \S+; their workflows end them after the other containment steps/,
     );
-    // the workflow ends it after the step (end_challenges waits for that)
-    await waitForStatus(h, challenge, 'revoked');
+    // unverifiable at once, while the row stays open until end_challenges (awaiting the other steps' approvals)
+    expect((await post(h, '/otp/verify', { challenge_id: challenge, otp: code })).json()).toMatchObject({
+      error: 'revoked',
+    });
+    expect(
+      (await h.sql<{ status: string }>('SELECT status FROM auth_challenges WHERE id = $1', [challenge]))[0],
+    ).toEqual({
+      status: 'open',
+    });
     await admin('POST', `/runbooks/runs/${id}/cancel`, { by: 'pat', reason: 'test done' });
   });
 

@@ -1,8 +1,7 @@
 /**
  * Compromised token (docs/incident-response.md): isolate the users (a cut-off makes their
- * live challenges unverifiable at once, their workflows are told to end them; force a
- * password reset), block the IPs, rotate the data keys, confirm the revoked challenges have
- * ended, then investigate (forensic export, anomaly queries, leak scan) and notify the users. The incident renders the post-incident report from the timeline this writes.
+ * live challenges unverifiable at once; force a password reset), block the IPs, rotate the
+ * data keys, have the challenge workflows end the revoked challenges, then investigate (forensic export, anomaly queries, leak scan) and notify the users. The incident renders the post-incident report from the timeline this writes.
  */
 import type { ActivityOptions } from '@temporalio/workflow';
 import type { RunbookParams } from '../../shared/runbookRegistry';
@@ -40,8 +39,8 @@ const STEPS: StepDef[] = [
     notCompensable:
       'the retired key may be compromised: it is never made active again, and the challenges revoked under it stay revoked',
   },
-  // the cut-off decided it; this only waits for the workflows to carry it out
-  { name: 'end_challenges', title: 'Confirm the revoked challenges have ended' },
+  // the approved cut-off decided it; this only has the workflows carry it out, and waits
+  { name: 'end_challenges', title: 'End the revoked challenges through their workflows' },
   { name: 'forensic_export', title: 'Forensic export of audit events', optional: true },
   { name: 'anomaly_queries', title: 'Database forensics (anomaly queries)', optional: true },
   { name: 'leak_scan', title: 'Validate no token leakage', optional: true },
@@ -105,19 +104,9 @@ export async function compromisedTokenRunbook(
           'mitigation',
           `Containment: challenges of ${users.length} user(s) unverifiable from ${cut.revokedBefore}`,
         );
-        // then each challenge's workflow is told to end it (end_challenges waits for that,
-        // after the other containment steps: nothing here needs it to have happened)
-        let found = 0;
-        for (const [i, batch] of chunks(users, USER_BATCH).entries()) {
-          found += (
-            await ctx
-              .activities(containment, `batch-${i}`)
-              .revokeUsersChallenges({ key: ctx.key, userIds: batch, incidentId })
-          ).found;
-        }
         return {
-          summary: `${cut.covered} active challenge(s) of ${users.length} user(s) unverifiable from ${cut.revokedBefore}; ${found} being revoked through their workflows (reason security_incident)`,
-          result: { users: users.length, revokedBefore: cut.revokedBefore, covered: cut.covered, found },
+          summary: `${cut.covered} active challenge(s) of ${users.length} user(s) unverifiable from ${cut.revokedBefore}; their workflows end them after the other containment steps`,
+          result: { users: users.length, revokedBefore: cut.revokedBefore, covered: cut.covered },
         };
       });
       await rb.step('force_password_reset', async (ctx) => {
@@ -175,13 +164,22 @@ export async function compromisedTokenRunbook(
     if (users.length === 0) await rb.skip('end_challenges', 'no affected users named');
     else {
       await rb.step('end_challenges', async (ctx) => {
+        // each covered challenge's workflow is told to end it, then this waits until all have
+        let found = 0;
+        for (const [i, batch] of chunks(users, USER_BATCH).entries()) {
+          found += (
+            await ctx
+              .activities(containment, `batch-${i}`)
+              .revokeUsersChallenges({ key: ctx.key, userIds: batch, incidentId })
+          ).found;
+        }
         let revoked = 0;
         for (const [i, batch] of chunks(users, USER_BATCH).entries()) {
           revoked += (await ctx.activities(settle, `settle-${i}`).awaitChallengesEnded({ userIds: batch })).revoked;
         }
         return {
-          summary: `every challenge the cut-off covers has ended (${revoked} revoked challenge(s) of ${users.length} user(s)); none is active`,
-          result: { users: users.length, revokedTotal: revoked },
+          summary: `${found} challenge(s) the cut-off covers revoked through their workflows (reason security_incident); ${revoked} revoked challenge(s) of ${users.length} user(s), none active`,
+          result: { users: users.length, found, revokedTotal: revoked },
         };
       });
     }
