@@ -6,7 +6,7 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { AuditEventType, insertAudit, logAudit, type AuditRow } from '../auth/audit';
-import { cutOffOf } from '../auth/cutoffs';
+import { openCutOffReason } from '../auth/cutoffs';
 import { endChallengeRow } from '../auth/end';
 import { timeStage } from '../telemetry/stages';
 import { aad, compareSecret, generateSecret, hashSecret, seal, unseal, UnsealError } from '../auth/crypto';
@@ -84,7 +84,7 @@ export function createAuthActivities(
       cut_reason: RevokeReason | null;
     }>(
       `SELECT c.secret_hash, c.key_id, c.status, c.end_reason,
-              CASE WHEN c.status = 'open' THEN ${cutOffOf('c')} END AS cut_reason
+              ${openCutOffReason('c')} AS cut_reason
          FROM auth_challenges c WHERE c.id = $1`,
       [challengeId],
     );
@@ -221,15 +221,18 @@ export function createAuthActivities(
     async attemptChallenge(input: AttemptChallengeInput): Promise<AttemptDecision> {
       const { challengeId, attempts } = input;
       const row = await attemptRow(challengeId);
-      // covered by a cut-off: no comparison (a retry after this ended it finds status revoked)
+      // covered by a cut-off: no comparison
       if (row.cut_reason) return revokedByCutOff(challengeId, row.cut_reason, attempts);
-      if (row.status === 'revoked') return revokedByCutOff(challengeId, row.end_reason as RevokeReason, attempts);
+      // a retry after that (or a revocation that won the race) finds the row revoked already
+      if (row.status === 'revoked') {
+        return { outcome: 'revoked', end: { status: 'revoked', reason: row.end_reason as RevokeReason } };
+      }
       const decision = decideAttempt(await matches(challengeId, row, input.candidate), attempts, input.maxAttempts);
       if (decision.outcome === 'invalid') {
         // the workflow holds the authoritative count; the row's is for responders
         const { rows } = await db.write<{ cut_reason: RevokeReason | null }>(
           `UPDATE auth_challenges c SET attempts = GREATEST(attempts, $2), last_attempt_at = now() WHERE id = $1
-           RETURNING CASE WHEN c.status = 'open' THEN ${cutOffOf('c')} END AS cut_reason`,
+           RETURNING ${openCutOffReason('c')} AS cut_reason`,
           [challengeId, attempts],
         );
         const cut = rows[0]?.cut_reason;

@@ -8,7 +8,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { inLanes, revokeChallenges, type AdminDeps } from '../auth/admin';
 import { AuditEventType, logAudit, recordAudit } from '../auth/audit';
-import { countCutOff, cutOffChallenges, cutOffOf } from '../auth/cutoffs';
+import { countCovered, coveredChallengeIds, cutOffChallenges, cutOffOf } from '../auth/cutoffs';
 import { addBlock, type BlocklistEntry } from '../auth/blocklist';
 import { parseCidr } from '../auth/clientIp';
 import { ProviderPermanentError, ProviderTransientError, type EmailProviderName } from '../providers';
@@ -79,25 +79,15 @@ export function createRunbookAuthActivities(
         dedupeKey: `${input.key}/cut-off`,
       });
       if (!cut.repeated) logAudit(audit, cut.audit);
-      const covered = await countCutOff(db, 'user', input.userIds);
+      const covered = await countCovered(db, input.userIds);
       return { revokedBefore: cut.revokedBefore, users: cut.subjects, covered };
     },
 
     /** Cleanup: ends every active challenge through its workflow (reason security_incident). */
     async revokeUsersChallenges(input: { key: string; userIds: string[]; incidentId?: string }) {
-      const { rows } = await db.query<{ id: string }>(
-        `SELECT id FROM auth_challenges c WHERE user_id = ANY($1::text[]) AND ${ACTIVE} AND EXISTS ${cutOffOf('c')}
-          ORDER BY created_at`,
-        [input.userIds],
-      );
+      const ids = await coveredChallengeIds(db, input.userIds);
       // awaitChallengesEnded waits for the ends: no settling here
-      const outcome = await revokeChallenges(
-        deps(),
-        rows.map((r) => r.id),
-        'security_incident',
-        input.incidentId,
-        { settle: false },
-      );
+      const outcome = await revokeChallenges(deps(), ids, 'security_incident', input.incidentId, { settle: false });
       await inLanes(input.userIds, AUDIT_LANES, (userId) =>
         auditOnce(`${input.key}/revoke/${userId}`, {
           type: AuditEventType.userAction,
@@ -107,7 +97,7 @@ export function createRunbookAuthActivities(
           details: { actor: input.key, reason: 'security_incident' },
         }),
       );
-      return { found: rows.length, signalled: outcome.signalled };
+      return { found: ids.length, signalled: outcome.signalled };
     },
 
     /**

@@ -11,7 +11,7 @@ import { DatabaseReadOnlyError, type Database } from '../db/database';
 import { challengeWorkflowId, revokeSignal, type RevokeReason } from '../shared/auth';
 import type { Logger } from '../telemetry/logger';
 import { AuditEventType, insertAudit, logAudit, recordAudit, type AuditRow } from './audit';
-import { cutOffChallenges, cutOffOf } from './cutoffs';
+import { coveredByUserCutOff, coveredChallengeIds, cutOffChallenges } from './cutoffs';
 import { createDataKey, type DataKeyStore } from './keys';
 import { clearUserRateLimits } from './rateLimit';
 import { ACTIVE_CHALLENGE_SQL as ACTIVE } from './end';
@@ -110,14 +110,9 @@ export async function revokeUserChallenges(
   });
   logAudit(deps.logger, cut.audit);
   // only what the cut-off covers: a challenge started since is not revoked
-  const { rows } = await deps.db.query<{ id: string }>(
-    `SELECT id FROM auth_challenges c WHERE user_id = ANY($1::text[]) AND ${ACTIVE} AND EXISTS ${cutOffOf('c')}
-      ORDER BY created_at`,
-    [input.userIds],
-  );
   const outcome = await revokeChallenges(
     deps,
-    rows.map((r) => r.id),
+    await coveredChallengeIds(deps.db, input.userIds),
     input.reason,
     input.incidentId,
   );
@@ -234,8 +229,7 @@ export async function rotateKeys(
     // a challenge a user's cut-off already covers is being revoked for that reason: left to it
     const { rows } = await deps.db.query<{ id: string }>(
       `SELECT id FROM auth_challenges c WHERE key_id IS DISTINCT FROM $1 AND ${ACTIVE}
-          AND NOT EXISTS (SELECT 1 FROM challenge_cutoffs u
-                           WHERE u.scope = 'user' AND u.subject = c.user_id AND u.revoked_before >= c.created_at)
+          AND NOT ${coveredByUserCutOff('c')}
         ORDER BY created_at`,
       [next.id],
     );

@@ -53,6 +53,38 @@ export const cutOffOf = (c: string) => `(
      AND x.revoked_before >= ${c}.created_at
    ORDER BY x.revoked_before DESC LIMIT 1)`;
 
+/** The reason of the cut-off covering `c` while it is open; NULL otherwise (an ended row answers by its status). */
+export const openCutOffReason = (c: string) => `CASE WHEN ${c}.status = 'open' THEN ${cutOffOf(c)} END`;
+
+/**
+ * The challenges a user's cut-off covers, `c` being auth_challenges: a key rotation's sweep
+ * leaves them to the revocation already under way.
+ */
+export const coveredByUserCutOff = (c: string) => `EXISTS (
+  SELECT 1 FROM challenge_cutoffs u
+   WHERE u.scope = 'user' AND u.subject = ${c}.user_id AND u.revoked_before >= ${c}.created_at)`;
+
+/** Open challenges of the users ($1, text[]) that a cut-off covers, `c` being auth_challenges. */
+const COVERED_OF_USERS = `c.user_id = ANY($1::text[]) AND c.status = 'open' AND EXISTS ${cutOffOf('c')}`;
+
+/** The ids of the users' open challenges a cut-off covers, oldest first: what cleanup ends. */
+export async function coveredChallengeIds(q: Queryable, userIds: readonly string[]): Promise<string[]> {
+  const { rows } = await q.query<{ id: string }>(
+    `SELECT c.id FROM auth_challenges c WHERE ${COVERED_OF_USERS} ORDER BY c.created_at`,
+    [userIds],
+  );
+  return rows.map((r) => r.id);
+}
+
+/** How many of the users' open challenges a cut-off covers (for summaries; not on the containment path). */
+export async function countCovered(q: Queryable, userIds: readonly string[]): Promise<number> {
+  const { rows } = await q.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM auth_challenges c WHERE ${COVERED_OF_USERS}`,
+    [userIds],
+  );
+  return rows[0]!.n;
+}
+
 /** `auth_challenges.status` of `c` as the verify path sees it: an open challenge under a cut-off is `revoked`. */
 export const statusAfterCutOff = (c: string) =>
   `CASE WHEN ${c}.status = 'open' AND EXISTS ${cutOffOf(c)} THEN 'revoked' ELSE ${c}.status END AS status`;
@@ -105,16 +137,4 @@ export async function cutOffChallenges(
   ]);
   const first = rows[0]!;
   return { revokedBefore: first.occurred_at.toISOString(), subjects: subjects.length, audit: first, repeated: true };
-}
-
-/** How many open challenges a cut-off covers now (for summaries; not on the containment path). */
-export async function countCutOff(q: Queryable, scope: CutoffScope, subjects: readonly string[]): Promise<number> {
-  const { rows } = await q.query<{ n: number }>(
-    `SELECT count(*)::int AS n FROM auth_challenges c
-      WHERE c.status = 'open'
-        AND ($1 = 'all' OR ($1 = 'user' AND c.user_id = ANY($2::text[])) OR ($1 = 'key' AND c.key_id = ANY($2::text[])))
-        AND EXISTS ${cutOffOf('c')}`,
-    [scope, subjects],
-  );
-  return rows[0]!.n;
 }

@@ -1,7 +1,9 @@
 /**
  * Compromised token (docs/incident-response.md): isolate the users (a cut-off makes their
  * live challenges unverifiable at once; force a password reset), block the IPs, rotate the
- * data keys, have the challenge workflows end the revoked challenges, then investigate (forensic export, anomaly queries, leak scan) and notify the users. The incident renders the post-incident report from the timeline this writes.
+ * data keys, have the challenge workflows end the revoked challenges, then investigate
+ * (forensic export, anomaly queries, leak scan) and notify the users. The incident renders
+ * the post-incident report from the timeline this writes.
  */
 import type { ActivityOptions } from '@temporalio/workflow';
 import type { RunbookParams } from '../../shared/runbookRegistry';
