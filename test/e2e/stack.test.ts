@@ -5,7 +5,7 @@ import { Client, Connection } from '@temporalio/client';
 import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { freePort, spawnManaged, type ManagedProcess } from '../../src/dev/process';
-import { processesMentioning, waitForReady } from '../helpers/stack';
+import { processesMentioning, startReady } from '../helpers/stack';
 import { EncryptionCodec, loadPayloadKeyring } from '../../src/temporal/codec';
 import { healthCheckWorkflow } from '../../src/workflows';
 
@@ -19,30 +19,30 @@ describe('npm start (the embedded stack)', () => {
   });
 
   async function start() {
-    const ports = {
-      WARDEN_PUBLIC_PORT: await freePort(),
-      WARDEN_ADMIN_PORT: await freePort(),
-      WARDEN_METRICS_PORT: await freePort(),
-      WARDEN_SANDBOX_PORT: await freePort(),
-      WARDEN_EMBEDDED_PG_PORT: await freePort(),
-      TEMPORAL_UI_PORT: await freePort(),
-      TEMPORAL_PORT: await freePort(),
-    };
-    const env: NodeJS.ProcessEnv = {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      TEMPORAL_CLI: inject('temporalCli'),
-    };
-    for (const [key, value] of Object.entries(ports)) env[key] = String(value);
-    env.TEMPORAL_ADDRESS = `127.0.0.1:${ports.TEMPORAL_PORT}`;
-    env.WARDEN_DATA_DIR = dataDir;
-    const output: string[] = [];
-    stack = spawnManaged(process.execPath, ['--import', 'tsx', 'src/dev/stack.ts'], {
-      env,
-      onOutput: (line) => output.push(line),
-    });
-    const ready = await waitForReady(ports.WARDEN_ADMIN_PORT, output, 90_000);
-    return { ports, ready, output, temporalAddress: env.TEMPORAL_ADDRESS };
+    let env: NodeJS.ProcessEnv = {};
+    let ports: Record<string, number> = {};
+    const started = await startReady(async () => {
+      ports = {
+        WARDEN_PUBLIC_PORT: await freePort(),
+        WARDEN_ADMIN_PORT: await freePort(),
+        WARDEN_METRICS_PORT: await freePort(),
+        WARDEN_SANDBOX_PORT: await freePort(),
+        WARDEN_EMBEDDED_PG_PORT: await freePort(),
+        TEMPORAL_UI_PORT: await freePort(),
+        TEMPORAL_PORT: await freePort(),
+      };
+      env = { PATH: process.env.PATH, HOME: process.env.HOME, TEMPORAL_CLI: inject('temporalCli') };
+      for (const [key, value] of Object.entries(ports)) env[key] = String(value);
+      env.TEMPORAL_ADDRESS = `127.0.0.1:${ports.TEMPORAL_PORT}`;
+      env.WARDEN_DATA_DIR = dataDir;
+      const output: string[] = [];
+      stack = spawnManaged(process.execPath, ['--import', 'tsx', 'src/dev/stack.ts'], {
+        env,
+        onOutput: (line) => output.push(line),
+      });
+      return { stack, output, adminPort: ports.WARDEN_ADMIN_PORT! };
+    }, 90_000);
+    return { ports, ready: started.ready, output: started.output, temporalAddress: env.TEMPORAL_ADDRESS };
   }
 
   it('comes up ready, keeps its data across restarts, and leaves nothing behind on SIGTERM', async () => {

@@ -23,7 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort, spawnManaged, type ManagedProcess } from '../../src/dev/process';
-import { processesMentioning, waitForReady } from '../helpers/stack';
+import { lostPort, processesMentioning, startReady } from '../helpers/stack';
 
 const repo = process.cwd();
 const RELOCATED = '/var/lib/warden-postgres';
@@ -106,10 +106,12 @@ describe('npm start in a clone inside a folder only its owner may enter', () => 
     execFileSync('git', ['clone', '--quiet', repo, clone]);
     // hard links: no network, little time and little disk
     execFileSync('cp', ['-al', path.join(repo, 'node_modules'), path.join(clone, 'node_modules')]);
-    const env = await stackEnv();
-    const started = startStack(clone, env);
-    stack = started.stack;
-    const ready = await waitForReady(env.WARDEN_ADMIN_PORT, started.output, 120_000);
+    const { ready, stack: running } = await startReady(async () => {
+      const env = await stackEnv();
+      const started = startStack(clone, env);
+      stack = started.stack;
+      return { ...started, adminPort: env.WARDEN_ADMIN_PORT! };
+    }, 120_000);
     expect(ready).toMatchObject({ status: 'ready', checks: { database: 'ok', temporal: 'ok' } });
 
     const dataLink = path.join(clone, '.data', 'postgres');
@@ -121,8 +123,8 @@ describe('npm start in a clone inside a folder only its owner may enter', () => 
     }
     expect(existsSync(path.join(cluster, 'PG_VERSION'))).toBe(true);
 
-    await stack.stop(30_000);
-    expect(stack.child.exitCode).toBe(0);
+    await running.stop(30_000);
+    expect(running.child.exitCode).toBe(0);
     expect(processesMentioning(clone)).toEqual([]);
     expect(processesMentioning(cluster)).toEqual([]);
   }, 300_000);
@@ -199,7 +201,7 @@ describe('a start-up failure ends in its cause and its fix', () => {
         // a free port chosen for the stack can be taken by another process's outgoing connection
         // before the stack binds it: that failure says nothing about the disk, so try again
         let result = await failedStart(await stackEnv({ WARDEN_DATA_DIR: path.join(disk, 'data') }));
-        for (let retry = 0; retry < 2 && result.last[0]?.includes('address already in use'); retry++) {
+        for (let retry = 0; retry < 2 && lostPort(result.last); retry++) {
           rmSync(path.join(disk, 'data'), { recursive: true, force: true });
           result = await failedStart(await stackEnv({ WARDEN_DATA_DIR: path.join(disk, 'data') }));
         }
