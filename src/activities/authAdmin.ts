@@ -1,5 +1,6 @@
 import { Context } from '@temporalio/activity';
 import {
+  adminDeps,
   clearRateLimits,
   forcePasswordReset,
   revokeUserChallenges,
@@ -14,13 +15,8 @@ import type { RevokeReason } from '../shared/auth';
  * The auth containment steps as activities, for the runbook workflows: the same
  * functions the admin API calls. The actor recorded is the calling workflow's id.
  */
-export function createAuthAdminActivities(runtime: Pick<Runtime, 'db' | 'logger' | 'temporal' | 'keys'>) {
-  const deps = (): AdminDeps => ({
-    db: runtime.db,
-    logger: runtime.logger.child({ component: 'audit' }),
-    client: runtime.temporal.client,
-    keys: runtime.keys,
-  });
+export function createAuthAdminActivities(runtime: Pick<Runtime, 'db' | 'logger' | 'temporal' | 'keys' | 'metrics'>) {
+  const deps = (): AdminDeps => adminDeps(runtime);
   const actor = () => `workflow:${Context.current().info.workflowExecution?.workflowId ?? 'standalone'}`;
 
   return {

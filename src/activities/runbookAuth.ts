@@ -6,21 +6,20 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { inLanes, revokeChallenges, type AdminDeps } from '../auth/admin';
+import { adminDeps, inLanes, revokeChallenges, type AdminDeps } from '../auth/admin';
 import { AuditEventType, logAudit, recordAudit } from '../auth/audit';
-import { countCovered, coveredChallengeIds, cutOffChallenges, cutOffOf } from '../auth/cutoffs';
+import { countCovered, coveredChallengeIds, cutOffChallenges } from '../auth/cutoffs';
 import { addBlock, type BlocklistEntry } from '../auth/blocklist';
 import { parseCidr } from '../auth/clientIp';
 import { ProviderPermanentError, ProviderTransientError, type EmailProviderName } from '../providers';
 import { INCIDENT_NOTIFICATION_SUBJECT, INCIDENT_NOTIFICATION_TEXT, notificationKey } from '../runbooks/notification';
 import type { Runtime } from '../runtime';
-import { ACTIVE_CHALLENGE_SQL as ACTIVE } from '../auth/end';
 
 const EMAIL_PROVIDERS: readonly string[] = ['sendgrid', 'ses'];
 const NOTIFY_CONCURRENCY = 8;
 const AUDIT_LANES = 8;
-const SETTLE_POLL_MS = 200;
-const SETTLE_ROUND_MS = 4 * 60_000;
+/** reads of what is left to revoke, in one cleanup call: the second finds only stragglers */
+const CLEANUP_ROUNDS = 3;
 
 export interface BlockIpsInput {
   key: string;
@@ -39,16 +38,11 @@ export interface BlockIpsResult {
 }
 
 export function createRunbookAuthActivities(
-  runtime: Pick<Runtime, 'db' | 'logger' | 'temporal' | 'keys' | 'providers'>,
+  runtime: Pick<Runtime, 'db' | 'logger' | 'temporal' | 'keys' | 'providers' | 'metrics'>,
 ) {
   const { db } = runtime;
   const audit = runtime.logger.child({ component: 'audit' });
-  const deps = (): AdminDeps => ({
-    db,
-    logger: audit,
-    client: runtime.temporal.client,
-    keys: runtime.keys,
-  });
+  const deps = (): AdminDeps => adminDeps(runtime);
 
   async function auditOnce(key: string, event: Parameters<typeof recordAudit>[2]) {
     await recordAudit(db, audit, { ...event, dedupeKey: key });
@@ -83,11 +77,31 @@ export function createRunbookAuthActivities(
       return { revokedBefore: cut.revokedBefore, users: cut.subjects, covered };
     },
 
-    /** Cleanup: ends every active challenge through its workflow (reason security_incident). */
+    /**
+     * Cleanup: revokes every open challenge of the users that a cut-off covers (rows ended in
+     * bulk, then their workflows terminated: revokeChallenges), reason security_incident, and
+     * audits the action per user. Reads again until none is left, so a challenge whose issue
+     * committed while this ran, but before the cut-off's instant, is not missed. A challenge
+     * started after the cut-off is not covered, so never touched.
+     */
     async revokeUsersChallenges(input: { key: string; userIds: string[]; incidentId?: string }) {
-      const ids = await coveredChallengeIds(db, input.userIds);
-      // awaitChallengesEnded waits for the ends: no settling here
-      const outcome = await revokeChallenges(deps(), ids, 'security_incident', input.incidentId, { settle: false });
+      const ctx = Context.current();
+      const total = { found: 0, revoked: 0, workflowsEnded: 0 };
+      for (let round = 0; round < CLEANUP_ROUNDS; round++) {
+        const ids = await coveredChallengeIds(db, input.userIds);
+        if (ids.length === 0) break;
+        const outcome = await revokeChallenges(deps(), ids, 'security_incident', {
+          incidentId: input.incidentId,
+          actor: input.key,
+          progress: (done) => ctx.heartbeat(done),
+        });
+        total.found += ids.length;
+        total.revoked += outcome.revoked;
+        total.workflowsEnded += outcome.workflowsEnded;
+      }
+      const left = await countCovered(db, input.userIds);
+      if (left > 0)
+        throw ApplicationFailure.retryable(`${left} covered challenge(s) still open`, 'ChallengesStillActive');
       await inLanes(input.userIds, AUDIT_LANES, (userId) =>
         auditOnce(`${input.key}/revoke/${userId}`, {
           type: AuditEventType.userAction,
@@ -97,32 +111,7 @@ export function createRunbookAuthActivities(
           details: { actor: input.key, reason: 'security_incident' },
         }),
       );
-      return { found: ids.length, signalled: outcome.signalled };
-    },
-
-    /**
-     * Waits until every challenge of the users that a cut-off covers has ended (revocation by
-     * the workflows is asynchronous), polling every SETTLE_POLL_MS and heartbeating; after
-     * SETTLE_ROUND_MS it fails retryably, so a stuck challenge shows in the step's attempts.
-     * Challenges started after the cut-off are not waited for: they are not revoked.
-     */
-    async awaitChallengesEnded(input: { userIds: string[] }): Promise<{ active: number; revoked: number }> {
-      const ctx = Context.current();
-      const deadline = Date.now() + SETTLE_ROUND_MS;
-      for (;;) {
-        const { rows } = await db.query<{ active: number; revoked: number }>(
-          `SELECT count(*) FILTER (WHERE ${ACTIVE} AND EXISTS ${cutOffOf('c')})::int AS active,
-                  count(*) FILTER (WHERE status = 'revoked')::int AS revoked
-             FROM auth_challenges c WHERE user_id = ANY($1::text[])`,
-          [input.userIds],
-        );
-        const counts = rows[0]!;
-        if (counts.active === 0) return counts;
-        if (Date.now() >= deadline)
-          throw ApplicationFailure.retryable(`${counts.active} challenge(s) still active`, 'ChallengesStillActive');
-        ctx.heartbeat(counts.active);
-        await ctx.sleep(SETTLE_POLL_MS);
-      }
+      return total;
     },
 
     /** `UPDATE users SET force_password_reset = true`; only users not yet flagged are touched. */

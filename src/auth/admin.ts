@@ -1,27 +1,40 @@
 /**
  * Responder actions of the incident procedures (docs/incident-response.md), as plain
  * functions: the admin API calls them, and the runbook workflows call them through activities.
- * Challenge state is changed only through the challenge workflows (revokeSignal), never by
- * writing auth_challenges directly; what makes a revocation take effect at once is a cut-off
- * (src/auth/cutoffs.ts), written before the workflows are told.
+ * A revocation takes effect at once through a cut-off (src/auth/cutoffs.ts); the cleanup that
+ * follows ends the covered rows in bulk (one statement per batch, audited as their workflows
+ * would) and then terminates their workflows, which have nothing left to do: its pace is the
+ * database's and the Temporal server's, not one workflow task per challenge.
  */
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { DatabaseReadOnlyError, type Database } from '../db/database';
 import { challengeWorkflowId, revokeSignal, type RevokeReason } from '../shared/auth';
+import type { Runtime } from '../runtime';
 import type { Logger } from '../telemetry/logger';
+import type { Metrics } from '../telemetry/metrics';
 import { AuditEventType, insertAudit, logAudit, recordAudit, type AuditRow } from './audit';
 import { coveredByUserCutOff, coveredChallengeIds, cutOffChallenges } from './cutoffs';
 import { createDataKey, type DataKeyStore } from './keys';
 import { clearUserRateLimits } from './rateLimit';
-import { ACTIVE_CHALLENGE_SQL as ACTIVE } from './end';
+import { ACTIVE_CHALLENGE_SQL as ACTIVE, endChallengeRows } from './end';
 
 export interface AdminDeps {
   db: Database;
   logger: Logger;
   client: Client;
   keys: DataKeyStore;
+  metrics: Pick<Metrics, 'tokensInvalidated'>;
 }
+
+/** The deps from a runtime, audit lines under the `audit` component. */
+export const adminDeps = (runtime: Pick<Runtime, 'db' | 'logger' | 'temporal' | 'keys' | 'metrics'>): AdminDeps => ({
+  db: runtime.db,
+  logger: runtime.logger.child({ component: 'audit' }),
+  client: runtime.temporal.client,
+  keys: runtime.keys,
+  metrics: runtime.metrics,
+});
 
 export interface ActorContext {
   /** who did it: `admin-api`, a runbook workflow id... */
@@ -31,6 +44,10 @@ export interface ActorContext {
 
 /** signals in flight at once: enough to keep the Temporal frontend busy, few enough not to queue */
 const SIGNAL_LANES = 32;
+/** terminations in flight at once: more only queue behind the server's persistence */
+const TERMINATE_LANES = 64;
+/** rows ended per statement: a few hundred milliseconds of locks at most */
+const END_BATCH = 2000;
 const SETTLE_TIMEOUT_MS = 5000;
 const SETTLE_POLL_MS = 100;
 
@@ -44,24 +61,74 @@ export async function inLanes<T>(items: readonly T[], lanes: number, fn: (item: 
 }
 
 export interface RevokeOutcome {
-  /** challenges whose workflow took the signal */
-  signalled: number;
-  /** of those, how many rows say `revoked` (some may have ended otherwise meanwhile); not counted without `settle` */
+  /** challenges this call revoked (rows ended, sealed copies wiped); one that ended otherwise meanwhile is not counted */
   revoked: number;
+  /** of their workflows, how many this call terminated (one that had already closed is not counted) */
+  workflowsEnded: number;
+}
+
+export interface RevokeOptions {
+  incidentId?: string;
+  actor: string;
+  /** called as the work progresses (an activity heartbeats) */
+  progress?: (done: number) => void;
 }
 
 /**
- * Signals each challenge's workflow to revoke itself, then (unless `settle` is false) waits,
- * bounded, until the rows say how they ended, so the caller's answer reflects what happened.
- * A challenge whose workflow is already gone has ended already and is not counted.
+ * Revokes the challenges still open among `challengeIds`: their rows end in bulk
+ * (endChallengeRows, END_BATCH per statement: revoked, sealed copy wiped, audited with the
+ * dedupe key of the workflow's own end), then each of their workflows is terminated with the
+ * reason, TERMINATE_LANES at a time. A challenge that ended otherwise (verified, expired)
+ * keeps its end, and its workflow is left to finish: it may be answering that verify. Should a
+ * termination fail after its row ended, that workflow ends by itself at the challenge's expiry
+ * (its end then changes nothing).
  */
 export async function revokeChallenges(
   deps: AdminDeps,
   challengeIds: readonly string[],
   reason: RevokeReason,
-  incidentId?: string,
-  options: { settle?: boolean } = {},
+  options: RevokeOptions,
 ): Promise<RevokeOutcome> {
+  const revoked: string[] = [];
+  for (let i = 0; i < challengeIds.length; i += END_BATCH) {
+    const { ended, audit } = await endChallengeRows(deps.db.writer, {
+      challengeIds: challengeIds.slice(i, i + END_BATCH),
+      reason,
+      incidentId: options.incidentId,
+      by: options.actor,
+    });
+    for (const row of audit) logAudit(deps.logger, row);
+    for (const { id, method } of ended) {
+      deps.metrics.tokensInvalidated.inc({ method, reason });
+      revoked.push(id);
+    }
+    options.progress?.(revoked.length);
+  }
+  const why = `revoked (${reason}${options.incidentId ? `, ${options.incidentId}` : ''}) by ${options.actor}`;
+  let workflowsEnded = 0;
+  await inLanes(revoked, TERMINATE_LANES, async (id) => {
+    try {
+      await deps.client.workflow.getHandle(challengeWorkflowId(id)).terminate(why);
+      workflowsEnded += 1;
+      if (workflowsEnded % 100 === 0) options.progress?.(revoked.length + workflowsEnded);
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+    }
+  });
+  return { revoked: revoked.length, workflowsEnded };
+}
+
+/**
+ * Asks each challenge's workflow to revoke itself (revokeSignal) and waits, bounded, until the
+ * rows say how they ended. For a database held read-only (a failover's cleanup): the workflows
+ * end the rows once writes are allowed again. A workflow already gone is not counted.
+ */
+export async function signalRevocations(
+  deps: Pick<AdminDeps, 'db' | 'client'>,
+  challengeIds: readonly string[],
+  reason: RevokeReason,
+  incidentId?: string,
+): Promise<{ signalled: number; revoked: number }> {
   const signalled: string[] = [];
   await inLanes(challengeIds, SIGNAL_LANES, async (id) => {
     try {
@@ -73,7 +140,6 @@ export async function revokeChallenges(
       if (!(err instanceof WorkflowNotFoundError)) throw err;
     }
   });
-  if (options.settle === false) return { signalled: signalled.length, revoked: 0 };
   if (signalled.length === 0) return { signalled: 0, revoked: 0 };
   const deadline = Date.now() + SETTLE_TIMEOUT_MS;
   for (;;) {
@@ -90,7 +156,8 @@ export async function revokeChallenges(
 
 /**
  * Revokes every live challenge of the given users: first a cut-off (one statement: from its
- * commit no code of theirs verifies), then each challenge's workflow ends it.
+ * commit no code of theirs verifies), then the challenges it covers are ended and their
+ * workflows terminated (revokeChallenges). A challenge started after the cut-off is not touched.
  */
 export async function revokeUserChallenges(
   deps: AdminDeps,
@@ -100,7 +167,7 @@ export async function revokeUserChallenges(
   },
 ): Promise<RevokeOutcome & { revokedBefore?: string }> {
   if (deps.db.readOnly) throw new DatabaseReadOnlyError();
-  if (input.userIds.length === 0) return { signalled: 0, revoked: 0 };
+  if (input.userIds.length === 0) return { revoked: 0, workflowsEnded: 0 };
   const cut = await cutOffChallenges(deps.db.writer, {
     scope: 'user',
     subjects: input.userIds,
@@ -109,13 +176,10 @@ export async function revokeUserChallenges(
     incidentId: input.incidentId,
   });
   logAudit(deps.logger, cut.audit);
-  // only what the cut-off covers: a challenge started since is not revoked
-  const outcome = await revokeChallenges(
-    deps,
-    await coveredChallengeIds(deps.db, input.userIds),
-    input.reason,
-    input.incidentId,
-  );
+  const outcome = await revokeChallenges(deps, await coveredChallengeIds(deps.db, input.userIds), input.reason, {
+    incidentId: input.incidentId,
+    actor: input.actor,
+  });
   await auditUsers(deps, input, 'revoke_challenges', { reason: input.reason, revoked: outcome.revoked });
   return { ...outcome, revokedBefore: cut.revokedBefore };
 }
@@ -171,7 +235,7 @@ export interface RotationResult {
 /**
  * Makes a new data key active and retires the old one (kept: it still verifies the challenges
  * issued under it unless they are revoked). With `revokeOutstanding`, every challenge still
- * open under an older key is revoked through its workflow (reason key_rotation). Issues in
+ * open under an older key is revoked (reason key_rotation; revokeChallenges). Issues in
  * flight hold a share lock on the active key's row, so the retiring UPDATE waits for them and
  * the revocation sweep that follows sees them.
  */
@@ -237,7 +301,7 @@ export async function rotateKeys(
       deps,
       rows.map((r) => r.id),
       'key_rotation',
-      input.incidentId,
+      { incidentId: input.incidentId, actor: input.actor },
     );
     revokedChallenges = outcome.revoked;
     await deps.db.write('UPDATE key_rotations SET revoked_challenges = $2 WHERE id = $1', [

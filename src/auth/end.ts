@@ -96,3 +96,55 @@ export async function endChallengeRow(q: Queryable, input: EndRowInput): Promise
   // a deduped audit row leaves the joined columns NULL
   return { audit: audit.id ? (audit as AuditRow) : undefined, method, status: endedStatus, reason: endedReason };
 }
+
+export interface EndRowsInput {
+  challengeIds: readonly string[];
+  reason: Extract<InvalidationReason, 'manual_revoke' | 'security_incident' | 'key_rotation'>;
+  incidentId?: string;
+  /** who ended them (recorded in each audit row's details) */
+  by: string;
+}
+
+/**
+ * Revokes every still-open challenge of `challengeIds` in one statement, as endChallengeRow
+ * would one by one: each row says it was revoked, its sealed copy is wiped, and its
+ * identity.auth.token_invalidated row carries the dedupe key its workflow's end would use, so a
+ * workflow that still ends it later records nothing twice. Rows already ended are left alone.
+ * Answers what it ended (the audit rows are those not recorded before).
+ */
+export async function endChallengeRows(
+  q: Queryable,
+  input: EndRowsInput,
+): Promise<{ ended: { id: string; method: AuthMethod }[]; audit: AuditRow[] }> {
+  if (input.challengeIds.length === 0) return { ended: [], audit: [] };
+  const { rows } = await q.query<Partial<AuditRow> & { ended_id: string; ended_method: AuthMethod }>(
+    `WITH ended AS (
+       UPDATE auth_challenges
+          SET status = 'revoked', end_reason = $2, ended_at = now(), sealed_secret = NULL
+        WHERE id = ANY($1::uuid[]) AND ${ACTIVE_CHALLENGE_SQL}
+        RETURNING id, user_id, method, client_ip_masked, attempts, status, end_reason
+     ), audit AS (
+       INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS})
+       SELECT $3, e.status, e.end_reason, e.id, e.user_id, e.method, e.client_ip_masked,
+              ${auditContactSql('e.method')},
+              $4, jsonb_build_object('attempts', e.attempts, 'by', $5::text), $6 || e.id || '/end'
+         FROM ended e LEFT JOIN users u ON u.sub = e.user_id
+       ON CONFLICT (dedupe_key) DO NOTHING
+       RETURNING ${AUDIT_RETURNING}
+     )
+     SELECT e.id AS ended_id, e.method AS ended_method, a.*
+       FROM ended e LEFT JOIN audit a ON a.challenge_id = e.id`,
+    [
+      input.challengeIds,
+      input.reason,
+      AuditEventType.tokenInvalidated,
+      input.incidentId ?? null,
+      input.by,
+      challengeWorkflowId(''),
+    ],
+  );
+  const ended = rows.map((r) => ({ id: r.ended_id, method: r.ended_method }));
+  // a deduped audit row leaves the joined columns NULL
+  const audit = rows.flatMap(({ ended_id: _id, ended_method: _method, ...a }) => (a.id ? [a as AuditRow] : []));
+  return { ended, audit };
+}

@@ -16,7 +16,7 @@
  */
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type pg from 'pg';
-import { revokeChallenges } from '../auth/admin';
+import { signalRevocations } from '../auth/admin';
 import { logAudit } from '../auth/audit';
 import { ACTIVE_CHALLENGE_STATUSES, endChallengeRow } from '../auth/end';
 import type { DataKeyStore } from '../auth/keys';
@@ -113,12 +113,7 @@ export async function cleanupConsistency(
     else if (await endRow(deps, id, 'revoked', 'manual_revoke', input.incidentId)) result.orphansRevoked += 1;
   }
   if (live.length) {
-    const outcome = await revokeChallenges(
-      { db, client: deps.client, logger: deps.logger, keys: deps.keys },
-      live,
-      'manual_revoke',
-      input.incidentId,
-    );
+    const outcome = await signalRevocations({ db, client: deps.client }, live, 'manual_revoke', input.incidentId);
     result.orphansSignalled += outcome.signalled;
     result.orphansRevoked += outcome.revoked;
   }

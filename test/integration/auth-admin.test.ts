@@ -21,7 +21,7 @@ describe('auth admin actions', () => {
       ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }),
     });
 
-  it('rotates the data key, revokes challenges under the old key through their workflows, and verifies new ones', async () => {
+  it('rotates the data key, revokes challenges under the old key and ends their workflows, and verifies new ones', async () => {
     const old = [];
     for (const user of ['test-user', 'alice']) {
       const { challenge_id } = (await initiate(h, 'otp', user)).json<{ challenge_id: string }>();
@@ -135,7 +135,7 @@ describe('auth admin actions', () => {
     });
     expect(revoked.statusCode).toBe(200);
     const answer = revoked.json<{ revoked_before: string }>();
-    expect(answer).toEqual({ signalled: 2, revoked: 2, revoked_before: expect.stringMatching(/^\d{4}-.+Z$/) });
+    expect(answer).toEqual({ revoked: 2, workflows_ended: 2, revoked_before: expect.stringMatching(/^\d{4}-.+Z$/) });
     // the cut-off came first: from its instant on, nothing of the user's verifies
     expect(
       await h.sql(

@@ -2,16 +2,17 @@
  * Containment by cut-off: affected challenges are refused from the cut-off's commit on, before
  * (and without) their workflows ending them; the attempt's end yields to a cut-off that lands
  * between the API's check and the workflow; a verify racing the containment never succeeds
- * once it has committed; a challenge started after it is unaffected; cleanup then ends each
- * covered challenge through its workflow.
+ * once it has committed; a challenge started after it is unaffected; cleanup then ends the
+ * covered rows in bulk and terminates their workflows.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { revokeChallenges } from '../../src/auth/admin';
+import { adminDeps, revokeChallenges } from '../../src/auth/admin';
 import { verifyCandidate } from '../../src/auth/client';
 import { aad, seal } from '../../src/auth/crypto';
-import { cutOffChallenges } from '../../src/auth/cutoffs';
+import { coveredChallengeIds, cutOffChallenges } from '../../src/auth/cutoffs';
+import { challengeWorkflowId } from '../../src/shared/auth';
 import { startWorker } from '../../src/worker/worker';
-import { challengeRow, initiate, post, secretFor, waitForStatus } from '../helpers/authClient';
+import { challengeRow, initiate, post, secretFor } from '../helpers/authClient';
 import { raiseRateLimits } from '../helpers/delivery';
 import { startHarness, type Harness } from '../helpers/harness';
 
@@ -86,19 +87,39 @@ describe('containment by cut-off', () => {
       const later = await issue('alice');
       expect((await verify(later)).statusCode).toBe(200);
 
-      // cleanup: the workflows end the covered challenges, wiping the sealed copies
-      const outcome = await revokeChallenges(
-        { db: h.runtime.db, logger: h.runtime.logger, client: h.runtime.temporal.client, keys: h.runtime.keys },
-        [alice.id, bob.id],
-        'security_incident',
-      );
-      expect(outcome.signalled).toBe(2);
+      // cleanup: the covered rows end in bulk (secret wiped, audited once) and their workflows are terminated
+      const covered = await coveredChallengeIds(h.runtime.db, ['alice', 'bob']);
+      expect(covered.sort()).toEqual([alice.id, bob.id].sort());
+      const outcome = await revokeChallenges(adminDeps(h.runtime), covered, 'security_incident', {
+        incidentId: 'INC-2026-12-07-01',
+        actor: 'containment-test',
+      });
+      expect(outcome).toEqual({ revoked: 2, workflowsEnded: 2 });
       for (const c of [alice, bob]) {
-        expect(await waitForStatus(h, c.id, 'revoked')).toMatchObject({
+        expect(await challengeRow(h, c.id)).toMatchObject({
+          status: 'revoked',
           end_reason: 'security_incident',
           sealed_secret: null,
         });
+        const description = await h.runtime.temporal.client.workflow.getHandle(challengeWorkflowId(c.id)).describe();
+        expect(description.status.name).toBe('TERMINATED');
+        expect(
+          await h.sql(
+            `SELECT outcome, reason, incident_id, details->>'by' AS by FROM audit_events
+              WHERE event_type = 'identity.auth.token_invalidated' AND challenge_id = $1`,
+            [c.id],
+          ),
+        ).toEqual([
+          { outcome: 'revoked', reason: 'security_incident', incident_id: 'INC-2026-12-07-01', by: 'containment-test' },
+        ]);
       }
+      // the later challenge (verified) and the other one are not touched; a repeat changes nothing
+      expect((await challengeRow(h, later.id))!.status).toBe('verified');
+      expect(
+        await revokeChallenges(adminDeps(h.runtime), [alice.id, bob.id, later.id], 'security_incident', {
+          actor: 'containment-test',
+        }),
+      ).toEqual({ revoked: 0, workflowsEnded: 0 });
     } finally {
       await worker.shutdown();
     }

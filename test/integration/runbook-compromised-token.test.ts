@@ -179,7 +179,7 @@ describe('compromised-token runbook', () => {
     ]);
   });
 
-  it('revokes every live challenge of the 1,000 users through their workflows, and none of their codes verifies', async () => {
+  it('revokes every live challenge of the 1,000 users, ends their workflows, and none of their codes verifies', async () => {
     const rows = await h.sql<{ status: string; end_reason: string; sealed: boolean; n: number }>(
       `SELECT status, end_reason, sealed_secret IS NOT NULL AS sealed, count(*)::int AS n FROM auth_challenges WHERE id = ANY($1::uuid[]) GROUP BY 1, 2, 3`,
       [challengeIds],
@@ -192,8 +192,13 @@ describe('compromised-token runbook', () => {
         (await post(h, '/otp/verify', { challenge_id: id, otp: codes.get(id)! })).json<{ error?: string }>().error,
     );
     expect(new Set(answers)).toEqual(new Set(['revoked']));
-    const closed = await h.runtime.temporal.client.workflow.getHandle(`challenge-${challengeIds[0]}`).describe();
-    expect(closed.status.name).toBe('COMPLETED');
+    // every workflow ended: terminated once its row was revoked
+    const statuses = await pool(
+      challengeIds,
+      12,
+      async (id) => (await h.runtime.temporal.client.workflow.getHandle(`challenge-${id}`).describe()).status.name,
+    );
+    expect(new Set(statuses)).toEqual(new Set(['TERMINATED']));
   });
 
   it('forces a password reset for every affected user', async () => {

@@ -4,7 +4,7 @@
  * routes show ids, statuses and dates only.
  */
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { listKeys, rotateKeys } from '../../auth/admin';
+import { adminDeps, listKeys, rotateKeys } from '../../auth/admin';
 import { ErrorBody } from '../errors';
 
 const RotateBody = Type.Object({
@@ -66,20 +66,12 @@ const keys: FastifyPluginAsyncTypebox = async (app) => {
     { schema: { body: RotateBody, response: { 200: Rotated, 400: ErrorBody } } },
     async (request) => {
       const { warden } = app;
-      const result = await rotateKeys(
-        {
-          db: warden.db,
-          logger: warden.logger.child({ component: 'audit' }),
-          client: warden.temporal.client,
-          keys: warden.keys,
-        },
-        {
-          reason: request.body.reason,
-          revokeOutstanding: request.body.revoke_outstanding ?? false,
-          incidentId: request.body.incident_id,
-          actor: 'admin-api',
-        },
-      );
+      const result = await rotateKeys(adminDeps(warden), {
+        reason: request.body.reason,
+        revokeOutstanding: request.body.revoke_outstanding ?? false,
+        incidentId: request.body.incident_id,
+        actor: 'admin-api',
+      });
       return {
         key_id: result.keyId,
         previous_key_id: result.previousKeyId,

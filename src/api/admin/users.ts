@@ -4,7 +4,7 @@
  * functions through activities.
  */
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { clearRateLimits, forcePasswordReset, revokeUserChallenges, type AdminDeps } from '../../auth/admin';
+import { adminDeps, clearRateLimits, forcePasswordReset, revokeUserChallenges, type AdminDeps } from '../../auth/admin';
 import { ErrorBody } from '../errors';
 
 const UserIds = Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { minItems: 1, maxItems: 1000 });
@@ -18,12 +18,7 @@ const RevokeBody = Type.Object({
 const UsersBody = Type.Object({ user_ids: UserIds, incident_id: IncidentId });
 
 const users: FastifyPluginAsyncTypebox = async (app) => {
-  const deps = (): AdminDeps => ({
-    db: app.warden.db,
-    logger: app.warden.logger.child({ component: 'audit' }),
-    client: app.warden.temporal.client,
-    keys: app.warden.keys,
-  });
+  const deps = (): AdminDeps => adminDeps(app.warden);
 
   app.post(
     '/users/revoke-challenges',
@@ -32,8 +27,8 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
         body: RevokeBody,
         response: {
           200: Type.Object({
-            signalled: Type.Integer(),
             revoked: Type.Integer(),
+            workflows_ended: Type.Integer(),
             revoked_before: Type.Optional(Type.String({ format: 'date-time' })),
           }),
           400: ErrorBody,
@@ -41,13 +36,13 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      const { revokedBefore, ...outcome } = await revokeUserChallenges(deps(), {
+      const { revokedBefore, revoked, workflowsEnded } = await revokeUserChallenges(deps(), {
         userIds: request.body.user_ids,
         reason: request.body.reason ?? 'manual_revoke',
         incidentId: request.body.incident_id,
         actor: 'admin-api',
       });
-      return { ...outcome, ...(revokedBefore ? { revoked_before: revokedBefore } : {}) };
+      return { revoked, workflows_ended: workflowsEnded, ...(revokedBefore ? { revoked_before: revokedBefore } : {}) };
     },
   );
 

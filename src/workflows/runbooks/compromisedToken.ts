@@ -1,7 +1,7 @@
 /**
  * Compromised token (docs/incident-response.md): isolate the users (a cut-off makes their
  * live challenges unverifiable at once; force a password reset), block the IPs, rotate the
- * data keys, have the challenge workflows end the revoked challenges, then investigate
+ * data keys, end the revoked challenges and their workflows, then investigate
  * (forensic export, anomaly queries, leak scan) and notify the users. The incident renders
  * the post-incident report from the timeline this writes.
  */
@@ -42,7 +42,7 @@ const STEPS: StepDef[] = [
       'the retired key may be compromised: it is never made active again, and the challenges revoked under it stay revoked',
   },
   // the approved cut-off decided it; this only has the workflows carry it out, and waits
-  { name: 'end_challenges', title: 'End the revoked challenges through their workflows' },
+  { name: 'end_challenges', title: 'End the revoked challenges and their workflows' },
   { name: 'forensic_export', title: 'Forensic export of audit events', optional: true },
   { name: 'anomaly_queries', title: 'Database forensics (anomaly queries)', optional: true },
   { name: 'leak_scan', title: 'Validate no token leakage', optional: true },
@@ -58,12 +58,12 @@ const containment: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 10 },
 };
-// revocation lands asynchronously (each challenge workflow ends itself): the activity polls,
-// heartbeating, for up to 4 minutes a round; three rounds
-const settle: ActivityOptions = {
+// ends rows in bulk and terminates workflows, heartbeating as it goes; retried while a covered
+// challenge is still open (one issued as the cut-off committed)
+const cleanup: ActivityOptions = {
   startToCloseTimeout: '5 minutes',
   heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumAttempts: 3 },
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumAttempts: 5 },
 };
 const forensic: ActivityOptions = {
   startToCloseTimeout: '10 minutes',
@@ -166,22 +166,20 @@ export async function compromisedTokenRunbook(
     if (users.length === 0) await rb.skip('end_challenges', 'no affected users named');
     else {
       await rb.step('end_challenges', async (ctx) => {
-        // each covered challenge's workflow is told to end it, then this waits until all have
-        let found = 0;
+        // the approved cut-off decided it: each covered challenge ends (row revoked, sealed copy
+        // wiped, audited) and its workflow is terminated
+        const total = { found: 0, revoked: 0, workflowsEnded: 0 };
         for (const [i, batch] of chunks(users, USER_BATCH).entries()) {
-          found += (
-            await ctx
-              .activities(containment, `batch-${i}`)
-              .revokeUsersChallenges({ key: ctx.key, userIds: batch, incidentId })
-          ).found;
-        }
-        let revoked = 0;
-        for (const [i, batch] of chunks(users, USER_BATCH).entries()) {
-          revoked += (await ctx.activities(settle, `settle-${i}`).awaitChallengesEnded({ userIds: batch })).revoked;
+          const r = await ctx
+            .activities(cleanup, `batch-${i}`)
+            .revokeUsersChallenges({ key: ctx.key, userIds: batch, incidentId });
+          total.found += r.found;
+          total.revoked += r.revoked;
+          total.workflowsEnded += r.workflowsEnded;
         }
         return {
-          summary: `${found} challenge(s) the cut-off covers revoked through their workflows (reason security_incident); ${revoked} revoked challenge(s) of ${users.length} user(s), none active`,
-          result: { users: users.length, found, revokedTotal: revoked },
+          summary: `${total.revoked} challenge(s) the cut-off covers revoked (reason security_incident) and ${total.workflowsEnded} of their workflows ended, for ${users.length} user(s); none left open`,
+          result: { users: users.length, ...total },
         };
       });
     }
