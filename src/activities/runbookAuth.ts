@@ -6,9 +6,9 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { adminDeps, inLanes, revokeChallenges, type AdminDeps } from '../auth/admin';
+import { adminDeps, endChallenges, inLanes, terminateChallengeWorkflows, type AdminDeps } from '../auth/admin';
 import { AuditEventType, logAudit, recordAudit } from '../auth/audit';
-import { countCovered, coveredChallengeIds, cutOffChallenges } from '../auth/cutoffs';
+import { countCovered, coveredChallengeIds, cutOffChallenges, revokedSinceCutOffIds } from '../auth/cutoffs';
 import { addBlock, type BlocklistEntry } from '../auth/blocklist';
 import { parseCidr } from '../auth/clientIp';
 import { ProviderPermanentError, ProviderTransientError, type EmailProviderName } from '../providers';
@@ -78,26 +78,25 @@ export function createRunbookAuthActivities(
     },
 
     /**
-     * Cleanup: revokes every open challenge of the users that a cut-off covers (rows ended in
-     * bulk, then their workflows terminated: revokeChallenges), reason security_incident, and
-     * audits the action per user. Reads again until none is left, so a challenge whose issue
-     * committed while this ran, but before the cut-off's instant, is not missed. A challenge
-     * started after the cut-off is not covered, so never touched.
+     * Cleanup, rows: revokes every open challenge of the users that a cut-off covers (rows
+     * ended in bulk: revoked, sealed copy wiped, audited), reason security_incident, and audits
+     * the action per user. Reads again until none is left, so a challenge whose issue committed
+     * while this ran, but before the cut-off's instant, is not missed. A challenge started after
+     * the cut-off is not covered, so never touched.
      */
     async revokeUsersChallenges(input: { key: string; userIds: string[]; incidentId?: string }) {
       const ctx = Context.current();
-      const total = { found: 0, revoked: 0, workflowsEnded: 0 };
+      const total = { found: 0, revoked: 0 };
       for (let round = 0; round < CLEANUP_ROUNDS; round++) {
         const ids = await coveredChallengeIds(db, input.userIds);
         if (ids.length === 0) break;
-        const outcome = await revokeChallenges(deps(), ids, 'security_incident', {
+        const revoked = await endChallenges(deps(), ids, 'security_incident', {
           incidentId: input.incidentId,
           actor: input.key,
           progress: (done) => ctx.heartbeat(done),
         });
         total.found += ids.length;
-        total.revoked += outcome.revoked;
-        total.workflowsEnded += outcome.workflowsEnded;
+        total.revoked += revoked.length;
       }
       const left = await countCovered(db, input.userIds);
       if (left > 0)
@@ -112,6 +111,21 @@ export function createRunbookAuthActivities(
         }),
       );
       return total;
+    },
+
+    /**
+     * Cleanup, workflows: terminates the workflows of the users' challenges revoked since their
+     * cut-off, which have nothing left to do. A workflow already closed is not counted.
+     */
+    async endRevokedWorkflows(input: { key: string; userIds: string[]; incidentId?: string }) {
+      const ctx = Context.current();
+      const ids = await revokedSinceCutOffIds(db, input.userIds);
+      const workflowsEnded = await terminateChallengeWorkflows(deps(), ids, 'security_incident', {
+        incidentId: input.incidentId,
+        actor: input.key,
+        progress: (done) => ctx.heartbeat(done),
+      });
+      return { workflowsEnded };
     },
 
     /** `UPDATE users SET force_password_reset = true`; only users not yet flagged are touched. */

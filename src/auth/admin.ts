@@ -77,11 +77,9 @@ export interface RevokeOptions {
 /**
  * Revokes the challenges still open among `challengeIds`: their rows end in bulk
  * (endChallengeRows, END_BATCH per statement: revoked, sealed copy wiped, audited with the
- * dedupe key of the workflow's own end), then each of their workflows is terminated with the
- * reason, TERMINATE_LANES at a time. A challenge that ended otherwise (verified, expired)
- * keeps its end, and its workflow is left to finish: it may be answering that verify. Should a
- * termination fail after its row ended, that workflow ends by itself at the challenge's expiry
- * (its end then changes nothing).
+ * dedupe key of the workflow's own end), then their workflows are terminated
+ * (terminateChallengeWorkflows). A challenge that ended otherwise (verified, expired) keeps its
+ * end, and its workflow is left to finish: it may be answering that verify.
  */
 export async function revokeChallenges(
   deps: AdminDeps,
@@ -89,6 +87,18 @@ export async function revokeChallenges(
   reason: RevokeReason,
   options: RevokeOptions,
 ): Promise<RevokeOutcome> {
+  const revoked = await endChallenges(deps, challengeIds, reason, options);
+  const workflowsEnded = await terminateChallengeWorkflows(deps, revoked, reason, options);
+  return { revoked: revoked.length, workflowsEnded };
+}
+
+/** The rows part of revokeChallenges: the ids it revoked. */
+export async function endChallenges(
+  deps: AdminDeps,
+  challengeIds: readonly string[],
+  reason: RevokeReason,
+  options: RevokeOptions,
+): Promise<string[]> {
   const revoked: string[] = [];
   for (let i = 0; i < challengeIds.length; i += END_BATCH) {
     const { ended, audit } = await endChallengeRows(deps.db.writer, {
@@ -104,18 +114,33 @@ export async function revokeChallenges(
     }
     options.progress?.(revoked.length);
   }
+  return revoked;
+}
+
+/**
+ * Terminates the workflows of challenges whose rows have been revoked, TERMINATE_LANES at a
+ * time, with the reason: they have nothing left to do. Answers how many it terminated (one
+ * already closed is not counted). Should one fail, that workflow ends by itself at the
+ * challenge's expiry (its end then changes nothing).
+ */
+export async function terminateChallengeWorkflows(
+  deps: Pick<AdminDeps, 'client'>,
+  challengeIds: readonly string[],
+  reason: RevokeReason,
+  options: RevokeOptions,
+): Promise<number> {
   const why = `revoked (${reason}${options.incidentId ? `, ${options.incidentId}` : ''}) by ${options.actor}`;
-  let workflowsEnded = 0;
-  await inLanes(revoked, TERMINATE_LANES, async (id) => {
+  let terminated = 0;
+  await inLanes(challengeIds, TERMINATE_LANES, async (id) => {
     try {
       await deps.client.workflow.getHandle(challengeWorkflowId(id)).terminate(why);
-      workflowsEnded += 1;
-      if (workflowsEnded % 100 === 0) options.progress?.(revoked.length + workflowsEnded);
+      terminated += 1;
+      if (terminated % 100 === 0) options.progress?.(terminated);
     } catch (err) {
       if (!(err instanceof WorkflowNotFoundError)) throw err;
     }
   });
-  return { revoked: revoked.length, workflowsEnded };
+  return terminated;
 }
 
 /**

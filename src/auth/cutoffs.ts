@@ -76,6 +76,22 @@ export async function coveredChallengeIds(q: Queryable, userIds: readonly string
   return rows.map((r) => r.id);
 }
 
+/**
+ * The users' challenges revoked since their own cut-off (ended at or after its instant, and
+ * created before it): those whose workflows a cleanup terminates.
+ */
+export async function revokedSinceCutOffIds(q: Queryable, userIds: readonly string[]): Promise<string[]> {
+  const { rows } = await q.query<{ id: string }>(
+    `SELECT c.id FROM auth_challenges c
+       JOIN challenge_cutoffs x ON x.scope = 'user' AND x.subject = c.user_id
+      WHERE c.user_id = ANY($1::text[]) AND c.status = 'revoked'
+        AND x.revoked_before >= c.created_at AND c.ended_at >= x.revoked_before
+      ORDER BY c.created_at`,
+    [userIds],
+  );
+  return rows.map((r) => r.id);
+}
+
 /** How many of the users' open challenges a cut-off covers (for summaries; not on the containment path). */
 export async function countCovered(q: Queryable, userIds: readonly string[]): Promise<number> {
   const { rows } = await q.query<{ n: number }>(

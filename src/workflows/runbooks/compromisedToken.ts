@@ -166,15 +166,21 @@ export async function compromisedTokenRunbook(
     if (users.length === 0) await rb.skip('end_challenges', 'no affected users named');
     else {
       await rb.step('end_challenges', async (ctx) => {
-        // the approved cut-off decided it: each covered challenge ends (row revoked, sealed copy
-        // wiped, audited) and its workflow is terminated
+        // the approved cut-off decided it: every covered row ends first (row revoked, sealed
+        // copy wiped, audited), then their workflows are terminated
         const total = { found: 0, revoked: 0, workflowsEnded: 0 };
-        for (const [i, batch] of chunks(users, USER_BATCH).entries()) {
+        const batches = chunks(users, USER_BATCH);
+        for (const [i, batch] of batches.entries()) {
           const r = await ctx
             .activities(cleanup, `batch-${i}`)
             .revokeUsersChallenges({ key: ctx.key, userIds: batch, incidentId });
           total.found += r.found;
           total.revoked += r.revoked;
+        }
+        for (const [i, batch] of batches.entries()) {
+          const r = await ctx
+            .activities(cleanup, `workflows-${i}`)
+            .endRevokedWorkflows({ key: ctx.key, userIds: batch, incidentId });
           total.workflowsEnded += r.workflowsEnded;
         }
         return {
