@@ -66,6 +66,22 @@ export function renderResults(report: BenchReport, scenarios: readonly Scenario[
     '|---|---|---|---|',
     ...report.targets.map((t) => `| ${t.name} | ${t.target} | ${t.measured} | ${passText(t.pass)} |`),
   ];
+  const effects = scenarios.flatMap((scenario) => {
+    const result = report.scenarios[scenario.name];
+    return scenario.effects && result !== undefined && !isSkipped(result) ? scenario.effects(result) : [];
+  });
+  if (effects.length) {
+    lines.push(
+      '',
+      '#### Time to effect, every runbook',
+      '',
+      'Each from its trigger to what a user or responder notices; the scenarios below say how each is measured.',
+      '',
+      '| runbook | from -> to | measured | target |',
+      '|---|---|--:|---|',
+      ...effects.map((e) => `| ${e.runbook} | ${e.effect} | ${e.measured} | ${e.target} |`),
+    );
+  }
   for (const scenario of scenarios) {
     const result = report.scenarios[scenario.name];
     const error = report.errors[scenario.name];

@@ -181,6 +181,7 @@ async function main(): Promise<number> {
       bound,
       results,
       procs,
+      dataDir,
       cpu: new CpuWatcher(() => ({
         warden: procs.pidOf('warden'),
         sandbox: procs.pidOf('sandbox'),

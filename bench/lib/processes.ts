@@ -77,6 +77,12 @@ export class ProcessSet {
     return proc && alive(proc.child) ? proc.pid : undefined;
   }
 
+  /** Stops the live process started under `name` (and waits for it), if any. */
+  async stopNamed(name: string): Promise<void> {
+    const proc = [...this.procs].reverse().find((p) => p.name === name);
+    if (proc) await this.stop(proc);
+  }
+
   async stop(proc: BenchProcess, graceMs = 30_000): Promise<void> {
     if (alive(proc.child)) {
       proc.child.kill('SIGTERM');

@@ -13,6 +13,7 @@ const BASE = '/browser/api/v1/identity/auth';
 export const ROUTES = {
   otp: { initiate: `${BASE}/otp/initiate`, verify: `${BASE}/otp/verify` },
   magic_link: { initiate: `${BASE}/magic-link/initiate`, verify: `${BASE}/magic-link/verify` },
+  challenge: (id: string) => `${BASE}/challenges/${id}`,
 } as const;
 
 /** Where the flow's message goes: SMS to the phone, email to the address. */

@@ -3,8 +3,10 @@
  * against its rows); the peer comes after Warden's own runs so its traffic never shares the
  * outbox with theirs. A new scenario is one module added here.
  */
+import { abuseMitigationScenario } from './abuseMitigation';
 import { breakdownScenario } from './breakdown';
 import { containmentScenario } from './containment';
+import { dbFailoverScenario } from './dbFailover';
 import { openLoopScenario } from './openLoop';
 import { peerScenario } from './peer';
 import { providerOutageScenario } from './providerOutage';
@@ -18,4 +20,6 @@ export const SCENARIOS: readonly Scenario[] = [
   peerScenario,
   containmentScenario,
   providerOutageScenario,
+  abuseMitigationScenario,
+  dbFailoverScenario,
 ];

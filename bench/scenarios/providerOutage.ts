@@ -171,6 +171,23 @@ export const providerOutageScenario: Scenario<ProviderOutageResult> = {
     ];
   },
 
+  effects(r) {
+    return [
+      {
+        runbook: 'provider outage (SMS)',
+        effect: 'primary failing -> first message through the backup',
+        measured: r.failoverSeconds === null ? 'none' : `${r.failoverSeconds} s`,
+        target: `< ${FAILOVER_TARGET_S} s`,
+      },
+      {
+        runbook: 'provider outage (SMS)',
+        effect: 'primary healthy again -> first message through it',
+        measured: r.recoverySeconds === null ? 'not within 3 min' : `${r.recoverySeconds} s`,
+        target: 'reported',
+      },
+    ];
+  },
+
   render(r) {
     return [
       `OTP initiates at ${r.ratePerSecond}/s; Twilio (the SMS primary) answered 503 to every send for ${r.outageSeconds} s.`,

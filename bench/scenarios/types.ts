@@ -41,6 +41,8 @@ export interface BenchContext {
   /** results of the scenarios that ran before this one, by name */
   results: Record<string, unknown>;
   procs: ProcessSet;
+  /** the run's temp folder (removed at the end): a scenario's own stack keeps its data under it */
+  dataDir: string;
   /** CPU per component (snapshot before and after a phase; coresUsed gives the difference) */
   cpu: CpuWatcher;
   log(line: string): void;
@@ -75,6 +77,18 @@ export interface Scenario<R = unknown> {
   run(ctx: BenchContext): Promise<R | Skipped>;
   render(result: R, all: BenchReport): string;
   targets?(result: R, all: BenchReport): TargetCheck[];
+  /** a runbook scenario's rows of the time-to-effect table (one table for every runbook) */
+  effects?(result: R): EffectRow[];
+}
+
+/** One effect a user or responder notices, timed from its trigger. */
+export interface EffectRow {
+  runbook: string;
+  /** `trigger -> effect` */
+  effect: string;
+  measured: string;
+  /** the target, or `reported` */
+  target: string;
 }
 
 export interface ScenarioRun {

@@ -81,7 +81,15 @@ export async function startSandboxProcess(procs: ProcessSet): Promise<{ url: str
  */
 export async function startEmbeddedWarden(
   procs: ProcessSet,
-  options: { dataDir: string; sandboxUrl: string },
+  options: {
+    dataDir: string;
+    sandboxUrl: string;
+    /** its process's name (logs, CPU); default `warden` */
+    name?: string;
+    /** Postgres of its own (DATABASE_URL) instead of the embedded one, and settings to go with it */
+    databaseUrl?: string;
+    env?: NodeJS.ProcessEnv;
+  },
 ): Promise<WardenTarget> {
   const toolsDir = path.resolve(process.env.WARDEN_TOOLS_DIR ?? '.tools');
   const cli = findTool('cli', toolsDir);
@@ -112,7 +120,9 @@ export async function startEmbeddedWarden(
     WARDEN_TRUSTED_PROXIES: '127.0.0.1',
   };
   for (const [key, value] of Object.entries(ports)) env[key] = String(value);
-  const proc = procs.startTs('warden', path.join('src', 'dev', 'stack.ts'), env);
+  if (options.databaseUrl) env.DATABASE_URL = options.databaseUrl;
+  Object.assign(env, options.env);
+  const proc = procs.startTs(options.name ?? 'warden', path.join('src', 'dev', 'stack.ts'), env);
   const adminUrl = `http://127.0.0.1:${ports.WARDEN_ADMIN_PORT}`;
   await waitReady(
     'the Warden stack',
@@ -130,8 +140,8 @@ export async function startEmbeddedWarden(
     metricsUrl: `http://127.0.0.1:${ports.WARDEN_METRICS_PORT}`,
     sandboxUrl: options.sandboxUrl,
     adminToken,
-    databaseUrl: `${pg}/warden`,
-    maintenanceUrl: `${pg}/postgres`,
+    databaseUrl: options.databaseUrl ?? `${pg}/warden`,
+    maintenanceUrl: options.databaseUrl ? new URL('/postgres', options.databaseUrl).href : `${pg}/postgres`,
     temporalAddress: `127.0.0.1:${temporalPort}`,
     temporalNamespace: 'default',
     embedded: true,
