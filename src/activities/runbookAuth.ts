@@ -9,7 +9,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { adminDeps, endChallenges, inLanes, terminateChallengeWorkflows, type AdminDeps } from '../auth/admin';
 import { AuditEventType, logAudit, recordAudit } from '../auth/audit';
 import { countCovered, coveredChallengeIds, cutOffChallenges, revokedSinceCutOffIds } from '../auth/cutoffs';
-import { addBlock, type BlocklistEntry } from '../auth/blocklist';
+import { addBlock, BlockTooBroadError, checkBlockPrefix, type BlocklistEntry } from '../auth/blocklist';
 import { parseCidr } from '../auth/clientIp';
 import { ProviderPermanentError, ProviderTransientError, type EmailProviderName } from '../providers';
 import { INCIDENT_NOTIFICATION_SUBJECT, INCIDENT_NOTIFICATION_TEXT, notificationKey } from '../runbooks/notification';
@@ -34,11 +34,13 @@ export interface BlockIpsResult {
   /** already blocked by someone else: left as it was, and not lifted by a compensation */
   alreadyBlocked: string[];
   invalid: string[];
+  /** broader than WARDEN_BLOCK_MIN_PREFIX_V4 / _V6 allow: refused */
+  tooBroad: string[];
   expiresAt: string;
 }
 
 export function createRunbookAuthActivities(
-  runtime: Pick<Runtime, 'db' | 'logger' | 'temporal' | 'keys' | 'providers' | 'metrics'>,
+  runtime: Pick<Runtime, 'db' | 'logger' | 'temporal' | 'keys' | 'providers' | 'metrics' | 'config'>,
 ) {
   const { db } = runtime;
   const audit = runtime.logger.child({ component: 'audit' });
@@ -161,11 +163,30 @@ export function createRunbookAuthActivities(
      * what this step added.
      */
     async blockIps(input: BlockIpsInput): Promise<BlockIpsResult> {
-      const result: BlockIpsResult = { blocked: [], alreadyBlocked: [], invalid: [], expiresAt: input.expiresAt };
+      const result: BlockIpsResult = {
+        blocked: [],
+        alreadyBlocked: [],
+        invalid: [],
+        tooBroad: [],
+        expiresAt: input.expiresAt,
+      };
       for (const raw of input.ips) {
         const cidr = parseCidr(raw);
         if (!cidr) {
           result.invalid.push(raw.slice(0, 64));
+          continue;
+        }
+        try {
+          checkBlockPrefix(cidr, runtime.config.blockLimits);
+        } catch (err) {
+          if (!(err instanceof BlockTooBroadError)) throw err;
+          await auditOnce(`${input.key}/refused/${cidr.text}`, {
+            type: AuditEventType.blocklistChanged,
+            outcome: 'refused',
+            incidentId: input.incidentId,
+            details: { cidr: cidr.text, reason: err.message, actor: input.key },
+          });
+          result.tooBroad.push(cidr.text);
           continue;
         }
         const { rows } = await db.query<{ created_by: string }>(
@@ -176,13 +197,17 @@ export function createRunbookAuthActivities(
           result.alreadyBlocked.push(cidr.text);
           continue;
         }
-        const { entry }: { entry: BlocklistEntry } = await addBlock(db, {
-          cidr,
-          reason: input.reason,
-          expiresAt: new Date(input.expiresAt),
-          createdBy: input.key,
-          incidentId: input.incidentId,
-        });
+        const { entry }: { entry: BlocklistEntry } = await addBlock(
+          db,
+          {
+            cidr,
+            reason: input.reason,
+            expiresAt: new Date(input.expiresAt),
+            createdBy: input.key,
+            incidentId: input.incidentId,
+          },
+          runtime.config.blockLimits,
+        );
         await auditOnce(`${input.key}/block/${entry.cidr}`, {
           type: AuditEventType.blocklistChanged,
           outcome: 'added',

@@ -48,6 +48,29 @@ export async function findBlock(db: Queryable, ip: string): Promise<{ id: number
   return rows[0];
 }
 
+/** The broadest block that may be added, per IP version (from the configuration). */
+export interface BlockLimits {
+  minPrefixV4: number;
+  minPrefixV6: number;
+}
+
+/** A block broader than the configured minimum prefix: it would lock out a large part of the internet. */
+export class BlockTooBroadError extends Error {
+  readonly code = 'block_too_broad';
+  constructor(
+    readonly cidr: string,
+    readonly minPrefix: number,
+  ) {
+    super(`${cidr} is broader than /${minPrefix}, the broadest block allowed (WARDEN_BLOCK_MIN_PREFIX_V*)`);
+  }
+}
+
+/** Throws BlockTooBroadError when `cidr` is broader than the limits allow; /0 never passes. */
+export function checkBlockPrefix(cidr: ParsedCidr, limits: BlockLimits): void {
+  const min = Math.max(1, cidr.version === 4 ? limits.minPrefixV4 : limits.minPrefixV6);
+  if (cidr.prefix < min) throw new BlockTooBroadError(cidr.text, min);
+}
+
 export interface BlockInput {
   cidr: ParsedCidr;
   reason: string;
@@ -58,9 +81,16 @@ export interface BlockInput {
 
 /**
  * Blocks an address or block. Blocking what is already blocked refreshes that entry's reason
- * and expiry instead of stacking duplicates. `created` tells which happened.
+ * and expiry instead of stacking duplicates. `created` tells which happened. Every caller
+ * passes the limits: a block broader than they allow is refused (BlockTooBroadError) before
+ * anything is written.
  */
-export async function addBlock(db: Database, input: BlockInput): Promise<{ entry: BlocklistEntry; created: boolean }> {
+export async function addBlock(
+  db: Database,
+  input: BlockInput,
+  limits: BlockLimits,
+): Promise<{ entry: BlocklistEntry; created: boolean }> {
+  checkBlockPrefix(input.cidr, limits);
   return db.transaction(async (tx) => {
     // serialises concurrent adds of the same block
     await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`warden:blocklist:${input.cidr.text}`]);

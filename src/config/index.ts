@@ -1,3 +1,4 @@
+import type { BlockLimits } from '../auth/blocklist';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import envSchema from 'env-schema';
@@ -22,6 +23,8 @@ export interface Config {
   publicBaseUrl: string;
   adminToken: string;
   trustedProxies: string[];
+  /** the broadest IP block anyone may add */
+  blockLimits: BlockLimits;
   logLevel: Env['LOG_LEVEL'];
   database: {
     url?: string;
@@ -182,6 +185,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     publicBaseUrl,
     adminToken: env.WARDEN_ADMIN_TOKEN,
     trustedProxies: list(env.WARDEN_TRUSTED_PROXIES),
+    blockLimits: { minPrefixV4: env.WARDEN_BLOCK_MIN_PREFIX_V4, minPrefixV6: env.WARDEN_BLOCK_MIN_PREFIX_V6 },
     logLevel: env.LOG_LEVEL,
     database: {
       url: env.DATABASE_URL,

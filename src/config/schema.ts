@@ -23,6 +23,9 @@ export const ConfigSchema = Type.Object({
   WARDEN_ADMIN_TOKEN: Type.String({ minLength: 16 }),
   // comma-separated IPs or CIDRs whose X-Forwarded-For is believed
   WARDEN_TRUSTED_PROXIES: Type.String({ default: '' }),
+  // the broadest block anyone may add (API, runbook, Slack): /0 is never allowed
+  WARDEN_BLOCK_MIN_PREFIX_V4: Type.Integer({ minimum: 1, maximum: 32, default: 16 }),
+  WARDEN_BLOCK_MIN_PREFIX_V6: Type.Integer({ minimum: 1, maximum: 128, default: 32 }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info' },

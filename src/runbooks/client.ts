@@ -26,6 +26,8 @@ import {
   type RunbookStartInput,
   type RunbookState,
 } from '../shared/runbooks';
+import { BlockTooBroadError, checkBlockPrefix, type BlockLimits } from '../auth/blocklist';
+import { parseCidr } from '../auth/clientIp';
 import { checkRunbookParams } from './params';
 import { bestEffort, insertRun, listArtifacts, projectedRun, runbookOfRun } from './projection';
 import { RUNBOOK_NAMES, RUNBOOKS, runbookOfWorkflowType, type RunbookName } from '../shared/runbookRegistry';
@@ -34,6 +36,8 @@ export interface RunbookDeps {
   client: Client;
   db: Database;
   taskQueue: string;
+  /** a run naming a broader block is refused at the door (its step would refuse it anyway) */
+  blockLimits: BlockLimits;
 }
 
 export type RunbookErrorCode =
@@ -47,7 +51,8 @@ export type RunbookErrorCode =
   | 'not_supported'
   | 'unknown_step'
   | 'not_awaiting_approval'
-  | 'already_cancelling';
+  | 'already_cancelling'
+  | 'block_too_broad';
 
 export class RunbookError extends Error {
   override name = 'RunbookError';
@@ -124,6 +129,15 @@ export async function startRunbook(deps: RunbookDeps, req: StartRequest): Promis
   const { incidentType: type, workflowType } = RUNBOOKS[name];
   const checked = checkRunbookParams(name, req.params ?? {});
   if (!checked.ok) throw new RunbookError('invalid_request', checked.message);
+  for (const ip of req.ips ?? []) {
+    const cidr = parseCidr(ip);
+    try {
+      if (cidr) checkBlockPrefix(cidr, deps.blockLimits);
+    } catch (err) {
+      if (err instanceof BlockTooBroadError) throw new RunbookError('block_too_broad', err.message);
+      throw err;
+    }
+  }
 
   const incident = req.incidentId ? await attachTo(deps, req.incidentId, workflowType, name) : undefined;
   const incidentId = incident?.incidentId ?? '';

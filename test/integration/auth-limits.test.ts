@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRunbookAuthActivities } from '../../src/activities/runbookAuth';
 import { SettingsCache } from '../../src/auth/settings';
 import { initiate, post, putRateLimits } from '../helpers/authClient';
 import { startHarness, type Harness } from '../helpers/harness';
@@ -327,6 +328,67 @@ describe('rate limits and blocklist', () => {
     expect(list.json<{ entries: Array<{ cidr: string }> }>().entries.map((e) => e.cidr)).not.toContain(
       '203.0.113.0/25',
     );
+  });
+
+  it('refuses a block broader than the configured minimum prefix, and writes nothing for it', async () => {
+    const before = await h.sql<{ n: number }>('SELECT count(*)::int AS n FROM ip_blocklist');
+    for (const ip of ['0.0.0.0/0', '::/0', '10.0.0.0/8', '198.51.0.0/15', '2001:db8::/31']) {
+      const res = await block({ ip, reason: 'too much' });
+      expect(res.statusCode, ip).toBe(400);
+      expect(res.json(), ip).toMatchObject({ error: 'block_too_broad' });
+    }
+    expect(await h.sql<{ n: number }>('SELECT count(*)::int AS n FROM ip_blocklist')).toEqual(before);
+    // the broadest allowed by default: /16 and /32
+    for (const ip of ['198.51.0.0/16', '2001:db8::/32']) {
+      expect(
+        (await block({ ip, reason: 'wide but allowed', expires_at: new Date(Date.now() + 60_000).toISOString() }))
+          .statusCode,
+        ip,
+      ).toBe(201);
+      const lifted = await h.admin.inject({
+        method: 'DELETE',
+        url: `/admin/api/v1/blocklist/ip?ip=${encodeURIComponent(ip)}`,
+        headers: h.adminHeaders,
+      });
+      expect(lifted.statusCode, ip).toBe(200);
+    }
+    // a runbook naming one is refused at the door, before anything starts
+    const run = await h.admin.inject({
+      method: 'POST',
+      url: '/admin/api/v1/runbooks/compromised-token',
+      headers: h.adminHeaders,
+      payload: { severity: 'P0', by: 'oncall', users: ['test-user'], ips: ['203.0.113.7', '0.0.0.0/0'] },
+    });
+    expect(run.statusCode).toBe(400);
+    expect(run.json()).toMatchObject({ error: 'block_too_broad' });
+    expect(await h.sql('SELECT workflow_id FROM runbook_runs')).toEqual([]);
+  });
+
+  it('refuses it in a runbook step too, when the run was started some other way', async () => {
+    const activities = createRunbookAuthActivities(h.runtime);
+    const result = await activities.blockIps({
+      key: 'runbook-compromised-token-direct/block_ips',
+      ips: ['::/0', '203.0.113.77', '0.0.0.0/1'],
+      reason: 'started straight through Temporal',
+      expiresAt: new Date(Date.now() + 60_000).toISOString(),
+    });
+    expect(result).toMatchObject({ blocked: ['203.0.113.77/32'], tooBroad: ['::/0', '0.0.0.0/1'], invalid: [] });
+    expect(
+      await h.sql(
+        `SELECT outcome, details->>'cidr' AS cidr FROM audit_events
+          WHERE event_type = 'identity.blocklist.changed' AND details->>'actor' = 'runbook-compromised-token-direct/block_ips'
+          ORDER BY id`,
+      ),
+    ).toEqual([
+      { outcome: 'refused', cidr: '::/0' },
+      { outcome: 'added', cidr: '203.0.113.77/32' },
+      { outcome: 'refused', cidr: '0.0.0.0/1' },
+    ]);
+    expect(
+      await h.sql(
+        `SELECT cidr::text AS cidr FROM ip_blocklist WHERE created_by = 'runbook-compromised-token-direct/block_ips'`,
+      ),
+    ).toEqual([{ cidr: '203.0.113.77/32' }]);
   });
 
   it('answers malformed blocklist and rate-limit requests with 400', async () => {

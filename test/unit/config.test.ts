@@ -27,6 +27,13 @@ describe('configuration', () => {
     expect(attempt).not.toThrow(/a-long-enough-admin-token/);
   });
 
+  it('bounds the broadest IP block: /16 and /32 by default, never /0', () => {
+    expect(loadConfig(base).blockLimits).toEqual({ minPrefixV4: 16, minPrefixV6: 32 });
+    expect(loadConfig({ ...base, WARDEN_BLOCK_MIN_PREFIX_V6: '48' }).blockLimits.minPrefixV6).toBe(48);
+    expect(() => loadConfig({ ...base, WARDEN_BLOCK_MIN_PREFIX_V4: '0' })).toThrow(/WARDEN_BLOCK_MIN_PREFIX_V4/);
+    expect(() => loadConfig({ ...base, WARDEN_BLOCK_MIN_PREFIX_V6: '129' })).toThrow(/WARDEN_BLOCK_MIN_PREFIX_V6/);
+  });
+
   it('turns a provider live when its credentials file is present', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'warden-config-'));
     const file = path.join(dir, 'twilio.json');

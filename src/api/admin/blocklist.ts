@@ -5,7 +5,7 @@
  */
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { AuditEventType, recordAudit } from '../../auth/audit';
-import { addBlock, listBlocks, removeBlock } from '../../auth/blocklist';
+import { addBlock, BlockTooBroadError, listBlocks, removeBlock } from '../../auth/blocklist';
 import { parseCidr, type ParsedCidr } from '../../auth/clientIp';
 import { ApiError, ErrorBody } from '../errors';
 
@@ -68,12 +68,13 @@ const blocklist: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const cidr = cidrOf(request.body.ip);
       const expiresAt = expiryOf(request.body.expires_at);
-      const { entry, created } = await addBlock(app.warden.db, {
-        cidr,
-        reason: request.body.reason,
-        expiresAt,
-        createdBy: 'admin-api',
-        incidentId: request.body.incident_id,
+      const { entry, created } = await addBlock(
+        app.warden.db,
+        { cidr, reason: request.body.reason, expiresAt, createdBy: 'admin-api', incidentId: request.body.incident_id },
+        app.warden.config.blockLimits,
+      ).catch((err: unknown) => {
+        if (err instanceof BlockTooBroadError) throw new ApiError(400, err.code, err.message);
+        throw err;
       });
       await audit(
         created ? 'added' : 'updated',

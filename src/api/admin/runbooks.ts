@@ -61,6 +61,7 @@ const STATUS: Record<RunbookErrorCode, number> = {
   not_supported: 409,
   not_awaiting_approval: 409,
   already_cancelling: 409,
+  block_too_broad: 400,
 };
 
 /** The client's refusals as API errors; anything else goes to the app's error handler as it is. */
@@ -78,6 +79,7 @@ const runbooks: FastifyPluginAsyncTypebox = async (app) => {
     client: app.warden.temporal.client,
     db: app.warden.db,
     taskQueue: app.warden.config.temporal.taskQueue,
+    blockLimits: app.warden.config.blockLimits,
   };
 
   app.get(

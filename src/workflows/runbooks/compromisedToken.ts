@@ -136,6 +136,7 @@ export async function compromisedTokenRunbook(
           const extra = [
             r.alreadyBlocked.length ? `${r.alreadyBlocked.length} already blocked` : '',
             r.invalid.length ? `${r.invalid.length} invalid: ${r.invalid.join(', ')}` : '',
+            r.tooBroad?.length ? `refused as too broad: ${r.tooBroad.join(', ')}` : '',
           ]
             .filter(Boolean)
             .join('; ');
