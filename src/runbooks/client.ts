@@ -28,6 +28,7 @@ import {
 } from '../shared/runbooks';
 import { BlockTooBroadError, checkBlockPrefix, type BlockLimits } from '../auth/blocklist';
 import { parseCidr } from '../auth/clientIp';
+import { runbookSearchAttributes } from '../shared/searchAttributes';
 import { checkRunbookParams } from './params';
 import { bestEffort, insertRun, listArtifacts, projectedRun, runbookOfRun } from './projection';
 import { RUNBOOK_NAMES, RUNBOOKS, runbookOfWorkflowType, type RunbookName } from '../shared/runbookRegistry';
@@ -170,6 +171,7 @@ export async function startRunbook(deps: RunbookDeps, req: StartRequest): Promis
       taskQueue: deps.taskQueue,
       args: [input],
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      typedSearchAttributes: runbookSearchAttributes(name, type, req.severity),
     });
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError) || !req.requestId) throw err;

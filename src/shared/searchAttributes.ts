@@ -2,7 +2,7 @@
  * Custom search attributes responders filter on in the Temporal UI. Registered on the dev
  * server at start and by the deployment in production. They never carry PII or secrets.
  */
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
 
 export const IncidentTypeKey = defineSearchAttributeKey('IncidentType', SearchAttributeType.KEYWORD);
 export const SeverityKey = defineSearchAttributeKey('Severity', SearchAttributeType.KEYWORD);
@@ -23,4 +23,20 @@ export function searchAttributeFlags(): string[] {
     [SearchAttributeType.KEYWORD_LIST]: 'KeywordList',
   };
   return SEARCH_ATTRIBUTES.flatMap((key) => ['--search-attribute', `${key.name}=${cliType[key.type]}`]);
+}
+
+/**
+ * What a runbook run is filtered by in the Temporal UI (`Runbook = "compromised-token"`,
+ * `Severity = "P0"`...), set when it starts, whoever starts it.
+ */
+export function runbookSearchAttributes(
+  runbook: string,
+  incidentType: string,
+  severity: string,
+): SearchAttributePair[] {
+  return [
+    { key: RunbookKey, value: runbook },
+    { key: IncidentTypeKey, value: incidentType },
+    { key: SeverityKey, value: severity },
+  ];
 }

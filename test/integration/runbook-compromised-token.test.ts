@@ -326,7 +326,7 @@ describe('compromised-token runbook', () => {
     expect(incident.status).toBe('mitigating');
     const report = (await admin('GET', `/incidents/${incidentId}/report`)).body;
     expect(report).toMatch(
-      /Mitigation applied: Revoke active challenges of the affected users: 1000 active challenge\(s\) of 1000 user\(s\) unverifiable from \S+; their workflows end them after the other containment steps/,
+      /Mitigation applied: Revoke active challenges of the affected users: 1000 active challenge\(s\) of 1000 user\(s\) unverifiable from \S+; ended with their workflows after the other containment steps/,
     );
     expect(report).toMatch(/Root cause identified: Runbook investigation: no issued token appears/);
   });

@@ -38,6 +38,13 @@ describe('runbook framework', () => {
   });
   afterAll(async () => h?.close());
 
+  const searchAttributesOf = async (workflowId: string) =>
+    Object.fromEntries(
+      (await h.runtime.temporal.client.workflow.getHandle(workflowId).describe()).typedSearchAttributes
+        .getAll()
+        .map((p) => [p.key.name, p.value]),
+    );
+
   it('at P1 waits for approval before each destructive step; a rejection skips one; cancel undoes the block and leaves revocations', async () => {
     const challenge = (await initiate(h, 'otp', 'alice')).json<{ challenge_id: string }>().challenge_id;
     const code = await secretFor(h, challenge);
@@ -52,6 +59,12 @@ describe('runbook framework', () => {
 
     let s = await until(id, 'the approval gate', (x) => stepOf(x, 'revoke_challenges').status === 'awaiting_approval');
     expect(s.approvalSeverities).toEqual(['P1', 'P2', 'P3']);
+    // the incident's runbook carries what responders filter runs by in the Temporal UI
+    expect(await searchAttributesOf(id)).toMatchObject({
+      Runbook: 'compromised-token',
+      IncidentType: 'compromised_token',
+      Severity: 'P1',
+    });
     // responders see where a runbook waits in the Temporal UI (its stack trace)
     const waitingAt = await h.runtime.temporal.client.workflow.getHandle(id).query<string>('__stack_trace');
     expect(waitingAt).toMatch(/at approved \(.*steps\.ts:\d+/);
@@ -133,7 +146,7 @@ describe('runbook framework', () => {
         'revoke_challenges: approved by pat (confirmed with alice)',
         expect.stringMatching(/^Containment: challenges of 1 user\(s\) unverifiable from \d{4}-/),
         expect.stringMatching(
-          /^Revoke active challenges of the affected users: 1 active challenge\(s\) of 1 user\(s\) unverifiable from \S+; their workflows end them after/,
+          /^Revoke active challenges of the affected users: 1 active challenge\(s\) of 1 user\(s\) unverifiable from \S+; ended with their workflows after/,
         ),
         'force_password_reset: rejected by pat: SSO account; not run',
         'Runbook cancelled by pat: wrong user reported',
@@ -189,11 +202,25 @@ describe('runbook framework', () => {
     });
     expect(started.statusCode, started.body).toBe(201);
     const id = started.json<{ workflow_id: string }>().workflow_id;
+    // so does one started through the admin API, and the UI's filter finds it
+    expect(await searchAttributesOf(id)).toMatchObject({
+      Runbook: 'compromised-token',
+      IncidentType: 'compromised_token',
+      Severity: 'P2',
+    });
+    await waitFor('the run in a search by runbook and severity', async () => {
+      const found = [];
+      for await (const run of h.runtime.temporal.client.workflow.list({
+        query: `Runbook = 'compromised-token' AND Severity = 'P2'`,
+      }))
+        found.push(run.workflowId);
+      return found.includes(id) ? found : undefined;
+    });
     const s = await until(id, 'the revocation', (x) =>
       x.steps.some((step) => step.name === 'revoke_challenges' && step.status === 'succeeded'),
     );
     expect(s.steps.find((step) => step.name === 'revoke_challenges')?.summary).toMatch(
-      /\d+ active challenge\(s\) of 1 user\(s\) unverifiable from \S+; their workflows end them after the other containment steps/,
+      /\d+ active challenge\(s\) of 1 user\(s\) unverifiable from \S+; ended with their workflows after the other containment steps/,
     );
     // unverifiable at once, while the row stays open until end_challenges (awaiting the other steps' approvals)
     expect((await post(h, '/otp/verify', { challenge_id: challenge, otp: code })).json()).toMatchObject({

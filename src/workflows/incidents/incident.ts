@@ -1,6 +1,7 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { allHandlersFinished, condition, ParentClosePolicy, startChild, workflowInfo } from '@temporalio/workflow';
 import { runbookOfIncident } from '../../shared/runbookRegistry';
+import { runbookSearchAttributes } from '../../shared/searchAttributes';
 import type { IncidentInput, IncidentResult, RunbookInput } from '../../shared/incidents';
 import { ChecklistRunner } from './checklistRunner';
 import { EffectRunner } from './effects';
@@ -48,8 +49,9 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentRe
 
 async function startRunbook(machine: IncidentMachine): Promise<void> {
   const s = machine.state;
-  const workflowType = runbookOfIncident(s.type)?.workflowType;
-  if (!workflowType) return;
+  const runbook = runbookOfIncident(s.type);
+  if (!runbook) return;
+  const { workflowType } = runbook;
   const args: RunbookInput = {
     incidentId: s.id,
     incidentWorkflowId: s.workflowId,
@@ -62,7 +64,12 @@ async function startRunbook(machine: IncidentMachine): Promise<void> {
   let workflowId = `${s.id || s.workflowId}-runbook`;
   // a resolved incident cancels its runbook; the runbook decides what cancellation means
   const start = () =>
-    startChild(workflowType, { workflowId, args: [args], parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL });
+    startChild(workflowType, {
+      workflowId,
+      args: [args],
+      parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+      typedSearchAttributes: runbookSearchAttributes(runbook.name, s.type, s.severity),
+    });
   let child: Awaited<ReturnType<typeof start>>;
   try {
     child = await start();

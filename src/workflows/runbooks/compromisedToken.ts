@@ -107,7 +107,7 @@ export async function compromisedTokenRunbook(
           `Containment: challenges of ${users.length} user(s) unverifiable from ${cut.revokedBefore}`,
         );
         return {
-          summary: `${cut.covered} active challenge(s) of ${users.length} user(s) unverifiable from ${cut.revokedBefore}; their workflows end them after the other containment steps`,
+          summary: `${cut.covered} active challenge(s) of ${users.length} user(s) unverifiable from ${cut.revokedBefore}; ended with their workflows after the other containment steps`,
           result: { users: users.length, revokedBefore: cut.revokedBefore, covered: cut.covered },
         };
       });
