@@ -9,7 +9,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { adminDeps, endChallenges, inLanes, terminateChallengeWorkflows, type AdminDeps } from '../auth/admin';
 import { AuditEventType, logAudit, recordAudit } from '../auth/audit';
 import { countCovered, coveredChallengeIds, cutOffChallenges, revokedSinceCutOffIds } from '../auth/cutoffs';
-import { addBlock, BlockTooBroadError, checkBlockPrefix, type BlocklistEntry } from '../auth/blocklist';
+import { addBlock, tooBroad, type BlocklistEntry } from '../auth/blocklist';
 import { parseCidr } from '../auth/clientIp';
 import { ProviderPermanentError, ProviderTransientError, type EmailProviderName } from '../providers';
 import { INCIDENT_NOTIFICATION_SUBJECT, INCIDENT_NOTIFICATION_TEXT, notificationKey } from '../runbooks/notification';
@@ -178,15 +178,13 @@ export function createRunbookAuthActivities(
           result.invalid.push(raw.slice(0, 64));
           continue;
         }
-        try {
-          checkBlockPrefix(cidr, runtime.config.blockLimits);
-        } catch (err) {
-          if (!(err instanceof BlockTooBroadError)) throw err;
+        const refused = tooBroad(cidr, runtime.config.blockLimits);
+        if (refused) {
           await auditOnce(`${input.key}/refused/${cidr.text}`, {
             type: AuditEventType.blocklistChanged,
             outcome: 'refused',
             incidentId: input.incidentId,
-            details: { cidr: cidr.text, reason: err.message, actor: input.key },
+            details: { cidr: cidr.text, reason: refused.message, actor: input.key },
           });
           result.tooBroad.push(cidr.text);
           continue;

@@ -65,10 +65,10 @@ export class BlockTooBroadError extends Error {
   }
 }
 
-/** Throws BlockTooBroadError when `cidr` is broader than the limits allow; /0 never passes. */
-export function checkBlockPrefix(cidr: ParsedCidr, limits: BlockLimits): void {
+/** The refusal when `cidr` is broader than the limits allow (/0 never passes); undefined when it may be added. */
+export function tooBroad(cidr: ParsedCidr, limits: BlockLimits): BlockTooBroadError | undefined {
   const min = Math.max(1, cidr.version === 4 ? limits.minPrefixV4 : limits.minPrefixV6);
-  if (cidr.prefix < min) throw new BlockTooBroadError(cidr.text, min);
+  return cidr.prefix < min ? new BlockTooBroadError(cidr.text, min) : undefined;
 }
 
 export interface BlockInput {
@@ -90,7 +90,8 @@ export async function addBlock(
   input: BlockInput,
   limits: BlockLimits,
 ): Promise<{ entry: BlocklistEntry; created: boolean }> {
-  checkBlockPrefix(input.cidr, limits);
+  const refused = tooBroad(input.cidr, limits);
+  if (refused) throw refused;
   return db.transaction(async (tx) => {
     // serialises concurrent adds of the same block
     await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`warden:blocklist:${input.cidr.text}`]);

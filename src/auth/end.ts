@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/database';
 import {
   CHALLENGE_OPEN,
-  challengeWorkflowId,
+  CHALLENGE_WORKFLOW_PREFIX,
   type AuthMethod,
   type ChallengeEnd,
   type ChallengeStatus,
@@ -40,6 +40,21 @@ export interface EndRowResult {
 }
 
 /**
+ * The `audit` CTE of an end: identity.auth.token_invalidated for each row of the `ended` CTE,
+ * once per challenge. Its dedupe key is the workflow's end (`<workflow id>/end`), whoever ends
+ * the row, so an end by a bulk revocation and a later one by the workflow record it once.
+ * The arguments are SQL: the event type, incident id and details (jsonb) of the statement.
+ */
+const tokenInvalidatedAudit = (type: string, incidentId: string, details: string) => `
+       INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS})
+       SELECT ${type}, e.status, e.end_reason, e.id, e.user_id, e.method, e.client_ip_masked,
+              ${auditContactSql('e.method')},
+              ${incidentId}, ${details}, '${CHALLENGE_WORKFLOW_PREFIX}' || e.id || '/end'
+         FROM ended e LEFT JOIN users u ON u.sub = e.user_id
+       ON CONFLICT (dedupe_key) DO NOTHING
+       RETURNING ${AUDIT_RETURNING}`;
+
+/**
  * Ends an open challenge row, the one way every end is done, in one statement (atomic on its
  * own, or inside the caller's transaction): the row says how it ended, the sealed copy is
  * wiped, an expired challenge's validation attempts are flagged, and
@@ -56,8 +71,8 @@ export async function endChallengeRow(q: Queryable, input: EndRowInput): Promise
   >(
     `WITH ended AS (
        UPDATE auth_challenges
-          SET status = CASE WHEN $10 AND ${cut} IS NOT NULL THEN 'revoked' ELSE $2 END,
-              end_reason = COALESCE(CASE WHEN $10 THEN ${cut} END, $3),
+          SET status = CASE WHEN $9 AND ${cut} IS NOT NULL THEN 'revoked' ELSE $2 END,
+              end_reason = COALESCE(CASE WHEN $9 THEN ${cut} END, $3),
               ended_at = now(), sealed_secret = NULL,
               attempts = GREATEST(attempts, COALESCE($4::int, 0)),
               last_attempt_at = CASE WHEN $5 THEN now() ELSE last_attempt_at END
@@ -66,14 +81,7 @@ export async function endChallengeRow(q: Queryable, input: EndRowInput): Promise
      ), flagged AS (
        UPDATE challenge_validation_attempts SET challenge_expired = true
         WHERE $2 = 'expired' AND challenge_id = (SELECT id FROM ended)
-     ), audit AS (
-       INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS})
-       SELECT $6, e.status, e.end_reason, e.id, e.user_id, e.method, e.client_ip_masked,
-              ${auditContactSql('e.method')},
-              $7, jsonb_build_object('attempts', COALESCE($4::int, e.attempts)) || $8::jsonb, $9
-         FROM ended e LEFT JOIN users u ON u.sub = e.user_id
-       ON CONFLICT (dedupe_key) DO NOTHING
-       RETURNING ${AUDIT_RETURNING}
+     ), audit AS (${tokenInvalidatedAudit('$6', '$7', `jsonb_build_object('attempts', COALESCE($4::int, e.attempts)) || $8::jsonb`)}
      )
      SELECT e.method AS ended_method, e.status AS ended_status, e.end_reason AS ended_reason, a.*
        FROM ended e LEFT JOIN audit a ON true`,
@@ -86,7 +94,6 @@ export async function endChallengeRow(q: Queryable, input: EndRowInput): Promise
       AuditEventType.tokenInvalidated,
       input.incidentId ?? null,
       JSON.stringify(input.by ? { by: input.by } : {}),
-      `${challengeWorkflowId(challengeId)}/end`,
       input.yieldsToCutOff ?? false,
     ],
   );
@@ -123,25 +130,11 @@ export async function endChallengeRows(
           SET status = 'revoked', end_reason = $2, ended_at = now(), sealed_secret = NULL
         WHERE id = ANY($1::uuid[]) AND ${ACTIVE_CHALLENGE_SQL}
         RETURNING id, user_id, method, client_ip_masked, attempts, status, end_reason
-     ), audit AS (
-       INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS})
-       SELECT $3, e.status, e.end_reason, e.id, e.user_id, e.method, e.client_ip_masked,
-              ${auditContactSql('e.method')},
-              $4, jsonb_build_object('attempts', e.attempts, 'by', $5::text), $6 || e.id || '/end'
-         FROM ended e LEFT JOIN users u ON u.sub = e.user_id
-       ON CONFLICT (dedupe_key) DO NOTHING
-       RETURNING ${AUDIT_RETURNING}
+     ), audit AS (${tokenInvalidatedAudit('$3', '$4', `jsonb_build_object('attempts', e.attempts, 'by', $5::text)`)}
      )
      SELECT e.id AS ended_id, e.method AS ended_method, a.*
        FROM ended e LEFT JOIN audit a ON a.challenge_id = e.id`,
-    [
-      input.challengeIds,
-      input.reason,
-      AuditEventType.tokenInvalidated,
-      input.incidentId ?? null,
-      input.by,
-      challengeWorkflowId(''),
-    ],
+    [input.challengeIds, input.reason, AuditEventType.tokenInvalidated, input.incidentId ?? null, input.by],
   );
   const ended = rows.map((r) => ({ id: r.ended_id, method: r.ended_method }));
   // a deduped audit row leaves the joined columns NULL

@@ -26,7 +26,7 @@ import {
   type RunbookStartInput,
   type RunbookState,
 } from '../shared/runbooks';
-import { BlockTooBroadError, checkBlockPrefix, type BlockLimits } from '../auth/blocklist';
+import { tooBroad, type BlockLimits } from '../auth/blocklist';
 import { parseCidr } from '../auth/clientIp';
 import { runbookSearchAttributes } from '../shared/searchAttributes';
 import { checkRunbookParams } from './params';
@@ -132,12 +132,8 @@ export async function startRunbook(deps: RunbookDeps, req: StartRequest): Promis
   if (!checked.ok) throw new RunbookError('invalid_request', checked.message);
   for (const ip of req.ips ?? []) {
     const cidr = parseCidr(ip);
-    try {
-      if (cidr) checkBlockPrefix(cidr, deps.blockLimits);
-    } catch (err) {
-      if (err instanceof BlockTooBroadError) throw new RunbookError('block_too_broad', err.message);
-      throw err;
-    }
+    const refused = cidr && tooBroad(cidr, deps.blockLimits);
+    if (refused) throw new RunbookError('block_too_broad', refused.message);
   }
 
   const incident = req.incidentId ? await attachTo(deps, req.incidentId, workflowType, name) : undefined;

@@ -41,7 +41,7 @@ const STEPS: StepDef[] = [
     notCompensable:
       'the retired key may be compromised: it is never made active again, and the challenges revoked under it stay revoked',
   },
-  // the approved cut-off decided it; this only has the workflows carry it out, and waits
+  // the approved cut-off decided it: this only ends the covered rows and their workflows
   { name: 'end_challenges', title: 'End the revoked challenges and their workflows' },
   { name: 'forensic_export', title: 'Forensic export of audit events', optional: true },
   { name: 'anomaly_queries', title: 'Database forensics (anomaly queries)', optional: true },
