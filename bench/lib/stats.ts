@@ -94,3 +94,8 @@ export function histogramDeltaMeanMs(
   if (count <= 0) return { count: 0, meanMs: Number.NaN };
   return { count, meanMs: round((sum / count) * 1000, 2) };
 }
+
+/** A clock's reading for a table: `12.3 s`, or `not reached` (null). */
+export function seconds(v: number | null): string {
+  return v === null ? 'not reached' : `${v} s`;
+}

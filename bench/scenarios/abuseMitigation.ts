@@ -25,6 +25,7 @@ import { DEFAULT_RATE_LIMITS } from '../../src/auth/settings';
 import { DEFAULT_ABUSE_PARAMS } from '../../src/shared/runbookAbuse';
 import { expectStatus, request } from '../lib/http';
 import { ROUTES } from '../lib/wardenApi';
+import { seconds } from '../lib/stats';
 import type { Scenario } from './types';
 
 export const RUNBOOK_PATH = '/admin/api/v1/runbooks/abuse-mitigation';
@@ -222,12 +223,11 @@ export const abuseMitigationScenario: Scenario<AbuseMitigationResult> = {
   },
 
   effects(r) {
-    const secs = (v: number | null) => (v === null ? 'not reached' : `${v} s`);
     return [
       {
         runbook: 'abuse mitigation',
         effect: 'attack start -> first block (the alert holds 5 min, then the runbook)',
-        measured: secs(r.firstBlockSeconds),
+        measured: seconds(r.firstBlockSeconds),
         target: 'reported',
       },
       {
@@ -242,14 +242,13 @@ export const abuseMitigationScenario: Scenario<AbuseMitigationResult> = {
       {
         runbook: 'abuse mitigation',
         effect: 'first block -> violations under the quiet threshold',
-        measured: secs(r.quietAfterBlockSeconds),
+        measured: seconds(r.quietAfterBlockSeconds),
         target: 'reported',
       },
     ];
   },
 
   render(r) {
-    const secs = (v: number | null) => (v === null ? 'not reached' : `${v} s`);
     const answers = Object.entries(r.answers)
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([k, n]) => `${n} × ${k}`)
@@ -259,7 +258,7 @@ export const abuseMitigationScenario: Scenario<AbuseMitigationResult> = {
       '',
       '| violations begin | alert condition | alert fires, runbook requested | first mitigation (any 403) | **first block** | **block -> under the quiet threshold** | limits restored (after 1 min of quiet) | run |',
       '|--:|--:|--:|--:|--:|--:|--:|---|',
-      `| ${secs(r.violationsBeginSeconds)} | ${secs(r.alertConditionSeconds)} | ${secs(r.runbookRequestSeconds)} | ${secs(r.firstMitigationSeconds)} | **${secs(r.firstBlockSeconds)}** | **${secs(r.quietAfterBlockSeconds)}** | ${secs(r.limitsRestoredSeconds)} | ${r.runStatus} |`,
+      `| ${seconds(r.violationsBeginSeconds)} | ${seconds(r.alertConditionSeconds)} | ${seconds(r.runbookRequestSeconds)} | ${seconds(r.firstMitigationSeconds)} | **${seconds(r.firstBlockSeconds)}** | **${seconds(r.quietAfterBlockSeconds)}** | ${seconds(r.limitsRestoredSeconds)} | ${r.runStatus} |`,
       '',
       `Answers the attackers got: ${answers}.`,
     ].join('\n');

@@ -31,6 +31,7 @@ import { expectStatus, request } from '../lib/http';
 import { extractOtp } from '../lib/outbox';
 import { challengeIdOf, clientHeaders, initiateJson, ROUTES } from '../lib/wardenApi';
 import type { BenchUser } from '../lib/users';
+import { seconds } from '../lib/stats';
 import type { Scenario } from './types';
 
 export const RUNBOOK_PATH = '/admin/api/v1/runbooks/compromised-token';
@@ -159,34 +160,33 @@ export const containmentScenario: Scenario<ContainmentResult> = {
   },
 
   effects(r) {
-    const secs = (v: number | null) => (v === null ? 'not reached' : `${v} s`);
     return r.sizes.flatMap((s) => {
       const runbook = `compromised token, ${s.challenges.toLocaleString('en-US')} affected challenges${s.issued < s.challenges ? ` (${s.issued.toLocaleString('en-US')} with workflows)` : ''}`;
       return [
         {
           runbook,
           effect: 'request -> no affected code verifies',
-          measured: secs(s.containmentSeconds),
+          measured: seconds(s.containmentSeconds),
           target: `< ${CONTAINMENT_TARGET_S} s`,
         },
         {
           runbook,
           effect: 'request -> every affected row ended, secret wiped',
-          measured: secs(s.rowsEndedSeconds),
+          measured: seconds(s.rowsEndedSeconds),
           target: 'reported',
         },
         {
           runbook,
           effect: 'request -> every workflow ended',
-          measured: secs(s.cleanupSeconds),
+          measured: seconds(s.cleanupSeconds),
           target: s.issued === 10_000 ? `< ${CLEANUP_TARGET_S} s` : 'reported',
         },
-        { runbook, effect: 'request -> IPs blocked', measured: secs(s.effects.ipsBlocked), target: 'reported' },
-        { runbook, effect: 'request -> keys rotated', measured: secs(s.effects.keysRotated), target: 'reported' },
+        { runbook, effect: 'request -> IPs blocked', measured: seconds(s.effects.ipsBlocked), target: 'reported' },
+        { runbook, effect: 'request -> keys rotated', measured: seconds(s.effects.keysRotated), target: 'reported' },
         {
           runbook,
           effect: 'request -> notifications sent',
-          measured: secs(s.effects.notificationsSent),
+          measured: seconds(s.effects.notificationsSent),
           target: 'reported',
         },
       ];
@@ -195,14 +195,13 @@ export const containmentScenario: Scenario<ContainmentResult> = {
 
   render(r) {
     const n = (v: number) => v.toLocaleString('en-US');
-    const secs = (v: number | null) => (v === null ? 'not reached' : `${v} s`);
     const detail = r.sizes.map(
       (s) =>
         `| ${n(s.challenges)} | ${n(s.issued)} | ${n(s.users)} | ${s.runbookResponseMs} ms | ${s.probes.sent} sent: ${s.probes.verified} verified before the cut-off, ${s.probes.refused} refused, ${s.probes.verifiedAfterCutOff} verified after it | ${s.setupSeconds} s |`,
     );
     const effects = r.sizes.map(
       (s) =>
-        `| ${n(s.challenges)} | **${secs(s.containmentSeconds)}** | ${s.rowsEndedSeconds === null ? `${n(s.notEnded)} still open` : `${s.rowsEndedSeconds} s`} | ${secs(s.cleanupSeconds)} (${n(s.issued)} workflows) | ${secs(s.effects.ipsBlocked)} | ${secs(s.effects.keysRotated)} | ${secs(s.effects.notificationsSent)} (${n(s.users)} users) | ${s.runStatus} |`,
+        `| ${n(s.challenges)} | **${seconds(s.containmentSeconds)}** | ${s.rowsEndedSeconds === null ? `${n(s.notEnded)} still open` : `${s.rowsEndedSeconds} s`} | ${seconds(s.cleanupSeconds)} (${n(s.issued)} workflows) | ${seconds(s.effects.ipsBlocked)} | ${seconds(s.effects.keysRotated)} | ${seconds(s.effects.notificationsSent)} (${n(s.users)} users) | ${s.runStatus} |`,
     );
     return [
       'Compromised-token runbook, time from the request to each effect:',

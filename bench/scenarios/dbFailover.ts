@@ -21,6 +21,7 @@ import { startPgCluster } from '../../test/helpers/pgCluster';
 import { expectStatus, request } from '../lib/http';
 import { challengeIdOf, ROUTES } from '../lib/wardenApi';
 import { startEmbeddedWarden } from '../stack/warden';
+import { seconds } from '../lib/stats';
 import type { Scenario } from './types';
 
 const STACK = 'warden-dbfailover';
@@ -119,7 +120,6 @@ export const dbFailoverScenario: Scenario<DbFailoverResult> = {
   },
 
   render(r) {
-    const secs = (v: number | null) => (v === null ? 'not reached' : `${v} s`);
     const tally = (t: Record<string, number>) =>
       Object.entries(t)
         .sort(([a], [b]) => a.localeCompare(b))
@@ -130,7 +130,7 @@ export const dbFailoverScenario: Scenario<DbFailoverResult> = {
       '',
       '| writes refused (503) | runbook requested | **writes served again** | reads answered meanwhile | runbook finished | run |',
       '|--:|--:|--:|--:|--:|---|',
-      `| ${secs(r.writesRefusedSeconds)} | ${secs(r.runbookRequestSeconds)} | **${secs(r.writesBackSeconds)}** | ${r.reads.ok} of ${r.reads.sent} | ${secs(r.runbookDoneSeconds)} | ${r.runStatus} |`,
+      `| ${seconds(r.writesRefusedSeconds)} | ${seconds(r.runbookRequestSeconds)} | **${seconds(r.writesBackSeconds)}** | ${r.reads.ok} of ${r.reads.sent} | ${seconds(r.runbookDoneSeconds)} | ${r.runStatus} |`,
       '',
       `Initiate answers over the whole run: ${tally(r.writes)}. Reads not answered 200: ${tally(r.reads.other) || 'none'}.`,
     ].join('\n');
