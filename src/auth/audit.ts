@@ -19,6 +19,8 @@ export const AuditEventType = {
   blocklistChanged: 'identity.blocklist.changed',
   settingsChanged: 'identity.settings.changed',
   userAction: 'identity.admin.user_action',
+  accessRefused: 'identity.access.refused',
+  operatorChanged: 'identity.operators.changed',
 } as const;
 
 export interface AuditEvent {

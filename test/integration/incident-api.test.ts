@@ -5,9 +5,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runbookProgressSignal, type IncidentState } from '../../src/shared/incidents';
 import { startHarness, type Harness } from '../helpers/harness';
+import { operatorHeaders } from '../helpers/operators';
 
 describe('incidents REST API', () => {
   let h: Harness;
+  let omar: { authorization: string };
   beforeAll(async () => {
     // a rota of our own: pages must go to these people, not the default contacts
     const contacts = path.join(mkdtempSync(path.join(os.tmpdir(), 'warden-contacts-')), 'contacts.json');
@@ -20,11 +22,13 @@ describe('incidents REST API', () => {
       }),
     );
     h = await startHarness({ env: { WARDEN_CONTACTS_FILE: contacts } });
+    // the responder every change below is made by: the timeline names the credential's operator
+    omar = await operatorHeaders(h, 'omar', 'responder');
   });
   afterAll(async () => h?.close());
 
   const api = (method: 'GET' | 'POST', url: string, payload?: Record<string, unknown>) =>
-    h.admin.inject({ method, url: `/admin/api/v1${url}`, headers: h.adminHeaders, ...(payload ? { payload } : {}) });
+    h.admin.inject({ method, url: `/admin/api/v1${url}`, headers: omar, ...(payload ? { payload } : {}) });
 
   async function eventually<T>(
     probe: () => Promise<T>,

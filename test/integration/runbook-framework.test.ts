@@ -11,14 +11,17 @@ import type { IncidentState } from '../../src/shared/incidents';
 import type { RunbookResult, RunbookState } from '../../src/shared/runbooks';
 import { initiate, post, secretFor, waitFor } from '../helpers/authClient';
 import { startHarness, type Harness } from '../helpers/harness';
+import { operatorHeaders } from '../helpers/operators';
 
 describe('runbook framework', () => {
   let h: Harness;
+  /** the admin who starts, approves and cancels: the runbook's log names her */
+  let pat: { authorization: string };
   const admin = (method: 'GET' | 'POST', url: string, payload?: unknown) =>
     h.admin.inject({
       method,
       url: `/admin/api/v1${url}`,
-      headers: h.adminHeaders,
+      headers: pat,
       ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }),
     });
   const stepOf = (s: RunbookState, name: string) => s.steps.find((x) => x.name === name)!;
@@ -35,6 +38,7 @@ describe('runbook framework', () => {
 
   beforeAll(async () => {
     h = await startHarness({ env: { WARDEN_TRUSTED_PROXIES: '127.0.0.1' } });
+    pat = await operatorHeaders(h, 'pat');
   });
   afterAll(async () => h?.close());
 

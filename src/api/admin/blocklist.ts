@@ -8,6 +8,7 @@ import { AuditEventType, recordAudit } from '../../auth/audit';
 import { addBlock, BlockTooBroadError, listBlocks, removeBlock } from '../../auth/blocklist';
 import { parseCidr, type ParsedCidr } from '../../auth/clientIp';
 import { ApiError, ErrorBody } from '../errors';
+import { operatorOf } from '../plugins/operatorAuth';
 
 const Entry = Type.Object({
   id: Type.Integer(),
@@ -49,12 +50,12 @@ function expiryOf(value: string | undefined): Date | undefined {
 }
 
 const blocklist: FastifyPluginAsyncTypebox = async (app) => {
-  const audit = (outcome: string, details: Record<string, unknown>, incidentId?: string) =>
+  const audit = (actor: string, outcome: string, details: Record<string, unknown>, incidentId?: string) =>
     recordAudit(app.warden.db, app.warden.logger.child({ component: 'audit' }), {
       type: AuditEventType.blocklistChanged,
       outcome,
       incidentId,
-      details: { ...details, actor: 'admin-api' },
+      details: { ...details, actor },
     });
 
   app.post(
@@ -70,13 +71,20 @@ const blocklist: FastifyPluginAsyncTypebox = async (app) => {
       const expiresAt = expiryOf(request.body.expires_at);
       const { entry, created } = await addBlock(
         app.warden.db,
-        { cidr, reason: request.body.reason, expiresAt, createdBy: 'admin-api', incidentId: request.body.incident_id },
+        {
+          cidr,
+          reason: request.body.reason,
+          expiresAt,
+          createdBy: operatorOf(request).name,
+          incidentId: request.body.incident_id,
+        },
         app.warden.config.blockLimits,
       ).catch((err: unknown) => {
         if (err instanceof BlockTooBroadError) throw new ApiError(400, err.code, err.message);
         throw err;
       });
       await audit(
+        operatorOf(request).name,
         created ? 'added' : 'updated',
         { cidr: entry.cidr, reason: entry.reason, expires_at: entry.expires_at },
         request.body.incident_id,
@@ -108,7 +116,7 @@ const blocklist: FastifyPluginAsyncTypebox = async (app) => {
       const cidr = cidrOf(request.query.ip);
       const removed = await removeBlock(app.warden.db, cidr);
       if (removed.length === 0) throw new ApiError(404, 'not_found', `${cidr.text} is not on the blocklist`);
-      await audit('removed', { cidr: removed[0]!.cidr });
+      await audit(operatorOf(request).name, 'removed', { cidr: removed[0]!.cidr });
       return { removed };
     },
   );

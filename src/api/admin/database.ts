@@ -16,6 +16,7 @@ import {
   type DatabaseControlState,
 } from '../../shared/database';
 import { ApiError, ErrorBody } from '../errors';
+import { operatorOf } from '../plugins/operatorAuth';
 
 const Nullable = <T extends ReturnType<typeof Type.Object>>(t: T) => Type.Union([t, Type.Null()]);
 const Pool = Type.Object({ max: Type.Integer(), max_idle: Type.Integer() });
@@ -78,8 +79,6 @@ const SwitchBody = Type.Object({
   endpoint: Type.Optional(Type.Union([Type.String({ pattern: ENDPOINT_PATTERN.source, maxLength: 300 }), Type.Null()])),
   reason: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
 });
-
-const ACTOR = 'admin-api';
 
 function controlJson(c: DatabaseControlState | null) {
   if (!c) return null;
@@ -156,7 +155,7 @@ const database: FastifyPluginAsyncTypebox = async (app) => {
   app.put('/database/read-only', { schema: { body: ReadOnlyBody, response: responses } }, async (request) => {
     const { read_only: on, reason } = request.body;
     return apply({
-      by: ACTOR,
+      by: operatorOf(request).name,
       readOnly: on,
       reason: reason ?? (on ? 'read-only degradation by a responder' : 'writes restored by a responder'),
     });
@@ -167,17 +166,18 @@ const database: FastifyPluginAsyncTypebox = async (app) => {
     if (reset) {
       if (max !== undefined || maxIdle !== undefined)
         throw new ApiError(400, 'invalid_request', 'give either `reset` or `max`/`max_idle`, not both');
-      return apply({ by: ACTOR, pool: null, reason });
+      return apply({ by: operatorOf(request).name, pool: null, reason });
     }
     if (max === undefined) throw new ApiError(400, 'invalid_request', '`max` is required (or `reset: true`)');
     const idle = maxIdle ?? Math.min(config.database.poolMaxIdle, max);
     if (idle > max) throw new ApiError(400, 'invalid_request', '`max_idle` cannot exceed `max`');
-    return apply({ by: ACTOR, pool: { max, maxIdle: idle }, reason });
+    return apply({ by: operatorOf(request).name, pool: { max, maxIdle: idle }, reason });
   });
 
   app.post('/database/switch', { schema: { body: SwitchBody, response: responses } }, async (request) => {
     const { endpoint, reason } = request.body;
-    if (endpoint === null) return apply({ by: ACTOR, primary: null, reason: reason ?? 'unpinned by a responder' });
+    if (endpoint === null)
+      return apply({ by: operatorOf(request).name, primary: null, reason: reason ?? 'unpinned by a responder' });
     const probes = await probeAll(topology.endpoints, 2000);
     let target: string;
     if (endpoint === undefined) {
@@ -203,7 +203,11 @@ const database: FastifyPluginAsyncTypebox = async (app) => {
         throw new ApiError(409, 'not_primary', `${endpoint} is ${probe.role}, not a primary: promote it first`);
       target = endpoint;
     }
-    return apply({ by: ACTOR, primary: target, reason: reason ?? `switched by a responder to ${target}` });
+    return apply({
+      by: operatorOf(request).name,
+      primary: target,
+      reason: reason ?? `switched by a responder to ${target}`,
+    });
   });
 };
 

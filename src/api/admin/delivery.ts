@@ -18,6 +18,7 @@ import { RouteValidationError, type RouteChanges } from '../../delivery/routes';
 import type { Channel, ProviderName } from '../../providers/types';
 import { CHANNELS, PROVIDERS } from '../../shared/delivery';
 import { ApiError, ErrorBody } from '../errors';
+import { operatorOf } from '../plugins/operatorAuth';
 
 const ChannelParam = Type.Object({ channel: Type.Union(CHANNELS.map((c) => Type.Literal(c))) });
 const Provider = Type.Union(PROVIDERS.map((p) => Type.Literal(p)));
@@ -178,8 +179,8 @@ function resendView(failureId: string, r: ResendOutcome) {
 }
 
 const delivery: FastifyPluginAsyncTypebox = async (app) => {
-  const ctx = (body: { reason?: string; incident_id?: string }): ActorContext => ({
-    actor: 'admin-api',
+  const ctx = (actor: string, body: { reason?: string; incident_id?: string }): ActorContext => ({
+    actor,
     reason: body.reason,
     incidentId: body.incident_id,
   });
@@ -213,7 +214,7 @@ const delivery: FastifyPluginAsyncTypebox = async (app) => {
       if (Object.keys(changes).length === 0)
         throw new ApiError(400, 'invalid_request', 'the body changes nothing: name a route field');
       try {
-        await updateRoute(app.warden, channel, changes, ctx(request.body));
+        await updateRoute(app.warden, channel, changes, ctx(operatorOf(request).name, request.body));
       } catch (err) {
         if (err instanceof RouteValidationError) throw new ApiError(400, 'invalid_request', err.message);
         throw err;
@@ -232,7 +233,7 @@ const delivery: FastifyPluginAsyncTypebox = async (app) => {
       rejectInvalid(request);
       const { channel } = request.params;
       try {
-        await switchRoute(app.warden, channel, request.body.to, ctx(request.body));
+        await switchRoute(app.warden, channel, request.body.to, ctx(operatorOf(request).name, request.body));
       } catch (err) {
         if (err instanceof NoBackupError) throw new ApiError(409, 'no_backup', err.message);
         throw err;
@@ -265,6 +266,7 @@ const delivery: FastifyPluginAsyncTypebox = async (app) => {
     '/delivery/failures/:id/resend',
     // the body is optional (a bare POST resends): checked by hand, a root schema would demand one
     {
+      config: { role: 'responder' },
       schema: {
         params: Type.Object({ id: Type.String({ pattern: '^[0-9]{1,18}$' }) }),
         response: { 200: ResendView, 400: ErrorBody, 404: ErrorBody },
@@ -279,7 +281,10 @@ const delivery: FastifyPluginAsyncTypebox = async (app) => {
         throw new ApiError(400, 'invalid_request', 'incident_id must be a string of 1 to 64 characters');
       }
       try {
-        const result = await resendFailedDelivery(app.warden, request.params.id, { actor: 'admin-api', incidentId });
+        const result = await resendFailedDelivery(app.warden, request.params.id, {
+          actor: operatorOf(request).name,
+          incidentId,
+        });
         return resendView(request.params.id, result);
       } catch (err) {
         if (err instanceof FailureNotFoundError) throw new ApiError(404, 'not_found', err.message);
@@ -291,6 +296,7 @@ const delivery: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/delivery/failures/resend',
     {
+      config: { role: 'responder' },
       schema: {
         body: ResendWindow,
         response: { 200: Type.Object({ resent: Type.Integer(), results: Type.Array(ResendView) }), 400: ErrorBody },
@@ -308,7 +314,10 @@ const delivery: FastifyPluginAsyncTypebox = async (app) => {
         results.push(
           resendView(
             f.id,
-            await resendFailedDelivery(app.warden, f.id, { actor: 'admin-api', incidentId: request.body.incident_id }),
+            await resendFailedDelivery(app.warden, f.id, {
+              actor: operatorOf(request).name,
+              incidentId: request.body.incident_id,
+            }),
           ),
         );
       }

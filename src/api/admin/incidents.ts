@@ -32,14 +32,17 @@ import {
 } from '../../shared/incidents';
 import { ApiError, ErrorBody } from '../errors';
 import { deps, readState, sendUpdate, startIncident } from '../integrations/incidentOps';
+import { operatorOf } from '../plugins/operatorAuth';
 
 const lit = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
-const By = Type.String({ minLength: 1, maxLength: 200 });
+const Name = Type.String({ minLength: 1, maxLength: 200 });
+/** accepted for older clients and ignored: the operator's credential names who acted */
+const By = Type.Optional(Name);
 const Text = Type.String({ minLength: 1, maxLength: LIMITS.text });
 const Id = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9-]+$' }) });
 const StateBody = Type.Object({}, { additionalProperties: true });
 const Accepted = Type.Object({ id: Type.String(), status: Type.Literal('pending'), message: Type.String() });
-const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody };
+const errors = { 400: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody };
 const Names = Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { maxItems: LIMITS.affected });
 
 const OpenBody = Type.Object(
@@ -48,7 +51,7 @@ const OpenBody = Type.Object(
     severity: lit(SEVERITIES),
     title: Type.String({ minLength: 1, maxLength: LIMITS.title }),
     impact: Type.Optional(Type.String({ maxLength: LIMITS.text })),
-    opened_by: Type.Optional(By),
+    opened_by: By,
     affected: Type.Optional(
       Type.Object(
         { users: Type.Optional(Names), ips: Type.Optional(Names), providers: Type.Optional(Names) },
@@ -81,6 +84,7 @@ const incidents: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/incidents',
     {
+      config: { role: 'responder' },
       schema: {
         body: OpenBody,
         response: { 201: Type.Object({ id: Type.String(), run_id: Type.String() }), ...errors },
@@ -94,7 +98,7 @@ const incidents: FastifyPluginAsyncTypebox = async (app) => {
         title: b.title,
         impact: b.impact,
         source: 'api',
-        openedBy: b.opened_by ?? 'admin-api',
+        openedBy: operatorOf(request).name,
         affected: b.affected,
         dataBreach: b.data_breach,
         ddos: b.ddos,
@@ -127,17 +131,21 @@ const incidents: FastifyPluginAsyncTypebox = async (app) => {
     readState(app, request.params.id),
   );
 
-  /** POST /incidents/:id/<path>: body -> update input -> the new state (or 202 while it runs). */
+  /**
+   * POST /incidents/:id/<path> (responders): body -> update input -> the new state (or 202
+   * while it runs). The update's `by` is the calling operator, whatever the body says.
+   */
   function action<S extends TSchema, Arg>(
     path: string,
     body: S,
     def: Parameters<typeof sendUpdate<Arg>>[2],
-    toArg: (b: Static<S>, params: Record<string, string>) => Arg,
+    toArg: (b: Static<S> & { by: string }, params: Record<string, string>) => Arg,
     waitMs?: number,
   ) {
     app.post(
       `/incidents/:id/${path}`,
       {
+        config: { role: 'responder' },
         schema: {
           params: Type.Object({
             id: Id.properties.id,
@@ -156,7 +164,10 @@ const incidents: FastifyPluginAsyncTypebox = async (app) => {
             app,
             request.params.id,
             def,
-            toArg(request.body as Static<S>, request.params as Record<string, string>),
+            toArg(
+              { ...(request.body as Static<S>), by: operatorOf(request).name },
+              request.params as Record<string, string>,
+            ),
             waitMs,
           ),
         ),
@@ -194,7 +205,7 @@ const incidents: FastifyPluginAsyncTypebox = async (app) => {
       by: By,
       description: Text,
       category: lit(['code', 'monitoring', 'process', 'infrastructure'] as const),
-      owner: Type.Optional(By),
+      owner: Type.Optional(Name),
       due: Type.Optional(Type.String({ maxLength: 40 })),
     }),
     addPreventiveActionUpdate,

@@ -1,11 +1,12 @@
 /**
- * The admin server (port 9090): probes, then everything under /admin/api/v1 behind the
- * admin bearer token. Integrations with their own authentication (Slack signatures,
- * Alertmanager token, provider callbacks, codec) register beside the admin scope.
+ * The admin server (port 9090): probes, then everything under /admin/api/v1 behind an
+ * operator's bearer token and the role each route needs (plugins/operatorAuth.ts).
+ * Integrations with their own authentication (Slack signatures, Alertmanager token, provider
+ * callbacks, codec) register beside the admin scope.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import integrations from '../integrations';
-import { requireBearer } from '../plugins/bearerAuth';
+import { authenticateOperator, authorizeOperator } from '../plugins/operatorAuth';
 import audit from './audit';
 import blocklist from './blocklist';
 import delivery from './delivery';
@@ -13,6 +14,7 @@ import database from './database';
 import health from './health';
 import incidents from './incidents';
 import keys from './keys';
+import operators from './operators';
 import ratelimits from './ratelimits';
 import runbooks from './runbooks';
 import users from './users';
@@ -23,10 +25,10 @@ const adminRoutes: FastifyPluginAsync = async (app) => {
 
   await app.register(
     async (admin) => {
-      const auth = requireBearer(() => app.warden.config.adminToken);
-      admin.addHook('onRequest', auth);
+      admin.addHook('onRequest', authenticateOperator);
+      admin.addHook('preValidation', authorizeOperator);
       // unknown admin paths answer 401 too without a token: no probing which routes exist
-      admin.setNotFoundHandler({ preHandler: auth }, async (request, reply) =>
+      admin.setNotFoundHandler({ preHandler: authenticateOperator }, async (request, reply) =>
         reply
           .status(404)
           .send({ error: 'not_found', message: `no route for ${request.method} ${request.url.split('?')[0]}` }),
@@ -41,6 +43,7 @@ const adminRoutes: FastifyPluginAsync = async (app) => {
       await admin.register(runbooks);
       await admin.register(delivery);
       await admin.register(database);
+      await admin.register(operators);
     },
     { prefix: '/admin/api/v1' },
   );

@@ -6,6 +6,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { adminDeps, listKeys, rotateKeys } from '../../auth/admin';
 import { ErrorBody } from '../errors';
+import { operatorOf } from '../plugins/operatorAuth';
 
 const RotateBody = Type.Object({
   reason: Type.String({ minLength: 1, maxLength: 500 }),
@@ -70,7 +71,7 @@ const keys: FastifyPluginAsyncTypebox = async (app) => {
         reason: request.body.reason,
         revokeOutstanding: request.body.revoke_outstanding ?? false,
         incidentId: request.body.incident_id,
-        actor: 'admin-api',
+        actor: operatorOf(request).name,
       });
       return {
         key_id: result.keyId,

@@ -15,6 +15,7 @@ import {
   type RateLimitSettings as RateLimitSettingsValue,
 } from '../../auth/settings';
 import { ApiError, ErrorBody } from '../errors';
+import { operatorOf } from '../plugins/operatorAuth';
 
 const RuleUpdate = Type.Object(
   {
@@ -54,6 +55,7 @@ const ratelimits: FastifyPluginAsyncTypebox = async (app) => {
   const settings = () => app.warden.settings;
 
   async function change<T>(
+    actor: string,
     key: string,
     previous: T,
     next: T,
@@ -63,12 +65,12 @@ const ratelimits: FastifyPluginAsyncTypebox = async (app) => {
       const first = [...Value.Errors(schema, next)][0];
       throw new ApiError(400, 'invalid_request', `${first?.path || 'body'} ${first?.message ?? 'is invalid'}`);
     }
-    await settings().put(key, next, 'admin-api');
+    await settings().put(key, next, actor);
     await recordAudit(app.warden.db, app.warden.logger.child({ component: 'audit' }), {
       type: AuditEventType.settingsChanged,
       outcome: 'updated',
       reason: key,
-      details: { key, previous, value: next, actor: 'admin-api' },
+      details: { key, previous, value: next, actor },
     });
     return next;
   }
@@ -92,7 +94,7 @@ const ratelimits: FastifyPluginAsyncTypebox = async (app) => {
         per_user: merge(previous.per_user, request.body.per_user),
         per_ip: merge(previous.per_ip, request.body.per_ip),
       };
-      return change(RATE_LIMITING_KEY, previous, next, RateLimitSettings);
+      return change(operatorOf(request).name, RATE_LIMITING_KEY, previous, next, RateLimitSettings);
     },
   );
 
@@ -104,7 +106,7 @@ const ratelimits: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const previous = await settings().challenge();
       const next: ChallengeSettingsValue = { ...previous, ...request.body };
-      return change(CHALLENGE_SETTINGS_KEY, previous, next, ChallengeSettings);
+      return change(operatorOf(request).name, CHALLENGE_SETTINGS_KEY, previous, next, ChallengeSettings);
     },
   );
 };

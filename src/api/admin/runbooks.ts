@@ -8,6 +8,7 @@
  * src/runbooks/client.ts; this file is HTTP: schemas, and each client error's status.
  */
 import { Readable } from 'node:stream';
+import type { FastifyRequest } from 'fastify';
 import { Type, type FastifyPluginAsyncTypebox, type TSchema } from '@fastify/type-provider-typebox';
 import {
   cancelRun,
@@ -23,17 +24,20 @@ import {
 import { listRuns, openArtifact } from '../../runbooks/projection';
 import { RUNBOOK_NAMES } from '../../shared/runbookRegistry';
 import { SEVERITIES, type Severity } from '../../shared/incidents';
+import { roleAtLeast } from '../../shared/roles';
 import { ApiError, ErrorBody } from '../errors';
+import { operatorOf } from '../plugins/operatorAuth';
 
 const lit = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
-const By = Type.String({ minLength: 1, maxLength: 200 });
+/** accepted for older clients and ignored: the operator's credential names who acted */
+const By = Type.Optional(Type.String({ minLength: 1, maxLength: 200 }));
 const Text = Type.String({ minLength: 1, maxLength: 2000 });
 const RunId = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9._-]+$' }) });
 // no control characters (Postgres cannot store U+0000; the activities would fail on it later)
 const Names = (max: number) =>
   Type.Array(Type.String({ minLength: 1, maxLength: 128, pattern: '^[^\\u0000-\\u001f\\u007f]+$' }), { maxItems: max });
 const StateBody = Type.Object({}, { additionalProperties: true });
-const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody };
+const errors = { 400: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody };
 const obj = <P extends Record<string, TSchema>>(props: P) => Type.Object(props, { additionalProperties: false });
 
 const StartBody = obj({
@@ -121,14 +125,27 @@ const runbooks: FastifyPluginAsyncTypebox = async (app) => {
         body: StartBody,
         response: { 200: StateBody, 201: StateBody, ...errors },
       },
+      config: { role: 'responder' },
     },
     async (request, reply) => {
       const b = request.body;
+      const operator = operatorOf(request);
+      // a responder starts the runbook as its policy stands; deciding its destructive steps
+      // in advance (pre-approvals, other approval severities) is an admin's call
+      if ((b.approve?.length || b.approval_severities) && !roleAtLeast(operator.role, 'admin'))
+        throw new ApiError(
+          403,
+          'forbidden',
+          `pre-approving steps or changing approval severities needs the admin role`,
+          {
+            needed_role: 'admin',
+          },
+        );
       const run = await http(
         startRunbook(deps, {
           name: request.params.name,
           severity: b.severity as Severity,
-          by: b.by,
+          by: operator.name,
           incidentId: b.incident_id,
           users: b.users,
           ips: b.ips,
@@ -152,11 +169,11 @@ const runbooks: FastifyPluginAsyncTypebox = async (app) => {
 
   const decide =
     (approve: boolean) =>
-    async (request: { params: { id: string }; body: { step: string; by: string; note?: string } }) =>
+    async (request: FastifyRequest<{ Params: { id: string }; Body: { step: string; note?: string } }>) =>
       http(
         decideStep(deps, request.params.id, {
           step: request.body.step,
-          by: request.body.by,
+          by: operatorOf(request).name,
           approve,
           note: request.body.note,
         }),
@@ -181,8 +198,12 @@ const runbooks: FastifyPluginAsyncTypebox = async (app) => {
         body: obj({ by: By, reason: Text, compensate: Type.Optional(Type.Boolean()) }),
         response: { 202: StateBody, ...errors },
       },
+      config: { role: 'responder' },
     },
-    async (request, reply) => reply.status(202).send(await http(cancelRun(deps, request.params.id, request.body))),
+    async (request, reply) =>
+      reply
+        .status(202)
+        .send(await http(cancelRun(deps, request.params.id, { ...request.body, by: operatorOf(request).name }))),
   );
 
   app.post(
@@ -196,8 +217,10 @@ const runbooks: FastifyPluginAsyncTypebox = async (app) => {
         }),
         response: { 200: StateBody, ...errors },
       },
+      config: { role: 'responder' },
     },
-    async (request) => http(markFalsePositives(deps, request.params.id, request.body)),
+    async (request) =>
+      http(markFalsePositives(deps, request.params.id, { ...request.body, by: operatorOf(request).name })),
   );
 
   app.get(

@@ -6,6 +6,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { adminDeps, clearRateLimits, forcePasswordReset, revokeUserChallenges, type AdminDeps } from '../../auth/admin';
 import { ErrorBody } from '../errors';
+import { operatorOf } from '../plugins/operatorAuth';
 
 const UserIds = Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { minItems: 1, maxItems: 1000 });
 const IncidentId = Type.Optional(Type.String({ minLength: 1, maxLength: 64 }));
@@ -40,7 +41,7 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
         userIds: request.body.user_ids,
         reason: request.body.reason ?? 'manual_revoke',
         incidentId: request.body.incident_id,
-        actor: 'admin-api',
+        actor: operatorOf(request).name,
       });
       return { revoked, workflows_ended: workflowsEnded, ...(revokedBefore ? { revoked_before: revokedBefore } : {}) };
     },
@@ -58,7 +59,7 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
       forcePasswordReset(deps(), {
         userIds: request.body.user_ids,
         incidentId: request.body.incident_id,
-        actor: 'admin-api',
+        actor: operatorOf(request).name,
       }),
   );
 
@@ -69,7 +70,7 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
       clearRateLimits(deps(), {
         userIds: request.body.user_ids,
         incidentId: request.body.incident_id,
-        actor: 'admin-api',
+        actor: operatorOf(request).name,
       }),
   );
 };
