@@ -15,6 +15,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { EncryptionCodec, loadPayloadKeyring } from '../temporal/codec';
 import { ApiError } from './errors';
 import { requireBearer } from './plugins/bearerAuth';
+import { isLoopbackHost } from './plugins/loopbackHost';
 
 const MAX_PAYLOADS = 1000;
 const BODY_LIMIT = 4 * 1024 * 1024;
@@ -82,7 +83,12 @@ const codecRoutes: FastifyPluginAsync = async (app) => {
   });
 
   const authorise = async (request: FastifyRequest, reply: FastifyReply) => {
-    if (config.codec.auth === 'none') return;
+    if (config.codec.auth === 'none') {
+      // no token on the dev stack: then only this machine, by a loopback name, may ask
+      if (!isLoopbackHost(request.headers.host))
+        throw new ApiError(403, 'loopback_only', 'without a codec token the codec answers loopback hosts only');
+      return;
+    }
     if (!config.codec.token)
       throw new ApiError(503, 'codec_not_configured', 'the codec server needs WARDEN_CODEC_TOKEN');
     await bearer(request, reply);

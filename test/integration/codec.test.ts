@@ -176,6 +176,17 @@ describe('codec server (Temporal remote codec protocol on the admin port)', () =
         payload: JSON.stringify({ payloads: [plain] }),
       });
       expect(res.statusCode).toBe(200);
+      // a page whose name re-resolves to 127.0.0.1 (DNS rebinding) sends its own name as Host
+      for (const host of ['rebind.attacker.example:9090', 'rebind.attacker.example', '10.0.0.5:9090']) {
+        const rebound = await app.inject({
+          method: 'POST',
+          url: '/codec/decode',
+          headers: { ...anonymous, host },
+          payload: JSON.stringify({ payloads: [plain] }),
+        });
+        expect(rebound.statusCode, host).toBe(403);
+        expect(rebound.json()).toMatchObject({ error: 'loopback_only' });
+      }
     } finally {
       await app.close();
     }
