@@ -6,8 +6,9 @@
  * histories written before a rotation stay readable.
  *
  * The Temporal UI calls the codec from the browser, hence CORS for its origin(s). Auth is a
- * dedicated bearer token (WARDEN_CODEC_TOKEN) that can decode and nothing else: the admin
- * token would also let whoever holds the browser's copy revoke challenges or resolve incidents.
+ * dedicated bearer token per operation: WARDEN_CODEC_TOKEN decodes and does nothing else (the
+ * UI needs no more, and the admin token would also let whoever holds the browser's copy revoke
+ * challenges or resolve incidents); WARDEN_CODEC_ENCODE_TOKEN encodes and cannot read.
  */
 import type { Payload } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
@@ -69,7 +70,11 @@ const codecRoutes: FastifyPluginAsync = async (app) => {
   const { config, metrics } = app.warden;
   const codec = new EncryptionCodec(loadPayloadKeyring(config.keys));
   const origins = new Set(config.codec.corsOrigins);
-  const bearer = requireBearer(() => config.codec.token, 'warden-codec');
+  const tokens = { decode: () => config.codec.token, encode: () => config.codec.encodeToken };
+  const bearers = {
+    decode: requireBearer(tokens.decode, 'warden-codec'),
+    encode: requireBearer(tokens.encode, 'warden-codec-encode'),
+  };
 
   // CORS headers go on every answer to an allowed origin, errors included, so the UI sees a
   // 401 as a 401 rather than as an opaque CORS failure
@@ -82,16 +87,20 @@ const codecRoutes: FastifyPluginAsync = async (app) => {
     }
   });
 
-  const authorise = async (request: FastifyRequest, reply: FastifyReply) => {
+  const authorise = (operation: 'decode' | 'encode') => async (request: FastifyRequest, reply: FastifyReply) => {
     if (config.codec.auth === 'none') {
       // no token on the dev stack: then only this machine, by a loopback name, may ask
       if (!isLoopbackHost(request.headers.host))
         throw new ApiError(403, 'loopback_only', 'without a codec token the codec answers loopback hosts only');
       return;
     }
-    if (!config.codec.token)
-      throw new ApiError(503, 'codec_not_configured', 'the codec server needs WARDEN_CODEC_TOKEN');
-    await bearer(request, reply);
+    if (!tokens[operation]())
+      throw new ApiError(
+        503,
+        'codec_not_configured',
+        `${operation} needs ${operation === 'decode' ? 'WARDEN_CODEC_TOKEN' : 'WARDEN_CODEC_ENCODE_TOKEN'}`,
+      );
+    await bearers[operation](request, reply);
   };
 
   const checkNamespace = (request: FastifyRequest) => {
@@ -118,7 +127,7 @@ const codecRoutes: FastifyPluginAsync = async (app) => {
 
     app.post<{ Body: { payloads: JsonPayload[] } }>(
       url,
-      { bodyLimit: BODY_LIMIT, schema: { body: PayloadsBody }, onRequest: authorise },
+      { bodyLimit: BODY_LIMIT, schema: { body: PayloadsBody }, onRequest: authorise(operation) },
       async (request) => {
         checkNamespace(request);
         const payloads = fromJson(request.body.payloads);

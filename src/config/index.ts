@@ -46,7 +46,8 @@ export interface Config {
     testServer?: string;
   };
   keys: { keyringFile?: string; keyring?: string; payloadKeys?: string; payloadKeysFile?: string };
-  codec: { auth: 'token' | 'none'; token?: string; corsOrigins: string[] };
+  /** `token` decodes only, `encodeToken` encodes only */
+  codec: { auth: 'token' | 'none'; token?: string; encodeToken?: string; corsOrigins: string[] };
   tracing: { otlpEndpoint?: string; serviceName: string };
   incidents: {
     contactsFile?: string;
@@ -214,6 +215,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     codec: {
       auth: env.WARDEN_CODEC_AUTH,
       token: env.WARDEN_CODEC_TOKEN,
+      encodeToken: env.WARDEN_CODEC_ENCODE_TOKEN,
       corsOrigins: env.WARDEN_CODEC_CORS_ORIGINS
         ? list(env.WARDEN_CODEC_CORS_ORIGINS)
         : [`http://127.0.0.1:${env.TEMPORAL_UI_PORT}`, `http://localhost:${env.TEMPORAL_UI_PORT}`],

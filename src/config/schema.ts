@@ -104,6 +104,9 @@ export const ConfigSchema = Type.Object({
   // "none": no authentication, accepted only while WARDEN_HOST is a loopback address (dev stack).
   WARDEN_CODEC_AUTH: Type.Union([Type.Literal('token'), Type.Literal('none')], { default: 'token' }),
   WARDEN_CODEC_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
+  // Bearer token for /codec/encode (the CLI's `--codec-endpoint` when it sends input); the
+  // decode token cannot encode and this one cannot decode; unset = encode answers 503
+  WARDEN_CODEC_ENCODE_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   // browser origins of the Temporal UI allowed to call the codec; default the dev server's UI
   WARDEN_CODEC_CORS_ORIGINS: optionalString,
   // OpenTelemetry traces over OTLP/HTTP (e.g. http://jaeger:4318); unset = tracing off, no cost

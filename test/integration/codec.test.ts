@@ -15,6 +15,7 @@ const k2 = randomBytes(32).toString('base64');
 // the process runs on k2 after a rotation; k1 stays in the ring for older histories
 const KEYRING = JSON.stringify({ active: 'k2', keys: { k1, k2 } });
 const CODEC_TOKEN = randomBytes(24).toString('base64url');
+const ENCODE_TOKEN = randomBytes(24).toString('base64url');
 
 type JsonPayload = { metadata: Record<string, string>; data: string };
 const b64 = (bytes: Uint8Array | null | undefined) => Buffer.from(bytes ?? new Uint8Array()).toString('base64');
@@ -28,7 +29,12 @@ describe('codec server (Temporal remote codec protocol on the admin port)', () =
   let h: Harness;
   beforeAll(async () => {
     h = await startHarness({
-      env: { WARDEN_PAYLOAD_KEYS: KEYRING, WARDEN_CODEC_TOKEN: CODEC_TOKEN, WARDEN_CODEC_CORS_ORIGINS: UI_ORIGIN },
+      env: {
+        WARDEN_PAYLOAD_KEYS: KEYRING,
+        WARDEN_CODEC_TOKEN: CODEC_TOKEN,
+        WARDEN_CODEC_ENCODE_TOKEN: ENCODE_TOKEN,
+        WARDEN_CODEC_CORS_ORIGINS: UI_ORIGIN,
+      },
     });
   });
   afterAll(async () => h?.close());
@@ -75,7 +81,8 @@ describe('codec server (Temporal remote codec protocol on the admin port)', () =
       metadata: { encoding: b64(Buffer.from('json/plain')) },
       data: b64(Buffer.from('{"note":"from the UI"}')),
     };
-    const encoded = (await post('encode', [plain])).json<{ payloads: JsonPayload[] }>().payloads[0]!;
+    const encoder = { ...uiHeaders, authorization: `Bearer ${ENCODE_TOKEN}` };
+    const encoded = (await post('encode', [plain], encoder)).json<{ payloads: JsonPayload[] }>().payloads[0]!;
     expect(text(encoded.metadata.encoding)).toBe('binary/encrypted');
     expect(text(encoded.metadata['encryption-key-id'])).toBe('k2');
     expect(text(encoded.data)).not.toContain('from the UI');
@@ -122,6 +129,11 @@ describe('codec server (Temporal remote codec protocol on the admin port)', () =
     expect(
       (await post('encode', payloads, { ...uiHeaders, authorization: h.adminHeaders.authorization })).statusCode,
     ).toBe(401);
+    // the UI's decode token cannot encode, and the encode token cannot read
+    expect((await post('encode', payloads)).statusCode).toBe(401);
+    const reader = await post('decode', payloads, { ...uiHeaders, authorization: `Bearer ${ENCODE_TOKEN}` });
+    expect(reader.statusCode).toBe(401);
+    expect(reader.headers['www-authenticate']).toContain('warden-codec');
   });
 
   it('answers the CORS preflight for the UI origin only', async () => {
