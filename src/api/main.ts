@@ -2,6 +2,7 @@
 import { loadConfig } from '../config';
 import { migrate } from '../db/migrate';
 import { createRuntime } from '../runtime';
+import { temporalTransport } from '../temporal/connectionOptions';
 import { createLogger } from '../telemetry/logger';
 import { startApiServers } from './server';
 
@@ -17,7 +18,7 @@ async function main(): Promise<void> {
     applicationName: 'warden-api',
   });
   const servers = await startApiServers(runtime);
-  logger.info({ urls: servers.urls }, 'api listening');
+  logger.info({ urls: servers.urls, temporal: temporalTransport(config.temporal) }, 'api listening');
 
   let stopping = false;
   const stop = async (signal: string) => {

@@ -2,6 +2,7 @@ import type { BlockLimits } from '../auth/blocklist';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import envSchema from 'env-schema';
+import { temporalTransport } from '../temporal/connectionOptions';
 import { ConfigSchema, type Env } from './schema';
 
 export { ConfigSchema };
@@ -44,6 +45,10 @@ export interface Config {
     taskQueue: string;
     cli?: string;
     testServer?: string;
+    /** unset = plaintext (the dev server) */
+    tls?: TemporalTls;
+    /** sent as `authorization: Bearer <key>` on every call (Temporal Cloud); implies `tls` */
+    apiKey?: string;
   };
   keys: { keyringFile?: string; keyring?: string; payloadKeys?: string; payloadKeysFile?: string };
   /** `token` decodes only, `encodeToken` encodes only */
@@ -85,6 +90,16 @@ export interface Config {
   };
 }
 
+/** How Warden reaches the Temporal frontend over TLS; the files are read once, at config load. */
+export interface TemporalTls {
+  /** the CA of the frontend's certificate; unset = the system's trusted roots */
+  ca?: Buffer;
+  /** mTLS: this client's certificate and private key */
+  clientCert?: { crt: Buffer; key: Buffer };
+  /** the name the frontend's certificate is checked against (and the SNI), instead of the address's host */
+  serverName?: string;
+}
+
 type Credentials = Record<string, string | undefined>;
 
 /** A provider's credentials file: a JSON object whose keys are the env names without prefix. */
@@ -101,6 +116,60 @@ function readCredentialsFile(file: string | undefined): Credentials {
     throw new ConfigError(`credentials file ${file} must hold a JSON object`);
   }
   return parsed as Credentials;
+}
+
+/** A PEM file named by a TEMPORAL_TLS_* variable. Errors name the variable and the file, never the contents. */
+function readPemFile(variable: string, file: string): Buffer {
+  // a PEM pasted in place of the path (or supplied through `<variable>_FILE`) would be echoed below
+  if (file.includes('\n') || file.includes('-----BEGIN')) {
+    throw new ConfigError(`${variable} must be the path of a PEM file, not its contents`);
+  }
+  let pem: Buffer;
+  try {
+    pem = readFileSync(file);
+  } catch (err) {
+    throw new ConfigError(`cannot read ${variable} (${file}): ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  if (!pem.includes('-----BEGIN ')) throw new ConfigError(`${variable} (${file}) is not a PEM file`);
+  return pem;
+}
+
+/**
+ * TLS to Temporal: on when TEMPORAL_TLS says so or any TLS setting or the API key is set (an API
+ * key is never sent in clear); an explicit `off` beside them is a contradiction, not a choice.
+ */
+function temporalTls(env: Env): TemporalTls | undefined {
+  const implying = (
+    [
+      'TEMPORAL_TLS_CA',
+      'TEMPORAL_TLS_CERT',
+      'TEMPORAL_TLS_KEY',
+      'TEMPORAL_TLS_SERVER_NAME',
+      'TEMPORAL_API_KEY',
+    ] as const
+  ).filter((name) => env[name] !== undefined);
+  const switched =
+    env.TEMPORAL_TLS === undefined ? undefined : env.TEMPORAL_TLS === 'on' || env.TEMPORAL_TLS === 'true';
+  if (switched === false && implying.length) {
+    throw new ConfigError(
+      `TEMPORAL_TLS=${env.TEMPORAL_TLS} contradicts ${implying.join(', ')}: unset one or the other`,
+    );
+  }
+  if (!switched && !implying.length) return undefined;
+  if ((env.TEMPORAL_TLS_CERT === undefined) !== (env.TEMPORAL_TLS_KEY === undefined)) {
+    throw new ConfigError('TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together (mTLS): set both or neither');
+  }
+  return {
+    ca: env.TEMPORAL_TLS_CA ? readPemFile('TEMPORAL_TLS_CA', env.TEMPORAL_TLS_CA) : undefined,
+    clientCert:
+      env.TEMPORAL_TLS_CERT && env.TEMPORAL_TLS_KEY
+        ? {
+            crt: readPemFile('TEMPORAL_TLS_CERT', env.TEMPORAL_TLS_CERT),
+            key: readPemFile('TEMPORAL_TLS_KEY', env.TEMPORAL_TLS_KEY),
+          }
+        : undefined,
+    serverName: env.TEMPORAL_TLS_SERVER_NAME,
+  };
 }
 
 /**
@@ -205,6 +274,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       taskQueue: env.WARDEN_TASK_QUEUE,
       cli: env.TEMPORAL_CLI,
       testServer: env.TEMPORAL_TEST_SERVER,
+      tls: temporalTls(env),
+      apiKey: env.TEMPORAL_API_KEY,
     },
     keys: {
       keyringFile: env.WARDEN_KEYRING_FILE,
@@ -295,6 +366,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
       address: config.temporal.address,
       namespace: config.temporal.namespace,
       taskQueue: config.temporal.taskQueue,
+      transport: temporalTransport(config.temporal),
     },
     database: config.database.url ? 'DATABASE_URL' : `embedded (port ${config.database.embeddedPort})`,
     providers: Object.fromEntries(

@@ -51,6 +51,19 @@ export const ConfigSchema = Type.Object({
   // path to an existing `temporal` binary; otherwise PATH, then the tools folder
   TEMPORAL_CLI: optionalString,
   TEMPORAL_TEST_SERVER: optionalString,
+  // TLS to the Temporal frontend: `on`/`off`; unset = on as soon as any setting below is set
+  // (`off` beside one of them is refused rather than sending certificates or a key in clear)
+  TEMPORAL_TLS: Type.Optional(Type.String({ pattern: '^(on|off|true|false)$' })),
+  // PEM file of the CA that signed the frontend's certificate; unset = the system's roots
+  TEMPORAL_TLS_CA: optionalString,
+  // mTLS: PEM files of this client's certificate and its private key, both or neither
+  TEMPORAL_TLS_CERT: optionalString,
+  TEMPORAL_TLS_KEY: optionalString,
+  // the name the frontend's certificate must carry (and the SNI sent) when it is not the host
+  // of TEMPORAL_ADDRESS
+  TEMPORAL_TLS_SERVER_NAME: optionalString,
+  // API key (Temporal Cloud), sent as `authorization: Bearer <key>` on every call; implies TLS
+  TEMPORAL_API_KEY: optionalString,
 
   // Keys. The keyring file holds the key-encryption keys (versioned); data keys (OTP
   // peppers, seal keys) live wrapped in Postgres so a rotation reaches every process.

@@ -4,10 +4,29 @@ import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors
 import type { Config } from '../config';
 import type { Tracing } from '../telemetry/tracing';
 import { EncryptionCodec, loadPayloadKeyring } from './codec';
+import { temporalConnectionOptions, temporalTransport, type TemporalConnectionOptions } from './connectionOptions';
 
 /** The one data converter every client and worker uses: payloads are encrypted at rest. */
 export function createDataConverter(config: Pick<Config, 'keys'>): DataConverter {
   return { payloadCodecs: [new EncryptionCodec(loadPayloadKeyring(config.keys))] };
+}
+
+/**
+ * `Connection.connect` keeps retrying until its deadline and then only says so; one call without
+ * retries tells why (refused, a handshake the server rejected, a certificate not trusted).
+ */
+async function whyUnreachable(options: TemporalConnectionOptions): Promise<string | undefined> {
+  const probe = Connection.lazy({ ...options, interceptors: [] });
+  try {
+    await probe.withDeadline(Date.now() + 3000, () => probe.workflowService.getSystemInfo({}));
+    return undefined;
+  } catch (err) {
+    const message = (err as Error).message;
+    const last = /Last error: ([\s\S]*?)(?:\. Resolution note:.*)?$/.exec(message)?.[1] ?? message;
+    return last.replace(/\s*\(\d{4}-\d\d-\d\dT[^)]*\)$/, '').trim();
+  } finally {
+    await probe.close();
+  }
 }
 
 export interface TemporalClient {
@@ -20,7 +39,16 @@ export async function connectTemporal(
   config: Pick<Config, 'temporal' | 'keys'>,
   { tracing }: { tracing?: Tracing } = {},
 ): Promise<TemporalClient> {
-  const connection = await Connection.connect({ address: config.temporal.address });
+  const options = temporalConnectionOptions(config.temporal);
+  let connection: Connection;
+  try {
+    connection = await Connection.connect(options);
+  } catch (err) {
+    const reason = (await whyUnreachable(options)) ?? (err as Error).message;
+    throw new Error(`cannot reach Temporal at ${options.address} (${temporalTransport(config.temporal)}): ${reason}`, {
+      cause: err,
+    });
+  }
   const client = new Client({
     connection,
     namespace: config.temporal.namespace,

@@ -8,6 +8,8 @@ import { migrate } from '../db/migrate';
 import { createRuntime } from '../runtime';
 import { opsTaskQueue } from '../shared/taskQueues';
 import { installTemporalLogging } from '../temporal/logging';
+import { SEARCH_ATTRIBUTES } from '../shared/searchAttributes';
+import { temporalTransport } from '../temporal/connectionOptions';
 import { ensureSearchAttributes } from '../temporal/searchAttributes';
 import { createLogger } from '../telemetry/logger';
 import { startWorker } from './worker';
@@ -25,13 +27,21 @@ async function main(): Promise<void> {
     applicationName: 'warden-worker',
   });
   const added = await ensureSearchAttributes(runtime.temporal.connection, config.temporal.namespace);
-  if (added.length) logger.info({ added }, 'search attributes registered');
+  if (added === undefined)
+    logger.warn(
+      { required: SEARCH_ATTRIBUTES.map((key) => `${key.name}:${key.type}`) },
+      "cannot list the namespace's search attributes with this credential: make sure they are registered",
+    );
+  else if (added.length) logger.info({ added }, 'search attributes registered');
   const handle = await startWorker(runtime, { workflowBundlePath: process.env.WARDEN_WORKFLOW_BUNDLE });
   // the worker's own metrics (deliveries, activities) on the metrics port
   const metrics = await buildMetricsApp(runtime);
   await metrics.listen({ host: config.host, port: config.ports.metrics });
   const taskQueue = config.temporal.taskQueue;
-  logger.info({ taskQueue, opsTaskQueue: opsTaskQueue(taskQueue) }, 'worker started');
+  logger.info(
+    { taskQueue, opsTaskQueue: opsTaskQueue(taskQueue), temporal: temporalTransport(config.temporal) },
+    'worker started',
+  );
 
   let stopping = false;
   const stop = async (signal: string) => {

@@ -16,6 +16,7 @@ import { opsTaskQueue } from '../shared/taskQueues';
 import type { Runtime } from '../runtime';
 import { TRACING_WORKFLOW_MODULES, type Tracing } from '../telemetry/tracing';
 import { createDataConverter } from '../temporal/client';
+import { temporalConnectionOptions, temporalTransport } from '../temporal/connectionOptions';
 
 export interface WorkerHandle {
   worker: Worker;
@@ -67,7 +68,11 @@ function activityTracing(tracing: Tracing): Pick<WorkerOptions, 'interceptors'> 
 
 export async function startWorker(runtime: Runtime, settings: WorkerSettings = {}): Promise<WorkerHandle> {
   const { config } = runtime;
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const options = temporalConnectionOptions(config.temporal);
+  const connection = await NativeConnection.connect(options).catch((err: unknown) => {
+    const where = `${options.address} (${temporalTransport(config.temporal)})`;
+    throw new Error(`the worker cannot reach Temporal at ${where}: ${(err as Error).message}`, { cause: err });
+  });
   const taskQueue = settings.taskQueue ?? config.temporal.taskQueue;
   const common = {
     connection,
