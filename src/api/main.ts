@@ -1,5 +1,6 @@
 /** Production API entry: public, admin and metrics servers. Needs DATABASE_URL and Temporal. */
 import { loadConfig } from '../config';
+import { assertStartable, providerModes } from '../config/production';
 import { migrate } from '../db/migrate';
 import { createRuntime } from '../runtime';
 import { temporalTransport } from '../temporal/connectionOptions';
@@ -8,8 +9,11 @@ import { startApiServers } from './server';
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  // production refuses to run on the sandbox or with development conveniences: before anything starts
+  assertStartable(config);
   const logger = createLogger({ level: config.logLevel, name: 'warden-api' });
   if (!config.database.url) throw new Error('DATABASE_URL is required for a standalone API');
+  logger.info({ env: config.env, providers: providerModes(config) }, 'providers');
   // every process applies pending migrations at start, under node-pg-migrate's advisory lock
   await migrate(config.database.url, (line) => logger.warn(line));
   const runtime = await createRuntime(config, {

@@ -1,7 +1,10 @@
 /** Query parameters that carry a secret (magic-link token) or a credential. */
 const SECRET_PARAMS = /([?&](?:token|otp|code|secret|signature|key)=)[^&#]*/gi;
 
-/** The URL as it may be logged: secret query values replaced. */
+/** Path segments that are secrets: the SES subscription's token. */
+const SECRET_SEGMENTS = /(\/callbacks\/v1\/ses\/)[^/?#]*/gi;
+
+/** The URL as it may be logged: secret query values and path segments replaced. */
 export function redactUrl(url: string): string {
-  return url.replace(SECRET_PARAMS, '$1[REDACTED]');
+  return url.replace(SECRET_PARAMS, '$1[REDACTED]').replace(SECRET_SEGMENTS, '$1[REDACTED]');
 }

@@ -19,6 +19,8 @@ export interface ProviderEndpoint {
 export interface Config {
   dataDir: string;
   toolsDir: string;
+  /** `development` lets the provider sandbox stand in for missing credentials */
+  env: 'production' | 'development';
   host: string;
   ports: { public: number; admin: number; metrics: number; sandbox: number };
   publicBaseUrl: string;
@@ -245,6 +247,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   return Object.freeze({
     dataDir,
     toolsDir: path.resolve(env.WARDEN_TOOLS_DIR),
+    env: env.WARDEN_ENV,
     host: env.WARDEN_HOST,
     ports: {
       public: env.WARDEN_PUBLIC_PORT,

@@ -12,6 +12,9 @@ export const ConfigSchema = Type.Object({
   // where the dev stack keeps its embedded Postgres cluster, Temporal SQLite file and keys
   WARDEN_DATA_DIR: Type.String({ default: '.data' }),
   WARDEN_TOOLS_DIR: Type.String({ default: '.tools' }),
+  // production: refuse to start while a provider has no credentials (it would talk to the
+  // sandbox) or a development convenience is on; development: the sandbox stands in for them
+  WARDEN_ENV: Type.Union([Type.Literal('production'), Type.Literal('development')], { default: 'production' }),
   WARDEN_HOST: Type.String({ default: '127.0.0.1' }),
   WARDEN_PUBLIC_PORT: port(8080),
   WARDEN_ADMIN_PORT: port(9090),

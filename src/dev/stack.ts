@@ -58,6 +58,8 @@ async function main(): Promise<void> {
     ) {
       process.env.WARDEN_CODEC_AUTH = 'none';
     }
+    // the embedded stack is development: the provider sandbox stands in for missing credentials
+    process.env.WARDEN_ENV ??= 'development';
     const config = loadConfig();
     const logger = createLogger({ level: config.logLevel, name: 'warden' });
     log = logger;

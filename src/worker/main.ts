@@ -4,6 +4,7 @@
  */
 import { buildMetricsApp } from '../api/app';
 import { loadConfig } from '../config';
+import { assertStartable, providerModes } from '../config/production';
 import { migrate } from '../db/migrate';
 import { createRuntime } from '../runtime';
 import { opsTaskQueue } from '../shared/taskQueues';
@@ -16,8 +17,11 @@ import { startWorker } from './worker';
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  // production refuses to run on the sandbox or with development conveniences: before anything starts
+  assertStartable(config);
   const logger = createLogger({ level: config.logLevel, name: 'warden-worker' });
   if (!config.database.url) throw new Error('DATABASE_URL is required for a standalone worker');
+  logger.info({ env: config.env, providers: providerModes(config) }, 'providers');
   installTemporalLogging(logger);
   // every process applies pending migrations at start, under node-pg-migrate's advisory lock
   await migrate(config.database.url, (line) => logger.warn(line));

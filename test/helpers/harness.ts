@@ -168,6 +168,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       WARDEN_ADMIN_TOKEN: randomBytes(24).toString('base64url'),
       WARDEN_PAYLOAD_KEYS: generatePayloadKeyring(),
       WARDEN_KEYRING: generatePayloadKeyring(),
+      // the provider sandbox stands in for every provider
+      WARDEN_ENV: 'development',
       SLACK_SIGNING_SECRET: randomBytes(16).toString('hex'),
       WARDEN_PUBLIC_PORT: '0',
       WARDEN_ADMIN_PORT: '0',

@@ -24,6 +24,19 @@ export function forged(app: FastifyInstance, provider: string): ApiError {
   return new ApiError(401, 'invalid_signature', `the request is not signed by ${provider}`);
 }
 
+/**
+ * The token a provider signs its callbacks with: its auth token, or, in development with no
+ * credentials, the sandbox's. Without credentials in production there is none: nobody's
+ * signature is accepted.
+ */
+export function callbackToken(app: FastifyInstance, provider: 'twilio' | 'plivo'): string {
+  const { config } = app.warden;
+  const p = config.providers[provider];
+  if (p.sandbox && config.env !== 'development')
+    throw notConfigured(app, provider, `no ${provider} credentials are configured`);
+  return p.authToken;
+}
+
 export function notConfigured(app: FastifyInstance, provider: string, what: string): ApiError {
   app.warden.metrics.deliveryCallbacks.inc({ provider, outcome: 'not_configured' });
   return new ApiError(503, 'not_configured', `${provider} callbacks are not configured (${what})`);

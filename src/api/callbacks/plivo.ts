@@ -7,7 +7,7 @@ import { verifyPlivo } from '../../delivery/callbackAuth';
 import { applyReport } from '../../delivery/reports';
 import { CALLBACK_KEY_PARAM } from '../../providers/idempotency';
 import { ApiError } from '../errors';
-import { CALLBACK_BASE, forged, formParams, signedUrl } from './common';
+import { CALLBACK_BASE, callbackToken, forged, formParams, signedUrl } from './common';
 
 const FAILED: Record<string, 'transient' | 'permanent'> = {
   undelivered: 'transient',
@@ -20,7 +20,7 @@ const plivoCallbacks: FastifyPluginAsync = async (app) => {
     const params = formParams(request.body);
     const signature = request.headers['x-plivo-signature-v3'];
     const nonce = request.headers['x-plivo-signature-v3-nonce'];
-    const token = app.warden.config.providers.plivo.authToken;
+    const token = callbackToken(app, 'plivo');
     const ok = verifyPlivo(
       token,
       typeof signature === 'string' ? signature : undefined,

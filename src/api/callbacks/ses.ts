@@ -1,8 +1,9 @@
 /**
  * SES events published to an SNS topic with an HTTPS subscription to
  * `<callback base>/callbacks/v1/ses/<SES_SNS_TOKEN>`. The secret path token is always
- * required; with SES_SNS_SIGNING_CERT set, every message's RSA signature is verified offline
- * too (SigningCertURL is never fetched), and SES_SNS_TOPIC_ARN pins the topic. Delivery;
+ * required; with SES_SNS_SIGNING_CERT set (required in production), every message's RSA
+ * signature is verified offline too (SigningCertURL is never fetched), and SES_SNS_TOPIC_ARN
+ * pins the topic. The token is a secret: request logs show the path without it. Delivery;
  * Bounce (Permanent: permanent, otherwise transient) and Reject (permanent); others ignored.
  * A SubscriptionConfirmation is confirmed when its signature verified and its SubscribeURL is
  * an https amazonaws.com URL; otherwise it is logged for a responder to confirm by hand.
@@ -68,6 +69,9 @@ const sesCallbacks: FastifyPluginAsync = async (app) => {
     { bodyLimit: 256 * 1024 },
     async (request, reply) => {
       if (!sesSnsToken) throw notConfigured(app, 'ses', 'SES_SNS_TOKEN is not set');
+      // a secret path alone is not enough in production: it ends up in proxies' logs
+      if (!cert && app.warden.config.env === 'production')
+        throw notConfigured(app, 'ses', 'SES_SNS_SIGNING_CERT is required in production');
       if (!tokensMatch(request.params.token, sesSnsToken)) throw forged(app, 'ses');
       let message: Record<string, unknown>;
       try {

@@ -8,7 +8,7 @@ import { verifyTwilio } from '../../delivery/callbackAuth';
 import { applyReport, type DeliveryReport } from '../../delivery/reports';
 import { CALLBACK_KEY_PARAM } from '../../providers/idempotency';
 import { ApiError } from '../errors';
-import { CALLBACK_BASE, forged, formParams, signedUrl } from './common';
+import { CALLBACK_BASE, callbackToken, forged, formParams, signedUrl } from './common';
 
 const FAILED: Record<string, 'transient' | 'permanent'> = { undelivered: 'transient', failed: 'permanent' };
 
@@ -16,7 +16,7 @@ const twilioCallbacks: FastifyPluginAsync = async (app) => {
   app.post(`${CALLBACK_BASE}/twilio/status`, async (request, reply) => {
     const params = formParams(request.body);
     const header = request.headers['x-twilio-signature'];
-    const token = app.warden.config.providers.twilio.authToken;
+    const token = callbackToken(app, 'twilio');
     if (!verifyTwilio(token, typeof header === 'string' ? header : undefined, signedUrl(app, request), params))
       throw forged(app, 'twilio');
     const status = params.MessageStatus ?? params.SmsStatus;
