@@ -9,6 +9,7 @@ import Fastify, {
 import type { Runtime } from '../runtime';
 import adminRoutes from './admin';
 import codecRoutes from './codec';
+import integrations from './integrations';
 import { answerFrameworkError, installErrorHandling } from './errors';
 import httpMetrics from './plugins/httpMetrics';
 import runtimePlugin from './plugins/runtime';
@@ -70,6 +71,11 @@ export function buildAdminApp(runtime: Runtime): Promise<WardenApp> {
     // the codec server has its own token and CORS, beside the admin scope
     await app.register(codecRoutes);
   });
+}
+
+/** Slack and Alertmanager alone, for a deployment that gives them their own listener. */
+export function buildIntegrationsApp(runtime: Runtime): Promise<WardenApp> {
+  return build(runtime, 'integrations', integrations);
 }
 
 /** /metrics on its own port so it can be scraped without exposing the admin API. */

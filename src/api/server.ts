@@ -1,11 +1,13 @@
 import type { Runtime } from '../runtime';
-import { buildAdminApp, buildMetricsApp, buildPublicApp, type WardenApp } from './app';
+import { buildAdminApp, buildIntegrationsApp, buildMetricsApp, buildPublicApp, type WardenApp } from './app';
 
 export interface ApiServers {
   public: WardenApp;
   admin: WardenApp;
   metrics: WardenApp;
-  urls: { public: string; admin: string; metrics: string };
+  /** Slack and Alertmanager, when WARDEN_INTEGRATIONS_PORT gives them a listener of their own */
+  integrations?: WardenApp;
+  urls: { public: string; admin: string; metrics: string; integrations?: string };
   close(): Promise<void>;
 }
 
@@ -17,8 +19,9 @@ function urlOf(app: WardenApp): string {
 }
 
 /**
- * Starts the public, admin and metrics servers. `close()` stops accepting, lets in-flight
- * requests finish, and closes the three; it does not close the runtime (its owner does).
+ * Starts the public, admin and metrics servers (and the integrations server when it has a
+ * port). `close()` stops accepting, lets in-flight requests finish, and closes them all; it
+ * does not close the runtime (its owner does).
  */
 export async function startApiServers(runtime: Runtime, ports = runtime.config.ports): Promise<ApiServers> {
   const host = runtime.config.host;
@@ -33,11 +36,23 @@ export async function startApiServers(runtime: Runtime, ports = runtime.config.p
     await publicApp.listen({ host, port: ports.public });
     await adminApp.listen({ host, port: ports.admin });
     await metricsApp.listen({ host, port: ports.metrics });
+    let integrationsApp: WardenApp | undefined;
+    if (ports.integrations !== undefined) {
+      integrationsApp = await buildIntegrationsApp(runtime);
+      apps.push(integrationsApp);
+      await integrationsApp.listen({ host, port: ports.integrations });
+    }
     return {
       public: publicApp,
       admin: adminApp,
       metrics: metricsApp,
-      urls: { public: urlOf(publicApp), admin: urlOf(adminApp), metrics: urlOf(metricsApp) },
+      integrations: integrationsApp,
+      urls: {
+        public: urlOf(publicApp),
+        admin: urlOf(adminApp),
+        metrics: urlOf(metricsApp),
+        ...(integrationsApp ? { integrations: urlOf(integrationsApp) } : {}),
+      },
       close: async () => {
         await Promise.all(apps.map((app) => app.close()));
       },

@@ -22,7 +22,8 @@ export interface Config {
   /** `development` lets the provider sandbox stand in for missing credentials */
   env: 'production' | 'development';
   host: string;
-  ports: { public: number; admin: number; metrics: number; sandbox: number };
+  /** `integrations`: Slack and Alertmanager's own listener, when they have one */
+  ports: { public: number; admin: number; metrics: number; sandbox: number; integrations?: number };
   publicBaseUrl: string;
   adminToken: string;
   trustedProxies: string[];
@@ -254,6 +255,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       admin: env.WARDEN_ADMIN_PORT,
       metrics: env.WARDEN_METRICS_PORT,
       sandbox: env.WARDEN_SANDBOX_PORT,
+      integrations: env.WARDEN_INTEGRATIONS_PORT,
     },
     publicBaseUrl,
     adminToken: env.WARDEN_ADMIN_TOKEN,

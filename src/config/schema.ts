@@ -19,6 +19,9 @@ export const ConfigSchema = Type.Object({
   WARDEN_PUBLIC_PORT: port(8080),
   WARDEN_ADMIN_PORT: port(9090),
   WARDEN_METRICS_PORT: port(8888),
+  // Slack and Alertmanager on a listener of their own (so that the admin port need not face
+  // the internet); unset = they are served on the admin port
+  WARDEN_INTEGRATIONS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
   WARDEN_SANDBOX_PORT: port(8099),
   // links in emails point here; default http://<host>:<public port>
   WARDEN_PUBLIC_BASE_URL: optionalString,

@@ -2,7 +2,7 @@
  * The admin server (port 9090): probes, then everything under /admin/api/v1 behind an
  * operator's bearer token and the role each route needs (plugins/operatorAuth.ts).
  * Integrations with their own authentication (Slack signatures, Alertmanager token, provider
- * callbacks, codec) register beside the admin scope.
+ * callbacks, codec) register beside the admin scope, or on a listener of their own.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import integrations from '../integrations';
@@ -21,7 +21,7 @@ import users from './users';
 
 const adminRoutes: FastifyPluginAsync = async (app) => {
   await app.register(health);
-  await app.register(integrations);
+  if (app.warden.config.ports.integrations === undefined) await app.register(integrations);
 
   await app.register(
     async (admin) => {
