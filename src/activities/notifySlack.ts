@@ -1,11 +1,20 @@
 /**
  * Slack side of an incident: the incident alert posted once in the incident channel (with the
  * Acknowledge / Escalate / Resolve buttons), refreshed in place when status, severity or
- * owner change, and every update threaded under it. Slack has no idempotency key: a retry
+ * owner change, and every update threaded under it. Decisions (a gated runbook start, a runbook
+ * step waiting for approval, an open task) are posted with their buttons and rewritten in place
+ * once taken. Slack has no idempotency key: a retry
  * after a lost reply can post twice, which is the lesser evil next to a missing page.
  */
 import type { Block, KnownBlock } from '@slack/web-api';
 import { providerSupportContact, slackMention, type Contacts } from '../incidents/contacts';
+import {
+  closedTaskText,
+  decisionRequestBlocks,
+  decisionRequestText,
+  taskNoticeBlocks,
+  type DecisionRequest,
+} from '../incidents/slackBlocks';
 import { escalationSlackText, incidentAlertBlocks, incidentAlertText, type AlertView } from '../incidents/templates';
 import { slackError } from '../providers';
 import type { Runtime } from '../runtime';
@@ -57,6 +66,14 @@ export function createSlackNotifyActivities({ providers, config, metrics, contac
     return { state: incident, owner: incident.owner ?? slackMention(c.roles.oncall), warRoom: c.war_room };
   }
 
+  async function rewrite(where: SlackThread, text: string, blocks: unknown[]): Promise<void> {
+    try {
+      await slack.chat.update({ channel: where.channel, ts: where.ts, text, blocks: blocks as (Block | KnownBlock)[] });
+    } catch (err) {
+      throw slackError(err);
+    }
+  }
+
   async function post(text: string, thread?: SlackThread, blocks?: unknown[]): Promise<SlackThread> {
     try {
       const result = await slack.chat.postMessage({
@@ -96,16 +113,7 @@ export function createSlackNotifyActivities({ providers, config, metrics, contac
     /** Rewrites the alert in place (status, severity, owner); buttons go once resolved. */
     async updateIncidentAlert(input: { incident: IncidentSummary; thread: SlackThread }): Promise<void> {
       const v = view(input.incident);
-      try {
-        await slack.chat.update({
-          channel: input.thread.channel,
-          ts: input.thread.ts,
-          text: incidentAlertText(v),
-          blocks: incidentAlertBlocks(v) as (Block | KnownBlock)[],
-        });
-      } catch (err) {
-        throw slackError(err);
-      }
+      await rewrite(input.thread, incidentAlertText(v), incidentAlertBlocks(v));
     },
 
     async postIncidentThread(input: { text: string; thread?: SlackThread }): Promise<void> {
@@ -126,10 +134,56 @@ export function createSlackNotifyActivities({ providers, config, metrics, contac
       return { contact: contact.name };
     },
 
-    async notifyTaskSlack(input: TaskNoticeInput): Promise<void> {
+    /** A task notice in the thread; the first one (`created`) carries the Done button. */
+    async notifyTaskSlack(input: TaskNoticeInput): Promise<SlackThread> {
       const icon =
         input.event === 'overdue' ? ':warning:' : input.event === 'reminder' ? ':alarm_clock:' : ':clipboard:';
-      await post(`${icon} ${input.text} — ${taskAudience(input)}`, input.thread);
+      const text = `${icon} ${input.text} — ${taskAudience(input)}`;
+      const blocks =
+        input.event === 'created' && input.thread
+          ? taskNoticeBlocks(input.incident.id, text, { id: input.task.id, status: 'open' })
+          : undefined;
+      return post(text, input.thread, blocks);
+    },
+
+    /** Rewrites a task's first notice once the task is closed (its Done button goes). */
+    async updateTaskNotice(input: {
+      incident: IncidentSummary;
+      task: Pick<IncidentTask, 'id' | 'title' | 'status' | 'completedBy'>;
+      thread: SlackThread;
+      ts: string;
+    }): Promise<void> {
+      const text = closedTaskText(input.task);
+      await rewrite(
+        { channel: input.thread.channel, ts: input.ts },
+        text,
+        taskNoticeBlocks(input.incident.id, text, input.task),
+      );
+    },
+
+    /** A decision waiting in the thread (runbook start or step), with Approve and Reject buttons. */
+    async postDecisionRequest(input: {
+      incident: IncidentSummary;
+      thread: SlackThread;
+      request: DecisionRequest;
+    }): Promise<SlackThread> {
+      const id = input.incident.id;
+      return post(decisionRequestText(id, input.request), input.thread, decisionRequestBlocks(id, input.request));
+    },
+
+    /** Rewrites a decision request in place: once decided it says by whom, and the buttons go. */
+    async updateDecisionRequest(input: {
+      incident: IncidentSummary;
+      thread: SlackThread;
+      ts: string;
+      request: DecisionRequest;
+    }): Promise<void> {
+      const id = input.incident.id;
+      await rewrite(
+        { channel: input.thread.channel, ts: input.ts },
+        decisionRequestText(id, input.request),
+        decisionRequestBlocks(id, input.request),
+      );
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { BlockLimits } from '../auth/blocklist';
+import { isRole, type Role } from '../shared/roles';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import envSchema from 'env-schema';
@@ -88,10 +89,22 @@ export interface Config {
     sendgrid: ProviderEndpoint & { apiKey: string };
     ses: ProviderEndpoint & { region: string; accessKeyId: string; secretAccessKey: string };
     emailFrom: string;
-    slack: ProviderEndpoint & { botToken: string; signingSecret?: string; channel: string };
+    slack: ProviderEndpoint & {
+      botToken: string;
+      signingSecret?: string;
+      channel: string;
+      /** the only workspace accepted; unset = the Slack endpoints are not configured */
+      teamId?: string;
+      /** roles of Slack users (`U…`, `W…`) and user groups (`S…`) */
+      roles: SlackRoles;
+      /** Slack-opened incidents this severe or worse, by a non-responder, wait before their runbook */
+      approvalSeverity: 'P0' | 'P1' | 'P2' | 'P3';
+    };
     hcaptcha: ProviderEndpoint & { secret: string; siteKey: string };
   };
 }
+
+type Credentials = Record<string, string | undefined>;
 
 /** How Warden reaches the Temporal frontend over TLS; the files are read once, at config load. */
 export interface TemporalTls {
@@ -103,7 +116,26 @@ export interface TemporalTls {
   serverName?: string;
 }
 
-type Credentials = Record<string, string | undefined>;
+export interface SlackRoles {
+  users: Record<string, Role>;
+  groups: Record<string, Role>;
+}
+
+/** `U0AAA=admin,S0BBB=responder`; a malformed entry names the variable, not the whole value. */
+export function parseSlackRoles(value: string): SlackRoles {
+  const roles: SlackRoles = { users: {}, groups: {} };
+  for (const entry of list(value)) {
+    const match = /^([UWS][A-Z0-9]{2,30})\s*=\s*(\w+)$/.exec(entry);
+    if (!match || !isRole(match[2])) {
+      throw new ConfigError(
+        `SLACK_ROLES: "${entry.slice(0, 60)}" is not <Slack user U…/W… or user group S…>=<viewer|responder|admin>`,
+      );
+    }
+    const [, id, role] = match as unknown as [string, string, Role];
+    roles[id.startsWith('S') ? 'groups' : 'users'][id] = role;
+  }
+  return roles;
+}
 
 /** A provider's credentials file: a JSON object whose keys are the env names without prefix. */
 function readCredentialsFile(file: string | undefined): Credentials {
@@ -352,6 +384,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
         botToken: slackToken ?? 'xoxb-sandbox',
         signingSecret: slackSigning,
         channel: env.SLACK_CHANNEL,
+        teamId: env.SLACK_TEAM_ID,
+        roles: parseSlackRoles(env.SLACK_ROLES),
+        approvalSeverity: env.SLACK_APPROVAL_SEVERITY,
       },
       hcaptcha: {
         sandbox: !env.HCAPTCHA_SECRET,

@@ -102,6 +102,18 @@ export const ConfigSchema = Type.Object({
   SLACK_SIGNING_SECRET: optionalString,
   SLACK_CREDENTIALS_FILE: optionalString,
   SLACK_CHANNEL: Type.String({ default: '#incidents' }),
+  // the only Slack workspace whose requests are accepted; unset = the Slack endpoints answer
+  // 503 not_configured (the dev stack and the tests use the sandbox's T0SANDBOX)
+  SLACK_TEAM_ID: Type.Optional(Type.String({ pattern: '^[TE][A-Z0-9]{2,30}$' })),
+  // who may do what from Slack: comma-separated `<user U…/W… or user group S…>=<viewer|responder|admin>`;
+  // unset = nobody has a role (anyone in the workspace may still open an incident)
+  SLACK_ROLES: Type.String({ default: '' }),
+  // incidents opened from Slack at this severity or more severe by someone below responder
+  // start their runbook only once a responder approves
+  SLACK_APPROVAL_SEVERITY: Type.Union(
+    (['P0', 'P1', 'P2', 'P3'] as const).map((s) => Type.Literal(s)),
+    { default: 'P1' },
+  ),
   HCAPTCHA_SECRET: optionalString,
   HCAPTCHA_SITE_KEY: optionalString,
   // status pages polled by the provider-outage runbook; %s is the provider name

@@ -58,6 +58,9 @@ async function main(): Promise<void> {
     ) {
       process.env.WARDEN_CODEC_AUTH = 'none';
     }
+    // Slack is the sandbox's workspace unless the environment names a real one (SLACK_ROLES
+    // stays the environment's: without it, anyone may open incidents and nothing else)
+    if (!process.env.SLACK_TEAM_ID && !process.env.SLACK_BOT_TOKEN) process.env.SLACK_TEAM_ID = 'T0SANDBOX';
     // the embedded stack is development: the provider sandbox stands in for missing credentials
     process.env.WARDEN_ENV ??= 'development';
     const config = loadConfig();

@@ -2,14 +2,25 @@ import type { IncidentState } from '../shared/incidents';
 import { plainName, slackEscape, slackName, statusLabel, utc } from '../shared/format';
 import { ROLE_RESPONSIBILITY, ROLE_TITLES } from '../shared/escalation';
 import { SEVERITY_TABLE, TYPE_LABELS } from '../shared/severity';
-import type { NotifiedRole } from '../shared/incidents';
+import { INTERNAL_ROLES, type NotifiedRole } from '../shared/incidents';
 
-/** Slack action ids of the alert's buttons; the interactions endpoint dispatches on them. */
+/** Slack action ids of Warden's buttons and menus; the interactions endpoint dispatches on them. */
 export const SLACK_ACTIONS = {
   acknowledge: 'incident_acknowledge',
+  /** a menu of the internal roles (option value `<incident id>|<role>`) */
   escalate: 'incident_escalate',
+  /** opens the resolve modal */
   resolve: 'incident_resolve',
+  runbookStartApprove: 'incident_runbook_start_approve',
+  runbookStartReject: 'incident_runbook_start_reject',
+  stepApprove: 'runbook_step_approve',
+  stepReject: 'runbook_step_reject',
+  /** value `<incident id>|<task id>` */
+  taskDone: 'incident_task_done',
 } as const;
+
+/** callback_id of the resolve modal */
+export const RESOLVE_MODAL = 'incident_resolve_modal';
 
 export interface AlertView {
   state: Pick<
@@ -40,7 +51,10 @@ export function incidentAlertText(view: AlertView): string {
   ].join('\n');
 }
 
-/** Block Kit for the alert: the template, the incident's id and type, and the three buttons. */
+/**
+ * Block Kit for the alert: the template, the incident's id and type, and its actions: Acknowledge,
+ * an Escalate menu of the internal roles, and Resolve (which opens the resolve modal).
+ */
 export function incidentAlertBlocks(view: AlertView): unknown[] {
   const s = view.state;
   const blocks: unknown[] = [
@@ -68,10 +82,13 @@ export function incidentAlertBlocks(view: AlertView): unknown[] {
           value: s.id,
         },
         {
-          type: 'button',
+          type: 'static_select',
           action_id: SLACK_ACTIONS.escalate,
-          text: { type: 'plain_text', text: 'Escalate' },
-          value: s.id,
+          placeholder: { type: 'plain_text', text: 'Escalate to…' },
+          options: INTERNAL_ROLES.map((role) => ({
+            text: { type: 'plain_text', text: ROLE_TITLES[role] },
+            value: `${s.id}|${role}`,
+          })),
         },
         {
           type: 'button',
@@ -79,15 +96,6 @@ export function incidentAlertBlocks(view: AlertView): unknown[] {
           text: { type: 'plain_text', text: 'Resolve' },
           style: 'danger',
           value: s.id,
-          confirm: {
-            title: { type: 'plain_text', text: `Resolve ${s.id}?` },
-            text: {
-              type: 'mrkdwn',
-              text: 'Runs the recovery validation checklist first; resolution needs it passed and a preventive action recorded.',
-            },
-            confirm: { type: 'plain_text', text: 'Resolve' },
-            deny: { type: 'plain_text', text: 'Cancel' },
-          },
         },
       ],
     });

@@ -61,6 +61,12 @@ export interface SlackCall {
   blocks: unknown;
   thread_ts: string | null;
   ts: string;
+  /** views.open / views.update: the view, and the trigger or view it was given */
+  view?: unknown;
+  trigger_id?: string | null;
+  view_id?: string | null;
+  /** chat.postEphemeral: who saw it */
+  user?: string | null;
   created_at: string;
 }
 
@@ -127,6 +133,7 @@ export class SandboxState {
   private holds = new Set<() => void>();
   private webhooks = new Map<WebhookProvider, Webhook>();
   private slackCounter = 0;
+  private usergroups = new Map<string, string[]>();
   private closed = false;
 
   constructor(options: SandboxStateOptions = {}) {
@@ -248,6 +255,15 @@ export class SandboxState {
   addSlackCall(call: Omit<SlackCall, 'created_at'>): void {
     this.slack.push({ ...call, created_at: new Date().toISOString() });
     if (this.slack.length > this.maxEntries) this.slack.splice(0, this.slack.length - this.maxEntries);
+  }
+
+  /** Members of a Slack user group, as usergroups.users.list answers them. */
+  setSlackUsergroup(id: string, users: string[]): void {
+    this.usergroups.set(id, [...new Set(users)]);
+  }
+
+  slackUsergroup(id: string): string[] | undefined {
+    return this.usergroups.get(id);
   }
 
   slackCalls(): SlackCall[] {

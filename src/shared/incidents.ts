@@ -60,6 +60,11 @@ export interface IncidentInput {
   detectedAt?: string;
   /** the Alertmanager group this incident was opened for (its hash; never the raw labels) */
   alertGroup?: string;
+  /**
+   * opened from Slack, at or above SLACK_APPROVAL_SEVERITY, by someone who is not a responder:
+   * the runbook starts only once a responder approves (decideRunbookStartUpdate)
+   */
+  runbookNeedsApproval?: boolean;
 }
 
 export type TimelineKind =
@@ -120,6 +125,33 @@ export interface IncidentTask {
   status: 'open' | 'done' | 'not_needed' | 'overdue';
   completedAt?: string;
   completedBy?: string;
+  /** the task's notice in the Slack thread (with its Done button), rewritten once it is closed */
+  slackTs?: string;
+}
+
+/** A decision someone has to take in the incident's Slack thread, with its buttons. */
+export type DecisionStatus = 'waiting' | 'approved' | 'rejected';
+
+/** The runbook start of a gated incident (IncidentInput.runbookNeedsApproval). */
+export interface RunbookGate {
+  status: DecisionStatus;
+  requestedBy: string;
+  decidedBy?: string;
+  decidedAt?: string;
+  note?: string;
+  /** the request in the Slack thread */
+  slackTs?: string;
+}
+
+/** A runbook step waiting for (or decided by) a responder, as the incident's thread shows it. */
+export interface StepApprovalNotice {
+  runbookWorkflowId: string;
+  step: string;
+  title: string;
+  status: DecisionStatus;
+  by?: string;
+  note?: string;
+  slackTs?: string;
 }
 
 export interface PreventiveAction {
@@ -169,6 +201,10 @@ export interface IncidentState {
   /** firing alert fingerprints of the Alertmanager group, and the last status seen */
   alerts: { status: 'firing' | 'resolved'; firing: string[] } | null;
   runbook?: { workflowType: string; workflowId: string; status: 'running' | 'completed' | 'failed' };
+  /** set when the runbook start waits for a responder's approval */
+  runbookGate?: RunbookGate;
+  /** runbook steps that waited for an approval, newest last */
+  stepApprovals?: StepApprovalNotice[];
   slack?: { channel: string; ts: string };
   timeline: TimelineEntry[];
 }
@@ -258,6 +294,14 @@ export interface RunbookProgressInput {
   kind: 'step' | 'mitigation' | 'root_cause' | 'note';
   message: string;
   step?: string;
+  /** the step waits for an approval, or has just been approved or rejected (posted in the thread) */
+  approval?: { runbookWorkflowId: string; title: string; status: DecisionStatus; by?: string; note?: string };
+}
+/** A responder's decision on a gated runbook start. */
+export interface RunbookStartDecisionInput {
+  by: string;
+  approve: boolean;
+  note?: string;
 }
 
 /** What the incident workflow passes to the runbook child for its type. */
@@ -286,6 +330,7 @@ export const checkItemUpdate = defineUpdate<IncidentState, [CheckItemInput]>('ch
 export const runChecklistUpdate = defineUpdate<IncidentState, [RunChecklistInput]>('runChecklist');
 export const addPreventiveActionUpdate = defineUpdate<IncidentState, [PreventiveActionInput]>('addPreventiveAction');
 export const resolveUpdate = defineUpdate<IncidentState, [ResolveInput]>('resolve');
+export const decideRunbookStartUpdate = defineUpdate<IncidentState, [RunbookStartDecisionInput]>('decideRunbookStart');
 
 /** Alertmanager's follow-up notifications for the group (repeats, resolved). */
 export const alertNotificationSignal = defineSignal<[AlertNotificationInput]>('alertNotification');
@@ -314,5 +359,6 @@ export const INCIDENT_ERRORS = [
   'ReasonRequired',
   'LimitReached',
   'InvalidInput',
+  'NotAwaitingApproval',
 ] as const;
 export type IncidentErrorType = (typeof INCIDENT_ERRORS)[number];

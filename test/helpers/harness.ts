@@ -171,6 +171,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       // the provider sandbox stands in for every provider
       WARDEN_ENV: 'development',
       SLACK_SIGNING_SECRET: randomBytes(16).toString('hex'),
+      // the sandbox's workspace (src/sandbox/routes/slack.ts)
+      SLACK_TEAM_ID: 'T0SANDBOX',
       WARDEN_PUBLIC_PORT: '0',
       WARDEN_ADMIN_PORT: '0',
       WARDEN_METRICS_PORT: '0',

@@ -14,7 +14,8 @@ describe('Slack integration', () => {
   let h: Harness;
   let replica: WardenApp;
   beforeAll(async () => {
-    h = await startHarness();
+    // bob and carol are responders; alice (who opens incidents) has no role
+    h = await startHarness({ env: { SLACK_ROLES: 'U0BOB=responder,U0CAROL=responder' } });
     // a second API replica on the same database: a replay must be refused there too
     replica = await buildAdminApp(h.runtime);
   });
@@ -57,11 +58,12 @@ describe('Slack integration', () => {
     form({
       payload: JSON.stringify({
         type: 'block_actions',
-        user: { id: user, username: name, name },
+        user: { id: user, username: name, name, team_id: 'T0SANDBOX' },
+        team: { id: 'T0SANDBOX', domain: 'warden-sandbox' },
         channel: { id: 'C0INCIDENTS' },
         container: { type: 'message' },
         actions: [{ type: 'button', action_id: actionId, value, action_ts: String(Date.now()) }],
-        trigger: Math.random(),
+        trigger_id: `t-${Math.random()}`,
       }),
     });
 
@@ -178,25 +180,28 @@ describe('Slack integration', () => {
     expect(metrics).toMatch(/warden_slack_requests_total\{[^}]*outcome="replayed_request"[^}]*\} 2/);
   });
 
-  it('answers 503 not_configured without a signing secret', async () => {
-    const runtime = {
-      ...h.runtime,
-      config: {
-        ...h.config,
-        providers: { ...h.config.providers, slack: { ...h.config.providers.slack, signingSecret: undefined } },
-      },
-    };
-    const app = await buildAdminApp(runtime);
-    try {
-      const res = await send('/slack/commands', command('p3 other x'), {}, app);
-      expect(res.statusCode).toBe(503);
-      expect(res.json().error).toBe('not_configured');
-    } finally {
-      await app.close();
+  it('answers 503 not_configured without a signing secret or without a workspace', async () => {
+    for (const missing of [{ signingSecret: undefined }, { teamId: undefined }]) {
+      const runtime = {
+        ...h.runtime,
+        config: {
+          ...h.config,
+          providers: { ...h.config.providers, slack: { ...h.config.providers.slack, ...missing } },
+        },
+      };
+      const app = await buildAdminApp(runtime);
+      try {
+        const res = await send('/slack/commands', command('p3 other x'), {}, app);
+        expect(res.statusCode).toBe(503);
+        expect(res.json().error).toBe('not_configured');
+        expect(res.json().message).toContain('signingSecret' in missing ? 'SLACK_SIGNING_SECRET' : 'SLACK_TEAM_ID');
+      } finally {
+        await app.close();
+      }
     }
   });
 
-  it('buttons reach the workflow: acknowledge, escalate, and resolve refused with the reason', async () => {
+  it('buttons reach the workflow: acknowledge, escalate, and resolve opening its modal', async () => {
     const id = await openViaSlack('p0 db_connectivity Pool exhausted');
     let s = await eventually(
       () => state(id),
@@ -247,13 +252,15 @@ describe('Slack integration', () => {
     );
     expect(s.escalations.find((e) => e.role === 'dba')?.reason).toContain('escalated by <@U0BOB|bob>');
 
+    // Resolve opens the modal (resolution, root cause, preventive action); nothing changes yet
     await send('/slack/interactions', click('incident_resolve', id));
-    await eventually(
-      () => ephemerals('U0BOB'),
-      (calls) => calls.some((c) => c.text?.includes('preventive action')),
-      'resolve refused',
+    const modal = await eventually(
+      () => h.sandbox.state.slackCalls().find((c) => c.method === 'views.open'),
+      (call) => call !== undefined,
+      'resolve modal opened',
     );
-    // refused: not resolved (a P0 database incident's own runbook may have moved it to mitigating)
+    expect(modal!.trigger_id).toMatch(/^t-/);
+    expect(JSON.parse((modal!.view as { private_metadata: string }).private_metadata)).toMatchObject({ id });
     expect(['investigating', 'mitigating']).toContain((await state(id)).status);
 
     await send('/slack/interactions', click('incident_acknowledge', 'INC-1999-01-01-01'));

@@ -12,6 +12,7 @@ import blocklist from './blocklist';
 import delivery from './delivery';
 import database from './database';
 import health from './health';
+import incidentGate from './incidentGate';
 import incidents from './incidents';
 import keys from './keys';
 import operators from './operators';
@@ -40,6 +41,7 @@ const adminRoutes: FastifyPluginAsync = async (app) => {
       await admin.register(audit);
       await admin.register(users);
       await admin.register(incidents);
+      await admin.register(incidentGate);
       await admin.register(runbooks);
       await admin.register(delivery);
       await admin.register(database);

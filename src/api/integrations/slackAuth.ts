@@ -1,6 +1,8 @@
 /**
  * Every Slack request is checked before it is read: the signing secret's v0 signature over
- * the raw body, a timestamp within five minutes, and a signature never seen before. Seen
+ * the raw body, a timestamp within five minutes, and a signature never seen before. Without a
+ * signing secret or a workspace (SLACK_TEAM_ID) the endpoints are not configured (503); the
+ * workspace and the sender's role are checked per action (slackAccess.ts). Seen
  * signatures live in Postgres (not in memory) so that every API replica refuses a replay,
  * for the window in which the timestamp check would still accept it.
  */
@@ -26,6 +28,7 @@ export function slackVerifier(app: FastifyInstance) {
     };
     const secret = config.providers.slack.signingSecret;
     if (!secret) throw refuse(503, 'not_configured', 'SLACK_SIGNING_SECRET is not set');
+    if (!config.providers.slack.teamId) throw refuse(503, 'not_configured', 'SLACK_TEAM_ID is not set');
     const timestamp = request.headers['x-slack-request-timestamp'];
     const signature = request.headers['x-slack-signature'];
     const verdict = verifySlackRequest({

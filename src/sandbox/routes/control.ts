@@ -27,8 +27,18 @@ const SlackCall = Type.Object({
   blocks: Type.Unknown(),
   thread_ts: Nullable(Type.String()),
   ts: Type.String(),
+  view: Type.Optional(Type.Unknown()),
+  trigger_id: Type.Optional(Nullable(Type.String())),
+  view_id: Type.Optional(Nullable(Type.String())),
+  user: Type.Optional(Nullable(Type.String())),
   created_at: Type.String(),
 });
+
+const SlackId = Type.String({ pattern: '^[A-Z0-9]{2,32}$' });
+const UsergroupBody = Type.Object(
+  { usergroup: Type.String({ pattern: '^S[A-Z0-9]{2,31}$' }), users: Type.Array(SlackId, { maxItems: 1000 }) },
+  { additionalProperties: false },
+);
 
 const RequestRecord = Type.Object({
   seq: Type.Integer(),
@@ -197,6 +207,16 @@ export const controlRoutes: FastifyPluginAsyncTypebox<SandboxContext> = async (a
     async () => ({
       messages: state.slackCalls(),
     }),
+  );
+
+  // the members usergroups.users.list answers for a user group (a group never set is unknown)
+  app.put(
+    '/sandbox/slack/usergroups',
+    { schema: { body: UsergroupBody, response: { 200: UsergroupBody, 400: ErrorBody } } },
+    async (request) => {
+      state.setSlackUsergroup(request.body.usergroup, request.body.users);
+      return { usergroup: request.body.usergroup, users: state.slackUsergroup(request.body.usergroup) ?? [] };
+    },
   );
 
   app.get(

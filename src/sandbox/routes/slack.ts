@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { SandboxContext } from '../context';
+import type { SandboxState } from '../state';
 import { applyFault, bearer, record, sendFailure, type FaultShapes, type ProviderFailure } from '../http';
 
 const TEAM = {
@@ -39,7 +40,12 @@ function blocksOf(value: unknown): unknown {
 }
 
 /** Slack's answer for the methods Warden calls; every other method is answered `{ok: true}`. */
-function answer(method: string, args: Args, ts: string): { body: Record<string, unknown> } | { error: string } {
+function answer(
+  method: string,
+  args: Args,
+  ts: string,
+  state: SandboxState,
+): { body: Record<string, unknown> } | { error: string } {
   const channel = str(args.channel);
   const text = str(args.text);
   const blocks = blocksOf(args.blocks);
@@ -67,6 +73,25 @@ function answer(method: string, args: Args, ts: string): { body: Record<string, 
       if (!channel) return { error: 'channel_not_found' };
       if (!str(args.user)) return { error: 'user_not_found' };
       return { body: { ok: true, message_ts: ts } };
+    case 'views.open': {
+      // a trigger id is good for one modal, for 3 seconds; the sandbox only insists on one
+      const view = blocksOf(args.view);
+      if (!str(args.trigger_id)) return { error: 'invalid_trigger_id' };
+      if (!view || typeof view !== 'object') return { error: 'invalid_arguments' };
+      return { body: { ok: true, view: { id: `V${ts.replace('.', '')}`, ...(view as object) } } };
+    }
+    case 'views.update': {
+      const view = blocksOf(args.view);
+      if (!str(args.view_id) && !str(args.external_id)) return { error: 'not_found' };
+      if (!view || typeof view !== 'object') return { error: 'invalid_arguments' };
+      return { body: { ok: true, view: { id: str(args.view_id), ...(view as object) } } };
+    }
+    case 'usergroups.users.list': {
+      const group = str(args.usergroup);
+      const users = group ? state.slackUsergroup(group) : undefined;
+      if (!users) return { error: 'no_such_subteam' };
+      return { body: { ok: true, users } };
+    }
     default:
       return { body: { ok: true } };
   }
@@ -90,7 +115,7 @@ export async function slackRoutes(app: FastifyInstance, { state }: SandboxContex
 
     // chat.update keeps the message's ts; everything else gets a fresh one.
     const ts = method === 'chat.update' ? (str(args.ts) ?? state.nextSlackTs()) : state.nextSlackTs();
-    const result = answer(method, args, ts);
+    const result = answer(method, args, ts, state);
     if ('error' in result) {
       record(state, 'slack', request, 'rejected', 200, null);
       return sendFailure(reply, slackError(200, result.error));
@@ -102,6 +127,10 @@ export async function slackRoutes(app: FastifyInstance, { state }: SandboxContex
       blocks: blocksOf(args.blocks),
       thread_ts: str(args.thread_ts),
       ts,
+      ...(method.startsWith('views.')
+        ? { view: blocksOf(args.view), trigger_id: str(args.trigger_id), view_id: str(args.view_id) }
+        : {}),
+      ...(method === 'chat.postEphemeral' ? { user: str(args.user) } : {}),
     });
     record(state, 'slack', request, 'accepted', 200, null);
     return reply.code(200).send(result.body);

@@ -1,5 +1,6 @@
 import { log, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { IncidentSummary, SlackThread } from '../../activities/notifySlack';
+import type { DecisionRequest } from '../../incidents/slackBlocks';
 import { EXTERNAL_TASKS } from '../../shared/escalation';
 import type { IncidentState } from '../../shared/incidents';
 import { IncidentStatusKey, IncidentTypeKey, SeverityKey } from '../../shared/searchAttributes';
@@ -174,9 +175,13 @@ export class EffectRunner {
         const task = this.machine.state.tasks.find((t) => t.id === effect.taskId);
         if (!task) return;
         const jobs: Array<Promise<unknown>> = [
-          notify
-            .notifyTaskSlack({ incident, task, event: effect.event, text: effect.text, thread })
-            .catch((err: unknown) => failed('Slack task notice', err)),
+          notify.notifyTaskSlack({ incident, task, event: effect.event, text: effect.text, thread }).then(
+            // the first notice carries the Done button; it is rewritten when the task closes
+            (posted) => {
+              if (effect.event === 'created' && posted?.ts) task.slackTs = posted.ts;
+            },
+            (err: unknown) => failed('Slack task notice', err),
+          ),
         ];
         // the GDPR deadline also reaches legal and the CISO by email
         if (task.id === EXTERNAL_TASKS.gdpr.id && effect.event !== 'created') {
@@ -192,6 +197,55 @@ export class EffectRunner {
         await Promise.all(jobs);
         return;
       }
+      case 'task_closed': {
+        const task = this.machine.state.tasks.find((t) => t.id === effect.taskId);
+        if (!task?.slackTs || !thread) return;
+        await notify
+          .updateTaskNotice({ incident, task, thread, ts: task.slackTs })
+          .catch((err: unknown) => failed('Slack task notice update', err));
+        return;
+      }
+      case 'runbook_gate': {
+        const gate = this.machine.state.runbookGate;
+        if (!gate || !thread) return;
+        const request: DecisionRequest = { kind: 'runbook_start', ...gate };
+        await this.postOrUpdate(incident, thread, gate, request, 'Slack runbook approval request');
+        return;
+      }
+      case 'step_approval': {
+        const notice = this.machine.state.stepApprovals?.find(
+          (n) => n.runbookWorkflowId === effect.runbookWorkflowId && n.step === effect.step,
+        );
+        if (!notice || !thread) return;
+        const request: DecisionRequest = { kind: 'runbook_step', ...notice };
+        await this.postOrUpdate(incident, thread, notice, request, 'Slack step approval request');
+        return;
+      }
     }
+  }
+
+  /** Posts a decision request with its buttons, or rewrites the one posted before (in place). */
+  private async postOrUpdate(
+    incident: IncidentSummary,
+    thread: SlackThread,
+    target: { slackTs?: string },
+    request: DecisionRequest,
+    what: string,
+  ): Promise<void> {
+    const failed = (err: unknown) =>
+      this.machine.record({
+        at: new Date().toISOString(),
+        kind: 'delivery_failed',
+        message: `${what} failed: ${errorText(err)}`,
+      });
+    if (target.slackTs) {
+      await notify
+        .updateDecisionRequest({ incident, thread, ts: target.slackTs, request })
+        .catch((err: unknown) => failed(err));
+      return;
+    }
+    await notify.postDecisionRequest({ incident, thread, request }).then((posted) => {
+      if (posted?.ts) target.slackTs = posted.ts;
+    }, failed);
   }
 }

@@ -7,6 +7,7 @@ import {
   changeSeverityUpdate,
   checkItemUpdate,
   completeTaskUpdate,
+  decideRunbookStartUpdate,
   escalateUpdate,
   flagDataBreachUpdate,
   incidentStateQuery,
@@ -53,6 +54,10 @@ export function registerHandlers(m: IncidentMachine, checklist: ChecklistRunner)
   setHandler(checkItemUpdate, (i) => (m.checkItem(i, now()), m.state), { validator: (i) => v.validateCheckItem(i) });
   setHandler(addPreventiveActionUpdate, (i) => (m.addPreventiveAction(i, now()), m.state), {
     validator: (i) => v.validatePreventiveAction(i),
+  });
+
+  setHandler(decideRunbookStartUpdate, (i) => (m.decideRunbookStart(i, now()), m.state), {
+    validator: (i) => v.validateRunbookStart(i),
   });
 
   setHandler(

@@ -26,7 +26,9 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentRe
 
   machine.tick(Date.now()); // on-call is paged at detection
   await effects.drain();
-  await startRunbook(machine);
+  // a gated incident (opened from Slack by a non-responder) starts its runbook in the loop
+  // below, once a responder approves; without a gate nothing changes
+  if (!machine.state.runbookGate) await startRunbook(machine);
 
   while (!machine.closed) {
     const now = Date.now();
@@ -42,6 +44,9 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentRe
     }
     machine.tick(Date.now());
     await effects.drain();
+    const gate = machine.state.runbookGate;
+    if (gate?.status === 'approved' && !machine.state.runbook && machine.state.status !== 'resolved')
+      await startRunbook(machine);
   }
   await condition(allHandlersFinished);
   return { id: machine.state.id, status: machine.state.status, resolvedAt: machine.state.resolvedAt };

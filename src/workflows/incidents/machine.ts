@@ -29,6 +29,7 @@ import {
   type ResolveInput,
   type RootCauseInput,
   type RunbookProgressInput,
+  type RunbookStartDecisionInput,
   type TimelineEntry,
 } from '../../shared/incidents';
 import { due, newTask, nextWakeAt, reminderText, type ScheduleMarks } from './schedule';
@@ -37,7 +38,16 @@ import { due, newTask, nextWakeAt, reminderText, type ScheduleMarks } from './sc
 export type Effect =
   | { kind: 'escalate'; role: NotifiedRole; reason: string; trigger: EscalationTrigger }
   | { kind: 'thread'; text: string }
-  | { kind: 'task'; taskId: string; event: 'created' | 'reminder' | 'overdue'; text: string };
+  | { kind: 'task'; taskId: string; event: 'created' | 'reminder' | 'overdue'; text: string }
+  /** post the gated runbook start's request in the thread, or rewrite it once decided */
+  | { kind: 'runbook_gate' }
+  /** post a runbook step's approval request in the thread, or rewrite it once decided */
+  | { kind: 'step_approval'; runbookWorkflowId: string; step: string }
+  /** rewrite a closed task's notice (its Done button goes) */
+  | { kind: 'task_closed'; taskId: string };
+
+/** how many step approvals the state keeps (a runbook has a handful of destructive steps) */
+const MAX_STEP_APPROVALS = 50;
 
 export function fail(type: IncidentErrorType, message: string): ApplicationFailure {
   return ApplicationFailure.create({ type, message, nonRetryable: true });
@@ -103,6 +113,15 @@ export class IncidentMachine {
     });
     for (const plan of externalTasks(input.type, this.state.ddos, this.state.dataBreach))
       this.addTask(newTask(plan, nowIso));
+    if (input.runbookNeedsApproval) {
+      this.state.runbookGate = { status: 'waiting', requestedBy: input.openedBy };
+      this.record({
+        at: nowIso,
+        kind: 'runbook',
+        message: `Runbook waits for a responder's approval (opened from Slack by ${input.openedBy}, who is not a responder)`,
+      });
+      this.effects.push({ kind: 'runbook_gate' });
+    }
   }
 
   get closed(): boolean {
@@ -265,6 +284,26 @@ export class IncidentMachine {
       by: i.by,
     });
     this.thread(`:ballot_box_with_check: Task "${task.title}" ${what} (${slackName(i.by)})`);
+    if (task.slackTs) this.effects.push({ kind: 'task_closed', taskId: task.id });
+  }
+
+  /** A responder's decision on the gated runbook start; the workflow starts it once approved. */
+  decideRunbookStart(i: RunbookStartDecisionInput, now: number): void {
+    const gate = this.state.runbookGate!;
+    gate.status = i.approve ? 'approved' : 'rejected';
+    gate.decidedBy = i.by;
+    gate.decidedAt = this.now(now);
+    gate.note = i.note;
+    const note = i.note ? ` (${i.note})` : '';
+    this.record({
+      at: gate.decidedAt,
+      kind: 'runbook',
+      message: i.approve
+        ? `Runbook start approved by ${i.by}${note}`
+        : `Runbook not started: rejected by ${i.by}${note}`,
+      by: i.by,
+    });
+    this.effects.push({ kind: 'runbook_gate' });
   }
 
   checkItem(i: CheckItemInput, now: number): void {
@@ -358,6 +397,7 @@ export class IncidentMachine {
   }
 
   runbookProgress(i: RunbookProgressInput, now: number): void {
+    if (i.approval && i.step) this.stepApproval(i.step, i.approval);
     if (i.kind === 'mitigation' && this.state.status !== 'resolved')
       return this.reportMitigation({ by: 'runbook', description: i.message }, now);
     if (i.kind === 'root_cause') return this.recordRootCause({ by: 'runbook', text: i.message }, now);
@@ -367,6 +407,22 @@ export class IncidentMachine {
       message: i.step ? `${i.step}: ${i.message}` : i.message,
       by: 'runbook',
     });
+  }
+
+  /** Keeps the step's approval request in the state and has it posted (or rewritten) in the thread. */
+  private stepApproval(step: string, a: NonNullable<RunbookProgressInput['approval']>): void {
+    const list = (this.state.stepApprovals ??= []);
+    let notice = list.find((n) => n.runbookWorkflowId === a.runbookWorkflowId && n.step === step);
+    if (!notice) {
+      if (list.length >= MAX_STEP_APPROVALS) return;
+      notice = { runbookWorkflowId: a.runbookWorkflowId, step, title: a.title, status: a.status };
+      list.push(notice);
+    }
+    notice.status = a.status;
+    notice.by = a.by;
+    notice.note = a.note;
+    this.dirty = true;
+    this.effects.push({ kind: 'step_approval', runbookWorkflowId: a.runbookWorkflowId, step });
   }
 
   // ---- the clock ---------------------------------------------------------------------------

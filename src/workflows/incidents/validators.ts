@@ -13,6 +13,7 @@ import {
   type PreventiveActionInput,
   type ResolveInput,
   type RootCauseInput,
+  type RunbookStartDecisionInput,
 } from '../../shared/incidents';
 import { fail, type IncidentMachine } from './machine';
 
@@ -123,6 +124,19 @@ export class IncidentValidators {
       throw fail('InvalidInput', 'category must be code, monitoring, process or infrastructure');
     if (this.m.state.preventiveActions.length >= LIMITS.preventiveActions)
       throw fail('LimitReached', 'too many preventive actions');
+  }
+
+  validateRunbookStart(i: RunbookStartDecisionInput): void {
+    this.m.assertOpen();
+    if (!i || typeof i !== 'object') throw fail('InvalidInput', '`by` and `approve` are required');
+    this.assertText(i.by, 'by', 200);
+    if (typeof i.approve !== 'boolean') throw fail('InvalidInput', '`approve` must be true or false');
+    if (i.note !== undefined) this.assertText(i.note, 'note');
+    const gate = this.m.state.runbookGate;
+    if (!gate) throw fail('NotAwaitingApproval', 'the runbook of this incident does not wait for an approval');
+    if (gate.status !== 'waiting')
+      throw fail('NotAwaitingApproval', `the runbook start was already ${gate.status} by ${gate.decidedBy}`);
+    this.assertRoom();
   }
 
   validateResolve(i: ResolveInput): void {

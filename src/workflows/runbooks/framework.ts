@@ -36,7 +36,9 @@
  * - Approval: a `destructive` step waits for approveStepUpdate when the run's severity is one of
  *   the approval severities (WARDEN_RUNBOOK_APPROVAL_SEVERITIES, default P1,P2,P3, or the start
  *   input's), except `containment` at P0, which is approved automatically. A rejection skips the
- *   step. Starters may pre-approve steps.
+ *   step. Starters may pre-approve steps. With an incident, the wait and the decision reach it as
+ *   progress with an `approval`: the incident posts the request in its Slack thread with Approve
+ *   and Reject buttons (admins decide) and rewrites it once decided, from Slack or the API.
  * - Cancellation (cancelRunbookUpdate, or a Temporal cancel, e.g. when the incident resolves):
  *   the running step is interrupted and the registered compensations run in reverse order,
  *   unless the canceller asked for `compensate: false`. A step with `notCompensable` says why

@@ -171,8 +171,17 @@ export class RunbookSteps {
     this.decisions.set(step, { approve, by, note, at });
   }
 
-  /** Appends to the run's log and the incident's timeline (when there is an incident). */
-  async progress(kind: RunbookProgressInput['kind'], message: string, step?: string): Promise<void> {
+  /**
+   * Appends to the run's log and the incident's timeline (when there is an incident). An
+   * `approval` has the incident post the step's approval request in its Slack thread, with
+   * Approve and Reject buttons, and rewrite it once decided; Slack failures stay the incident's.
+   */
+  async progress(
+    kind: RunbookProgressInput['kind'],
+    message: string,
+    step?: string,
+    approval?: RunbookProgressInput['approval'],
+  ): Promise<void> {
     const text = message.slice(0, 3900);
     if (this.state.log.length < LOG_CAP)
       this.state.log.push({ at: new Date().toISOString(), kind, message: step ? `${step}: ${text}` : text });
@@ -182,6 +191,7 @@ export class RunbookSteps {
         kind,
         message: text,
         ...(step ? { step } : {}),
+        ...(approval ? { approval } : {}),
       });
     } catch (err) {
       if (isCancellation(err)) throw err;
@@ -223,19 +233,27 @@ export class RunbookSteps {
     if (!s.approval.required || s.approval.how) return true;
     s.status = 'awaiting_approval';
     await this.record(s);
-    await this.progress('step', `awaiting a responder's approval (approveStep update or POST .../approve)`, s.name);
+    const approval = { runbookWorkflowId: this.state.workflowId, title: s.title };
+    await this.progress('step', `awaiting a responder's approval (approveStep update or POST .../approve)`, s.name, {
+      ...approval,
+      status: 'waiting',
+    });
     await condition(() => this.decisions.has(s.name));
     const d = this.decisions.get(s.name)!;
     s.approval = { required: true, how: 'responder', by: d.by, at: d.at, note: d.note };
+    const decision = { ...approval, by: d.by, ...(d.note ? { note: d.note } : {}) };
     if (d.approve) {
-      await this.progress('step', `approved by ${d.by}${d.note ? ` (${d.note})` : ''}`, s.name);
+      await this.progress('step', `approved by ${d.by}${d.note ? ` (${d.note})` : ''}`, s.name, {
+        ...decision,
+        status: 'approved',
+      });
       return true;
     }
     s.status = 'rejected';
     s.endedAt = new Date().toISOString();
     s.summary = `rejected by ${d.by}${d.note ? `: ${d.note}` : ''}; not run`;
     await this.record(s);
-    await this.progress('step', s.summary, s.name);
+    await this.progress('step', s.summary, s.name, { ...decision, status: 'rejected' });
     return false;
   }
 
