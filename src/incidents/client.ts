@@ -28,7 +28,7 @@ import {
   type IncidentType,
   type Severity,
 } from '../shared/incidents';
-import { IncidentStatusKey, IncidentTypeKey, SeverityKey } from '../shared/searchAttributes';
+import { incidentSearchAttributes, operatorKeywords } from '../shared/searchAttributes';
 import type { incidentWorkflow } from '../workflows/incidents/incident';
 
 export interface IncidentDeps {
@@ -82,11 +82,13 @@ export async function openIncident(
         taskQueue: deps.taskQueue,
         args: [input],
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        typedSearchAttributes: [
-          { key: IncidentTypeKey, value: input.type },
-          { key: SeverityKey, value: input.severity },
-          { key: IncidentStatusKey, value: 'investigating' },
-        ],
+        typedSearchAttributes: incidentSearchAttributes({
+          type: input.type,
+          severity: input.severity,
+          status: 'investigating',
+          id,
+          operators: operatorKeywords([input.openedBy]),
+        }),
       });
       return { id, runId: handle.firstExecutionRunId };
     } catch (err) {
@@ -183,11 +185,13 @@ export async function notifyAlertGroup(
       args: [start],
       signal: alertNotificationSignal,
       signalArgs: [signal],
-      typedSearchAttributes: [
-        { key: IncidentTypeKey, value: start.type },
-        { key: SeverityKey, value: start.severity },
-        { key: IncidentStatusKey, value: 'investigating' },
-      ],
+      // the INC id is claimed inside the workflow, which then sets IncidentId
+      typedSearchAttributes: incidentSearchAttributes({
+        type: start.type,
+        severity: start.severity,
+        status: 'investigating',
+        operators: [],
+      }),
     },
   );
   return { runId: handle.signaledRunId, incidentId: await incidentOf(handle.signaledRunId) };

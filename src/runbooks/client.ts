@@ -167,7 +167,10 @@ export async function startRunbook(deps: RunbookDeps, req: StartRequest): Promis
       taskQueue: deps.taskQueue,
       args: [input],
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      typedSearchAttributes: runbookSearchAttributes(name, type, req.severity),
+      typedSearchAttributes: runbookSearchAttributes(name, type, req.severity, {
+        incidentId: input.incidentId,
+        startedBy: req.by,
+      }),
     });
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError) || !req.requestId) throw err;

@@ -1,6 +1,7 @@
 /**
  * Custom search attributes responders filter on in the Temporal UI. Registered on the dev
- * server at start and by the deployment in production. They never carry PII or secrets.
+ * server at start and by the deployment in production. They never carry a user's PII or a
+ * secret: operators appear by their operator name (no addresses, docs/api.md) or Slack id.
  */
 import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
 
@@ -8,8 +9,65 @@ export const IncidentTypeKey = defineSearchAttributeKey('IncidentType', SearchAt
 export const SeverityKey = defineSearchAttributeKey('Severity', SearchAttributeType.KEYWORD);
 export const IncidentStatusKey = defineSearchAttributeKey('IncidentStatus', SearchAttributeType.KEYWORD);
 export const RunbookKey = defineSearchAttributeKey('Runbook', SearchAttributeType.KEYWORD);
+/** the INC-... id on the incident's workflow and on every runbook run attached to it */
+export const IncidentIdKey = defineSearchAttributeKey('IncidentId', SearchAttributeType.KEYWORD);
+/** who acted: the opener or starter, and the people who acknowledged, escalated, decided... */
+export const OperatorsKey = defineSearchAttributeKey('Operators', SearchAttributeType.KEYWORD_LIST);
 
-export const SEARCH_ATTRIBUTES = [IncidentTypeKey, SeverityKey, IncidentStatusKey, RunbookKey] as const;
+export const SEARCH_ATTRIBUTES = [
+  IncidentTypeKey,
+  SeverityKey,
+  IncidentStatusKey,
+  RunbookKey,
+  IncidentIdKey,
+  OperatorsKey,
+] as const;
+
+/** at most this many operators per workflow: the UI filters on them, it does not list crowds */
+const MAX_OPERATORS = 20;
+const OPERATOR_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+const SLACK_MENTION = /^<@([UW][A-Z0-9]{1,20})(\|[^>]*)?>$/;
+/** actors that are Warden itself, not a person */
+const SYSTEM_ACTORS = new Set(['runbook', 'alertmanager', 'temporal', 'slack-user', 'starter']);
+
+/**
+ * The keyword an actor (an update's `by`) is filtered by: an operator's name as it is, a
+ * Slack mention as `slack:<user id>`; undefined for Warden's own actors and free text.
+ */
+export function operatorKeyword(by: string | undefined): string | undefined {
+  if (!by || SYSTEM_ACTORS.has(by)) return undefined;
+  if (OPERATOR_NAME.test(by)) return by;
+  const slack = SLACK_MENTION.exec(by);
+  return slack ? `slack:${slack[1]}` : undefined;
+}
+
+/** The distinct operators among `actors`, first seen first, capped. */
+export function operatorKeywords(actors: Iterable<string | undefined>): string[] {
+  const out = new Set<string>();
+  for (const actor of actors) {
+    const keyword = operatorKeyword(actor);
+    if (keyword) out.add(keyword);
+    if (out.size >= MAX_OPERATORS) break;
+  }
+  return [...out];
+}
+
+/** What an incident's workflow is filtered by; `id` once the INC id is known. */
+export function incidentSearchAttributes(s: {
+  type: string;
+  severity: string;
+  status: string;
+  id?: string;
+  operators: string[];
+}): SearchAttributePair[] {
+  return [
+    { key: IncidentTypeKey, value: s.type },
+    { key: SeverityKey, value: s.severity },
+    { key: IncidentStatusKey, value: s.status },
+    ...(s.id ? [{ key: IncidentIdKey, value: s.id }] : []),
+    ...(s.operators.length ? [{ key: OperatorsKey, value: s.operators }] : []),
+  ];
+}
 
 /** `--search-attribute` values for `temporal server start-dev` and `temporal operator`. */
 export function searchAttributeFlags(): string[] {
@@ -27,16 +85,21 @@ export function searchAttributeFlags(): string[] {
 
 /**
  * What a runbook run is filtered by in the Temporal UI (`Runbook = "compromised-token"`,
- * `Severity = "P0"`...), set when it starts, whoever starts it.
+ * `Severity = "P0"`, `IncidentId = "INC-..."`, `Operators = "pat"`...), set when it starts,
+ * whoever starts it.
  */
 export function runbookSearchAttributes(
   runbook: string,
   incidentType: string,
   severity: string,
+  context: { incidentId?: string; startedBy?: string } = {},
 ): SearchAttributePair[] {
+  const operators = operatorKeywords([context.startedBy]);
   return [
     { key: RunbookKey, value: runbook },
     { key: IncidentTypeKey, value: incidentType },
     { key: SeverityKey, value: severity },
+    ...(context.incidentId ? [{ key: IncidentIdKey, value: context.incidentId }] : []),
+    ...(operators.length ? [{ key: OperatorsKey, value: operators }] : []),
   ];
 }

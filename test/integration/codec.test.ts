@@ -263,10 +263,52 @@ describe('codec server (Temporal remote codec protocol on the admin port)', () =
     );
     const pii = users.flatMap((u) => [u.phone, u.email]).filter((v): v is string => !!v);
     const text = values.join('\n');
-    // the incident's keywords are there, and nothing else
+    // the incident's keywords are there (its id, and who opened it), and nothing else
     expect(text).toContain('compromised_token');
     expect(text).toContain('P1');
+    expect(text).toContain(incidentId);
+    expect(text).toContain('["admin-api"]');
     for (const needle of [...pii, code, '203.0.113.7', 'support ticket']) expect(text).not.toContain(needle);
     expect(text).not.toMatch(/@|\+\d{8,}|\b\d{6}\b/);
+  });
+
+  it("renders an incident's and its runbook's queries readably through the codec, and only through it", async () => {
+    const opened = await h.admin.inject({
+      method: 'POST',
+      url: '/admin/api/v1/incidents',
+      headers: h.adminHeaders,
+      payload: { type: 'compromised_token', severity: 'P2', title: 'query rendering drill' },
+    });
+    const incidentId = opened.json<{ id: string }>().id;
+    const namespace = h.config.temporal.namespace;
+    const queryRaw = (workflowId: string, queryType: string) =>
+      waitFor(`${queryType} of ${workflowId}`, async () => {
+        try {
+          const res = await h.runtime.temporal.connection.workflowService.queryWorkflow({
+            namespace,
+            execution: { workflowId },
+            query: { queryType },
+          });
+          return res.queryResult?.payloads?.[0];
+        } catch {
+          return undefined; // not started yet
+        }
+      });
+
+    for (const [workflowId, queryType, expected] of [
+      [incidentId, 'incidentState', 'query rendering drill'],
+      [`${incidentId}-runbook`, 'runbookState', 'compromised-token'],
+    ] as const) {
+      const raw = await queryRaw(workflowId, queryType);
+      // what the Temporal UI receives is ciphertext...
+      expect(Buffer.from(raw.metadata!.encoding!).toString()).toBe('binary/encrypted');
+      expect(Buffer.from(raw.data!).toString('utf8')).not.toContain(expected);
+      // ...which the codec endpoint, given the UI's decode token, turns back into the state
+      const res = await post('decode', [toJson(raw)]);
+      expect(res.statusCode).toBe(200);
+      const decoded = res.json<{ payloads: JsonPayload[] }>().payloads[0]!;
+      expect(text(decoded.metadata.encoding)).toBe('json/plain');
+      expect(text(decoded.data)).toContain(expected);
+    }
   });
 });

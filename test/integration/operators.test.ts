@@ -4,6 +4,7 @@
  * stored as digests, revocable, and die with a disabled operator.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../helpers/authClient';
 import { startHarness, type Harness } from '../helpers/harness';
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -123,6 +124,16 @@ describe('operators and roles', () => {
     expect(state).toMatchObject({ openedBy: 'rhea', owner: 'rhea' });
     expect(JSON.stringify(state.timeline)).not.toContain('mallory');
     expect(state.timeline.find((e) => e.kind === 'acknowledged')).toMatchObject({ by: 'rhea' });
+
+    // the Temporal UI finds the incident by its id and by who acted on it
+    const escalated = await call(tokens.ada, 'POST', `/incidents/${id}/escalate`, { reason: 'more hands' });
+    expect(escalated.statusCode).toBe(200);
+    const attributes = await waitFor('the operators on the incident', async () => {
+      const described = await h.runtime.temporal.client.workflow.getHandle(id).describe();
+      const pairs = Object.fromEntries(described.typedSearchAttributes.getAll().map((p) => [p.key.name, p.value]));
+      return JSON.stringify(pairs.Operators) === '["rhea","ada"]' ? pairs : undefined;
+    });
+    expect(attributes).toMatchObject({ IncidentId: id, Severity: 'P3', IncidentType: 'provider_outage' });
   });
 
   it('lets only an admin decide a runbook in advance', async () => {
@@ -135,9 +146,7 @@ describe('operators and roles', () => {
     const res = await start(tokens.rhea!);
     expect(res.statusCode).toBe(403);
     expect(res.json()).toMatchObject({ error: 'forbidden', needed_role: 'admin' });
-    expect(await h.sql("SELECT count(*)::int AS n FROM runbook_runs WHERE runbook = 'provider-outage'")).toEqual([
-      { n: 0 },
-    ]);
+    expect(await h.sql("SELECT count(*)::int AS n FROM runbook_runs WHERE started_by = 'rhea'")).toEqual([{ n: 0 }]);
   });
 
   it('revokes a token at once, and a disabled operator loses every token', async () => {

@@ -17,6 +17,7 @@ describe('runbook framework', () => {
   let h: Harness;
   /** the admin who starts, approves and cancels: the runbook's log names her */
   let pat: { authorization: string };
+  let quinn: { authorization: string };
   const admin = (method: 'GET' | 'POST', url: string, payload?: unknown) =>
     h.admin.inject({
       method,
@@ -39,6 +40,7 @@ describe('runbook framework', () => {
   beforeAll(async () => {
     h = await startHarness({ env: { WARDEN_TRUSTED_PROXIES: '127.0.0.1' } });
     pat = await operatorHeaders(h, 'pat');
+    quinn = await operatorHeaders(h, 'quinn');
   });
   afterAll(async () => h?.close());
 
@@ -68,6 +70,8 @@ describe('runbook framework', () => {
       Runbook: 'compromised-token',
       IncidentType: 'compromised_token',
       Severity: 'P1',
+      IncidentId: incident,
+      Operators: ['pat'],
     });
     // responders see where a runbook waits in the Temporal UI (its stack trace)
     const waitingAt = await h.runtime.temporal.client.workflow.getHandle(id).query<string>('__stack_trace');
@@ -101,13 +105,16 @@ describe('runbook framework', () => {
       error: 'revoked',
     });
 
-    await admin('POST', `/runbooks/runs/${id}/reject`, {
-      step: 'force_password_reset',
-      by: 'pat',
-      note: 'SSO account',
+    // another admin decides this one: the run's Operators name both
+    await h.admin.inject({
+      method: 'POST',
+      url: `/admin/api/v1/runbooks/runs/${id}/reject`,
+      headers: quinn,
+      payload: { step: 'force_password_reset', note: 'SSO account' },
     });
     s = await until(id, 'the block gate', (x) => stepOf(x, 'block_ips').status === 'awaiting_approval');
-    expect(stepOf(s, 'force_password_reset').status).toBe('rejected');
+    expect(stepOf(s, 'force_password_reset')).toMatchObject({ status: 'rejected', approval: { by: 'quinn' } });
+    expect((await searchAttributesOf(id)).Operators).toEqual(['pat', 'quinn']);
     expect(
       (
         await h.sql<{ force_password_reset: boolean }>('SELECT force_password_reset FROM users WHERE sub = $1', [
@@ -152,7 +159,7 @@ describe('runbook framework', () => {
         expect.stringMatching(
           /^Revoke active challenges of the affected users: 1 active challenge\(s\) of 1 user\(s\) unverifiable from \S+; ended with their workflows after/,
         ),
-        'force_password_reset: rejected by pat: SSO account; not run',
+        'force_password_reset: rejected by quinn: SSO account; not run',
         'Runbook cancelled by pat: wrong user reported',
         'block_ips: undone: lifted 1 block(s)',
         expect.stringMatching(/^revoke_challenges: left in place: a revoked challenge stays revoked/),

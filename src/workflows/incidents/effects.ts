@@ -3,7 +3,7 @@ import type { IncidentSummary, SlackThread } from '../../activities/notifySlack'
 import type { DecisionRequest } from '../../incidents/slackBlocks';
 import { EXTERNAL_TASKS } from '../../shared/escalation';
 import type { IncidentState } from '../../shared/incidents';
-import { IncidentStatusKey, IncidentTypeKey, SeverityKey } from '../../shared/searchAttributes';
+import { incidentSearchAttributes, operatorKeywords } from '../../shared/searchAttributes';
 import { notify, store } from './proxies';
 import type { Effect, IncidentMachine } from './machine';
 
@@ -63,15 +63,15 @@ export class EffectRunner {
 
   private upsertSearchAttributes(): void {
     const s = this.machine.state;
-    const key = `${s.type}|${s.severity}|${s.status}`;
+    // responders filter on these in the Temporal UI: keywords, the INC id, and the operators
+    // who acted (names and Slack ids, never a user's data)
+    const operators = operatorKeywords([s.openedBy, ...s.timeline.map((e) => e.by)]);
+    const key = `${s.type}|${s.severity}|${s.status}|${s.id}|${operators.join(',')}`;
     if (key === this.searchKey) return;
     this.searchKey = key;
-    // responders filter on these in the Temporal UI; never anything identifying a person
-    upsertSearchAttributes([
-      { key: IncidentTypeKey, value: s.type },
-      { key: SeverityKey, value: s.severity },
-      { key: IncidentStatusKey, value: s.status },
-    ]);
+    upsertSearchAttributes(
+      incidentSearchAttributes({ type: s.type, severity: s.severity, status: s.status, id: s.id, operators }),
+    );
   }
 
   private async register(): Promise<void> {

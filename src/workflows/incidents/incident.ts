@@ -73,7 +73,10 @@ async function startRunbook(machine: IncidentMachine): Promise<void> {
       workflowId,
       args: [args],
       parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
-      typedSearchAttributes: runbookSearchAttributes(runbook.name, s.type, s.severity),
+      typedSearchAttributes: runbookSearchAttributes(runbook.name, s.type, s.severity, {
+        incidentId: s.id,
+        startedBy: s.runbookGate?.decidedBy ?? s.openedBy,
+      }),
     });
   let child: Awaited<ReturnType<typeof start>>;
   try {

@@ -204,11 +204,11 @@ export class IncidentMachine {
 
   escalate(i: EscalateInput, now: number): void {
     const role = i.role ?? this.nextRole();
-    if (role) this.escalateTo(role, `${i.reason} (escalated by ${i.by})`, 'manual', now);
+    if (role) this.escalateTo(role, `${i.reason} (escalated by ${i.by})`, 'manual', now, i.by);
   }
 
   /** Records the escalation and queues its Slack + email notification. */
-  escalateTo(role: NotifiedRole, reason: string, trigger: EscalationTrigger, now: number): void {
+  escalateTo(role: NotifiedRole, reason: string, trigger: EscalationTrigger, now: number, by?: string): void {
     const at = this.now(now);
     this.state.escalations.push({ role, at, reason });
     this.record({
@@ -216,6 +216,7 @@ export class IncidentMachine {
       kind: role === 'oncall' ? 'notified' : 'escalated',
       message: `${ROLE_TITLES[role]}: ${reason}`,
       role,
+      ...(by ? { by } : {}),
     });
     this.effects.push({ kind: 'escalate', role, reason, trigger });
   }

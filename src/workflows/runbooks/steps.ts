@@ -3,6 +3,8 @@ import {
   condition,
   getExternalWorkflowHandle,
   isCancellation,
+  upsertSearchAttributes,
+  workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
@@ -15,6 +17,7 @@ import {
   type RunbookStepState,
   type StepStatus,
 } from '../../shared/runbooks';
+import { operatorKeywords, OperatorsKey } from '../../shared/searchAttributes';
 import { opsActivities } from '../opsActivities';
 
 /** How a runbook declares a step (see framework.ts for the rules). */
@@ -228,6 +231,13 @@ export class RunbookSteps {
     };
   }
 
+  /** Adds whoever decided to the run's Operators search attribute (the UI filters runs by it). */
+  private noteOperator(by: string): void {
+    const current = workflowInfo().typedSearchAttributes.get(OperatorsKey) ?? [];
+    const next = operatorKeywords([...current, by]);
+    if (next.length !== current.length) upsertSearchAttributes([{ key: OperatorsKey, value: next }]);
+  }
+
   /** Waits for a responder when the step needs one; false when it was rejected. */
   private async approved(s: RunbookStepState): Promise<boolean> {
     if (!s.approval.required || s.approval.how) return true;
@@ -241,6 +251,7 @@ export class RunbookSteps {
     await condition(() => this.decisions.has(s.name));
     const d = this.decisions.get(s.name)!;
     s.approval = { required: true, how: 'responder', by: d.by, at: d.at, note: d.note };
+    this.noteOperator(d.by);
     const decision = { ...approval, by: d.by, ...(d.note ? { note: d.note } : {}) };
     if (d.approve) {
       await this.progress('step', `approved by ${d.by}${d.note ? ` (${d.note})` : ''}`, s.name, {
