@@ -6,9 +6,13 @@ import type { Tracing } from '../telemetry/tracing';
 import { EncryptionCodec, loadPayloadKeyring } from './codec';
 import { temporalConnectionOptions, temporalTransport, type TemporalConnectionOptions } from './connectionOptions';
 
-/** The one data converter every client and worker uses: payloads are encrypted at rest. */
-export function createDataConverter(config: Pick<Config, 'keys'>): DataConverter {
-  return { payloadCodecs: [new EncryptionCodec(loadPayloadKeyring(config.keys))] };
+/**
+ * The one data converter every client and worker uses: payloads are encrypted at rest, and in
+ * production nothing unencrypted is read.
+ */
+export function createDataConverter(config: Pick<Config, 'keys' | 'env'>): DataConverter {
+  const codec = new EncryptionCodec(loadPayloadKeyring(config.keys), { requireEncrypted: config.env === 'production' });
+  return { payloadCodecs: [codec] };
 }
 
 /**
@@ -36,7 +40,7 @@ export interface TemporalClient {
 }
 
 export async function connectTemporal(
-  config: Pick<Config, 'temporal' | 'keys'>,
+  config: Pick<Config, 'temporal' | 'keys' | 'env'>,
   { tracing }: { tracing?: Tracing } = {},
 ): Promise<TemporalClient> {
   const options = temporalConnectionOptions(config.temporal);

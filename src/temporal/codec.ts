@@ -42,12 +42,22 @@ export function isPayload(value: unknown): value is Payload {
   );
 }
 
+/** A payload that did not come through Warden's codec, where only encrypted ones are taken. */
+export class UnencryptedPayloadError extends Error {
+  override name = 'UnencryptedPayloadError';
+}
+
 /**
  * Encrypts every payload with AES-256-GCM so phone numbers, emails and the like are not
  * readable in Temporal's database or UI without the key. The key id travels in metadata.
+ * With `requireEncrypted` (production workers and clients), a plain payload is refused rather
+ * than read: input that whoever reaches Temporal wrote without the key is never acted on.
  */
 export class EncryptionCodec implements PayloadCodec {
-  constructor(private readonly keyring: PayloadKeyring) {}
+  constructor(
+    private readonly keyring: PayloadKeyring,
+    private readonly options: { requireEncrypted?: boolean } = {},
+  ) {}
 
   async encode(payloads: Payload[]): Promise<Payload[]> {
     const keyId = this.keyring.activeKeyId;
@@ -70,7 +80,11 @@ export class EncryptionCodec implements PayloadCodec {
   async decode(payloads: Payload[]): Promise<Payload[]> {
     return payloads.map((payload) => {
       const encoding = payload.metadata?.[METADATA_ENCODING_KEY];
-      if (!encoding || Buffer.from(encoding).toString() !== ENCODING) return payload;
+      if (!encoding || Buffer.from(encoding).toString() !== ENCODING) {
+        if (this.options.requireEncrypted)
+          throw new UnencryptedPayloadError("a payload is not encrypted with Warden's payload keyring: refused");
+        return payload;
+      }
       const keyIdBytes = payload.metadata?.[KEY_ID];
       const keyId = keyIdBytes ? Buffer.from(keyIdBytes).toString() : '';
       const key = this.keyring.keys.get(keyId);

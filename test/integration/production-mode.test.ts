@@ -9,10 +9,14 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildPublicApp } from '../../src/api/app';
 import { loadConfig } from '../../src/config';
 import { assertStartable, productionProblems } from '../../src/config/production';
+import { startWorker } from '../../src/worker/worker';
+import { healthCheckWorkflow } from '../../src/workflows';
+import { waitFor } from '../helpers/authClient';
 import { startHarness, type Harness } from '../helpers/harness';
 import { spawnWorkerProcess } from '../helpers/workerProcess';
 
@@ -127,5 +131,42 @@ describe('production mode', () => {
     const logs = h.logs.text();
     expect(logs).toContain('/callbacks/v1/ses/[REDACTED]');
     expect(logs).not.toContain(snsToken);
+  });
+
+  it("has a production worker refuse input that Warden's codec did not encrypt", async () => {
+    const production = loadConfig({ ...h.env, WARDEN_ENV: 'production' });
+    const taskQueue = `production-${randomBytes(4).toString('hex')}`;
+    const worker = await startWorker(
+      { ...h.runtime, config: production },
+      { workflowBundlePath: inject('workflowBundlePath'), taskQueue },
+    );
+    try {
+      // whoever reaches Temporal without the payload key (its CLI, a script) writes plain JSON
+      const plain = new Client({ connection: h.runtime.temporal.connection, namespace: h.config.temporal.namespace });
+      const forged = await plain.workflow.start('healthCheckWorkflow', {
+        taskQueue,
+        workflowId: `forged-${taskQueue}`,
+        args: [{ note: 'written without the key' }],
+      });
+      const failure = await waitFor('the refused workflow task', async () => {
+        const history = await forged.fetchHistory();
+        return (
+          history.events?.find((e) => e.workflowTaskFailedEventAttributes)?.workflowTaskFailedEventAttributes ??
+          undefined
+        );
+      });
+      expect(failure.failure?.message).toMatch(/not encrypted with Warden's payload keyring/);
+      expect((await forged.describe()).status.name).toBe('RUNNING');
+      await forged.terminate('test done');
+
+      // the same workflow from Warden's own client runs
+      const encrypted = await h.runtime.temporal.client.workflow.execute(healthCheckWorkflow, {
+        taskQueue,
+        workflowId: `encrypted-${taskQueue}`,
+      });
+      expect(encrypted).toBeDefined();
+    } finally {
+      await worker.shutdown();
+    }
   });
 });
