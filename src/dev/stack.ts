@@ -76,7 +76,7 @@ async function main(): Promise<void> {
       { variable: 'WARDEN_PUBLIC_PORT', host: config.host, port: config.ports.public },
       { variable: 'WARDEN_ADMIN_PORT', host: config.host, port: config.ports.admin },
       { variable: 'WARDEN_METRICS_PORT', host: config.host, port: config.ports.metrics },
-      ...(anySandbox ? [{ variable: 'WARDEN_SANDBOX_PORT', host: config.host, port: config.ports.sandbox }] : []),
+      ...(anySandbox ? [{ variable: 'WARDEN_SANDBOX_PORT', host: '127.0.0.1', port: config.ports.sandbox }] : []),
       ...(config.database.url
         ? []
         : [{ variable: 'WARDEN_EMBEDDED_PG_PORT', host: '127.0.0.1', port: config.database.embeddedPort }]),
@@ -114,7 +114,9 @@ async function main(): Promise<void> {
     let sandboxUrl: string | undefined;
     if (anySandbox) {
       const sandbox = await startSandbox({
-        host: config.host,
+        // unauthenticated and holding every code it delivered: this machine only, whatever
+        // WARDEN_HOST says about Warden's own servers
+        host: '127.0.0.1',
         port: config.ports.sandbox,
         logger: logger.child({ component: 'sandbox' }),
       });

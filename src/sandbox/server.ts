@@ -1,4 +1,5 @@
 import Fastify, { LogController } from 'fastify';
+import { isLoopbackHost } from '../api/plugins/loopbackHost';
 import type { Logger } from '../telemetry/logger';
 import { sandboxApp } from './app';
 import { CallbackSender } from './callbacks';
@@ -6,6 +7,11 @@ import { SandboxState, type SandboxStateOptions } from './state';
 
 export interface StartSandboxOptions extends SandboxStateOptions {
   host?: string;
+  /**
+   * Host names besides loopback ones whose requests may read the outbox and change faults
+   * (`/sandbox/...`), e.g. the sandbox's name on a compose network
+   */
+  allowedHosts?: string[];
   /** 0 picks a free port (tests run many sandboxes in parallel) */
   port: number;
   logger?: Logger;
@@ -37,6 +43,18 @@ export async function startSandbox(options: StartSandboxOptions): Promise<Runnin
       .code(404)
       .send({ error: 'not_found', message: `no sandbox route for ${request.method} ${request.url.split('?')[0]}` }),
   );
+  // the outbox (codes, links) and the fault switches answer this machine only, by name: a web
+  // page cannot read codes through DNS rebinding. The provider APIs stay open to any Host, as
+  // the SDKs name the sandbox however they were configured.
+  const allowed = new Set((options.allowedHosts ?? []).map((h) => h.toLowerCase()));
+  app.addHook('onRequest', async (request, reply) => {
+    if (!request.url.startsWith('/sandbox/')) return;
+    const host = request.headers.host ?? '';
+    if (isLoopbackHost(host) || allowed.has(host.replace(/:\d+$/, '').toLowerCase())) return;
+    return reply
+      .code(403)
+      .send({ error: 'loopback_only', message: 'the sandbox outbox and controls answer loopback hosts only' });
+  });
   await app.register(sandboxApp, { state, callbacks });
   await app.listen({ host, port: options.port });
 
