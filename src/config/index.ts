@@ -209,7 +209,7 @@ function temporalTls(env: Env): TemporalTls | undefined {
 
 /**
  * Docker-secrets convention: `X_FILE=/run/secrets/x` supplies `X` from a file, so secrets
- * never have to sit in the environment. An explicit `X` wins.
+ * never have to sit in the environment. An explicit `X` wins; an empty file supplies nothing.
  */
 function withFileSecrets(source: NodeJS.ProcessEnv): Record<string, string | undefined> {
   const data: Record<string, string | undefined> = { ...source };
@@ -217,7 +217,9 @@ function withFileSecrets(source: NodeJS.ProcessEnv): Record<string, string | und
     const file = source[`${key}_FILE`];
     if (data[key] === undefined && file) {
       try {
-        data[key] = readFileSync(file, 'utf8').trim();
+        const value = readFileSync(file, 'utf8').trim();
+        // an empty file is a secret not yet written: the setting stays unset
+        if (value) data[key] = value;
       } catch (err) {
         throw new ConfigError(`cannot read ${key}_FILE (${file}): ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
       }

@@ -61,6 +61,14 @@ describe('file secrets', () => {
     expect(loadConfig({ WARDEN_ADMIN_TOKEN_FILE: file, ...base }).adminToken).toBe(base.WARDEN_ADMIN_TOKEN);
     expect(() => loadConfig({ WARDEN_ADMIN_TOKEN_FILE: path.join(dir, 'missing') })).toThrow(/WARDEN_ADMIN_TOKEN_FILE/);
   });
+
+  it('takes an empty secret file as a setting not yet given', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'warden-secret-'));
+    const empty = path.join(dir, 'hcaptcha-secret');
+    writeFileSync(empty, '\n');
+    const config = loadConfig({ ...base, HCAPTCHA_SECRET_FILE: empty, HCAPTCHA_SITE_KEY_FILE: empty });
+    expect(config.providers.hcaptcha.sandbox).toBe(true);
+  });
 });
 
 describe('Temporal TLS, mTLS and API key', () => {
