@@ -178,7 +178,7 @@ describe('db-failover runbook: kill the primary under traffic', () => {
 
       // ---- the runbook, started through the admin API in the outage; at P0 containment and
       // promotion need no approval ----
-      const started = await admin('POST', '/runbooks/db-failover', { severity: 'P0', by: 'oncall' });
+      const started = await admin('POST', '/runbooks/db-failover', { severity: 'P0' });
       expect(started.statusCode, started.body).toBe(201);
       const runId = started.json().workflow_id as string;
       // readable while its projection row cannot be written yet
@@ -264,7 +264,7 @@ describe('db-failover runbook: kill the primary under traffic', () => {
         'SELECT status, started_by FROM runbook_runs WHERE workflow_id = $1',
         [runId],
       );
-      expect(run).toEqual([{ status: 'completed', started_by: 'oncall' }]);
+      expect(run).toEqual([{ status: 'completed', started_by: 'admin-api' }]);
       const steps = await h.sql<{ step: string; status: string }>(
         'SELECT step, status FROM runbook_steps WHERE workflow_id = $1 ORDER BY step',
         [runId],

@@ -36,6 +36,7 @@ describe('credential refusal on every authenticated endpoint', () => {
         SES_SNS_SIGNING_CERT: snsKeys.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
         WARDEN_ALERTMANAGER_TOKEN: alertmanagerToken,
         WARDEN_CODEC_TOKEN: codecToken,
+        WARDEN_CODEC_ENCODE_TOKEN: randomBytes(18).toString('base64url'),
         WARDEN_CODEC_CORS_ORIGINS: UI_ORIGIN,
       },
     });
@@ -235,6 +236,8 @@ describe('credential refusal on every authenticated endpoint', () => {
         ['no token', {}],
         ['a wrong token', { authorization: `Bearer ${randomBytes(18).toString('base64url')}` }],
         ['the admin token', h.adminHeaders],
+        // the decode token cannot encode; the encode token is the only one that can
+        ...(op === 'encode' ? ([['the decode token', { authorization: `Bearer ${codecToken}` }]] as const) : []),
       ] as const) {
         out.push({
           endpoint: `codec /codec/${op}`,

@@ -287,7 +287,7 @@ describe('fuzzing every public and admin endpoint (fast-check)', () => {
     ['POST', '/admin/api/v1/users/clear-rate-limits', { user_ids: [NUL] }],
     ['PUT', '/admin/api/v1/delivery/routes/sms', { enabled: true, reason: NUL }],
     ['POST', '/admin/api/v1/delivery/routes/sms/switch', { to: 'primary', reason: NUL }],
-    ['POST', '/admin/api/v1/runbooks/abuse-mitigation', { severity: 'P3', by: NUL, ips: ['203.0.113.7'] }],
+    ['POST', '/admin/api/v1/runbooks/abuse-mitigation', { severity: 'P3', users: [NUL], ips: ['203.0.113.7'] }],
   ] as const)(
     '%s %s with U+0000 in a stored text field answers 400 invalid_request, not 500',
     async (method, url, payload) => {
