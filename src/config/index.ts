@@ -28,6 +28,8 @@ export interface Config {
   publicBaseUrl: string;
   adminToken: string;
   trustedProxies: string[];
+  /** the users API's country for national phone numbers; unset = international only */
+  defaultPhoneCountry?: string;
   /** the broadest IP block anyone may add */
   blockLimits: BlockLimits;
   logLevel: Env['LOG_LEVEL'];
@@ -294,6 +296,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     publicBaseUrl,
     adminToken: env.WARDEN_ADMIN_TOKEN,
     trustedProxies: list(env.WARDEN_TRUSTED_PROXIES),
+    defaultPhoneCountry: env.WARDEN_DEFAULT_PHONE_COUNTRY,
     blockLimits: { minPrefixV4: env.WARDEN_BLOCK_MIN_PREFIX_V4, minPrefixV6: env.WARDEN_BLOCK_MIN_PREFIX_V6 },
     logLevel: env.LOG_LEVEL,
     database: {

@@ -38,6 +38,9 @@ export const ConfigSchema = Type.Object({
   ),
 
   DATABASE_URL: optionalString,
+  // the country of phone numbers written without +<country code> in the users API (ISO 3166
+  // alpha-2, e.g. US); unset = only international numbers are accepted
+  WARDEN_DEFAULT_PHONE_COUNTRY: Type.Optional(Type.String({ pattern: '^[A-Z]{2}$' })),
   // the normal pool (docs/incident-response.md): 25 open connections, 5-minute lifetime
   WARDEN_DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 25 }),
   WARDEN_DB_CONN_MAX_LIFETIME_S: Type.Integer({ minimum: 0, default: 300 }),

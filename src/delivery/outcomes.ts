@@ -34,7 +34,7 @@ export async function upsertFailure(
   },
 ): Promise<{ channel: Channel; userId: string; method: AuthMethod } | undefined> {
   const { rows } = await tx.query<ChallengeFacts>(
-    `SELECT c.user_id, c.method, u.phone, u.email FROM auth_challenges c LEFT JOIN users u ON u.sub = c.user_id WHERE c.id = $1`,
+    `SELECT c.user_id, c.method, u.phone, u.email FROM auth_challenges c LEFT JOIN users u ON u.sub = c.user_id AND u.disabled_at IS NULL WHERE c.id = $1`,
     [input.challengeId],
   );
   const facts = rows[0];

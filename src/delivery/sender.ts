@@ -65,7 +65,11 @@ interface Target {
 async function loadTarget(runtime: SenderRuntime, challengeId: string): Promise<Target> {
   const { rows } = await runtime.db.query<Target>(
     `SELECT c.user_id, c.method, c.key_id, c.sealed_secret, c.expires_at, u.phone, u.email
-       FROM auth_challenges c LEFT JOIN users u ON u.sub = c.user_id WHERE c.id = $1`,
+       FROM auth_challenges c
+       -- a disabled user has no phone or email here: like an unknown user's, the challenge
+       -- is issued and never delivered
+       LEFT JOIN users u ON u.sub = c.user_id AND u.disabled_at IS NULL
+      WHERE c.id = $1`,
     [challengeId],
   );
   if (!rows[0]) throw new ChallengeNotFoundError(`challenge ${challengeId} has no row`);
