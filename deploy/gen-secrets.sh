@@ -39,3 +39,6 @@ gen ses-credentials.json no_credentials
 gen slack-credentials.json no_credentials
 # hCaptcha's secret and site key: empty until written here (production refuses to start without)
 touch "$dir/hcaptcha-secret" "$dir/hcaptcha-site-key"
+# the Slack incoming-webhook URL Alertmanager pages through when Warden itself is down: empty
+# until an operator writes it here (docs/alerts.md); until then those pages fail
+touch "$dir/alertmanager-fallback-slack-url"

@@ -138,6 +138,21 @@ describe('docker-compose.yml', () => {
     );
   });
 
+  it("mounts the fallback receiver's Slack webhook URL into Alertmanager, generated empty", () => {
+    expect(service('alertmanager').secrets).toContain('alertmanager-fallback-slack-url');
+    expect(compose.secrets['alertmanager-fallback-slack-url']?.file).toBe(
+      './deploy/secrets/alertmanager-fallback-slack-url',
+    );
+    expect(readFileSync('deploy/alertmanager/alertmanager.yml', 'utf8')).toContain(
+      'api_url_file: /run/secrets/alertmanager-fallback-slack-url',
+    );
+    // a placeholder: nothing to page through until an operator writes the URL
+    expect(secret('alertmanager-fallback-slack-url')).toBe('');
+    // Warden's own processes never see it
+    for (const name of ['warden-api', 'warden-worker'])
+      expect(service(name).secrets, name).not.toContain('alertmanager-fallback-slack-url');
+  });
+
   it('generates every secret file the compose file mounts (running deploy/gen-secrets.sh)', () => {
     const generated = new Set(readdirSync(secretsDir));
     for (const [name, entry] of Object.entries(compose.secrets)) {
