@@ -205,14 +205,10 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
       ).user,
   );
 
-  app.delete(
-    '/users/:sub',
-    { schema: { params: Sub } },
-    async (request, reply) => {
-      await http(() => deleteUser(userDeps(), request.params.sub, operatorOf(request).name));
-      return reply.status(204).send();
-    },
-  );
+  app.delete('/users/:sub', { schema: { params: Sub } }, async (request, reply) => {
+    await http(() => deleteUser(userDeps(), request.params.sub, operatorOf(request).name));
+    return reply.status(204).send();
+  });
 
   // Bulk import: NDJSON (one user object per line) or CSV (a header line naming sub, phone,
   // email, locale), read as it streams; each line is created or updated on its own, so a
@@ -246,7 +242,7 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
           line++;
           if (line > IMPORT_MAX_LINES)
             throw new ApiError(413, 'too_many_lines', `at most ${IMPORT_MAX_LINES} users per import`);
-          let raw: unknown = record;
+          let raw: unknown;
           if (typeof record === 'string') {
             if (!record.trim()) continue;
             try {
