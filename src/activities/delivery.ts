@@ -1,7 +1,10 @@
 /**
  * Delivery as activities. The challenge workflow runs planDelivery -> sendDelivery (one
  * provider call per attempt; Temporal retries it; the provider that takes the message records
- * the outcome), or recordDeliveryOutcome when none did. The provider-outage runbook uses the
+ * the outcome), or recordDeliveryOutcome when none did. A send taken answers the channel's receipt
+ * deadline: when it passes with no receipt, noteMissingReceipt counts the silence against the
+ * provider and resendOnBackup re-sends the send once through the backup (src/delivery/receipts.ts).
+ * The provider-outage runbook uses the
  * responder actions below, whose contracts are:
  *
  * - switchDeliveryRoute({channel, to: 'backup'|'primary'}): `backup` routes everything through
@@ -18,17 +21,27 @@ import { ApplicationFailure } from '@temporalio/common';
 import { NoBackupError, routeStatus, setChannelEnabled, switchRoute, type ActorContext } from '../delivery/admin';
 import { recordDeliveryOutcome } from '../delivery/outcomes';
 import { listDeliveryFailures, resendFailedDelivery, type FailureWindow } from '../delivery/resend';
-import { ChallengeNotFoundError, planDelivery, sendDelivery, SendFailure } from '../delivery/sender';
+import { noteMissingReceipt } from '../delivery/receipts';
+import {
+  ChallengeNotFoundError,
+  planDelivery,
+  resendAfterMissingReceipt,
+  sendDelivery,
+  SendFailure,
+} from '../delivery/sender';
 import type { StatusPageName } from '../providers';
 import type { Channel } from '../providers/types';
 import type { Runtime } from '../runtime';
 import { ChallengeErrorType } from '../shared/auth';
 import {
+  channelOfProvider,
   DeliveryErrorType,
   type PlanDeliveryInput,
   type RecordDeliveryInput,
   type SendDeliveryInput,
+  type SendDeliveryResult,
 } from '../shared/delivery';
+import type { ReceiptTimeoutInput } from '../workflows/delivery/receipt';
 
 function failure(err: SendFailure): ApplicationFailure {
   const { decision, details } = err;
@@ -43,6 +56,18 @@ function failure(err: SendFailure): ApplicationFailure {
   const type = decision.action === 'fail' ? DeliveryErrorType.permanent : DeliveryErrorType.exhausted;
   const why = decision.action === 'failover' ? ` (${decision.reason})` : '';
   return ApplicationFailure.create({ type, message: `${err.message}${why}`, nonRetryable: true, details: [details] });
+}
+
+/** A provider call's failures as the workflow's retry policy reads them. */
+async function send<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof SendFailure) throw failure(err);
+    if (err instanceof ChallengeNotFoundError)
+      throw ApplicationFailure.nonRetryable(err.message, ChallengeErrorType.notFound);
+    throw err;
+  }
 }
 
 export function createDeliveryActivities(
@@ -65,16 +90,22 @@ export function createDeliveryActivities(
       }
     },
 
-    async sendDelivery(input: SendDeliveryInput) {
+    async sendDelivery(input: SendDeliveryInput): Promise<SendDeliveryResult & { receiptDeadlineMs?: number }> {
       const context = Context.current();
-      try {
-        return await sendDelivery(runtime, input, () => context.heartbeat());
-      } catch (err) {
-        if (err instanceof SendFailure) throw failure(err);
-        if (err instanceof ChallengeNotFoundError)
-          throw ApplicationFailure.nonRetryable(err.message, ChallengeErrorType.notFound);
-        throw err;
-      }
+      const sent = await send(() => sendDelivery(runtime, input, () => context.heartbeat()));
+      if (sent.outcome !== 'sent') return sent;
+      // how long the workflow waits for this send's receipt before the backup re-sends it
+      const deadline = runtime.config.delivery.receiptDeadlineMs[channelOfProvider(sent.provider)];
+      return deadline > 0 ? { ...sent, receiptDeadlineMs: deadline } : sent;
+    },
+
+    async noteMissingReceipt(input: ReceiptTimeoutInput) {
+      return noteMissingReceipt(runtime, input);
+    },
+
+    async resendOnBackup(input: SendDeliveryInput) {
+      const context = Context.current();
+      return send(() => resendAfterMissingReceipt(runtime, input, () => context.heartbeat()));
     },
 
     async recordDeliveryOutcome(input: RecordDeliveryInput): Promise<void> {

@@ -81,6 +81,8 @@ export interface Config {
     sesSnsToken?: string;
     sesSnsSigningCert?: string;
     sesSnsTopicArn?: string;
+    /** per channel: how long a taken send waits for its receipt before the backup re-sends it (0: never) */
+    receiptDeadlineMs: Record<'sms' | 'email', number>;
   };
   providers: {
     sandboxUrl: string;
@@ -358,6 +360,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       sesSnsToken: env.SES_SNS_TOKEN,
       sesSnsSigningCert: env.SES_SNS_SIGNING_CERT,
       sesSnsTopicArn: env.SES_SNS_TOPIC_ARN,
+      receiptDeadlineMs: { sms: env.WARDEN_RECEIPT_DEADLINE_SMS_MS, email: env.WARDEN_RECEIPT_DEADLINE_EMAIL_MS },
     },
     providers: {
       sandboxUrl,

@@ -132,6 +132,10 @@ export const ConfigSchema = Type.Object({
   SES_SNS_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   SES_SNS_SIGNING_CERT: optionalString,
   SES_SNS_TOPIC_ARN: optionalString,
+  // How long a send the provider took may go without a delivered or failed receipt before it is
+  // re-sent once through the route's backup (0: never). Email receipts come later than SMS ones.
+  WARDEN_RECEIPT_DEADLINE_SMS_MS: Type.Integer({ minimum: 0, default: 20000 }),
+  WARDEN_RECEIPT_DEADLINE_EMAIL_MS: Type.Integer({ minimum: 0, default: 120000 }),
 
   // Codec server (/codec/decode, /codec/encode on the admin port) for the Temporal UI and CLI.
   // "token": Bearer WARDEN_CODEC_TOKEN, a token that can only decode (not the admin token).

@@ -6,16 +6,23 @@
  *
  * - delivered (any send of the challenge: every send carries the same code or link): the
  *   challenge is delivered, its failure row resolved;
- * - failed (only for the challenge's latest send, and only if nothing was reported delivered):
+ * - failed (only for the challenge's latest send, only if nothing was reported delivered, and
+ *   not from a provider whose silence had the backup re-send the send: that message stands):
  *   the challenge is failed and its failure row written, ready to be resent. A report can beat
  *   the workflow's own outcome record (the provider calls back within milliseconds); that
  *   record then keeps the reported failure (src/delivery/outcomes.ts).
  * A report also settles a ledger row left `sending` by a dead worker: the provider had it.
+ * Once applied, the report is signalled to the challenge workflow, which stops waiting for the
+ * send's receipt (src/delivery/receipts.ts); a signal that does not get through changes nothing,
+ * since the timeout re-reads the ledger row before it re-sends anything.
  */
+import { WorkflowNotFoundError } from '@temporalio/common';
 import type { Queryable } from '../db/database';
 import type { ProviderName } from '../providers/types';
 import type { Runtime } from '../runtime';
+import { challengeWorkflowId } from '../shared/auth';
 import type { ErrorClass } from '../shared/delivery';
+import { deliveryReceiptSignal } from '../workflows/delivery/receipt';
 import { resolveFailure, upsertFailure } from './outcomes';
 
 export interface DeliveryReport {
@@ -53,12 +60,12 @@ async function findRow(tx: Queryable, r: DeliveryReport): Promise<LedgerRow | un
 }
 
 export async function applyReport(
-  runtime: Pick<Runtime, 'db' | 'logger'>,
+  runtime: Pick<Runtime, 'db' | 'logger' | 'temporal'>,
   report: DeliveryReport,
 ): Promise<ReportResult> {
-  const result = await runtime.db.transaction(async (tx) => {
+  const applied = await runtime.db.transaction(async (tx) => {
     const row = await findRow(tx, report);
-    if (!row) return 'unknown_message' as const;
+    if (!row) return undefined;
     await tx.query(
       `UPDATE delivery_attempts
           SET report = $3, report_outcome = $6, reported_at = now(),
@@ -84,7 +91,7 @@ export async function applyReport(
         [row.challenge_id],
       );
       await resolveFailure(tx, row.challenge_id);
-      return 'applied' as const;
+      return row;
     }
     const { rows } = await tx.query<{ id: string }>(
       `UPDATE auth_challenges
@@ -92,6 +99,10 @@ export async function applyReport(
               delivery_error_class = $5, delivery_status = 'failed'
         WHERE id = $1 AND delivery_report IS DISTINCT FROM 'delivered'
           AND NOT EXISTS (SELECT 1 FROM delivery_attempts WHERE challenge_id = $1 AND send_number > $2)
+          AND NOT EXISTS (SELECT 1 FROM delivery_attempts later JOIN delivery_attempts this
+                             ON this.challenge_id = later.challenge_id AND this.send_number = later.send_number
+                          WHERE this.challenge_id = $1 AND this.send_number = $2 AND this.provider = $4
+                            AND later.id > this.id AND later.status = 'sent')
         RETURNING id`,
       [
         row.challenge_id,
@@ -110,9 +121,11 @@ export async function applyReport(
         errorCode: report.errorCode,
       });
     }
-    return 'applied' as const;
+    return row;
   });
+  const result: ReportResult = applied ? 'applied' : 'unknown_message';
   const log = runtime.logger.child({ component: 'delivery' });
+  if (applied) await signalReceipt(runtime, applied, report.outcome);
   if (result === 'unknown_message')
     log.info(
       { provider: report.provider, report: report.report },
@@ -124,4 +137,25 @@ export async function applyReport(
       `failed to send: ${report.provider} reports the message ${report.report}`,
     );
   return result;
+}
+
+async function signalReceipt(
+  runtime: Pick<Runtime, 'logger' | 'temporal'>,
+  row: LedgerRow,
+  outcome: DeliveryReport['outcome'],
+): Promise<void> {
+  try {
+    await runtime.temporal.client.workflow
+      .getHandle(challengeWorkflowId(row.challenge_id))
+      .signal(deliveryReceiptSignal, { sendNumber: row.send_number, outcome });
+  } catch (err) {
+    // an ended challenge waits for nothing
+    if (err instanceof WorkflowNotFoundError) return;
+    runtime.logger
+      .child({ component: 'delivery' })
+      .warn(
+        { challengeId: row.challenge_id, send: row.send_number, err: { name: (err as Error).name } },
+        'could not signal a delivery receipt to its challenge workflow',
+      );
+  }
 }

@@ -151,6 +151,13 @@ async function render(
 }
 
 /**
+ * How a call came about: a send (`send`), the repeat of an earlier provider's unrecorded call
+ * before a failover (`resolving`), or the backup's re-send of a send its provider took but never
+ * reported (`receipt`, src/delivery/receipts.ts: that send is recorded as sent already).
+ */
+export type CallMode = 'send' | 'resolving' | 'receipt';
+
+/**
  * One provider call for one send. A send the ledger already records as sent (by any provider)
  * is answered from the ledger without calling anyone; otherwise the call is marked `sending`
  * before it goes out, and its outcome, the circuit's and any circuit switch's audit row land
@@ -161,7 +168,7 @@ export async function sendDelivery(
   runtime: SenderRuntime,
   input: SendDeliveryInput,
   heartbeat: () => void = () => {},
-  resolving = false,
+  mode: CallMode = 'send',
 ): Promise<SendDeliveryResult> {
   const { challengeId, sendNumber, provider } = input;
   const { db, metrics } = runtime;
@@ -177,19 +184,20 @@ export async function sendDelivery(
     await db.transaction((tx) => recordSentOutcome(tx, sent(by)));
     return { outcome: 'sent', provider: by };
   };
-  const done = await sentBy(db, key);
+  // a receipt re-send goes out although another provider took the send: only its own row counts
+  const done = mode === 'receipt' ? undefined : await sentBy(db, key);
   if (done) return alreadySent(done);
   // A failover must not send a second message while an earlier provider's call may have
   // reached the user: that call is repeated first, with the same key (the provider
   // deduplicates); only once that call is recorded as failed does this provider get the send.
-  const unresolved = resolving ? undefined : await unresolvedCall(db, key, provider);
+  const unresolved = mode === 'send' ? await unresolvedCall(db, key, provider) : undefined;
   if (unresolved) {
     log.warn(
       { challengeId, send: sendNumber, provider, unresolved },
       'repeating an earlier provider call whose outcome was never recorded before failing over; same idempotency key',
     );
     try {
-      return await sendDelivery(runtime, { ...input, provider: unresolved }, heartbeat, true);
+      return await sendDelivery(runtime, { ...input, provider: unresolved }, heartbeat, 'resolving');
     } catch (err) {
       if (!(err instanceof SendFailure)) throw err;
     }
@@ -214,7 +222,12 @@ export async function sendDelivery(
       'repeating a send whose outcome was lost (a worker died mid-call); same idempotency key',
     );
   if (input.failoverFrom && begun.calls === 1)
-    metrics.deliveryFailovers.inc({ channel, from: input.failoverFrom, to: provider, scope: 'message' });
+    metrics.deliveryFailovers.inc({
+      channel,
+      from: input.failoverFrom,
+      to: provider,
+      scope: mode === 'receipt' ? 'receipt' : 'message',
+    });
 
   metrics.deliveryAttempts.inc({ channel, provider });
   const started = performance.now();
@@ -292,4 +305,16 @@ export async function sendDelivery(
   });
   if (change) announceCircuit(runtime, change.c, change.audit);
   return { outcome: 'sent', provider };
+}
+
+/**
+ * The re-send of a send whose provider never reported it, through the backup with the send's
+ * own idempotency key: the same sealed secret goes out, and the backup's receipt finds the send.
+ */
+export function resendAfterMissingReceipt(
+  runtime: SenderRuntime,
+  input: SendDeliveryInput,
+  heartbeat: () => void = () => {},
+): Promise<SendDeliveryResult> {
+  return sendDelivery(runtime, input, heartbeat, 'receipt');
 }

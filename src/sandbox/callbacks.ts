@@ -233,9 +233,10 @@ export class CallbackSender {
     private readonly delayMs = 25,
   ) {}
 
-  schedule(callback: Callback): void {
+  /** `delayMs`: later than a provider usually calls back (a `late_receipt` fault) */
+  schedule(callback: Callback, delayMs = this.delayMs): void {
     const entry = {
-      timer: setTimeout(() => void this.send(callback, entry), this.delayMs),
+      timer: setTimeout(() => void this.send(callback, entry), delayMs),
       abort: new AbortController(),
     };
     entry.timer.unref();

@@ -142,6 +142,17 @@ export async function answerLate(state: SandboxState, request: FastifyRequest, r
   await state.hold(clientGone, fault.delayMs ?? 2000);
 }
 
+/**
+ * Whether and when an accepted message's status callback or event goes out: never under a
+ * `no_receipt` fault, after the fault's `delayMs` under `late_receipt`, else at the usual pace.
+ */
+export function receiptTiming(request: FastifyRequest): { send: false } | { send: true; delayMs?: number } {
+  const fault = accepting.get(request);
+  if (fault?.mode === 'no_receipt') return { send: false };
+  if (fault?.mode === 'late_receipt') return { send: true, delayMs: fault.delayMs ?? 2000 };
+  return { send: true };
+}
+
 /** Under an `undelivered` fault the provider accepts the message but the recipient never gets it. */
 export function undelivered(request: FastifyRequest): boolean {
   return accepting.get(request)?.mode === 'undelivered';

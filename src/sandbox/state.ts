@@ -11,12 +11,25 @@ export type Indicator = (typeof INDICATORS)[number];
  * error: answer `status`; timeout: hold the request and drop it; permanent: the provider's
  * "invalid recipient"; delay: accept and record the message but answer only after `delayMs`
  * (a worker killed meanwhile has sent it without knowing); undelivered: accept it, then
- * report it undeliverable through the provider's status callback or event webhook.
+ * report it undeliverable through the provider's status callback or event webhook;
+ * no_receipt: accept and record it, and never send its status callback or event (a provider
+ * that went silent); late_receipt: accept and record it, and report it delivered only after
+ * `delayMs`.
  */
-export type FaultMode = 'error' | 'timeout' | 'permanent' | 'delay' | 'undelivered';
-export const FAULT_MODES: readonly FaultMode[] = ['error', 'timeout', 'permanent', 'delay', 'undelivered'];
+export type FaultMode = 'error' | 'timeout' | 'permanent' | 'delay' | 'undelivered' | 'no_receipt' | 'late_receipt';
+export const FAULT_MODES: readonly FaultMode[] = [
+  'error',
+  'timeout',
+  'permanent',
+  'delay',
+  'undelivered',
+  'no_receipt',
+  'late_receipt',
+];
 /** modes under which the provider still accepts the message */
-export const ACCEPTING_MODES: readonly FaultMode[] = ['delay', 'undelivered'];
+export const ACCEPTING_MODES: readonly FaultMode[] = ['delay', 'undelivered', 'no_receipt', 'late_receipt'];
+/** modes that take `delayMs` */
+export const DELAYING_MODES: readonly FaultMode[] = ['delay', 'late_receipt'];
 
 export interface Fault {
   provider: SandboxProvider;
@@ -27,7 +40,7 @@ export interface Fault {
   retryAfter?: number;
   /** calls left before the fault clears itself; undefined means until cleared */
   remaining?: number;
-  /** how late a `delay` fault answers */
+  /** how late a `delay` fault answers, or a `late_receipt` fault reports */
   delayMs?: number;
 }
 

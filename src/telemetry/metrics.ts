@@ -89,7 +89,7 @@ export function createMetrics(registry: Registry) {
     }),
     deliveryFailovers: new Counter({
       name: 'warden_delivery_failovers_total',
-      help: 'Switches from one provider to another: a message moved to the next provider (scope message), a circuit opened (circuit), a responder or runbook switched the route (manual)',
+      help: 'Switches from one provider to another: a message moved to the next provider (scope message), a send re-sent after its receipt never came (receipt), a circuit opened (circuit), a responder or runbook switched the route (manual)',
       labelNames: ['channel', 'from', 'to', 'scope'] as const,
       registers,
     }),
@@ -97,6 +97,12 @@ export function createMetrics(registry: Registry) {
       name: 'warden_delivery_callbacks_total',
       help: 'Provider status callbacks and events by outcome (delivered, failed, ignored, unknown_message, invalid_signature, not_configured)',
       labelNames: ['provider', 'outcome'] as const,
+      registers,
+    }),
+    deliveryReceiptTimeouts: new Counter({
+      name: 'warden_delivery_receipt_timeouts_total',
+      help: 'Sends a provider took but never reported (no delivered or failed receipt) within the channel deadline',
+      labelNames: ['channel', 'provider'] as const,
       registers,
     }),
     circuitTransitions: new Counter({
@@ -174,6 +180,7 @@ export function createMetrics(registry: Registry) {
   for (const channel of CHANNELS) {
     for (const provider of CHANNEL_PROVIDERS[channel]) {
       metrics.deliveryAttempts.inc({ channel, provider }, 0);
+      metrics.deliveryReceiptTimeouts.inc({ channel, provider }, 0);
       for (const error_class of ['transient', 'permanent'])
         metrics.deliveryFailures.inc({ channel, provider, error_class }, 0);
     }

@@ -173,6 +173,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       SLACK_SIGNING_SECRET: randomBytes(16).toString('hex'),
       // the sandbox's workspace (src/sandbox/routes/slack.ts)
       SLACK_TEAM_ID: 'T0SANDBOX',
+      // without a listening public port the sandbox's receipts never arrive: no receipt watch
+      // unless a test asks for one (receipt-failover.test.ts)
+      ...(options.listen ? {} : { WARDEN_RECEIPT_DEADLINE_SMS_MS: '0', WARDEN_RECEIPT_DEADLINE_EMAIL_MS: '0' }),
       WARDEN_PUBLIC_PORT: '0',
       WARDEN_ADMIN_PORT: '0',
       WARDEN_METRICS_PORT: '0',

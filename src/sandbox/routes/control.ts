@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { SandboxContext } from '../context';
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
-import { FAULT_MODES, FAULTABLE, INDICATORS, type WebhookProvider } from '../state';
+import { DELAYING_MODES, FAULT_MODES, FAULTABLE, INDICATORS, type WebhookProvider } from '../state';
 
 const ProviderName = Type.Union(FAULTABLE.map((p) => Type.Literal(p)));
 const IndicatorName = Type.Union(INDICATORS.map((i) => Type.Literal(i)));
@@ -59,7 +59,7 @@ const FaultBody = Type.Object(
     status: Type.Optional(Type.Integer({ minimum: 400, maximum: 599 })),
     count: Type.Optional(Type.Integer({ minimum: 1 })),
     retry_after: Type.Optional(Type.Integer({ minimum: 0 })),
-    // `delay` mode: how late the accepted message is answered
+    // `delay` mode: how late the accepted message is answered; `late_receipt`: how late it is reported
     delay_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })),
   },
   { additionalProperties: false },
@@ -153,7 +153,7 @@ export const controlRoutes: FastifyPluginAsyncTypebox<SandboxContext> = async (a
         status: status ?? 503,
         remaining: count,
         retryAfter,
-        ...(mode === 'delay' ? { delayMs: delayMs ?? 2000 } : {}),
+        ...(DELAYING_MODES.includes(mode) ? { delayMs: delayMs ?? 2000 } : {}),
       });
       return { faults: faultsView() };
     },

@@ -6,6 +6,7 @@ import {
   answerLate,
   applyFault,
   basicAuth,
+  receiptTiming,
   record,
   sendFailure,
   undelivered,
@@ -87,6 +88,7 @@ export async function plivoRoutes(app: FastifyInstance, { state, callbacks }: Sa
     };
     if (invalid.length > 0) response.invalid_number = invalid;
     const lost = undelivered(request);
+    const receipt = receiptTiming(request);
     valid.forEach((to, i) => {
       const id = uuids[i] ?? randomUUID();
       if (!lost)
@@ -99,7 +101,7 @@ export async function plivoRoutes(app: FastifyInstance, { state, callbacks }: Sa
           body: text,
           idempotency_key: key,
         });
-      if (callbackUrl && state.callbacksEnabled) {
+      if (callbackUrl && state.callbacksEnabled && receipt.send) {
         callbacks.schedule(
           plivoDeliveredCallback(
             callbackUrl,
@@ -107,6 +109,7 @@ export async function plivoRoutes(app: FastifyInstance, { state, callbacks }: Sa
             { uuid: id, from: src, to },
             lost ? 'undelivered' : 'delivered',
           ),
+          receipt.delayMs,
         );
       }
     });

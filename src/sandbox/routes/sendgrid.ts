@@ -7,6 +7,7 @@ import {
   applyFault,
   bearer,
   EMAIL,
+  receiptTiming,
   record,
   sendFailure,
   undelivered,
@@ -147,6 +148,7 @@ export async function sendgridRoutes(app: FastifyInstance, { state, callbacks }:
 
     const id = messageId();
     const lost = undelivered(request);
+    const receipt = receiptTiming(request);
     const webhook = state.webhook('sendgrid');
     // One outbox entry per recipient; SendGrid gives each its own id derived from the request's.
     parsed.recipients.forEach((r, i) => {
@@ -161,7 +163,7 @@ export async function sendgridRoutes(app: FastifyInstance, { state, callbacks }:
           body: parsed.text,
           idempotency_key: r.key,
         });
-      if (webhook && state.callbacksEnabled) {
+      if (webhook && state.callbacksEnabled && receipt.send) {
         callbacks.schedule(
           sendgridEventCallback(
             webhook.url,
@@ -169,6 +171,7 @@ export async function sendgridRoutes(app: FastifyInstance, { state, callbacks }:
             { id: entryId, to: r.to, idempotencyKey: r.key },
             lost ? 'bounce' : 'delivered',
           ),
+          receipt.delayMs,
         );
       }
     });

@@ -9,6 +9,7 @@ import {
   asForm,
   EMAIL,
   field,
+  receiptTiming,
   record,
   sendFailure,
   undelivered,
@@ -149,6 +150,7 @@ export async function sesRoutes(app: FastifyInstance, { state, callbacks }: Sand
 
     const id = messageId();
     const lost = undelivered(request);
+    const receipt = receiptTiming(request);
     const webhook = state.webhook('ses');
     const origin = `${request.protocol}://${request.host}`;
     to.forEach((address, i) => {
@@ -163,7 +165,7 @@ export async function sesRoutes(app: FastifyInstance, { state, callbacks }: Sand
           body: text,
           idempotency_key: key,
         });
-      if (webhook && state.callbacksEnabled) {
+      if (webhook && state.callbacksEnabled && receipt.send) {
         const event = sesEventCallback(
           webhook.url,
           webhook.privateKey,
@@ -171,7 +173,7 @@ export async function sesRoutes(app: FastifyInstance, { state, callbacks }: Sand
           { id: entryId, to: address, from: source, tagValue: tagValue(form) },
           lost ? 'Bounce' : 'Delivery',
         );
-        callbacks.schedule(event);
+        callbacks.schedule(event, receipt.delayMs);
       }
     });
     state.remember('ses', key, [id], null);

@@ -7,6 +7,7 @@ import {
   basicAuth,
   E164,
   field,
+  receiptTiming,
   record,
   sendFailure,
   undelivered,
@@ -125,7 +126,8 @@ export async function twilioRoutes(app: FastifyInstance, { state, callbacks }: S
     state.remember('twilio', key, [sid], response);
     record(state, 'twilio', request, 'accepted', 201, key);
 
-    if (statusCallback && state.callbacksEnabled) {
+    const receipt = receiptTiming(request);
+    if (statusCallback && state.callbacksEnabled && receipt.send) {
       callbacks.schedule(
         twilioDeliveredCallback(
           statusCallback,
@@ -133,6 +135,7 @@ export async function twilioRoutes(app: FastifyInstance, { state, callbacks }: S
           { sid, accountSid, from, to },
           lost ? 'undelivered' : 'delivered',
         ),
+        receipt.delayMs,
       );
     }
     await answerLate(state, request, reply);

@@ -8,6 +8,7 @@ import {
   type LocalActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
+import type { ProviderName } from '../../providers/types';
 import {
   awaitIssueUpdate,
   challengeStateQuery,
@@ -29,7 +30,8 @@ import {
   type VerifyResult,
 } from '../../shared/auth';
 import { redeliverUpdate, type DeliveryPlan, type RedeliverInput, type RedeliverResult } from '../../shared/delivery';
-import { deliverSend } from '../delivery/deliver';
+import { deliverSend, failoverOnMissingReceipt } from '../delivery/deliver';
+import { deliveryReceiptSignal, type DeliveryReceipt } from '../delivery/receipt';
 
 // The challenge's own steps run as local activities: no activity task round trip through the
 // server per step, so an initiate costs one workflow task, a verify stays well inside its 200 ms
@@ -114,6 +116,9 @@ export class ChallengeMachine {
   private readonly expiresAtMs: number;
   /** the first send's plan, made with the issue */
   private firstPlan: DeliveryPlan | undefined;
+  /** sends a provider reported on (delivered or failed), from the callbacks' receipt signal */
+  private readonly reported = new Set<number>();
+  private deliveredOnce = false;
 
   constructor(private readonly input: ChallengeInput) {
     this.expiresAtMs = Date.parse(input.expiresAt);
@@ -125,6 +130,7 @@ export class ChallengeMachine {
     setHandler(resendUpdate, () => this.resend());
     setHandler(redeliverUpdate, (update) => this.redeliver(update), { validator: validateRedeliver });
     setHandler(revokeSignal, (signal) => this.revoke(signal));
+    setHandler(deliveryReceiptSignal, (receipt) => this.receipt(receipt));
     setHandler(challengeStateQuery, () => this.state());
   }
 
@@ -229,7 +235,31 @@ export class ChallengeMachine {
           provider: delivery.provider,
           errorClass: delivery.errorClass,
         });
+      if (delivery.provider && delivery.receiptDeadlineMs)
+        await this.watchReceipt(sendNumber, delivery.provider, delivery.receiptDeadlineMs);
     }
+  }
+
+  /**
+   * A durable timer against the send's receipt: a provider that took the message and says
+   * nothing (no delivered, no failed report) within the deadline is treated as having lost it,
+   * and the send goes out once more through the backup (failoverOnMissingReceipt). The watch
+   * ends quietly when a receipt arrives (a failed one takes the failure path: the failure row,
+   * ready to be resent), when any send was delivered, when the challenge ends, or when a newer
+   * send is queued (it carries the same secret and gets its own watch).
+   */
+  private async watchReceipt(sendNumber: number, provider: ProviderName, deadlineMs: number): Promise<void> {
+    const settled = () =>
+      this.ended || this.deliveredOnce || this.reported.has(sendNumber) || this.sendQueue.length > 0;
+    if (settled() || (await condition(settled, deadlineMs))) return;
+    await failoverOnMissingReceipt({ challengeId: this.input.challengeId, sendNumber, provider });
+  }
+
+  /** A signal has no validator: anything but a well-formed receipt is ignored. */
+  private receipt(receipt: DeliveryReceipt): void {
+    if (!Number.isInteger(receipt?.sendNumber)) return;
+    if (receipt.outcome === 'delivered') this.deliveredOnce = true;
+    else if (receipt.outcome === 'failed') this.reported.add(receipt.sendNumber);
   }
 
   private async verify({ candidate }: VerifyInput): Promise<VerifyResult> {

@@ -17,6 +17,7 @@ import {
   type ErrorClass,
   type SendFailureDetails,
 } from '../../shared/delivery';
+import type { ReceiptTimeoutInput } from './receipt';
 
 // Planning reads the route and the shared circuits (and may claim a probe): quick, local.
 const planOptions: LocalActivityOptions = {
@@ -48,15 +49,19 @@ const sendOptions: ActivityOptions = {
   },
 };
 // An outcome no provider took must land (the challenge row and delivery_failures say what
-// happened): retry until it does. A provider that takes a send records it in sendDelivery.
+// happened): retry until it does. A provider that takes a send records it in sendDelivery. So
+// must a missing receipt (the provider's circuit hears of it).
 const recordOptions: LocalActivityOptions = {
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 };
 
 const { planDelivery } = proxyLocalActivities<Activities>(planOptions);
-const { recordDeliveryOutcome: record } = proxyLocalActivities<Activities>(recordOptions);
-const { sendDelivery } = proxyActivities<Activities>(sendOptions);
+const { recordDeliveryOutcome: record, noteMissingReceipt } = proxyLocalActivities<Activities>(recordOptions);
+const { sendDelivery, resendOnBackup } = proxyActivities<Activities>(sendOptions);
+
+/** A send's outcome; a send a provider took also says how long to wait for its receipt. */
+export type DeliveredSend = DeliverySummary & { receiptDeadlineMs?: number };
 
 interface StepFailure {
   provider: ProviderName;
@@ -86,7 +91,7 @@ export async function deliverSend(
   challengeId: string,
   sendNumber: number,
   planned?: DeliveryPlan,
-): Promise<DeliverySummary> {
+): Promise<DeliveredSend> {
   const plan = planned ?? (await planDelivery({ challengeId, sendNumber }));
   if (plan.kind === 'skipped') {
     await record({ challengeId, sendNumber, outcome: 'skipped' });
@@ -109,7 +114,11 @@ export async function deliverSend(
       });
       // the challenge ended meanwhile: what was tried so far is the outcome
       if (sent.outcome === 'skipped') break;
-      return { outcome: sent.provider === plan.primary ? 'sent' : 'failed_over', provider: sent.provider };
+      return {
+        outcome: sent.provider === plan.primary ? 'sent' : 'failed_over',
+        provider: sent.provider,
+        ...(sent.receiptDeadlineMs ? { receiptDeadlineMs: sent.receiptDeadlineMs } : {}),
+      };
     } catch (err) {
       last = stepFailure(err, step.provider);
       log.warn('delivery step failed', {
@@ -136,4 +145,36 @@ export async function deliverSend(
     errorCode: failed.errorCode,
   });
   return { outcome: 'failed', provider: failed.provider, errorClass: failed.errorClass };
+}
+
+/**
+ * A send whose provider never reported it within the deadline: the silence counts against that
+ * provider, and a send the primary took goes out once more through the backup, with the same
+ * key and so the same secret. The re-send gets no receipt watch of its own and never changes a
+ * send already recorded as sent into a failure: the primary's message may still arrive.
+ */
+export async function failoverOnMissingReceipt(input: ReceiptTimeoutInput): Promise<void> {
+  const next = await noteMissingReceipt(input);
+  if (next.action !== 'resend') {
+    log.info('no receipt, no re-send', { sendNumber: input.sendNumber, provider: input.provider, reason: next.reason });
+    return;
+  }
+  try {
+    await resendOnBackup({
+      challengeId: input.challengeId,
+      sendNumber: input.sendNumber,
+      provider: next.backup,
+      maxCalls: next.maxCalls,
+      primary: next.primary,
+      failoverFrom: input.provider,
+    });
+  } catch (err) {
+    const failed = stepFailure(err, next.backup);
+    log.warn('receipt re-send failed', {
+      sendNumber: input.sendNumber,
+      provider: failed.provider,
+      errorClass: failed.errorClass,
+      errorCode: failed.errorCode,
+    });
+  }
 }
