@@ -5,6 +5,7 @@
  * deadline (a worker outage must not pile up requests); failing it is ChallengeUnavailableError.
  */
 import {
+  ServiceError,
   WithStartWorkflowOperation,
   WorkflowUpdateFailedError,
   WorkflowUpdateRPCTimeoutOrCancelledError,
@@ -113,6 +114,12 @@ async function update<R>(
     return { result: await withDeadline(deps, () => send(handle)) };
   } catch (err) {
     if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) throw timedOut();
+    // the server could not take the update now: most often its workflow task failed because
+    // another event (a delivery receipt) landed at the same moment. Whether it was applied is
+    // unknown, so it is not sent again here: the caller retries, and a verify that did land
+    // answers that retry with already_used.
+    if (err instanceof ServiceError)
+      throw new ChallengeUnavailableError('the challenge service could not take this request; try again shortly');
     if (!(err instanceof WorkflowNotFoundError)) throw err;
     return { gone: await loadChallenge(deps.db, challengeId) };
   }
