@@ -2,12 +2,15 @@
  * The functional items of the checklist, checked end to end the way a user meets Warden: the
  * public API at WARDEN_PUBLIC_BASE_URL, codes and links read from the provider sandbox's
  * outbox. The checklist asks for 3+ users; test-user, test-user-2 and test-user-3 are seeded for it.
+ * With live SMS providers there is no outbox: the SMS items run the delivery canary instead
+ * (WARDEN_CANARY_USER, docs/canary.md), a real message to a real phone and back.
  * A full run spends 3-4 initiations of each test user's 10 / 5 min budget; a resolution
  * re-runs only the checks that are not freshly passed.
  */
 import { randomUUID } from 'node:crypto';
 import type { CheckOutcome } from '../shared/checklist';
 import type { Runtime } from '../runtime';
+import type { canaryWorkflow } from '../workflows/ops/canary';
 import { scanForLeaks } from './checklistLeaks';
 import type { CheckInput } from './checklistTypes';
 import { awaitOutboxMessage, linkFrom, otpFrom, SyntheticClient } from './checklistHttp';
@@ -119,12 +122,50 @@ export function createAuthChecklistActivities(runtime: Pick<Runtime, 'db' | 'con
     return rows[0]?.value ?? { per_user: { max_attempts: 10 }, per_ip: { max_attempts: 50 } };
   }
 
+  /** One canary run of its own, waited for: the SMS items with live providers. */
+  async function canaryItems(input: CheckInput): Promise<Item[]> {
+    const workflowId = `canary-checklist-${input.incidentId}-${Date.now()}`;
+    const result = await runtime.temporal.client.workflow.execute<typeof canaryWorkflow>('canaryWorkflow', {
+      workflowId,
+      taskQueue: config.temporal.taskQueue,
+      args: [],
+    });
+    const { rows } = await db.query<{ detail: string | null; latency_ms: number | null }>(
+      'SELECT detail, latency_ms FROM canary_runs WHERE workflow_id = $1',
+      [workflowId],
+    );
+    const run = rows[0];
+    const how = `canary ${config.canary?.user ?? ''} (${workflowId})`;
+    const cameBack = result.outcome === 'success' || result.outcome === 'rejected';
+    return [
+      item(
+        'sms_otp_generation',
+        cameBack,
+        cameBack
+          ? `${how}: the SMS code came back through the provider`
+          : `${how}: ${result.outcome}${run?.detail ? `, ${run.detail}` : ''}`,
+      ),
+      item(
+        'valid_token_validation',
+        result.outcome === 'success',
+        result.outcome === 'success'
+          ? `${how}: verified in ${run?.latency_ms ?? result.latencyMs} ms end to end`
+          : `${how}: not verified (${result.outcome})`,
+      ),
+    ];
+  }
+
   return {
     async checkSmsOtpFlow(input: CheckInput): Promise<CheckOutcome> {
+      if (!smsSandbox && config.canary) return { items: await canaryItems(input) };
       if (!smsSandbox)
         return {
           items: ['sms_otp_generation', 'valid_token_validation'].map((id) =>
-            item(id, false, 'live SMS providers: the synthetic check reads codes from the sandbox outbox only'),
+            item(
+              id,
+              false,
+              'live SMS providers and no WARDEN_CANARY_USER: the synthetic check reads codes from the sandbox outbox only',
+            ),
           ),
         };
       const c = client(input);

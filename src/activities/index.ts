@@ -1,6 +1,7 @@
 import type { Runtime } from '../runtime';
 import { createAuthActivities } from './auth';
 import { createAuthAdminActivities } from './authAdmin';
+import { createCanaryActivities } from './canary';
 import { createDbOpsActivities } from './dbOps';
 import { createDeliveryActivities } from './delivery';
 import { createIncidentActivities } from './incidents';
@@ -16,6 +17,7 @@ export function createActivities(runtime: Runtime) {
     ...createDbOpsActivities(runtime),
     ...createAuthActivities(runtime),
     ...createAuthAdminActivities(runtime),
+    ...createCanaryActivities(runtime),
     ...createDeliveryActivities(runtime),
     ...createIncidentActivities(runtime),
     ...createRunbookActivities(runtime),

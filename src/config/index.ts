@@ -84,6 +84,8 @@ export interface Config {
     /** per channel: how long a taken send waits for its receipt before the backup re-sends it (0: never) */
     receiptDeadlineMs: Record<'sms' | 'email', number>;
   };
+  /** the delivery canary (src/canary); undefined when WARDEN_CANARY_USER is unset */
+  canary?: { user: string; intervalSeconds: number; timeoutMs: number };
   providers: {
     sandboxUrl: string;
     timeoutMs: number;
@@ -237,6 +239,14 @@ function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
+/** `90s`, `5m`, `1h` in seconds; a canary more often than once a minute would eat the user's rate limit. */
+function canaryInterval(value: string): number {
+  const n = Number(value.slice(0, -1));
+  const seconds = n * { s: 1, m: 60, h: 3600 }[value.slice(-1) as 's' | 'm' | 'h'];
+  if (seconds < 60) throw new ConfigError('WARDEN_CANARY_INTERVAL must be at least 1m');
+  return seconds;
+}
+
 function list(value: string): string[] {
   return value
     .split(',')
@@ -362,6 +372,15 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       sesSnsTopicArn: env.SES_SNS_TOPIC_ARN,
       receiptDeadlineMs: { sms: env.WARDEN_RECEIPT_DEADLINE_SMS_MS, email: env.WARDEN_RECEIPT_DEADLINE_EMAIL_MS },
     },
+    ...(env.WARDEN_CANARY_USER
+      ? {
+          canary: {
+            user: env.WARDEN_CANARY_USER,
+            intervalSeconds: canaryInterval(env.WARDEN_CANARY_INTERVAL),
+            timeoutMs: env.WARDEN_CANARY_TIMEOUT_MS,
+          },
+        }
+      : {}),
     providers: {
       sandboxUrl,
       timeoutMs: env.WARDEN_PROVIDER_TIMEOUT_MS,

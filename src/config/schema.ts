@@ -136,6 +136,12 @@ export const ConfigSchema = Type.Object({
   // re-sent once through the route's backup (0: never). Email receipts come later than SMS ones.
   WARDEN_RECEIPT_DEADLINE_SMS_MS: Type.Integer({ minimum: 0, default: 20000 }),
   WARDEN_RECEIPT_DEADLINE_EMAIL_MS: Type.Integer({ minimum: 0, default: 120000 }),
+  // The delivery canary (docs/canary.md): the `sub` of a user whose phone is the operator's and
+  // answers through a provider's inbound webhook; unset = no canary. How often it signs in
+  // (`90s`, `5m`, `1h`; at least a minute) and how long it waits for the message to come back.
+  WARDEN_CANARY_USER: optionalString,
+  WARDEN_CANARY_INTERVAL: Type.String({ pattern: '^[1-9][0-9]*(s|m|h)$', default: '5m' }),
+  WARDEN_CANARY_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 60000 }),
 
   // Codec server (/codec/decode, /codec/encode on the admin port) for the Temporal UI and CLI.
   // "token": Bearer WARDEN_CODEC_TOKEN, a token that can only decode (not the admin token).

@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import { startApiServers, type ApiServers } from '../api/server';
+import { ensureCanarySchedule } from '../canary/schedule';
 import { describeConfig, loadConfig } from '../config';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../db/embedded';
 import { migrate } from '../db/migrate';
@@ -137,6 +138,9 @@ async function main(): Promise<void> {
 
     const api: ApiServers = await startApiServers(runtime);
     stops.push({ name: 'api', stop: () => api.close() });
+    // the delivery canary, when WARDEN_CANARY_USER names one (its messages come back through
+    // the sandbox's inbound webhooks, so the API must be listening first)
+    await ensureCanarySchedule(runtime);
 
     logger.info({ config: describeConfig(config) }, 'configuration');
     const lines = [

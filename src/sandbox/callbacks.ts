@@ -101,6 +101,56 @@ export function plivoDeliveredCallback(
   };
 }
 
+/** Twilio's incoming-message webhook: the message as the owner of `to` receives it. */
+export function twilioInboundCallback(
+  url: string,
+  authToken: string,
+  message: { from: string; to: string; body: string },
+): Callback {
+  const sid = `SM${randomBytes(16).toString('hex')}`;
+  const params: Record<string, string> = {
+    AccountSid: 'AC00000000000000000000000000000000',
+    ApiVersion: '2010-04-01',
+    Body: message.body,
+    From: message.from,
+    MessageSid: sid,
+    NumMedia: '0',
+    NumSegments: '1',
+    SmsMessageSid: sid,
+    SmsSid: sid,
+    SmsStatus: 'received',
+    To: message.to,
+  };
+  return { url, params, headers: { 'X-Twilio-Signature': twilioSignature(authToken, url, params) } };
+}
+
+/** Plivo's message URL for an incoming SMS: numbers without the +, the text in `Text`. */
+export function plivoInboundCallback(
+  url: string,
+  authToken: string,
+  message: { from: string; to: string; body: string },
+): Callback {
+  const params = {
+    From: message.from.replace(/^\+/, ''),
+    To: message.to.replace(/^\+/, ''),
+    Type: 'sms',
+    Text: message.body,
+    MessageUUID: randomUUID(),
+    TotalRate: '0.00000',
+    TotalAmount: '0.00000',
+    Units: '1',
+  };
+  const nonce = randomBytes(10).toString('hex');
+  return {
+    url,
+    params,
+    headers: {
+      'X-Plivo-Signature-V3': plivoV3Signature(authToken, url, params, nonce),
+      'X-Plivo-Signature-V3-Nonce': nonce,
+    },
+  };
+}
+
 /**
  * SendGrid's Event Webhook: a JSON array of events (custom_args appear as top-level fields),
  * signed with ECDSA P-256 over timestamp + body. https://docs.sendgrid.com/for-developers/tracking-events/getting-started-event-webhook-security-features

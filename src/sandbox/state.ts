@@ -55,6 +55,18 @@ export interface Webhook {
   publicKey: string;
 }
 
+/**
+ * A number with an incoming-message webhook, as an operator configures one at the provider
+ * that owns it (the canary's phone): every SMS sent to it, by any provider, comes back to
+ * `url` as that provider's inbound webhook, signed with `authToken`.
+ */
+export interface InboundNumber {
+  number: string;
+  provider: 'twilio' | 'plivo';
+  url: string;
+  authToken: string;
+}
+
 /** One outbox entry, in exactly the shape `GET /sandbox/messages` promises. */
 export interface OutboxMessage {
   id: string;
@@ -145,6 +157,7 @@ export class SandboxState {
   private idempotency = new Map<string, Remembered>();
   private holds = new Set<() => void>();
   private webhooks = new Map<WebhookProvider, Webhook>();
+  private inbound = new Map<string, InboundNumber>();
   private slackCounter = 0;
   private usergroups = new Map<string, string[]>();
   private closed = false;
@@ -244,6 +257,25 @@ export class SandboxState {
   clearWebhooks(provider?: WebhookProvider): void {
     if (provider) this.webhooks.delete(provider);
     else this.webhooks.clear();
+  }
+
+  // ---- inbound numbers ----------------------------------------------------------------------
+
+  /** Numbers are compared by digits: Plivo writes them without the +. */
+  setInbound(entry: InboundNumber): void {
+    this.inbound.set(entry.number.replace(/\D/g, ''), { ...entry });
+  }
+
+  inboundFor(to: string): InboundNumber | undefined {
+    return this.inbound.get(to.replace(/\D/g, ''));
+  }
+
+  listInbound(): InboundNumber[] {
+    return [...this.inbound.values()].map((n) => ({ ...n }));
+  }
+
+  clearInbound(): void {
+    this.inbound.clear();
   }
 
   // ---- status pages -------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { CANARY_OUTCOMES } from '../shared/canary';
 import { CHANNEL_PROVIDERS, CHANNELS } from '../shared/delivery';
 
 /**
@@ -95,7 +96,7 @@ export function createMetrics(registry: Registry) {
     }),
     deliveryCallbacks: new Counter({
       name: 'warden_delivery_callbacks_total',
-      help: 'Provider status callbacks and events by outcome (delivered, failed, ignored, unknown_message, invalid_signature, not_configured)',
+      help: 'Provider status callbacks and events by outcome (delivered, failed, ignored, unknown_message, invalid_signature, not_configured), and incoming SMS (inbound_success, inbound_rejected: the canary; inbound_no_run, inbound_ignored)',
       labelNames: ['provider', 'outcome'] as const,
       registers,
     }),
@@ -116,6 +117,25 @@ export function createMetrics(registry: Registry) {
       help: 'Provider send latency',
       labelNames: ['channel', 'provider'] as const,
       buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    canaryRuns: new Counter({
+      name: 'warden_canary_runs_total',
+      help: 'Delivery canary runs by channel and outcome: success (the message came back through the inbound webhook and verified), rejected (it came back and did not verify), timeout (it never came back), error (the sign-in could not start)',
+      labelNames: ['channel', 'outcome'] as const,
+      registers,
+    }),
+    canaryLatency: new Histogram({
+      name: 'warden_canary_latency_seconds',
+      help: 'Delivery canary end to end: sign-in started until the code came back through the provider and verified',
+      labelNames: ['channel'] as const,
+      buckets: [0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300],
+      registers,
+    }),
+    canaryLastSuccess: new Gauge({
+      name: 'warden_canary_last_success_timestamp_seconds',
+      help: 'Unix time of the last successful delivery canary run recorded by this process',
+      labelNames: ['channel'] as const,
       registers,
     }),
     incidentsStarted: new Counter({
@@ -177,6 +197,8 @@ export function createMetrics(registry: Registry) {
   };
   // Delivery series exist at zero from the start, so the first failures of an outage are an
   // increase that rate() sees, not a series that appears already at its final value.
+  // the canary's failures are counted from zero, so the first one is an increase
+  for (const outcome of CANARY_OUTCOMES) metrics.canaryRuns.inc({ channel: 'sms', outcome }, 0);
   for (const channel of CHANNELS) {
     for (const provider of CHANNEL_PROVIDERS[channel]) {
       metrics.deliveryAttempts.inc({ channel, provider }, 0);

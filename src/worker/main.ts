@@ -3,6 +3,7 @@
  * running Temporal; the dev stack (`npm start`) runs the worker in-process instead.
  */
 import { buildMetricsApp } from '../api/app';
+import { ensureCanarySchedule } from '../canary/schedule';
 import { loadConfig } from '../config';
 import { assertStartable, providerModes } from '../config/production';
 import { migrate } from '../db/migrate';
@@ -38,6 +39,8 @@ async function main(): Promise<void> {
     );
   else if (added.length) logger.info({ added }, 'search attributes registered');
   const handle = await startWorker(runtime, { workflowBundlePath: process.env.WARDEN_WORKFLOW_BUNDLE });
+  // the delivery canary (WARDEN_CANARY_USER): its schedule exists once any worker has started
+  if ((await ensureCanarySchedule(runtime)) === 'off') logger.info('delivery canary off: WARDEN_CANARY_USER is unset');
   // the worker's own metrics (deliveries, activities) on the metrics port
   const metrics = await buildMetricsApp(runtime);
   await metrics.listen({ host: config.host, port: config.ports.metrics });

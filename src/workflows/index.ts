@@ -2,6 +2,7 @@
 // named in src/shared/runbookRegistry.ts, which the compiler checks against this list).
 // Deterministic code only below this folder.
 export { healthCheckWorkflow } from './ops/healthCheck';
+export { canaryWorkflow } from './ops/canary';
 export { challengeWorkflow } from './auth/challenge';
 export { incidentWorkflow } from './incidents/incident';
 export { databaseControlWorkflow } from './runbooks/dbFailoverControl';

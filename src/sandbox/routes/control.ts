@@ -86,6 +86,18 @@ const WebhookBody = Type.Object(
 );
 const WebhookView = Type.Object({ provider: Type.String(), url: Type.String(), public_key: Type.String() });
 
+// a number with an incoming-message webhook (the canary's phone); the token is never shown back
+const InboundBody = Type.Object(
+  {
+    number: Type.String({ pattern: '^\\+?[1-9][0-9]{6,14}$' }),
+    provider: Type.Union([Type.Literal('twilio'), Type.Literal('plivo')]),
+    url: Type.String({ pattern: '^https?://' }),
+    auth_token: Type.String({ minLength: 1 }),
+  },
+  { additionalProperties: false },
+);
+const InboundView = Type.Object({ number: Type.String(), provider: Type.String(), url: Type.String() });
+
 /** The public key as the provider shows it: base64 DER for SendGrid, PEM for SNS. */
 function webhookKeys(
   provider: WebhookProvider,
@@ -271,6 +283,33 @@ export const controlRoutes: FastifyPluginAsyncTypebox<SandboxContext> = async (a
     async (request) => {
       state.clearWebhooks(request.query.provider);
       return { webhooks: webhooksView() };
+    },
+  );
+
+  const inboundView = () => state.listInbound().map(({ number, provider, url }) => ({ number, provider, url }));
+
+  app.post(
+    '/sandbox/inbound',
+    { schema: { body: InboundBody, response: { 200: Type.Object({ numbers: Type.Array(InboundView) }) } } },
+    async (request) => {
+      const { number, provider, url, auth_token: authToken } = request.body;
+      state.setInbound({ number, provider, url, authToken });
+      return { numbers: inboundView() };
+    },
+  );
+
+  app.get(
+    '/sandbox/inbound',
+    { schema: { response: { 200: Type.Object({ numbers: Type.Array(InboundView) }) } } },
+    async () => ({ numbers: inboundView() }),
+  );
+
+  app.delete(
+    '/sandbox/inbound',
+    { schema: { response: { 200: Type.Object({ numbers: Type.Array(InboundView) }) } } },
+    async () => {
+      state.clearInbound();
+      return { numbers: [] };
     },
   );
 

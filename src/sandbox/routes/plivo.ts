@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { plivoDeliveredCallback } from '../callbacks';
 import type { SandboxContext } from '../context';
+import { deliverInbound } from '../inbound';
 import {
   answerLate,
   applyFault,
@@ -91,7 +92,7 @@ export async function plivoRoutes(app: FastifyInstance, { state, callbacks }: Sa
     const receipt = receiptTiming(request);
     valid.forEach((to, i) => {
       const id = uuids[i] ?? randomUUID();
-      if (!lost)
+      if (!lost) {
         state.addMessage({
           id,
           provider: 'plivo',
@@ -101,6 +102,8 @@ export async function plivoRoutes(app: FastifyInstance, { state, callbacks }: Sa
           body: text,
           idempotency_key: key,
         });
+        deliverInbound(state, callbacks, { from: src, to, body: text });
+      }
       if (callbackUrl && state.callbacksEnabled && receipt.send) {
         callbacks.schedule(
           plivoDeliveredCallback(

@@ -18,6 +18,7 @@ import {
 } from '../http';
 import { hexId } from '../state';
 import type { SandboxContext } from '../context';
+import { deliverInbound } from '../inbound';
 
 /** Twilio's error body: https://www.twilio.com/docs/usage/twilios-response */
 function twilioError(status: number, code: number, message: string): ProviderFailure {
@@ -121,8 +122,10 @@ export async function twilioRoutes(app: FastifyInstance, { state, callbacks }: S
       uri: `${uri}.json`,
     };
     const lost = undelivered(request);
-    if (!lost)
+    if (!lost) {
       state.addMessage({ id: sid, provider: 'twilio', channel: 'sms', to, subject: null, body, idempotency_key: key });
+      deliverInbound(state, callbacks, { from, to, body });
+    }
     state.remember('twilio', key, [sid], response);
     record(state, 'twilio', request, 'accepted', 201, key);
 
