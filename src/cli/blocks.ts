@@ -3,28 +3,18 @@
  * auth route from its next request on; a block can lapse on its own (`--ttl`) or be lifted.
  */
 import { Command, InvalidArgumentError } from 'commander';
+import type { BlocklistEntry } from '../auth/blocklist';
+import { durationMs } from '../shared/format';
 import { act } from './command';
 import { table, when } from './format';
 
-interface Entry {
-  id: number;
-  cidr: string;
-  reason: string;
-  created_by: string;
-  incident_id: string | null;
-  created_at: string;
-  expires_at: string | null;
-  removed_at: string | null;
-  active: boolean;
-}
-
-const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+type Entry = BlocklistEntry;
 
 /** `30m`, `24h`, `7d` */
 function ttl(value: string): number {
-  const match = /^(\d{1,6})([mhd])$/.exec(value.trim());
-  if (!match || Number(match[1]) === 0) throw new InvalidArgumentError('must be a duration like 30m, 24h or 7d');
-  return Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS];
+  const ms = durationMs(value);
+  if (!ms) throw new InvalidArgumentError('must be a duration like 30m, 24h or 7d');
+  return ms;
 }
 
 function renderEntries(entries: Entry[], all: boolean): string {

@@ -1,5 +1,6 @@
 import type { BlockLimits } from '../auth/blocklist';
 import { isRole, type Role } from '../shared/roles';
+import { durationMs } from '../shared/format';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import envSchema from 'env-schema';
@@ -241,8 +242,8 @@ function isLoopback(host: string): boolean {
 
 /** `90s`, `5m`, `1h` in seconds; a canary more often than once a minute would eat the user's rate limit. */
 function canaryInterval(value: string): number {
-  const n = Number(value.slice(0, -1));
-  const seconds = n * { s: 1, m: 60, h: 3600 }[value.slice(-1) as 's' | 'm' | 'h'];
+  // the schema's pattern admits only what durationMs reads
+  const seconds = durationMs(value)! / 1000;
   if (seconds < 60) throw new ConfigError('WARDEN_CANARY_INTERVAL must be at least 1m');
   return seconds;
 }

@@ -1,4 +1,15 @@
-/** Small formatting helpers shared by the Slack, email and report templates. */
+/** Small formatting helpers shared by the Slack, email and report templates, and the duration syntax. */
+
+const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/**
+ * `90s`, `5m`, `24h`, `7d` in milliseconds; undefined for anything else. The one spelling of a
+ * duration everywhere one is typed: API parameters, settings, configuration, the CLI.
+ */
+export function durationMs(text: string): number | undefined {
+  const match = /^(\d{1,6})([smhd])$/.exec(text.trim());
+  return match ? Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS] : undefined;
+}
 
 const STATUS_LABEL = { investigating: 'Investigating', mitigating: 'Mitigating', resolved: 'Resolved' } as const;
 

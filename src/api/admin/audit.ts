@@ -7,15 +7,15 @@
 import { Readable } from 'node:stream';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { exportAuditLines } from '../../auth/audit';
+import { durationMs } from '../../shared/format';
 import { ApiError } from '../errors';
 
 const MAX_WINDOW_MS = 31 * 24 * 3600 * 1000;
-const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
 function instant(name: string, value: string | undefined, fallback: Date): Date {
   if (value === undefined) return fallback;
-  const duration = /^(\d{1,6})([smhd])$/.exec(value);
-  if (duration) return new Date(Date.now() - Number(duration[1]) * UNIT_MS[duration[2] as keyof typeof UNIT_MS]);
+  const ago = durationMs(value);
+  if (ago !== undefined) return new Date(Date.now() - ago);
   const at = /^\d{4}-\d{2}-\d{2}(T|$)/.test(value) ? new Date(value) : new Date(NaN);
   if (Number.isNaN(at.getTime()))
     throw new ApiError(400, 'invalid_request', `\`${name}\` must be a duration like 24h or an ISO 8601 timestamp`);

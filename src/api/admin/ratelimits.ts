@@ -14,6 +14,7 @@ import {
   type ChallengeSettings as ChallengeSettingsValue,
   type RateLimitSettings as RateLimitSettingsValue,
 } from '../../auth/settings';
+import { durationMs } from '../../shared/format';
 import { ApiError, ErrorBody } from '../errors';
 import { operatorOf } from '../plugins/operatorAuth';
 
@@ -40,15 +41,13 @@ const ChallengeSettingsUpdate = Type.Object(
   { additionalProperties: false, minProperties: 1 },
 );
 
-const UNIT_SECONDS = { s: 1, m: 60, h: 3600 } as const;
-
 function windowSeconds(rule: { window_seconds?: number; window?: string }): number | undefined {
   if (rule.window_seconds !== undefined && rule.window !== undefined) {
     throw new ApiError(400, 'invalid_request', 'give either window_seconds or window, not both');
   }
   if (rule.window === undefined) return rule.window_seconds;
-  const unit = rule.window.slice(-1) as keyof typeof UNIT_SECONDS;
-  return Number(rule.window.slice(0, -1)) * UNIT_SECONDS[unit];
+  // the schema's pattern admits only what durationMs reads
+  return durationMs(rule.window)! / 1000;
 }
 
 const ratelimits: FastifyPluginAsyncTypebox = async (app) => {
