@@ -5,17 +5,13 @@
  * Slack-opened incident, runbook step approvals and task Done buttons posted in the thread
  * and rewritten in place, from Slack and from the admin API.
  */
-import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import incidentGate from '../../src/api/admin/incidentGate';
-import { installErrorHandling } from '../../src/api/errors';
-import runtimePlugin from '../../src/api/plugins/runtime';
-import type { WardenApp } from '../../src/api/app';
 import { findIncident } from '../../src/incidents/client';
 import { incidentStateQuery, type IncidentState } from '../../src/shared/incidents';
 import { runbookStateQuery } from '../../src/shared/runbooks';
 import type { SlackCall } from '../../src/sandbox/state';
 import { startHarness, type Harness } from '../helpers/harness';
+import { operatorHeaders } from '../helpers/operators';
 import { slackHeaders } from '../helpers/signing';
 
 const TEAM = 'T0SANDBOX';
@@ -23,7 +19,7 @@ const TEAM = 'T0SANDBOX';
 describe('Slack access and decisions', () => {
   let h: Harness;
   /** the gate's REST route on an app of its own, with the operator the admin API would set */
-  let gateApi: WardenApp;
+  let dana: { authorization: string };
   beforeAll(async () => {
     h = await startHarness({
       env: { SLACK_ROLES: 'U0ADMIN=admin,U0RESP=responder,U0VIEW=viewer,S0ONCALL=responder' },
@@ -35,18 +31,10 @@ describe('Slack access and decisions', () => {
       body: JSON.stringify({ usergroup: 'S0ONCALL', users: ['U0GROUPIE'] }),
     });
     expect(group.status).toBe(200);
-    // the admin app's body validation: unknown properties are refused, not dropped
-    gateApi = Fastify({ ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } } });
-    installErrorHandling(gateApi);
-    await gateApi.register(runtimePlugin, { runtime: h.runtime });
-    gateApi.addHook('onRequest', async (request) => {
-      request.operator = { id: null, name: 'dana', role: 'responder' };
-    });
-    await gateApi.register(incidentGate, { prefix: '/admin/api/v1' });
-    await gateApi.ready();
+    // the responder who decides gated runbook starts on the admin API
+    dana = await operatorHeaders(h, 'dana', 'responder');
   });
   afterAll(async () => {
-    await gateApi?.close();
     await h?.close();
   });
 
@@ -302,7 +290,7 @@ describe('Slack access and decisions', () => {
     const id = await open('p1 compromised_token suspicious session reuse', 'U0NOBODY');
     const gateUrl = (what: string, incident = id) => `/admin/api/v1/incidents/${incident}/runbook-gate/${what}`;
     const post = (url: string, payload: Record<string, unknown> = {}) =>
-      gateApi.inject({ method: 'POST', url, payload });
+      h.admin.inject({ method: 'POST', url, headers: dana, payload });
 
     expect((await post(gateUrl('reject', 'INC-1999-01-01-01'))).json().error).toBe('incident_not_found');
     expect((await post(gateUrl('reject'), { by: 'mallory' })).statusCode).toBe(400);

@@ -9,6 +9,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { decideRunbookStartUpdate, LIMITS } from '../../shared/incidents';
 import { ApiError, ErrorBody } from '../errors';
 import { sendUpdate } from '../integrations/incidentOps';
+import { operatorOf } from '../plugins/operatorAuth';
 
 const Id = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9-]+$' }) });
 const Body = Type.Object(
@@ -16,7 +17,7 @@ const Body = Type.Object(
   { additionalProperties: false },
 );
 const StateBody = Type.Object({}, { additionalProperties: true });
-const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody };
+const errors = { 400: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody };
 
 const incidentGate: FastifyPluginAsyncTypebox = async (app) => {
   for (const [path, approve] of [
@@ -30,10 +31,8 @@ const incidentGate: FastifyPluginAsyncTypebox = async (app) => {
         schema: { params: Id, body: Type.Optional(Body), response: { 200: StateBody, ...errors } },
       },
       async (request) => {
-        const by = request.operator?.name;
-        if (!by) throw new ApiError(401, 'unauthorized', 'a valid bearer token is required');
         const outcome = await sendUpdate(app, request.params.id, decideRunbookStartUpdate, {
-          by,
+          by: operatorOf(request).name,
           approve,
           ...(request.body?.note ? { note: request.body.note } : {}),
         });
