@@ -7,7 +7,8 @@
  * - delivered (any send of the challenge: every send carries the same code or link): the
  *   challenge is delivered, its failure row resolved;
  * - failed (only for the challenge's latest send, only if nothing was reported delivered, and
- *   not from a provider whose silence had the backup re-send the send: that message stands):
+ *   not from a provider whose silence had the backup re-send the send: that message stands,
+ *   whether the backup already took it or is still being called):
  *   the challenge is failed and its failure row written, ready to be resent. A report can beat
  *   the workflow's own outcome record (the provider calls back within milliseconds); that
  *   record then keeps the reported failure (src/delivery/outcomes.ts).
@@ -102,7 +103,7 @@ export async function applyReport(
           AND NOT EXISTS (SELECT 1 FROM delivery_attempts later JOIN delivery_attempts this
                              ON this.challenge_id = later.challenge_id AND this.send_number = later.send_number
                           WHERE this.challenge_id = $1 AND this.send_number = $2 AND this.provider = $4
-                            AND later.id > this.id AND later.status = 'sent')
+                            AND later.id > this.id AND later.status <> 'failed')
         RETURNING id`,
       [
         row.challenge_id,

@@ -162,8 +162,8 @@ describe('failover on a missing delivery receipt', () => {
       async () => ((await messagesFor(h, challenge_id)).some((m) => m.provider === 'plivo') ? true : undefined),
       30_000,
     );
-    await deliveryOutcome(h, challenge_id);
-    // Twilio's late word on its own message: recorded on its ledger row, the re-send still stands
+    // Twilio's late word on its own message, which may come while Plivo's call is still open:
+    // recorded on its ledger row, the re-send still stands
     const applied = await applyReport(h.runtime, {
       provider: 'twilio',
       idempotencyKey: sendKey(challenge_id),
@@ -173,7 +173,11 @@ describe('failover on a missing delivery receipt', () => {
       errorCode: '30003',
     });
     expect(applied).toBe('applied');
-    expect(await deliveryOutcome(h, challenge_id)).toMatchObject({
+    const outcome = await waitFor('the re-send recorded', async () => {
+      const row = await deliveryOutcome(h, challenge_id);
+      return row.delivery_provider === 'plivo' ? row : undefined;
+    });
+    expect(outcome).toMatchObject({
       delivery_status: 'delivered',
       delivery_provider: 'plivo',
       delivery_outcome: 'failed_over',
