@@ -1,6 +1,7 @@
 import type { Registry } from 'prom-client';
 import { DataKeyStore } from './auth/keys';
 import { SettingsCache } from './auth/settings';
+import { TokenKeyStore } from './auth/tokenKeys';
 import type { Config } from './config';
 import { loadKeyring } from './crypto/keyring';
 import { Database } from './db/database';
@@ -47,6 +48,8 @@ export interface Runtime {
    * its API and its worker, so a change made through this process is seen by it at once.
    */
   keys: DataKeyStore;
+  /** the keys that sign the tokens issued to apps (and the JWKS), cached like `keys` */
+  tokenKeys: TokenKeyStore;
   settings: SettingsCache;
   routes: RouteCache;
   /** OpenTelemetry tracing; undefined (and free) unless OTEL_EXPORTER_OTLP_ENDPOINT is set */
@@ -70,7 +73,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   const kek = loadKeyring(
     { inline: config.keys.keyring, file: config.keys.keyringFile },
     'keyring',
-    'WARDEN_KEYRING or WARDEN_KEYRING_FILE is required: it wraps the OTP peppers and seal keys',
+    'WARDEN_KEYRING or WARDEN_KEYRING_FILE is required: it wraps the OTP peppers and seal keys and the token signing keys',
   );
   const registry = options.registry ?? createRegistry();
   const metrics = createMetrics(registry);
@@ -107,6 +110,11 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     warn,
     info: (message, fields) => authLog.info(fields, message),
   });
+  const tokenKeys = new TokenKeyStore(db, kek, {
+    issuer: config.issuer,
+    maxStalenessMs: MAX_STALENESS_MS,
+    log: { warn, info: (message, fields) => authLog.info(fields, message) },
+  });
   return {
     config,
     logger,
@@ -117,6 +125,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     temporal,
     providers,
     keys,
+    tokenKeys,
     settings: new SettingsCache(db, MAX_STALENESS_MS, warn),
     routes: new RouteCache(db, MAX_STALENESS_MS),
     tracing,

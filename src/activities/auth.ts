@@ -6,6 +6,7 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { AuditEventType, insertAudit, logAudit, type AuditRow } from '../auth/audit';
+import { insertBinding } from '../auth/bindings';
 import { openCutOffReason } from '../auth/cutoffs';
 import { endChallengeRow } from '../auth/end';
 import { timeStage } from '../telemetry/stages';
@@ -20,6 +21,7 @@ import {
   decideAttempt,
   type AttemptDecision,
   type AuthMethod,
+  type ChallengeBinding,
   type ChallengeEnd,
   type ChallengeStatus,
   type InvalidationReason,
@@ -38,6 +40,7 @@ export interface IssueChallengeInput {
   ipMasked: string;
   expiresAt: string;
   maxAttempts: number;
+  binding?: ChallengeBinding;
 }
 
 export interface IssueChallengeResult {
@@ -188,6 +191,7 @@ export function createAuthActivities(
               [challengeId, userId, method, secretHash, key.id, sealed, input.maxAttempts, ipMasked, input.expiresAt],
             );
             if (inserted.rowCount !== 1) return false;
+            if (input.binding) await insertBinding(tx, challengeId, input.binding);
             return insertAudit(tx, {
               type: AuditEventType.tokenGenerated,
               outcome: 'issued',

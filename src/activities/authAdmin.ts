@@ -15,7 +15,9 @@ import type { RevokeReason } from '../shared/auth';
  * The auth containment steps as activities, for the runbook workflows: the same
  * functions the admin API calls. The actor recorded is the calling workflow's id.
  */
-export function createAuthAdminActivities(runtime: Pick<Runtime, 'db' | 'logger' | 'temporal' | 'keys' | 'metrics'>) {
+export function createAuthAdminActivities(
+  runtime: Pick<Runtime, 'db' | 'logger' | 'temporal' | 'keys' | 'tokenKeys' | 'metrics'>,
+) {
   const deps = (): AdminDeps => adminDeps(runtime);
   const actor = () => `workflow:${Context.current().info.workflowExecution?.workflowId ?? 'standalone'}`;
 
@@ -50,8 +52,11 @@ export function createAuthAdminActivities(runtime: Pick<Runtime, 'db' | 'logger'
         to_key_id: string;
         revoked_challenges: number;
         rotated_at: Date;
+        from_token_kid: string | null;
+        /** null for a rotation recorded before token signing keys existed */
+        to_token_kid: string | null;
       }>(
-        'SELECT id::int AS id, from_key_id, to_key_id, revoked_challenges, rotated_at FROM key_rotations WHERE rotated_by = $1',
+        'SELECT id::int AS id, from_key_id, to_key_id, revoked_challenges, rotated_at, from_token_kid, to_token_kid FROM key_rotations WHERE rotated_by = $1',
         [rotatedBy],
       );
       const done = rows[0];
@@ -59,6 +64,8 @@ export function createAuthAdminActivities(runtime: Pick<Runtime, 'db' | 'logger'
         return {
           keyId: done.to_key_id,
           previousKeyId: done.from_key_id,
+          tokenKid: done.to_token_kid,
+          previousTokenKid: done.from_token_kid,
           rotationId: done.id,
           rotatedAt: done.rotated_at.toISOString(),
           revokedChallenges: done.revoked_challenges,

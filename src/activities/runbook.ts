@@ -16,7 +16,7 @@ import { createRunbookAuthActivities } from './runbookAuth';
 export function createRunbookActivities(
   runtime: Pick<
     Runtime,
-    'db' | 'logger' | 'metrics' | 'config' | 'providers' | 'temporal' | 'registry' | 'keys' | 'settings'
+    'db' | 'logger' | 'metrics' | 'config' | 'providers' | 'temporal' | 'registry' | 'keys' | 'tokenKeys' | 'settings'
   >,
 ) {
   const { db, metrics, config } = runtime;

@@ -40,7 +40,7 @@ export interface BlockIpsResult {
 }
 
 export function createRunbookAuthActivities(
-  runtime: Pick<Runtime, 'db' | 'logger' | 'temporal' | 'keys' | 'providers' | 'metrics' | 'config'>,
+  runtime: Pick<Runtime, 'db' | 'logger' | 'temporal' | 'keys' | 'tokenKeys' | 'providers' | 'metrics' | 'config'>,
 ) {
   const { db } = runtime;
   const audit = runtime.logger.child({ component: 'audit' });

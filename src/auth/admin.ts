@@ -16,6 +16,7 @@ import type { Metrics } from '../telemetry/metrics';
 import { AuditEventType, insertAudit, logAudit, recordAudit, type AuditRow } from './audit';
 import { coveredByUserCutOff, coveredChallengeIds, cutOffChallenges } from './cutoffs';
 import { createDataKey, type DataKeyStore } from './keys';
+import { createTokenKey, type TokenKeyStore } from './tokenKeys';
 import { clearUserRateLimits } from './rateLimit';
 import { ACTIVE_CHALLENGE_SQL as ACTIVE, endChallengeRows } from './end';
 
@@ -24,15 +25,19 @@ export interface AdminDeps {
   logger: Logger;
   client: Client;
   keys: DataKeyStore;
+  tokenKeys: TokenKeyStore;
   metrics: Pick<Metrics, 'tokensInvalidated'>;
 }
 
 /** The deps from a runtime, audit lines under the `audit` component. */
-export const adminDeps = (runtime: Pick<Runtime, 'db' | 'logger' | 'temporal' | 'keys' | 'metrics'>): AdminDeps => ({
+export const adminDeps = (
+  runtime: Pick<Runtime, 'db' | 'logger' | 'temporal' | 'keys' | 'tokenKeys' | 'metrics'>,
+): AdminDeps => ({
   db: runtime.db,
   logger: runtime.logger.child({ component: 'audit' }),
   client: runtime.temporal.client,
   keys: runtime.keys,
+  tokenKeys: runtime.tokenKeys,
   metrics: runtime.metrics,
 });
 
@@ -252,6 +257,12 @@ async function auditUsers(
 export interface RotationResult {
   keyId: string;
   previousKeyId: string | null;
+  /**
+   * the token signing key made active (null only in a rotation recorded before token signing
+   * keys existed), and the one it retired (still published: docs/tokens.md)
+   */
+  tokenKid: string | null;
+  previousTokenKid: string | null;
   rotationId: number;
   rotatedAt: string;
   revokedChallenges: number;
@@ -259,8 +270,10 @@ export interface RotationResult {
 
 /**
  * Makes a new data key active and retires the old one (kept: it still verifies the challenges
- * issued under it unless they are revoked). With `revokeOutstanding`, every challenge still
- * open under an older key is revoked (reason key_rotation; revokeChallenges). Issues in
+ * issued under it unless they are revoked). The token signing key turns over in the same
+ * transaction (src/auth/tokenKeys.ts): tokens signed before stay verifiable until they expire,
+ * since the retired key stays in the JWKS that long. With `revokeOutstanding`, every challenge
+ * still open under an older key is revoked (reason key_rotation; revokeChallenges). Issues in
  * flight hold a share lock on the active key's row, so the retiring UPDATE waits for them and
  * the revocation sweep that follows sees them.
  */
@@ -269,6 +282,7 @@ export async function rotateKeys(
   input: ActorContext & { reason: string; revokeOutstanding: boolean },
 ): Promise<RotationResult> {
   const next = createDataKey(deps.keys.keyring);
+  const nextToken = await createTokenKey(deps.tokenKeys.keyring);
   const cutOffs: AuditRow[] = [];
   const rotation = await deps.db.transaction(async (tx) => {
     const retired = await tx.query<{ id: string }>(
@@ -279,6 +293,7 @@ export async function rotateKeys(
       `INSERT INTO signing_keys (id, kek_id, wrapped_pepper, wrapped_seal, status) VALUES ($1, $2, $3, $4, 'active')`,
       [next.id, next.kekId, next.wrappedPepper, next.wrappedSeal],
     );
+    const token = await deps.tokenKeys.rotateIn(tx, nextToken);
     if (input.revokeOutstanding) {
       // unverifiable from this commit: everything issued before it, and all the retired key ever issued
       const cut = { reason: 'key_rotation' as const, actor: input.actor, incidentId: input.incidentId };
@@ -290,9 +305,17 @@ export async function rotateKeys(
       }
     }
     const { rows } = await tx.query<{ id: number; rotated_at: Date }>(
-      `INSERT INTO key_rotations (from_key_id, to_key_id, reason, incident_id, rotated_by)
-       VALUES ($1, $2, $3, $4, $5) RETURNING id::int AS id, rotated_at`,
-      [previousKeyId, next.id, input.reason, input.incidentId ?? null, input.actor],
+      `INSERT INTO key_rotations (from_key_id, to_key_id, reason, incident_id, rotated_by, from_token_kid, to_token_kid)
+       VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id::int AS id, rotated_at`,
+      [
+        previousKeyId,
+        next.id,
+        input.reason,
+        input.incidentId ?? null,
+        input.actor,
+        token.retiredKid ?? null,
+        token.activeKid,
+      ],
     );
     const audit = await insertAudit(tx, {
       type: AuditEventType.keyRotated,
@@ -303,15 +326,21 @@ export async function rotateKeys(
         from_key_id: previousKeyId,
         to_key_id: next.id,
         kek_id: next.kekId,
+        // kids only: public names, never key material
+        from_token_kid: token.retiredKid ?? null,
+        to_token_kid: token.activeKid,
+        deleted_token_kids: token.deletedKids,
+        token_kek_id: nextToken.kekId,
         revoke_outstanding: input.revokeOutstanding,
         actor: input.actor,
       },
     });
-    return { previousKeyId, id: rows[0]!.id, rotatedAt: rows[0]!.rotated_at, audit };
+    return { previousKeyId, token, id: rows[0]!.id, rotatedAt: rows[0]!.rotated_at, audit };
   });
   logAudit(deps.logger, rotation.audit);
   for (const audit of cutOffs) logAudit(deps.logger, audit);
   deps.keys.invalidate();
+  deps.tokenKeys.invalidate();
 
   let revokedChallenges = 0;
   if (input.revokeOutstanding) {
@@ -337,13 +366,18 @@ export async function rotateKeys(
   return {
     keyId: next.id,
     previousKeyId: rotation.previousKeyId,
+    tokenKid: rotation.token.activeKid,
+    previousTokenKid: rotation.token.retiredKid ?? null,
     rotationId: rotation.id,
     rotatedAt: rotation.rotatedAt.toISOString(),
     revokedChallenges,
   };
 }
 
-/** The data keys (ids and statuses, never material) and the last 50 rotations, newest first. */
+/**
+ * The data keys and the token signing keys (ids, statuses and dates, never material) and the
+ * last 50 rotations, newest first.
+ */
 export async function listKeys(db: Database) {
   const keys = await db.query<{
     id: string;
@@ -352,6 +386,17 @@ export async function listKeys(db: Database) {
     created_at: Date;
     retired_at: Date | null;
   }>('SELECT id, kek_id, status, created_at, retired_at FROM signing_keys ORDER BY created_at DESC');
+  const tokenKeys = await db.query<{
+    kid: string;
+    alg: string;
+    kek_id: string;
+    status: string;
+    created_at: Date;
+    retired_at: Date | null;
+    published_until: Date | null;
+  }>(
+    'SELECT kid, alg, kek_id, status, created_at, retired_at, published_until FROM token_signing_keys ORDER BY created_at DESC, kid',
+  );
   const rotations = await db.query<{
     id: number;
     from_key_id: string | null;
@@ -361,8 +406,10 @@ export async function listKeys(db: Database) {
     revoked_challenges: number;
     rotated_by: string;
     rotated_at: Date;
+    from_token_kid: string | null;
+    to_token_kid: string | null;
   }>(
-    'SELECT id::int AS id, from_key_id, to_key_id, reason, incident_id, revoked_challenges, rotated_by, rotated_at FROM key_rotations ORDER BY id DESC LIMIT 50',
+    'SELECT id::int AS id, from_key_id, to_key_id, reason, incident_id, revoked_challenges, rotated_by, rotated_at, from_token_kid, to_token_kid FROM key_rotations ORDER BY id DESC LIMIT 50',
   );
-  return { keys: keys.rows, rotations: rotations.rows };
+  return { keys: keys.rows, tokenKeys: tokenKeys.rows, rotations: rotations.rows };
 }

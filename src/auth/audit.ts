@@ -20,7 +20,18 @@ export const AuditEventType = {
   settingsChanged: 'identity.settings.changed',
   userAction: 'identity.admin.user_action',
   accessRefused: 'identity.access.refused',
+  codeIssued: 'identity.auth.code_issued',
+  codeExchanged: 'identity.auth.code_exchanged',
+  codeRefused: 'identity.auth.code_refused',
+  tokenIssued: 'identity.auth.token_issued',
   operatorChanged: 'identity.operators.changed',
+  // registered applications (src/auth/apps.ts); `details.client_id` names the app
+  appCreated: 'identity.app.created',
+  appUpdated: 'identity.app.updated',
+  appDisabled: 'identity.app.disabled',
+  appEnabled: 'identity.app.enabled',
+  appKeyCreated: 'identity.app.key.created',
+  appKeyRevoked: 'identity.app.key.revoked',
 } as const;
 
 export interface AuditEvent {

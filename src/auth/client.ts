@@ -14,7 +14,6 @@ import {
 } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import type { Database, Queryable } from '../db/database';
-import type { ChallengeStateRow } from '../delivery/publicState';
 import {
   awaitIssueUpdate,
   challengeWorkflowId,
@@ -29,7 +28,6 @@ import {
 } from '../shared/auth';
 import type { challengeWorkflow } from '../workflows/auth/challenge';
 import { AuditEventType, insertAudit, type AuditRow } from './audit';
-import { statusAfterCutOff } from './cutoffs';
 import type { LimitedChallengeRow } from './rateLimit';
 
 export interface ChallengeDeps {
@@ -137,19 +135,6 @@ export const requestResend = (deps: ChallengeDeps, challengeId: string) =>
 export async function loadChallenge(db: Database, challengeId: string): Promise<LimitedChallengeRow | undefined> {
   const { rows } = await db.query<LimitedChallengeRow>(
     'SELECT user_id, method, status, expires_at FROM auth_challenges WHERE id = $1',
-    [challengeId],
-  );
-  return rows[0];
-}
-
-/** What the public state of a challenge is made from, with the database's clock. */
-export async function loadChallengeState(
-  db: Database,
-  challengeId: string,
-): Promise<(ChallengeStateRow & { method: AuthMethod; now: Date }) | undefined> {
-  const { rows } = await db.query<ChallengeStateRow & { method: AuthMethod; now: Date }>(
-    `SELECT c.method, ${statusAfterCutOff('c')}, c.expires_at, c.delivery_outcome, c.delivery_status, c.delivery_error_class, now() AS now
-       FROM auth_challenges c WHERE c.id = $1`,
     [challengeId],
   );
   return rows[0];

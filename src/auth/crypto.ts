@@ -71,4 +71,6 @@ export const aad = {
   storedSecret: (challengeId: string) => `warden:secret:${challengeId}`,
   candidate: (challengeId: string) => `warden:candidate:${challengeId}`,
   dataKey: (keyId: string, part: 'pepper' | 'seal') => `warden:data-key:${keyId}:${part}`,
+  /** the private JWK of a token signing key (src/auth/tokenKeys.ts) */
+  tokenKey: (kid: string) => `warden:token-key:${kid}:private`,
 };

@@ -1,18 +1,17 @@
 /**
  * Operators and their API tokens. A token is `wop_` and 43 base64url characters (256 random
  * bits); Postgres keeps only its SHA-256 digest and a short hint, so a leaked table names no
- * usable credential. Changes to operators and tokens are audited with the acting operator.
+ * usable credential (src/auth/secretTokens.ts, shared with the applications' keys). Changes to
+ * operators and tokens are audited with the acting operator.
  */
-import { createHash, randomBytes } from 'node:crypto';
 import type { Database, Queryable } from '../db/database';
 import type { Logger } from '../telemetry/logger';
 import type { Role } from '../shared/roles';
 import { AuditEventType, recordAudit } from './audit';
+import { liveSecretSql, newSecret, secretDigest, secretHint, secretShape, staleUseSql } from './secretTokens';
 
 const TOKEN_PREFIX = 'wop_';
-const TOKEN_SHAPE = /^wop_[A-Za-z0-9_-]{43}$/;
-/** last_used_at is written at most this often per token: a busy script is not a write per request */
-const LAST_USED_EVERY_S = 60;
+const TOKEN_SHAPE = secretShape(TOKEN_PREFIX);
 
 export interface OperatorView {
   id: string;
@@ -59,7 +58,7 @@ export interface OperatorDeps {
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
-const digest = (token: string) => createHash('sha256').update(token).digest();
+const digest = secretDigest;
 
 const OPERATOR_COLUMNS = 'id, name, role, created_by, created_at, disabled_at';
 const TOKEN_COLUMNS = `id, operator_id, hint, label, created_by, created_at, expires_at, last_used_at, revoked_at,
@@ -102,11 +101,9 @@ function audit(deps: OperatorDeps, actor: string, action: string, details: Recor
 export async function authenticateToken(db: Database, token: string): Promise<Authenticated | undefined> {
   if (!TOKEN_SHAPE.test(token)) return undefined;
   const { rows } = await db.query<Authenticated & { stale: boolean }>(
-    `SELECT o.id, o.name, o.role, t.id AS "tokenId",
-            (t.last_used_at IS NULL OR t.last_used_at < now() - make_interval(secs => ${LAST_USED_EVERY_S})) AS stale
+    `SELECT o.id, o.name, o.role, t.id AS "tokenId", ${staleUseSql('t')} AS stale
        FROM operator_tokens t JOIN operators o ON o.id = t.operator_id
-      WHERE t.token_sha256 = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
-        AND o.disabled_at IS NULL`,
+      WHERE t.token_sha256 = $1 AND ${liveSecretSql('t')} AND o.disabled_at IS NULL`,
     [digest(token)],
   );
   const row = rows[0];
@@ -171,7 +168,7 @@ export async function issueToken(
 ): Promise<{ token: string; info: TokenView }> {
   const operator = await operatorById(deps.db, operatorId);
   if (operator.disabled_at) throw new OperatorError('operator_disabled', `${operator.name} is disabled`);
-  const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
+  const token = newSecret(TOKEN_PREFIX);
   const { rows } = await deps.db.write<TokenRow>(
     `INSERT INTO operator_tokens (operator_id, token_sha256, hint, label, created_by, expires_at)
      VALUES ($1, $2, $3, $4, $5, CASE WHEN $6::int IS NULL THEN NULL ELSE now() + make_interval(days => $6::int) END)
@@ -179,7 +176,7 @@ export async function issueToken(
     [
       operatorId,
       digest(token),
-      token.slice(0, TOKEN_PREFIX.length + 6),
+      secretHint(token, TOKEN_PREFIX),
       input.label ?? null,
       actor,
       input.expiresInDays ?? null,

@@ -106,6 +106,10 @@ export class AdminClient {
     return this.request<T>('POST', path, body);
   }
 
+  patch<T>(path: string, body: object): Promise<T> {
+    return this.request<T>('PATCH', path, body);
+  }
+
   delete<T>(path: string, query?: Query): Promise<T> {
     return this.request<T>('DELETE', path, undefined, query);
   }

@@ -6,6 +6,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { version } from '../../package.json';
+import { registerApps } from './apps';
 import { registerBlocks } from './blocks';
 import { EXIT } from './command';
 import { clean } from './format';
@@ -17,7 +18,9 @@ import { registerRunbooks } from './runbooks';
 
 export function buildProgram(): Command {
   const program = new Command('warden')
-    .description('Warden from the command line: incidents, runbooks, delivery routes, the IP blocklist, data keys')
+    .description(
+      'Warden from the command line: incidents, runbooks, delivery routes, the IP blocklist, data keys, apps',
+    )
     .version(version)
     .option('--url <url>', `the admin API (env WARDEN_ADMIN_URL, default ${DEFAULT_ADMIN_URL})`)
     .option('--token <token>', 'your operator token; prefer WARDEN_TOKEN or a token file (visible in ps otherwise)')
@@ -32,6 +35,7 @@ export function buildProgram(): Command {
   registerRoutes(program);
   registerBlocks(program);
   registerKeys(program);
+  registerApps(program);
   return program;
 }
 

@@ -1,6 +1,9 @@
 import type { BlockLimits } from '../auth/blocklist';
+import { CANARY_CHANNELS, type CanaryChannel } from '../shared/canary';
 import { isRole, type Role } from '../shared/roles';
 import { durationMs } from '../shared/format';
+import { SLACK_WINDOW_SECONDS } from '../incidents/slackSignature';
+import type { RetentionTable } from '../shared/retention';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import envSchema from 'env-schema';
@@ -27,10 +30,14 @@ export interface Config {
   /** `integrations`: Slack and Alertmanager's own listener, when they have one */
   ports: { public: number; admin: number; metrics: number; sandbox: number; integrations?: number };
   publicBaseUrl: string;
+  /** the `iss` of the tokens signed for apps, and the discovery document's issuer (no trailing slash) */
+  issuer: string;
   adminToken: string;
   trustedProxies: string[];
   /** the users API's country for national phone numbers; unset = international only */
   defaultPhoneCountry?: string;
+  /** registered apps: the one an initiate naming none belongs to (unset: every initiate names one) */
+  apps: { defaultClientId?: string };
   /** the broadest IP block anyone may add */
   blockLimits: BlockLimits;
   logLevel: Env['LOG_LEVEL'];
@@ -82,11 +89,25 @@ export interface Config {
     sesSnsToken?: string;
     sesSnsSigningCert?: string;
     sesSnsTopicArn?: string;
+    /** the secret path segment of the SendGrid Inbound Parse URL (the canary's email) */
+    sendgridInboundToken?: string;
+    /** the SNS topic of the SES receipt rule (the canary's email), when pinned */
+    sesInboundTopicArn?: string;
     /** per channel: how long a taken send waits for its receipt before the backup re-sends it (0: never) */
     receiptDeadlineMs: Record<'sms' | 'email', number>;
   };
   /** the delivery canary (src/canary); undefined when WARDEN_CANARY_USER is unset */
-  canary?: { user: string; intervalSeconds: number; timeoutMs: number };
+  canary?: {
+    user: string;
+    intervalSeconds: number;
+    timeoutMs: number;
+    /** WARDEN_CANARY_CHANNELS; undefined: every channel the canary user has a contact for */
+    channels?: CanaryChannel[];
+  };
+  /** retention (src/retention, docs/operations.md#retention) */
+  retention: RetentionConfig;
+  /** the closed-workflow retention `npm start` gives its Temporal dev server's namespace */
+  devTemporalRetentionSeconds: number;
   providers: {
     sandboxUrl: string;
     timeoutMs: number;
@@ -109,6 +130,14 @@ export interface Config {
     };
     hcaptcha: ProviderEndpoint & { secret: string; siteKey: string };
   };
+}
+
+export interface RetentionConfig {
+  intervalSeconds: number;
+  /** rows per delete statement */
+  batch: number;
+  /** how long each table's rows are kept, in ms; null: for ever */
+  horizonsMs: Record<RetentionTable, number | null>;
 }
 
 type Credentials = Record<string, string | undefined>;
@@ -248,6 +277,72 @@ function canaryInterval(value: string): number {
   return seconds;
 }
 
+/**
+ * WARDEN_ISSUER, the token issuer: an http(s) URL without credentials, query or fragment, kept
+ * without its trailing slash so `<issuer>/.well-known/...` is well formed and an app compares
+ * `iss` against exactly the string the discovery document shows.
+ */
+function issuerUrl(value: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (
+    !url ||
+    (url.protocol !== 'https:' && url.protocol !== 'http:') ||
+    /[?#]/.test(value) ||
+    url.username ||
+    url.password
+  ) {
+    throw new ConfigError('WARDEN_ISSUER must be an absolute http(s) URL without credentials, query or fragment');
+  }
+  return value.replace(/\/+$/, '');
+}
+
+/** A retention horizon in ms (null: `off`, kept for ever), at least `minMs` when set. */
+function horizon(variable: string, value: string, minMs = 1000): number | null {
+  if (value === 'off') return null;
+  // the schema's pattern admits only what durationMs reads
+  const ms = durationMs(value)!;
+  if (ms < minMs) throw new ConfigError(`${variable} must be at least ${minMs / 1000}s (or off)`);
+  return ms;
+}
+
+function retentionConfig(env: Env): RetentionConfig {
+  const delivery = horizon('WARDEN_RETENTION_DELIVERY', env.WARDEN_RETENTION_DELIVERY);
+  return {
+    intervalSeconds: durationMs(env.WARDEN_RETENTION_INTERVAL)! / 1000,
+    batch: env.WARDEN_RETENTION_BATCH,
+    horizonsMs: {
+      auth_challenges: horizon('WARDEN_RETENTION_CHALLENGES', env.WARDEN_RETENTION_CHALLENGES),
+      challenge_validation_attempts: horizon(
+        'WARDEN_RETENTION_VALIDATION_ATTEMPTS',
+        env.WARDEN_RETENTION_VALIDATION_ATTEMPTS,
+      ),
+      rate_limit_attempts: horizon('WARDEN_RETENTION_RATE_LIMIT_ATTEMPTS', env.WARDEN_RETENTION_RATE_LIMIT_ATTEMPTS),
+      delivery_attempts: delivery,
+      delivery_failures: delivery,
+      // a signature forgotten while Slack's timestamp check still accepts its request could be replayed
+      slack_request_signatures: horizon(
+        'WARDEN_RETENTION_SLACK_SIGNATURES',
+        env.WARDEN_RETENTION_SLACK_SIGNATURES,
+        2 * SLACK_WINDOW_SECONDS * 1000,
+      ),
+      canary_runs: horizon('WARDEN_RETENTION_CANARY_RUNS', env.WARDEN_RETENTION_CANARY_RUNS),
+      audit_events: horizon('WARDEN_RETENTION_AUDIT_EVENTS', env.WARDEN_RETENTION_AUDIT_EVENTS),
+    },
+  };
+}
+
+/** A closed workflow's history stays readable at least an hour: long enough to look at what just ran. */
+function devTemporalRetention(value: string): number {
+  const seconds = durationMs(value)! / 1000;
+  if (seconds < 3600) throw new ConfigError('WARDEN_DEV_TEMPORAL_RETENTION must be at least 1h');
+  return seconds;
+}
+
 function list(value: string): string[] {
   return value
     .split(',')
@@ -290,6 +385,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     /\/+$/,
     '',
   );
+  const issuer = env.WARDEN_ISSUER ? issuerUrl(env.WARDEN_ISSUER) : publicBaseUrl;
   if (env.WARDEN_CODEC_AUTH === 'none' && !isLoopback(env.WARDEN_HOST)) {
     throw new ConfigError('WARDEN_CODEC_AUTH=none is only allowed while WARDEN_HOST is a loopback address');
   }
@@ -307,9 +403,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       integrations: env.WARDEN_INTEGRATIONS_PORT,
     },
     publicBaseUrl,
+    issuer,
     adminToken: env.WARDEN_ADMIN_TOKEN,
     trustedProxies: list(env.WARDEN_TRUSTED_PROXIES),
     defaultPhoneCountry: env.WARDEN_DEFAULT_PHONE_COUNTRY,
+    apps: { defaultClientId: env.WARDEN_DEFAULT_APP || undefined },
     blockLimits: { minPrefixV4: env.WARDEN_BLOCK_MIN_PREFIX_V4, minPrefixV6: env.WARDEN_BLOCK_MIN_PREFIX_V6 },
     logLevel: env.LOG_LEVEL,
     database: {
@@ -371,6 +469,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       sesSnsToken: env.SES_SNS_TOKEN,
       sesSnsSigningCert: env.SES_SNS_SIGNING_CERT,
       sesSnsTopicArn: env.SES_SNS_TOPIC_ARN,
+      sendgridInboundToken: env.SENDGRID_INBOUND_TOKEN,
+      sesInboundTopicArn: env.SES_INBOUND_TOPIC_ARN,
       receiptDeadlineMs: { sms: env.WARDEN_RECEIPT_DEADLINE_SMS_MS, email: env.WARDEN_RECEIPT_DEADLINE_EMAIL_MS },
     },
     ...(env.WARDEN_CANARY_USER
@@ -379,9 +479,14 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
             user: env.WARDEN_CANARY_USER,
             intervalSeconds: canaryInterval(env.WARDEN_CANARY_INTERVAL),
             timeoutMs: env.WARDEN_CANARY_TIMEOUT_MS,
+            ...(env.WARDEN_CANARY_CHANNELS
+              ? { channels: CANARY_CHANNELS.filter((c) => list(env.WARDEN_CANARY_CHANNELS!).includes(c)) }
+              : {}),
           },
         }
       : {}),
+    retention: retentionConfig(env),
+    devTemporalRetentionSeconds: devTemporalRetention(env.WARDEN_DEV_TEMPORAL_RETENTION),
     providers: {
       sandboxUrl,
       timeoutMs: env.WARDEN_PROVIDER_TIMEOUT_MS,

@@ -7,6 +7,10 @@ import { Type, type Static } from '@sinclair/typebox';
 
 const port = (defaultPort: number) => Type.Integer({ minimum: 0, maximum: 65535, default: defaultPort });
 const optionalString = Type.Optional(Type.String({ minLength: 1 }));
+/** what durationMs (src/shared/format.ts) reads: `90s`, `5m`, `1h`, `30d` */
+const DURATION = '^[1-9][0-9]{0,5}(s|m|h|d)$';
+/** a retention horizon: a duration, or `off` (kept for ever) */
+const HORIZON = '^([1-9][0-9]{0,5}(s|m|h|d)|off)$';
 
 export const ConfigSchema = Type.Object({
   // where the dev stack keeps its embedded Postgres cluster, Temporal SQLite file and keys
@@ -25,6 +29,9 @@ export const ConfigSchema = Type.Object({
   WARDEN_SANDBOX_PORT: port(8099),
   // links in emails point here; default http://<host>:<public port>
   WARDEN_PUBLIC_BASE_URL: optionalString,
+  // the `iss` of the tokens Warden signs for apps and the issuer of its discovery document
+  // (docs/tokens.md): an http(s) URL without query or fragment; default WARDEN_PUBLIC_BASE_URL
+  WARDEN_ISSUER: optionalString,
   // Bearer token for everything under /admin/api/; no default on purpose
   WARDEN_ADMIN_TOKEN: Type.String({ minLength: 16 }),
   // comma-separated IPs or CIDRs whose X-Forwarded-For is believed
@@ -41,6 +48,9 @@ export const ConfigSchema = Type.Object({
   // the country of phone numbers written without +<country code> in the users API (ISO 3166
   // alpha-2, e.g. US); unset = only international numbers are accepted
   WARDEN_DEFAULT_PHONE_COUNTRY: Type.Optional(Type.String({ pattern: '^[A-Z]{2}$' })),
+  // the client_id of the registered app (src/auth/apps.ts) an initiate belongs to when it names
+  // none; unset or empty = every initiate must name its app (`npm start` and the tests: warden-dev)
+  WARDEN_DEFAULT_APP: Type.Optional(Type.String({ pattern: '^([a-z0-9][a-z0-9._-]{2,63})?$' })),
   // the normal pool (docs/incident-response.md): 25 open connections, 5-minute lifetime
   WARDEN_DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 25 }),
   WARDEN_DB_CONN_MAX_LIFETIME_S: Type.Integer({ minimum: 0, default: 300 }),
@@ -132,16 +142,44 @@ export const ConfigSchema = Type.Object({
   SES_SNS_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   SES_SNS_SIGNING_CERT: optionalString,
   SES_SNS_TOPIC_ARN: optionalString,
+  // Inbound email for the delivery canary (docs/canary.md). SendGrid Inbound Parse is unsigned:
+  // the secret path segment of its URL is all that protects it (unset = it answers 503). SES
+  // receipts come through an SNS subscription authenticated like SES events (SES_SNS_TOKEN,
+  // SES_SNS_SIGNING_CERT); this pins the receipt rule's topic, which is not the events' one.
+  SENDGRID_INBOUND_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
+  SES_INBOUND_TOPIC_ARN: optionalString,
   // How long a send the provider took may go without a delivered or failed receipt before it is
   // re-sent once through the route's backup (0: never). Email receipts come later than SMS ones.
   WARDEN_RECEIPT_DEADLINE_SMS_MS: Type.Integer({ minimum: 0, default: 20000 }),
   WARDEN_RECEIPT_DEADLINE_EMAIL_MS: Type.Integer({ minimum: 0, default: 120000 }),
-  // The delivery canary (docs/canary.md): the `sub` of a user whose phone is the operator's and
-  // answers through a provider's inbound webhook; unset = no canary. How often it signs in
+  // The delivery canary (docs/canary.md): the `sub` of a user whose phone and email are the
+  // operator's and answer through the providers' inbound webhooks; unset = no canary. How often it signs in
   // (`90s`, `5m`, `1h`; at least a minute) and how long it waits for the message to come back.
   WARDEN_CANARY_USER: optionalString,
   WARDEN_CANARY_INTERVAL: Type.String({ pattern: '^[1-9][0-9]*(s|m|h)$', default: '5m' }),
   WARDEN_CANARY_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 60000 }),
+
+  // Retention (docs/operations.md#retention): how long rows are kept (`90s`, `30m`, `48h`,
+  // `30d`; `off` keeps them for ever), trimmed by a schedule every WARDEN_RETENTION_INTERVAL in
+  // batches of WARDEN_RETENTION_BATCH rows per statement.
+  WARDEN_RETENTION_INTERVAL: Type.String({ pattern: DURATION, default: '1h' }),
+  WARDEN_RETENTION_BATCH: Type.Integer({ minimum: 1, maximum: 100_000, default: 1000 }),
+  // ended challenges (an open one is never deleted)
+  WARDEN_RETENTION_CHALLENGES: Type.String({ pattern: HORIZON, default: '30d' }),
+  WARDEN_RETENTION_VALIDATION_ATTEMPTS: Type.String({ pattern: HORIZON, default: '90d' }),
+  WARDEN_RETENTION_RATE_LIMIT_ATTEMPTS: Type.String({ pattern: HORIZON, default: '2d' }),
+  // delivery_attempts (the provider call ledger) and delivery_failures
+  WARDEN_RETENTION_DELIVERY: Type.String({ pattern: HORIZON, default: '90d' }),
+  WARDEN_RETENTION_SLACK_SIGNATURES: Type.String({ pattern: HORIZON, default: '1d' }),
+  WARDEN_RETENTION_CANARY_RUNS: Type.String({ pattern: HORIZON, default: '30d' }),
+  WARDEN_RETENTION_AUDIT_EVENTS: Type.String({ pattern: HORIZON, default: '400d' }),
+  // how long the Temporal dev server of `npm start` keeps closed workflows (challenges,
+  // incidents, runbooks, retention runs) in its namespace, at least an hour; a Temporal server of
+  // one's own keeps the retention its operator gave the namespace
+  WARDEN_DEV_TEMPORAL_RETENTION: Type.String({ pattern: DURATION, default: '3d' }),
+  // the channels each run signs in through (`sms`, `email`, comma-separated); unset = every
+  // channel the canary user has a phone or an email for
+  WARDEN_CANARY_CHANNELS: Type.Optional(Type.String({ pattern: '^\\s*(sms|email)\\s*(,\\s*(sms|email)\\s*)*$' })),
 
   // Codec server (/codec/decode, /codec/encode on the admin port) for the Temporal UI and CLI.
   // "token": Bearer WARDEN_CODEC_TOKEN, a token that can only decode (not the admin token).

@@ -1,4 +1,5 @@
-import type { Queryable } from './database';
+import { ensureApp, type App } from '../auth/apps';
+import type { Database, Queryable } from './database';
 
 /** Dev and test users. `test-user` is the account the runbook's synthetic checks use. */
 export const SEED_USERS = [
@@ -19,4 +20,23 @@ export async function seedUsers(db: Queryable): Promise<void> {
       [user.sub, user.phone, user.email],
     );
   }
+}
+
+/** The app `npm start` and the tests register, and make the default (WARDEN_DEFAULT_APP). */
+export const DEV_APP_ID = 'warden-dev';
+
+/**
+ * Registers the development app when it is absent (an existing one is left as it is): both
+ * methods, no web origins and no redirect URI, so a magic link confirmed on the device that
+ * asked lands on Warden's own "signed in" page, and the code is collected by polling or from
+ * the verify answer (docs/apps.md).
+ */
+export async function seedDevApp(db: Database): Promise<App> {
+  return ensureApp(db, {
+    clientId: DEV_APP_ID,
+    name: 'Warden development',
+    methods: ['sms_otp', 'magic_link'],
+    redirectUris: [],
+    webOrigins: [],
+  });
 }

@@ -9,7 +9,8 @@ import { ensureCanarySchedule } from '../canary/schedule';
 import { describeConfig, loadConfig } from '../config';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../db/embedded';
 import { migrate } from '../db/migrate';
-import { seedUsers } from '../db/seed';
+import { DEV_APP_ID, seedDevApp, seedUsers } from '../db/seed';
+import { ensureRetentionSchedule } from '../retention/schedule';
 import { createRuntime, type Runtime } from '../runtime';
 import { startSandbox } from '../sandbox/server';
 import { createLogger, type Logger } from '../telemetry/logger';
@@ -64,6 +65,8 @@ async function main(): Promise<void> {
     if (!process.env.SLACK_TEAM_ID && !process.env.SLACK_BOT_TOKEN) process.env.SLACK_TEAM_ID = 'T0SANDBOX';
     // the embedded stack is development: the provider sandbox stands in for missing credentials
     process.env.WARDEN_ENV ??= 'development';
+    // sign-ins that name no app belong to the development app, registered below
+    process.env.WARDEN_DEFAULT_APP ??= DEV_APP_ID;
     const config = loadConfig();
     const logger = createLogger({ level: config.logLevel, name: 'warden' });
     log = logger;
@@ -93,6 +96,7 @@ async function main(): Promise<void> {
       uiPort: config.temporal.uiPort,
       dbFile: path.join(config.dataDir, 'temporal', 'temporal.db'),
       namespace: config.temporal.namespace,
+      retentionSeconds: config.devTemporalRetentionSeconds,
       // the UI decodes payloads through Warden's codec server on the admin port
       codecEndpoint: `${new URL(config.publicBaseUrl).protocol}//${new URL(config.publicBaseUrl).hostname}:${config.ports.admin}/codec`,
       onOutput: (line) => logger.debug({ component: 'temporal' }, line),
@@ -128,6 +132,7 @@ async function main(): Promise<void> {
     const runtime: Runtime = await createRuntime(config, { databaseUrl, logger });
     stops.push({ name: 'runtime', stop: () => runtime.close() });
     await seedUsers(runtime.db);
+    await seedDevApp(runtime.db);
 
     const worker: WorkerHandle = await startWorker(runtime);
     stops.push({ name: 'worker', stop: () => worker.shutdown() });
@@ -141,6 +146,7 @@ async function main(): Promise<void> {
     // the delivery canary, when WARDEN_CANARY_USER names one (its messages come back through
     // the sandbox's inbound webhooks, so the API must be listening first)
     await ensureCanarySchedule(runtime);
+    await ensureRetentionSchedule(runtime);
 
     logger.info({ config: describeConfig(config) }, 'configuration');
     const lines = [

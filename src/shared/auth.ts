@@ -50,6 +50,21 @@ export interface ChallengeLimits {
   maxSends: number;
 }
 
+/**
+ * Whom a challenge belongs to and who may turn its verification into an authorization code
+ * (src/auth/bindings.ts): an S256 `codeChallenge` from the app, the SHA-256 (hex) of Warden's
+ * device cookie, or both. Hashes and the app's own values only, never a secret.
+ */
+export interface ChallengeBinding {
+  clientId: string;
+  origin: 'browser' | 'server';
+  codeChallenge?: string;
+  deviceSha256?: string;
+  redirectUri?: string;
+  state?: string;
+  nonce?: string;
+}
+
 export interface ChallengeInput {
   challengeId: string;
   /** as the client typed it; may name no user (the challenge is then a decoy nobody receives) */
@@ -59,6 +74,8 @@ export interface ChallengeInput {
   /** ISO timestamp, fixed by the API from the TTL setting */
   expiresAt: string;
   limits: ChallengeLimits;
+  /** the app and the binding; absent only for challenges started before apps existed */
+  binding?: ChallengeBinding;
 }
 
 export interface ChallengeResult {

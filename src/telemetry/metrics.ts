@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { CANARY_OUTCOMES } from '../shared/canary';
+import { CANARY_CHANNELS, CANARY_OUTCOMES } from '../shared/canary';
 import { CHANNEL_PROVIDERS, CHANNELS } from '../shared/delivery';
+import { RETENTION_TABLES } from '../shared/retention';
 
 /**
  * One registry per process (tests make one per harness). Every metric Warden defines is
@@ -70,6 +71,12 @@ export function createMetrics(registry: Registry) {
       labelNames: ['scope', 'action'] as const,
       registers,
     }),
+    codeExchanges: new Counter({
+      name: 'warden_code_exchanges_total',
+      help: 'Authorization codes presented at /oauth/token, by outcome (exchanged, or why it was refused)',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
     blockedRequests: new Counter({
       name: 'warden_blocklist_rejections_total',
       help: 'Requests refused because the client IP is blocklisted',
@@ -96,7 +103,7 @@ export function createMetrics(registry: Registry) {
     }),
     deliveryCallbacks: new Counter({
       name: 'warden_delivery_callbacks_total',
-      help: 'Provider status callbacks and events by outcome (delivered, failed, ignored, unknown_message, invalid_signature, not_configured), and incoming SMS (inbound_success, inbound_rejected: the canary; inbound_no_run, inbound_ignored)',
+      help: 'Provider status callbacks and events by outcome (delivered, failed, ignored, unknown_message, invalid_signature, not_configured), and incoming SMS and email (inbound_success, inbound_rejected: the canary; inbound_no_run, inbound_ignored)',
       labelNames: ['provider', 'outcome'] as const,
       registers,
     }),
@@ -121,13 +128,13 @@ export function createMetrics(registry: Registry) {
     }),
     canaryRuns: new Counter({
       name: 'warden_canary_runs_total',
-      help: 'Delivery canary runs by channel and outcome: success (the message came back through the inbound webhook and verified), rejected (it came back and did not verify), timeout (it never came back), error (the sign-in could not start)',
+      help: 'Delivery canary runs by channel (sms, email) and outcome: success (the code or magic link came back through the inbound webhook and verified), rejected (it came back and did not verify), timeout (it never came back), error (the sign-in could not start)',
       labelNames: ['channel', 'outcome'] as const,
       registers,
     }),
     canaryLatency: new Histogram({
       name: 'warden_canary_latency_seconds',
-      help: 'Delivery canary end to end: sign-in started until the code came back through the provider and verified',
+      help: 'Delivery canary end to end, by channel: sign-in started until the code or magic link came back through the provider and verified',
       labelNames: ['channel'] as const,
       buckets: [0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300],
       registers,
@@ -136,6 +143,17 @@ export function createMetrics(registry: Registry) {
       name: 'warden_canary_last_success_timestamp_seconds',
       help: 'Unix time of the last successful delivery canary run recorded by this process',
       labelNames: ['channel'] as const,
+      registers,
+    }),
+    retentionDeleted: new Counter({
+      name: 'warden_retention_deleted_rows_total',
+      help: 'Rows deleted by retention, by table (docs/operations.md#retention)',
+      labelNames: ['table'] as const,
+      registers,
+    }),
+    retentionLastRun: new Gauge({
+      name: 'warden_retention_last_run_timestamp_seconds',
+      help: 'Unix time at which the last retention run finished in this process (0: none yet; take the max over workers)',
       registers,
     }),
     incidentsStarted: new Counter({
@@ -198,7 +216,9 @@ export function createMetrics(registry: Registry) {
   // Delivery series exist at zero from the start, so the first failures of an outage are an
   // increase that rate() sees, not a series that appears already at its final value.
   // the canary's failures are counted from zero, so the first one is an increase
-  for (const outcome of CANARY_OUTCOMES) metrics.canaryRuns.inc({ channel: 'sms', outcome }, 0);
+  for (const channel of CANARY_CHANNELS)
+    for (const outcome of CANARY_OUTCOMES) metrics.canaryRuns.inc({ channel, outcome }, 0);
+  for (const table of RETENTION_TABLES) metrics.retentionDeleted.inc({ table }, 0);
   for (const channel of CHANNELS) {
     for (const provider of CHANNEL_PROVIDERS[channel]) {
       metrics.deliveryAttempts.inc({ channel, provider }, 0);

@@ -28,8 +28,17 @@ export async function post(h: Harness, path: string, payload: unknown, options: 
   });
 }
 
+/**
+ * The device cookie each challenge was started with: Warden sets it at initiate, and only its
+ * holder reads the challenge's state or receives its authorization code.
+ */
+export const deviceOf = new Map<string, string>();
+
 export async function initiate(h: Harness, method: 'otp' | 'magic-link', userId: string, options: CallOptions = {}) {
-  return post(h, `/${method}/initiate`, { user_id: userId }, options);
+  const res = await post(h, `/${method}/initiate`, { user_id: userId }, options);
+  const device = res.cookies.find((c) => c.name === 'warden_device');
+  if (res.statusCode === 202 && device) deviceOf.set(res.json<{ challenge_id: string }>().challenge_id, device.value);
+  return res;
 }
 
 export async function messages(h: Harness, to?: string): Promise<OutboxMessage[]> {

@@ -1,6 +1,6 @@
 /** Helpers for the delivery tests: sandbox faults and request log, delivery rows, metrics. */
 import { expect } from 'vitest';
-import { waitFor } from './authClient';
+import { deviceOf, waitFor } from './authClient';
 import type { Harness } from './harness';
 
 export interface SandboxRequest {
@@ -122,6 +122,7 @@ export async function publicState(h: Harness, challengeId: string) {
   const res = await h.public.inject({
     method: 'GET',
     url: `/browser/api/v1/identity/auth/challenges/${challengeId}`,
+    cookies: { warden_device: deviceOf.get(challengeId) ?? '' },
     remoteAddress: '127.0.0.1',
   });
   return { statusCode: res.statusCode, body: res.json<Record<string, unknown>>() };

@@ -8,7 +8,7 @@ import { buildAdminApp, buildPublicApp, type WardenApp } from '../../src/api/app
 import { startApiServers, type ApiServers } from '../../src/api/server';
 import { loadConfig, type Config } from '../../src/config';
 import { migrate } from '../../src/db/migrate';
-import { seedUsers } from '../../src/db/seed';
+import { DEV_APP_ID, seedDevApp, seedUsers } from '../../src/db/seed';
 import { createRuntime, type Runtime } from '../../src/runtime';
 import { SEARCH_ATTRIBUTES } from '../../src/shared/searchAttributes';
 import { startSandbox } from '../../src/sandbox/server';
@@ -180,6 +180,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       WARDEN_ADMIN_PORT: '0',
       WARDEN_METRICS_PORT: '0',
       LOG_LEVEL: 'info',
+      // the development app (seeded below), as `npm start` has it
+      WARDEN_DEFAULT_APP: DEV_APP_ID,
       ...options.env,
     };
     const config = loadConfig(env);
@@ -191,6 +193,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     });
     cleanups.push(['runtime', () => runtime.close()]);
     await seedUsers(runtime.db);
+    await seedDevApp(runtime.db);
 
     let worker: WorkerHandle | undefined;
     if (options.worker ?? true) {

@@ -50,7 +50,7 @@ describe('SMS OTP challenges', () => {
 
     const ok = await post(h, '/otp/verify', { challenge_id: body.challenge_id, otp: code });
     expect(ok.statusCode).toBe(200);
-    expect(ok.json()).toEqual({ status: 'verified', user_id: 'test-user' });
+    expect(ok.json()).toEqual({ status: 'verified' });
     const ended = await challengeRow(h, body.challenge_id);
     expect(ended).toMatchObject({ status: 'verified', end_reason: 'used', sealed_secret: null });
 

@@ -13,7 +13,7 @@ import { coveredChallengeIds, cutOffChallenges } from '../../src/auth/cutoffs';
 import { challengeWorkflowId } from '../../src/shared/auth';
 import { startWorker } from '../../src/worker/worker';
 import { challengeRow, initiate, post, secretFor } from '../helpers/authClient';
-import { raiseRateLimits } from '../helpers/delivery';
+import { publicState, raiseRateLimits } from '../helpers/delivery';
 import { startHarness, type Harness } from '../helpers/harness';
 
 describe('containment by cut-off', () => {
@@ -60,8 +60,8 @@ describe('containment by cut-off', () => {
       expect(await validationOutcomes(c.id)).toEqual(['revoked']);
       // the row is still open (its workflow has not run), the public state already says revoked
       expect((await challengeRow(h, c.id))!.status).toBe('open');
-      const state = await h.public.inject({ method: 'GET', url: `/browser/api/v1/identity/auth/challenges/${c.id}` });
-      expect(state.json()).toMatchObject({ status: 'revoked' });
+      const state = await publicState(h, c.id);
+      expect(state.body).toMatchObject({ status: 'revoked' });
       // nor is another message sent for it
       const resend = await post(h, '/otp/resend', { challenge_id: c.id });
       expect([resend.statusCode, resend.json().error]).toEqual([410, 'revoked']);

@@ -70,7 +70,7 @@ describe('a workflow stuck in a loop', () => {
         }),
       );
       expect(verified.map(({ status, body }) => ({ status, body }))).toEqual(
-        users.map((user) => ({ status: 200, body: { status: 'verified', user_id: user } })),
+        users.map(() => ({ status: 200, body: { status: 'verified' } })),
       );
 
       const failed = await waitFor('the stuck workflow task to fail', async () =>

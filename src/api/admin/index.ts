@@ -7,6 +7,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import integrations from '../integrations';
 import { authenticateOperator, authorizeOperator } from '../plugins/operatorAuth';
+import apps from './apps';
 import audit from './audit';
 import blocklist from './blocklist';
 import delivery from './delivery';
@@ -46,6 +47,7 @@ const adminRoutes: FastifyPluginAsync = async (app) => {
       await admin.register(delivery);
       await admin.register(database);
       await admin.register(operators);
+      await admin.register(apps);
     },
     { prefix: '/admin/api/v1' },
   );

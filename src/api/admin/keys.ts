@@ -1,7 +1,7 @@
 /**
- * Data-key rotation (the emergency key rotation). The same `rotateKeys` function backs
- * the compromised-token runbook's activity. Key material never leaves the process: these
- * routes show ids, statuses and dates only.
+ * Data-key rotation (the emergency key rotation), which turns the token signing key over too.
+ * The same `rotateKeys` function backs the compromised-token runbook's activity. Key material
+ * never leaves the process: these routes show ids, statuses and dates only.
  */
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { adminDeps, listKeys, rotateKeys } from '../../auth/admin';
@@ -17,6 +17,9 @@ const RotateBody = Type.Object({
 const Rotated = Type.Object({
   key_id: Type.String(),
   previous_key_id: Type.Union([Type.String(), Type.Null()]),
+  /** the token signing key now active, and the one retired (published until its tokens expire) */
+  token_kid: Type.Union([Type.String(), Type.Null()]),
+  previous_token_kid: Type.Union([Type.String(), Type.Null()]),
   rotation_id: Type.Integer(),
   rotated_at: Type.String(),
   revoked_challenges: Type.Integer(),
@@ -30,6 +33,17 @@ const KeyView = Type.Object({
   retired_at: Type.Union([Type.String(), Type.Null()]),
 });
 
+const TokenKeyView = Type.Object({
+  kid: Type.String(),
+  alg: Type.String(),
+  kek_id: Type.String(),
+  status: Type.String(),
+  created_at: Type.String(),
+  retired_at: Type.Union([Type.String(), Type.Null()]),
+  /** until when a retired key stays in /.well-known/jwks.json */
+  published_until: Type.Union([Type.String(), Type.Null()]),
+});
+
 const RotationView = Type.Object({
   id: Type.Integer(),
   from_key_id: Type.Union([Type.String(), Type.Null()]),
@@ -39,6 +53,8 @@ const RotationView = Type.Object({
   revoked_challenges: Type.Integer(),
   rotated_by: Type.String(),
   rotated_at: Type.String(),
+  from_token_kid: Type.Union([Type.String(), Type.Null()]),
+  to_token_kid: Type.Union([Type.String(), Type.Null()]),
 });
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
@@ -46,16 +62,33 @@ const iso = (d: Date | null) => d?.toISOString() ?? null;
 const keys: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/keys',
-    { schema: { response: { 200: Type.Object({ keys: Type.Array(KeyView), rotations: Type.Array(RotationView) }) } } },
+    {
+      schema: {
+        response: {
+          200: Type.Object({
+            keys: Type.Array(KeyView),
+            token_keys: Type.Array(TokenKeyView),
+            rotations: Type.Array(RotationView),
+          }),
+        },
+      },
+    },
     async () => {
-      // make sure a fresh deployment shows its first key rather than an empty list
+      // make sure a fresh deployment shows its first keys rather than empty lists
       await app.warden.keys.active();
-      const { keys: keyRows, rotations: rotationRows } = await listKeys(app.warden.db);
+      await app.warden.tokenKeys.jwks();
+      const { keys: keyRows, tokenKeys, rotations: rotationRows } = await listKeys(app.warden.db);
       return {
         keys: keyRows.map((k) => ({
           ...k,
           created_at: k.created_at.toISOString(),
           retired_at: iso(k.retired_at),
+        })),
+        token_keys: tokenKeys.map((k) => ({
+          ...k,
+          created_at: k.created_at.toISOString(),
+          retired_at: iso(k.retired_at),
+          published_until: iso(k.published_until),
         })),
         rotations: rotationRows.map((r) => ({ ...r, rotated_at: r.rotated_at.toISOString() })),
       };
@@ -76,6 +109,8 @@ const keys: FastifyPluginAsyncTypebox = async (app) => {
       return {
         key_id: result.keyId,
         previous_key_id: result.previousKeyId,
+        token_kid: result.tokenKid,
+        previous_token_kid: result.previousTokenKid,
         rotation_id: result.rotationId,
         rotated_at: result.rotatedAt,
         revoked_challenges: result.revokedChallenges,

@@ -17,7 +17,13 @@ import {
 } from '../../auth/client';
 import { aad, seal } from '../../auth/crypto';
 import type { LimitedChallengeRow } from '../../auth/rateLimit';
-import { CHALLENGE_ENDS, type AuthMethod, type ChallengeEnd, type ChallengeInput } from '../../shared/auth';
+import {
+  CHALLENGE_ENDS,
+  type AuthMethod,
+  type ChallengeBinding,
+  type ChallengeEnd,
+  type ChallengeInput,
+} from '../../shared/auth';
 import { timeStage } from '../../telemetry/stages';
 import { ApiError } from '../errors';
 import {
@@ -82,9 +88,10 @@ export async function initiateChallenge(
   request: FastifyRequest,
   method: AuthMethod,
   userId: string,
+  binding?: ChallengeBinding,
+  client: ClientContext = clientContext(request),
 ) {
   const began = performance.now();
-  const client = clientContext(request);
   await assertChannelEnabled(app, method);
   await enforceRateLimit(app, client, { action: 'initiate', userId, method });
 
@@ -103,6 +110,7 @@ export async function initiateChallenge(
       resendCooldownSeconds: settings.resend_cooldown_seconds,
       maxSends: settings.max_sends,
     },
+    ...(binding ? { binding } : {}),
   };
   const started = await timeStage(metrics, 'initiate', 'workflow', () =>
     viaWorkflow(() => startChallenge(challengeDeps(app), input)),
@@ -168,9 +176,9 @@ export async function verifyChallenge(
   method: AuthMethod,
   challengeId: string,
   secret: string,
-) {
+  client: ClientContext = clientContext(request),
+): Promise<{ status: 'verified'; userId: string }> {
   const started = performance.now();
-  const client = clientContext(request);
   const { metrics } = app.warden;
   let row: ChallengeRow | undefined;
   const finish = async (outcome: ValidationOutcome, details?: Record<string, unknown>) => {
@@ -226,7 +234,7 @@ export async function verifyChallenge(
   switch (result.outcome) {
     case 'verified':
       await finish('success');
-      return { status: 'verified' as const, user_id: result.userId };
+      return { status: 'verified', userId: result.userId };
     case 'invalid':
       await finish(invalidOutcome, { remaining_attempts: result.remainingAttempts });
       throw invalidError(method, result.remainingAttempts);
@@ -249,8 +257,8 @@ export async function resendChallenge(
   request: FastifyRequest,
   method: AuthMethod,
   challengeId: string,
+  client: ClientContext = clientContext(request),
 ) {
-  const client = clientContext(request);
   await assertChannelEnabled(app, method);
   // a resend sends a message: it counts with initiates
   const limited = await checkChallengeRateLimit(app, client, { action: 'initiate', method, challengeId });

@@ -1,6 +1,8 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { OTP_PATTERN } from '../../auth/crypto';
+import { browserBinding, enforceChallengeAppLimit, jsonOnly } from './appBinding';
 import { initiateChallenge, resendChallenge, verifyChallenge } from './authFlow';
+import { verifiedAnswer } from './release';
 import { captchaGuard } from './authCaptcha';
 import { blocklistGuard } from './authGuards';
 import { ChallengeId, errorResponses, Initiated, InitiateBody, Resent, ResendBody, Verified } from './authSchemas';
@@ -16,6 +18,8 @@ const otpRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const base = '/browser/api/v1/identity/auth/otp';
   // the abuse runbook's CAPTCHA mode (a no-op while it is off)
   app.addHook('preHandler', captchaGuard(app, 'sms_otp'));
+  // JSON only: another site's HTML form cannot post here
+  app.addHook('preValidation', jsonOnly);
 
   app.post(
     `${base}/initiate`,
@@ -24,7 +28,8 @@ const otpRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: { body: InitiateBody, response: { 202: Initiated, ...errorResponses } },
     },
     async (request, reply) => {
-      const body = await initiateChallenge(app, request, 'sms_otp', request.body.user_id);
+      const { binding } = await browserBinding(app, request, reply, 'sms_otp', request.body);
+      const body = await initiateChallenge(app, request, 'sms_otp', request.body.user_id, binding);
       return reply.status(202).send(body);
     },
   );
@@ -35,8 +40,13 @@ const otpRoutes: FastifyPluginAsyncTypebox = async (app) => {
       onRequest: blocklistGuard(app, 'verify', 'sms_otp'),
       schema: { body: VerifyBody, response: { 200: Verified, ...errorResponses } },
     },
-    async (request) =>
-      verifyChallenge(app, request, 'sms_otp', request.body.challenge_id.toLowerCase(), request.body.otp),
+    async (request, reply) => {
+      const challengeId = request.body.challenge_id.toLowerCase();
+      await enforceChallengeAppLimit(app, challengeId);
+      await verifyChallenge(app, request, 'sms_otp', challengeId, request.body.otp);
+      reply.header('Cache-Control', 'no-store');
+      return verifiedAnswer(app, request, challengeId);
+    },
   );
 
   app.post(

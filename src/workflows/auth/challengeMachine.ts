@@ -144,6 +144,7 @@ export class ChallengeMachine {
         ipMasked,
         expiresAt,
         maxAttempts: limits.maxAttempts,
+        binding: this.input.binding,
       });
       this.firstPlan = issued.plan;
       this.issued = true;
