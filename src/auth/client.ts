@@ -4,6 +4,7 @@
  * that route a request or answer once the workflow has ended. Every call to the workflow has a
  * deadline (a worker outage must not pile up requests); failing it is ChallengeUnavailableError.
  */
+import { randomUUID } from 'node:crypto';
 import {
   ServiceError,
   WithStartWorkflowOperation,
@@ -98,37 +99,50 @@ export async function startChallenge(
   }
 }
 
+/** How often an update the server could not take is sent again, and the pause before each. */
+const UPDATE_RETRY_PAUSES_MS = [50, 200, 500];
+
 /**
  * Sends an update to a challenge's workflow. `gone`: the workflow has ended (or never existed);
  * the row, read again, says how it ended, if it exists.
+ *
+ * The server may refuse to take an update for a moment, most often because its workflow task
+ * failed when another event (a delivery receipt) landed at the same instant. The update is then
+ * sent again with the same update id, which the server deduplicates: an update that did land is
+ * answered with its own outcome, never applied twice. Only when every try is refused does the
+ * caller get ChallengeUnavailableError (503, retry shortly).
  */
 async function update<R>(
   deps: ChallengeDeps,
   challengeId: string,
-  send: (handle: WorkflowHandle<typeof challengeWorkflow>) => Promise<R>,
+  send: (handle: WorkflowHandle<typeof challengeWorkflow>, updateId: string) => Promise<R>,
 ): Promise<{ result: R } | { gone: LimitedChallengeRow | undefined }> {
   const handle = deps.client.workflow.getHandle<typeof challengeWorkflow>(challengeWorkflowId(challengeId));
-  try {
-    return { result: await withDeadline(deps, () => send(handle)) };
-  } catch (err) {
-    if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) throw timedOut();
-    // the server could not take the update now: most often its workflow task failed because
-    // another event (a delivery receipt) landed at the same moment. Whether it was applied is
-    // unknown, so it is not sent again here: the caller retries, and a verify that did land
-    // answers that retry with already_used.
-    if (err instanceof ServiceError)
-      throw new ChallengeUnavailableError('the challenge service could not take this request; try again shortly');
-    if (!(err instanceof WorkflowNotFoundError)) throw err;
-    return { gone: await loadChallenge(deps.db, challengeId) };
+  const updateId = randomUUID();
+  const deadline = Date.now() + WORKFLOW_DEADLINE_MS;
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return { result: await deps.client.withDeadline(deadline, () => send(handle, updateId)) };
+    } catch (err) {
+      if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) throw timedOut();
+      if (err instanceof WorkflowNotFoundError) return { gone: await loadChallenge(deps.db, challengeId) };
+      if (!(err instanceof ServiceError)) throw err;
+      const pause = UPDATE_RETRY_PAUSES_MS[attempt];
+      if (pause === undefined || Date.now() + pause >= deadline)
+        throw new ChallengeUnavailableError('the challenge service could not take this request; try again shortly');
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
   }
 }
 
 /** Checks a sealed candidate; the secret itself never reaches the workflow. */
 export const verifyCandidate = (deps: ChallengeDeps, challengeId: string, candidate: SealedCandidate) =>
-  update<VerifyResult>(deps, challengeId, (h) => h.executeUpdate(verifyUpdate, { args: [{ candidate }] }));
+  update<VerifyResult>(deps, challengeId, (h, updateId) =>
+    h.executeUpdate(verifyUpdate, { args: [{ candidate }], updateId }),
+  );
 
 export const requestResend = (deps: ChallengeDeps, challengeId: string) =>
-  update<ResendResult>(deps, challengeId, (h) => h.executeUpdate(resendUpdate, { args: [{}] }));
+  update<ResendResult>(deps, challengeId, (h, updateId) => h.executeUpdate(resendUpdate, { args: [{}], updateId }));
 
 // ---- auth_challenges reads ------------------------------------------------------------------
 
