@@ -2,16 +2,22 @@
  * The functional items of the checklist, checked end to end the way a user meets Warden: the
  * public API at WARDEN_PUBLIC_BASE_URL, codes and links read from the provider sandbox's
  * outbox. The checklist asks for 3+ users; test-user, test-user-2 and test-user-3 are seeded for it.
- * With live SMS providers there is no outbox: the SMS items run the delivery canary instead
- * (WARDEN_CANARY_USER, docs/canary.md), a real message to a real phone and back.
- * A full run spends 3-4 initiations of each test user's 10 / 5 min budget; a resolution
- * re-runs only the checks that are not freshly passed.
+ * With live providers there is no outbox: on each live channel the items that need a code or a
+ * link (generation, valid tokens, the wrong code or link refused, no plaintext anywhere) run
+ * through one delivery canary run instead (WARDEN_CANARY_USER, docs/canary.md,
+ * checklistCanary.ts), a real message to the operator's phone or mailbox and back.
+ * A full run spends 3-4 initiations of each test user's 10 / 5 min budget (with live providers,
+ * one of the canary user's per live channel); a resolution re-runs only the checks that are not
+ * freshly passed.
  */
 import { randomUUID } from 'node:crypto';
 import type { CheckOutcome } from '../shared/checklist';
+import { scanForPlaintext } from '../incidents/plaintextScan';
 import type { Runtime } from '../runtime';
-import type { canaryWorkflow } from '../workflows/ops/canary';
-import { scanForLeaks } from './checklistLeaks';
+import { challengeWorkflowId } from '../shared/auth';
+import type { CanaryChannel } from '../shared/canary';
+import { tamperedToken, wrongCode } from '../canary/verdict';
+import { canaryVerdicts, createCanaryChecklist } from './checklistCanary';
 import type { CheckInput } from './checklistTypes';
 import { awaitOutboxMessage, linkFrom, otpFrom, SyntheticClient } from './checklistHttp';
 
@@ -122,51 +128,22 @@ export function createAuthChecklistActivities(runtime: Pick<Runtime, 'db' | 'con
     return rows[0]?.value ?? { per_user: { max_attempts: 10 }, per_ip: { max_attempts: 50 } };
   }
 
-  /** One canary run of its own, waited for: the SMS items with live providers. */
-  async function canaryItems(input: CheckInput): Promise<Item[]> {
-    const workflowId = `canary-checklist-${input.incidentId}-${Date.now()}`;
-    const result = await runtime.temporal.client.workflow.execute<typeof canaryWorkflow>('canaryWorkflow', {
-      workflowId,
-      taskQueue: config.temporal.taskQueue,
-      args: [],
-    });
-    const { rows } = await db.query<{ detail: string | null; latency_ms: number | null }>(
-      'SELECT detail, latency_ms FROM canary_runs WHERE workflow_id = $1',
-      [workflowId],
-    );
-    const run = rows[0];
-    const how = `canary ${config.canary?.user ?? ''} (${workflowId})`;
-    const cameBack = result.outcome === 'success' || result.outcome === 'rejected';
-    return [
-      item(
-        'sms_otp_generation',
-        cameBack,
-        cameBack
-          ? `${how}: the SMS code came back through the provider`
-          : `${how}: ${result.outcome}${run?.detail ? `, ${run.detail}` : ''}`,
-      ),
-      item(
-        'valid_token_validation',
-        result.outcome === 'success',
-        result.outcome === 'success'
-          ? `${how}: verified in ${run?.latency_ms ?? result.latencyMs} ms end to end`
-          : `${how}: not verified (${result.outcome})`,
-      ),
-    ];
-  }
+  const canary = createCanaryChecklist(runtime);
+  const noCanary = (channel: CanaryChannel) =>
+    `live ${channel === 'sms' ? 'SMS' : 'email'} providers and no WARDEN_CANARY_USER: the synthetic check reads ${channel === 'sms' ? 'codes' : 'links'} from the sandbox outbox only`;
+  /** How a channel's code-or-link items are checked: the sandbox outbox, the canary, or not at all. */
+  const mode = (channel: CanaryChannel): 'sandbox' | 'canary' | 'none' =>
+    (channel === 'sms' ? smsSandbox : emailSandbox) ? 'sandbox' : config.canary ? 'canary' : 'none';
 
   return {
     async checkSmsOtpFlow(input: CheckInput): Promise<CheckOutcome> {
-      if (!smsSandbox && config.canary) return { items: await canaryItems(input) };
-      if (!smsSandbox)
+      if (mode('sms') === 'canary') {
+        const v = canaryVerdicts(await canary.run(input, 'sms'));
+        return { items: [v.generation, v.valid] };
+      }
+      if (mode('sms') === 'none')
         return {
-          items: ['sms_otp_generation', 'valid_token_validation'].map((id) =>
-            item(
-              id,
-              false,
-              'live SMS providers and no WARDEN_CANARY_USER: the synthetic check reads codes from the sandbox outbox only',
-            ),
-          ),
+          items: ['sms_otp_generation', 'valid_token_validation'].map((id) => item(id, false, noCanary('sms'))),
         };
       const c = client(input);
       return {
@@ -179,11 +156,13 @@ export function createAuthChecklistActivities(runtime: Pick<Runtime, 'db' | 'con
     },
 
     async checkMagicLinkFlow(input: CheckInput): Promise<CheckOutcome> {
-      if (!emailSandbox)
+      if (mode('email') === 'canary') {
+        const v = canaryVerdicts(await canary.run(input, 'email'));
+        return { items: [v.generation, v.valid] };
+      }
+      if (mode('email') === 'none')
         return {
-          items: ['magic_link_generation', 'valid_token_validation'].map((id) =>
-            item(id, false, 'live email providers: the synthetic check reads links from the sandbox outbox only'),
-          ),
+          items: ['magic_link_generation', 'valid_token_validation'].map((id) => item(id, false, noCanary('email'))),
         };
       const c = client(input);
       return {
@@ -209,7 +188,11 @@ export function createAuthChecklistActivities(runtime: Pick<Runtime, 'db' | 'con
       };
     },
 
-    /** A wrong code, a wrong link token, an unknown challenge and an expired challenge are refused. */
+    /**
+     * A wrong code, a wrong link token, an unknown challenge and an expired challenge are refused.
+     * On a live channel the wrong code (link token) is the canary run's, submitted by its inbound
+     * webhook before the right one.
+     */
     async checkInvalidTokens(input: CheckInput): Promise<CheckOutcome> {
       const c = client(input);
       const problems: string[] = [];
@@ -224,26 +207,34 @@ export function createAuthChecklistActivities(runtime: Pick<Runtime, 'db' | 'con
           ? passed.push(what)
           : problems.push(`${what}: ${answer.status} ${String(answer.body.error ?? '')} (expected ${status} ${code})`);
 
-      const otp = await round(c, SYNTHETIC_USERS[0], 'sms_otp', false);
-      if (otp.secret && otp.challengeId) {
-        const wrong = String((Number(otp.secret) + 1) % 1_000_000).padStart(6, '0');
-        expect(
-          'wrong code',
-          await c.post(`${OTP}/verify`, { challenge_id: otp.challengeId, otp: wrong }),
-          401,
-          'invalid_otp',
-        );
-      } else problems.push(otp.problem ?? 'no OTP challenge');
-      const link = await round(c, SYNTHETIC_USERS[1], 'magic_link', false);
-      if (link.secret && link.challengeId) {
-        const wrong = `${link.secret[0] === 'A' ? 'B' : 'A'}${link.secret.slice(1)}`;
-        expect(
-          'wrong link token',
-          await c.post(`${LINK}/verify`, { challenge: link.challengeId, token: wrong }),
-          401,
-          'invalid_token',
-        );
-      } else problems.push(link.problem ?? 'no magic-link challenge');
+      const fromCanary = async (channel: CanaryChannel) => {
+        if (mode(channel) === 'none') return problems.push(noCanary(channel));
+        const verdict = canaryVerdicts(await canary.run(input, channel)).invalid;
+        (verdict.status === 'passed' ? passed : problems).push(verdict.detail);
+      };
+
+      if (mode('sms') === 'sandbox') {
+        const otp = await round(c, SYNTHETIC_USERS[0], 'sms_otp', false);
+        if (otp.secret && otp.challengeId) {
+          expect(
+            'wrong code',
+            await c.post(`${OTP}/verify`, { challenge_id: otp.challengeId, otp: wrongCode(otp.secret) }),
+            401,
+            'invalid_otp',
+          );
+        } else problems.push(otp.problem ?? 'no OTP challenge');
+      } else await fromCanary('sms');
+      if (mode('email') === 'sandbox') {
+        const link = await round(c, SYNTHETIC_USERS[1], 'magic_link', false);
+        if (link.secret && link.challengeId) {
+          expect(
+            'wrong link token',
+            await c.post(`${LINK}/verify`, { challenge: link.challengeId, token: tamperedToken(link.secret) }),
+            401,
+            'invalid_token',
+          );
+        } else problems.push(link.problem ?? 'no magic-link challenge');
+      } else await fromCanary('email');
       expect(
         'unknown challenge',
         await c.post(`${OTP}/verify`, { challenge_id: randomUUID(), otp: '000000' }),
@@ -277,7 +268,7 @@ export function createAuthChecklistActivities(runtime: Pick<Runtime, 'db' | 'con
           item(
             'invalid_token_rejection',
             problems.length === 0,
-            problems.length ? problems.join('; ') : `refused: ${passed.join(', ')}`,
+            [...problems, ...(passed.length ? [`refused: ${passed.join(', ')}`] : [])].join('; '),
           ),
         ],
       };
@@ -348,34 +339,56 @@ export function createAuthChecklistActivities(runtime: Pick<Runtime, 'db' | 'con
       };
     },
 
-    /** Fresh OTP and link flows whose plaintext this check knows, then a scan for it everywhere it must not be. */
+    /**
+     * No plaintext code or link token anywhere it must not be (incidents/plaintextScan.ts). On a
+     * sandbox channel: a fresh flow whose secret this check reads from the outbox, then the scan
+     * with it. On a live channel: the canary run's scan, made by its inbound webhook with the
+     * secret it received, while it held it.
+     */
     async checkTokenLeaks(input: CheckInput): Promise<CheckOutcome> {
-      if (!smsSandbox || !emailSandbox)
-        return {
-          items: [item('no_plaintext_tokens', false, 'live providers: the synthetic flows need the sandbox outbox')],
-        };
-      const c = client(input, '/leaks');
-      const rounds = [await round(c, SYNTHETIC_USERS[2], 'sms_otp'), await round(c, SYNTHETIC_USERS[2], 'magic_link')];
-      const broken = rounds.filter((r) => !r.verified || !r.secret || !r.challengeId);
-      if (broken.length)
-        return {
-          items: [
-            item('no_plaintext_tokens', false, `synthetic flows failed: ${broken.map((r) => r.problem).join('; ')}`),
-          ],
-        };
-      const verdict = await scanForLeaks(runtime, {
-        challengeIds: rounds.map((r) => r.challengeId!),
-        secrets: rounds.map((r) => r.secret!),
-        since: input.baseline.takenAt,
-      });
+      const parts: Array<{ ok: boolean; detail: string }> = [];
+      const sandboxMethods = [
+        ...(mode('sms') === 'sandbox' ? (['sms_otp'] as const) : []),
+        ...(mode('email') === 'sandbox' ? (['magic_link'] as const) : []),
+      ];
+      if (sandboxMethods.length) {
+        const c = client(input, '/leaks');
+        const rounds: Round[] = [];
+        for (const method of sandboxMethods) rounds.push(await round(c, SYNTHETIC_USERS[2], method));
+        const broken = rounds.filter((r) => !r.verified || !r.secret || !r.challengeId);
+        if (broken.length)
+          parts.push({ ok: false, detail: `synthetic flows failed: ${broken.map((r) => r.problem).join('; ')}` });
+        else {
+          const scan = await scanForPlaintext(runtime, {
+            challengeIds: rounds.map((r) => r.challengeId!),
+            workflowIds: rounds.map((r) => challengeWorkflowId(r.challengeId!)),
+            secrets: rounds.map((r) => r.secret!),
+            since: input.baseline.takenAt,
+          });
+          parts.push(
+            scan.found.length
+              ? { ok: false, detail: `plaintext found at: ${scan.found.join(', ')}` }
+              : scan.problems.length
+                ? { ok: false, detail: `scan incomplete: ${scan.problems.join('; ')}` }
+                : { ok: true, detail: `not found in ${scan.scanned.join(', ')}` },
+          );
+        }
+      }
+      for (const channel of ['sms', 'email'] as const) {
+        if (mode(channel) === 'sandbox') continue;
+        if (mode(channel) === 'none') {
+          parts.push({ ok: false, detail: noCanary(channel) });
+          continue;
+        }
+        const verdict = canaryVerdicts(await canary.run(input, channel)).plaintext;
+        parts.push({ ok: verdict.status === 'passed', detail: verdict.detail });
+      }
       return {
         items: [
           item(
             'no_plaintext_tokens',
-            verdict.leaks.length === 0,
-            verdict.leaks.length
-              ? `plaintext found in: ${verdict.leaks.join(', ')}`
-              : `not found in ${verdict.scanned.join(', ')}`,
+            parts.every((p) => p.ok),
+            parts.map((p) => p.detail).join('; '),
           ),
         ],
       };

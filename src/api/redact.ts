@@ -1,8 +1,8 @@
 /** Query parameters that carry a secret (magic-link token) or a credential. */
 const SECRET_PARAMS = /([?&](?:token|otp|code|secret|signature|key)=)[^&#]*/gi;
 
-/** Path segments that are secrets: the SES subscription's token. */
-const SECRET_SEGMENTS = /(\/callbacks\/v1\/ses\/)[^/?#]*/gi;
+/** Path segments that are secrets: the SES subscriptions' token, the SendGrid Inbound Parse token. */
+const SECRET_SEGMENTS = /(\/callbacks\/v1\/(?:ses|sendgrid\/inbound)\/)[^/?#]*/gi;
 
 /** The URL as it may be logged: secret query values and path segments replaced. */
 export function redactUrl(url: string): string {

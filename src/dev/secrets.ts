@@ -31,6 +31,14 @@ export function devSecretsEnv(dataDir: string, env: NodeJS.ProcessEnv): Record<s
   if (!env.WARDEN_KEYRING && !env.WARDEN_KEYRING_FILE) {
     out.WARDEN_KEYRING_FILE = ensureFile(path.join(dir, 'keyring.json'), generatePayloadKeyring);
   }
+  // the delivery canary's email comes back through SendGrid Inbound Parse (in development the
+  // sandbox posts it to /callbacks/v1/sendgrid/inbound/<token>): without a token it never would
+  const canary = env.WARDEN_CANARY_USER || env.WARDEN_CANARY_USER_FILE;
+  if (canary && !env.SENDGRID_INBOUND_TOKEN && !env.SENDGRID_INBOUND_TOKEN_FILE) {
+    out.SENDGRID_INBOUND_TOKEN_FILE = ensureFile(path.join(dir, 'sendgrid-inbound-token'), () =>
+      randomBytes(24).toString('hex'),
+    );
+  }
   if (!env.SLACK_SIGNING_SECRET && !env.SLACK_CREDENTIALS_FILE) {
     out.SLACK_SIGNING_SECRET = readFileSync(
       ensureFile(path.join(dir, 'slack-signing-secret'), () => randomBytes(16).toString('hex')),

@@ -245,12 +245,27 @@ export function sesEventCallback(
             ],
           },
         };
+  return snsNotification(url, privateKeyPem, sandboxUrl, {
+    topicArn: 'arn:aws:sns:us-east-1:000000000000:warden-ses-events',
+    message: JSON.stringify(event),
+    timestamp: now,
+  });
+}
+
+/** An SNS Notification to an HTTP subscription: text/plain JSON, SignatureVersion 2 (RSA SHA-256). */
+function snsNotification(
+  url: string,
+  privateKeyPem: string,
+  sandboxUrl: string,
+  n: { topicArn: string; message: string; timestamp: string; subject?: string },
+): Callback {
   const notification: Record<string, string> = {
     Type: 'Notification',
     MessageId: randomUUID(),
-    TopicArn: 'arn:aws:sns:us-east-1:000000000000:warden-ses-events',
-    Message: JSON.stringify(event),
-    Timestamp: now,
+    TopicArn: n.topicArn,
+    ...(n.subject ? { Subject: n.subject } : {}),
+    Message: n.message,
+    Timestamp: n.timestamp,
     SignatureVersion: '2',
     SigningCertURL: `${sandboxUrl}/sandbox/sns/SimpleNotificationService-sandbox.pem`,
     UnsubscribeURL: `${sandboxUrl}/sandbox/sns/unsubscribe`,
@@ -268,6 +283,161 @@ export function sesEventCallback(
     },
     body: { contentType: 'text/plain; charset=UTF-8', text: JSON.stringify(notification) },
   };
+}
+
+/** An email as the sandbox delivers it to a mailbox with inbound email. */
+export interface InboundMail {
+  from: string;
+  to: string;
+  subject: string;
+  text: string;
+  html?: string;
+}
+
+/** multipart/form-data of text fields, as a browser or SendGrid writes it. */
+function formData(fields: Record<string, string>): { contentType: string; text: string } {
+  const boundary = `xYzZY${randomBytes(12).toString('hex')}`;
+  const parts = Object.entries(fields).map(
+    ([name, value]) => `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`,
+  );
+  return { contentType: `multipart/form-data; boundary=${boundary}`, text: `${parts.join('')}--${boundary}--\r\n` };
+}
+
+/**
+ * SendGrid Inbound Parse: the received email broken into form fields, posted to the URL the
+ * operator configured for the receiving domain (the URL carries Warden's secret path token:
+ * Inbound Parse signs nothing).
+ */
+export function sendgridInboundParseCallback(url: string, mail: InboundMail): Callback {
+  const headers = [
+    `From: ${mail.from}`,
+    `To: ${mail.to}`,
+    `Subject: ${mail.subject}`,
+    `Message-ID: <${randomUUID()}@sandbox>`,
+    'MIME-Version: 1.0',
+  ].join('\n');
+  const body = formData({
+    headers,
+    dkim: '{@sandbox : pass}',
+    to: mail.to,
+    from: mail.from,
+    subject: mail.subject,
+    text: mail.text,
+    ...(mail.html ? { html: mail.html } : {}),
+    sender_ip: '192.0.2.25',
+    envelope: JSON.stringify({ to: [mail.to], from: mail.from }),
+    attachments: '0',
+    charsets: JSON.stringify({ to: 'UTF-8', from: 'UTF-8', subject: 'UTF-8', text: 'utf-8', html: 'utf-8' }),
+    SPF: 'pass',
+  });
+  return { url, params: {}, headers: {}, body };
+}
+
+/** Quoted-printable (RFC 2045): lines of at most 76 characters, soft breaks where a line is cut. */
+export function quotedPrintable(text: string): string {
+  const out: string[] = [];
+  for (const line of text.split(/\r?\n/)) {
+    const bytes = Buffer.from(line, 'utf8');
+    let encoded = '';
+    bytes.forEach((b, i) => {
+      const last = i === bytes.length - 1;
+      const plain = (b >= 33 && b <= 126 && b !== 61) || ((b === 32 || b === 9) && !last);
+      encoded += plain ? String.fromCharCode(b) : `=${b.toString(16).toUpperCase().padStart(2, '0')}`;
+    });
+    while (encoded.length > 76) {
+      // never cut an =XX escape
+      let cut = 75;
+      const escape = encoded.lastIndexOf('=', cut - 1);
+      if (escape >= cut - 2) cut = escape;
+      out.push(`${encoded.slice(0, cut)}=`);
+      encoded = encoded.slice(cut);
+    }
+    out.push(encoded);
+  }
+  return out.join('\r\n');
+}
+
+/** The raw message SES receives: multipart/alternative, text quoted-printable, HTML base64. */
+function rawMime(mail: InboundMail, messageId: string, date: Date): string {
+  const boundary = `----=_Part_${randomBytes(8).toString('hex')}`;
+  const lines = [
+    `Return-Path: <${mail.from}>`,
+    `From: ${mail.from}`,
+    `To: ${mail.to}`,
+    `Subject: ${mail.subject}`,
+    `Date: ${date.toUTCString()}`,
+    `Message-ID: <${messageId}@email.amazonses.com>`,
+    'MIME-Version: 1.0',
+    `Content-Type: multipart/alternative; boundary="${boundary}"`,
+    '',
+    `--${boundary}`,
+    'Content-Type: text/plain; charset=UTF-8',
+    'Content-Transfer-Encoding: quoted-printable',
+    '',
+    quotedPrintable(mail.text),
+  ];
+  if (mail.html)
+    lines.push(
+      `--${boundary}`,
+      'Content-Type: text/html; charset=UTF-8',
+      'Content-Transfer-Encoding: base64',
+      '',
+      ...(Buffer.from(mail.html, 'utf8')
+        .toString('base64')
+        .match(/.{1,76}/g) ?? []),
+    );
+  lines.push(`--${boundary}--`, '');
+  return lines.join('\r\n');
+}
+
+/**
+ * SES receiving: a receipt rule with an SNS action (encoding BASE64) publishes the received
+ * message to a topic, whose HTTP subscription gets it as an SNS Notification signed with RSA.
+ */
+export function sesReceiptCallback(
+  url: string,
+  privateKeyPem: string,
+  sandboxUrl: string,
+  mail: InboundMail,
+): Callback {
+  const date = new Date();
+  const now = date.toISOString();
+  const messageId = randomBytes(16).toString('hex');
+  const topicArn = 'arn:aws:sns:us-east-1:000000000000:warden-canary-inbound';
+  const receipt = {
+    notificationType: 'Received',
+    mail: {
+      timestamp: now,
+      source: mail.from,
+      messageId,
+      destination: [mail.to],
+      headersTruncated: false,
+      headers: [
+        { name: 'From', value: mail.from },
+        { name: 'To', value: mail.to },
+        { name: 'Subject', value: mail.subject },
+      ],
+      commonHeaders: { from: [mail.from], to: [mail.to], subject: mail.subject, messageId },
+    },
+    receipt: {
+      timestamp: now,
+      processingTimeMillis: 250,
+      recipients: [mail.to],
+      spamVerdict: { status: 'PASS' },
+      virusVerdict: { status: 'PASS' },
+      spfVerdict: { status: 'PASS' },
+      dkimVerdict: { status: 'PASS' },
+      dmarcVerdict: { status: 'PASS' },
+      action: { type: 'SNS', topicArn, encoding: 'BASE64' },
+    },
+    content: Buffer.from(rawMime(mail, messageId, date), 'utf8').toString('base64'),
+  };
+  return snsNotification(url, privateKeyPem, sandboxUrl, {
+    topicArn,
+    subject: 'Amazon SES Email Receipt Notification',
+    message: JSON.stringify(receipt),
+    timestamp: now,
+  });
 }
 
 /**

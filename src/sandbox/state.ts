@@ -67,6 +67,22 @@ export interface InboundNumber {
   authToken: string;
 }
 
+/**
+ * A mailbox with inbound email, as an operator configures receiving for the canary's address:
+ * every email the sandbox's `provider` delivers to it comes back to `url`, as SendGrid Inbound
+ * Parse posts it (sendgrid; the URL carries its own secret path token) or as an SES receipt
+ * through SNS signed with `privateKey` (ses).
+ */
+export interface InboundMailbox {
+  address: string;
+  provider: 'sendgrid' | 'ses';
+  url: string;
+  /** PEM private key SNS signs with (ses) */
+  privateKey?: string;
+  /** what the provider shows its customer: the SNS signing key's PEM public half (ses) */
+  publicKey?: string;
+}
+
 /** One outbox entry, in exactly the shape `GET /sandbox/messages` promises. */
 export interface OutboxMessage {
   id: string;
@@ -158,6 +174,7 @@ export class SandboxState {
   private holds = new Set<() => void>();
   private webhooks = new Map<WebhookProvider, Webhook>();
   private inbound = new Map<string, InboundNumber>();
+  private mailboxes = new Map<string, InboundMailbox>();
   private slackCounter = 0;
   private usergroups = new Map<string, string[]>();
   private closed = false;
@@ -276,6 +293,25 @@ export class SandboxState {
 
   clearInbound(): void {
     this.inbound.clear();
+  }
+
+  // ---- inbound mailboxes --------------------------------------------------------------------
+
+  /** One per address and provider; addresses compare case-insensitively. */
+  setMailbox(entry: InboundMailbox): void {
+    this.mailboxes.set(`${entry.provider}\u0000${entry.address.toLowerCase()}`, { ...entry });
+  }
+
+  mailboxFor(provider: InboundMailbox['provider'], address: string): InboundMailbox | undefined {
+    return this.mailboxes.get(`${provider}\u0000${address.toLowerCase()}`);
+  }
+
+  listMailboxes(): InboundMailbox[] {
+    return [...this.mailboxes.values()].map((m) => ({ ...m }));
+  }
+
+  clearMailboxes(): void {
+    this.mailboxes.clear();
   }
 
   // ---- status pages -------------------------------------------------------------------------

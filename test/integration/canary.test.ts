@@ -45,6 +45,8 @@ describe('delivery canary', () => {
         // the schedule's own hour would not come during the test: runs are triggered
         WARDEN_CANARY_INTERVAL: '1h',
         WARDEN_CANARY_TIMEOUT_MS: String(TIMEOUT_MS),
+        // the email channel has its own file (canary-email.test.ts)
+        WARDEN_CANARY_CHANNELS: 'sms',
       },
     });
     await raiseRateLimits(h);
@@ -119,7 +121,7 @@ describe('delivery canary', () => {
       );
       expect(audit.map((a) => a.outcome)).toEqual(['success']);
       const result = await h.runtime.temporal.client.workflow.getHandle(run.workflow_id).result();
-      expect(result).toEqual({ outcome: 'success', latencyMs: run.latency_ms });
+      expect(result).toEqual({ runs: [{ channel: 'sms', outcome: 'success', latencyMs: run.latency_ms }] });
 
       expect(await metric(h, 'warden_canary_runs_total', { channel: 'sms', outcome: 'success' })).toBe(1);
       expect(await metric(h, 'warden_canary_latency_seconds_count', { channel: 'sms' })).toBe(1);
@@ -197,7 +199,7 @@ describe('delivery canary', () => {
   );
 
   it(
-    "runs the recovery checklist's SMS items through the canary when the providers are live",
+    "runs the recovery checklist's SMS items through one canary run when the providers are live",
     { timeout: 120_000 },
     async () => {
       // the same Warden as seen by a worker with live SMS credentials: no outbox to read codes from
@@ -207,14 +209,46 @@ describe('delivery canary', () => {
         providers: { ...p, twilio: { ...p.twilio, sandbox: false }, plivo: { ...p.plivo, sandbox: false } },
       };
       const checks = createAuthChecklistActivities({ ...h.runtime, config: live });
-      const outcome = await checks.checkSmsOtpFlow({ incidentId: 'INC-canary' } as CheckInput);
+      const input = {
+        incidentId: 'INC-canary',
+        baseline: { takenAt: new Date().toISOString(), values: {} },
+      } as unknown as CheckInput;
+      const outcome = await checks.checkSmsOtpFlow(input);
       expect(outcome.items.map((i) => [i.id, i.status])).toEqual([
         ['sms_otp_generation', 'passed'],
         ['valid_token_validation', 'passed'],
       ]);
+      const workflowId = `canary-checklist-INC-canary-sms-${Date.parse(input.baseline.takenAt)}`;
       expect(outcome.items[1]!.detail).toMatch(
-        /^canary canary-operator \(canary-checklist-INC-canary-\d+\): verified in \d+ ms/,
+        new RegExp(`^canary canary-operator \\(${workflowId}\\): verified in \\d+ ms`),
       );
+
+      // its webhook submitted a wrong code first: refused as invalid, then the right one verified
+      const [run] = await h.sql<RunRow & { checks: boolean }>('SELECT * FROM canary_runs WHERE workflow_id = $1', [
+        workflowId,
+      ]);
+      expect(run).toMatchObject({ status: 'success', checks: true });
+      expect(run!.detail).toBe(
+        'wrong code refused (401 invalid_otp); the code in no history, log line, audit row or metric scanned',
+      );
+      const audit = await h.sql<{ outcome: string }>(
+        "SELECT outcome FROM audit_events WHERE event_type = 'identity.auth.validation_attempt' AND challenge_id = $1 ORDER BY id",
+        [run!.challenge_id],
+      );
+      expect(audit.map((a) => a.outcome)).toEqual(['invalid_otp', 'success']);
+
+      // the other SMS items read the same run: no second message, nothing from the outbox
+      const invalid = await checks.checkInvalidTokens(input);
+      expect(invalid.items[0]!.detail).toContain(
+        `refused: wrong code (canary canary-operator (${workflowId}): 401 invalid_otp, then the right code verified)`,
+      );
+      const leaks = await checks.checkTokenLeaks(input);
+      expect(leaks.items[0], leaks.items[0]!.detail).toMatchObject({ id: 'no_plaintext_tokens', status: 'passed' });
+      // the email channel is the sandbox's here: its synthetic flow, then the canary's verdict
+      expect(leaks.items[0]!.detail).toMatch(
+        /^not found in \d+ audit rows, 1 challenge rows, 1 workflow histories \(\d+ payloads, decoded\), \d+ log lines of this process, 1 metrics page\(s\); the canary code not found in \d+ audit rows, 1 challenge rows, 1 canary runs, 2 workflow histories/,
+      );
+      expect(await h.sql('SELECT 1 FROM canary_runs WHERE workflow_id = $1', [workflowId])).toHaveLength(1);
       expect(await metric(h, 'warden_canary_runs_total', { channel: 'sms', outcome: 'success' })).toBe(3);
     },
   );
@@ -268,17 +302,29 @@ describe('delivery canary', () => {
       expect(text).toContain('runId');
       expect(find(text), `decoded history of ${id}`).toEqual([]);
     }
-    // the signal carried an outcome and a latency, nothing else
-    const signalled = await h.sql<{ workflow_id: string }>(
-      "SELECT workflow_id FROM canary_runs WHERE status = 'success'",
+    // a scheduled run's signal carried a channel, an outcome and a latency, nothing else; the
+    // checklist's also its verdicts: an answer and the names of places
+    const signalled = await h.sql<{ workflow_id: string; checks: boolean }>(
+      "SELECT workflow_id, checks FROM canary_runs WHERE status = 'success' ORDER BY started_at",
     );
-    const history = await client.workflow.getHandle(signalled[0]!.workflow_id).fetchHistory();
-    const signal = history.events!.find((e) => e.workflowExecutionSignaledEventAttributes)!;
-    const [payload] = await codec.decode(signal.workflowExecutionSignaledEventAttributes!.input!.payloads!);
-    expect(Object.keys(JSON.parse(Buffer.from(payload!.data!).toString('utf8')) as object).sort()).toEqual([
-      'latencyMs',
-      'outcome',
-    ]);
+    expect(signalled.map((r) => r.checks)).toEqual([false, false, true]);
+    for (const { workflow_id: id, checks } of signalled) {
+      const history = await client.workflow.getHandle(id).fetchHistory();
+      const signal = history.events!.find((e) => e.workflowExecutionSignaledEventAttributes)!;
+      const [payload] = await codec.decode(signal.workflowExecutionSignaledEventAttributes!.input!.payloads!);
+      const report = JSON.parse(Buffer.from(payload!.data!).toString('utf8')) as Record<string, unknown>;
+      expect(Object.keys(report).sort()).toEqual(
+        ['channel', 'latencyMs', 'outcome', ...(checks ? ['checks'] : [])].sort(),
+      );
+      if (checks)
+        expect(report.checks).toEqual({
+          wrongSecret: { verdict: 'refused', answer: '401 invalid_otp' },
+          plaintext: {
+            found: [],
+            scanned: expect.arrayContaining([expect.stringMatching(/log lines of this process$/)]),
+          },
+        });
+    }
 
     expect(find(h.logs.text())).toEqual([]);
     expect(find(await (await fetch(`${h.servers!.urls.metrics}/metrics`)).text())).toEqual([]);

@@ -1,4 +1,7 @@
-/** The delivery canary's settings (docs/canary.md): off unless a user is named, never more than once a minute. */
+/**
+ * The delivery canary's settings (docs/canary.md): off unless a user is named, never more than
+ * once a minute, on the channels named (else every channel the canary user has).
+ */
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config';
 
@@ -23,6 +26,17 @@ describe('canary configuration', () => {
     expect(interval('90s')).toBe(90);
     expect(interval('1m')).toBe(60);
     expect(interval('2h')).toBe(7200);
+  });
+
+  it('reads the channels, in a fixed order, and refuses any other', () => {
+    const channels = (value: string) =>
+      loadConfig({ ...base, WARDEN_CANARY_USER: 'c', WARDEN_CANARY_CHANNELS: value }).canary?.channels;
+    expect(channels('sms')).toEqual(['sms']);
+    expect(channels('email')).toEqual(['email']);
+    expect(channels('email, sms')).toEqual(['sms', 'email']);
+    expect(channels('sms,sms')).toEqual(['sms']);
+    expect(() => channels('sms,voice')).toThrow(ConfigError);
+    expect(() => channels('')).toThrow(/WARDEN_CANARY_CHANNELS/);
   });
 
   it('refuses an interval under a minute or without a unit, and a timeout under a second', () => {

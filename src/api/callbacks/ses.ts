@@ -1,21 +1,22 @@
 /**
- * SES events published to an SNS topic with an HTTPS subscription to
- * `<callback base>/callbacks/v1/ses/<SES_SNS_TOKEN>`. The secret path token is always
- * required; with SES_SNS_SIGNING_CERT set (required in production), every message's RSA
- * signature is verified offline too (SigningCertURL is never fetched), and SES_SNS_TOPIC_ARN
- * pins the topic. The token is a secret: request logs show the path without it. Delivery;
- * Bounce (Permanent: permanent, otherwise transient) and Reject (permanent); others ignored.
- * A SubscriptionConfirmation is confirmed when its signature verified and its SubscribeURL is
- * an https amazonaws.com URL; otherwise it is logged for a responder to confirm by hand.
+ * SES through SNS HTTPS subscriptions, authenticated in sns.ts (the secret path token
+ * SES_SNS_TOKEN, the RSA signature against SES_SNS_SIGNING_CERT, a pinned topic):
+ * - events, at `<callback base>/callbacks/v1/ses/<SES_SNS_TOKEN>` (topic SES_SNS_TOPIC_ARN):
+ *   Delivery; Bounce (Permanent: permanent, otherwise transient) and Reject (permanent);
+ *   others ignored;
+ * - receipts of the canary's mailbox, at `.../ses/<SES_SNS_TOKEN>/inbound` (topic
+ *   SES_INBOUND_TOPIC_ARN): the canary's magic link coming back (src/canary/inbound.ts).
  */
-import type { KeyObject } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
-import { parsePublicKey, verifySns } from '../../delivery/callbackAuth';
+import { answerCanaryEmail } from '../../canary/inbound';
+import { mimeTexts } from '../../canary/mail';
 import { applyReport, type DeliveryReport } from '../../delivery/reports';
 import { decodeTagValue, SES_TAG_NAME } from '../../providers/idempotency';
-import { tokensMatch } from '../plugins/bearerAuth';
 import { ApiError } from '../errors';
-import { CALLBACK_BASE, forged, notConfigured } from './common';
+import { describedRawBody } from '../plugins/openapi';
+import { CALLBACK_BASE } from './common';
+import { sesEvents, sesInbound } from './schemas';
+import { acceptSns, snsSigningKey } from './sns';
 
 interface SesEvent {
   eventType?: unknown;
@@ -49,7 +50,15 @@ function report(event: SesEvent): DeliveryReport | undefined {
   return undefined;
 }
 
-const AWS_SNS = /^https:\/\/sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?\//;
+interface SesReceipt {
+  notificationType?: unknown;
+  mail?: { destination?: unknown };
+  receipt?: { recipients?: unknown; action?: { type?: unknown; encoding?: unknown } };
+  content?: unknown;
+}
+
+const strings = (value: unknown): string[] =>
+  Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
 
 const sesCallbacks: FastifyPluginAsync = async (app) => {
   // SNS posts JSON as text/plain; keep it as text and parse it here
@@ -60,46 +69,16 @@ const sesCallbacks: FastifyPluginAsync = async (app) => {
     (_request, body, done) => done(null, body),
   );
 
-  const { sesSnsToken, sesSnsSigningCert, sesSnsTopicArn } = app.warden.config.delivery;
-  const cert: KeyObject | undefined = sesSnsSigningCert ? parsePublicKey(sesSnsSigningCert) : undefined;
-  const log = app.warden.logger.child({ component: 'delivery' });
+  const { sesSnsTopicArn, sesInboundTopicArn } = app.warden.config.delivery;
+  const key = snsSigningKey(app);
 
   app.post<{ Params: { token: string } }>(
     `${CALLBACK_BASE}/ses/:token`,
-    { bodyLimit: 256 * 1024 },
+    // the body stays text until the token and signature hold: its schema is the document's (schemas.ts)
+    { bodyLimit: 256 * 1024, schema: sesEvents, validatorCompiler: describedRawBody },
     async (request, reply) => {
-      if (!sesSnsToken) throw notConfigured(app, 'ses', 'SES_SNS_TOKEN is not set');
-      // a secret path alone is not enough in production: it ends up in proxies' logs
-      if (!cert && app.warden.config.env === 'production')
-        throw notConfigured(app, 'ses', 'SES_SNS_SIGNING_CERT is required in production');
-      if (!tokensMatch(request.params.token, sesSnsToken)) throw forged(app, 'ses');
-      let message: Record<string, unknown>;
-      try {
-        message = JSON.parse(typeof request.body === 'string' ? request.body : '') as Record<string, unknown>;
-      } catch {
-        throw new ApiError(400, 'invalid_request', 'the body is not an SNS message');
-      }
-      if (typeof message !== 'object' || message === null || typeof message.Type !== 'string')
-        throw new ApiError(400, 'invalid_request', 'the body is not an SNS message');
-      if (cert && !verifySns(cert, message)) throw forged(app, 'ses');
-      if (sesSnsTopicArn && message.TopicArn !== sesSnsTopicArn) throw forged(app, 'ses');
-
-      if (message.Type === 'SubscriptionConfirmation') {
-        const url = typeof message.SubscribeURL === 'string' ? message.SubscribeURL : '';
-        if (cert && AWS_SNS.test(url)) {
-          await fetch(url, { signal: AbortSignal.timeout(app.warden.config.providers.timeoutMs) }).then((res) =>
-            res.arrayBuffer(),
-          );
-          log.info({ topic: message.TopicArn }, 'SNS subscription for SES events confirmed');
-        } else {
-          log.warn(
-            { topic: message.TopicArn, subscribeUrl: url },
-            'SNS subscription for SES events awaits confirmation: open SubscribeURL to confirm',
-          );
-        }
-        return reply.code(204).send();
-      }
-      if (message.Type !== 'Notification') return reply.code(204).send();
+      const message = await acceptSns(app, request, key, { topicArn: sesSnsTopicArn, what: 'SES events' });
+      if (!message) return reply.code(204).send();
       let event: SesEvent;
       try {
         event = JSON.parse(typeof message.Message === 'string' ? message.Message : '') as SesEvent;
@@ -114,6 +93,47 @@ const sesCallbacks: FastifyPluginAsync = async (app) => {
       }
       const result = await applyReport(app.warden, r);
       app.warden.metrics.deliveryCallbacks.inc({ provider: 'ses', outcome: result === 'applied' ? r.outcome : result });
+      return reply.code(204).send();
+    },
+  );
+
+  /**
+   * SES receiving: a receipt rule for the canary user's address with an SNS action publishes
+   * the whole message (content, base64 or UTF-8) to a topic subscribed here. Authenticated
+   * exactly like the events above; the magic link in it is the canary's (src/canary/inbound.ts).
+   */
+  app.post<{ Params: { token: string } }>(
+    `${CALLBACK_BASE}/ses/:token/inbound`,
+    { bodyLimit: 256 * 1024, schema: sesInbound, validatorCompiler: describedRawBody },
+    async (request, reply) => {
+      const message = await acceptSns(app, request, key, { topicArn: sesInboundTopicArn, what: 'SES receipts' });
+      if (!message) return reply.code(204).send();
+      let receipt: SesReceipt;
+      try {
+        receipt = JSON.parse(typeof message.Message === 'string' ? message.Message : '') as SesReceipt;
+      } catch {
+        throw new ApiError(400, 'invalid_request', 'the notification does not carry an SES receipt');
+      }
+      if (typeof receipt !== 'object' || receipt === null || Array.isArray(receipt))
+        throw new ApiError(400, 'invalid_request', 'the notification does not carry an SES receipt');
+      // another notification (SES's setup test), or a receipt of an action that carries no content
+      if (
+        receipt.notificationType !== 'Received' ||
+        receipt.receipt?.action?.type !== 'SNS' ||
+        typeof receipt.content !== 'string'
+      ) {
+        app.warden.metrics.deliveryCallbacks.inc({ provider: 'ses', outcome: 'inbound_ignored' });
+        return reply.code(204).send();
+      }
+      const to = strings(receipt.receipt.recipients);
+      if (to.length === 0) to.push(...strings(receipt.mail?.destination));
+      if (to.length === 0) throw new ApiError(400, 'invalid_request', 'the receipt names no recipient');
+      const raw =
+        receipt.receipt.action.encoding === 'BASE64'
+          ? Buffer.from(receipt.content, 'base64')
+          : Buffer.from(receipt.content, 'utf8');
+      const result = await answerCanaryEmail(app, request, { provider: 'ses', to, texts: mimeTexts(raw) });
+      app.warden.metrics.deliveryCallbacks.inc({ provider: 'ses', outcome: `inbound_${result}` });
       return reply.code(204).send();
     },
   );

@@ -98,6 +98,25 @@ const InboundBody = Type.Object(
 );
 const InboundView = Type.Object({ number: Type.String(), provider: Type.String(), url: Type.String() });
 
+// a mailbox with inbound email (the canary's address): SendGrid Inbound Parse to `url` (its
+// secret path token is in the URL), or SES receipts through SNS signed with `private_key`
+// (generated when absent; the public half is shown, as SNS shows its signing certificate)
+const MailboxBody = Type.Object(
+  {
+    address: Type.String({ pattern: '^[^\\s@<>]+@[^\\s@<>]+\\.[^\\s@<>]+$', maxLength: 320 }),
+    provider: Type.Union([Type.Literal('sendgrid'), Type.Literal('ses')]),
+    url: Type.String({ pattern: '^https?://' }),
+    private_key: Type.Optional(Type.String({ pattern: '^-----BEGIN (RSA )?PRIVATE KEY-----' })),
+  },
+  { additionalProperties: false },
+);
+// the view never shows the URL: it carries the receiving side's secret path token
+const MailboxView = Type.Object({
+  address: Type.String(),
+  provider: Type.String(),
+  public_key: Type.Optional(Type.String()),
+});
+
 /** The public key as the provider shows it: base64 DER for SendGrid, PEM for SNS. */
 function webhookKeys(
   provider: WebhookProvider,
@@ -310,6 +329,57 @@ export const controlRoutes: FastifyPluginAsyncTypebox<SandboxContext> = async (a
     async () => {
       state.clearInbound();
       return { numbers: [] };
+    },
+  );
+
+  const mailboxView = () =>
+    state.listMailboxes().map(({ address, provider, publicKey }) => ({
+      address,
+      provider,
+      ...(publicKey ? { public_key: publicKey } : {}),
+    }));
+
+  app.post(
+    '/sandbox/mailboxes',
+    {
+      schema: {
+        body: MailboxBody,
+        response: { 200: Type.Object({ mailboxes: Type.Array(MailboxView) }), 400: ErrorBody },
+      },
+    },
+    async (request, reply) => {
+      const { address, provider, url, private_key: privatePem } = request.body;
+      if (provider === 'sendgrid' && privatePem)
+        return reply
+          .code(400)
+          .send({ error: 'invalid_request', message: 'SendGrid Inbound Parse signs nothing: no private_key' });
+      let keys: { privateKey?: string; publicKey?: string } = {};
+      if (provider === 'ses') {
+        try {
+          keys = webhookKeys('ses', privatePem);
+        } catch {
+          return reply
+            .code(400)
+            .send({ error: 'invalid_request', message: 'private_key is not a usable PEM private key' });
+        }
+      }
+      state.setMailbox({ address, provider, url, ...keys });
+      return { mailboxes: mailboxView() };
+    },
+  );
+
+  app.get(
+    '/sandbox/mailboxes',
+    { schema: { response: { 200: Type.Object({ mailboxes: Type.Array(MailboxView) }) } } },
+    async () => ({ mailboxes: mailboxView() }),
+  );
+
+  app.delete(
+    '/sandbox/mailboxes',
+    { schema: { response: { 200: Type.Object({ mailboxes: Type.Array(MailboxView) }) } } },
+    async () => {
+      state.clearMailboxes();
+      return { mailboxes: [] };
     },
   );
 

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { SandboxContext } from '../context';
 import { sendgridEventCallback } from '../callbacks';
+import { deliverInboundEmail } from '../inbound';
 import {
   answerLate,
   applyFault,
@@ -51,7 +52,9 @@ function array<T>(value: unknown): T[] {
 
 interface Parsed {
   recipients: { to: string; subject: string; key: string | null }[];
+  from: string;
   text: string;
+  html?: string;
 }
 
 /** SendGrid's own validation, in the order it reports problems. */
@@ -103,7 +106,8 @@ function parseMail(mail: MailBody): Parsed | { failure: ProviderFailure } {
       recipients.push({ to: email, subject, key });
     }
   }
-  return { recipients, text };
+  const html = str(content.find((c) => c.type === 'text/html')?.value);
+  return { recipients, from: str(mail.from?.email)!, text, ...(html ? { html } : {}) };
 }
 
 /** X-Message-Id looks like 22 characters of URL-safe base64. */
@@ -150,10 +154,11 @@ export async function sendgridRoutes(app: FastifyInstance, { state, callbacks }:
     const lost = undelivered(request);
     const receipt = receiptTiming(request);
     const webhook = state.webhook('sendgrid');
+    const origin = `${request.protocol}://${request.host}`;
     // One outbox entry per recipient; SendGrid gives each its own id derived from the request's.
     parsed.recipients.forEach((r, i) => {
       const entryId = i === 0 ? id : `${id}.${i}`;
-      if (!lost)
+      if (!lost) {
         state.addMessage({
           id: entryId,
           provider: 'sendgrid',
@@ -163,6 +168,14 @@ export async function sendgridRoutes(app: FastifyInstance, { state, callbacks }:
           body: parsed.text,
           idempotency_key: r.key,
         });
+        deliverInboundEmail(state, callbacks, 'sendgrid', origin, {
+          from: parsed.from,
+          to: r.to,
+          subject: r.subject,
+          text: parsed.text,
+          ...(parsed.html ? { html: parsed.html } : {}),
+        });
+      }
       if (webhook && state.callbacksEnabled && receipt.send) {
         callbacks.schedule(
           sendgridEventCallback(

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { decodeTagValue, SES_TAG_NAME } from '../../providers/idempotency';
 import type { SandboxContext } from '../context';
 import { sesEventCallback } from '../callbacks';
+import { deliverInboundEmail } from '../inbound';
 import {
   answerLate,
   applyFault,
@@ -123,7 +124,8 @@ export async function sesRoutes(app: FastifyInstance, { state, callbacks }: Sand
     const source = field(form, 'Source');
     const to = members(form, 'Destination.ToAddresses');
     const subject = field(form, 'Message.Subject.Data');
-    const text = field(form, 'Message.Body.Text.Data') ?? field(form, 'Message.Body.Html.Data');
+    const html = field(form, 'Message.Body.Html.Data');
+    const text = field(form, 'Message.Body.Text.Data') ?? html;
     if (!source || !subject || !text) {
       const missing = !source ? 'source' : !subject ? 'message.subject' : 'message.body';
       record(state, 'ses', request, 'rejected', 400, key);
@@ -155,7 +157,7 @@ export async function sesRoutes(app: FastifyInstance, { state, callbacks }: Sand
     const origin = `${request.protocol}://${request.host}`;
     to.forEach((address, i) => {
       const entryId = i === 0 ? id : `${id}.${i}`;
-      if (!lost)
+      if (!lost) {
         state.addMessage({
           id: entryId,
           provider: 'ses',
@@ -165,6 +167,14 @@ export async function sesRoutes(app: FastifyInstance, { state, callbacks }: Sand
           body: text,
           idempotency_key: key,
         });
+        deliverInboundEmail(state, callbacks, 'ses', origin, {
+          from: source,
+          to: address,
+          subject,
+          text,
+          ...(html ? { html } : {}),
+        });
+      }
       if (webhook && state.callbacksEnabled && receipt.send) {
         const event = sesEventCallback(
           webhook.url,
