@@ -5,6 +5,7 @@ import { createCanaryActivities } from './canary';
 import { createDbOpsActivities } from './dbOps';
 import { createDeliveryActivities } from './delivery';
 import { createIncidentActivities } from './incidents';
+import { createRetentionActivities } from './retention';
 import { createRunbookActivities } from './runbook';
 import { createRunbookOutageActivities } from './runbookOutage';
 
@@ -20,6 +21,7 @@ export function createActivities(runtime: Runtime) {
     ...createCanaryActivities(runtime),
     ...createDeliveryActivities(runtime),
     ...createIncidentActivities(runtime),
+    ...createRetentionActivities(runtime),
     ...createRunbookActivities(runtime),
     ...createRunbookOutageActivities(runtime),
   };

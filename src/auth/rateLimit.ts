@@ -4,7 +4,9 @@
  * user), so responders' `DELETE FROM rate_limit_attempts WHERE user_id IN (...)` clears a
  * user's state without touching the IP counters. Refused requests are kept as `exceeded` rows
  * for forensics but do not count against the window: a refused client is not punished for
- * retrying, only held to the limit.
+ * retrying, only held to the limit. Rows older than WARDEN_RETENTION_RATE_LIMIT_ATTEMPTS (and
+ * than the longest window) are deleted by retention (src/activities/retention.ts), in batches
+ * off the request path.
  */
 import type { Database } from '../db/database';
 import type { AuthMethod } from '../shared/auth';
@@ -20,10 +22,6 @@ export type RateLimitAction = 'initiate' | 'verify';
 export type RateLimitDecision =
   | { allowed: true }
   | { allowed: false; scope: RateLimitScope; retryAfterSeconds: number; limit: number; windowSeconds: number };
-
-const RETENTION = '2 days';
-const CLEANUP_EVERY_MS = 60_000;
-let lastCleanup = 0;
 
 /** Advisory-lock keys are 64-bit hashes of the scope, action and subject. */
 function lockKey(scope: RateLimitScope, action: RateLimitAction, subject: string): string {
@@ -48,7 +46,6 @@ export async function checkRateLimit(
     `SELECT allowed, scope, retry_after FROM warden_rate_limit_check(${CHECK_ARGS('$9')})`,
     [...checkParams(settings, ip, action), userId ?? null],
   );
-  maybeCleanup(db);
   return decisionOf(settings, rows[0]!);
 }
 
@@ -78,7 +75,6 @@ export async function checkRateLimitForChallenge(
       CROSS JOIN LATERAL warden_rate_limit_check(${CHECK_ARGS('c.user_id')}) AS r`,
     [...checkParams(settings, ip, action), challengeId, method],
   );
-  maybeCleanup(db);
   const { user_id, method: rowMethod, status, expires_at, ...check } = rows[0]!;
   const row = user_id != null ? { user_id, method: rowMethod!, status: status!, expires_at: expires_at! } : undefined;
   return { row, decision: decisionOf(settings, check) };
@@ -118,14 +114,6 @@ function decisionOf(settings: RateLimitSettings, row: CheckRow): RateLimitDecisi
     limit: limits.max_attempts,
     windowSeconds: limits.window_seconds,
   };
-}
-
-/** Rows older than any window are dead weight; at most once a minute per process. */
-function maybeCleanup(db: Database): void {
-  const now = Date.now();
-  if (now - lastCleanup < CLEANUP_EVERY_MS) return;
-  lastCleanup = now;
-  db.write(`DELETE FROM rate_limit_attempts WHERE attempted_at < now() - $1::interval`, [RETENTION]).catch(() => {});
 }
 
 /** Recovery for false positives: forget the listed users' rate-limit state. */

@@ -34,24 +34,14 @@ export function verifySlackRequest(input: {
   return { ok: true };
 }
 
-const FORGET_AFTER = '10 minutes';
-const CLEANUP_EVERY_MS = 60_000;
-
 /**
  * The signatures seen, in Postgres (not in memory) so that every API replica refuses a replay,
- * kept for the window in which the timestamp check would still accept it. The function answers
- * whether a signature is new, and remembers it.
+ * kept at least as long as the timestamp check would still accept their requests: retention
+ * deletes them after WARDEN_RETENTION_SLACK_SIGNATURES, which may not be shorter than twice that
+ * window (src/config/index.ts). The function answers whether a signature is new, and remembers it.
  */
 export function signatureLedger(db: Database): (signature: string) => Promise<boolean> {
-  let lastCleanup = 0;
   return async (signature) => {
-    const now = Date.now();
-    if (now - lastCleanup > CLEANUP_EVERY_MS) {
-      lastCleanup = now;
-      await db
-        .write(`DELETE FROM slack_request_signatures WHERE seen_at < now() - interval '${FORGET_AFTER}'`)
-        .catch(() => {});
-    }
     const { rows } = await db.write(
       'INSERT INTO slack_request_signatures (signature) VALUES ($1) ON CONFLICT DO NOTHING RETURNING signature',
       [signature],

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
+import { google } from '@temporalio/proto';
 import { searchAttributeFlags } from '../shared/searchAttributes';
 import { spawnManaged, waitFor, type ManagedProcess } from '../dev/process';
 import { StartupError, firstLine, isDiskFull } from '../dev/startupError';
@@ -15,6 +16,11 @@ export interface DevServerOptions {
   dbFile?: string;
   codecEndpoint?: string;
   namespace?: string;
+  /**
+   * how long the namespace keeps closed workflows; omitted: the dev server's own default (a day).
+   * Every challenge is a workflow: this bounds what the SQLite file holds.
+   */
+  retentionSeconds?: number;
   onOutput?: (line: string) => void;
 }
 
@@ -46,6 +52,23 @@ function exitedDuringStart(options: DevServerOptions, output: string[], status: 
       ? `LOG_LEVEL=debug shows its output; if ${options.dbFile} is damaged or from another Temporal version, remove it`
       : 'LOG_LEVEL=debug shows its output',
   );
+}
+
+/**
+ * The dev server has no flag for it: the namespace's retention is set through the API once the
+ * server answers, on every start (what `temporal operator namespace update --retention` does). Only
+ * the retention changes; the rest of the namespace's configuration is left as it is.
+ */
+async function setNamespaceRetention(address: string, namespace: string, seconds: number): Promise<void> {
+  const connection = await Connection.connect({ address, connectTimeout: 5000 });
+  try {
+    await connection.workflowService.updateNamespace({
+      namespace,
+      config: { workflowExecutionRetentionTtl: google.protobuf.Duration.fromObject({ seconds }) },
+    });
+  } finally {
+    await connection.close();
+  }
 }
 
 /** Starts `temporal server start-dev` with the project's search attributes and waits until it answers. */
@@ -95,6 +118,9 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
         }
       }),
     ]);
+    if (options.retentionSeconds !== undefined) {
+      await setNamespaceRetention(address, options.namespace ?? 'default', options.retentionSeconds);
+    }
   } catch (err) {
     await proc.stop(2000);
     throw err;

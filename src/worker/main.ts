@@ -7,6 +7,7 @@ import { ensureCanarySchedule } from '../canary/schedule';
 import { loadConfig } from '../config';
 import { assertStartable, providerModes } from '../config/production';
 import { migrate } from '../db/migrate';
+import { ensureRetentionSchedule } from '../retention/schedule';
 import { createRuntime } from '../runtime';
 import { opsTaskQueue } from '../shared/taskQueues';
 import { installTemporalLogging } from '../temporal/logging';
@@ -41,6 +42,8 @@ async function main(): Promise<void> {
   const handle = await startWorker(runtime, { workflowBundlePath: process.env.WARDEN_WORKFLOW_BUNDLE });
   // the delivery canary (WARDEN_CANARY_USER): its schedule exists once any worker has started
   if ((await ensureCanarySchedule(runtime)) === 'off') logger.info('delivery canary off: WARDEN_CANARY_USER is unset');
+  // retention (docs/operations.md#retention): its schedule exists once any worker has started
+  await ensureRetentionSchedule(runtime);
   // the worker's own metrics (deliveries, activities) on the metrics port
   const metrics = await buildMetricsApp(runtime);
   await metrics.listen({ host: config.host, port: config.ports.metrics });

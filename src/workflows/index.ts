@@ -3,6 +3,7 @@
 // Deterministic code only below this folder.
 export { healthCheckWorkflow } from './ops/healthCheck';
 export { canaryWorkflow } from './ops/canary';
+export { retentionWorkflow } from './ops/retention';
 export { challengeWorkflow } from './auth/challenge';
 export { incidentWorkflow } from './incidents/incident';
 export { databaseControlWorkflow } from './runbooks/dbFailoverControl';
