@@ -10,7 +10,7 @@ import { Outbox } from './lib/outbox';
 import { parsePinning, pinStack } from './lib/pinning';
 import { ProcessSet } from './lib/processes';
 import { seedBenchUsers, UserPool } from './lib/users';
-import { raiseRateLimits, restoreRateLimits } from './lib/wardenApi';
+import { createBenchAppKey, raiseRateLimits, restoreRateLimits, revokeBenchAppKey } from './lib/wardenApi';
 import { evaluateTargets, mergeReports, readReport, renderResults, writeMarkdown } from './report';
 import { SCENARIOS } from './scenarios';
 import { isSkipped, type BenchContext, type BenchOptions, type BenchReport } from './scenarios/types';
@@ -23,6 +23,7 @@ const USAGE = `npm run bench [-- options]
   --phase-seconds N        length of each closed-loop phase
   --open-loop-seconds N    length of the open-loop SLO run
   --containment-sizes a,b  affected challenges of each containment run (default 1000,10000,100000)
+  --soak-seconds N         length of the retention soak (retentionSoak, run with --only; default 300, quick 90)
   --warden-cores LIST      split topology: Warden (API + worker) pinned to these cores (e.g. 1),
                            Temporal server, Postgres, sandbox and load generator to the others;
                            the bcrypt bound is measured on Warden's cores. Writes
@@ -30,7 +31,9 @@ const USAGE = `npm run bench [-- options]
   --results FILE           where results.json goes (default bench/results.json)
   --markdown FILE          whose generated block to rewrite (default BENCHMARKS.md)
 A running stack instead of the embedded one: set BENCH_WARDEN_PUBLIC_URL, BENCH_WARDEN_ADMIN_URL,
-BENCH_WARDEN_METRICS_URL, BENCH_SANDBOX_URL, BENCH_DATABASE_URL and WARDEN_ADMIN_TOKEN.`;
+BENCH_WARDEN_METRICS_URL, BENCH_SANDBOX_URL, BENCH_DATABASE_URL and WARDEN_ADMIN_TOKEN.
+BENCH_CLIENT_ID names the app the flows sign in to (default warden-dev); the run creates one key
+for it at the start and exchanges every flow's code with it.`;
 
 const BCRYPT_COST = 10; // the auth code's configured cost (docs/api.md)
 
@@ -45,6 +48,7 @@ function parseOptions(argv: string[]): BenchOptions {
       'phase-seconds': { type: 'string' },
       'open-loop-seconds': { type: 'string' },
       'containment-sizes': { type: 'string' },
+      'soak-seconds': { type: 'string' },
       'warden-cores': { type: 'string' },
       results: { type: 'string' },
       markdown: { type: 'string' },
@@ -91,6 +95,7 @@ function parseOptions(argv: string[]): BenchOptions {
       : quick
         ? [200]
         : [1_000, 10_000, 100_000],
+    soakSeconds: num(values['soak-seconds'], quick ? 90 : 300),
     ...(pinning ? { pinning } : {}),
     only: list(values.only),
     skip: list(values.skip),
@@ -166,6 +171,13 @@ async function main(): Promise<number> {
     } catch (err) {
       rateLimits = `NOT raised (${err instanceof Error ? err.message : String(err)}): the defaults applied`;
     }
+    // once per run: every flow ends in the exchange of its code with this app's key
+    try {
+      target.app = await createBenchAppKey(target);
+      log(`app key created for ${target.app.clientId} (the flows exchange their codes with it)`);
+    } catch (err) {
+      log(`could not create an app key: ${err instanceof Error ? err.message : String(err)}`);
+    }
     log(`rate limits ${rateLimits}; measuring the bcrypt bound on an idle stack`);
     const bound = await measureBcryptBound(BCRYPT_COST, options.bcryptSeconds, options.pinning?.wardenCores);
     log(
@@ -232,6 +244,12 @@ async function main(): Promise<number> {
       durationS: 0,
     };
   } finally {
+    if (target && !target.embedded && target.app) {
+      const app = target.app;
+      await revokeBenchAppKey(target, app).catch((err: unknown) =>
+        log(`could not revoke the run's app key ${app.keyId}: ${String(err)}`),
+      );
+    }
     if (target && !target.embedded && previousLimits !== undefined) {
       await restoreRateLimits(target, previousLimits).catch((err: unknown) =>
         log(`could not restore the rate limits: ${String(err)}`),

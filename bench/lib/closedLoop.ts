@@ -30,7 +30,17 @@ export interface ClosedLoopSpec<Item> {
         headers?: Record<string, string>;
       }
     | undefined;
-  onAnswer?(item: Item, answer: { status: number; body: string; latencyMs: number; sentAt: number }): void;
+  onAnswer?(
+    item: Item,
+    answer: {
+      status: number;
+      body: string;
+      /** the answer's headers by name (a repeated one, such as set-cookie, as an array) */
+      headers: Record<string, string | string[]>;
+      latencyMs: number;
+      sentAt: number;
+    },
+  ): void;
 }
 
 export interface PhaseResult {
@@ -59,7 +69,8 @@ export async function runClosedLoop<Item>(spec: ClosedLoopSpec<Item>, cpu?: CpuW
   const cpuBefore = cpu?.snapshot();
   const okLatencies: number[] = [];
   const statusCounts: Record<string, number> = {};
-  let answered: { item: Item | undefined; status: number; body: string } | undefined;
+  let answered:
+    { item: Item | undefined; status: number; body: string; headers: Record<string, string | string[]> } | undefined;
   let requests = 0;
   const startedAt = performance.now();
   let lastAnswerAt = startedAt;
@@ -89,9 +100,14 @@ export async function runClosedLoop<Item>(spec: ClosedLoopSpec<Item>, cpu?: CpuW
             body: next.body,
           };
         },
-        onResponse: (status: number, body: string, context: Record<string, unknown> & Ctx<Item>) => {
+        onResponse: (
+          status: number,
+          body: string,
+          context: Record<string, unknown> & Ctx<Item>,
+          headers: Record<string, string | string[]>,
+        ) => {
           // autocannon emits 'response' (with the latency) right after this, synchronously
-          answered = { item: context.item, status, body };
+          answered = { item: context.item, status, body, headers: headers ?? {} };
         },
       },
     ],
@@ -106,6 +122,7 @@ export async function runClosedLoop<Item>(spec: ClosedLoopSpec<Item>, cpu?: CpuW
       spec.onAnswer(a.item, {
         status: a.status,
         body: a.body,
+        headers: a.headers,
         latencyMs: responseTime,
         sentAt: Date.now() - responseTime,
       });

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { acceptedAt, type Outbox, type OutboxMessage } from './outbox';
 import type { BenchUser } from './users';
-import { credentialFrom, firstSendKey, recipientOf, type Credential, type FlowMethod } from './wardenApi';
+import { credentialFrom, firstSendKey, recipientOf, type Credential, type FlowMethod, type Pkce } from './wardenApi';
 
 /** A challenge the benchmark started: who, which, and when the initiate request left. */
 export interface Issued {
@@ -10,6 +10,10 @@ export interface Issued {
   challengeId: string;
   /** epoch ms the initiate request was sent (or, in the open loop, was due) */
   sentAt: number;
+  /** the flow's PKCE pair: the initiate sent its challenge, the exchange sends its verifier */
+  pkce?: Pkce;
+  /** `warden_device=...` as the initiate's answer set it: the verify sends it back */
+  deviceCookie?: string;
 }
 
 export interface Delivered extends Issued {

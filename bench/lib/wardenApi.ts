@@ -1,5 +1,7 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { WardenTarget } from '../stack/warden';
+import type { BenchApp, WardenTarget } from '../stack/warden';
 import { expectStatus, request } from './http';
 import { extractMagicLink, extractOtp, type OutboxMessage } from './outbox';
 import { parsePrometheus, type Sample } from './prometheus';
@@ -14,6 +16,8 @@ export const ROUTES = {
   otp: { initiate: `${BASE}/otp/initiate`, verify: `${BASE}/otp/verify` },
   magic_link: { initiate: `${BASE}/magic-link/initiate`, verify: `${BASE}/magic-link/verify` },
   challenge: (id: string) => `${BASE}/challenges/${id}`,
+  /** the app's backend exchanges the sign-in's one-time code for a signed token here */
+  token: '/oauth/token',
 } as const;
 
 /** Where the flow's message goes: SMS to the phone, email to the address. */
@@ -21,8 +25,52 @@ export function recipientOf(method: FlowMethod, user: BenchUser): string {
   return method === 'otp' ? user.phone : user.email;
 }
 
-export function initiateJson(user: BenchUser): { user_id: string } {
-  return { user_id: user.sub };
+/**
+ * A PKCE pair (RFC 7636, S256), fresh for every flow: the app's backend keeps the verifier and
+ * sends it with the exchange; the initiate carries the challenge.
+ */
+export interface Pkce {
+  verifier: string;
+  challenge: string;
+}
+
+export function newPkce(): Pkce {
+  const verifier = randomBytes(32).toString('base64url');
+  return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
+}
+
+/** The app a flow signs in to and the flow's code challenge; without it, a bare initiate (default app, no PKCE). */
+export interface FlowBinding {
+  clientId: string;
+  pkce: Pkce;
+}
+
+export function initiateJson(user: BenchUser, binding?: FlowBinding): Record<string, string> {
+  if (!binding) return { user_id: user.sub };
+  return {
+    user_id: user.sub,
+    client_id: binding.clientId,
+    code_challenge: binding.pkce.challenge,
+    code_challenge_method: 'S256',
+  };
+}
+
+/** The device cookie Warden sets at initiate (src/auth/bindings.ts), as a `Cookie` header value. */
+export const DEVICE_COOKIE = 'warden_device';
+
+/**
+ * `warden_device=<secret>` from an initiate's answer headers (node's, or autocannon's name ->
+ * value map); undefined when the answer set none.
+ */
+export function deviceCookieOf(headers: IncomingHttpHeaders | Record<string, unknown>): string | undefined {
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.toLowerCase() !== 'set-cookie') continue;
+    for (const line of Array.isArray(value) ? value : [value]) {
+      const pair = String(line).split(';', 1)[0]!.trim();
+      if (pair.startsWith(`${DEVICE_COOKIE}=`) && pair.length > DEVICE_COOKIE.length + 1) return pair;
+    }
+  }
+  return undefined;
 }
 
 /**
@@ -30,8 +78,8 @@ export function initiateJson(user: BenchUser): { user_id: string } {
  * balancer (the embedded stack trusts 127.0.0.1 as its proxy). A stack that does not trust the
  * benchmark's host ignores the header and counts every request against 127.0.0.1.
  */
-export function clientHeaders(user: BenchUser): Record<string, string> {
-  return { 'x-forwarded-for': user.ip };
+export function clientHeaders(user: BenchUser, deviceCookie?: string): Record<string, string> {
+  return { 'x-forwarded-for': user.ip, ...(deviceCookie ? { cookie: deviceCookie } : {}) };
 }
 
 /** The idempotency key of a challenge's first send: `challenge-<id>/send-1` (src/shared/auth.ts). */
@@ -67,6 +115,49 @@ export function verifyRequest(
     return { path: ROUTES.otp.verify, json: { challenge_id: credential.challengeId, otp: credential.secret } };
   }
   return { path: ROUTES.magic_link.verify, json: { challenge: credential.challengeId, token: credential.secret } };
+}
+
+/** The one-time authorization code a verify answered (the binding's holder gets it), if any. */
+export function codeOf(body: unknown): string | undefined {
+  const parsed = typeof body === 'string' ? safeJson(body) : body;
+  const code = (parsed as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && code.length > 0 ? code : undefined;
+}
+
+/** The exchange an app's backend makes: `POST /oauth/token` with its key (Basic) and the flow's verifier. */
+export function exchangeRequest(
+  app: BenchApp,
+  code: string,
+  verifier: string,
+): { path: string; json: Record<string, string>; headers: Record<string, string> } {
+  const basic = Buffer.from(`${encodeURIComponent(app.clientId)}:${encodeURIComponent(app.key)}`).toString('base64');
+  return {
+    path: ROUTES.token,
+    json: { grant_type: 'authorization_code', code, code_verifier: verifier },
+    headers: { authorization: `Basic ${basic}` },
+  };
+}
+
+const BASE64URL_PART = /^[A-Za-z0-9_-]+$/;
+
+/** Whether a value has a JWT's shape: three dot-separated base64url parts (header, claims, signature). */
+export function isJwt(token: unknown): token is string {
+  if (typeof token !== 'string') return false;
+  const parts = token.split('.');
+  return parts.length === 3 && parts.every((p) => BASE64URL_PART.test(p));
+}
+
+/**
+ * What an exchange's answer means to the benchmark: `ok` for a 200 whose `id_token` is a JWT,
+ * else a failure label (`400 expired`, `200 not a JWT`, ...).
+ */
+export function exchangeOutcome(status: number, body: unknown): 'ok' | string {
+  const parsed = (typeof body === 'string' ? safeJson(body) : body) as
+    { id_token?: unknown; error?: unknown; reason?: unknown } | undefined;
+  if (status === 200) return isJwt(parsed?.id_token) ? 'ok' : '200 not a JWT';
+  const why =
+    typeof parsed?.reason === 'string' ? parsed.reason : typeof parsed?.error === 'string' ? parsed.error : '';
+  return `${status}${why ? ` ${why}` : ''}`;
 }
 
 export function challengeIdOf(body: unknown): string | undefined {
@@ -114,6 +205,41 @@ export async function restoreRateLimits(target: WardenTarget, previous: unknown)
     headers: adminHeaders(target),
     json: settings,
   });
+}
+
+/** The app the benchmark's flows sign in to: the embedded stack's default (`npm start`'s development app). */
+export const BENCH_CLIENT_ID = process.env.BENCH_CLIENT_ID ?? 'warden-dev';
+
+/**
+ * An API key for the app, created once at the start of a run through the admin API
+ * (`POST /admin/api/v1/apps/<client_id>/keys`): the key is in that answer and nowhere else.
+ */
+export async function createBenchAppKey(target: WardenTarget, clientId = BENCH_CLIENT_ID): Promise<BenchApp> {
+  const res = await expectStatus<{ key: string; info: { id: string } }>(
+    201,
+    `${target.adminUrl}/admin/api/v1/apps/${encodeURIComponent(clientId)}/keys`,
+    {
+      method: 'POST',
+      headers: adminHeaders(target),
+      json: { label: `npm run bench ${new Date().toISOString()}` },
+    },
+  );
+  return { clientId, key: res.body.key, keyId: res.body.info.id };
+}
+
+/** Revokes the run's key (a running stack keeps its keys; the embedded one is thrown away). */
+export async function revokeBenchAppKey(target: WardenTarget, app: BenchApp): Promise<void> {
+  await expectStatus(
+    200,
+    `${target.adminUrl}/admin/api/v1/apps/${encodeURIComponent(app.clientId)}/keys/${app.keyId}/revoke`,
+    { method: 'POST', headers: adminHeaders(target) },
+  );
+}
+
+/** The run's app key; the flows that end in the exchange cannot run without it. */
+export function benchApp(target: WardenTarget): BenchApp {
+  if (!target.app) throw new Error('no app key for the token exchange (creating one at the start of the run failed)');
+  return target.app;
 }
 
 export async function scrapeMetrics(target: WardenTarget): Promise<Sample[]> {

@@ -1,10 +1,12 @@
 /**
  * Where the time goes. Flows run `lanes` at a time, each lane one flow after another
- * (initiate, read the message, verify), with the benchmark's own send and answer times; then
- * each challenge's Temporal history splits those times into stages (see bench/lib/history.ts).
- * At concurrency 1 the stages are pure service time; at 8 the queues show. Hashing and the
- * database are not separable inside one activity from the outside: the bcrypt time of one
- * operation alone (measured at the start) is shown next to them.
+ * (initiate with a fresh PKCE pair, read the message, verify with the device cookie, exchange
+ * the code for a token), with the benchmark's own send and answer times; then each challenge's
+ * Temporal history splits those times into stages (see bench/lib/history.ts). The exchange
+ * runs outside the workflow (a Postgres transaction and a signature), so it has its client
+ * round trip only. At concurrency 1 the stages are pure service time; at 8 the queues show.
+ * Hashing and the database are not separable inside one activity from the outside: the
+ * bcrypt time of one operation alone (measured at the start) is shown next to them.
  */
 import { Client, Connection } from '@temporalio/client';
 import { collect } from '../lib/flows';
@@ -12,10 +14,16 @@ import { deliveryStages, initiateStages, normalize, verifyStages, type RawEvent,
 import { request } from '../lib/http';
 import { summarize } from '../lib/stats';
 import {
+  benchApp,
   challengeIdOf,
   clientHeaders,
+  codeOf,
+  deviceCookieOf,
+  exchangeOutcome,
+  exchangeRequest,
   FLOW_METHODS,
   initiateJson,
+  newPkce,
   ROUTES,
   verifyRequest,
   type FlowMethod,
@@ -36,6 +44,10 @@ interface Part {
   initiate: Record<string, StageStats>;
   delivery: Record<string, StageStats>;
   verify: Record<string, StageStats>;
+  /** the code's exchange for a token: client round trip only (no workflow) */
+  exchange?: Record<string, StageStats>;
+  /** flows that did not get their token, by where they stopped */
+  failures?: Record<string, number>;
 }
 
 export interface BreakdownResult {
@@ -48,34 +60,49 @@ interface Flow {
   initiate: { sentAt: number; answeredAt: number };
   outboxAt: number;
   verify: { sentAt: number; answeredAt: number };
+  exchangeMs: number;
 }
 
-async function runFlow(ctx: BenchContext, method: FlowMethod): Promise<Flow | undefined> {
+/** A flow that stopped short of its token, and where. */
+class FlowFailure extends Error {}
+
+async function runFlow(ctx: BenchContext, method: FlowMethod): Promise<Flow> {
+  const app = benchApp(ctx.warden);
   const user = ctx.users.take();
+  const pkce = newPkce();
   const t0 = Date.now();
   const init = await request(`${ctx.warden.publicUrl}${ROUTES[method].initiate}`, {
     method: 'POST',
-    json: initiateJson(user),
+    json: initiateJson(user, { clientId: app.clientId, pkce }),
     headers: clientHeaders(user),
   });
   const t1 = Date.now();
   const challengeId = init.status === 202 ? challengeIdOf(init.body) : undefined;
-  if (!challengeId) return undefined;
-  const delivered = await collect(ctx.outbox, { method, user, challengeId, sentAt: t0 }, 60_000);
+  if (!challengeId) throw new FlowFailure(`initiate ${init.status}`);
+  const delivered = await collect(ctx.outbox, { method, user, challengeId, sentAt: t0 }, 60_000).catch(() => {
+    throw new FlowFailure('undelivered');
+  });
   const v = verifyRequest(method, delivered.credential);
   const t2 = Date.now();
   const res = await request(`${ctx.warden.publicUrl}${v.path}`, {
     method: 'POST',
     json: v.json,
-    headers: clientHeaders(user),
+    headers: clientHeaders(user, deviceCookieOf(init.headers)),
   });
   const t3 = Date.now();
-  if (res.status !== 200) return undefined;
+  if (res.status !== 200) throw new FlowFailure(`verify ${res.status}`);
+  const code = codeOf(res.body);
+  if (!code) throw new FlowFailure('verify 200 without a code');
+  const x = exchangeRequest(app, code, pkce.verifier);
+  const token = await request(`${ctx.warden.publicUrl}${x.path}`, { method: 'POST', json: x.json, headers: x.headers });
+  const outcome = exchangeOutcome(token.status, token.body);
+  if (outcome !== 'ok') throw new FlowFailure(`exchange ${outcome}`);
   return {
     challengeId,
     initiate: { sentAt: t0, answeredAt: t1 },
     outboxAt: t0 + delivered.toOutboxMs,
     verify: { sentAt: t2, answeredAt: t3 },
+    exchangeMs: token.ms,
   };
 }
 
@@ -96,11 +123,17 @@ async function runPart(
   perLane: number,
 ): Promise<Part> {
   const flows: Flow[] = [];
+  const failures: Record<string, number> = {};
   await Promise.all(
     Array.from({ length: lanes }, async () => {
       for (let i = 0; i < perLane; i++) {
-        const flow = await runFlow(ctx, method).catch(() => undefined);
-        if (flow) flows.push(flow);
+        try {
+          flows.push(await runFlow(ctx, method));
+        } catch (err) {
+          // anything else (no app key, the stack gone) is not a measurement: the scenario fails
+          if (!(err instanceof FlowFailure)) throw err;
+          failures[err.message] = (failures[err.message] ?? 0) + 1;
+        }
       }
     }),
   );
@@ -123,6 +156,8 @@ async function runPart(
     initiate: aggregate(initiate),
     delivery: aggregate(delivery),
     verify: aggregate(verify),
+    exchange: aggregate(flows.map((f) => ({ 'POST /oauth/token (client round trip)': f.exchangeMs }))),
+    failures,
   };
 }
 
@@ -214,12 +249,18 @@ export const breakdownScenario: Scenario<BreakdownResult> = {
         ...table('initiate', parts, (p) => p.initiate),
         ...table('delivery', parts, (p) => p.delivery),
         ...table('verify', parts, (p) => p.verify),
+        ...table('exchange', parts, (p) => p.exchange ?? {}),
       );
+      const failed = parts.flatMap((p) =>
+        Object.entries(p.failures ?? {}).map(([why, n]) => `c=${p.lanes}: ${why}×${n}`),
+      );
+      if (failed.length) lines.push(`Flows that did not get their token: ${failed.join(', ')}.`, '');
       const row = sweep?.rows.find((r) => r.method === method && r.concurrency === 8);
       lines.push(
         ...metricsLines(`Service metrics during the sweep's ${method} initiate phase at c=8`, row?.histograms.initiate),
       );
       lines.push(...metricsLines(`... and its verify phase`, row?.histograms.verify));
+      lines.push(...metricsLines(`... and its exchange phase`, row?.histograms.exchange));
     }
     return lines.join('\n');
   },

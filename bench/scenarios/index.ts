@@ -10,6 +10,7 @@ import { dbFailoverScenario } from './dbFailover';
 import { openLoopScenario } from './openLoop';
 import { peerScenario } from './peer';
 import { providerOutageScenario } from './providerOutage';
+import { retentionSoakScenario } from './retentionSoak';
 import { sweepScenario } from './sweep';
 import type { Scenario } from './types';
 
@@ -22,4 +23,5 @@ export const SCENARIOS: readonly Scenario[] = [
   providerOutageScenario,
   abuseMitigationScenario,
   dbFailoverScenario,
+  retentionSoakScenario,
 ];

@@ -18,6 +18,8 @@ export interface BenchOptions {
   bcryptSeconds: number;
   /** affected live challenges of each containment run */
   containmentSizes: number[];
+  /** length of the retention soak (sign-ins while retention runs with compressed horizons) */
+  soakSeconds: number;
   /** the split topology: Warden on these cores, the rest on the others (undefined: all share) */
   pinning?: Pinning;
   /** scenario names to run (all when empty) */

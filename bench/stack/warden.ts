@@ -6,6 +6,13 @@ import { findTool } from '../../src/temporal/tools';
 import { request } from '../lib/http';
 import type { BenchProcess, ProcessSet } from '../lib/processes';
 
+/** The app the flows sign in to, with the API key its backend exchanges codes with. */
+export interface BenchApp {
+  clientId: string;
+  key: string;
+  keyId: string;
+}
+
 /** Where the Warden under test answers, and how to reach what the benchmark reads directly. */
 export interface WardenTarget {
   publicUrl: string;
@@ -23,6 +30,8 @@ export interface WardenTarget {
   /** true when `npm run bench` started the stack itself */
   embedded: boolean;
   logFiles: string[];
+  /** the app key created at the start of the run (bench/run.ts); the flows' exchanges use it */
+  app?: BenchApp;
 }
 
 function tail(file: string, lines = 40): string {

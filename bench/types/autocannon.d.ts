@@ -14,7 +14,8 @@ declare module 'autocannon' {
         status: number,
         body: string,
         context: Record<string, unknown>,
-        headers: Record<string, string>,
+        /** by name; a header sent more than once (set-cookie) is an array */
+        headers: Record<string, string | string[]>,
       ) => void;
     }
 
