@@ -12,6 +12,7 @@ import codecRoutes from './codec';
 import integrations from './integrations';
 import { answerFrameworkError, installErrorHandling } from './errors';
 import httpMetrics from './plugins/httpMetrics';
+import openapi, { type DocumentedApp } from './plugins/openapi';
 import runtimePlugin from './plugins/runtime';
 import httpTracing from './plugins/tracing';
 import publicRoutes from './public';
@@ -38,7 +39,12 @@ function baseOptions(runtime: Runtime, name: string): FastifyServerOptions & { l
   };
 }
 
-async function build(runtime: Runtime, name: string, routes: FastifyPluginAsync): Promise<WardenApp> {
+async function build(
+  runtime: Runtime,
+  name: string,
+  routes: FastifyPluginAsync,
+  documents?: DocumentedApp,
+): Promise<WardenApp> {
   const app: WardenApp = Fastify(baseOptions(runtime, name));
   app.addHook('onResponse', async (request, reply) => {
     request.log.info(
@@ -57,20 +63,27 @@ async function build(runtime: Runtime, name: string, routes: FastifyPluginAsync)
   await app.register(runtimePlugin, { runtime });
   await app.register(httpMetrics, { server: name });
   if (runtime.tracing) await app.register(httpTracing, { tracer: runtime.tracing.tracer, server: name });
+  // before the routes: the document (/openapi.json, /docs) is generated from their schemas
+  if (documents) await app.register(openapi, { documents });
   await app.register(routes);
   return app;
 }
 
 export function buildPublicApp(runtime: Runtime): Promise<WardenApp> {
-  return build(runtime, 'public', publicRoutes);
+  return build(runtime, 'public', publicRoutes, 'public');
 }
 
 export function buildAdminApp(runtime: Runtime): Promise<WardenApp> {
-  return build(runtime, 'admin', async (app) => {
-    await app.register(adminRoutes);
-    // the codec server has its own token and CORS, beside the admin scope
-    await app.register(codecRoutes);
-  });
+  return build(
+    runtime,
+    'admin',
+    async (app) => {
+      await app.register(adminRoutes);
+      // the codec server has its own token and CORS, beside the admin scope
+      await app.register(codecRoutes);
+    },
+    'admin',
+  );
 }
 
 /** Slack and Alertmanager alone, for a deployment that gives them their own listener. */

@@ -14,7 +14,7 @@ import type { Payload } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { EncryptionCodec, loadPayloadKeyring } from '../temporal/codec';
-import { ApiError } from './errors';
+import { ApiError, ErrorBody } from './errors';
 import { requireBearer } from './plugins/bearerAuth';
 import { isLoopbackHost } from './plugins/loopbackHost';
 
@@ -22,23 +22,41 @@ const MAX_PAYLOADS = 1000;
 const BODY_LIMIT = 4 * 1024 * 1024;
 const ALLOWED_HEADERS = 'Content-Type, X-Namespace, Authorization';
 
+const JsonPayloadSchema = {
+  type: 'object',
+  description: 'A Temporal payload in proto3 JSON: base64 metadata values and data',
+  properties: {
+    metadata: { type: 'object', additionalProperties: { type: 'string' } },
+    data: { type: 'string' },
+  },
+} as const;
+
 const PayloadsBody = {
   type: 'object',
   required: ['payloads'],
-  properties: {
-    payloads: {
-      type: 'array',
-      maxItems: MAX_PAYLOADS,
-      items: {
-        type: 'object',
-        properties: {
-          metadata: { type: 'object', additionalProperties: { type: 'string' } },
-          data: { type: 'string' },
-        },
-      },
-    },
-  },
+  properties: { payloads: { type: 'array', maxItems: MAX_PAYLOADS, items: JsonPayloadSchema } },
 } as const;
+
+const PayloadsAnswer = {
+  type: 'object',
+  required: ['payloads'],
+  properties: { payloads: { type: 'array', items: JsonPayloadSchema } },
+} as const;
+
+const Preflight = {
+  summary: "The browser's CORS preflight (the Temporal UI's origin, WARDEN_CODEC_CORS_ORIGINS)",
+  response: { 204: { type: 'null', description: 'allowed: POST, with the headers the UI sends' }, 403: ErrorBody },
+} as const;
+
+const codecSchema = (operation: 'decode' | 'encode') => ({
+  summary: `${operation === 'decode' ? 'Decode' : 'Encode'} payloads with the payload keyring`,
+  body: PayloadsBody,
+  headers: {
+    type: 'object',
+    properties: { 'x-namespace': { type: 'string', description: 'when given, the namespace this codec serves' } },
+  },
+  response: { 200: PayloadsAnswer, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 503: ErrorBody },
+});
 
 interface JsonPayload {
   metadata?: Record<string, string>;
@@ -113,7 +131,7 @@ const codecRoutes: FastifyPluginAsync = async (app) => {
   for (const operation of ['decode', 'encode'] as const) {
     const url = `/codec/${operation}`;
 
-    app.options(url, async (request, reply) => {
+    app.options(url, { schema: Preflight }, async (request, reply) => {
       const origin = request.headers.origin;
       if (!origin || !origins.has(origin))
         throw new ApiError(403, 'origin_not_allowed', 'this origin may not call the codec (WARDEN_CODEC_CORS_ORIGINS)');
@@ -127,7 +145,7 @@ const codecRoutes: FastifyPluginAsync = async (app) => {
 
     app.post<{ Body: { payloads: JsonPayload[] } }>(
       url,
-      { bodyLimit: BODY_LIMIT, schema: { body: PayloadsBody }, onRequest: authorise(operation) },
+      { bodyLimit: BODY_LIMIT, schema: codecSchema(operation), onRequest: authorise(operation) },
       async (request) => {
         checkNamespace(request);
         const payloads = fromJson(request.body.payloads);

@@ -19,10 +19,24 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * The body of every error answer. `error` is the stable code clients branch on (snake case,
+ * never reworded); `message` is for people and may change. Some errors carry more fields
+ * (`remaining_attempts`, `retry_after_seconds`, `needed_role`...). The title names it in the
+ * OpenAPI document, where every error response refers to it (plugins/openapi.ts).
+ */
 export const ErrorBody = {
+  title: 'ErrorBody',
   type: 'object',
   required: ['error', 'message'],
-  properties: { error: { type: 'string' }, message: { type: 'string' } },
+  properties: {
+    error: {
+      type: 'string',
+      pattern: '^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$',
+      description: 'a stable, machine-readable code, e.g. invalid_request, not_found, rate_limited',
+    },
+    message: { type: 'string', description: 'what went wrong, for people' },
+  },
   additionalProperties: true,
 } as const;
 

@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { exportAuditLines } from '../../auth/audit';
 import { durationMs } from '../../shared/format';
-import { ApiError } from '../errors';
+import { ApiError, ErrorBody } from '../errors';
 
 const MAX_WINDOW_MS = 31 * 24 * 3600 * 1000;
 
@@ -34,6 +34,14 @@ const audit: FastifyPluginAsyncTypebox = async (app) => {
           until: Type.Optional(Type.String({ minLength: 1, maxLength: 40 })),
           type: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
         }),
+        response: {
+          200: {
+            description: 'One audit event per line, oldest first',
+            // streamed: the serializer never sees it
+            content: { 'application/x-ndjson': { schema: Type.Unsafe<unknown>({ type: 'string' }) } },
+          },
+          400: ErrorBody,
+        },
       },
     },
     async (request, reply) => {

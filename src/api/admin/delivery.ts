@@ -262,24 +262,19 @@ const delivery: FastifyPluginAsyncTypebox = async (app) => {
     },
   );
 
-  app.post<{ Params: { id: string } }>(
+  app.post(
     '/delivery/failures/:id/resend',
-    // the body is optional (a bare POST resends): checked by hand, a root schema would demand one
     {
       config: { role: 'responder' },
       schema: {
         params: Type.Object({ id: Type.String({ pattern: '^[0-9]{1,18}$' }) }),
+        // optional: a bare POST (no body, so null here) resends too
+        body: Type.Union([Type.Object({ incident_id: Text(64) }), Type.Null()]),
         response: { 200: ResendView, 400: ErrorBody, 404: ErrorBody },
       },
     },
     async (request) => {
-      const incidentId = (request.body as { incident_id?: unknown } | null | undefined)?.incident_id;
-      if (
-        incidentId !== undefined &&
-        (typeof incidentId !== 'string' || incidentId.length < 1 || incidentId.length > 64)
-      ) {
-        throw new ApiError(400, 'invalid_request', 'incident_id must be a string of 1 to 64 characters');
-      }
+      const incidentId = request.body?.incident_id;
       try {
         const result = await resendFailedDelivery(app.warden, request.params.id, {
           actor: operatorOf(request).name,

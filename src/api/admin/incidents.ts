@@ -250,10 +250,22 @@ const incidents: FastifyPluginAsyncTypebox = async (app) => {
     },
   );
 
-  app.get('/incidents/:id/report', { schema: { params: Id } }, async (request, reply) => {
-    const state = await readState(app, request.params.id);
-    return reply.type('text/markdown; charset=utf-8').send(renderReport(state, new Date().toISOString()));
-  });
+  app.get(
+    '/incidents/:id/report',
+    {
+      schema: {
+        params: Id,
+        response: {
+          200: { description: 'The post-incident report', content: { 'text/markdown': { schema: Type.String() } } },
+          ...errors,
+        },
+      },
+    },
+    async (request, reply) => {
+      const state = await readState(app, request.params.id);
+      return reply.type('text/markdown; charset=utf-8').send(renderReport(state, new Date().toISOString()));
+    },
+  );
 
   app.get(
     '/incidents/:id/customer-notification',
@@ -263,6 +275,13 @@ const incidents: FastifyPluginAsyncTypebox = async (app) => {
         querystring: Type.Object({
           affected_percent: Type.Optional(Type.String({ pattern: '^(100|[0-9]{1,2})(\\.[0-9])?$' })),
         }),
+        response: {
+          200: {
+            description: 'The notification to send to customers, once the incident is resolved',
+            content: { 'text/plain': { schema: Type.String() } },
+          },
+          ...errors,
+        },
       },
     },
     async (request, reply) => {

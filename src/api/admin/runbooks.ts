@@ -237,6 +237,16 @@ const runbooks: FastifyPluginAsyncTypebox = async (app) => {
           id: RunId.properties.id,
           name: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9._-]+$' }),
         }),
+        response: {
+          200: {
+            description: 'The artifact as stored (X-Content-SHA256 is its digest): NDJSON or JSON',
+            content: {
+              'application/x-ndjson': { schema: Type.String() },
+              'application/json': { schema: Type.Unknown() },
+            },
+          },
+          ...errors,
+        },
       },
     },
     async (request, reply) => {

@@ -25,6 +25,7 @@ import {
   type UserDeps,
 } from '../../auth/users';
 import { ApiError, ErrorBody } from '../errors';
+import { describedRawBody } from '../plugins/openapi';
 import { operatorOf } from '../plugins/operatorAuth';
 
 const UserIds = Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { minItems: 1, maxItems: 1000 });
@@ -205,16 +206,40 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
       ).user,
   );
 
-  app.delete('/users/:sub', { schema: { params: Sub } }, async (request, reply) => {
-    await http(() => deleteUser(userDeps(), request.params.sub, operatorOf(request).name));
-    return reply.status(204).send();
-  });
+  app.delete(
+    '/users/:sub',
+    {
+      schema: {
+        params: Sub,
+        response: { 204: Type.Unsafe<void>({ type: 'null', description: 'deleted' }), ...errors },
+      },
+    },
+    async (request, reply) => {
+      await http(() => deleteUser(userDeps(), request.params.sub, operatorOf(request).name));
+      return reply.status(204).send();
+    },
+  );
 
   // Bulk import: NDJSON (one user object per line) or CSV (a header line naming sub, phone,
   // email, locale), read as it streams; each line is created or updated on its own, so a
   // repeat of the same file changes nothing, and a bad line is reported, not fatal.
   const IMPORT_MAX_LINES = 100_000;
   const IMPORT_MAX_ERRORS = 1000;
+  const ImportReport = Type.Object({
+    created: Type.Integer(),
+    updated: Type.Integer(),
+    unchanged: Type.Integer(),
+    failed: Type.Integer(),
+    errors: Type.Array(
+      Type.Object({
+        line: Type.Integer(),
+        error: Type.String(),
+        message: Type.String(),
+        field: Type.Optional(Type.String()),
+      }),
+      { description: `the first ${IMPORT_MAX_ERRORS} lines that failed` },
+    ),
+  });
   await app.register(async (importer) => {
     importer.addContentTypeParser(['application/x-ndjson', 'text/csv'], (_request, payload, done) =>
       done(null, payload),
@@ -223,7 +248,25 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
       '/users/import',
       {
         bodyLimit: 64 * 1024 * 1024,
-        schema: { response: { 200: Type.Object({}, { additionalProperties: true }), ...errors } },
+        // read as a stream, line by line: the schema describes the upload, each line is checked on its own
+        validatorCompiler: describedRawBody,
+        schema: {
+          body: {
+            content: {
+              'application/x-ndjson': {
+                schema: Type.String({
+                  description: 'one user object per line: {"sub", "phone", "email", "locale"...}',
+                }),
+              },
+              'text/csv': {
+                schema: Type.String({
+                  description: 'a header line naming sub, phone, email, locale; one user per line',
+                }),
+              },
+            },
+          },
+          response: { 200: ImportReport, ...errors },
+        },
       },
       async (request) => {
         const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim();

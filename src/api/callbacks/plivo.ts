@@ -11,6 +11,7 @@ import { applyReport } from '../../delivery/reports';
 import { CALLBACK_KEY_PARAM } from '../../providers/idempotency';
 import { ApiError } from '../errors';
 import { CALLBACK_BASE, callbackToken, forged, formParams, signedUrl } from './common';
+import { plivoInbound, plivoStatus } from './schemas';
 
 const FAILED: Record<string, 'transient' | 'permanent'> = {
   undelivered: 'transient',
@@ -36,7 +37,7 @@ function signedParams(app: FastifyInstance, request: FastifyRequest): Record<str
 }
 
 const plivoCallbacks: FastifyPluginAsync = async (app) => {
-  app.post(`${CALLBACK_BASE}/plivo/inbound`, async (request, reply) => {
+  app.post(`${CALLBACK_BASE}/plivo/inbound`, { schema: plivoInbound }, async (request, reply) => {
     const params = signedParams(app, request);
     const { From: from, To: to, Text: text } = params;
     if (!from || !to || text === undefined)
@@ -46,7 +47,7 @@ const plivoCallbacks: FastifyPluginAsync = async (app) => {
     return reply.code(204).send();
   });
 
-  app.post(`${CALLBACK_BASE}/plivo/status`, async (request, reply) => {
+  app.post(`${CALLBACK_BASE}/plivo/status`, { schema: plivoStatus }, async (request, reply) => {
     const params = signedParams(app, request);
     const status = params.Status;
     const uuid = params.MessageUUID;

@@ -12,11 +12,12 @@ import { applyReport, type DeliveryReport } from '../../delivery/reports';
 import { CALLBACK_KEY_PARAM } from '../../providers/idempotency';
 import { ApiError } from '../errors';
 import { CALLBACK_BASE, callbackToken, forged, formParams, signedUrl } from './common';
+import { twilioInbound, twilioStatus } from './schemas';
 
 const FAILED: Record<string, 'transient' | 'permanent'> = { undelivered: 'transient', failed: 'permanent' };
 
 const twilioCallbacks: FastifyPluginAsync = async (app) => {
-  app.post(`${CALLBACK_BASE}/twilio/status`, async (request, reply) => {
+  app.post(`${CALLBACK_BASE}/twilio/status`, { schema: twilioStatus }, async (request, reply) => {
     const params = formParams(request.body);
     const header = request.headers['x-twilio-signature'];
     const token = callbackToken(app, 'twilio');
@@ -48,7 +49,7 @@ const twilioCallbacks: FastifyPluginAsync = async (app) => {
     return reply.code(204).send();
   });
 
-  app.post(`${CALLBACK_BASE}/twilio/inbound`, async (request, reply) => {
+  app.post(`${CALLBACK_BASE}/twilio/inbound`, { schema: twilioInbound }, async (request, reply) => {
     const params = formParams(request.body);
     const header = request.headers['x-twilio-signature'];
     const token = callbackToken(app, 'twilio');
