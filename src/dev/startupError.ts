@@ -24,7 +24,8 @@ export class StartupError extends Error {
 /** Recognises a full disk, whichever step ran into it (a write of ours or a child's output). */
 export function isDiskFull(err: unknown): boolean {
   const e = err as NodeJS.ErrnoException | undefined;
-  return e?.code === 'ENOSPC' || /no space left on device/i.test(String(e?.message ?? ''));
+  // SQLite (the Temporal dev server's store) says "database or disk is full"
+  return e?.code === 'ENOSPC' || /no space left on device|database or disk is full/i.test(String(e?.message ?? ''));
 }
 
 /** Any failure as a StartupError: ours as they are, a full disk by its cause, the rest by their message. */
