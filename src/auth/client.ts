@@ -100,17 +100,18 @@ export async function startChallenge(
 }
 
 /** How often an update the server could not take is sent again, and the pause before each. */
-const UPDATE_RETRY_PAUSES_MS = [50, 200, 500];
+const UPDATE_RETRY_PAUSES_MS = [50, 100, 200, 400, 800, 1600];
 
 /**
  * Sends an update to a challenge's workflow. `gone`: the workflow has ended (or never existed);
  * the row, read again, says how it ended, if it exists.
  *
- * The server may refuse to take an update for a moment, most often because its workflow task
- * failed when another event (a delivery receipt) landed at the same instant. The update is then
- * sent again with the same update id, which the server deduplicates: an update that did land is
- * answered with its own outcome, never applied twice. Only when every try is refused does the
- * caller get ChallengeUnavailableError (503, retry shortly).
+ * The server may refuse to take an update for a moment (Unavailable), most often because the
+ * workflow task carrying it could not complete: another event, a delivery receipt, landed at
+ * the same instant, and the server aborted the task's updates. The update is then sent again
+ * with the same update id, which the server deduplicates: an update that did land is answered
+ * with its own outcome, never applied twice. Only when every try is refused (about 3 s of
+ * pauses, within the request's deadline) does the caller get ChallengeUnavailableError (503).
  */
 async function update<R>(
   deps: ChallengeDeps,
