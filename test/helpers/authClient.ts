@@ -65,16 +65,28 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
  * Waits for the `count`-th message of a challenge and extracts its code or token. `to` (the
  * recipient) narrows the outbox query when a test sends many messages.
  */
-export async function secretFor(h: Harness, challengeId: string, count = 1, to?: string): Promise<string> {
-  return waitFor(`message ${count} of challenge ${challengeId}`, async () => {
-    const sent = await messagesFor(h, challengeId, to);
-    const message = sent.find((m) => m.idempotency_key === `challenge-${challengeId}/send-${count}`);
-    if (!message) return undefined;
-    const match =
-      message.channel === 'sms' ? /\b(\d{6})\b/.exec(message.body) : /[?&]token=([A-Za-z0-9_-]{43})/.exec(message.body);
-    if (!match?.[1]) throw new Error(`message of challenge ${challengeId} carries no secret`);
-    return match[1];
-  });
+export async function secretFor(
+  h: Harness,
+  challengeId: string,
+  count = 1,
+  to?: string,
+  timeoutMs = 15_000,
+): Promise<string> {
+  return waitFor(
+    `message ${count} of challenge ${challengeId}`,
+    async () => {
+      const sent = await messagesFor(h, challengeId, to);
+      const message = sent.find((m) => m.idempotency_key === `challenge-${challengeId}/send-${count}`);
+      if (!message) return undefined;
+      const match =
+        message.channel === 'sms'
+          ? /\b(\d{6})\b/.exec(message.body)
+          : /[?&]token=([A-Za-z0-9_-]{43})/.exec(message.body);
+      if (!match?.[1]) throw new Error(`message of challenge ${challengeId} carries no secret`);
+      return match[1];
+    },
+    timeoutMs,
+  );
 }
 
 export async function challengeRow(h: Harness, challengeId: string) {

@@ -413,7 +413,8 @@ describe('apps API', () => {
       webOrigins: [],
       disabled: false,
     });
-    expect(seeded!.redirectUris).toHaveLength(1);
+    // no redirect URI: a link confirmed where it was asked for lands on Warden's own page
+    expect(seeded!.redirectUris).toEqual([]);
 
     const spec = {
       clientId: 'seeded',

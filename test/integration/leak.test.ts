@@ -8,6 +8,8 @@ const LINK_PATH = '/browser/api/v1/identity/auth/magic-link/verify';
 const USERS = 40;
 const FLOWS = 200;
 const CONCURRENCY = 8;
+// the suite runs files side by side on a small machine: a message may take a while to go out
+const MESSAGE_WAIT_MS = 60_000;
 const phoneOf = (i: number) => `+1555777${String(i).padStart(4, '0')}`;
 const emailOf = (i: number) => `leak-${i}@leak.example`;
 
@@ -98,7 +100,7 @@ describe('secret leakage', () => {
           const user = i % USERS;
           const res = await initiate(h, otp ? 'otp' : 'magic-link', `leak-user-${user}`);
           const id = res.json<{ challenge_id: string }>().challenge_id;
-          const secret = await secretFor(h, id, 1, otp ? phoneOf(user) : emailOf(user));
+          const secret = await secretFor(h, id, 1, otp ? phoneOf(user) : emailOf(user), MESSAGE_WAIT_MS);
           ids.push(id);
           secrets.push(secret);
           expiring.push({ id, secret, otp });
@@ -122,7 +124,7 @@ describe('secret leakage', () => {
           expect(res.statusCode).toBe(202);
           const id = res.json<{ challenge_id: string }>().challenge_id;
           ids.push(id);
-          const secret = await secretFor(h, id, 1, to);
+          const secret = await secretFor(h, id, 1, to, MESSAGE_WAIT_MS);
           secrets.push(secret);
           if (kind === 9 && i % 20 === 9) {
             for (let n = 0; n < 5; n += 1) await verify(id, wrong(secret), otp);
@@ -135,7 +137,7 @@ describe('secret leakage', () => {
               ? post(h, '/otp/resend', { challenge_id: id })
               : post(h, '/magic-link/resend', { challenge_id: id });
             expect((await resend).statusCode).toBe(202);
-            expect(await secretFor(h, id, 2, to)).toBe(secret);
+            expect(await secretFor(h, id, 2, to, MESSAGE_WAIT_MS)).toBe(secret);
             count('resent');
           }
           if (kind === 6) {

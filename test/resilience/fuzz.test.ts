@@ -67,6 +67,10 @@ function checkAnswer(
       pageForm ? /^(application\/json|text\/html)/ : /^application\/json/,
     );
     if (route.method === 'HEAD') return;
+    if (pageForm && String(headers['content-type']).startsWith('text/html')) {
+      expect(body, `${what}: the page of ${status}`).toMatch(/^<!doctype html>/);
+      return;
+    }
     let parsed: { error?: unknown; message?: unknown };
     try {
       parsed = JSON.parse(body) as typeof parsed;
