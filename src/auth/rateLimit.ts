@@ -55,6 +55,8 @@ export interface LimitedChallengeRow {
   method: AuthMethod;
   status: string;
   expires_at: Date;
+  /** the app the challenge belongs to (challenge_bindings), when verify and resend read it */
+  client_id?: string | null;
 }
 
 /**
@@ -69,14 +71,18 @@ export async function checkRateLimitForChallenge(
 ): Promise<{ row: LimitedChallengeRow | undefined; decision: RateLimitDecision }> {
   const { challengeId, method, ip, action } = input;
   const { rows } = await db.write<CheckRow & Partial<LimitedChallengeRow>>(
-    `SELECT c.user_id, c.method, ${STATUS_AFTER_CUTOFF}, c.expires_at, r.allowed, r.scope, r.retry_after
+    `SELECT c.user_id, c.method, ${STATUS_AFTER_CUTOFF}, c.expires_at, b.client_id, r.allowed, r.scope, r.retry_after
        FROM (VALUES (1)) AS one (x)
        LEFT JOIN auth_challenges c ON c.id = $9 AND c.method = $10
+       LEFT JOIN challenge_bindings b ON b.challenge_id = c.id
       CROSS JOIN LATERAL warden_rate_limit_check(${CHECK_ARGS('c.user_id')}) AS r`,
     [...checkParams(settings, ip, action), challengeId, method],
   );
-  const { user_id, method: rowMethod, status, expires_at, ...check } = rows[0]!;
-  const row = user_id != null ? { user_id, method: rowMethod!, status: status!, expires_at: expires_at! } : undefined;
+  const { user_id, method: rowMethod, status, expires_at, client_id, ...check } = rows[0]!;
+  const row =
+    user_id != null
+      ? { user_id, method: rowMethod!, status: status!, expires_at: expires_at!, client_id: client_id ?? null }
+      : undefined;
   return { row, decision: decisionOf(settings, check) };
 }
 

@@ -431,5 +431,30 @@ describe('signing users into apps', () => {
     expect(answers[2]!.headers['retry-after']).toBeDefined();
     // another app is not affected
     expect((await initiate('otp', { user_id: 'u-lim-3', client_id: APP })).res.statusCode).toBe(202);
+
+    // and its verify limit counts every check of its challenges
+    const checked = await h.admin.inject({
+      method: 'POST',
+      url: '/admin/api/v1/apps',
+      headers: h.adminHeaders,
+      payload: {
+        client_id: 'tight-verify',
+        name: 'tight',
+        methods: ['sms_otp'],
+        verify_limit: { window_seconds: 3600, max_attempts: 1 },
+      },
+    });
+    expect(checked.statusCode, checked.body).toBe(201);
+    const { id } = await initiate('otp', { user_id: 'bob', client_id: 'tight-verify' });
+    const code = await secretFor(id!);
+    const guess = (otp: string) =>
+      h.public.inject({ method: 'POST', url: `${BASE}/otp/verify`, payload: { challenge_id: id, otp } });
+    expect((await guess(code === '000000' ? '111111' : '000000')).statusCode).toBe(401);
+    const over = await guess(code);
+    expect([over.statusCode, over.json<{ error: string }>().error]).toEqual([429, 'rate_limited']);
+    expect((await audit('identity.auth.validation_attempt', id)).map((r) => r.outcome)).toEqual([
+      'invalid_otp',
+      'rate_limited',
+    ]);
   });
 });

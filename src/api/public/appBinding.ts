@@ -187,12 +187,14 @@ export async function registeredOrigin(fastify: FastifyInstance, origin: string)
   return origins.set.has(origin);
 }
 
-/** A verify counts against its app's verify limit, when the app has one. */
-export async function enforceChallengeAppLimit(fastify: FastifyInstance, challengeId: string): Promise<void> {
-  const { rows } = await fastify.warden.db.query<{ client_id: string }>(
-    'SELECT client_id FROM challenge_bindings WHERE challenge_id = $1',
-    [challengeId],
-  );
-  const found = rows[0] ? await findApp(fastify.warden.db, rows[0].client_id) : undefined;
+/**
+ * A verify counts against its app's verify limit, when the app has one. The client id comes
+ * with the challenge's row, read with the per-user and per-IP limits (src/auth/rateLimit.ts).
+ */
+export async function enforceChallengeAppLimit(
+  fastify: FastifyInstance,
+  clientId: string | null | undefined,
+): Promise<void> {
+  const found = clientId ? await findApp(fastify.warden.db, clientId) : undefined;
   if (found?.verifyLimit) await enforceAppLimit(fastify, found, 'verify');
 }

@@ -34,6 +34,7 @@ import {
   refuseOverLimit,
   type ClientContext,
 } from './authGuards';
+import { enforceChallengeAppLimit } from './appBinding';
 import { assertChannelEnabled } from './channelGuard';
 
 type ChallengeRow = LimitedChallengeRow;
@@ -213,6 +214,12 @@ export async function verifyChallenge(
     throw notFound();
   }
   if (ENDED.includes(row.status)) return endedAnswer(row.status as Ended);
+  try {
+    await enforceChallengeAppLimit(app, row.client_id);
+  } catch (err) {
+    await finish('rate_limited');
+    throw err;
+  }
 
   const candidate = await timeStage(metrics, 'verify', 'seal', async () => {
     const key = await app.warden.keys.active();

@@ -6,7 +6,7 @@ import { escapeHtml, MAGIC_LINK_PATH } from '../../auth/messages';
 import { ApiError, ErrorBody } from '../errors';
 import { captchaGuard } from './authCaptcha';
 import { blocklistGuard } from './authGuards';
-import { browserBinding, enforceChallengeAppLimit, jsonOnly, proofOf, sameSiteForm } from './appBinding';
+import { browserBinding, jsonOnly, proofOf, sameSiteForm } from './appBinding';
 import { initiateChallenge, resendChallenge, verifyChallenge } from './authFlow';
 import { verifiedAnswer } from './release';
 
@@ -205,7 +205,6 @@ const magicLinkRoutes: FastifyPluginAsyncTypebox = async (app) => {
         try {
           const link = linkParams(request.body, request.query);
           challenge = link.challenge;
-          await enforceChallengeAppLimit(app, challenge);
           await verifyChallenge(app, request, 'magic_link', challenge, link.token);
         } catch (err) {
           if (!(err instanceof ApiError)) throw err;
@@ -216,7 +215,6 @@ const magicLinkRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // body fields win over the query string
       const { challenge, token } = linkParams(request.body, request.query);
       reply.header('Cache-Control', 'no-store').header('Referrer-Policy', 'no-referrer');
-      await enforceChallengeAppLimit(app, challenge);
       await verifyChallenge(app, request, 'magic_link', challenge, token);
       return verifiedAnswer(app, request, challenge);
     },

@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { OTP_PATTERN } from '../../auth/crypto';
-import { browserBinding, enforceChallengeAppLimit, jsonOnly } from './appBinding';
+import { browserBinding, jsonOnly } from './appBinding';
 import { initiateChallenge, resendChallenge, verifyChallenge } from './authFlow';
 import { verifiedAnswer } from './release';
 import { captchaGuard } from './authCaptcha';
@@ -42,7 +42,6 @@ const otpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const challengeId = request.body.challenge_id.toLowerCase();
-      await enforceChallengeAppLimit(app, challengeId);
       await verifyChallenge(app, request, 'sms_otp', challengeId, request.body.otp);
       reply.header('Cache-Control', 'no-store');
       return verifiedAnswer(app, request, challengeId);

@@ -153,7 +153,6 @@ const serverVerify: FastifyPluginAsyncTypebox = async (app) => {
       if (row.method !== 'sms_otp')
         throw new ApiError(409, 'wrong_method', 'a magic link is confirmed in the browser, not checked here');
       const client = await endUser(app, request, request.body.client_ip);
-      await enforceAppLimit(app, found, 'verify');
       reply.header('Cache-Control', 'no-store');
       const verified = await verifyChallenge(app, request, 'sms_otp', row.challenge_id, request.body.code, client);
       const ended = await loadBoundChallenge(app.warden.db, row.challenge_id);
