@@ -1,7 +1,7 @@
 /**
  * `warden runbooks …`: runs of the incident runbooks. Start one by hand (standalone, or
  * attached to an open incident whose timeline then gets every step), see where it is, decide
- * the steps that wait for a responder, cancel it (undoing what can safely be undone).
+ * the steps that wait for an admin, cancel it (undoing what can safely be undone).
  */
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { plainName } from '../shared/format';
@@ -86,7 +86,10 @@ function renderRun(run: Run): string {
       ['severity', run.severity],
       ['status', run.status],
       ['started', when(run.startedAt)],
-      ['started by', run.startedBy && plainName(run.startedBy)],
+      [
+        'started by',
+        run.startedBy && `${plainName(run.startedBy)}${run.startedByRole ? ` (${run.startedByRole})` : ''}`,
+      ],
       ['ended', when(run.endedAt)],
       ['cancelled', run.cancel && `by ${plainName(run.cancel.by)}: ${run.cancel.reason}`],
     ]),
@@ -100,8 +103,7 @@ function renderRun(run: Run): string {
       ]),
     ),
     ...waiting.map(
-      (s) =>
-        `\nwaiting for a responder: ${s.title}\n  warden runbooks approve ${run.workflowId} ${s.name}   (or reject)`,
+      (s) => `\nwaiting for an admin: ${s.title}\n  warden runbooks approve ${run.workflowId} ${s.name}   (or reject)`,
     ),
   ].join('\n');
 }

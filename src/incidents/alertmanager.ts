@@ -116,6 +116,8 @@ export function incidentFromAlerts(payload: AlertmanagerPayload, alertGroup: str
     impact: clip(impact, LIMITS.text),
     source: 'alertmanager',
     openedBy: 'alertmanager',
+    // no person asked: P0 containment goes ahead without waiting for an admin
+    openedByRole: 'automation',
     affected: { providers: providers.slice(0, LIMITS.affected) },
     ddos,
     detectedAt: starts.sort()[0],

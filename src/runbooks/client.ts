@@ -28,6 +28,7 @@ import {
 } from '../shared/runbooks';
 import { tooBroad, type BlockLimits } from '../auth/blocklist';
 import { parseCidr } from '../auth/clientIp';
+import type { Authority } from '../shared/roles';
 import { runbookSearchAttributes } from '../shared/searchAttributes';
 import { checkRunbookParams } from './params';
 import { bestEffort, insertRun, listArtifacts, projectedRun, runbookOfRun } from './projection';
@@ -81,6 +82,8 @@ export interface StartRequest {
   name: string;
   severity: Severity;
   by: string;
+  /** the starter's role: at P0, whether containment waits for an admin */
+  role?: Authority;
   incidentId?: string;
   users?: string[];
   ips?: string[];
@@ -152,6 +155,7 @@ export async function startRunbook(deps: RunbookDeps, req: StartRequest): Promis
     dataBreach: incident?.state.dataBreach ?? false,
     ddos: incident?.state.ddos ?? false,
     startedBy: req.by,
+    ...(req.role ? { startedByRole: req.role } : {}),
     params: checked.value,
     preApproved: req.approve,
     ...(req.approvalSeverities ? { approvalSeverities: req.approvalSeverities } : {}),

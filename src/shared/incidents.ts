@@ -3,6 +3,7 @@
  * Alertmanager) and the runbook workflows. Every message is defined here once.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { Authority, Role } from './roles';
 
 export const INCIDENT_TYPES = ['compromised_token', 'provider_outage', 'abuse', 'db_connectivity', 'other'] as const;
 export type IncidentType = (typeof INCIDENT_TYPES)[number];
@@ -52,6 +53,8 @@ export interface IncidentInput {
   source: IncidentSource;
   /** who opened it: an admin name, a Slack user, `alertmanager` */
   openedBy: string;
+  /** the opener's role, or `automation` for an alert: whether P0 containment waits for an admin */
+  openedByRole?: Authority;
   affected?: Partial<Affected>;
   dataBreach?: boolean;
   /** an abuse incident that is a DDoS attack: the ISP/CDN escalation applies */
@@ -137,6 +140,8 @@ export interface RunbookGate {
   status: DecisionStatus;
   requestedBy: string;
   decidedBy?: string;
+  /** the decider's role: the runbook then runs on their authority */
+  decidedByRole?: Role;
   decidedAt?: string;
   note?: string;
   /** the request in the Slack thread */
@@ -180,6 +185,7 @@ export interface IncidentState {
   status: IncidentStatus;
   source: IncidentSource;
   openedBy: string;
+  openedByRole?: Authority;
   owner?: string;
   affected: Affected;
   dataBreach: boolean;
@@ -300,6 +306,8 @@ export interface RunbookProgressInput {
 /** A responder's decision on a gated runbook start. */
 export interface RunbookStartDecisionInput {
   by: string;
+  /** the decider's role, as their credential says (an approver's runs on it) */
+  role?: Role;
   approve: boolean;
   note?: string;
 }
@@ -313,6 +321,10 @@ export interface RunbookInput {
   affected: Affected;
   dataBreach: boolean;
   ddos: boolean;
+  /** who asked for the run: an operator's name, a Slack user, `alertmanager` */
+  startedBy?: string;
+  /** on whose authority it runs (never a credential): absent counts as no more than a responder */
+  startedByRole?: Authority;
 }
 
 export const incidentStateQuery = defineQuery<IncidentState>('incidentState');

@@ -6,14 +6,15 @@
  */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { RunbookInput, Severity } from './incidents';
+import type { Authority } from './roles';
 
 /**
  * What a runbook workflow receives. An incident passes the RunbookInput part (its child starts
- * with no `params`: every runbook has defaults for all of them); `POST /admin/api/v1/runbooks/<name>`
- * adds who started it, parameters and pre-approvals. A standalone run has empty incident ids.
+ * with no `params`: every runbook has defaults for all of them), with who asked for the run and
+ * on whose authority; `POST /admin/api/v1/runbooks/<name>` adds parameters and pre-approvals.
+ * A standalone run has empty incident ids.
  */
 export interface RunbookStartInput<P = unknown> extends RunbookInput {
-  startedBy?: string;
   params?: P;
   /** step names approved up front by whoever started the run */
   preApproved?: string[];
@@ -34,7 +35,7 @@ export type StepStatus =
 
 export interface StepApproval {
   required: boolean;
-  /** P0 containment, a pre-approval, or a responder's update */
+  /** P0 containment on an admin's or automation's authority, a pre-approval, or a decision (approveStep update) */
   how?: 'auto_p0_containment' | 'pre_approved' | 'responder' | 'not_required';
   by?: string;
   at?: string;
@@ -72,6 +73,8 @@ export interface RunbookState {
   startedAt: string;
   endedAt?: string;
   startedBy?: string;
+  /** on whose authority it runs: an operator's role or `automation` (decides P0 containment) */
+  startedByRole?: Authority;
   approvalSeverities: Severity[];
   steps: RunbookStepState[];
   cancel?: { by: string; reason: string; compensate: boolean; at: string };
@@ -119,7 +122,10 @@ export const RUNBOOK_ERRORS = [
 ] as const;
 export type RunbookErrorType = (typeof RUNBOOK_ERRORS)[number];
 
-/** Default severities at which destructive steps wait for a responder (P0 containment never waits). */
+/**
+ * Default severities at which destructive steps wait for an admin. A P0 run waits too unless an
+ * admin or automation asked for it, and then its containment steps never wait.
+ */
 export const DEFAULT_APPROVAL_SEVERITIES: Severity[] = ['P1', 'P2', 'P3'];
 
 /** The idempotency key of one run of a step: the same on every retry and replay. */

@@ -14,6 +14,18 @@ export const IncidentIdKey = defineSearchAttributeKey('IncidentId', SearchAttrib
 /** who acted: the opener or starter, and the people who acknowledged, escalated, decided... */
 export const OperatorsKey = defineSearchAttributeKey('Operators', SearchAttributeType.KEYWORD_LIST);
 
+/** where a runbook run stands, kept current by the run: "what waits for an admin" is a filter */
+export const RunbookStatusKey = defineSearchAttributeKey('RunbookStatus', SearchAttributeType.KEYWORD);
+
+export const RUNBOOK_RUN_STATUSES = [
+  'running',
+  'awaiting_approval',
+  'compensating',
+  'completed',
+  'failed',
+  'cancelled',
+] as const;
+export type RunbookRunStatus = (typeof RUNBOOK_RUN_STATUSES)[number];
 export const SEARCH_ATTRIBUTES = [
   IncidentTypeKey,
   SeverityKey,
@@ -22,6 +34,7 @@ export const SEARCH_ATTRIBUTES = [
   IncidentIdKey,
   OperatorsKey,
 ] as const;
+  RunbookStatusKey,
 
 /** at most this many operators per workflow: the UI filters on them, it does not list crowds */
 const MAX_OPERATORS = 20;
@@ -85,8 +98,9 @@ export function searchAttributeFlags(): string[] {
 
 /**
  * What a runbook run is filtered by in the Temporal UI (`Runbook = "compromised-token"`,
- * `Severity = "P0"`, `IncidentId = "INC-..."`, `Operators = "pat"`...), set when it starts,
- * whoever starts it.
+ * `Severity = "P0"`, `IncidentId = "INC-..."`, `Operators = "pat"`, `RunbookStatus =
+ * "awaiting_approval"`...), set when it starts, whoever starts it; the run keeps its status
+ * and operators current.
  */
 export function runbookSearchAttributes(
   runbook: string,
@@ -100,6 +114,7 @@ export function runbookSearchAttributes(
     { key: IncidentTypeKey, value: incidentType },
     { key: SeverityKey, value: severity },
     ...(context.incidentId ? [{ key: IncidentIdKey, value: context.incidentId }] : []),
+    { key: RunbookStatusKey, value: 'running' },
     ...(operators.length ? [{ key: OperatorsKey, value: operators }] : []),
   ];
 }

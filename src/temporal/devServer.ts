@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { google } from '@temporalio/proto';
 import { searchAttributeFlags } from '../shared/searchAttributes';
+import { ensureSearchAttributes } from './searchAttributes';
 import { spawnManaged, waitFor, type ManagedProcess } from '../dev/process';
 import { StartupError, firstLine, isDiskFull } from '../dev/startupError';
 
@@ -71,6 +72,20 @@ async function setNamespaceRetention(address: string, namespace: string, seconds
   }
 }
 
+/**
+ * The start flags register search attributes only when the SQLite file is new: a file from an
+ * earlier version keeps the ones it was created with, and a workflow that sets one it lacks is
+ * refused. So the ones Warden has gained since are added once the server answers.
+ */
+async function addMissingSearchAttributes(address: string, namespace: string): Promise<void> {
+  const connection = await Connection.connect({ address, connectTimeout: 5000 });
+  try {
+    await ensureSearchAttributes(connection, namespace);
+  } finally {
+    await connection.close();
+  }
+}
+
 /** Starts `temporal server start-dev` with the project's search attributes and waits until it answers. */
 export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
   const host = options.host ?? '127.0.0.1';
@@ -121,6 +136,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     if (options.retentionSeconds !== undefined) {
       await setNamespaceRetention(address, options.namespace ?? 'default', options.retentionSeconds);
     }
+    await addMissingSearchAttributes(address, options.namespace ?? 'default');
   } catch (err) {
     await proc.stop(2000);
     throw err;

@@ -7,13 +7,16 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { Command } from 'commander';
 import { EXIT } from '../../src/cli/command';
+import { buildProgram, main } from '../../src/cli/main';
 import { freePort, waitFor } from '../../src/dev/process';
 import { databaseControlWorkflowId } from '../../src/shared/database';
 import type { IncidentState } from '../../src/shared/incidents';
 import type { RunbookState } from '../../src/shared/runbooks';
 import { startHarness, type Harness } from '../helpers/harness';
+import { operatorHeaders } from '../helpers/operators';
 
 const ROOT = process.cwd();
 const BIN = path.join(ROOT, 'bin', 'warden.mjs');
@@ -29,10 +32,17 @@ describe('warden CLI', () => {
   let url: string;
   /** everything the CLI printed, to check that the token never shows */
   const printed: string[] = [];
+  /** per-operator tokens, created through the admin API as an admin would */
+  const tokens: Record<'ada' | 'rhea', string> = { ada: '', rhea: '' };
 
   beforeAll(async () => {
     h = await startHarness({ listen: true, env: { WARDEN_DB_WATCH_INTERVAL_MS: '300' } });
     url = h.servers!.urls.admin;
+    for (const [name, role] of [
+      ['ada', 'admin'],
+      ['rhea', 'responder'],
+    ] as const)
+      tokens[name] = (await operatorHeaders(h, name, role)).authorization.replace(/^Bearer /, '');
   });
   afterAll(async () => {
     // db-failover keeps the database control workflow of the task queue running
@@ -330,8 +340,117 @@ describe('warden CLI', () => {
     expect(after.keys.find((k) => k.status === 'active')?.id).toBe(rotated.key_id);
   });
 
+  it('escalates an incident to the role it names, as the operator whose token it holds', async () => {
+    const id = await open('cli drill: escalation');
+    const ran = await warden(['incidents', 'escalate', id, '--role', 'dba', '--reason', 'replica lag'], {
+      WARDEN_TOKEN: tokens.rhea,
+    });
+    expect(ran.code, ran.stderr).toBe(EXIT.ok);
+    expect(ran.stdout).toContain(`${id} escalated to dba`);
+    const s = await incident(id);
+    expect(s.escalations.map((e) => e.role)).toContain('dba');
+    expect(s.timeline.find((e) => e.kind === 'escalated' && e.role === 'dba')).toMatchObject({ by: 'rhea' });
+  });
+
+  /** a standalone P1 compromised-token run naming nobody: rotate_keys is the first step to wait */
+  async function waitingRun(): Promise<string> {
+    const started = await json<{ workflow_id: string }>(['runbooks', 'start', 'compromised-token', '--severity', 'P1']);
+    const id = started.workflow_id;
+    await waitFor(
+      'rotate_keys to wait for approval',
+      async () => {
+        const run = (await api('GET', `/runbooks/runs/${id}`)).json<RunbookState>();
+        if (run.steps?.find((s) => s.name === 'rotate_keys')?.status !== 'awaiting_approval')
+          throw new Error(JSON.stringify(run).slice(0, 1000));
+      },
+      { timeoutMs: 40_000, intervalMs: 300 },
+    );
+    return id;
+  }
+  const runOf = async (id: string) => (await api('GET', `/runbooks/runs/${id}`)).json<RunbookState>();
+
+  it("refuses a responder's step decision with `forbidden` on stderr; an admin's token rejects the step", async () => {
+    const rotationsBefore = await h.sql('SELECT id FROM key_rotations');
+    const id = await waitingRun();
+    const refused = await warden(['runbooks', 'approve', id, 'rotate_keys'], { WARDEN_TOKEN: tokens.rhea });
+    expect(refused.code).toBe(EXIT.refused);
+    expect(refused.stderr).toMatch(/^error: forbidden: this needs the admin role; rhea is a responder/);
+    expect(refused.stdout).toBe('');
+    expect((await runOf(id)).steps.find((s) => s.name === 'rotate_keys')?.status).toBe('awaiting_approval');
+
+    const rejected = await warden(['runbooks', 'reject', id, 'rotate_keys', '--note', 'rotated by hand'], {
+      WARDEN_TOKEN: tokens.ada,
+    });
+    expect(rejected.code, rejected.stderr).toBe(EXIT.ok);
+    expect(rejected.stdout).toContain('rotate_keys rejected: the run skips it');
+    const run = await waitFor(
+      'the run to complete without the step',
+      async () => {
+        const state = await runOf(id);
+        if (state.status !== 'completed') throw new Error(state.status);
+        return state;
+      },
+      { timeoutMs: 60_000, intervalMs: 300 },
+    );
+    expect(run.steps.find((s) => s.name === 'rotate_keys')).toMatchObject({
+      status: 'rejected',
+      approval: { how: 'responder', by: 'ada', note: 'rotated by hand' },
+    });
+    expect(await h.sql('SELECT id FROM key_rotations')).toEqual(rotationsBefore);
+  });
+
+  it('cancels a run with a responder’s token: it stops waiting and names who cancelled', async () => {
+    const id = await waitingRun();
+    const ran = await warden(['runbooks', 'cancel', id, '--reason', 'opened by mistake'], {
+      WARDEN_TOKEN: tokens.rhea,
+    });
+    expect(ran.code, ran.stderr).toBe(EXIT.ok);
+    expect(ran.stdout).toContain(`cancelling ${id} (undoing what can be undone)`);
+    const run = await waitFor(
+      'the run to be cancelled',
+      async () => {
+        const state = await runOf(id);
+        if (state.status !== 'cancelled') throw new Error(state.status);
+        return state;
+      },
+      { timeoutMs: 40_000, intervalMs: 300 },
+    );
+    expect(run.cancel).toMatchObject({ by: 'rhea', reason: 'opened by mistake', compensate: true });
+    expect(run.steps.find((s) => s.name === 'rotate_keys')?.status).toBe('skipped');
+    const again = await warden(['runbooks', 'cancel', id, '--reason', 'twice'], { WARDEN_TOKEN: tokens.rhea });
+    expect(again.code).toBe(EXIT.refused);
+    expect(again.stderr).toMatch(/^error: runbook_finished: /);
+  });
+
+  it('prints usage and exits 0 for --help on every command', async () => {
+    const paths: string[][] = [];
+    const walk = (command: Command, words: string[]) => {
+      paths.push(words);
+      for (const sub of command.commands) walk(sub, [...words, sub.name()]);
+    };
+    walk(buildProgram(), []);
+    expect(paths.length).toBeGreaterThan(30);
+    // in this process, through the same main() bin/warden.mjs runs (its result is the exit
+    // code): a process per command would spend a minute starting tsx 37 times
+    const failures: string[] = [];
+    for (const words of paths) {
+      let out = '';
+      const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => ((out += String(chunk)), true));
+      let code: number;
+      try {
+        code = await main(['node', 'warden', ...words, '--help']);
+      } finally {
+        write.mockRestore();
+      }
+      printed.push(out);
+      const usage = new RegExp(`^Usage: warden${words.length ? ` ${words.join(' ')}` : ''}( |$)`, 'm');
+      if (code !== EXIT.ok || !usage.test(out)) failures.push(`${words.join(' ') || '(root)'}: exit ${code}: ${out}`);
+    }
+    expect(failures).toEqual([]);
+  });
+
   it('never printed the operator token', () => {
     expect(printed.length).toBeGreaterThan(0);
-    expect(printed.join('\n')).not.toContain(h.config.adminToken);
+    for (const token of [h.config.adminToken, tokens.ada, tokens.rhea]) expect(printed.join('\n')).not.toContain(token);
   });
 });

@@ -146,7 +146,91 @@ describe('operators and roles', () => {
     const res = await start(tokens.rhea!);
     expect(res.statusCode).toBe(403);
     expect(res.json()).toMatchObject({ error: 'forbidden', needed_role: 'admin' });
-    expect(await h.sql("SELECT count(*)::int AS n FROM runbook_runs WHERE started_by = 'rhea'")).toEqual([{ n: 0 }]);
+    // (the runbook of the incident rhea opened above is hers; the refused start added none)
+    expect(
+      await h.sql("SELECT count(*)::int AS n FROM runbook_runs WHERE started_by = 'rhea' AND incident_id IS NULL"),
+    ).toEqual([{ n: 0 }]);
+  });
+
+  it('keeps runbook step decisions to admins: a responder and a viewer get 403, the step still waits', async () => {
+    // at P1 a destructive step waits; this run names nobody, so rotate_keys is the first to ask
+    const started = await call(tokens.ada, 'POST', '/runbooks/compromised-token', { severity: 'P1' });
+    expect(started.statusCode, started.body).toBe(201);
+    const run = started.json<{ workflow_id: string }>().workflow_id;
+    const rotateKeys = async (token: string) =>
+      (await call(token, 'GET', `/runbooks/runs/${run}`))
+        .json<{ steps?: Array<{ name: string; status: string }> }>()
+        .steps?.find((s) => s.name === 'rotate_keys');
+    await waitFor('rotate_keys to wait', async () =>
+      (await rotateKeys(tokens.ada!))?.status === 'awaiting_approval' ? true : undefined,
+    );
+
+    for (const [who, needed] of [
+      ['rhea', 'admin'],
+      ['vera', 'admin'],
+    ] as const) {
+      for (const verb of ['approve', 'reject']) {
+        const res = await call(tokens[who], 'POST', `/runbooks/runs/${run}/${verb}`, { step: 'rotate_keys' });
+        expect(res.statusCode, `${who} ${verb}`).toBe(403);
+        expect(res.json()).toMatchObject({ error: 'forbidden', needed_role: needed });
+      }
+    }
+    // the viewer reads the run it may not steer; nothing was decided
+    expect((await call(tokens.vera, 'GET', `/runbooks/runs/${run}`)).statusCode).toBe(200);
+    const step = await rotateKeys(tokens.vera!);
+    expect(step?.status).toBe('awaiting_approval');
+    expect(await h.sql('SELECT id FROM key_rotations')).toEqual([]);
+    const refused = await h.sql<{ details: Record<string, unknown> }>(
+      `SELECT details FROM audit_events WHERE event_type = 'identity.access.refused'
+          AND details->>'route' = '/admin/api/v1/runbooks/runs/:id/reject' ORDER BY id`,
+    );
+    expect(refused.map((r) => r.details.actor)).toEqual(['rhea', 'vera']);
+
+    // an admin decides
+    const rejected = await call(tokens.ada, 'POST', `/runbooks/runs/${run}/reject`, { step: 'rotate_keys' });
+    expect(rejected.statusCode, rejected.body).toBe(200);
+    await waitFor('rotate_keys rejected', async () =>
+      (await rotateKeys(tokens.ada!))?.status === 'rejected' ? true : undefined,
+    );
+  });
+
+  it('keeps delivery route switches to admins; a viewer reads the routes but acts on nothing', async () => {
+    const sms = async () =>
+      (await call(tokens.vera, 'GET', '/delivery/routes/sms')).json<{ mode: string; updated_by: string | null }>();
+    const before = await sms();
+    expect(before.mode).toBe('auto');
+    expect((await call(tokens.vera, 'GET', '/delivery/routes')).statusCode).toBe(200);
+
+    for (const who of ['rhea', 'vera'] as const) {
+      const res = await call(tokens[who], 'POST', '/delivery/routes/sms/switch', { to: 'backup', reason: 'roles' });
+      expect(res.statusCode, who).toBe(403);
+      expect(res.json()).toMatchObject({ error: 'forbidden', needed_role: 'admin' });
+    }
+    expect(await sms()).toMatchObject({ mode: 'auto', updated_by: before.updated_by });
+
+    // a viewer may not act on an incident either: not acknowledge, note or escalate
+    const opened = await call(tokens.rhea, 'POST', '/incidents', { type: 'other', severity: 'P3', title: 'viewer' });
+    const { id } = opened.json<{ id: string }>();
+    for (const [action, body] of [
+      ['ack', {}],
+      ['notes', { text: 'hello' }],
+      ['escalate', { reason: 'curious' }],
+    ] as const) {
+      const res = await call(tokens.vera, 'POST', `/incidents/${id}/${action}`, body);
+      expect(res.statusCode, action).toBe(403);
+      expect(res.json()).toMatchObject({ error: 'forbidden', needed_role: 'responder' });
+    }
+    const incident = (await call(tokens.vera, 'GET', `/incidents/${id}`)).json<{
+      acknowledgedAt?: string;
+      timeline: Array<{ kind: string }>;
+    }>();
+    expect(incident.acknowledgedAt).toBeUndefined();
+    expect(incident.timeline.map((e) => e.kind)).not.toContain('note');
+
+    const switched = await call(tokens.ada, 'POST', '/delivery/routes/sms/switch', { to: 'backup', reason: 'roles' });
+    expect(switched.statusCode, switched.body).toBe(200);
+    expect(await sms()).toMatchObject({ mode: 'backup', updated_by: 'ada' });
+    expect((await call(tokens.ada, 'POST', '/delivery/routes/sms/switch', { to: 'primary' })).statusCode).toBe(200);
   });
 
   it('revokes a token at once, and a disabled operator loses every token', async () => {

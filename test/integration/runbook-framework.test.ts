@@ -1,6 +1,6 @@
 /**
  * The framework through the compromised-token runbook at P1: started as an incident's child,
- * every destructive step waits for a responder, a rejection skips a step, cancellation undoes
+ * every destructive step waits for an admin, a rejection skips a step, cancellation undoes
  * what can be undone and names what stays. Plus the admin API's refusals and the leak scan's
  * positive case.
  */
@@ -153,7 +153,7 @@ describe('runbook framework', () => {
       .map((e) => e.message);
     expect(timeline).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(/^revoke_challenges: awaiting a responder's approval/),
+        expect.stringMatching(/^revoke_challenges: awaiting an admin's approval/),
         'revoke_challenges: approved by pat (confirmed with alice)',
         expect.stringMatching(/^Containment: challenges of 1 user\(s\) unverifiable from \d{4}-/),
         expect.stringMatching(

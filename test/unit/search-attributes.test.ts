@@ -16,18 +16,20 @@ describe('operator keywords for the Temporal UI', () => {
     expect(operatorKeywords(Array.from({ length: 50 }, (_, i) => `op${i}`))).toHaveLength(20);
   });
 
-  it('tags a runbook run with its incident and starter when it has them', () => {
+  it('tags a runbook run with its incident and starter when it has them, and as running from its start', () => {
     const names = (pairs: ReturnType<typeof runbookSearchAttributes>) => pairs.map((p) => p.key.name);
     expect(names(runbookSearchAttributes('provider-outage', 'provider_outage', 'P2'))).toEqual([
       'Runbook',
       'IncidentType',
       'Severity',
+      'RunbookStatus',
     ]);
     const full = runbookSearchAttributes('provider-outage', 'provider_outage', 'P2', {
       incidentId: 'INC-2026-12-07-01',
       startedBy: 'pat',
     });
     expect(full.slice(3).map((p) => [p.key.name, p.value])).toEqual([
+      ['RunbookStatus', 'running'],
       ['IncidentId', 'INC-2026-12-07-01'],
       ['Operators', ['pat']],
     ]);

@@ -80,7 +80,8 @@ describe('incident escalation timers (time-skipping server)', () => {
   const skip = (minutes: number) => h.testEnv!.sleep(minutes * 60_000);
 
   it('P0 security incident, never acknowledged: on-call, security lead at 15 min, manager, VP at 4 h; Slack and email each time', async () => {
-    const { id, handle } = await open({ type: 'compromised_token', severity: 'P0' });
+    // opened by an admin: its runbook's P0 containment goes ahead without waiting for anyone
+    const { id, handle } = await open({ type: 'compromised_token', severity: 'P0', openedByRole: 'admin' });
     let s = await engaged(id, ['oncall']);
     // the incident alert, with its buttons, in the channel; on-call paged in its thread and by email
     const alert = h.sandbox.state.slackCalls().find((c) => c.ts === s.slack?.ts && c.method === 'chat.postMessage');
@@ -121,7 +122,7 @@ describe('incident escalation timers (time-skipping server)', () => {
     );
     expect(s.escalations.find((e) => e.role === 'vp_engineering')?.reason).toContain('more than 4 hours');
     // nobody acknowledged, but the P0 compromised-token incident started its runbook on its own
-    // (P0 containment needs no approval), whose mitigation moved it on: the pages went out anyway
+    // (an admin's P0 containment needs no approval), whose mitigation moved it on: the pages went out anyway
     expect((await state(id)).runbook?.workflowId).toBe(`${id}-runbook`);
     const row = await eventually(
       () => h.sql<{ status: string; severity: string }>('SELECT status, severity FROM incidents WHERE id = $1', [id]),

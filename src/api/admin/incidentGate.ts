@@ -31,8 +31,10 @@ const incidentGate: FastifyPluginAsyncTypebox = async (app) => {
         schema: { params: Id, body: Type.Optional(Body), response: { 200: StateBody, ...errors } },
       },
       async (request) => {
+        const operator = operatorOf(request);
         const outcome = await sendUpdate(app, request.params.id, decideRunbookStartUpdate, {
-          by: operatorOf(request).name,
+          by: operator.name,
+          role: operator.role,
           approve,
           ...(request.body?.note ? { note: request.body.note } : {}),
         });

@@ -92,13 +92,16 @@ const incidents: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const b = request.body;
+      const operator = operatorOf(request);
       const { id, runId } = await startIncident(app, {
         type: b.type,
         severity: b.severity,
         title: b.title,
         impact: b.impact,
         source: 'api',
-        openedBy: operatorOf(request).name,
+        openedBy: operator.name,
+        // its runbook runs on this authority: a responder's P0 waits for an admin at destructive steps
+        openedByRole: operator.role,
         affected: b.affected,
         dataBreach: b.data_breach,
         ddos: b.ddos,

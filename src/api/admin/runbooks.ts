@@ -146,6 +146,7 @@ const runbooks: FastifyPluginAsyncTypebox = async (app) => {
           name: request.params.name,
           severity: b.severity as Severity,
           by: operator.name,
+          role: operator.role,
           incidentId: b.incident_id,
           users: b.users,
           ips: b.ips,

@@ -17,7 +17,7 @@ import {
   type IncidentType,
   type Severity,
 } from '../../shared/incidents';
-import { roleAtLeast } from '../../shared/roles';
+import { roleAtLeast, type Role } from '../../shared/roles';
 import { ApiError } from '../errors';
 import { readState, sendUpdate, startIncident } from './incidentOps';
 import type { SlackAction } from './slackAccess';
@@ -98,13 +98,20 @@ export function commandHandler(ctx: SlackContext) {
     throw err;
   };
 
-  async function open(form: Form, parsed: Extract<SlashCommand, { kind: 'open' }>, gated: boolean): Promise<Answer> {
+  async function open(
+    form: Form,
+    parsed: Extract<SlashCommand, { kind: 'open' }>,
+    gated: boolean,
+    role: Role | undefined,
+  ): Promise<Answer> {
     const user = form.get('user_id');
     const { kind: _kind, ...incident } = parsed;
     const starting = startIncident(app, {
       ...incident,
       source: 'slack',
       openedBy: responder(user, form.get('user_name')),
+      // its runbook runs on this authority (a gated one on its approver's)
+      ...(role ? { openedByRole: role } : {}),
       ...(gated ? { runbookNeedsApproval: true } : {}),
     });
     const waits = gated ? ' Its runbook waits for a responder’s approval (posted in the thread).' : '';
@@ -176,7 +183,7 @@ export function commandHandler(ctx: SlackContext) {
         const gated =
           SEVERITIES.indexOf(parsed.severity) <= SEVERITIES.indexOf(approvalSeverity) &&
           !roleAtLeast(verdict.role, 'responder');
-        return open(form, parsed, gated);
+        return open(form, parsed, gated, verdict.role);
       }
       case 'status':
         return status(parsed.id).catch((err: unknown) => failure(parsed.id, err));
@@ -188,7 +195,13 @@ export function commandHandler(ctx: SlackContext) {
       case 'runbook':
         if (parsed.step)
           return runbook(parsed.id, by, parsed.approve, parsed.step).catch((err: unknown) => failure(parsed.id, err));
-        return sendUpdate(app, parsed.id, decideRunbookStartUpdate, { by, approve: parsed.approve }, QUICK_MS).then(
+        return sendUpdate(
+          app,
+          parsed.id,
+          decideRunbookStartUpdate,
+          { by, approve: parsed.approve, ...(verdict.role ? { role: verdict.role } : {}) },
+          QUICK_MS,
+        ).then(
           () =>
             say(
               parsed.approve

@@ -163,7 +163,11 @@ export function interactionHandler(ctx: SlackContext) {
         case SLACK_ACTIONS.runbookStartApprove:
         case SLACK_ACTIONS.runbookStartReject: {
           const approve = action.action_id === SLACK_ACTIONS.runbookStartApprove;
-          await sendUpdate(app, id, decideRunbookStartUpdate, { by, approve });
+          await sendUpdate(app, id, decideRunbookStartUpdate, {
+            by,
+            approve,
+            ...(verdict.role ? { role: verdict.role } : {}),
+          });
           return tell(
             approve ? `Approved: *${id}*'s runbook starts now.` : `Rejected: *${id}*'s runbook will not start.`,
           );

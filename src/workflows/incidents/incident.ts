@@ -57,6 +57,10 @@ async function startRunbook(machine: IncidentMachine): Promise<void> {
   const runbook = runbookOfIncident(s.type);
   if (!runbook) return;
   const { workflowType } = runbook;
+  // a gated start runs on the authority of whoever approved it, any other on the opener's
+  const gate = s.runbookGate;
+  const startedBy = gate?.decidedBy ?? s.openedBy;
+  const startedByRole = gate ? gate.decidedByRole : s.openedByRole;
   const args: RunbookInput = {
     incidentId: s.id,
     incidentWorkflowId: s.workflowId,
@@ -65,6 +69,8 @@ async function startRunbook(machine: IncidentMachine): Promise<void> {
     affected: s.affected,
     dataBreach: s.dataBreach,
     ddos: s.ddos,
+    startedBy,
+    ...(startedByRole ? { startedByRole } : {}),
   };
   let workflowId = `${s.id || s.workflowId}-runbook`;
   // a resolved incident cancels its runbook; the runbook decides what cancellation means
@@ -75,7 +81,7 @@ async function startRunbook(machine: IncidentMachine): Promise<void> {
       parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
       typedSearchAttributes: runbookSearchAttributes(runbook.name, s.type, s.severity, {
         incidentId: s.id,
-        startedBy: s.runbookGate?.decidedBy ?? s.openedBy,
+        startedBy,
       }),
     });
   let child: Awaited<ReturnType<typeof start>>;

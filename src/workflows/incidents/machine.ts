@@ -32,6 +32,7 @@ import {
   type RunbookStartDecisionInput,
   type TimelineEntry,
 } from '../../shared/incidents';
+import { isAuthority } from '../../shared/roles';
 import { due, newTask, nextWakeAt, reminderText, type ScheduleMarks } from './schedule';
 
 /** Something the workflow must do outside its state: notify, post to the thread. */
@@ -86,6 +87,7 @@ export class IncidentMachine {
       status: 'investigating',
       source: input.source,
       openedBy: input.openedBy,
+      ...(isAuthority(input.openedByRole) ? { openedByRole: input.openedByRole } : {}),
       affected: {
         users: clean(input.affected?.users),
         ips: clean(input.affected?.ips),
@@ -293,6 +295,7 @@ export class IncidentMachine {
     const gate = this.state.runbookGate!;
     gate.status = i.approve ? 'approved' : 'rejected';
     gate.decidedBy = i.by;
+    if (i.role) gate.decidedByRole = i.role;
     gate.decidedAt = this.now(now);
     gate.note = i.note;
     const note = i.note ? ` (${i.note})` : '';

@@ -15,6 +15,7 @@ import {
   type RootCauseInput,
   type RunbookStartDecisionInput,
 } from '../../shared/incidents';
+import { isRole } from '../../shared/roles';
 import { fail, type IncidentMachine } from './machine';
 
 /**
@@ -131,6 +132,8 @@ export class IncidentValidators {
     if (!i || typeof i !== 'object') throw fail('InvalidInput', '`by` and `approve` are required');
     this.assertText(i.by, 'by', 200);
     if (typeof i.approve !== 'boolean') throw fail('InvalidInput', '`approve` must be true or false');
+    if (i.role !== undefined && !isRole(i.role))
+      throw fail('InvalidInput', '`role` must be viewer, responder or admin');
     if (i.note !== undefined) this.assertText(i.note, 'note');
     const gate = this.m.state.runbookGate;
     if (!gate) throw fail('NotAwaitingApproval', 'the runbook of this incident does not wait for an approval');

@@ -7,8 +7,9 @@
  * back. Pool, read-only and primary are changed through the database control plane
  * (src/db/failoverControl.ts), so every process follows, not just the worker running this.
  *
- * Promotion and cleanup are destructive: at P1-P3 they wait for a responder's approval, at P0
- * they are approved automatically. Cancelling puts the pool and the read-only flag back as they
+ * Promotion and cleanup are destructive: at P1-P3 they wait for an admin's approval, at P0
+ * they are approved automatically when an admin or an alert asked for the run (approvalPolicy.ts).
+ * Cancelling puts the pool and the read-only flag back as they
  * were before the run; a promotion is never undone.
  */
 import { isCancellation, type ActivityOptions } from '@temporalio/workflow';

@@ -33,19 +33,23 @@
  * - Idempotency: `ctx.key` (`<workflow id>/<step>[#run]`) is the key of every side effect of the
  *   step, and `ctx.activities()` gives activity ids `<step>[#run][.suffix]`. Activities must make
  *   a second call with the same key change nothing.
- * - Approval: a `destructive` step waits for approveStepUpdate when the run's severity is one of
- *   the approval severities (WARDEN_RUNBOOK_APPROVAL_SEVERITIES, default P1,P2,P3, or the start
- *   input's), except `containment` at P0, which is approved automatically. A rejection skips the
- *   step. Starters may pre-approve steps. With an incident, the wait and the decision reach it as
- *   progress with an `approval`: the incident posts the request in its Slack thread with Approve
- *   and Reject buttons (admins decide) and rewrites it once decided, from Slack or the API.
+ * - Approval: a `destructive` step waits for approveStepUpdate (an admin's decision) when the
+ *   run's severity is one of the approval severities (WARDEN_RUNBOOK_APPROVAL_SEVERITIES, default
+ *   P1,P2,P3, or the start input's). At P0 the run's authority (`startedByRole`: the role of
+ *   whoever asked for it, `automation` for an alert) decides: an admin's or an alert's run has
+ *   its `containment` approved automatically; anyone else's waits at every destructive step
+ *   (approvalPolicy.ts). A rejection skips the step. Admins may pre-approve steps. With an
+ *   incident, the wait and the decision reach it as progress with an `approval`: the incident
+ *   posts the request in its Slack thread with Approve and Reject buttons (admins decide) and
+ *   rewrites it once decided, from Slack or the API.
  * - Cancellation (cancelRunbookUpdate, or a Temporal cancel, e.g. when the incident resolves):
  *   the running step is interrupted and the registered compensations run in reverse order,
  *   unless the canceller asked for `compensate: false`. A step with `notCompensable` says why
  *   it stays (the result's `leftInPlace`). A failure stops the run and undoes only the steps
  *   marked `undoOnFailure`; `optional` steps record their failure and the run goes on.
  * - Observability: runbookStateQuery (steps, statuses, approvals, log), rows in runbook_runs /
- *   runbook_steps, and warden_runbook_steps_total{runbook,step,outcome}.
+ *   runbook_steps, warden_runbook_steps_total{runbook,step,outcome}, and the RunbookStatus search
+ *   attribute (running, awaiting_approval, compensating, then how it ended) kept current.
  */
 import { CancellationScope, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
 import {
@@ -119,6 +123,7 @@ export async function runRunbook<P>(
   // who sees `cancelled` sees what was undone
   let final: RunbookResult['status'] = 'completed';
   try {
+    rb.syncStatus();
     await main.run(async () => {
       const policy = await bookkeeping().startRunbookRun({
         workflowId,
@@ -146,10 +151,14 @@ export async function runRunbook<P>(
         at: new Date().toISOString(),
       };
       final = 'cancelled';
-      await CancellationScope.nonCancellable(() => compensate(rb, () => rb.state.cancel!.compensate));
+      await CancellationScope.nonCancellable(() => {
+        rb.beginCompensation();
+        return compensate(rb, () => rb.state.cancel!.compensate);
+      });
     } else {
       final = 'failed';
       await CancellationScope.nonCancellable(async () => {
+        rb.beginCompensation();
         await rb.progress('step', `Runbook ${name} stopped: ${errorText(err)}`);
         await compensate(rb, (step) => Boolean(rb.defs.get(step)?.undoOnFailure));
       });
@@ -165,6 +174,7 @@ export async function runRunbook<P>(
     }
     rb.state.endedAt = new Date().toISOString();
     rb.state.status = final;
+    rb.syncStatus();
     const leftInPlace = rb.state.steps
       .filter((s) => s.status === 'succeeded' && s.compensation && !s.compensation.compensable)
       .map((s) => ({ step: s.name, why: s.compensation && !s.compensation.compensable ? s.compensation.why : '' }));

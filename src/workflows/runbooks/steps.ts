@@ -17,16 +17,17 @@ import {
   type RunbookStepState,
   type StepStatus,
 } from '../../shared/runbooks';
-import { operatorKeywords, OperatorsKey } from '../../shared/searchAttributes';
+import { operatorKeywords, OperatorsKey, RunbookStatusKey } from '../../shared/searchAttributes';
+import { runStatus, stepApproval } from './approvalPolicy';
 import { opsActivities } from '../opsActivities';
 
 /** How a runbook declares a step (see framework.ts for the rules). */
 export interface StepDef {
   name: string;
   title: string;
-  /** changes the system (blocks, revokes, rotates, sends): may wait for a responder's approval */
+  /** changes the system (blocks, revokes, rotates, sends): may wait for an admin's approval */
   destructive?: boolean;
-  /** isolates the damage: approved automatically at P0 */
+  /** isolates the damage: approved automatically at P0 when an admin or an alert asked for the run */
   containment?: boolean;
   /** what cancelling undoes (the step's run() passes the matching `compensate`) */
   compensable?: string;
@@ -102,6 +103,7 @@ export class RunbookSteps {
   readonly defs = new Map<string, StepDef>();
   private readonly decisions = new Map<string, { approve: boolean; by: string; note?: string; at: string }>();
   readonly compensations: Array<{ step: string; run: () => Promise<string> }> = [];
+  private compensating = false;
 
   constructor(
     readonly name: string,
@@ -119,6 +121,7 @@ export class RunbookSteps {
       status: 'running',
       startedAt: now,
       startedBy: input.startedBy,
+      ...(input.startedByRole ? { startedByRole: input.startedByRole } : {}),
       approvalSeverities: input.approvalSeverities ?? [],
       steps: defs.map((def) => ({
         name: def.name,
@@ -139,19 +142,17 @@ export class RunbookSteps {
     };
   }
 
-  /** Decides every step's approval once the policy is known (at start). */
+  /** Decides every step's approval once the policy is known (at start; approvalPolicy.ts). */
   applyPolicy(severities: Severity[]): void {
     this.state.approvalSeverities = severities;
-    const pre = new Set(this.input.preApproved ?? []);
-    for (const s of this.state.steps) {
-      if (!s.destructive) s.approval = { required: false, how: 'not_required' };
-      else if (this.state.severity === 'P0' && s.containment)
-        s.approval = { required: false, how: 'auto_p0_containment' };
-      else if (!severities.includes(this.state.severity)) s.approval = { required: false, how: 'not_required' };
-      else if (pre.has(s.name))
-        s.approval = { required: true, how: 'pre_approved', by: this.input.startedBy ?? 'starter' };
-      else s.approval = { required: true };
-    }
+    const run = {
+      severity: this.state.severity,
+      severities,
+      authority: this.input.startedByRole,
+      startedBy: this.input.startedBy,
+      preApproved: this.input.preApproved ?? [],
+    };
+    for (const s of this.state.steps) s.approval = stepApproval(s, run);
   }
 
   find(name: string): RunbookStepState {
@@ -231,6 +232,19 @@ export class RunbookSteps {
     };
   }
 
+  /** Undoing has begun (a cancel, or a failure): the status says so until the run ends. */
+  beginCompensation(): void {
+    this.compensating = true;
+    this.syncStatus();
+  }
+
+  /** Keeps the RunbookStatus search attribute on where the run stands (responders filter on it). */
+  syncStatus(): void {
+    const status = runStatus(this.state, this.compensating);
+    if (workflowInfo().typedSearchAttributes.get(RunbookStatusKey) !== status)
+      upsertSearchAttributes([{ key: RunbookStatusKey, value: status }]);
+  }
+
   /** Adds whoever decided to the run's Operators search attribute (the UI filters runs by it). */
   private noteOperator(by: string): void {
     const current = workflowInfo().typedSearchAttributes.get(OperatorsKey) ?? [];
@@ -238,13 +252,14 @@ export class RunbookSteps {
     if (next.length !== current.length) upsertSearchAttributes([{ key: OperatorsKey, value: next }]);
   }
 
-  /** Waits for a responder when the step needs one; false when it was rejected. */
+  /** Waits for an admin's decision when the step needs one; false when it was rejected. */
   private async approved(s: RunbookStepState): Promise<boolean> {
     if (!s.approval.required || s.approval.how) return true;
     s.status = 'awaiting_approval';
+    this.syncStatus();
     await this.record(s);
     const approval = { runbookWorkflowId: this.state.workflowId, title: s.title };
-    await this.progress('step', `awaiting a responder's approval (approveStep update or POST .../approve)`, s.name, {
+    await this.progress('step', `awaiting an admin's approval (approveStep update or POST .../approve)`, s.name, {
       ...approval,
       status: 'waiting',
     });
@@ -263,6 +278,7 @@ export class RunbookSteps {
     s.status = 'rejected';
     s.endedAt = new Date().toISOString();
     s.summary = `rejected by ${d.by}${d.note ? `: ${d.note}` : ''}; not run`;
+    this.syncStatus();
     await this.record(s);
     await this.progress('step', s.summary, s.name, { ...decision, status: 'rejected' });
     return false;
@@ -283,6 +299,7 @@ export class RunbookSteps {
     if (s.runs === 0 && !(await this.approved(s))) return undefined;
     s.runs++;
     s.status = 'running';
+    this.syncStatus();
     s.startedAt = new Date().toISOString();
     s.error = undefined;
     const ctx = this.context(s);
