@@ -31,6 +31,8 @@ COPY package.json ./
 COPY --from=build --chown=root:root /app/dist ./dist
 # src/db/migrate.ts finds the migrations two folders above itself: dist/src/db -> dist/migrations
 COPY migrations ./dist/migrations
+# the shipped message templates, found the same way (src/auth/messageCatalog.ts): dist/templates
+COPY templates ./dist/templates
 # the recovery checklist reads the alert rules file when Prometheus' rules API is not set
 COPY deploy/prometheus ./deploy/prometheus
 # the worker loads this instead of bundling at start (src/worker/main.ts); built with the

@@ -16,6 +16,9 @@ import { liveSecretSql, newSecret, secretDigest, secretHint, secretShape, staleU
 
 export const CLIENT_ID_PATTERN = '^[a-z0-9][a-z0-9._-]{2,63}$';
 const CLIENT_ID = new RegExp(CLIENT_ID_PATTERN);
+/** a language tag such as en or pt-BR, as the users' locale (migrations/0090, 0150) */
+export const LOCALE_PATTERN = '^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$';
+const LOCALE = new RegExp(LOCALE_PATTERN);
 export const APP_KEY_PREFIX = 'wak_';
 const KEY_SHAPE = secretShape(APP_KEY_PREFIX);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -23,6 +26,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Bounds the service holds every app to (the admin API's schemas repeat them). */
 export const APP_BOUNDS = {
   nameLength: 200,
+  localeLength: 35,
   urls: 50,
   urlLength: 2048,
   tokenTtlSeconds: { min: 60, max: 86_400, default: 900 },
@@ -57,6 +61,8 @@ export interface App {
   tokenTtlSeconds: number;
   initiateLimit: AppLimit | null;
   verifyLimit: AppLimit | null;
+  /** the language of its users' messages when they have none of their own (docs/messages.md) */
+  locale: string | null;
   disabled: boolean;
 }
 
@@ -69,6 +75,7 @@ export interface AppSettings {
   tokenTtlSeconds: number;
   initiateLimit: AppLimit | null;
   verifyLimit: AppLimit | null;
+  locale: string | null;
 }
 
 /** A new app: its id, name and methods; the rest defaults to none / 900 s / no limits. */
@@ -86,6 +93,7 @@ export interface AppView {
   token_ttl_seconds: number;
   initiate_limit: LimitView;
   verify_limit: LimitView;
+  locale: string | null;
   disabled: boolean;
   disabled_at: string | null;
   created_by: string;
@@ -140,6 +148,7 @@ const FIELDS: Record<keyof AppSettings, string> = {
   tokenTtlSeconds: 'token_ttl_seconds',
   initiateLimit: 'initiate_limit',
   verifyLimit: 'verify_limit',
+  locale: 'locale',
 };
 
 export function checkClientId(value: unknown): string {
@@ -238,6 +247,15 @@ export function checkAppSettings(raw: { [K in keyof AppSettings]?: unknown }): P
   }
   if (raw.initiateLimit !== undefined) out.initiateLimit = checkLimit(raw.initiateLimit, FIELDS.initiateLimit);
   if (raw.verifyLimit !== undefined) out.verifyLimit = checkLimit(raw.verifyLimit, FIELDS.verifyLimit);
+  if (raw.locale !== undefined) {
+    const locale = raw.locale;
+    if (
+      locale !== null &&
+      (typeof locale !== 'string' || locale.length > APP_BOUNDS.localeLength || !LOCALE.test(locale))
+    )
+      throw invalid('locale', 'locale must be null or a language tag such as en, pt-BR');
+    out.locale = locale;
+  }
   return out;
 }
 
@@ -257,6 +275,7 @@ function checkSpec(spec: AppSpec): { clientId: string; settings: AppSettings } {
       tokenTtlSeconds: given.tokenTtlSeconds ?? APP_BOUNDS.tokenTtlSeconds.default,
       initiateLimit: given.initiateLimit ?? null,
       verifyLimit: given.verifyLimit ?? null,
+      locale: given.locale ?? null,
     },
   };
 }
@@ -274,6 +293,7 @@ const APP_COLUMN_NAMES = [
   'initiate_max_attempts',
   'verify_window_seconds',
   'verify_max_attempts',
+  'locale',
   'created_by',
   'created_at',
   'updated_at',
@@ -296,6 +316,7 @@ interface AppRow {
   initiate_max_attempts: number | null;
   verify_window_seconds: number | null;
   verify_max_attempts: number | null;
+  locale: string | null;
   created_by: string;
   created_at: Date;
   updated_at: Date;
@@ -323,6 +344,7 @@ function settingsOf(r: AppRow): AppSettings {
     tokenTtlSeconds: r.token_ttl_seconds,
     initiateLimit: limitOf(r.initiate_window_seconds, r.initiate_max_attempts),
     verifyLimit: limitOf(r.verify_window_seconds, r.verify_max_attempts),
+    locale: r.locale,
   };
 }
 
@@ -359,6 +381,7 @@ export function appView(r: AppRow): AppView {
     token_ttl_seconds: s.tokenTtlSeconds,
     initiate_limit: limitView(s.initiateLimit),
     verify_limit: limitView(s.verifyLimit),
+    locale: s.locale,
     disabled: r.disabled_at !== null,
     disabled_at: iso(r.disabled_at),
     created_by: r.created_by,
@@ -386,6 +409,7 @@ const settingsParams = (s: AppSettings): unknown[] => [
   s.initiateLimit?.maxAttempts ?? null,
   s.verifyLimit?.windowSeconds ?? null,
   s.verifyLimit?.maxAttempts ?? null,
+  s.locale,
 ];
 
 // ---- the per-process cache of findApp -----------------------------------------------------
@@ -478,8 +502,8 @@ export async function createApp(deps: AppDeps, spec: AppSpec, actor: string): Pr
     const { rows } = await q.query<AppRow>(
       `INSERT INTO apps (client_id, name, redirect_uris, web_origins, methods, token_ttl_seconds,
                          initiate_window_seconds, initiate_max_attempts, verify_window_seconds, verify_max_attempts,
-                         created_by)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                         locale, created_by)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
        ON CONFLICT (client_id) DO NOTHING RETURNING ${APP_COLUMNS}`,
       [clientId, ...settingsParams(settings), actor],
     );
@@ -522,7 +546,7 @@ export async function updateApp(
     const { rows } = await q.query<AppRow>(
       `UPDATE apps SET name = $2, redirect_uris = $3, web_origins = $4, methods = $5, token_ttl_seconds = $6,
               initiate_window_seconds = $7, initiate_max_attempts = $8,
-              verify_window_seconds = $9, verify_max_attempts = $10, updated_at = now()
+              verify_window_seconds = $9, verify_max_attempts = $10, locale = $11, updated_at = now()
         WHERE client_id = $1 RETURNING ${APP_COLUMNS}`,
       [clientId, ...settingsParams(next)],
     );
@@ -573,8 +597,8 @@ export async function ensureApp(db: Database, spec: AppSpec, actor = 'warden'): 
   await db.write(
     `INSERT INTO apps (client_id, name, redirect_uris, web_origins, methods, token_ttl_seconds,
                        initiate_window_seconds, initiate_max_attempts, verify_window_seconds, verify_max_attempts,
-                       created_by)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                       locale, created_by)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
      ON CONFLICT (client_id) DO NOTHING`,
     [clientId, ...settingsParams(settings), actor],
   );

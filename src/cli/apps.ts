@@ -47,6 +47,7 @@ function renderApp(a: AppView): string {
     ['token lifetime', `${a.token_ttl_seconds} s`],
     ['initiate limit', limitText(a.initiate_limit)],
     ['verify limit', limitText(a.verify_limit)],
+    ['locale', a.locale ?? 'none (the user’s, then the default)'],
     ['created', `${when(a.created_at)} by ${a.created_by}`],
     ['updated', when(a.updated_at)],
   ]);
@@ -76,6 +77,7 @@ interface SettingsFlags {
   tokenTtl?: number;
   initiateLimit?: Limit | 'none';
   verifyLimit?: Limit | 'none';
+  locale?: string;
 }
 
 /** The options of `create` and `update`; `update` may also empty a list. */
@@ -91,7 +93,8 @@ function settingsOptions(command: Command, update: boolean): Command {
     )
     .option('--token-ttl <duration>', 'lifetime of the tokens issued to the app: 60s to 24h (default 15m)', seconds)
     .option('--initiate-limit <max/window>', 'the app’s own limit on initiates, e.g. 1000/1h, or none', limit)
-    .option('--verify-limit <max/window>', 'the app’s own limit on verifies, e.g. 5000/1h, or none', limit);
+    .option('--verify-limit <max/window>', 'the app’s own limit on verifies, e.g. 5000/1h, or none', limit)
+    .option('--locale <tag>', 'the language of its users’ messages when they have none (en, pt-BR), or none');
   if (update)
     command
       .option('--clear-redirect-uris', 'leave the app without redirect URIs')
@@ -108,6 +111,7 @@ function settingsBody(opts: SettingsFlags): Record<string, unknown> {
     token_ttl_seconds: opts.tokenTtl,
     initiate_limit: opts.initiateLimit === 'none' ? null : opts.initiateLimit,
     verify_limit: opts.verifyLimit === 'none' ? null : opts.verifyLimit,
+    locale: opts.locale === 'none' ? null : opts.locale,
   };
   return Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined));
 }

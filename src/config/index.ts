@@ -1,4 +1,6 @@
 import type { BlockLimits } from '../auth/blocklist';
+import { canonicalLocale, loadCatalog, TemplateError } from '../auth/messageCatalog';
+import type { MessageSettings } from '../auth/messages';
 import { CANARY_CHANNELS, type CanaryChannel } from '../shared/canary';
 import { isRole, type Role } from '../shared/roles';
 import { durationMs } from '../shared/format';
@@ -117,6 +119,10 @@ export interface Config {
     sendgrid: ProviderEndpoint & { apiKey: string };
     ses: ProviderEndpoint & { region: string; accessKeyId: string; secretAccessKey: string };
     emailFrom: string;
+  /** data-subject requests (docs/privacy.md): how long an export stays downloadable */
+  privacy: { exportTtlMs: number };
+  /** the templates of the messages people read, checked at load (docs/messages.md) */
+  messages: MessageSettings;
     slack: ProviderEndpoint & {
       botToken: string;
       signingSecret?: string;
@@ -347,6 +353,28 @@ function list(value: string): string[] {
   return value
     .split(',')
     .map((s) => s.trim())
+/**
+ * The message templates, read and checked here: a broken or incomplete one stops every process
+ * at start with its file and key named, instead of failing a user's sign-in later.
+ */
+function messageSettings(env: Env): MessageSettings {
+  let catalog;
+  try {
+    catalog = loadCatalog({
+      overrideDir: env.WARDEN_TEMPLATES_DIR ? path.resolve(env.WARDEN_TEMPLATES_DIR) : undefined,
+    });
+  } catch (err) {
+    if (err instanceof TemplateError) throw new ConfigError(`message templates: ${err.message}`);
+    throw err;
+  }
+  const defaultLocale = canonicalLocale(env.WARDEN_DEFAULT_LOCALE);
+  if (!defaultLocale || !catalog.locales.has(defaultLocale))
+    throw new ConfigError(
+      `WARDEN_DEFAULT_LOCALE names a locale without templates (there are: ${[...catalog.locales.keys()].join(', ')})`,
+    );
+  return { catalog, defaultLocale, productName: env.WARDEN_PRODUCT_NAME, supportEmail: env.WARDEN_SUPPORT_EMAIL };
+}
+
     .filter(Boolean);
 }
 
@@ -501,6 +529,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       plivo: {
         sandbox: !(plivoId && plivoToken),
         authId: plivoId ?? 'MA0000000000000000SANDBOX',
+    privacy: { exportTtlMs: durationMs(env.WARDEN_PRIVACY_EXPORT_TTL)! },
+    messages: messageSettings(env),
         authToken: plivoToken ?? 'sandbox',
         from: env.PLIVO_FROM,
       },

@@ -145,6 +145,15 @@ export const ConfigSchema = Type.Object({
   // Inbound email for the delivery canary (docs/canary.md). SendGrid Inbound Parse is unsigned:
   // the secret path segment of its URL is all that protects it (unset = it answers 503). SES
   // receipts come through an SNS subscription authenticated like SES events (SES_SNS_TOKEN,
+  // Messages people read (docs/messages.md): an operator's folder of templates that override the
+  // shipped ones (templates/) key by key; the locale when neither the user's nor the app's has
+  // templates; the product name and support address the templates show (unset: no support line)
+  WARDEN_TEMPLATES_DIR: optionalString,
+  WARDEN_DEFAULT_LOCALE: Type.String({ pattern: '^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$', default: 'en' }),
+  WARDEN_PRODUCT_NAME: Type.String({ pattern: '^[^\\u0000-\\u001f\\u007f]{1,60}$', default: 'Warden' }),
+  WARDEN_SUPPORT_EMAIL: Type.Optional(
+    Type.String({ pattern: '^[^\\s@<>"(),;:]+@[^\\s@<>"(),;:]+\\.[^\\s@<>"(),;:]+$' }),
+  ),
   // SES_SNS_SIGNING_CERT); this pins the receipt rule's topic, which is not the events' one.
   SENDGRID_INBOUND_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   SES_INBOUND_TOPIC_ARN: optionalString,

@@ -5,7 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { aad, unseal } from '../auth/crypto';
-import { magicLinkUrl, renderMagicLinkEmail, renderOtpSms } from '../auth/messages';
+import { magicLinkUrl, renderMagicLinkEmail, renderOtpSms, webOtpHost } from '../auth/messages';
 import { ProviderError, type SendResult } from '../providers';
 import type { ProviderName } from '../providers/types';
 import type { Runtime } from '../runtime';
@@ -62,15 +62,23 @@ interface Target {
   email: string | null;
 }
 
+  /** the message's language: the user's, then the app's (docs/messages.md) */
+  user_locale: string | null;
+  app_locale: string | null;
+  /** the app's web origins: the first is the site an SMS code is bound to */
+  web_origins: string[] | null;
 async function loadTarget(runtime: SenderRuntime, challengeId: string): Promise<Target> {
   const { rows } = await runtime.db.query<Target>(
-    `SELECT c.user_id, c.method, c.key_id, c.sealed_secret, c.expires_at, u.phone, u.email
+    `SELECT c.user_id, c.method, c.key_id, c.sealed_secret, c.expires_at, u.phone, u.email,
+            u.locale AS user_locale, a.locale AS app_locale, a.web_origins
        FROM auth_challenges c
        -- a disabled user has no phone or email here: like an unknown user's, the challenge
        -- is issued and never delivered
        LEFT JOIN users u ON u.sub = c.user_id AND u.disabled_at IS NULL
       WHERE c.id = $1`,
     [challengeId],
+       LEFT JOIN challenge_bindings b ON b.challenge_id = c.id
+       LEFT JOIN apps a ON a.client_id = b.client_id
   );
   if (!rows[0]) throw new ChallengeNotFoundError(`challenge ${challengeId} has no row`);
   return rows[0];
@@ -142,11 +150,14 @@ async function render(
   const secret = unseal(dataKey.seal, target.sealed_secret!, aad.storedSecret(challengeId)).toString('utf8');
   const { providers, config } = runtime;
   if (provider === 'twilio' || provider === 'plivo') {
-    const body = renderOtpSms(secret, target.expires_at);
+    const host = webOtpHost(target.web_origins, config.publicBaseUrl);
+    const body = renderOtpSms(secret, target.expires_at, { ...options, webOtpHost: host });
+  const options = { settings: config.messages, locales: [target.user_locale, target.app_locale] };
     const statusCallbackUrl = `${config.delivery.callbackBaseUrl}/callbacks/v1/${provider}/status`;
     return () => providers.sms[provider].send({ to, body, idempotencyKey: key, statusCallbackUrl });
   }
-  const email = renderMagicLinkEmail(magicLinkUrl(config.publicBaseUrl, challengeId, secret), target.expires_at);
+  const link = magicLinkUrl(config.publicBaseUrl, challengeId, secret);
+  const email = renderMagicLinkEmail(link, target.expires_at, options);
   return () => providers.email[provider].send({ to, ...email, idempotencyKey: key });
 }
 

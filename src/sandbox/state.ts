@@ -90,7 +90,10 @@ export interface OutboxMessage {
   channel: 'sms' | 'email';
   to: string;
   subject: string | null;
+  /** the text (an SMS, an email's plain-text part) */
   body: string;
+  /** an email's HTML part, when it had one */
+  html?: string;
   idempotency_key: string | null;
   created_at: string;
 }

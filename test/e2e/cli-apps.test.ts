@@ -61,6 +61,8 @@ describe('warden apps', () => {
       'https://shop.example.com',
       '--initiate-limit',
       '100/1m',
+      '--locale',
+      'pt-BR',
     ]);
     expect(created.code, created.stderr).toBe(EXIT.ok);
     expect(created.stdout).toContain('cli-shop');
@@ -70,6 +72,7 @@ describe('warden apps', () => {
       redirect_uris: ['https://shop.example.com/cb', 'http://127.0.0.1:3000/cb'],
       web_origins: ['https://shop.example.com'],
       initiate_limit: { window_seconds: 60, max_attempts: 100 },
+      locale: 'pt-BR',
       created_by: 'admin-api',
     });
 
@@ -96,9 +99,16 @@ describe('warden apps', () => {
       '--initiate-limit',
       'none',
       '--clear-web-origins',
+      '--locale',
+      'none',
     ]);
     expect(updated.code, updated.stderr).toBe(EXIT.ok);
-    expect(await appOf('cli-shop')).toMatchObject({ token_ttl_seconds: 3600, initiate_limit: null, web_origins: [] });
+    expect(await appOf('cli-shop')).toMatchObject({
+      token_ttl_seconds: 3600,
+      initiate_limit: null,
+      web_origins: [],
+      locale: null,
+    });
 
     const issued = await warden([
       'apps',

@@ -5,6 +5,7 @@ import path from 'node:path';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { SHIPPED_TEMPLATES_DIR } from '../../src/auth/messageCatalog';
 import { ConfigSchema } from '../../src/config/schema';
 import { MIGRATIONS_DIR } from '../../src/db/migrate';
 import { parseEndpoints } from '../../src/db/topology';
@@ -337,7 +338,7 @@ describe('Warden image (Dockerfile)', () => {
     expect(readFileSync('src/worker/main.ts', 'utf8')).toContain('process.env.WARDEN_WORKFLOW_BUNDLE');
   });
 
-  it('compiles only src/, and ships the migrations where compiled code looks for them', () => {
+  it('compiles only src/, and ships the migrations and templates where compiled code looks for them', () => {
     const build = ts.parseConfigFileTextToJson('tsconfig.build.json', readFileSync('tsconfig.build.json', 'utf8'))
       .config as { extends: string; include: string[]; compilerOptions: { outDir: string; rootDir: string } };
     expect(build.extends).toBe('./tsconfig.json');
@@ -346,6 +347,9 @@ describe('Warden image (Dockerfile)', () => {
     // src/db/migrate.ts resolves ../../migrations from its folder: dist/src/db -> dist/migrations
     expect(path.relative(path.resolve('src/db'), MIGRATIONS_DIR)).toBe(path.join('..', '..', 'migrations'));
     expect(runtime.body).toMatch(/COPY migrations \.\/dist\/migrations/);
+    // src/auth/messageCatalog.ts finds the shipped templates the same way: dist/templates
+    expect(path.relative(path.resolve('src/auth'), SHIPPED_TEMPLATES_DIR)).toBe(path.join('..', '..', 'templates'));
+    expect(runtime.body).toMatch(/COPY templates \.\/dist\/templates/);
   });
 
   it('runs as a non-root user with a liveness HEALTHCHECK; compose waits on readiness', () => {

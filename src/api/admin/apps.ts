@@ -11,6 +11,7 @@ import {
   APP_BOUNDS,
   CLIENT_ID_PATTERN,
   createApp,
+  LOCALE_PATTERN,
   createAppKey,
   getApp,
   listAppKeys,
@@ -67,6 +68,10 @@ const SettingsFields = {
   }),
   initiate_limit: NullableLimit,
   verify_limit: NullableLimit,
+  locale: Type.Union([Type.String({ pattern: LOCALE_PATTERN, maxLength: APP_BOUNDS.localeLength }), Type.Null()], {
+    description:
+      'the language of its users’ messages (en, pt-BR) when they have none of their own or one without templates; null: none',
+  }),
 };
 
 const CreateBody = Type.Object(
@@ -79,6 +84,7 @@ const CreateBody = Type.Object(
     token_ttl_seconds: Type.Optional(SettingsFields.token_ttl_seconds),
     initiate_limit: Type.Optional(SettingsFields.initiate_limit),
     verify_limit: Type.Optional(SettingsFields.verify_limit),
+    locale: Type.Optional(SettingsFields.locale),
   },
   { additionalProperties: false },
 );
@@ -100,6 +106,7 @@ const AppBody = Type.Object(
     token_ttl_seconds: Type.Integer(),
     initiate_limit: Type.Union([Limit, Type.Null()]),
     verify_limit: Type.Union([Limit, Type.Null()]),
+    locale: NullableString,
     disabled: Type.Boolean(),
     disabled_at: NullableString,
     created_by: Type.String(),
@@ -176,6 +183,7 @@ function settingsOf(body: SettingsBody): Partial<AppSettings> {
     tokenTtlSeconds: body.token_ttl_seconds,
     initiateLimit: limitOf(body.initiate_limit),
     verifyLimit: limitOf(body.verify_limit),
+    locale: body.locale,
   };
   return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined));
 }

@@ -16,6 +16,7 @@ const OutboxMessage = Type.Object({
   to: Type.String(),
   subject: Nullable(Type.String()),
   body: Type.String(),
+  html: Type.Optional(Type.String()),
   idempotency_key: Nullable(Type.String()),
   created_at: Type.String(),
 });

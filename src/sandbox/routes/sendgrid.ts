@@ -166,6 +166,7 @@ export async function sendgridRoutes(app: FastifyInstance, { state, callbacks }:
           to: r.to,
           subject: r.subject,
           body: parsed.text,
+          ...(parsed.html ? { html: parsed.html } : {}),
           idempotency_key: r.key,
         });
         deliverInboundEmail(state, callbacks, 'sendgrid', origin, {

@@ -165,6 +165,7 @@ export async function sesRoutes(app: FastifyInstance, { state, callbacks }: Sand
           to: address,
           subject,
           body: text,
+          ...(html ? { html } : {}),
           idempotency_key: key,
         });
         deliverInboundEmail(state, callbacks, 'ses', origin, {
