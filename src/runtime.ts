@@ -9,6 +9,8 @@ import { readDatabaseControl } from './db/failoverControl';
 import { parseEndpoints } from './db/topology';
 import { TopologyWatcher } from './db/topologyWatcher';
 import { RouteCache } from './delivery/routes';
+import { pseudonymizingLogger } from './privacy/pseudonyms';
+import { SubjectKeyStore } from './privacy/subjectKeys';
 import { createProviders, type Providers } from './providers';
 import { createLogger, type Logger } from './telemetry/logger';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
@@ -53,6 +55,8 @@ export interface Runtime {
   settings: SettingsCache;
   routes: RouteCache;
   /** OpenTelemetry tracing; undefined (and free) unless OTEL_EXPORTER_OTLP_ENDPOINT is set */
+  /** the per-user payload keys (src/privacy/subjectKeys.ts), cached like `keys` */
+  subjectKeys: SubjectKeyStore;
   tracing?: Tracing;
   close(): Promise<void>;
 }
@@ -75,14 +79,17 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     'keyring',
     'WARDEN_KEYRING or WARDEN_KEYRING_FILE is required: it wraps the OTP peppers and seal keys and the token signing keys',
   );
+  // every line the process logs names users by a pseudonym, never their id (docs/privacy.md)
+  const logger = pseudonymizingLogger(options.logger ?? createLogger({ level: config.logLevel }), kek);
   const registry = options.registry ?? createRegistry();
   const metrics = createMetrics(registry);
   const db = Database.fromConfig(options.databaseUrl, config, options.applicationName);
   registerPoolMetrics(registry, () => db.stats());
   const tracing = createTracing(config, { exporter: options.spanExporter });
+  const subjectKeys = new SubjectKeyStore(db, kek);
   let temporal: TemporalClient;
   try {
-    temporal = await connectTemporal(config, { tracing });
+    temporal = await connectTemporal(config, { tracing, subjectKeys });
   } catch (err) {
     await db.close();
     await tracing?.shutdown();
@@ -129,6 +136,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     settings: new SettingsCache(db, MAX_STALENESS_MS, warn),
     routes: new RouteCache(db, MAX_STALENESS_MS),
     tracing,
+    subjectKeys,
     async close() {
       await topology.stop().catch(() => {});
       await providers.close().catch(() => {});

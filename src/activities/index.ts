@@ -5,6 +5,7 @@ import { createCanaryActivities } from './canary';
 import { createDbOpsActivities } from './dbOps';
 import { createDeliveryActivities } from './delivery';
 import { createIncidentActivities } from './incidents';
+import { createPrivacyActivities } from './privacy';
 import { createRetentionActivities } from './retention';
 import { createRunbookActivities } from './runbook';
 import { createRunbookOutageActivities } from './runbookOutage';
@@ -22,6 +23,7 @@ export function createActivities(runtime: Runtime) {
     ...createDeliveryActivities(runtime),
     ...createIncidentActivities(runtime),
     ...createRetentionActivities(runtime),
+    ...createPrivacyActivities(runtime),
     ...createRunbookActivities(runtime),
     ...createRunbookOutageActivities(runtime),
   };

@@ -9,11 +9,13 @@
  * dedicated bearer token per operation: WARDEN_CODEC_TOKEN decodes and does nothing else (the
  * UI needs no more, and the admin token would also let whoever holds the browser's copy revoke
  * challenges or resolve incidents); WARDEN_CODEC_ENCODE_TOKEN encodes and cannot read.
+ * A payload of an erased user decodes to a placeholder marked `warden-erased` (docs/privacy.md).
  */
 import type { Payload } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { EncryptionCodec, loadPayloadKeyring } from '../temporal/codec';
+import { SubjectCodec } from '../temporal/subjectCodec';
 import { ApiError, ErrorBody } from './errors';
 import { requireBearer } from './plugins/bearerAuth';
 import { isLoopbackHost } from './plugins/loopbackHost';
@@ -84,9 +86,28 @@ function toJson(payloads: Payload[]): JsonPayload[] {
   );
 }
 
+/** What a failed decode or encode says: why, never any payload content; undefined: not the payload's fault. */
+function failureReason(err: unknown): string | undefined {
+  const message = err instanceof Error ? err.message : '';
+  if (/no user payload key/.test(message)) return 'a user payload key this database does not hold';
+  if (/no payload key/.test(message)) return 'a key id not in the keyring';
+  if (/authenticate|Invalid|illegal|index out of range/i.test(message)) return 'data that does not authenticate';
+  return undefined;
+}
+
 const codecRoutes: FastifyPluginAsync = async (app) => {
   const { config, metrics } = app.warden;
-  const codec = new EncryptionCodec(loadPayloadKeyring(config.keys));
+  const keyring = new EncryptionCodec(loadPayloadKeyring(config.keys));
+  // the per-user layer inside the keyring's (src/temporal/subjectCodec.ts): an erased user's
+  // payloads decode to a placeholder that says so
+  const subject = app.warden.subjectKeys ? new SubjectCodec(app.warden.subjectKeys) : undefined;
+  const codec = {
+    decode: async (payloads: Payload[]) => {
+      const outer = await keyring.decode(payloads);
+      return subject ? subject.decode(outer) : outer;
+    },
+    encode: async (payloads: Payload[]) => keyring.encode(subject ? await subject.encode(payloads) : payloads),
+  };
   const origins = new Set(config.codec.corsOrigins);
   const tokens = { decode: () => config.codec.token, encode: () => config.codec.encodeToken };
   const bearers = {
@@ -154,11 +175,10 @@ const codecRoutes: FastifyPluginAsync = async (app) => {
           result = operation === 'decode' ? await codec.decode(payloads) : await codec.encode(payloads);
         } catch (err) {
           metrics.codecRequests.inc({ operation, outcome: 'failed' });
-          // the reason (unknown key id, failed authentication tag) without any payload content
-          const reason =
-            err instanceof Error && /no payload key/.test(err.message)
-              ? 'a key id not in the keyring'
-              : 'data that does not authenticate';
+          // the reason (unknown key id, failed authentication tag) without any payload content;
+          // anything else (the database down) is not the payload's fault
+          const reason = failureReason(err);
+          if (!reason) throw err;
           throw new ApiError(400, `${operation}_failed`, `a payload could not be ${operation}d: ${reason}`);
         }
         metrics.codecRequests.inc({ operation, outcome: 'ok' });

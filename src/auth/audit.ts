@@ -34,6 +34,10 @@ export const AuditEventType = {
   appKeyRevoked: 'identity.app.key.revoked',
 } as const;
 
+  // data-subject requests (docs/privacy.md): the request's id in details, never the user's
+  exportRequested: 'identity.privacy.export_requested',
+  erasureRequested: 'identity.privacy.erasure_requested',
+  erasureCompleted: 'identity.privacy.erasure_completed',
 export interface AuditEvent {
   type: string;
   outcome?: string;

@@ -73,4 +73,6 @@ export const aad = {
   dataKey: (keyId: string, part: 'pepper' | 'seal') => `warden:data-key:${keyId}:${part}`,
   /** the private JWK of a token signing key (src/auth/tokenKeys.ts) */
   tokenKey: (kid: string) => `warden:token-key:${kid}:private`,
+  /** a user's payload key (src/privacy/subjectKeys.ts) */
+  subjectKey: (keyId: string) => `warden:subject-key:${keyId}`,
 };

@@ -231,6 +231,9 @@ export const ConfigSchema = Type.Object({
     pattern: '^\\s*(P[0-3]\\s*(,\\s*P[0-3]\\s*)*)?$',
   }),
   // log files the compromised-token leak scan reads besides this process's recent log lines
+  // how long a user's export (docs/privacy.md) stays downloadable before it is deleted: it is
+  // personal data, kept only as long as it takes to hand it over
+  WARDEN_PRIVACY_EXPORT_TTL: Type.String({ pattern: DURATION, default: '7d' }),
   // (comma-separated paths, e.g. where the deployment tees the API's and workers' logs)
   WARDEN_LEAK_SCAN_LOG_FILES: optionalString,
 });

@@ -4,7 +4,7 @@
  * - responder: open, acknowledge, escalate, note and resolve incidents; start runbooks and
  *   run their non-destructive steps;
  * - admin: approve destructive runbook steps, rotate keys, change routes, limits, blocks and
- *   settings, manage operators.
+ *   settings, manage operators, export and erase a user's data (docs/privacy.md).
  */
 export const ROLES = ['viewer', 'responder', 'admin'] as const;
 export type Role = (typeof ROLES)[number];

@@ -2,17 +2,24 @@ import { Client, Connection } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
 import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
 import type { Config } from '../config';
+import type { SubjectKeySource } from '../privacy/subjectKeys';
 import type { Tracing } from '../telemetry/tracing';
 import { EncryptionCodec, loadPayloadKeyring } from './codec';
+import { SubjectCodec } from './subjectCodec';
 import { temporalConnectionOptions, temporalTransport, type TemporalConnectionOptions } from './connectionOptions';
 
 /**
  * The one data converter every client and worker uses: payloads are encrypted at rest, and in
- * production nothing unencrypted is read.
+ * production nothing unencrypted is read. With the per-user keys (every Warden process has
+ * them), a payload carrying a user's data is encrypted with that user's key first
+ * (src/temporal/subjectCodec.ts); codecs encode in order and decode in reverse.
  */
-export function createDataConverter(config: Pick<Config, 'keys' | 'env'>): DataConverter {
+export function createDataConverter(
+  config: Pick<Config, 'keys' | 'env'>,
+  subjectKeys?: SubjectKeySource,
+): DataConverter {
   const codec = new EncryptionCodec(loadPayloadKeyring(config.keys), { requireEncrypted: config.env === 'production' });
-  return { payloadCodecs: [codec] };
+  return { payloadCodecs: subjectKeys ? [new SubjectCodec(subjectKeys), codec] : [codec] };
 }
 
 /**
@@ -41,7 +48,7 @@ export interface TemporalClient {
 
 export async function connectTemporal(
   config: Pick<Config, 'temporal' | 'keys' | 'env'>,
-  { tracing }: { tracing?: Tracing } = {},
+  { tracing, subjectKeys }: { tracing?: Tracing; subjectKeys?: SubjectKeySource } = {},
 ): Promise<TemporalClient> {
   const options = temporalConnectionOptions(config.temporal);
   let connection: Connection;
@@ -56,7 +63,7 @@ export async function connectTemporal(
   const client = new Client({
     connection,
     namespace: config.temporal.namespace,
-    dataConverter: createDataConverter(config),
+    dataConverter: createDataConverter(config, subjectKeys),
     // starts, signals, updates and queries become spans, and carry the trace to the workflow
     interceptors: tracing
       ? { workflow: [new OpenTelemetryWorkflowClientInterceptor({ tracer: tracing.tracer })] }

@@ -78,7 +78,7 @@ export async function startWorker(runtime: Runtime, settings: WorkerSettings = {
     connection,
     namespace: config.temporal.namespace,
     activities: createActivities(runtime),
-    dataConverter: createDataConverter(config),
+    dataConverter: createDataConverter(config, runtime.subjectKeys),
     shutdownGraceTime: '10 seconds',
     shutdownForceTime: '30 seconds',
   } satisfies Partial<WorkerOptions>;

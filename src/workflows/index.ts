@@ -4,6 +4,9 @@
 export { healthCheckWorkflow } from './ops/healthCheck';
 export { canaryWorkflow } from './ops/canary';
 export { retentionWorkflow } from './ops/retention';
+export { smsPumpingWorkflow } from './ops/smsPumping';
+export { userExportWorkflow } from './ops/userExport';
+export { userErasureWorkflow } from './ops/userErasure';
 export { challengeWorkflow } from './auth/challenge';
 export { incidentWorkflow } from './incidents/incident';
 export { databaseControlWorkflow } from './runbooks/dbFailoverControl';

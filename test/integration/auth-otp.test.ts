@@ -187,7 +187,7 @@ describe('SMS OTP challenges', () => {
       await Worker.runReplayHistory(
         {
           workflowBundle: { codePath: inject('workflowBundlePath') },
-          dataConverter: createDataConverter(h.config),
+          dataConverter: createDataConverter(h.config, h.runtime.subjectKeys),
           replayName: 'auth-replay',
         },
         history,

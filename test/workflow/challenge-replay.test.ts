@@ -9,8 +9,9 @@
  * and must keep replaying, behind `patched()`, next to a recording of the new code.
  *
  * test/fixtures/challenge-histories/<label>.json holds one recording: every path a challenge
- * can take, and the throwaway payload key its payloads were encrypted with (test users only;
- * no secret is ever in a payload). Record the current code's paths:
+ * can take, and the throwaway payload key its payloads were encrypted with, with the test users'
+ * own payload keys (src/privacy/subjectKeys.ts; no secret is ever in a payload). Record the
+ * current code's paths:
  * `WARDEN_RECORD_HISTORIES=<label> npx vitest run test/workflow/challenge-replay.test.ts`.
  */
 import { execFileSync } from 'node:child_process';
@@ -20,6 +21,7 @@ import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Config } from '../../src/config';
+import { StaticSubjectKeys } from '../../src/privacy/subjectKeys';
 import { createDataConverter } from '../../src/temporal/client';
 import { initiate, post, putSettings, secretFor, waitForStatus } from '../helpers/authClient';
 import { clearFaults, deliveryOutcome, raiseRateLimits, setFault } from '../helpers/delivery';
@@ -34,6 +36,8 @@ interface Recording {
   recordedAt: string;
   commit: string;
   payloadKeys: string;
+  /** the per-user payload keys the histories name (key id -> base64); absent in older recordings */
+  subjectKeys?: Record<string, string>;
   /** each history as the binary protobuf encoding of temporal.api.history.v1.History, base64 */
   histories: Array<{ path: string; workflowId: string; history: string }>;
 }
@@ -46,6 +50,16 @@ function recordings(): Recording[] {
 }
 
 const { History } = temporal.api.history.v1;
+
+/** The data converter a recording's payloads were written with, from the keys it carries. */
+function converterOf(recording: Recording) {
+  const subjectKeys = recording.subjectKeys
+    ? new StaticSubjectKeys(
+        new Map(Object.entries(recording.subjectKeys).map(([id, key]) => [id, Buffer.from(key, 'base64')])),
+      )
+    : undefined;
+  return createDataConverter({ keys: { payloadKeys: recording.payloadKeys } } as Config, subjectKeys);
+}
 const wrong = (code: string) => String((Number(code) + 1) % 1_000_000).padStart(6, '0');
 
 describe('challenge workflow replay against recorded histories', () => {
@@ -54,7 +68,7 @@ describe('challenge workflow replay against recorded histories', () => {
     expect(all.length).toBeGreaterThanOrEqual(1);
     for (const recording of all) {
       expect(recording.histories.length).toBeGreaterThanOrEqual(8);
-      const dataConverter = createDataConverter({ keys: { payloadKeys: recording.payloadKeys } } as Config);
+      const dataConverter = converterOf(recording);
       for (const { path: scenario, workflowId, history } of recording.histories) {
         await expect(
           Worker.runReplayHistory(
@@ -80,7 +94,7 @@ describe('challenge workflow replay against recorded histories', () => {
     const events = parsed.events!.filter(
       (e) => !e.markerRecordedEventAttributes || e.markerRecordedEventAttributes.markerName !== 'core_local_activity',
     );
-    const dataConverter = createDataConverter({ keys: { payloadKeys: recording!.payloadKeys } } as Config);
+    const dataConverter = converterOf(recording!);
     await expect(
       Worker.runReplayHistory(
         { workflowBundle: { codePath: inject('workflowBundlePath') }, dataConverter, replayName: 'replay-broken' },
@@ -90,6 +104,16 @@ describe('challenge workflow replay against recorded histories', () => {
     ).rejects.toThrow();
   });
 });
+
+/** The test users' payload keys, unwrapped: the recording must replay without this database. */
+async function subjectKeysOf(h: Harness): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const { id } of await h.sql<{ id: string }>('SELECT id FROM user_data_keys ORDER BY id')) {
+    const found = await h.runtime.subjectKeys.byId(id);
+    if (found && found !== 'erased') out[id] = found.key.toString('base64');
+  }
+  return out;
+}
 
 describe.runIf(RECORD)('recording the current challenge paths (WARDEN_RECORD_HISTORIES)', () => {
   let h: Harness;
@@ -181,6 +205,7 @@ describe.runIf(RECORD)('recording the current challenge paths (WARDEN_RECORD_HIS
       recordedAt: new Date().toISOString(),
       commit: execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim(),
       payloadKeys: h.env.WARDEN_PAYLOAD_KEYS!,
+      subjectKeys: await subjectKeysOf(h),
       histories,
     };
     writeFileSync(path.join(FIXTURES, `${RECORD}.json`), `${JSON.stringify(recording, null, 1)}\n`);

@@ -17,6 +17,7 @@ import incidentGate from './incidentGate';
 import incidents from './incidents';
 import keys from './keys';
 import operators from './operators';
+import privacy from './privacy';
 import ratelimits from './ratelimits';
 import runbooks from './runbooks';
 import users from './users';
@@ -42,6 +43,7 @@ const adminRoutes: FastifyPluginAsync = async (app) => {
       await admin.register(audit);
       await admin.register(users);
       await admin.register(incidents);
+      await admin.register(privacy);
       await admin.register(incidentGate);
       await admin.register(runbooks);
       await admin.register(delivery);
