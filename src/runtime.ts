@@ -25,6 +25,7 @@ import {
   registerTaskQueueMetrics,
   type Metrics,
 } from './telemetry/metrics';
+import { registerSmsPumpingMetrics, smsPumpingProbe } from './telemetry/smsPumpingMetrics';
 import { createTracing, type Tracing } from './telemetry/tracing';
 import { connectTemporal, type TemporalClient } from './temporal/client';
 
@@ -98,6 +99,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   // read at scrape time: the task-queue backlog from Temporal, open incidents from Postgres
   registerTaskQueueMetrics(registry, taskQueueProbe(temporal.connection, config));
   registerIncidentMetrics(registry, openIncidentsProbe(db));
+  registerSmsPumpingMetrics(registry, smsPumpingProbe(db));
   registerCircuitMetrics(registry, circuitProbe(db));
   const providers = createProviders(config, logger);
   const topology = new TopologyWatcher(db, {

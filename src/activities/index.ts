@@ -9,6 +9,7 @@ import { createPrivacyActivities } from './privacy';
 import { createRetentionActivities } from './retention';
 import { createRunbookActivities } from './runbook';
 import { createRunbookOutageActivities } from './runbookOutage';
+import { createSmsPumpingActivities } from './smsPumping';
 
 /**
  * Every activity the worker registers, built from the process's runtime. Workflows import
@@ -26,6 +27,7 @@ export function createActivities(runtime: Runtime) {
     ...createPrivacyActivities(runtime),
     ...createRunbookActivities(runtime),
     ...createRunbookOutageActivities(runtime),
+    ...createSmsPumpingActivities(runtime),
   };
 }
 

@@ -10,6 +10,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import envSchema from 'env-schema';
 import { temporalTransport } from '../temporal/connectionOptions';
+import { budgetConfig, type BudgetConfig } from './budgets';
+import { smsPumpingConfig, type SmsPumpingConfig } from './smsPumping';
+import { overloadConfig, type OverloadConfig } from './overload';
 import { ConfigSchema, type Env } from './schema';
 
 export { ConfigSchema };
@@ -42,6 +45,14 @@ export interface Config {
   apps: { defaultClientId?: string };
   /** the broadest IP block anyone may add */
   blockLimits: BlockLimits;
+  /** an IPv6 /48's rate limit as a multiple of the per-IP (per /64) one */
+  rateLimitV6SiteFactor: number;
+  /** admission control and refusal aggregation (docs/scaling.md#load-shedding) */
+  overload: OverloadConfig;
+  /** the destination and account guess budgets, and the SMS countries (docs/security.md) */
+  budgets: BudgetConfig;
+  /** SMS pumping: conversion per number prefix, and the blocks it adds (docs/delivery.md#sms-pumping) */
+  smsPumping: SmsPumpingConfig;
   logLevel: Env['LOG_LEVEL'];
   database: {
     url?: string;
@@ -437,6 +448,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     defaultPhoneCountry: env.WARDEN_DEFAULT_PHONE_COUNTRY,
     apps: { defaultClientId: env.WARDEN_DEFAULT_APP || undefined },
     blockLimits: { minPrefixV4: env.WARDEN_BLOCK_MIN_PREFIX_V4, minPrefixV6: env.WARDEN_BLOCK_MIN_PREFIX_V6 },
+    rateLimitV6SiteFactor: env.WARDEN_RATE_LIMIT_V6_48_FACTOR,
+    overload: overloadConfig(env),
+    budgets: budgetConfig(env, (message) => new ConfigError(message)),
+    smsPumping: smsPumpingConfig(env, (message) => new ConfigError(message)),
     logLevel: env.LOG_LEVEL,
     database: {
       url: env.DATABASE_URL,

@@ -195,6 +195,21 @@ export const ConfigSchema = Type.Object({
   // "none": no authentication, accepted only while WARDEN_HOST is a loopback address (dev stack).
   WARDEN_CODEC_AUTH: Type.Union([Type.Literal('token'), Type.Literal('none')], { default: 'token' }),
   WARDEN_CODEC_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
+  // SMS pumping (docs/delivery.md#sms-pumping): how often SMS sent and codes verified per number
+  // prefix are compared (`off`: never, nothing is blocked); the windows, each with the messages
+  // it must hold before its conversion is judged (`1h:50,1d:300`); the verified share below
+  // which a prefix is blocked (0: measure only); how old an open challenge must be to count as
+  // unverified; how long a block lasts; the prefix's digits after the `+`
+  WARDEN_SMS_PUMPING_INTERVAL: Type.String({ pattern: HORIZON, default: '1m' }),
+  WARDEN_SMS_PUMPING_WINDOWS: Type.String({
+    pattern:
+      '^\\s*[1-9][0-9]{0,5}(s|m|h|d)\\s*:\\s*[1-9][0-9]{0,6}(\\s*,\\s*[1-9][0-9]{0,5}(s|m|h|d)\\s*:\\s*[1-9][0-9]{0,6})*\\s*$',
+    default: '1h:50',
+  }),
+  WARDEN_SMS_PUMPING_MIN_CONVERSION: Type.Number({ minimum: 0, maximum: 1, default: 0.1 }),
+  WARDEN_SMS_PUMPING_GRACE: Type.String({ pattern: '^[0-9]{1,6}(s|m|h|d)$', default: '1m' }),
+  WARDEN_SMS_PUMPING_BLOCK: Type.String({ pattern: DURATION, default: '6h' }),
+  WARDEN_SMS_PUMPING_PREFIX_DIGITS: Type.Integer({ minimum: 3, maximum: 12, default: 6 }),
   // Bearer token for /codec/encode (the CLI's `--codec-endpoint` when it sends input); the
   // decode token cannot encode and this one cannot decode; unset = encode answers 503
   WARDEN_CODEC_ENCODE_TOKEN: Type.Optional(Type.String({ minLength: 16 })),

@@ -32,6 +32,8 @@ import { announceCircuit, auditCircuit, type CircuitChange } from './events';
 import { beginCall, callFailed, callSucceeded, sentBy, unresolvedCall } from './ledger';
 import { recordSentOutcome } from './outcomes';
 import { decide, errorCode, type SendDecision } from './policy';
+import { COUNTRY_NOT_ALLOWED, smsCountryAllowed } from './countries';
+import { prefixRefusal, SMS_PREFIX_BLOCKED } from './prefixBlocks';
 import { METHOD_CHANNEL, type Route } from './routes';
 
 export type SenderRuntime = Pick<Runtime, 'db' | 'logger' | 'metrics' | 'config' | 'providers' | 'keys' | 'routes'>;
@@ -221,6 +223,23 @@ export async function sendDelivery(
       'the user has no recipient for this channel any more',
       { action: 'fail' },
       { provider, errorClass: 'permanent', errorCode: 'no_recipient' },
+    );
+  // every provider call of every send checks the number the user has now (src/delivery/countries.ts)
+  if (channel === 'sms' && !smsCountryAllowed(runtime.config.budgets.smsCountries, to)) {
+    metrics.budgetRefusals.inc({ reason: 'country_not_allowed', action: 'send' });
+    throw new SendFailure(
+      'SMS to this country is not allowed',
+      { action: 'fail' },
+      { provider, errorClass: 'permanent', errorCode: COUNTRY_NOT_ALLOWED },
+    );
+  }
+  // a number prefix blocked for SMS pumping (src/delivery/prefixBlocks.ts), whichever provider this is
+  const pumping = channel === 'sms' ? await prefixRefusal(runtime, to) : undefined;
+  if (pumping)
+    throw new SendFailure(
+      pumping,
+      { action: 'fail' },
+      { provider, errorClass: 'permanent', errorCode: SMS_PREFIX_BLOCKED },
     );
   const call = await render(runtime, challengeId, target, to, provider, key);
   const route = await runtime.routes.get(channel);

@@ -11,6 +11,7 @@ import { startEmbeddedPostgres, type EmbeddedServer } from '../db/embedded';
 import { migrate } from '../db/migrate';
 import { DEV_APP_ID, seedDevApp, seedUsers } from '../db/seed';
 import { ensureRetentionSchedule } from '../retention/schedule';
+import { ensureSmsPumpingSchedule } from '../delivery/pumpingSchedule';
 import { createRuntime, type Runtime } from '../runtime';
 import { startSandbox } from '../sandbox/server';
 import { createLogger, type Logger } from '../telemetry/logger';
@@ -147,6 +148,7 @@ async function main(): Promise<void> {
     // the sandbox's inbound webhooks, so the API must be listening first)
     await ensureCanarySchedule(runtime);
     await ensureRetentionSchedule(runtime);
+    await ensureSmsPumpingSchedule(runtime);
 
     logger.info({ config: describeConfig(config) }, 'configuration');
     const lines = [

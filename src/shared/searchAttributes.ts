@@ -4,6 +4,7 @@
  * secret: operators appear by their operator name (no addresses, docs/api.md) or Slack id.
  */
 import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
+import { SMS_PUMPING_ACTOR } from './smsPumping';
 
 export const IncidentTypeKey = defineSearchAttributeKey('IncidentType', SearchAttributeType.KEYWORD);
 export const SeverityKey = defineSearchAttributeKey('Severity', SearchAttributeType.KEYWORD);
@@ -13,7 +14,6 @@ export const RunbookKey = defineSearchAttributeKey('Runbook', SearchAttributeTyp
 export const IncidentIdKey = defineSearchAttributeKey('IncidentId', SearchAttributeType.KEYWORD);
 /** who acted: the opener or starter, and the people who acknowledged, escalated, decided... */
 export const OperatorsKey = defineSearchAttributeKey('Operators', SearchAttributeType.KEYWORD_LIST);
-
 /** where a runbook run stands, kept current by the run: "what waits for an admin" is a filter */
 export const RunbookStatusKey = defineSearchAttributeKey('RunbookStatus', SearchAttributeType.KEYWORD);
 
@@ -26,6 +26,7 @@ export const RUNBOOK_RUN_STATUSES = [
   'cancelled',
 ] as const;
 export type RunbookRunStatus = (typeof RUNBOOK_RUN_STATUSES)[number];
+
 export const SEARCH_ATTRIBUTES = [
   IncidentTypeKey,
   SeverityKey,
@@ -33,15 +34,15 @@ export const SEARCH_ATTRIBUTES = [
   RunbookKey,
   IncidentIdKey,
   OperatorsKey,
-] as const;
   RunbookStatusKey,
+] as const;
 
 /** at most this many operators per workflow: the UI filters on them, it does not list crowds */
 const MAX_OPERATORS = 20;
 const OPERATOR_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const SLACK_MENTION = /^<@([UW][A-Z0-9]{1,20})(\|[^>]*)?>$/;
 /** actors that are Warden itself, not a person */
-const SYSTEM_ACTORS = new Set(['runbook', 'alertmanager', 'temporal', 'slack-user', 'starter']);
+const SYSTEM_ACTORS = new Set(['runbook', 'alertmanager', 'temporal', 'slack-user', 'starter', SMS_PUMPING_ACTOR]);
 
 /**
  * The keyword an actor (an update's `by`) is filtered by: an operator's name as it is, a
@@ -113,8 +114,8 @@ export function runbookSearchAttributes(
     { key: RunbookKey, value: runbook },
     { key: IncidentTypeKey, value: incidentType },
     { key: SeverityKey, value: severity },
-    ...(context.incidentId ? [{ key: IncidentIdKey, value: context.incidentId }] : []),
     { key: RunbookStatusKey, value: 'running' },
+    ...(context.incidentId ? [{ key: IncidentIdKey, value: context.incidentId }] : []),
     ...(operators.length ? [{ key: OperatorsKey, value: operators }] : []),
   ];
 }

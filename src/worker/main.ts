@@ -8,6 +8,7 @@ import { loadConfig } from '../config';
 import { assertStartable, providerModes } from '../config/production';
 import { migrate } from '../db/migrate';
 import { ensureRetentionSchedule } from '../retention/schedule';
+import { ensureSmsPumpingSchedule } from '../delivery/pumpingSchedule';
 import { createRuntime } from '../runtime';
 import { opsTaskQueue } from '../shared/taskQueues';
 import { installTemporalLogging } from '../temporal/logging';
@@ -44,6 +45,8 @@ async function main(): Promise<void> {
   if ((await ensureCanarySchedule(runtime)) === 'off') logger.info('delivery canary off: WARDEN_CANARY_USER is unset');
   // retention (docs/operations.md#retention): its schedule exists once any worker has started
   await ensureRetentionSchedule(runtime);
+  // SMS pumping (docs/delivery.md#sms-pumping): its schedule exists once any worker has started
+  await ensureSmsPumpingSchedule(runtime);
   // the worker's own metrics (deliveries, activities) on the metrics port
   const metrics = await buildMetricsApp(runtime);
   await metrics.listen({ host: config.host, port: config.ports.metrics });

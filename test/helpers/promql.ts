@@ -15,6 +15,7 @@ import {
   registerPoolMetrics,
   registerTaskQueueMetrics,
 } from '../../src/telemetry/metrics';
+import { registerSmsPumpingMetrics } from '../../src/telemetry/smsPumpingMetrics';
 
 /** Prometheus' own series, valid in any expression. */
 const BUILTIN = new Set(['up', 'ALERTS', 'ALERTS_FOR_STATE', 'scrape_duration_seconds', 'scrape_samples_scraped']);
@@ -30,6 +31,7 @@ export async function catalogSeriesNames(): Promise<Set<string>> {
   registerTaskQueueMetrics(registry, async () => []);
   registerIncidentMetrics(registry, async () => []);
   registerCircuitMetrics(registry, async () => []);
+  registerSmsPumpingMetrics(registry, async () => ({ countries: [], activeBlocks: 0, evaluatedAt: null }));
   registerDatabaseTopologyMetrics(registry, () => ({
     current: 'catalog',
     role: 'primary',

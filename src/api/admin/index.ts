@@ -20,6 +20,7 @@ import operators from './operators';
 import privacy from './privacy';
 import ratelimits from './ratelimits';
 import runbooks from './runbooks';
+import smsPrefixes from './smsPrefixes';
 import users from './users';
 
 const adminRoutes: FastifyPluginAsync = async (app) => {
@@ -47,6 +48,7 @@ const adminRoutes: FastifyPluginAsync = async (app) => {
       await admin.register(incidentGate);
       await admin.register(runbooks);
       await admin.register(delivery);
+      await admin.register(smsPrefixes);
       await admin.register(database);
       await admin.register(operators);
       await admin.register(apps);
