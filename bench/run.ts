@@ -24,6 +24,7 @@ const USAGE = `npm run bench [-- options]
   --open-loop-seconds N    length of the open-loop SLO run
   --containment-sizes a,b  affected challenges of each containment run (default 1000,10000,100000)
   --soak-seconds N         length of the retention soak (retentionSoak, run with --only; default 300, quick 90)
+  --oracle-requests N      initiates per side of the timing oracle (timingOracle, run with --only; default 1000, quick 100)
   --warden-cores LIST      split topology: Warden (API + worker) pinned to these cores (e.g. 1),
                            Temporal server, Postgres, sandbox and load generator to the others;
                            the bcrypt bound is measured on Warden's cores. Writes
@@ -49,6 +50,7 @@ function parseOptions(argv: string[]): BenchOptions {
       'open-loop-seconds': { type: 'string' },
       'containment-sizes': { type: 'string' },
       'soak-seconds': { type: 'string' },
+      'oracle-requests': { type: 'string' },
       'warden-cores': { type: 'string' },
       results: { type: 'string' },
       markdown: { type: 'string' },
@@ -96,6 +98,7 @@ function parseOptions(argv: string[]): BenchOptions {
         ? [200]
         : [1_000, 10_000, 100_000],
     soakSeconds: num(values['soak-seconds'], quick ? 90 : 300),
+    oracleRequests: Math.ceil(num(values['oracle-requests'], quick ? 100 : 1000)),
     ...(pinning ? { pinning } : {}),
     only: list(values.only),
     skip: list(values.skip),

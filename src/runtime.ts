@@ -55,9 +55,9 @@ export interface Runtime {
   tokenKeys: TokenKeyStore;
   settings: SettingsCache;
   routes: RouteCache;
-  /** OpenTelemetry tracing; undefined (and free) unless OTEL_EXPORTER_OTLP_ENDPOINT is set */
   /** the per-user payload keys (src/privacy/subjectKeys.ts), cached like `keys` */
   subjectKeys: SubjectKeyStore;
+  /** OpenTelemetry tracing; undefined (and free) unless OTEL_EXPORTER_OTLP_ENDPOINT is set */
   tracing?: Tracing;
   close(): Promise<void>;
 }
@@ -73,7 +73,6 @@ export interface RuntimeOptions {
 }
 
 export async function createRuntime(config: Config, options: RuntimeOptions): Promise<Runtime> {
-  const logger = options.logger ?? createLogger({ level: config.logLevel });
   // first, so a missing keyring stops the process before it opens anything
   const kek = loadKeyring(
     { inline: config.keys.keyring, file: config.keys.keyringFile },
@@ -99,8 +98,8 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   // read at scrape time: the task-queue backlog from Temporal, open incidents from Postgres
   registerTaskQueueMetrics(registry, taskQueueProbe(temporal.connection, config));
   registerIncidentMetrics(registry, openIncidentsProbe(db));
-  registerSmsPumpingMetrics(registry, smsPumpingProbe(db));
   registerCircuitMetrics(registry, circuitProbe(db));
+  registerSmsPumpingMetrics(registry, smsPumpingProbe(db));
   const providers = createProviders(config, logger);
   const topology = new TopologyWatcher(db, {
     endpoints: parseEndpoints([options.databaseUrl, ...config.database.candidates]),
@@ -137,8 +136,8 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     tokenKeys,
     settings: new SettingsCache(db, MAX_STALENESS_MS, warn),
     routes: new RouteCache(db, MAX_STALENESS_MS),
-    tracing,
     subjectKeys,
+    tracing,
     async close() {
       await topology.stop().catch(() => {});
       await providers.close().catch(() => {});

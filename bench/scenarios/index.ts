@@ -12,6 +12,7 @@ import { peerScenario } from './peer';
 import { providerOutageScenario } from './providerOutage';
 import { retentionSoakScenario } from './retentionSoak';
 import { sweepScenario } from './sweep';
+import { timingOracleScenario } from './timingOracle';
 import type { Scenario } from './types';
 
 export const SCENARIOS: readonly Scenario[] = [
@@ -24,4 +25,5 @@ export const SCENARIOS: readonly Scenario[] = [
   abuseMitigationScenario,
   dbFailoverScenario,
   retentionSoakScenario,
+  timingOracleScenario,
 ];

@@ -20,6 +20,8 @@ export interface BenchOptions {
   containmentSizes: number[];
   /** length of the retention soak (sign-ins while retention runs with compressed horizons) */
   soakSeconds: number;
+  /** initiates on each side (known user, unknown user) of the timing-oracle scenario */
+  oracleRequests: number;
   /** the split topology: Warden on these cores, the rest on the others (undefined: all share) */
   pinning?: Pinning;
   /** scenario names to run (all when empty) */

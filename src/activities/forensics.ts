@@ -5,7 +5,7 @@
  * (runbook_artifacts), fetched at `GET /admin/api/v1/runbooks/<id>/artifacts/<name>`.
  */
 import { createHash } from 'node:crypto';
-import { auditRecord, type AuditRow } from '../auth/audit';
+import { AUDIT_TRAIL_COLUMNS, auditRecord, type AuditRow } from '../auth/audit';
 import type { Database, Queryable } from '../db/database';
 import type { Runtime } from '../runtime';
 
@@ -114,9 +114,8 @@ export function createForensicsActivities({ db }: Pick<Runtime, 'db'>) {
           let total = 0;
           for (;;) {
             const { rows } = await tx.query<AuditRow>(
-              `SELECT id, occurred_at, event_type, outcome, reason, challenge_id, user_id, method, ip_masked,
-                      phone_last4, email_domain, incident_id, details
-                 FROM audit_events WHERE occurred_at >= $1 AND occurred_at < $2 AND id > $3 ORDER BY id LIMIT ${PAGE}`,
+              `SELECT ${AUDIT_TRAIL_COLUMNS}
+                 FROM audit_trail WHERE occurred_at >= $1 AND occurred_at < $2 AND id > $3 ORDER BY id LIMIT ${PAGE}`,
               [input.since, input.until, after],
             );
             if (rows.length === 0) return;

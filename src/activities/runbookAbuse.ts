@@ -50,10 +50,13 @@ export function createRunbookAbuseActivities(runtime: Pick<Runtime, 'db' | 'conf
   }
 
   return {
-    /** The top IPs and users by rate-limit violations in the last hour. */
+    /**
+     * The top IPs and users by rate-limit violations in the last hour. Violations are recorded
+     * per bucket (src/auth/ipBucket.ts): an IPv4 address, or an IPv6 /64 written with its prefix.
+     */
     async topViolators(input: { top: number; hours: number }) {
       const ips = await db.query<{ ip: string; violations: number }>(
-        `SELECT host(ip) AS ip, count(*)::int AS violations FROM rate_limit_attempts
+        `SELECT abbrev(ip) AS ip, count(*)::int AS violations FROM rate_limit_attempts
           WHERE exceeded AND ip IS NOT NULL AND attempted_at > now() - make_interval(hours => $1)
           GROUP BY ip ORDER BY violations DESC, ip LIMIT $2`,
         [input.hours, input.top],
@@ -73,14 +76,16 @@ export function createRunbookAbuseActivities(runtime: Pick<Runtime, 'db' | 'conf
 
     /**
      * IPs with at least `threshold` violations in the last hour, minus the trusted proxies and
-     * the never-block list (a block of the proxy would lock everyone out).
+     * the never-block list (a block of the proxy would lock everyone out). Each is a bucket, so
+     * an IPv6 client is blocked as its whole /64 (`2001:db8:1:2::/64`), and a /64 holding a
+     * spared address is spared with it.
      */
     async abusiveIps(input: { threshold: number; neverBlock: string[] }): Promise<{ ips: string[]; spared: string[] }> {
       const spare = [...config.trustedProxies, ...input.neverBlock].filter((s) =>
         /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(s),
       );
       const { rows } = await db.query<{ ip: string; spared: boolean }>(
-        `SELECT host(ip) AS ip, EXISTS (SELECT 1 FROM unnest($2::text[]) s WHERE ip <<= s::cidr) AS spared
+        `SELECT abbrev(ip) AS ip, EXISTS (SELECT 1 FROM unnest($2::text[]) s WHERE ip && s::cidr) AS spared
            FROM rate_limit_attempts
           WHERE exceeded AND ip IS NOT NULL AND attempted_at > now() - interval '1 hour'
           GROUP BY ip HAVING count(*) >= $1 ORDER BY count(*) DESC, ip LIMIT 10000`,

@@ -103,9 +103,9 @@ export function createRunbookOutageActivities(
         args,
       );
       const limited = await db.query<{ users: number; refusals: number; per_user: number }>(
-        `SELECT count(DISTINCT a.user_id)::int AS users, count(*)::int AS refusals,
+        `SELECT count(DISTINCT a.user_id)::int AS users, coalesce(sum(a.count), 0)::int AS refusals,
                 count(DISTINCT a.user_id) FILTER (WHERE ${PER_USER_RETRY})::int AS per_user
-           FROM audit_events a
+           FROM audit_trail a
           WHERE a.event_type = $4 AND a.occurred_at BETWEEN $1 AND $2
             AND a.user_id IN (SELECT user_id FROM delivery_failures WHERE last_attempt_at BETWEEN $1 AND $2 AND ($3::text IS NULL OR channel = $3))`,
         [...args, AuditEventType.rateLimitExceeded],

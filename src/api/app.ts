@@ -11,9 +11,11 @@ import adminRoutes from './admin';
 import codecRoutes from './codec';
 import integrations from './integrations';
 import { answerFrameworkError, installErrorHandling } from './errors';
+import admission from './plugins/admission';
 import httpMetrics from './plugins/httpMetrics';
 import openapi, { type DocumentedApp } from './plugins/openapi';
 import runtimePlugin from './plugins/runtime';
+import refusalAudit from './plugins/refusals';
 import httpTracing from './plugins/tracing';
 import publicRoutes from './public';
 import { redactUrl } from './redact';
@@ -44,6 +46,7 @@ async function build(
   name: string,
   routes: FastifyPluginAsync,
   documents?: DocumentedApp,
+  services: FastifyPluginAsync[] = [],
 ): Promise<WardenApp> {
   const app: WardenApp = Fastify(baseOptions(runtime, name));
   app.addHook('onResponse', async (request, reply) => {
@@ -65,12 +68,14 @@ async function build(
   if (runtime.tracing) await app.register(httpTracing, { tracer: runtime.tracing.tracer, server: name });
   // before the routes: the document (/openapi.json, /docs) is generated from their schemas
   if (documents) await app.register(openapi, { documents });
+  for (const service of services) await app.register(service);
   await app.register(routes);
   return app;
 }
 
 export function buildPublicApp(runtime: Runtime): Promise<WardenApp> {
-  return build(runtime, 'public', publicRoutes, 'public');
+  // refusals aggregated in the audit trail, and admission control in front of the bcrypt work
+  return build(runtime, 'public', publicRoutes, 'public', [refusalAudit, admission]);
 }
 
 export function buildAdminApp(runtime: Runtime): Promise<WardenApp> {

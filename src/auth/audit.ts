@@ -13,6 +13,8 @@ export const AuditEventType = {
   tokenInvalidated: 'identity.auth.token_invalidated',
   rateLimitExceeded: 'identity.ratelimit.exceeded',
   requestBlocked: 'identity.blocklist.rejected',
+  // refused by admission control before any work (503 overloaded; src/api/plugins/admission.ts)
+  admissionShed: 'identity.admission.shed',
   resendRequested: 'identity.auth.resend_requested',
   keyRotated: 'identity.keys.rotated',
   challengesCutOff: 'identity.auth.challenges_cut_off',
@@ -32,12 +34,12 @@ export const AuditEventType = {
   appEnabled: 'identity.app.enabled',
   appKeyCreated: 'identity.app.key.created',
   appKeyRevoked: 'identity.app.key.revoked',
-} as const;
-
   // data-subject requests (docs/privacy.md): the request's id in details, never the user's
   exportRequested: 'identity.privacy.export_requested',
   erasureRequested: 'identity.privacy.erasure_requested',
   erasureCompleted: 'identity.privacy.erasure_completed',
+} as const;
+
 export interface AuditEvent {
   type: string;
   outcome?: string;
@@ -66,6 +68,8 @@ export interface AuditRow {
   email_domain: string | null;
   incident_id: string | null;
   details: Record<string, unknown>;
+  /** read through the audit_trail view: the refusals a window's row stands for (src/auth/refusals.ts) */
+  count?: string | number | null;
 }
 
 /** A write that lands in the same statement as the audit row (a data-modifying CTE). */
@@ -149,6 +153,7 @@ export function auditRecord(row: AuditRow): Record<string, unknown> {
     if (row[key] !== null) record[key] = row[key];
   }
   if (Object.keys(row.details).length > 0) record.details = row.details;
+  if (row.count !== undefined && row.count !== null) record.count = Number(row.count);
   return record;
 }
 
@@ -167,6 +172,14 @@ export async function recordAudit(db: Queryable, logger: Logger, event: AuditEve
 
 const EXPORT_PAGE = 1000;
 
+/**
+ * An AuditRow's columns read from the audit_trail view (migrations/0180_refusal_counts.sql):
+ * `count` is set on the row of a window of refusals only.
+ */
+export const AUDIT_TRAIL_COLUMNS = `id, occurred_at, event_type, outcome, reason, challenge_id, user_id, method, ip_masked,
+              phone_last4, email_domain, incident_id, details,
+              CASE WHEN count_window_start IS NOT NULL THEN count END AS count`;
+
 /** Audit events of a window as NDJSON lines, oldest first, read a page at a time as they are sent. */
 export async function* exportAuditLines(
   db: Queryable,
@@ -177,9 +190,8 @@ export async function* exportAuditLines(
   let after = '0';
   for (;;) {
     const { rows } = await db.query<AuditRow>(
-      `SELECT id, occurred_at, event_type, outcome, reason, challenge_id, user_id, method, ip_masked,
-              phone_last4, email_domain, incident_id, details
-         FROM audit_events
+      `SELECT ${AUDIT_TRAIL_COLUMNS}
+         FROM audit_trail
         WHERE occurred_at >= $1 AND occurred_at < $2 AND ($3::text IS NULL OR event_type = $3) AND id > $4
         ORDER BY id LIMIT ${EXPORT_PAGE}`,
       [since, until, type ?? null, after],

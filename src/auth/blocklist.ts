@@ -1,7 +1,9 @@
 /**
  * The IP blocklist: single addresses and CIDR blocks (IPv4 and IPv6, Postgres `cidr`), each
  * with an optional expiry. Entries are never deleted: removal stamps `removed_at`, so the list
- * keeps its own history for the incident report.
+ * keeps its own history for the incident report. An entry covers every address inside it. The
+ * abuse runbook adds offenders by their bucket (src/auth/ipBucket.ts), so an IPv6 client is
+ * blocked as its /64; an operator's address or CIDR is blocked exactly as given.
  */
 import type { Database, Queryable } from '../db/database';
 import type { ParsedCidr } from './clientIp';

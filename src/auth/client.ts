@@ -28,7 +28,7 @@ import {
   type VerifyResult,
 } from '../shared/auth';
 import type { challengeWorkflow } from '../workflows/auth/challenge';
-import { AuditEventType, insertAudit, type AuditRow } from './audit';
+import { AuditEventType, insertAudit, type AuditEvent, type AuditRow } from './audit';
 import type { LimitedChallengeRow } from './rateLimit';
 
 export interface ChallengeDeps {
@@ -155,6 +155,34 @@ export async function loadChallenge(db: Database, challengeId: string): Promise<
   return rows[0];
 }
 
+interface ValidationAttempt {
+  outcome: string;
+  method: AuthMethod;
+  challengeId: string;
+  userId?: string;
+  ipMasked: string;
+  details?: Record<string, unknown>;
+}
+
+/** The forensic counter of a challenge's attempts (flagged once one hits it expired), parameters named by the caller. */
+const countAttemptSql = (challengeId: string, userId: string, expired: string) =>
+  `INSERT INTO challenge_validation_attempts AS a (challenge_id, user_id, validation_attempts, last_attempt_at, challenge_expired)
+   VALUES (${challengeId}, ${userId}, 1, now(), ${expired})
+   ON CONFLICT (challenge_id) DO UPDATE SET validation_attempts = a.validation_attempts + 1,
+     last_attempt_at = now(), challenge_expired = a.challenge_expired OR EXCLUDED.challenge_expired`;
+
+export function validationAttemptEvent(attempt: ValidationAttempt): AuditEvent {
+  return {
+    type: AuditEventType.validationAttempt,
+    outcome: attempt.outcome,
+    challengeId: attempt.challengeId,
+    userId: attempt.userId,
+    method: attempt.method,
+    ipMasked: attempt.ipMasked,
+    details: attempt.details,
+  };
+}
+
 /**
  * One answered validation attempt: its audit row and, for a known challenge, the
  * forensic counter (every attempt per challenge, flagged once it hits an expired one), in one
@@ -162,35 +190,21 @@ export async function loadChallenge(db: Database, challengeId: string): Promise<
  */
 export async function recordValidationAttempt(
   writer: Queryable,
-  attempt: {
-    outcome: string;
-    method: AuthMethod;
-    challengeId: string;
-    userId?: string;
-    ipMasked: string;
-    details?: Record<string, unknown>;
-  },
+  attempt: ValidationAttempt,
 ): Promise<AuditRow | undefined> {
   const counter = attempt.userId
     ? {
-        sql: `INSERT INTO challenge_validation_attempts AS a (challenge_id, user_id, validation_attempts, last_attempt_at, challenge_expired)
-              VALUES ($11, $12, 1, now(), $13)
-              ON CONFLICT (challenge_id) DO UPDATE SET validation_attempts = a.validation_attempts + 1,
-                last_attempt_at = now(), challenge_expired = a.challenge_expired OR EXCLUDED.challenge_expired`,
+        sql: countAttemptSql('$11', '$12', '$13'),
         values: [attempt.challengeId, attempt.userId, attempt.outcome === 'expired'],
       }
     : undefined;
-  return insertAudit(
-    writer,
-    {
-      type: AuditEventType.validationAttempt,
-      outcome: attempt.outcome,
-      challengeId: attempt.challengeId,
-      userId: attempt.userId,
-      method: attempt.method,
-      ipMasked: attempt.ipMasked,
-      details: attempt.details,
-    },
-    counter,
-  );
+  return insertAudit(writer, validationAttemptEvent(attempt), counter);
+}
+
+/** The counter alone: a refused attempt's audit is counted into its client's window (src/auth/refusals.ts). */
+export async function countValidationAttempt(
+  writer: Queryable,
+  attempt: { challengeId: string; userId: string },
+): Promise<void> {
+  await writer.query(countAttemptSql('$1', '$2', 'false'), [attempt.challengeId, attempt.userId]);
 }

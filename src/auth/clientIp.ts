@@ -1,17 +1,29 @@
 /**
  * Client addresses. The address is the socket's, or X-Forwarded-For's when the socket peer is
  * one of WARDEN_TRUSTED_PROXIES (Fastify's trustProxy decides; `request.ip` is the result).
- * Audit rows and logs carry only the masked form: IPv4 /24, IPv6 /64.
+ * Audit rows and logs carry only the masked form: IPv4 /24, IPv6 /64. Rate limits, the CAPTCHA
+ * trigger and the abuse runbook's blocks count the address's bucket (src/auth/ipBucket.ts).
  */
 import { isIP } from 'node:net';
 
-/** IPv4-mapped IPv6 (::ffff:a.b.c.d, what a dual-stack socket reports) becomes plain IPv4. */
+/**
+ * IPv4-mapped IPv6 (::ffff:a.b.c.d, what a dual-stack socket reports) becomes plain IPv4, in
+ * its hexadecimal spelling (::ffff:c000:207) too: one client, one address, whatever the proxy
+ * wrote, so a block or a limit of the IPv4 address cannot be sidestepped by the other form.
+ */
 export function normalizeIp(ip: string): string {
   let value = ip.trim().toLowerCase();
   const zone = value.indexOf('%');
   if (zone >= 0) value = value.slice(0, zone);
   const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(value);
   if (mapped?.[1] && isIP(mapped[1]) === 4) return mapped[1];
+  if (isIP(value) === 6) {
+    const groups = ipv6Groups(value);
+    if (groups.length === 8 && groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+      const [hi = 0, lo = 0] = groups.slice(6);
+      return [hi >> 8, hi & 0xff, lo >> 8, lo & 0xff].join('.');
+    }
+  }
   return value;
 }
 

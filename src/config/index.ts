@@ -119,6 +119,10 @@ export interface Config {
   };
   /** retention (src/retention, docs/operations.md#retention) */
   retention: RetentionConfig;
+  /** data-subject requests (docs/privacy.md): how long an export stays downloadable */
+  privacy: { exportTtlMs: number };
+  /** the templates of the messages people read, checked at load (docs/messages.md) */
+  messages: MessageSettings;
   /** the closed-workflow retention `npm start` gives its Temporal dev server's namespace */
   devTemporalRetentionSeconds: number;
   providers: {
@@ -130,10 +134,6 @@ export interface Config {
     sendgrid: ProviderEndpoint & { apiKey: string };
     ses: ProviderEndpoint & { region: string; accessKeyId: string; secretAccessKey: string };
     emailFrom: string;
-  /** data-subject requests (docs/privacy.md): how long an export stays downloadable */
-  privacy: { exportTtlMs: number };
-  /** the templates of the messages people read, checked at load (docs/messages.md) */
-  messages: MessageSettings;
     slack: ProviderEndpoint & {
       botToken: string;
       signingSecret?: string;
@@ -353,17 +353,6 @@ function retentionConfig(env: Env): RetentionConfig {
   };
 }
 
-/** A closed workflow's history stays readable at least an hour: long enough to look at what just ran. */
-function devTemporalRetention(value: string): number {
-  const seconds = durationMs(value)! / 1000;
-  if (seconds < 3600) throw new ConfigError('WARDEN_DEV_TEMPORAL_RETENTION must be at least 1h');
-  return seconds;
-}
-
-function list(value: string): string[] {
-  return value
-    .split(',')
-    .map((s) => s.trim())
 /**
  * The message templates, read and checked here: a broken or incomplete one stops every process
  * at start with its file and key named, instead of failing a user's sign-in later.
@@ -386,6 +375,17 @@ function messageSettings(env: Env): MessageSettings {
   return { catalog, defaultLocale, productName: env.WARDEN_PRODUCT_NAME, supportEmail: env.WARDEN_SUPPORT_EMAIL };
 }
 
+/** A closed workflow's history stays readable at least an hour: long enough to look at what just ran. */
+function devTemporalRetention(value: string): number {
+  const seconds = durationMs(value)! / 1000;
+  if (seconds < 3600) throw new ConfigError('WARDEN_DEV_TEMPORAL_RETENTION must be at least 1h');
+  return seconds;
+}
+
+function list(value: string): string[] {
+  return value
+    .split(',')
+    .map((s) => s.trim())
     .filter(Boolean);
 }
 
@@ -529,6 +529,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
         }
       : {}),
     retention: retentionConfig(env),
+    privacy: { exportTtlMs: durationMs(env.WARDEN_PRIVACY_EXPORT_TTL)! },
+    messages: messageSettings(env),
     devTemporalRetentionSeconds: devTemporalRetention(env.WARDEN_DEV_TEMPORAL_RETENTION),
     providers: {
       sandboxUrl,
@@ -544,8 +546,6 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       plivo: {
         sandbox: !(plivoId && plivoToken),
         authId: plivoId ?? 'MA0000000000000000SANDBOX',
-    privacy: { exportTtlMs: durationMs(env.WARDEN_PRIVACY_EXPORT_TTL)! },
-    messages: messageSettings(env),
         authToken: plivoToken ?? 'sandbox',
         from: env.PLIVO_FROM,
       },

@@ -39,6 +39,24 @@ export const ConfigSchema = Type.Object({
   // the broadest block anyone may add (API, runbook, Slack): /0 is never allowed
   WARDEN_BLOCK_MIN_PREFIX_V4: Type.Integer({ minimum: 1, maximum: 32, default: 16 }),
   WARDEN_BLOCK_MIN_PREFIX_V6: Type.Integer({ minimum: 1, maximum: 128, default: 32 }),
+  // IPv6 clients are limited per /64; each /48 may make this many times the per-IP limit in
+  // the per-IP window (src/auth/ipBucket.ts)
+  WARDEN_RATE_LIMIT_V6_48_FACTOR: Type.Integer({ minimum: 1, maximum: 1000, default: 4 }),
+  // Load shedding (docs/scaling.md#load-shedding): initiates, and separately verifies, in flight
+  // per API process; beyond it a request waits in a short queue or is refused with 503
+  // `overloaded`. Unset = derived at start from the CPU count, one bcrypt hash's time and the
+  // SLO; `off` = no limit. The queue (unset = as long as the concurrency) and its longest wait
+  // (ms; unset = a quarter of the SLO); the latency admitted requests are held to; one bcrypt
+  // hash at the service's cost (ms; unset = measured at start)
+  WARDEN_ADMISSION_CONCURRENCY: Type.Optional(Type.String({ pattern: '^([1-9][0-9]{0,4}|off)$' })),
+  WARDEN_ADMISSION_QUEUE: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000 })),
+  WARDEN_ADMISSION_QUEUE_WAIT_MS: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })),
+  WARDEN_ADMISSION_SLO_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 200 }),
+  WARDEN_ADMISSION_BCRYPT_MS: Type.Optional(Type.Integer({ minimum: 1, maximum: 60_000 })),
+  // refused requests in the audit trail: one row per client, action, reason and window of this
+  // many seconds, the later refusals' count added every this many ms and on close
+  WARDEN_REFUSAL_AUDIT_WINDOW_S: Type.Integer({ minimum: 1, maximum: 86_400, default: 60 }),
+  WARDEN_REFUSAL_AUDIT_FLUSH_MS: Type.Integer({ minimum: 50, maximum: 600_000, default: 5000 }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info' },
@@ -48,6 +66,22 @@ export const ConfigSchema = Type.Object({
   // the country of phone numbers written without +<country code> in the users API (ISO 3166
   // alpha-2, e.g. US); unset = only international numbers are accepted
   WARDEN_DEFAULT_PHONE_COUNTRY: Type.Optional(Type.String({ pattern: '^[A-Z]{2}$' })),
+  // Budgets (docs/security.md). Messages per phone number or email address, whoever asks
+  // (initiates and resends), per rolling hour and day; a device the account signed in from has
+  // budgets of its own
+  WARDEN_DESTINATION_MAX_PER_HOUR: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 10 }),
+  WARDEN_DESTINATION_MAX_PER_DAY: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 20 }),
+  // the countries SMS may go to, by E.164 calling code (`1,44,49`), or `*` for all; unset = the
+  // calling code of WARDEN_DEFAULT_PHONE_COUNTRY, or 1 (North America) without one; empty = unset
+  WARDEN_SMS_COUNTRIES: Type.Optional(
+    Type.String({ pattern: '^\\s*(\\*|\\+?[0-9]{1,3}(\\s*,\\s*\\+?[0-9]{1,3})*)?\\s*$' }),
+  ),
+  // wrong SMS codes per account per rolling day (20: under 1% chance of a guessed code a year),
+  // after how many wrong codes in a row verifies slow down, and the backoff (doubling, capped)
+  WARDEN_GUESS_MAX_PER_DAY: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 20 }),
+  WARDEN_GUESS_FREE_FAILURES: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 3 }),
+  WARDEN_GUESS_BACKOFF_BASE_S: Type.Integer({ minimum: 1, maximum: 86_400, default: 2 }),
+  WARDEN_GUESS_BACKOFF_MAX_S: Type.Integer({ minimum: 1, maximum: 86_400, default: 900 }),
   // the client_id of the registered app (src/auth/apps.ts) an initiate belongs to when it names
   // none; unset or empty = every initiate must name its app (`npm start` and the tests: warden-dev)
   WARDEN_DEFAULT_APP: Type.Optional(Type.String({ pattern: '^([a-z0-9][a-z0-9._-]{2,63})?$' })),
@@ -111,6 +145,15 @@ export const ConfigSchema = Type.Object({
   SES_SECRET_ACCESS_KEY: optionalString,
   SES_CREDENTIALS_FILE: optionalString,
   EMAIL_FROM: Type.String({ default: 'Warden <no-reply@warden.example>' }),
+  // Messages people read (docs/messages.md): an operator's folder of templates that override the
+  // shipped ones (templates/) key by key; the locale when neither the user's nor the app's has
+  // templates; the product name and support address the templates show (unset: no support line)
+  WARDEN_TEMPLATES_DIR: optionalString,
+  WARDEN_DEFAULT_LOCALE: Type.String({ pattern: '^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$', default: 'en' }),
+  WARDEN_PRODUCT_NAME: Type.String({ pattern: '^[^\\u0000-\\u001f\\u007f]{1,60}$', default: 'Warden' }),
+  WARDEN_SUPPORT_EMAIL: Type.Optional(
+    Type.String({ pattern: '^[^\\s@<>"(),;:]+@[^\\s@<>"(),;:]+\\.[^\\s@<>"(),;:]+$' }),
+  ),
   SLACK_BOT_TOKEN: optionalString,
   SLACK_SIGNING_SECRET: optionalString,
   SLACK_CREDENTIALS_FILE: optionalString,
@@ -145,15 +188,6 @@ export const ConfigSchema = Type.Object({
   // Inbound email for the delivery canary (docs/canary.md). SendGrid Inbound Parse is unsigned:
   // the secret path segment of its URL is all that protects it (unset = it answers 503). SES
   // receipts come through an SNS subscription authenticated like SES events (SES_SNS_TOKEN,
-  // Messages people read (docs/messages.md): an operator's folder of templates that override the
-  // shipped ones (templates/) key by key; the locale when neither the user's nor the app's has
-  // templates; the product name and support address the templates show (unset: no support line)
-  WARDEN_TEMPLATES_DIR: optionalString,
-  WARDEN_DEFAULT_LOCALE: Type.String({ pattern: '^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$', default: 'en' }),
-  WARDEN_PRODUCT_NAME: Type.String({ pattern: '^[^\\u0000-\\u001f\\u007f]{1,60}$', default: 'Warden' }),
-  WARDEN_SUPPORT_EMAIL: Type.Optional(
-    Type.String({ pattern: '^[^\\s@<>"(),;:]+@[^\\s@<>"(),;:]+\\.[^\\s@<>"(),;:]+$' }),
-  ),
   // SES_SNS_SIGNING_CERT); this pins the receipt rule's topic, which is not the events' one.
   SENDGRID_INBOUND_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   SES_INBOUND_TOPIC_ARN: optionalString,
@@ -161,6 +195,21 @@ export const ConfigSchema = Type.Object({
   // re-sent once through the route's backup (0: never). Email receipts come later than SMS ones.
   WARDEN_RECEIPT_DEADLINE_SMS_MS: Type.Integer({ minimum: 0, default: 20000 }),
   WARDEN_RECEIPT_DEADLINE_EMAIL_MS: Type.Integer({ minimum: 0, default: 120000 }),
+  // SMS pumping (docs/delivery.md#sms-pumping): how often SMS sent and codes verified per number
+  // prefix are compared (`off`: never, nothing is blocked); the windows, each with the messages
+  // it must hold before its conversion is judged (`1h:50,1d:300`); the verified share below
+  // which a prefix is blocked (0: measure only); how old an open challenge must be to count as
+  // unverified; how long a block lasts; the prefix's digits after the `+`
+  WARDEN_SMS_PUMPING_INTERVAL: Type.String({ pattern: HORIZON, default: '1m' }),
+  WARDEN_SMS_PUMPING_WINDOWS: Type.String({
+    pattern:
+      '^\\s*[1-9][0-9]{0,5}(s|m|h|d)\\s*:\\s*[1-9][0-9]{0,6}(\\s*,\\s*[1-9][0-9]{0,5}(s|m|h|d)\\s*:\\s*[1-9][0-9]{0,6})*\\s*$',
+    default: '1h:50',
+  }),
+  WARDEN_SMS_PUMPING_MIN_CONVERSION: Type.Number({ minimum: 0, maximum: 1, default: 0.1 }),
+  WARDEN_SMS_PUMPING_GRACE: Type.String({ pattern: '^[0-9]{1,6}(s|m|h|d)$', default: '1m' }),
+  WARDEN_SMS_PUMPING_BLOCK: Type.String({ pattern: DURATION, default: '6h' }),
+  WARDEN_SMS_PUMPING_PREFIX_DIGITS: Type.Integer({ minimum: 3, maximum: 12, default: 6 }),
   // The delivery canary (docs/canary.md): the `sub` of a user whose phone and email are the
   // operator's and answer through the providers' inbound webhooks; unset = no canary. How often it signs in
   // (`90s`, `5m`, `1h`; at least a minute) and how long it waits for the message to come back.
@@ -182,6 +231,9 @@ export const ConfigSchema = Type.Object({
   WARDEN_RETENTION_SLACK_SIGNATURES: Type.String({ pattern: HORIZON, default: '1d' }),
   WARDEN_RETENTION_CANARY_RUNS: Type.String({ pattern: HORIZON, default: '30d' }),
   WARDEN_RETENTION_AUDIT_EVENTS: Type.String({ pattern: HORIZON, default: '400d' }),
+  // how long a user's export (docs/privacy.md) stays downloadable before it is deleted: it is
+  // personal data, kept only as long as it takes to hand it over
+  WARDEN_PRIVACY_EXPORT_TTL: Type.String({ pattern: DURATION, default: '7d' }),
   // how long the Temporal dev server of `npm start` keeps closed workflows (challenges,
   // incidents, runbooks, retention runs) in its namespace, at least an hour; a Temporal server of
   // one's own keeps the retention its operator gave the namespace
@@ -195,21 +247,6 @@ export const ConfigSchema = Type.Object({
   // "none": no authentication, accepted only while WARDEN_HOST is a loopback address (dev stack).
   WARDEN_CODEC_AUTH: Type.Union([Type.Literal('token'), Type.Literal('none')], { default: 'token' }),
   WARDEN_CODEC_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
-  // SMS pumping (docs/delivery.md#sms-pumping): how often SMS sent and codes verified per number
-  // prefix are compared (`off`: never, nothing is blocked); the windows, each with the messages
-  // it must hold before its conversion is judged (`1h:50,1d:300`); the verified share below
-  // which a prefix is blocked (0: measure only); how old an open challenge must be to count as
-  // unverified; how long a block lasts; the prefix's digits after the `+`
-  WARDEN_SMS_PUMPING_INTERVAL: Type.String({ pattern: HORIZON, default: '1m' }),
-  WARDEN_SMS_PUMPING_WINDOWS: Type.String({
-    pattern:
-      '^\\s*[1-9][0-9]{0,5}(s|m|h|d)\\s*:\\s*[1-9][0-9]{0,6}(\\s*,\\s*[1-9][0-9]{0,5}(s|m|h|d)\\s*:\\s*[1-9][0-9]{0,6})*\\s*$',
-    default: '1h:50',
-  }),
-  WARDEN_SMS_PUMPING_MIN_CONVERSION: Type.Number({ minimum: 0, maximum: 1, default: 0.1 }),
-  WARDEN_SMS_PUMPING_GRACE: Type.String({ pattern: '^[0-9]{1,6}(s|m|h|d)$', default: '1m' }),
-  WARDEN_SMS_PUMPING_BLOCK: Type.String({ pattern: DURATION, default: '6h' }),
-  WARDEN_SMS_PUMPING_PREFIX_DIGITS: Type.Integer({ minimum: 3, maximum: 12, default: 6 }),
   // Bearer token for /codec/encode (the CLI's `--codec-endpoint` when it sends input); the
   // decode token cannot encode and this one cannot decode; unset = encode answers 503
   WARDEN_CODEC_ENCODE_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
@@ -246,9 +283,6 @@ export const ConfigSchema = Type.Object({
     pattern: '^\\s*(P[0-3]\\s*(,\\s*P[0-3]\\s*)*)?$',
   }),
   // log files the compromised-token leak scan reads besides this process's recent log lines
-  // how long a user's export (docs/privacy.md) stays downloadable before it is deleted: it is
-  // personal data, kept only as long as it takes to hand it over
-  WARDEN_PRIVACY_EXPORT_TTL: Type.String({ pattern: DURATION, default: '7d' }),
   // (comma-separated paths, e.g. where the deployment tees the API's and workers' logs)
   WARDEN_LEAK_SCAN_LOG_FILES: optionalString,
 });

@@ -62,13 +62,13 @@ interface Target {
   expires_at: Date;
   phone: string | null;
   email: string | null;
-}
-
   /** the message's language: the user's, then the app's (docs/messages.md) */
   user_locale: string | null;
   app_locale: string | null;
   /** the app's web origins: the first is the site an SMS code is bound to */
   web_origins: string[] | null;
+}
+
 async function loadTarget(runtime: SenderRuntime, challengeId: string): Promise<Target> {
   const { rows } = await runtime.db.query<Target>(
     `SELECT c.user_id, c.method, c.key_id, c.sealed_secret, c.expires_at, u.phone, u.email,
@@ -77,10 +77,10 @@ async function loadTarget(runtime: SenderRuntime, challengeId: string): Promise<
        -- a disabled user has no phone or email here: like an unknown user's, the challenge
        -- is issued and never delivered
        LEFT JOIN users u ON u.sub = c.user_id AND u.disabled_at IS NULL
-      WHERE c.id = $1`,
-    [challengeId],
        LEFT JOIN challenge_bindings b ON b.challenge_id = c.id
        LEFT JOIN apps a ON a.client_id = b.client_id
+      WHERE c.id = $1`,
+    [challengeId],
   );
   if (!rows[0]) throw new ChallengeNotFoundError(`challenge ${challengeId} has no row`);
   return rows[0];
@@ -151,10 +151,10 @@ async function render(
   const dataKey = await runtime.keys.get(target.key_id!);
   const secret = unseal(dataKey.seal, target.sealed_secret!, aad.storedSecret(challengeId)).toString('utf8');
   const { providers, config } = runtime;
+  const options = { settings: config.messages, locales: [target.user_locale, target.app_locale] };
   if (provider === 'twilio' || provider === 'plivo') {
     const host = webOtpHost(target.web_origins, config.publicBaseUrl);
     const body = renderOtpSms(secret, target.expires_at, { ...options, webOtpHost: host });
-  const options = { settings: config.messages, locales: [target.user_locale, target.app_locale] };
     const statusCallbackUrl = `${config.delivery.callbackBaseUrl}/callbacks/v1/${provider}/status`;
     return () => providers.sms[provider].send({ to, body, idempotencyKey: key, statusCallbackUrl });
   }

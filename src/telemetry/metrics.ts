@@ -53,7 +53,7 @@ export function createMetrics(registry: Registry) {
     }),
     authStageDuration: new Histogram({
       name: 'warden_auth_stage_duration_seconds',
-      help: 'Where an auth request spends its time, by flow (initiate, verify, resend) and stage: blocklist, rate_limit (for verify and resend with the challenge row read in the same statement), settings, seal, workflow (the Temporal round trip, which includes hash or compare), hash and db (inside the issue activity), compare (bcrypt inside the verify check), audit',
+      help: 'Where an auth request spends its time, by flow (initiate, verify, resend) and stage: blocklist, rate_limit (for verify and resend with the challenge row read in the same statement), budget (the destination and account guess budgets), settings, seal, workflow (the Temporal round trip, which includes hash or compare), hash and db (inside the issue activity), compare (bcrypt inside the verify check), audit',
       labelNames: ['flow', 'stage'] as const,
       buckets: LATENCY_BUCKETS,
       registers,
@@ -71,6 +71,12 @@ export function createMetrics(registry: Registry) {
       labelNames: ['scope', 'action'] as const,
       registers,
     }),
+    budgetRefusals: new Counter({
+      name: 'warden_budget_refusals_total',
+      help: 'Requests and sends refused by a budget (docs/security.md), by reason: destination_hour, destination_day (messages per phone number or email address), country_not_allowed (SMS to a country not allowed, at the send), prefix_blocked (SMS to a number prefix blocked for SMS pumping, at the send), guess_backoff, guess_budget (wrong codes per account)',
+      labelNames: ['reason', 'action'] as const,
+      registers,
+    }),
     codeExchanges: new Counter({
       name: 'warden_code_exchanges_total',
       help: 'Authorization codes presented at /oauth/token, by outcome (exchanged, or why it was refused)',
@@ -81,6 +87,57 @@ export function createMetrics(registry: Registry) {
       name: 'warden_blocklist_rejections_total',
       help: 'Requests refused because the client IP is blocklisted',
       labelNames: ['action'] as const,
+      registers,
+    }),
+    // admission control in front of the bcrypt work (src/api/plugins/admission.ts)
+    admissionAdmitted: new Counter({
+      name: 'warden_admission_admitted_total',
+      help: 'Initiates and verifies let in by admission control',
+      labelNames: ['action'] as const,
+      registers,
+    }),
+    admissionShed: new Counter({
+      name: 'warden_admission_shed_total',
+      help: 'Initiates and verifies refused with 503 overloaded before any work, by reason: queue_full, queue_timeout',
+      labelNames: ['action', 'reason'] as const,
+      registers,
+    }),
+    admissionInFlight: new Gauge({
+      name: 'warden_admission_in_flight',
+      help: 'Initiates and verifies let in and not yet answered',
+      labelNames: ['action'] as const,
+      registers,
+    }),
+    admissionQueued: new Gauge({
+      name: 'warden_admission_queued',
+      help: 'Initiates and verifies waiting for a slot',
+      labelNames: ['action'] as const,
+      registers,
+    }),
+    admissionLimit: new Gauge({
+      name: 'warden_admission_limit',
+      help: 'How many initiates (verifies) the process lets in at a time; absent while admission control is off',
+      labelNames: ['action'] as const,
+      registers,
+    }),
+    admissionQueueWait: new Histogram({
+      name: 'warden_admission_queue_wait_seconds',
+      help: 'How long an admitted initiate or verify waited for its slot',
+      labelNames: ['action'] as const,
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1],
+      registers,
+    }),
+    // refusals counted into the audit trail, one row per client and window (src/auth/refusals.ts)
+    auditRefusals: new Counter({
+      name: 'warden_audit_refusals_total',
+      help: 'Refused requests counted into the audit trail, by audit event',
+      labelNames: ['event'] as const,
+      registers,
+    }),
+    auditRefusalRows: new Counter({
+      name: 'warden_audit_refusal_rows_total',
+      help: 'Audit rows written for refusals: the first refusal of each client, action, reason and window',
+      labelNames: ['event'] as const,
       registers,
     }),
     deliveryAttempts: new Counter({

@@ -2,7 +2,7 @@ import type { Metrics } from './metrics';
 
 export type AuthFlow = 'initiate' | 'verify' | 'resend' | 'confirm_page';
 export type AuthStage =
-  'blocklist' | 'rate_limit' | 'settings' | 'seal' | 'workflow' | 'hash' | 'db' | 'compare' | 'audit';
+  'blocklist' | 'rate_limit' | 'budget' | 'settings' | 'seal' | 'workflow' | 'hash' | 'db' | 'compare' | 'audit';
 
 /**
  * Times one stage of an auth request into warden_auth_stage_duration_seconds, whether it

@@ -182,6 +182,15 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       LOG_LEVEL: 'info',
       // the development app (seeded below), as `npm start` has it
       WARDEN_DEFAULT_APP: DEV_APP_ID,
+      // bursts of a few dozen concurrent requests are part of many tests: admission control
+      // (docs/scaling.md#load-shedding) sized for them, instead of for this machine's bcrypt
+      WARDEN_ADMISSION_CONCURRENCY: '64',
+      // tests sign the seeded users in and send them wrong codes far more often than anyone
+      // would; the budgets' own tests (auth-budgets.test.ts) set theirs
+      WARDEN_DESTINATION_MAX_PER_HOUR: '1000000',
+      WARDEN_DESTINATION_MAX_PER_DAY: '1000000',
+      WARDEN_GUESS_MAX_PER_DAY: '1000000',
+      WARDEN_GUESS_FREE_FAILURES: '1000000',
       ...options.env,
     };
     const config = loadConfig(env);

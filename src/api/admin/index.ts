@@ -43,8 +43,8 @@ const adminRoutes: FastifyPluginAsync = async (app) => {
       await admin.register(ratelimits);
       await admin.register(audit);
       await admin.register(users);
-      await admin.register(incidents);
       await admin.register(privacy);
+      await admin.register(incidents);
       await admin.register(incidentGate);
       await admin.register(runbooks);
       await admin.register(delivery);

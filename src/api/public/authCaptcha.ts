@@ -1,12 +1,13 @@
 /**
  * The CAPTCHA gate of the public auth routes (a preHandler: after the blocklist and body
  * validation, before the rate limiter). It costs one cached settings read while CAPTCHA mode
- * is off. While the abuse runbook has it on, a client whose IP or user has `threshold` failed
- * attempts in the window (rate-limit refusals of the IP or the user, wrong or locked
- * verifications of the user) must send a valid hCaptcha `captcha_token`: without one it gets
- * 403 `captcha_required`, with a rejected one 403 `captcha_invalid`, and 503
- * `captcha_unavailable` while hCaptcha cannot answer (flagged clients fail closed; everyone
- * else is never asked). The token is never logged or stored.
+ * is off. While the abuse runbook has it on, a client whose IP bucket (an IPv4 address, an IPv6
+ * /64: src/auth/ipBucket.ts) or user has `threshold` failed attempts in the window (rate-limit
+ * refusals of the bucket or the user, wrong or locked verifications of the user) must send a
+ * valid hCaptcha `captcha_token`: without one it gets 403 `captcha_required`, with a rejected
+ * one 403 `captcha_invalid`, and 503 `captcha_unavailable` while hCaptcha cannot answer
+ * (flagged clients fail closed; everyone else is never asked). The token is never logged or
+ * stored.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { recordAudit } from '../../auth/audit';
@@ -51,15 +52,19 @@ export function captchaGuard(app: FastifyInstance, method: AuthMethod) {
     if (failures < settings.threshold) return;
 
     const captcha = { provider: 'hcaptcha', site_key: app.warden.config.providers.hcaptcha.siteKey };
-    const audit = (outcome: string) =>
-      recordAudit(app.warden.db, auditLogger(app), {
-        type: CAPTCHA_EVENT,
-        outcome,
-        method,
-        userId,
-        ipMasked: client.ipMasked,
-        details: { failed_attempts: failures, threshold: settings.threshold },
-      });
+    const event = (outcome: string) => ({
+      type: CAPTCHA_EVENT,
+      outcome,
+      method,
+      userId,
+      ipMasked: client.ipMasked,
+      details: { failed_attempts: failures, threshold: settings.threshold },
+    });
+    // a pass is one row each; a refusal is counted into its client's window (src/auth/refusals.ts)
+    const audit = async (outcome: string): Promise<void> => {
+      if (outcome === 'passed') await recordAudit(app.warden.db, auditLogger(app), event(outcome));
+      else await app.refusals.record(event(outcome));
+    };
     const token =
       typeof body.captcha_token === 'string' && body.captcha_token.length > 0 ? body.captcha_token : undefined;
     if (!token) {

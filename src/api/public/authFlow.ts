@@ -9,9 +9,11 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AuditEventType, logAudit, recordAudit } from '../../auth/audit';
 import {
   ChallengeUnavailableError,
+  countValidationAttempt,
   recordValidationAttempt,
   requestResend,
   startChallenge,
+  validationAttemptEvent,
   verifyCandidate,
   type ChallengeDeps,
 } from '../../auth/client';
@@ -35,7 +37,9 @@ import {
   type ClientContext,
 } from './authGuards';
 import { enforceChallengeAppLimit } from './appBinding';
+import { enforceSendBudget, takeGuessOrRefuse, type GuessTicket, type SendTicket } from './budgetGuards';
 import { assertChannelEnabled } from './channelGuard';
+import { trustOf } from './deviceTrust';
 
 type ChallengeRow = LimitedChallengeRow;
 
@@ -64,6 +68,14 @@ const challengeDeps = (app: FastifyInstance): ChallengeDeps => ({
   db: app.warden.db,
   taskQueue: app.warden.config.temporal.taskQueue,
 });
+
+/** A challenge whose workflow was never started, or could not issue, sends nothing: its count goes back. */
+function givingBack(send: SendTicket) {
+  return async (err: unknown): Promise<never> => {
+    if (err instanceof ChallengeUnavailableError) await send.giveBack();
+    throw err;
+  };
+}
 
 /** The workflow did not answer in time or could not issue: nothing to do but retry shortly. */
 async function viaWorkflow<R>(work: () => Promise<R>): Promise<R> {
@@ -94,7 +106,14 @@ export async function initiateChallenge(
 ) {
   const began = performance.now();
   await assertChannelEnabled(app, method);
-  await enforceRateLimit(app, client, { action: 'initiate', userId, method });
+  const device = trustOf(request);
+  const { trusted } = await enforceRateLimit(app, client, { action: 'initiate', userId, method, device });
+  const send = await enforceSendBudget(app, client, {
+    action: 'initiate',
+    userId,
+    method,
+    device: trusted ? device : undefined,
+  });
 
   const { metrics } = app.warden;
   const settings = await timeStage(metrics, 'initiate', 'settings', () => app.warden.settings.challenge());
@@ -114,7 +133,7 @@ export async function initiateChallenge(
     ...(binding ? { binding } : {}),
   };
   const started = await timeStage(metrics, 'initiate', 'workflow', () =>
-    viaWorkflow(() => startChallenge(challengeDeps(app), input)),
+    viaWorkflow(() => startChallenge(challengeDeps(app), input).catch(givingBack(send))),
   );
   if (!started.issued)
     request.log.warn({ challengeId }, 'challenge accepted before it was issued: no worker answered in time');
@@ -147,14 +166,22 @@ async function recordValidation(
     details?: Record<string, unknown>;
   },
 ): Promise<void> {
-  const audit = await recordValidationAttempt(app.warden.db.writer, {
+  const attempt = {
     outcome: input.outcome,
     method: input.method,
     challengeId: input.challengeId,
     userId: input.row?.user_id,
     ipMasked: client.ipMasked,
     details: input.details,
-  });
+  };
+  if (input.outcome === 'rate_limited') {
+    // refused before any check: counted into the client's window, and on the challenge's counter
+    await app.refusals.record(validationAttemptEvent(attempt));
+    if (attempt.userId)
+      await countValidationAttempt(app.warden.db.writer, { challengeId: input.challengeId, userId: attempt.userId });
+    return;
+  }
+  const audit = await recordValidationAttempt(app.warden.db.writer, attempt);
   logAudit(auditLogger(app), audit);
 }
 
@@ -168,7 +195,8 @@ function invalidError(method: AuthMethod, remaining: number): ApiError {
  * Checks a code or token. The candidate is sealed here (AES-256-GCM under the active data key,
  * bound to the challenge id) before it goes into the verify update, so it never enters
  * workflow history in plaintext. Exactly one validation_attempt audit event per answered
- * attempt (a blocked client's is written by the blocklist hook, before the body is even read);
+ * attempt (a blocked client's is written by the blocklist hook, before the body is even read;
+ * refused ones, blocked or rate-limited, are counted per client and window: src/auth/refusals.ts);
  * a request that fails because Postgres cannot be reached records nothing and answers 503.
  */
 export async function verifyChallenge(
@@ -196,7 +224,8 @@ export async function verifyChallenge(
   };
 
   // attempts on unknown challenges count against the IP: an enumeration attack
-  const limited = await checkChallengeRateLimit(app, client, { action: 'verify', method, challengeId });
+  const device = trustOf(request);
+  const limited = await checkChallengeRateLimit(app, client, { action: 'verify', method, challengeId, device });
   row = limited.row;
   try {
     await refuseOverLimit(
@@ -214,8 +243,15 @@ export async function verifyChallenge(
     throw notFound();
   }
   if (ENDED.includes(row.status)) return endedAnswer(row.status as Ended);
+  let guess: GuessTicket | undefined;
   try {
     await enforceChallengeAppLimit(app, row.client_id);
+    guess = await takeGuessOrRefuse(app, client, {
+      method,
+      userId: row.user_id,
+      challengeId,
+      device: limited.trusted ? device : undefined,
+    });
   } catch (err) {
     await finish('rate_limited');
     throw err;
@@ -228,6 +264,8 @@ export async function verifyChallenge(
   const answer = await timeStage(metrics, 'verify', 'workflow', () =>
     viaWorkflow(() => verifyCandidate(challengeDeps(app), challengeId, candidate)),
   );
+  // a verify that failed before the answer stays a counted guess: the code may have been compared
+  await guess?.settle('gone' in answer ? 'gone' : answer.result);
   if ('gone' in answer) {
     // the workflow ended between our read and the update: the row has the answer
     row = answer.gone ?? row;
@@ -268,7 +306,8 @@ export async function resendChallenge(
 ) {
   await assertChannelEnabled(app, method);
   // a resend sends a message: it counts with initiates
-  const limited = await checkChallengeRateLimit(app, client, { action: 'initiate', method, challengeId });
+  const device = trustOf(request);
+  const limited = await checkChallengeRateLimit(app, client, { action: 'initiate', method, challengeId, device });
   const { row } = limited;
   await refuseOverLimit(
     app,
@@ -282,8 +321,17 @@ export async function resendChallenge(
     return new ApiError(e.status, e.code, e.message);
   };
   if (ENDED.includes(row.status)) throw endedError(row.status as Ended);
+  const send = await enforceSendBudget(app, client, {
+    action: 'resend',
+    userId: row.user_id,
+    method,
+    challengeId,
+    device: limited.trusted ? device : undefined,
+  });
 
+  // a resend that timed out may have been queued: only an answer that queued nothing gives it back
   const answer = await viaWorkflow(() => requestResend(challengeDeps(app), challengeId));
+  if (!('result' in answer) || answer.result.outcome !== 'queued') await send.giveBack();
   if ('gone' in answer) {
     if (answer.gone && ENDED.includes(answer.gone.status)) throw endedError(answer.gone.status as Ended);
     throw notFound();

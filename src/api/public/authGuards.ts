@@ -1,13 +1,16 @@
 /**
  * What every public auth route does before touching a challenge: find the client address,
- * refuse blocklisted clients (403, before anything else), and hold the client to the rate
- * limits (429 with Retry-After). Each refusal is an audit event and a metric.
+ * refuse blocklisted clients (403, before anything else), hold the client to the rate limits
+ * and to the budgets of src/auth/budgets.ts (429 with Retry-After). Each refusal is a metric and
+ * is counted into the audit trail (one row per client, action, reason and window:
+ * src/auth/refusals.ts).
  */
 import { isIP } from 'node:net';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { AuditEventType, insertAudit, logAudit, recordAudit } from '../../auth/audit';
+import { AuditEventType } from '../../auth/audit';
 import { findBlock } from '../../auth/blocklist';
 import { maskIp, normalizeIp } from '../../auth/clientIp';
+import { ipv6Site } from '../../auth/ipBucket';
 import {
   checkRateLimit,
   checkRateLimitForChallenge,
@@ -54,7 +57,7 @@ export function blocklistGuard(app: FastifyInstance, action: GuardAction, method
     const { metrics } = app.warden;
     metrics.blockedRequests.inc({ action });
     if (action === 'verify') metrics.validationAttempts.inc({ method, outcome: 'blocked' });
-    await recordAudit(app.warden.db, auditLogger(app), {
+    await app.refusals.record({
       type: action === 'verify' ? AuditEventType.validationAttempt : AuditEventType.requestBlocked,
       outcome: 'blocked',
       method,
@@ -65,18 +68,28 @@ export function blocklistGuard(app: FastifyInstance, action: GuardAction, method
   };
 }
 
-/** Counts the attempt against the user (when known) and the IP; throws 429 when over. */
+/**
+ * Counts the attempt against the user (when known) and the IP; throws 429 when over. A device
+ * the user trusts (`device`: its trust cookie's digest) is counted against the IP only.
+ */
 export async function enforceRateLimit(
   app: FastifyInstance,
   client: ClientContext,
-  input: { action: RateLimitAction; userId?: string; method: AuthMethod },
-): Promise<void> {
+  input: { action: RateLimitAction; userId?: string; method: AuthMethod; device?: Buffer },
+): Promise<{ trusted: boolean }> {
   const { db, metrics } = app.warden;
   const decision = await timeStage(metrics, input.action, 'rate_limit', async () => {
     const limits = await app.warden.settings.rateLimits();
-    return checkRateLimit(db, limits, { userId: input.userId, ip: client.ip, action: input.action });
+    return checkRateLimit(db, limits, {
+      userId: input.userId,
+      ip: client.ip,
+      action: input.action,
+      device: input.device,
+      v6SiteFactor: app.warden.config.rateLimitV6SiteFactor,
+    });
   });
   await refuseOverLimit(app, client, input, decision);
+  return { trusted: decision.trusted };
 }
 
 /**
@@ -87,8 +100,8 @@ export async function enforceRateLimit(
 export async function checkChallengeRateLimit(
   app: FastifyInstance,
   client: ClientContext,
-  input: { action: RateLimitAction; method: AuthMethod; challengeId: string },
-): Promise<{ row: LimitedChallengeRow | undefined; decision: RateLimitDecision }> {
+  input: { action: RateLimitAction; method: AuthMethod; challengeId: string; device?: Buffer },
+): Promise<{ row: LimitedChallengeRow | undefined; decision: RateLimitDecision; trusted: boolean }> {
   const { db, metrics } = app.warden;
   return timeStage(metrics, input.action === 'initiate' ? 'resend' : input.action, 'rate_limit', async () => {
     const limits = await app.warden.settings.rateLimits();
@@ -97,6 +110,8 @@ export async function checkChallengeRateLimit(
       method: input.method,
       ip: client.ip,
       action: input.action,
+      device: input.device,
+      v6SiteFactor: app.warden.config.rateLimitV6SiteFactor,
     });
   });
 }
@@ -109,23 +124,28 @@ export async function refuseOverLimit(
   decision: RateLimitDecision,
 ): Promise<void> {
   if (decision.allowed) return;
-  const { db, metrics } = app.warden;
+  const { metrics } = app.warden;
   metrics.rateLimitExceeded.inc({ scope: decision.scope, action: input.action });
-  const row = await insertAudit(db, {
-    type: AuditEventType.rateLimitExceeded,
-    outcome: decision.scope,
-    method: input.method,
-    userId: input.userId,
-    challengeId: input.challengeId,
-    ipMasked: client.ipMasked,
-    details: {
-      scope: decision.scope,
-      action: input.action,
-      limit: decision.limit,
-      window_seconds: decision.windowSeconds,
+  // one audit row per client and window (src/auth/refusals.ts); a user's own limit keys it by user too
+  await app.refusals.record(
+    {
+      type: AuditEventType.rateLimitExceeded,
+      outcome: decision.scope,
+      method: input.method,
+      userId: input.userId,
+      challengeId: input.challengeId,
+      ipMasked: client.ipMasked,
+      details: {
+        scope: decision.scope,
+        action: input.action,
+        limit: decision.limit,
+        window_seconds: decision.windowSeconds,
+        // the IPv6 /48 over its budget: coarser than the masked address, so it tells no more about the client
+        ...(decision.scope === 'ip_prefix' ? { prefix: ipv6Site(client.ip) } : {}),
+      },
     },
-  });
-  logAudit(auditLogger(app), row);
+    { perUser: decision.scope === 'user' },
+  );
   throw new ApiError(
     429,
     'rate_limited',

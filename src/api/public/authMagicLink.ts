@@ -6,6 +6,7 @@ import { escapeHtml, MAGIC_LINK_PATH } from '../../auth/messages';
 import { ApiError, ErrorBody } from '../errors';
 import { captchaGuard } from './authCaptcha';
 import { blocklistGuard } from './authGuards';
+import { trustThisDevice } from './deviceTrust';
 import { browserBinding, jsonOnly, proofOf, sameSiteForm } from './appBinding';
 import { initiateChallenge, resendChallenge, verifyChallenge } from './authFlow';
 import { verifiedAnswer } from './release';
@@ -141,6 +142,7 @@ const magicLinkRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     `${base}/initiate`,
     {
+      config: { admission: { action: 'initiate', method: 'magic_link' } },
       onRequest: blocklistGuard(app, 'initiate', 'magic_link'),
       preValidation: jsonOnly,
       schema: { body: InitiateBody, response: { 202: Initiated, ...errorResponses } },
@@ -178,6 +180,7 @@ const magicLinkRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     MAGIC_LINK_PATH,
     {
+      config: { admission: { action: 'verify', method: 'magic_link' } },
       onRequest: blocklistGuard(app, 'verify', 'magic_link'),
       // a POST to the link itself (its query string) has no body at all
       preValidation: async (request) => {
@@ -205,7 +208,8 @@ const magicLinkRoutes: FastifyPluginAsyncTypebox = async (app) => {
         try {
           const link = linkParams(request.body, request.query);
           challenge = link.challenge;
-          await verifyChallenge(app, request, 'magic_link', challenge, link.token);
+          const verified = await verifyChallenge(app, request, 'magic_link', challenge, link.token);
+          await trustThisDevice(app, request, reply, verified.userId);
         } catch (err) {
           if (!(err instanceof ApiError)) throw err;
           return sendPage(reply.headers(err.headers), err.statusCode, failedPage(err));
@@ -215,7 +219,8 @@ const magicLinkRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // body fields win over the query string
       const { challenge, token } = linkParams(request.body, request.query);
       reply.header('Cache-Control', 'no-store').header('Referrer-Policy', 'no-referrer');
-      await verifyChallenge(app, request, 'magic_link', challenge, token);
+      const verified = await verifyChallenge(app, request, 'magic_link', challenge, token);
+      await trustThisDevice(app, request, reply, verified.userId);
       return verifiedAnswer(app, request, challenge);
     },
   );

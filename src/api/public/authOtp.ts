@@ -5,6 +5,7 @@ import { initiateChallenge, resendChallenge, verifyChallenge } from './authFlow'
 import { verifiedAnswer } from './release';
 import { captchaGuard } from './authCaptcha';
 import { blocklistGuard } from './authGuards';
+import { trustThisDevice } from './deviceTrust';
 import { ChallengeId, errorResponses, Initiated, InitiateBody, Resent, ResendBody, Verified } from './authSchemas';
 
 const VerifyBody = Type.Object({
@@ -24,6 +25,7 @@ const otpRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     `${base}/initiate`,
     {
+      config: { admission: { action: 'initiate', method: 'sms_otp' } },
       onRequest: blocklistGuard(app, 'initiate', 'sms_otp'),
       schema: { body: InitiateBody, response: { 202: Initiated, ...errorResponses } },
     },
@@ -37,12 +39,15 @@ const otpRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     `${base}/verify`,
     {
+      config: { admission: { action: 'verify', method: 'sms_otp' } },
       onRequest: blocklistGuard(app, 'verify', 'sms_otp'),
       schema: { body: VerifyBody, response: { 200: Verified, ...errorResponses } },
     },
     async (request, reply) => {
       const challengeId = request.body.challenge_id.toLowerCase();
-      await verifyChallenge(app, request, 'sms_otp', challengeId, request.body.otp);
+      const verified = await verifyChallenge(app, request, 'sms_otp', challengeId, request.body.otp);
+      // this browser has its own budgets for the account from now on (src/auth/trustedDevices.ts)
+      await trustThisDevice(app, request, reply, verified.userId);
       reply.header('Cache-Control', 'no-store');
       return verifiedAnswer(app, request, challengeId);
     },

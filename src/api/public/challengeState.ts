@@ -10,7 +10,7 @@
  */
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
-import { AuditEventType, recordAudit } from '../../auth/audit';
+import { AuditEventType } from '../../auth/audit';
 import { findBlock } from '../../auth/blocklist';
 import {
   CODE_TTL_SECONDS,
@@ -23,7 +23,7 @@ import { publicStatus } from '../../delivery/publicState';
 import { PUBLIC_CHALLENGE_STATUSES } from '../../shared/delivery';
 import { ApiError, ErrorBody } from '../errors';
 import { jsonOnly, proofOf } from './appBinding';
-import { auditLogger, clientContext } from './authGuards';
+import { clientContext } from './authGuards';
 import { UUID_PATTERN } from './authSchemas';
 
 const UUID = new RegExp(UUID_PATTERN);
@@ -54,7 +54,7 @@ const challengeState: FastifyPluginAsyncTypebox = async (app) => {
     const block = await findBlock(app.warden.db, client.ip);
     if (!block) return;
     app.warden.metrics.blockedRequests.inc({ action: 'challenge_state' });
-    await recordAudit(app.warden.db, auditLogger(app), {
+    await app.refusals.record({
       type: AuditEventType.requestBlocked,
       outcome: 'blocked',
       ipMasked: client.ipMasked,

@@ -14,7 +14,7 @@ import { isIP } from 'node:net';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { App } from '../../auth/apps';
-import { AuditEventType, recordAudit } from '../../auth/audit';
+import { AuditEventType } from '../../auth/audit';
 import { loadBoundChallenge, markExchanged } from '../../auth/bindings';
 import { findBlock } from '../../auth/blocklist';
 import { maskIp, normalizeIp } from '../../auth/clientIp';
@@ -26,7 +26,7 @@ import { ApiError, ErrorBody } from '../errors';
 import { appFromRequest } from '../plugins/appAuth';
 import { enforceAppLimit, redirectUriFor } from './appBinding';
 import { initiateChallenge, resendChallenge, verifyChallenge } from './authFlow';
-import { auditLogger, type ClientContext } from './authGuards';
+import type { ClientContext } from './authGuards';
 import { ChallengeId, errorResponses, Resent, ServerStartBody } from './authSchemas';
 import { issueToken, TokenAnswer } from './oauthToken';
 
@@ -67,7 +67,7 @@ async function endUser(fastify: FastifyInstance, request: FastifyRequest, named?
   const block = await findBlock(fastify.warden.db, ip);
   if (block) {
     fastify.warden.metrics.blockedRequests.inc({ action: 'server_verification' });
-    await recordAudit(fastify.warden.db, auditLogger(fastify), {
+    await fastify.refusals.record({
       type: AuditEventType.requestBlocked,
       outcome: 'blocked',
       ipMasked: client.ipMasked,
@@ -91,6 +91,7 @@ const serverVerify: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     BASE,
     {
+      config: { admission: { action: 'initiate' } },
       schema: {
         tags: ['apps'],
         summary: "Start a verification for one of the app's users",
@@ -138,6 +139,7 @@ const serverVerify: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     `${BASE}/:id/check`,
     {
+      config: { admission: { action: 'verify', method: 'sms_otp' } },
       schema: {
         tags: ['apps'],
         summary: 'Check the code the user typed; answers the signed token when it is right',

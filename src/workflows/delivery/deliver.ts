@@ -56,7 +56,17 @@ const recordOptions: LocalActivityOptions = {
   retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 };
 
+// A decoy (no recipient) records its outcome as a scheduled activity, not a local one: a local
+// activity would run inside the workflow task that answers the initiate, so an unknown user's
+// initiate would wait for one more database write than a real send, whose provider call is a
+// scheduled activity too (a timing oracle). Both paths now end that task the same way.
+const decoyOptions: ActivityOptions = {
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+};
+
 const { planDelivery } = proxyLocalActivities<Activities>(planOptions);
+const { recordDeliveryOutcome: recordDecoy } = proxyActivities<Activities>(decoyOptions);
 const { recordDeliveryOutcome: record, noteMissingReceipt } = proxyLocalActivities<Activities>(recordOptions);
 const { sendDelivery, resendOnBackup } = proxyActivities<Activities>(sendOptions);
 
@@ -98,7 +108,7 @@ export async function deliverSend(
     return { outcome: 'skipped' };
   }
   if (plan.kind === 'no_recipient') {
-    await record({ challengeId, sendNumber, outcome: 'no_recipient', channelDown: plan.channelDown });
+    await recordDecoy({ challengeId, sendNumber, outcome: 'no_recipient', channelDown: plan.channelDown });
     return { outcome: 'no_recipient' };
   }
   let last: StepFailure | undefined;
