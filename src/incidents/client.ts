@@ -47,7 +47,10 @@ export class IncidentStartError extends Error {
  * Opens an incident as workflow `INC-YYYY-MM-DD-NN`. NN is the day's next number in the
  * `incidents` table, reserved there by a row insert (unique per database), and the workflow is
  * started with REJECT_DUPLICATE, which makes it unique in the namespace too: on either
- * conflict (another replica, or another deployment sharing the namespace) the next NN is tried.
+ * conflict (another replica, or another deployment sharing the namespace) a later NN is tried.
+ * A replica's conflict is the next number; a namespace conflict means numbers this database
+ * never saw are taken, as many as the other deployments opened that day, so each one in a row
+ * skips one number more than the last (1, 2, 3...): 50 tries reach past 1,200 numbers.
  */
 export async function openIncident(
   deps: IncidentDeps,
@@ -60,6 +63,7 @@ export async function openIncident(
     [`INC-${day}-%`],
   );
   let seq = rows[0]?.next ?? 1;
+  let skip = 0;
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++, seq++) {
     const id = incidentId(day, seq);
     const reserved = await deps.db.write(
@@ -95,6 +99,7 @@ export async function openIncident(
       // the reservation is ours and nothing runs under it: release it either way
       await deps.db.write('DELETE FROM incidents WHERE id = $1 AND run_id IS NULL', [id]).catch(() => {});
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      seq += skip++;
     }
   }
   throw new IncidentStartError(`no free incident number for ${day} after ${MAX_ATTEMPTS} attempts`);

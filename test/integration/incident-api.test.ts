@@ -60,10 +60,11 @@ describe('incidents REST API', () => {
       [`INC-${day}-%`],
     )) as [{ next: number }];
     // the namespace is shared with every other test file's incidents: the id this incident gets is
-    // one of the next free ones there, so each of those has its `<INC id>-runbook` taken
+    // one of the next free ones there (past the taken ones the client skips more each time, so
+    // it may land a few dozen beyond the first), so each of those has its `<INC id>-runbook` taken
     const client = h.runtime.temporal.client;
     const free: string[] = [];
-    for (let n = next; free.length < 12; n++) {
+    for (let n = next; free.length < 40; n++) {
       const candidate = `INC-${day}-${String(n).padStart(2, '0')}`;
       const taken = await client.workflow
         .getHandle(candidate)
