@@ -1,13 +1,12 @@
 /**
  * The delivery canary's schedule, ensured by every worker at start when WARDEN_CANARY_USER is
- * set: created once, brought to the configured interval when it exists already (the same call
- * from each worker is harmless). Runs never overlap: a run still waiting makes the next skip.
+ * set (src/temporal/schedules.ts says how): a run still waiting makes the next skip.
  * Each run signs in on every canary channel (WARDEN_CANARY_CHANNELS, else the canary user's).
  */
-import { ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Runtime } from '../runtime';
 import { CANARY_CHANNELS, canaryScheduleId } from '../shared/canary';
 import { CALLBACK_BASE } from '../api/callbacks/common';
+import { ensureIntervalSchedule } from '../temporal/schedules';
 
 export async function ensureCanarySchedule(
   runtime: Pick<Runtime, 'config' | 'temporal' | 'logger' | 'db'>,
@@ -15,30 +14,15 @@ export async function ensureCanarySchedule(
   const { config } = runtime;
   const canary = config.canary;
   if (!canary) return 'off';
-  const scheduleId = canaryScheduleId(config.temporal.taskQueue);
-  const spec = { intervals: [{ every: `${canary.intervalSeconds}s` }] };
-  const log = runtime.logger.child({ component: 'canary' });
   await registerSandboxInbound(runtime);
-  try {
-    await runtime.temporal.client.schedule.create({
-      scheduleId,
-      spec,
-      action: {
-        type: 'startWorkflow',
-        workflowType: 'canaryWorkflow',
-        workflowId: `canary-${config.temporal.taskQueue}`,
-        taskQueue: config.temporal.taskQueue,
-        args: [],
-      },
-      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
-    });
-    log.info({ scheduleId, intervalSeconds: canary.intervalSeconds }, 'canary schedule created');
-    return 'created';
-  } catch (err) {
-    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-    await runtime.temporal.client.schedule.getHandle(scheduleId).update((previous) => ({ ...previous, spec }));
-    return 'updated';
-  }
+  return ensureIntervalSchedule(runtime, {
+    scheduleId: canaryScheduleId(config.temporal.taskQueue),
+    workflowType: 'canaryWorkflow',
+    workflowId: `canary-${config.temporal.taskQueue}`,
+    taskQueue: config.temporal.taskQueue,
+    intervalSeconds: canary.intervalSeconds,
+    component: 'canary',
+  });
 }
 
 /**
